@@ -1,0 +1,3 @@
+"""dspot: distributed-systems primitives over a simulated or TCP/TLS transport."""
+
+__version__ = "0.1.0"

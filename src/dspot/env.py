@@ -1,0 +1,153 @@
+"""The node environment: everything a node reads from the outside world.
+
+Library code takes its clock, randomness, ids, transport, disk, logger and tracer from a
+:class:`NodeEnv` and never from globals, so the simulation can substitute virtual time, a
+seeded RNG and simulated I/O and replay a run exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+import attrs
+
+if TYPE_CHECKING:
+    from dspot.disk import Disk
+    from dspot.transport import Transport
+
+
+class Clock(Protocol):
+    """Monotonic time for timers plus wall time for timestamps shown to people."""
+
+    def now(self) -> float:
+        """Monotonic seconds; under the simulation this is virtual time."""
+        ...
+
+    def wall(self) -> float:
+        """Seconds since the Unix epoch (virtual in the simulation)."""
+        ...
+
+
+@attrs.frozen
+class EventLoopClock:
+    """The event loop's clock. Under trio's ``MockClock`` it is virtual time.
+
+    ``wall_base`` anchors :meth:`wall`: production passes the real epoch once at startup
+    (:func:`real_wall_base`); the simulation passes a fixed instant.
+    """
+
+    wall_base: float = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    def wall(self) -> float:
+        return self.wall_base + anyio.current_time()
+
+
+def real_wall_base() -> float:
+    """Offset that makes :meth:`EventLoopClock.wall` real epoch time. Call inside the loop.
+
+    The only place dspot reads the system wall clock; the simulation never calls it.
+    """
+    return time.time() - anyio.current_time()
+
+
+class IdGenerator:
+    """GUIDs drawn from a seeded RNG, so the simulation's ids replay exactly."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def uuid(self) -> uuid.UUID:
+        """A random (version 4) UUID from this generator's RNG."""
+        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
+
+    def __call__(self) -> str:
+        return str(self.uuid())
+
+    def token(self, nbytes: int = 16) -> bytes:
+        """Random bytes (nonces, call ids) from the same RNG."""
+        return self._rng.randbytes(nbytes)
+
+
+class Tracer(Protocol):
+    """Receives structured events; the simulation hashes them to prove replay."""
+
+    def __call__(self, kind: str, /, **fields: Any) -> None: ...
+
+
+def null_tracer(kind: str, /, **fields: Any) -> None:
+    """A tracer that drops every event (production default)."""
+
+
+@attrs.define
+class NodeEnv:
+    """What one node may use: from :func:`production_env` or from the simulation."""
+
+    node_id: str
+    transport: Transport
+    disk: Disk
+    rng: random.Random
+    clock: Clock = attrs.field(factory=EventLoopClock)
+    logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger("dspot"))
+    trace: Tracer = null_tracer
+    entropy: Callable[[int], bytes] | None = None
+    """Unpredictable bytes for nonces and tokens; ``None`` draws them from ``rng`` (simulation)."""
+    ids: IdGenerator = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.ids = IdGenerator(self.rng)
+
+    def secure_token(self, nbytes: int = 16) -> bytes:
+        """Bytes an attacker cannot predict in production (deterministic in the simulation)."""
+        if self.entropy is not None:
+            return self.entropy(nbytes)
+        return self.rng.randbytes(nbytes)
+
+    def child_rng(self, purpose: str) -> random.Random:
+        """An independent RNG for one component, derived deterministically from this env's."""
+        return random.Random(f"{self.rng.getrandbits(64)}:{purpose}")
+
+    def log(self, level: int, event: str, **fields: Any) -> None:
+        """Log a structured event (``event key=value ...``) tagged with the node id."""
+        if self.logger.isEnabledFor(level):
+            detail = " ".join(f"{k}={v!r}" for k, v in fields.items())
+            self.logger.log(level, "%s %s %s", self.node_id, event, detail)
+
+
+def production_env(
+    node_id: str,
+    transport: Transport,
+    disk: Disk,
+    *,
+    seed: int | None = None,
+    logger: logging.Logger | None = None,
+    wall: Callable[[], float] = real_wall_base,
+) -> NodeEnv:
+    """An env for a real process. Call inside the event loop.
+
+    ``seed=None`` seeds the RNG from the operating system, the one place dspot asks for
+    real entropy.
+    """
+    rng = (
+        random.Random(seed)
+        if seed is not None
+        else random.Random(random.SystemRandom().getrandbits(128))
+    )
+    return NodeEnv(
+        node_id=node_id,
+        transport=transport,
+        disk=disk,
+        rng=rng,
+        clock=EventLoopClock(wall_base=wall()),
+        logger=logger or logging.getLogger(f"dspot.{node_id}"),
+        entropy=secrets.token_bytes,
+    )

@@ -1,0 +1,536 @@
+"""Request/response RPC over any transport, one multiplexed connection per peer.
+
+Guarantees:
+
+* **Authenticated peers.** Every connection starts with a mutual challenge-response on the
+  cluster secret (HMAC-SHA256 over both sides' nonces). A peer with the wrong secret is
+  refused and logged; it never reaches a handler.
+* **Deadlines.** ``call`` fails with :class:`~dspot.errors.RpcTimeout` once its deadline
+  passes; each attempt has its own shorter timeout, after which the connection is presumed
+  broken and replaced.
+* **Retries with jittered exponential backoff** for every call. Requests registered as
+  idempotent are simply sent again. The others get **at-most-once** execution: the server
+  remembers each call id's response for ``dedupe_window`` seconds and answers a retry from
+  that memory, and a retry that reaches a *restarted* server (different boot id, memory
+  lost) is refused with :class:`~dspot.errors.OutcomeUnknown` instead of running twice.
+* **Hostile input is contained.** A malformed or oversize frame closes that one connection
+  with a logged reason; the node keeps serving everyone else.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from hashlib import sha256
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio
+import anyio.abc
+import attrs
+
+from dspot import wire
+from dspot.env import NodeEnv
+from dspot.errors import (
+    ConnectTimeout,
+    DspotError,
+    FrameError,
+    HandshakeFailed,
+    OutcomeUnknown,
+    RemoteError,
+    RpcError,
+    RpcTimeout,
+    TransportError,
+)
+from dspot.wire import Frame, FrameDecoder, Kind
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+_READ_CHUNK = 256 * 1024
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How ``call`` retries: up to ``attempts`` tries, full-jitter exponential backoff."""
+
+    attempts: int = 5
+    base_delay: float = 0.05
+    max_delay: float = 1.0
+    attempt_timeout: float = 2.0
+    """Give up on one attempt (and its connection) after this many seconds."""
+
+    def backoff(self, attempt: int, rng: Any) -> float:
+        cap = min(self.max_delay, self.base_delay * (2**attempt))
+        return float(rng.uniform(0, cap))
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+@attrs.frozen
+class Peer:
+    """Who sent a request: its authenticated node id and its current boot id."""
+
+    node_id: str
+    boot: str
+
+
+Handler = Callable[[Any, Peer], Awaitable[Any]]
+
+
+@attrs.frozen
+class _Hello:
+    node: str
+    boot: str
+    nonce: str
+
+
+class _ConnectionLost(DspotError):
+    pass
+
+
+class _Slot:
+    __slots__ = ("done", "error", "frame")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.frame: Frame | None = None
+        self.error: BaseException | None = None
+
+
+class _Outbound:
+    """Our connection to one peer address: sends requests, matches responses by msg id."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, peer: Peer, decoder: FrameDecoder) -> None:
+        self.stream = stream
+        self.peer = peer
+        self.decoder = decoder
+        self.pending: dict[int, _Slot] = {}
+        self.next_id = 0
+        self.send_lock = anyio.Lock()
+        self.closed = False
+
+    def fail_all(self, exc: BaseException) -> None:
+        self.closed = True
+        for slot in self.pending.values():
+            if not slot.done.is_set():
+                slot.error = exc
+                slot.done.set()
+        self.pending.clear()
+
+
+@attrs.define
+class _Executed:
+    done: anyio.Event
+    expires: float
+    response: Frame | None = None
+
+
+async def _send_frame(stream: anyio.abc.ByteStream, frame: Frame) -> None:
+    for buf in frame.encode():
+        await stream.send(buf)
+
+
+async def _read_frame(stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Frame:
+    while True:
+        frame = decoder.next_frame()
+        if frame is not None:
+            return frame
+        decoder.feed(await stream.receive(_READ_CHUNK))
+
+
+def _proof(secret: bytes | None, role: bytes, first: str, second: str) -> str:
+    if secret is None:
+        return ""
+    return hmac.new(secret, role + first.encode() + b"|" + second.encode(), sha256).hexdigest()
+
+
+class RpcNode:
+    """One node's RPC endpoint: serves registered handlers and calls other nodes.
+
+    Use as ``async with RpcNode(env, listen="host:0", secret=...) as rpc:``; the listener and
+    every connection's reader live in its task group and stop when the block exits.
+    """
+
+    def __init__(
+        self,
+        env: NodeEnv,
+        *,
+        listen: str | None = None,
+        secret: bytes | None = None,
+        call_timeout: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),
+        handshake_timeout: float = 5.0,
+        connect_timeout: float = 2.0,
+        max_frame: int = wire.DEFAULT_MAX_FRAME,
+        dedupe_window: float = 300.0,
+    ) -> None:
+        self.env = env
+        self.node_id = env.node_id
+        self.boot = env.ids()
+        self.secret = secret
+        self.call_timeout = call_timeout
+        self.retry = retry
+        self.handshake_timeout = handshake_timeout
+        self.connect_timeout = connect_timeout
+        self.max_frame = max_frame
+        self.dedupe_window = dedupe_window
+        self.dedupe_enabled = True  # switched off only by sabotage tests
+        self._listen_at = listen
+        self.address: str | None = None
+        self._handlers: dict[str, tuple[Handler, bool]] = {}
+        self._outbound: dict[str, _Outbound] = {}
+        self._connecting: dict[str, anyio.Lock] = {}
+        self._executed: OrderedDict[tuple[str, str], _Executed] = OrderedDict()
+        self._rng = env.child_rng("rpc")
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._listener: Any = None
+        self._log = env.logger
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            if self._listen_at is not None:
+                self._listener = await self.env.transport.listen(self._listen_at)
+                self.address = self._listener.address
+                self._tg.start_soon(self._listener.serve, self._serve_connection)
+        except BaseException:
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        if self._listener is not None:
+            with anyio.CancelScope(shield=True):
+                await self._listener.aclose()
+        for conn in list(self._outbound.values()):
+            conn.fail_all(_ConnectionLost("rpc node closed"))
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(conn.stream)
+        self._outbound.clear()
+        return await self._tg.__aexit__(exc_type, exc, tb)
+
+    def handle(
+        self, request_type: type[Req], handler: Callable[[Req, Peer], Awaitable[Any]]
+    ) -> None:
+        """Serve ``request_type`` with ``handler(request, peer) -> response message``.
+
+        A handler raises :class:`~dspot.errors.RemoteError` to send the caller an error with
+        a code; any other exception is logged and reported as ``internal``.
+        """
+        name = wire.message_name(request_type)
+        self._handlers[name] = (handler, wire.is_idempotent(request_type))
+
+    # -- client side ----------------------------------------------------------------------
+
+    async def call(
+        self,
+        address: str,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """Send ``request`` to the node at ``address`` and return its response message.
+
+        Raises :class:`RpcTimeout` when the deadline passes, :class:`RemoteError` when the
+        handler refused, :class:`OutcomeUnknown` when a non-idempotent call cannot be known
+        to have run, :class:`RpcError` when every attempt failed to reach the peer.
+        """
+        policy = retry or self.retry
+        timeout = self.call_timeout if timeout is None else timeout
+        name, body, payload = wire.encode_body(request)
+        idempotent = wire.is_idempotent(type(request))
+        call_id = self.env.ids.token(8).hex()
+        deadline = anyio.current_time() + timeout
+        sent_to_boot: str | None = None
+        attempt = 0
+        last_exc: BaseException | None = None
+        while True:
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                raise RpcTimeout(f"{name} to {address} timed out after {timeout:g}s") from last_exc
+            conn: _Outbound | None = None
+            try:
+                with anyio.fail_after(min(remaining, policy.attempt_timeout)):
+                    conn = await self._connection(address)
+                    meta: dict[str, Any] = {"call": call_id, "body": body}
+                    if not idempotent:
+                        meta["boot"] = sent_to_boot or conn.peer.boot
+                        sent_to_boot = meta["boot"]
+                    frame = await self._exchange(conn, name, wire.dumps(meta), payload)
+                return self._response(frame, name, address)
+            except OutcomeUnknown:
+                raise
+            except RemoteError:
+                raise
+            except TimeoutError as exc:
+                last_exc = exc
+                if conn is not None:
+                    await self._discard(address, conn)
+            except (
+                TransportError,
+                anyio.BrokenResourceError,
+                anyio.EndOfStream,
+                anyio.ClosedResourceError,
+                _ConnectionLost,
+                FrameError,
+            ) as exc:
+                last_exc = exc
+                if conn is not None:
+                    await self._discard(address, conn)
+                if isinstance(exc, HandshakeFailed):
+                    raise RpcError(f"{name} to {address}: {exc}") from exc
+            attempt += 1
+            if attempt >= policy.attempts:
+                if isinstance(last_exc, TimeoutError):
+                    raise RpcTimeout(f"{name} to {address} timed out") from last_exc
+                raise RpcError(f"{name} to {address} failed after {attempt} attempts: {last_exc!r}")
+            pause = min(
+                policy.backoff(attempt, self._rng), max(0.0, deadline - anyio.current_time())
+            )
+            await anyio.sleep(pause)
+
+    def _response(self, frame: Frame, name: str, address: str) -> Any:
+        meta = wire.loads(frame.meta)
+        if frame.kind is Kind.ERROR:
+            code = str(meta.get("code", "error"))
+            text = str(meta.get("message", ""))
+            if code == "outcome_unknown":
+                raise OutcomeUnknown(f"{name} to {address}: {text}")
+            raise RemoteError(code, text)
+        if frame.kind is not Kind.RESPONSE:
+            raise FrameError(f"expected a response, got {frame.kind.name}")
+        return wire.decode_body(frame.name, meta.get("body"), frame.payload)
+
+    async def _exchange(self, conn: _Outbound, name: str, meta: bytes, payload: bytes) -> Frame:
+        conn.next_id += 1
+        msg_id = conn.next_id
+        slot = _Slot()
+        conn.pending[msg_id] = slot
+        try:
+            async with conn.send_lock:
+                if conn.closed:
+                    raise _ConnectionLost("connection closed")
+                await _send_frame(conn.stream, Frame(Kind.REQUEST, msg_id, name, meta, payload))
+            await slot.done.wait()
+        finally:
+            conn.pending.pop(msg_id, None)
+        if slot.error is not None:
+            raise slot.error
+        assert slot.frame is not None
+        return slot.frame
+
+    async def _connection(self, address: str) -> _Outbound:
+        conn = self._outbound.get(address)
+        if conn is not None and not conn.closed:
+            return conn
+        lock = self._connecting.setdefault(address, anyio.Lock())
+        async with lock:
+            conn = self._outbound.get(address)
+            if conn is not None and not conn.closed:
+                return conn
+            stream = await self.env.transport.connect(address, timeout=self.connect_timeout)
+            try:
+                with anyio.fail_after(self.handshake_timeout):
+                    conn = await self._client_handshake(stream, address)
+            except TimeoutError as exc:
+                await anyio.aclose_forcefully(stream)
+                raise ConnectTimeout(f"handshake with {address} timed out") from exc
+            except BaseException:
+                await anyio.aclose_forcefully(stream)
+                raise
+            self._outbound[address] = conn
+            assert self._tg is not None
+            self._tg.start_soon(self._read_responses, address, conn)
+            return conn
+
+    async def _client_handshake(self, stream: anyio.abc.ByteStream, address: str) -> _Outbound:
+        decoder = FrameDecoder(self.max_frame)
+        nonce = self.env.secure_token(16).hex()
+        hello = {"node": self.node_id, "boot": self.boot, "nonce": nonce}
+        await _send_frame(stream, Frame(Kind.HELLO, 0, "hello", wire.dumps(hello)))
+        frame = await _read_frame(stream, decoder)
+        meta = wire.loads(frame.meta)
+        if frame.kind is Kind.ERROR:
+            raise HandshakeFailed(f"{address} refused us: {meta.get('message')}")
+        if frame.kind is not Kind.HELLO_ACK or not isinstance(meta, dict):
+            raise HandshakeFailed(f"{address} sent {frame.kind.name} instead of HELLO_ACK")
+        their_nonce = str(meta.get("nonce", ""))
+        expected = _proof(self.secret, b"server", nonce, their_nonce)
+        if not hmac.compare_digest(expected, str(meta.get("proof", ""))):
+            self._log.warning("peer %s failed to prove the cluster secret", address)
+            raise HandshakeFailed(f"{address} does not know the cluster secret")
+        auth = {"proof": _proof(self.secret, b"client", their_nonce, nonce)}
+        await _send_frame(stream, Frame(Kind.AUTH, 0, "auth", wire.dumps(auth)))
+        peer = Peer(node_id=str(meta.get("node", "")), boot=str(meta.get("boot", "")))
+        return _Outbound(stream, peer, decoder)
+
+    async def _read_responses(self, address: str, conn: _Outbound) -> None:
+        exc: BaseException
+        try:
+            while True:
+                frame = await _read_frame(conn.stream, conn.decoder)
+                slot = conn.pending.get(frame.msg_id)
+                if slot is not None and not slot.done.is_set():
+                    slot.frame = frame
+                    slot.done.set()
+        except FrameError as e:
+            self._log.warning("closing connection to %s: %s", address, e)
+            exc = e
+        except (
+            anyio.BrokenResourceError,
+            anyio.EndOfStream,
+            anyio.ClosedResourceError,
+            OSError,
+        ) as e:
+            exc = e
+        conn.fail_all(_ConnectionLost(f"connection to {address} lost: {exc!r}"))
+        await self._discard(address, conn)
+
+    async def _discard(self, address: str, conn: _Outbound) -> None:
+        conn.fail_all(_ConnectionLost(f"connection to {address} abandoned"))
+        if self._outbound.get(address) is conn:
+            del self._outbound[address]
+        await anyio.aclose_forcefully(conn.stream)
+
+    # -- server side ----------------------------------------------------------------------
+
+    async def _serve_connection(self, stream: anyio.abc.ByteStream) -> None:
+        decoder = FrameDecoder(self.max_frame)
+        send_lock = anyio.Lock()
+        try:
+            try:
+                with anyio.fail_after(self.handshake_timeout):
+                    peer = await self._server_handshake(stream, decoder)
+            except (TimeoutError, HandshakeFailed) as exc:
+                self._log.warning("%s refused a connection: %s", self.node_id, exc)
+                return
+            async with anyio.create_task_group() as tg:
+                while True:
+                    frame = await _read_frame(stream, decoder)
+                    if frame.kind is not Kind.REQUEST:
+                        raise FrameError(f"unexpected {frame.kind.name} frame")
+                    tg.start_soon(self._dispatch, stream, send_lock, peer, frame)
+        except FrameError as exc:
+            self._log.warning("%s closing connection: %s", self.node_id, exc)
+        except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError):
+            pass
+        finally:
+            await anyio.aclose_forcefully(stream)
+
+    async def _server_handshake(self, stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Peer:
+        frame = await _read_frame(stream, decoder)
+        meta = wire.loads(frame.meta)
+        if frame.kind is not Kind.HELLO or not isinstance(meta, dict):
+            raise FrameError(f"expected HELLO, got {frame.kind.name}")
+        their_nonce = str(meta.get("nonce", ""))
+        nonce = self.env.secure_token(16).hex()
+        ack = {
+            "node": self.node_id,
+            "boot": self.boot,
+            "nonce": nonce,
+            "proof": _proof(self.secret, b"server", their_nonce, nonce),
+        }
+        await _send_frame(stream, Frame(Kind.HELLO_ACK, 0, "hello", wire.dumps(ack)))
+        frame = await _read_frame(stream, decoder)
+        auth = wire.loads(frame.meta)
+        expected = _proof(self.secret, b"client", nonce, their_nonce)
+        if (
+            frame.kind is not Kind.AUTH
+            or not isinstance(auth, dict)
+            or not hmac.compare_digest(expected, str(auth.get("proof", "")))
+        ):
+            who = str(meta.get("node", "?"))
+            err = {"code": "unauthorized", "message": "wrong cluster secret"}
+            with anyio.move_on_after(1):
+                await _send_frame(stream, Frame(Kind.ERROR, 0, "auth", wire.dumps(err)))
+            raise HandshakeFailed(f"node {who!r} does not know the cluster secret")
+        return Peer(node_id=str(meta.get("node", "")), boot=str(meta.get("boot", "")))
+
+    async def _dispatch(
+        self, stream: anyio.abc.ByteStream, send_lock: anyio.Lock, peer: Peer, frame: Frame
+    ) -> None:
+        response = await self._execute(peer, frame)
+        reply = attrs.evolve(response, msg_id=frame.msg_id)
+        try:
+            async with send_lock:
+                await _send_frame(stream, reply)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass  # the caller retries (idempotent) or asks again (deduplicated)
+
+    async def _execute(self, peer: Peer, frame: Frame) -> Frame:
+        try:
+            meta = wire.loads(frame.meta)
+            if not isinstance(meta, dict):
+                raise FrameError("request meta is not an object")
+            entry = self._handlers.get(frame.name)
+            if entry is None:
+                return _error("unknown_method", f"no handler for {frame.name!r}")
+            handler, idempotent = entry
+            request = wire.decode_body(frame.name, meta.get("body"), frame.payload)
+        except FrameError as exc:
+            return _error("bad_request", str(exc))
+        if idempotent or not self.dedupe_enabled:
+            return await self._run(handler, request, peer, frame.name)
+        if meta.get("boot") != self.boot:
+            return _error("outcome_unknown", "the server restarted since the first attempt")
+        key = (peer.node_id, str(meta.get("call")))
+        now = anyio.current_time()
+        self._expire(now)
+        done = self._executed.get(key)
+        if done is not None:
+            await done.done.wait()
+            assert done.response is not None
+            return done.response
+        record = _Executed(done=anyio.Event(), expires=now + self.dedupe_window)
+        self._executed[key] = record
+        try:
+            record.response = await self._run(handler, request, peer, frame.name)
+        finally:
+            if record.response is None:
+                # Cancelled (node shutting down): forget it, the effect did not complete.
+                self._executed.pop(key, None)
+                record.response = _error("outcome_unknown", "server stopped mid-call")
+            record.done.set()
+        return record.response
+
+    def _expire(self, now: float) -> None:
+        while self._executed:
+            first = next(iter(self._executed.values()))
+            if first.expires > now or not first.done.is_set():
+                break
+            self._executed.popitem(last=False)
+
+    async def _run(self, handler: Handler, request: Any, peer: Peer, name: str) -> Frame:
+        try:
+            response = await handler(request, peer)
+        except RemoteError as exc:
+            return _error(exc.code, exc.message)
+        except Exception as exc:
+            self._log.exception("%s handler for %s failed", self.node_id, name)
+            return _error("internal", f"{type(exc).__name__}: {exc}")
+        rname, body, payload = wire.encode_body(response)
+        return Frame(Kind.RESPONSE, 0, rname, wire.dumps({"body": body}), payload)
+
+
+def _error(code: str, message: str) -> Frame:
+    return Frame(Kind.ERROR, 0, "error", wire.dumps({"code": code, "message": message}))
+
+
+__all__ = ["NO_RETRY", "Peer", "RetryPolicy", "RpcNode"]
+_ = logging  # module logger comes from the env

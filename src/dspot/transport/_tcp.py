@@ -1,0 +1,129 @@
+"""TCP transport on anyio, optionally with TLS (and mutual TLS between nodes).
+
+The TLS handshake runs under ``handshake_timeout`` on both sides, so a peer that connects
+and says nothing cannot hold a server task forever. A failed server-side handshake is
+logged and the connection dropped; the listener keeps accepting.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import ssl
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
+
+from dspot.errors import AddressInUse, ConnectRefused, ConnectTimeout, HandshakeFailed
+from dspot.transport._base import StreamHandler, join_address, split_address
+
+log = logging.getLogger("dspot.transport")
+
+
+class TcpListener:
+    """A listening TCP socket; wraps accepted streams in TLS when configured."""
+
+    def __init__(
+        self,
+        listener: anyio.abc.Listener[anyio.abc.SocketStream],
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout: float,
+    ) -> None:
+        self._listener = listener
+        self._ssl = ssl_context
+        self._handshake_timeout = handshake_timeout
+        sockname: Any = listener.extra(anyio.abc.SocketAttribute.local_address)
+        self._address = join_address(str(sockname[0]), int(sockname[1]))
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    async def serve(self, handler: StreamHandler) -> None:
+        async def accept(stream: anyio.abc.ByteStream) -> None:
+            if self._ssl is not None:
+                try:
+                    with anyio.fail_after(self._handshake_timeout):
+                        stream = await TLSStream.wrap(
+                            stream,
+                            server_side=True,
+                            ssl_context=self._ssl,
+                            standard_compatible=False,
+                        )
+                except (
+                    TimeoutError,
+                    ssl.SSLError,
+                    OSError,
+                    anyio.BrokenResourceError,
+                    anyio.EndOfStream,
+                ) as exc:
+                    log.info("tls handshake failed on %s: %r", self._address, exc)
+                    await anyio.aclose_forcefully(stream)
+                    return
+            await handler(stream)
+
+        try:
+            await self._listener.serve(accept)
+        except* anyio.ClosedResourceError:
+            pass  # the listener was closed: serving is over
+
+    async def aclose(self) -> None:
+        await self._listener.aclose()
+
+
+class TcpTransport:
+    """Connects and listens over TCP. ``client_ssl``/``server_ssl`` come from :mod:`dspot.tls`."""
+
+    def __init__(
+        self,
+        *,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
+        self.server_hostname = server_hostname
+        self.handshake_timeout = handshake_timeout
+
+    async def connect(self, address: str, *, timeout: float = 10.0) -> anyio.abc.ByteStream:
+        host, port = split_address(address)
+        try:
+            with anyio.fail_after(timeout):
+                stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port)
+                if self.client_ssl is not None:
+                    try:
+                        stream = await TLSStream.wrap(
+                            stream,
+                            hostname=self.server_hostname or host,
+                            ssl_context=self.client_ssl,
+                            standard_compatible=False,
+                        )
+                    except BaseException:
+                        await anyio.aclose_forcefully(stream)
+                        raise
+        except TimeoutError as exc:
+            raise ConnectTimeout(f"connecting to {address} timed out after {timeout:g}s") from exc
+        except ssl.SSLError as exc:
+            raise HandshakeFailed(f"TLS handshake with {address} failed: {exc}") from exc
+        except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            raise HandshakeFailed(f"{address} closed the connection during the handshake") from exc
+        except OSError as exc:
+            causes = (exc, exc.__cause__)
+            if any(isinstance(c, ConnectionRefusedError) for c in causes):
+                raise ConnectRefused(f"connection to {address} refused") from exc
+            raise
+        return stream
+
+    async def listen(self, address: str) -> TcpListener:
+        host, port = split_address(address)
+        try:
+            listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise AddressInUse(f"{address} is already in use") from exc
+            raise
+        return TcpListener(listener, self.server_ssl, self.handshake_timeout)

@@ -1,0 +1,201 @@
+"""Framed binary messages: a small fixed header, a JSON body, and a raw binary payload.
+
+Frame layout (big-endian)::
+
+    magic "DS" | version u8 | kind u8 | msg_id u64 | name_len u16 | meta_len u32 | payload_len u32
+    name (utf-8) | meta (JSON) | payload (raw bytes, never base64)
+
+Message classes are attrs classes registered with :func:`message`; the one cattrs
+:data:`converter` maps them to the JSON body. A field named ``payload`` of type ``bytes``
+travels in the raw payload section instead, so audio crosses the wire untouched.
+
+:class:`FrameDecoder` is sans-I/O: feed it bytes, take frames out. A malformed or oversize
+frame raises :class:`~dspot.errors.FrameError` and the connection must be closed.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+
+from dspot.errors import FrameError
+
+MAGIC = b"DS"
+VERSION = 1
+HEADER = struct.Struct(">2sBBQHII")
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+
+converter = cattrs.Converter()
+"""The wire converter: attrs message ⇄ JSON-compatible structure."""
+
+
+class Kind(enum.IntEnum):
+    """What a frame is for."""
+
+    HELLO = 1
+    HELLO_ACK = 2
+    AUTH = 3
+    REQUEST = 4
+    RESPONSE = 5
+    ERROR = 6
+
+
+@attrs.frozen
+class Frame:
+    """One decoded frame."""
+
+    kind: Kind
+    msg_id: int
+    name: str
+    meta: bytes
+    payload: bytes = b""
+
+    def encode(self) -> list[bytes]:
+        """The frame as buffers to write in order (the payload is not copied)."""
+        name = self.name.encode()
+        header = HEADER.pack(
+            MAGIC, VERSION, self.kind, self.msg_id, len(name), len(self.meta), len(self.payload)
+        )
+        head = header + name + self.meta
+        if len(self.payload) < 65536:
+            return [head + self.payload]
+        return [head, self.payload]
+
+
+class FrameDecoder:
+    """Incremental frame parser: ``feed(data)``, then ``next_frame()`` until it returns None."""
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._buf = bytearray()
+        self._max = max_frame
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def next_frame(self) -> Frame | None:
+        buf = self._buf
+        if len(buf) < HEADER.size:
+            if buf and not MAGIC.startswith(bytes(buf[:2])):
+                raise FrameError(f"bad magic {bytes(buf[:2])!r}")
+            return None
+        magic, version, kind, msg_id, name_len, meta_len, payload_len = HEADER.unpack_from(buf)
+        if magic != MAGIC:
+            raise FrameError(f"bad magic {magic!r}")
+        if version != VERSION:
+            raise FrameError(f"unsupported frame version {version}")
+        try:
+            kind = Kind(kind)
+        except ValueError:
+            raise FrameError(f"unknown frame kind {kind}") from None
+        total = name_len + meta_len + payload_len
+        if total > self._max:
+            raise FrameError(f"frame of {total} bytes exceeds the {self._max}-byte limit")
+        end = HEADER.size + total
+        if len(buf) < end:
+            return None
+        view = memoryview(buf)
+        pos = HEADER.size
+        try:
+            name = bytes(view[pos : pos + name_len]).decode()
+        except UnicodeDecodeError:
+            raise FrameError("frame name is not utf-8") from None
+        pos += name_len
+        meta = bytes(view[pos : pos + meta_len])
+        pos += meta_len
+        payload = bytes(view[pos:end])
+        view.release()
+        del buf[:end]
+        return Frame(kind, msg_id, name, meta, payload)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+
+# -- message registry -------------------------------------------------------------------
+
+M = TypeVar("M")
+
+_by_name: dict[str, type[Any]] = {}
+_names: dict[type[Any], str] = {}
+_idempotent: dict[type[Any], bool] = {}
+
+
+def message(name: str, *, idempotent: bool = False) -> Callable[[type[M]], type[M]]:
+    """Register an attrs class as a wire message called ``name``.
+
+    ``idempotent`` marks requests that may be executed more than once without harm; the
+    RPC layer retries them freely and protects the others with at-most-once delivery.
+    """
+
+    def register(cls: type[M]) -> type[M]:
+        if not attrs.has(cls):
+            raise TypeError(f"{cls.__name__} must be an attrs class")
+        existing = _by_name.get(name)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise ValueError(f"message name {name!r} already used by {existing.__qualname__}")
+        _by_name[name] = cls
+        _names[cls] = name
+        _idempotent[cls] = idempotent
+        return cls  # type: ignore[return-value]
+
+    return register
+
+
+def message_name(cls: type[Any]) -> str:
+    try:
+        return _names[cls]
+    except KeyError:
+        raise TypeError(f"{cls.__qualname__} is not a registered message") from None
+
+
+def is_idempotent(cls: type[Any]) -> bool:
+    return _idempotent.get(cls, False)
+
+
+def _has_payload(cls: type[Any]) -> bool:
+    return any(a.name == "payload" for a in attrs.fields(cls))
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON, keys sorted (so traces and hashes are stable)."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+def encode_body(msg: Any) -> tuple[str, Any, bytes]:
+    """``(name, JSON-able body, raw payload)`` for a registered message."""
+    cls = type(msg)
+    name = message_name(cls)
+    body = converter.unstructure(msg)
+    payload = b""
+    if _has_payload(cls):
+        payload = body.pop("payload")
+    return name, body, bytes(payload)
+
+
+def decode_body(name: str, body: Any, payload: bytes) -> Any:
+    """Inverse of :func:`encode_body`; raises :class:`FrameError` on a bad body."""
+    cls = _by_name.get(name)
+    if cls is None:
+        raise FrameError(f"unknown message {name!r}")
+    if not isinstance(body, dict):
+        raise FrameError(f"body of {name!r} is not an object")
+    if _has_payload(cls):
+        body = dict(body, payload=payload)
+    try:
+        return converter.structure(body, cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+        raise FrameError(f"invalid {name!r} body: {exc}") from None
+
+
+def loads(meta: bytes) -> Any:
+    try:
+        return json.loads(meta)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FrameError(f"frame meta is not JSON: {exc}") from None
