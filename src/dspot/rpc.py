@@ -179,6 +179,10 @@ class RpcNode:
         self.max_frame = max_frame
         self.dedupe_window = dedupe_window
         self.dedupe_enabled = True  # switched off only by sabotage tests
+        self.boot_check_enabled = True  # likewise
+        self.duplicate_rate = 0.0
+        """Fault injection: probability that a request frame is sent twice (as a network
+        retransmission at the message level would); the duplicate's response is ignored."""
         self._listen_at = listen
         self.address: str | None = None
         self._handlers: dict[str, tuple[Handler, bool]] = {}
@@ -326,7 +330,12 @@ class RpcNode:
             async with conn.send_lock:
                 if conn.closed:
                     raise _ConnectionLost("connection closed")
-                await _send_frame(conn.stream, Frame(Kind.REQUEST, msg_id, name, meta, payload))
+                request = Frame(Kind.REQUEST, msg_id, name, meta, payload)
+                await _send_frame(conn.stream, request)
+                if self.duplicate_rate and self._rng.random() < self.duplicate_rate:
+                    conn.next_id += 1
+                    self.env.trace("rpc.duplicate", name=name)
+                    await _send_frame(conn.stream, attrs.evolve(request, msg_id=conn.next_id))
             await slot.done.wait()
         finally:
             conn.pending.pop(msg_id, None)
@@ -420,18 +429,37 @@ class RpcNode:
             except (TimeoutError, HandshakeFailed) as exc:
                 self._log.warning("%s refused a connection: %s", self.node_id, exc)
                 return
+            except FrameError as exc:
+                self._log.warning("%s closing connection: %s", self.node_id, exc)
+                return
+            # Handlers in flight finish even if the peer goes away: cancelling one halfway
+            # through its effect would leave the effect done but not remembered.
             async with anyio.create_task_group() as tg:
-                while True:
-                    frame = await _read_frame(stream, decoder)
-                    if frame.kind is not Kind.REQUEST:
-                        raise FrameError(f"unexpected {frame.kind.name} frame")
-                    tg.start_soon(self._dispatch, stream, send_lock, peer, frame)
-        except FrameError as exc:
-            self._log.warning("%s closing connection: %s", self.node_id, exc)
+                await self._read_requests(stream, decoder, tg, send_lock, peer)
         except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError):
             pass
         finally:
             await anyio.aclose_forcefully(stream)
+
+    async def _read_requests(
+        self,
+        stream: anyio.abc.ByteStream,
+        decoder: FrameDecoder,
+        tg: anyio.abc.TaskGroup,
+        send_lock: anyio.Lock,
+        peer: Peer,
+    ) -> None:
+        """Start a task per request until the peer goes away or sends garbage."""
+        try:
+            while True:
+                frame = await _read_frame(stream, decoder)
+                if frame.kind is not Kind.REQUEST:
+                    raise FrameError(f"unexpected {frame.kind.name} frame")
+                tg.start_soon(self._dispatch, stream, send_lock, peer, frame)
+        except FrameError as exc:
+            self._log.warning("%s closing connection from %s: %s", self.node_id, peer.node_id, exc)
+        except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError):
+            pass
 
     async def _server_handshake(self, stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Peer:
         frame = await _read_frame(stream, decoder)
@@ -487,12 +515,13 @@ class RpcNode:
             return _error("bad_request", str(exc))
         if idempotent or not self.dedupe_enabled:
             return await self._run(handler, request, peer, frame.name)
-        if meta.get("boot") != self.boot:
+        if self.boot_check_enabled and meta.get("boot") != self.boot:
             return _error("outcome_unknown", "the server restarted since the first attempt")
         key = (peer.node_id, str(meta.get("call")))
         now = anyio.current_time()
         self._expire(now)
         done = self._executed.get(key)
+        self.env.trace("rpc.exec", call=key[1], peer=key[0], repeat=done is not None)
         if done is not None:
             await done.done.wait()
             assert done.response is not None

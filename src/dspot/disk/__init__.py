@@ -1,0 +1,31 @@
+"""Node-local durable storage: a SQLite database plus named immutable files.
+
+:class:`SimDisk` runs inside the deterministic simulation (crash loses unsynced writes);
+:class:`LocalDisk` is the production implementation (SQLite WAL + fsynced files).
+
+This module only re-exports; the code lives in the private modules next to it.
+"""
+
+from dspot.disk._base import (
+    Database,
+    Disk,
+    DiskFault,
+    DiskStats,
+    FileWriter,
+    Transaction,
+    validate_name,
+)
+from dspot.disk._local import LocalDisk
+from dspot.disk._sim import SimDisk
+
+__all__ = [
+    "Database",
+    "Disk",
+    "DiskFault",
+    "DiskStats",
+    "FileWriter",
+    "LocalDisk",
+    "SimDisk",
+    "Transaction",
+    "validate_name",
+]

@@ -1,0 +1,452 @@
+"""The production disk: SQLite (WAL) for metadata, one real file per blob.
+
+Layout under the root directory: ``meta.sqlite3`` (plus its ``-wal``/``-shm``) and
+``files/<name>``, where a name's ``/`` separators become subdirectories.
+
+Fsync rules, and why each one exists
+------------------------------------
+1. **File data before rename.** A file is written to a temporary file in its final
+   directory, fsynced, then ``os.replace``-d over its name. Without the fsync the rename
+   can reach the disk before the data (delayed allocation), and after a power loss the name
+   points at an empty or partly written file that we already acknowledged.
+2. **Directory after rename.** The rename changes the directory, not the file; fsyncing the
+   directory makes the new name durable. Without it a crash can bring back the old file or
+   no file at all.
+3. **Parent after mkdir.** A new subdirectory (``blobs/ab/``) is an entry in its parent;
+   we fsync the parent right after creating it, else a crash can lose the whole
+   subdirectory with every file in it. Directories are created rarely, so this is always
+   done, even for unsynced writes.
+4. **Directory after unlink** (``delete(sync=True)``), so a deleted file cannot come back
+   after a crash (a garbage-collected blob reappearing would confuse repair).
+5. **SQLite** runs ``journal_mode=WAL`` with ``synchronous=FULL``: every commit fsyncs the
+   WAL, so a commit is durable when it returns. The price is one fsync per write
+   transaction (a few ms on SSD, more on spinning disks); batch writes into one transaction
+   when that matters. A ``sync=False`` transaction commits with ``synchronous=NORMAL`` (no
+   fsync: it may be lost by a power failure, never corrupted) until the next synced commit
+   or :meth:`LocalDisk.sync`, which checkpoints the WAL (checkpoints fsync the WAL first).
+6. **sync=False files** skip rules 1, 2 and 4; :meth:`LocalDisk.sync` later fsyncs each such
+   file and its directory.
+
+Caveats: on macOS ``fsync`` does not flush the drive's cache (``F_FULLFSYNC`` would);
+Linux is the production target. Windows cannot fsync a directory; that step is skipped.
+
+File I/O runs in worker threads through :func:`anyio.open_file` and
+:func:`anyio.to_thread.run_sync` (``aiofiles`` would tie us to asyncio; this runs on trio
+too). SQLite uses one connection (``check_same_thread=False``) guarded by one lock; slow
+calls (commit, script, checkpoint) run in a thread, statements inside a transaction run on
+the event loop thread while the lock is held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sqlite3
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from dspot.disk._base import (
+    Disk,
+    DiskStats,
+    FileWriter,
+    SqliteDatabase,
+    check_range,
+    validate_name,
+)
+
+__all__ = ["LocalDisk"]
+
+_DB_NAME = "meta.sqlite3"
+_FILES_DIR = "files"
+_TMP_SUFFIX = ".tmp"
+_tmp_counter = itertools.count()
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # Windows cannot open a directory for fsync
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs_durable(path: Path) -> None:
+    """Create ``path`` and missing parents, fsyncing each new directory's parent (rule 3)."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue  # someone else created it (and fsynced its parent)
+        _fsync_dir(directory.parent)
+
+
+def _regular_size(path: Path) -> int | None:
+    """Size of a regular file, ``None`` if there is none at ``path``."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _read_range(path: Path, offset: int, length: int | None) -> bytes:
+    if _regular_size(path) is None:
+        raise FileNotFoundError(str(path))
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read(-1 if length is None else length)
+
+
+def _is_temp(filename: str) -> bool:
+    return filename.startswith(".")
+
+
+def _scan(files_root: Path, *, remove_temps: bool) -> tuple[int, int]:
+    """Count committed files and bytes; optionally delete temp files left by a crash."""
+    count = total = 0
+    for dirpath, dirnames, filenames in os.walk(files_root):
+        dirnames[:] = [d for d in dirnames if not _is_temp(d)]
+        for filename in filenames:
+            full = Path(dirpath, filename)
+            if _is_temp(filename):
+                if remove_temps and filename.endswith(_TMP_SUFFIX):
+                    full.unlink(missing_ok=True)
+                continue
+            count += 1
+            total += full.stat().st_size
+    return count, total
+
+
+def _list(files_root: Path, prefix: str) -> list[str]:
+    directory, _, _ = prefix.rpartition("/")
+    if directory:
+        try:
+            validate_name(directory)
+        except ValueError:
+            return []  # no valid name can start with this prefix
+    base = files_root / directory if directory else files_root
+    names: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if not _is_temp(d)]
+        rel = Path(dirpath).relative_to(files_root).as_posix()
+        for filename in filenames:
+            if _is_temp(filename):
+                continue
+            name = filename if rel == "." else f"{rel}/{filename}"
+            if name.startswith(prefix):
+                names.append(name)
+    names.sort()
+    return names
+
+
+class _LocalDatabase(SqliteDatabase):
+    """The SQLite half of a :class:`LocalDisk`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
+        self._conn: sqlite3.Connection | None = conn
+        self._synchronous = "FULL"
+        self._unsynced = False  # a sync=False commit may not be durable yet
+
+    def _check(self) -> None:
+        if self._conn is None:
+            raise anyio.ClosedResourceError("disk is closed")
+
+    def _connection(self) -> tuple[sqlite3.Connection, Callable[[], None]]:
+        self._check()
+        assert self._conn is not None
+        return self._conn, self._check
+
+    def _set_synchronous(self, conn: sqlite3.Connection, level: str) -> None:
+        # Only allowed outside a transaction, hence here and not in _commit.
+        if self._synchronous != level:
+            conn.execute(f"PRAGMA synchronous={level}")
+            self._synchronous = level
+
+    def _begin(self, conn: sqlite3.Connection, *, sync: bool) -> None:
+        self._set_synchronous(conn, "FULL" if sync else "NORMAL")
+        conn.execute("BEGIN")
+
+    async def _commit(self, conn: sqlite3.Connection, *, sync: bool, wrote: bool) -> None:
+        if not wrote:
+            conn.execute("COMMIT")  # nothing to write, nothing to wait for
+            return
+        # The commit writes (and with FULL fsyncs) the WAL: do it off the event loop.
+        # to_thread is not cancellable, so a started commit always finishes.
+        await anyio.to_thread.run_sync(conn.execute, "COMMIT")
+        # A FULL commit's fsync of the WAL also covers frames of earlier NORMAL commits.
+        self._unsynced = not sync
+
+    async def executescript(self, script: str) -> None:
+        async with self._lock:
+            conn, _ = self._connection()
+            self._set_synchronous(conn, "FULL")
+            try:
+                await anyio.to_thread.run_sync(conn.executescript, f"BEGIN;\n{script}\n;COMMIT;")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._unsynced = False
+
+    async def _sync(self) -> None:
+        async with self._lock:
+            if self._unsynced and self._conn is not None:
+                conn = self._conn
+                await anyio.to_thread.run_sync(
+                    lambda: conn.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
+                )
+                self._unsynced = False
+
+    async def _close(self) -> None:
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await anyio.to_thread.run_sync(conn.close)
+
+
+class _LocalFileWriter(FileWriter):
+    def __init__(self, disk: LocalDisk, name: str) -> None:
+        super().__init__(name)
+        self._disk = disk
+        self._final = disk._path(name)
+        self._tmp: Path | None = None
+        self._file: anyio.AsyncFile[bytes] | None = None
+
+    async def _open(self) -> anyio.AsyncFile[bytes]:
+        if self._file is None:
+            directory = self._final.parent
+            await anyio.to_thread.run_sync(_makedirs_durable, directory)
+            while True:
+                tmp = directory / f".{os.getpid()}.{next(_tmp_counter)}{_TMP_SUFFIX}"
+                try:
+                    self._file = await anyio.open_file(tmp, "xb")
+                except FileExistsError:
+                    continue
+                self._tmp = tmp
+                break
+        return self._file
+
+    async def write(self, data: bytes) -> None:
+        self._check_writable()
+        self._disk._check_open()
+        f = await self._open()
+        await f.write(data)
+        self.bytes_written += len(data)
+
+    async def commit(self, *, sync: bool = True) -> None:
+        self._check_writable()
+        self._disk._check_open()
+        self._done = True
+        disk = self._disk
+        # Shielded: like a started fsync, a started commit finishes (or fails) as a whole,
+        # so a cancelled caller never leaves a published but untracked file behind.
+        with anyio.CancelScope(shield=True):
+            try:
+                f = await self._open()
+                await f.flush()
+                if sync:
+                    await anyio.to_thread.run_sync(os.fsync, f.wrapped.fileno())  # rule 1
+                await f.aclose()
+                assert self._tmp is not None
+                async with disk._files_lock:
+                    old = await anyio.to_thread.run_sync(self._publish, self._tmp, sync)
+                    disk._account(old, self.bytes_written)
+            except BaseException:
+                await self._discard()
+                raise
+            self._file = self._tmp = None
+            disk._writers.discard(self)
+            if sync:
+                disk._unsynced_files.discard(self._final)
+            else:
+                disk._unsynced_files.add(self._final)
+
+    def _publish(self, tmp: Path, sync: bool) -> int | None:
+        old = _regular_size(self._final)
+        os.replace(tmp, self._final)
+        if sync:
+            _fsync_dir(self._final.parent)  # rule 2
+        return old
+
+    async def _discard(self) -> None:
+        file, tmp = self._file, self._tmp
+        self._file = self._tmp = None
+        if file is not None:
+            await file.aclose()
+        if tmp is not None:
+            await anyio.to_thread.run_sync(lambda: tmp.unlink(missing_ok=True))
+        self._disk._writers.discard(self)
+
+    async def abort(self) -> None:
+        if self._done:
+            return  # committed, aborted, or a commit is under way (it cleans up itself)
+        self._done = True
+        with anyio.CancelScope(shield=True):
+            await self._discard()
+
+
+class LocalDisk(Disk):
+    """A disk on the local filesystem; open with :meth:`LocalDisk.open`.
+
+    Synced operations are fsynced before they return (see the module docstring for the
+    exact rules). Assumes one process owns the directory.
+    """
+
+    db: _LocalDatabase
+
+    def __init__(self, root: Path, conn: sqlite3.Connection, files: int, nbytes: int) -> None:
+        """Use :meth:`open`; this only wires up already opened parts."""
+        self.root = root
+        self.db = _LocalDatabase(conn)
+        self._files_root = root / _FILES_DIR
+        self._files_lock = anyio.Lock()  # keeps the stats counters exact
+        self._files = files
+        self._bytes = nbytes
+        self._writers: set[_LocalFileWriter] = set()
+        self._unsynced_files: set[Path] = set()
+        self._unsynced_dirs: set[Path] = set()
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> LocalDisk:
+        """Open (creating if needed) the disk rooted at ``path``.
+
+        Leftover temporary files from a crash are removed.
+        """
+        root = Path(path)
+        conn, files, nbytes = await anyio.to_thread.run_sync(_open_sync, root)
+        return cls(root, conn, files, nbytes)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError("disk is closed")
+
+    def _path(self, name: str) -> Path:
+        return self._files_root.joinpath(*validate_name(name).split("/"))
+
+    def _account(self, old_size: int | None, new_size: int) -> None:
+        if old_size is None:
+            self._files += 1
+            old_size = 0
+        self._bytes += new_size - old_size
+
+    def create(self, name: str) -> FileWriter:
+        self._check_open()
+        writer = _LocalFileWriter(self, name)
+        self._writers.add(writer)
+        return writer
+
+    async def read(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        path = self._path(name)
+        check_range(offset, length)
+        self._check_open()
+        return await anyio.to_thread.run_sync(_read_range, path, offset, length)
+
+    async def size(self, name: str) -> int:
+        path = self._path(name)
+        self._check_open()
+        size = await anyio.to_thread.run_sync(_regular_size, path)
+        if size is None:
+            raise FileNotFoundError(name)
+        return size
+
+    async def exists(self, name: str) -> bool:
+        path = self._path(name)
+        self._check_open()
+        return await anyio.to_thread.run_sync(_regular_size, path) is not None
+
+    async def delete(self, name: str, *, sync: bool = True) -> None:
+        path = self._path(name)
+        self._check_open()
+
+        def unlink() -> int:
+            size = _regular_size(path)
+            if size is None:
+                raise FileNotFoundError(name)
+            path.unlink()
+            if sync:
+                _fsync_dir(path.parent)  # rule 4
+            return size
+
+        async with self._files_lock:
+            size = await anyio.to_thread.run_sync(unlink)
+            self._files -= 1
+            self._bytes -= size
+        self._unsynced_files.discard(path)
+        if not sync:
+            self._unsynced_dirs.add(path.parent)
+
+    async def list_files(self, prefix: str = "") -> list[str]:
+        self._check_open()
+        return await anyio.to_thread.run_sync(_list, self._files_root, prefix)
+
+    async def sync(self) -> None:
+        self._check_open()
+        await self.db._sync()
+        files, self._unsynced_files = self._unsynced_files, set()
+        dirs, self._unsynced_dirs = self._unsynced_dirs, set()
+        dirs.update(path.parent for path in files)
+
+        def fsync_all() -> None:
+            for path in files:
+                # A file deleted since is gone; its deletion is tracked by its own entry.
+                with contextlib.suppress(FileNotFoundError):
+                    _fsync_file(path)  # rule 6
+            for directory in dirs:
+                _fsync_dir(directory)
+
+        try:
+            await anyio.to_thread.run_sync(fsync_all)
+        except BaseException:
+            self._unsynced_files |= files
+            self._unsynced_dirs |= dirs
+            raise
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            for writer in list(self._writers):
+                await writer.abort()
+            await self.db._close()
+
+    def stats(self) -> DiskStats:
+        return DiskStats(files=self._files, bytes=self._bytes)
+
+
+def _open_sync(root: Path) -> tuple[sqlite3.Connection, int, int]:
+    _makedirs_durable(root / _FILES_DIR)
+    conn = sqlite3.connect(root / _DB_NAME, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL").fetchall()
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        files, nbytes = _scan(root / _FILES_DIR, remove_temps=True)
+    except BaseException:
+        conn.close()
+        raise
+    return conn, files, nbytes

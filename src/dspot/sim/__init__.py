@@ -1,0 +1,44 @@
+"""Deterministic simulation: a seeded cluster on a simulated network, with faults and checks.
+
+Re-exports only; see ``_scenario.py`` for running, ``_cluster.py`` for the world a scenario
+sees, ``_nemesis.py`` for fault injection and ``_trace.py`` for the replay hash.
+"""
+
+from dspot.sim._cluster import NodeMain, SimNode, Simulation
+from dspot.sim._determinism import deterministic_trio, scheduler_pinning_available
+from dspot.sim._nemesis import FAULT_KINDS, FaultConfig, Nemesis
+from dspot.sim._scenario import (
+    RunResult,
+    Scenario,
+    check_seeds,
+    get_scenario,
+    register,
+    rerun_command,
+    run_seed,
+    scenarios,
+    trace_hash_in_subprocess,
+    wait_until_end,
+)
+from dspot.sim._trace import TraceLog
+
+__all__ = [
+    "FAULT_KINDS",
+    "FaultConfig",
+    "Nemesis",
+    "NodeMain",
+    "RunResult",
+    "Scenario",
+    "SimNode",
+    "Simulation",
+    "TraceLog",
+    "check_seeds",
+    "deterministic_trio",
+    "get_scenario",
+    "register",
+    "rerun_command",
+    "run_seed",
+    "scenarios",
+    "scheduler_pinning_available",
+    "trace_hash_in_subprocess",
+    "wait_until_end",
+]

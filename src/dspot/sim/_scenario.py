@@ -1,0 +1,208 @@
+"""Scenarios: a node function, a workload and a checker, run over seeds.
+
+A scenario is registered by name (:func:`register`); user code can also be named as
+``module:function`` where the function returns a :class:`Scenario`. :func:`run_seed` runs
+one seed under trio's ``MockClock`` with the scheduler pinned, and returns the violations,
+the number of faults injected and the trace hash.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from typing import IO
+
+import anyio
+import attrs
+import trio.testing
+
+from dspot.sim._cluster import NodeMain, Simulation
+from dspot.sim._determinism import deterministic_trio
+from dspot.sim._nemesis import FaultConfig, Nemesis
+from dspot.sim._trace import TraceLog
+from dspot.transport import LinkModel
+
+Workload = Callable[[Simulation], Awaitable[None]]
+Checker = Callable[[Simulation], None]
+
+
+async def wait_until_end(sim: Simulation) -> None:
+    """The default workload: the nodes do the work; just let virtual time run out."""
+    await anyio.sleep(sim.duration)
+
+
+@attrs.frozen
+class Scenario:
+    """What runs in each simulated node, what clients do, and what must hold afterwards.
+
+    ``check`` runs after the run ends and reports problems with ``sim.violation``.
+    ``heal_fraction`` of the duration is spent under faults; the rest is for liveness.
+    """
+
+    name: str
+    description: str
+    node: NodeMain
+    check: Checker
+    workload: Workload = wait_until_end
+    nodes: int = 5
+    duration: float = 30.0
+    heal_fraction: float = 0.6
+    faults: FaultConfig = attrs.field(factory=FaultConfig)
+    link: LinkModel = attrs.field(factory=LinkModel)
+    nemesis: Callable[[FaultConfig], Nemesis] = Nemesis
+
+
+_registry: dict[str, Scenario] = {}
+
+
+def register(scenario: Scenario) -> Scenario:
+    """Make ``scenario`` available to ``dspot sim --scenario NAME``."""
+    _registry[scenario.name] = scenario
+    return scenario
+
+
+def _load_builtins() -> None:
+    importlib.import_module("dspot.sim.scenarios")
+
+
+def scenarios() -> dict[str, Scenario]:
+    """Every registered scenario, built-ins included, by name."""
+    _load_builtins()
+    return dict(sorted(_registry.items()))
+
+
+def get_scenario(name: str) -> Scenario:
+    """A registered scenario, or ``module:function`` returning one."""
+    if ":" in name:
+        module, _, func = name.partition(":")
+        factory = getattr(importlib.import_module(module), func)
+        scenario = factory()
+        if not isinstance(scenario, Scenario):
+            raise TypeError(f"{name} returned {type(scenario).__name__}, not a Scenario")
+        return scenario
+    found = scenarios().get(name)
+    if found is None:
+        known = ", ".join(scenarios())
+        raise KeyError(f"unknown scenario {name!r} (known: {known})")
+    return found
+
+
+@attrs.frozen
+class RunResult:
+    """The outcome of one seed."""
+
+    scenario: str
+    seed: int
+    violations: tuple[str, ...]
+    faults: int
+    trace_hash: str
+    events: int
+    virtual_seconds: float
+
+
+def run_seed(
+    scenario: Scenario,
+    seed: int,
+    *,
+    nodes: int | None = None,
+    duration: float | None = None,
+    trace_out: IO[str] | None = None,
+    setup: Callable[[Simulation], None] | None = None,
+) -> RunResult:
+    """Run one seed of ``scenario`` to completion in virtual time.
+
+    ``setup`` runs before the nodes start; sabotage tests use it to switch a mechanism off.
+    """
+    n = nodes or scenario.nodes
+    length = duration or scenario.duration
+    trace = TraceLog(trace_out)
+    sim = Simulation(
+        seed=seed,
+        node_names=[f"n{i}" for i in range(1, n + 1)],
+        node_main=scenario.node,
+        duration=length,
+        heal_at=length * scenario.heal_fraction,
+        trace=trace,
+        link=scenario.link,
+    )
+    if setup is not None:
+        setup(sim)
+    nemesis = scenario.nemesis(scenario.faults) if scenario.faults.kinds else None
+    trace.record("sim.start", scenario=scenario.name, seed=seed, nodes=n, duration=length)
+
+    async def main() -> None:
+        await sim.run(scenario.workload, nemesis)
+
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    with deterministic_trio(seed):
+        anyio.run(main, backend="trio", backend_options={"clock": clock})
+    scenario.check(sim)
+    trace.record("sim.end", violations=len(sim.violations), faults=sim.faults)
+    return RunResult(
+        scenario=scenario.name,
+        seed=seed,
+        violations=tuple(sim.violations),
+        faults=sim.faults,
+        trace_hash=trace.hexdigest,
+        events=trace.count,
+        virtual_seconds=length,
+    )
+
+
+def rerun_command(name: str, seed: int, nodes: int | None, duration: float | None) -> str:
+    """The exact command that reruns one seed."""
+    parts = ["dspot", "sim", "--scenario", name, "--seed", str(seed)]
+    if nodes is not None:
+        parts += ["--nodes", str(nodes)]
+    if duration is not None:
+        parts += ["--duration", f"{duration:g}"]
+    return shlex.join(parts)
+
+
+def trace_hash_in_subprocess(
+    name: str, seed: int, nodes: int | None, duration: float | None, hashseed: str
+) -> str:
+    """Run one seed in a fresh interpreter with another ``PYTHONHASHSEED``; its trace hash."""
+    cmd = [sys.executable, "-m", "dspot", "sim", "--scenario", name, "--seed", str(seed)]
+    if nodes is not None:
+        cmd += ["--nodes", str(nodes)]
+    if duration is not None:
+        cmd += ["--duration", f"{duration:g}"]
+    env = dict(os.environ, PYTHONHASHSEED=hashseed)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    if "trace-hash" not in last:
+        raise RuntimeError(f"subprocess run failed: {out.stderr[-2000:]}")
+    return last.rsplit(" ", 1)[-1]
+
+
+def check_seeds(name: str, seeds: Iterable[int], **kwargs: int | float | None) -> list[RunResult]:
+    """Run ``seeds`` and fail (AssertionError) on the first violation, naming the rerun command.
+
+    This is the pytest integration: ``check_seeds("rpc", range(1, 21))`` in a test.
+    """
+    scenario = get_scenario(name)
+    results = []
+    nodes = kwargs.get("nodes")
+    duration = kwargs.get("duration")
+    for seed in seeds:
+        result = run_seed(
+            scenario,
+            seed,
+            nodes=int(nodes) if nodes is not None else None,
+            duration=float(duration) if duration is not None else None,
+        )
+        if result.violations:
+            cmd = rerun_command(
+                name, seed, int(nodes) if nodes else None, float(duration) if duration else None
+            )
+            raise AssertionError(
+                f"scenario {name} seed {seed}: {len(result.violations)} violations, first: "
+                f"{result.violations[0]}\nrerun: {cmd}"
+            )
+        results.append(result)
+    return results

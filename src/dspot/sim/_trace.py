@@ -1,0 +1,55 @@
+"""The simulation's structured trace and its stable hash.
+
+Every event is one JSON line ``{"t": virtual_time, "k": kind, ...fields}`` with sorted keys;
+the hash is SHA-256 over those lines in order. Fields must be JSON values built without
+iterating unordered sets, so the same seed hashes the same in any process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import IO, Any
+
+import anyio
+
+
+class TraceLog:
+    """Collects events, hashing them as they come; optionally writes them to a file."""
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        self._hash = hashlib.sha256()
+        self._out = out
+        self.count = 0
+        self.counts: dict[str, int] = {}
+
+    def record(self, kind: str, /, **fields: Any) -> None:
+        try:
+            now = anyio.current_time()
+        except RuntimeError:  # outside the event loop (setup, checks)
+            now = -1.0
+        line = json.dumps({"t": round(now, 9), "k": kind, **fields}, sort_keys=True, default=str)
+        self._hash.update(line.encode())
+        self._hash.update(b"\n")
+        self.count += 1
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        if self._out is not None:
+            self._out.write(line + "\n")
+
+    def for_node(self, node: str) -> _NodeTracer:
+        return _NodeTracer(self, node)
+
+    @property
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()[:16]
+
+
+class _NodeTracer:
+    __slots__ = ("_log", "_node")
+
+    def __init__(self, log: TraceLog, node: str) -> None:
+        self._log = log
+        self._node = node
+
+    def __call__(self, kind: str, /, **fields: Any) -> None:
+        self._log.record(kind, node=self._node, **fields)

@@ -1,0 +1,140 @@
+"""LocalDisk on a real filesystem: reopening, crash debris, pragmas and the fsync rules."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dspot.disk import DiskStats, LocalDisk
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_reopen_keeps_committed_data(tmp_path: Path) -> None:
+    root = tmp_path / "deep" / "node"
+    disk = await LocalDisk.open(root)
+    await disk.db.executescript("CREATE TABLE t (x INTEGER)")
+    await disk.db.execute("INSERT INTO t VALUES (1)")
+    await disk.db.execute("INSERT INTO t VALUES (2)", sync=False)
+    async with disk.create("blobs/ab/abc") as writer:
+        await writer.write(b"hello ")
+        await writer.write(b"world")
+        await writer.commit()
+    async with disk.create("blobs/cd/cde") as writer:
+        await writer.write(b"unsynced")
+        await writer.commit(sync=False)
+    uncommitted = disk.create("blobs/ef/never")
+    await uncommitted.write(b"lost")
+    await disk.aclose()
+
+    disk = await LocalDisk.open(root)
+    try:
+        assert await disk.db.execute("SELECT x FROM t ORDER BY x") == [(1,), (2,)]
+        assert await disk.list_files() == ["blobs/ab/abc", "blobs/cd/cde"]
+        assert await disk.read("blobs/ab/abc", 6) == b"world"
+        assert disk.stats() == DiskStats(files=2, bytes=19)
+    finally:
+        await disk.aclose()
+
+
+async def test_open_removes_temp_files_left_by_a_crash(tmp_path: Path) -> None:
+    debris = tmp_path / "files" / "blobs" / ".123.4.tmp"
+    debris.parent.mkdir(parents=True)
+    debris.write_bytes(b"half a file")
+    (tmp_path / "files" / "blobs" / "real").write_bytes(b"12")
+    disk = await LocalDisk.open(tmp_path)
+    try:
+        assert not debris.exists()
+        assert await disk.list_files() == ["blobs/real"]
+        assert disk.stats() == DiskStats(files=1, bytes=2)
+    finally:
+        await disk.aclose()
+
+
+async def test_writer_streams_to_a_hidden_temp_file(local_disk: LocalDisk) -> None:
+    directory = local_disk.root / "files" / "a"
+    async with local_disk.create("a/b") as writer:
+        await writer.write(b"x" * 10)
+        temps = os.listdir(directory)
+        assert len(temps) == 1 and temps[0].startswith(".")
+        assert await local_disk.list_files() == []
+        await writer.commit()
+    assert os.listdir(directory) == ["b"]
+
+
+async def test_close_aborts_open_writers(tmp_path: Path) -> None:
+    disk = await LocalDisk.open(tmp_path)
+    writer = disk.create("w/1")
+    await writer.write(b"data")
+    await disk.aclose()
+    assert os.listdir(tmp_path / "files" / "w") == []
+
+
+async def test_sqlite_is_wal_with_full_sync(local_disk: LocalDisk) -> None:
+    assert await local_disk.db.execute("PRAGMA journal_mode") == [("wal",)]
+    assert await local_disk.db.execute("PRAGMA synchronous") == [(2,)]  # FULL
+    assert (local_disk.root / "meta.sqlite3").exists()
+    await local_disk.db.executescript("CREATE TABLE t (x)")
+    await local_disk.db.execute("INSERT INTO t VALUES (1)", sync=False)
+    assert await local_disk.db.execute("PRAGMA synchronous", sync=False) == [(1,)]  # NORMAL
+    assert await local_disk.db.execute("PRAGMA synchronous") == [(2,)]
+
+
+class FsyncLog:
+    """Records which paths os.fsync was called on."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.paths: list[str] = []
+        real = os.fsync
+
+        def fsync(fd: int) -> None:
+            self.paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+    def take(self) -> list[str]:
+        paths, self.paths = self.paths, []
+        return paths
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
+async def test_fsync_rules(local_disk: LocalDisk, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = str(local_disk.root / "files")
+    log = FsyncLog(monkeypatch)
+
+    # Synced commit into new directories: parents of new dirs, the data, the directory.
+    async with local_disk.create("blobs/ab/abc") as writer:
+        await writer.write(b"data")
+        await writer.commit()
+    fsynced = log.take()
+    assert fsynced[:2] == [files, f"{files}/blobs"]  # rule 3: new dirs' parents
+    assert fsynced[2].startswith(f"{files}/blobs/ab/.")  # rule 1: the temp file's data
+    assert fsynced[3:] == [f"{files}/blobs/ab"]  # rule 2: the directory after rename
+
+    # Unsynced commit and delete: no fsync now, both caught up by sync().
+    async with local_disk.create("blobs/ab/abd") as writer:
+        await writer.write(b"data")
+        await writer.commit(sync=False)
+    await local_disk.delete("blobs/ab/abc", sync=False)
+    assert log.take() == []
+    await local_disk.sync()
+    assert sorted(log.take()) == [f"{files}/blobs/ab", f"{files}/blobs/ab/abd"]
+
+    await local_disk.delete("blobs/ab/abd")
+    assert log.take() == [f"{files}/blobs/ab"]  # rule 4
+
+
+def test_sqlite_has_fts5() -> None:
+    """The example service's search needs FTS5; this Python's sqlite3 has it."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE song_search USING fts5(title, artist)")
+        conn.execute("INSERT INTO song_search VALUES ('Vitamin C', 'Can')")
+        hits = conn.execute("SELECT title FROM song_search WHERE song_search MATCH 'vitamin'")
+        assert hits.fetchall() == [("Vitamin C",)]
+    finally:
+        conn.close()
