@@ -1,5 +1,7 @@
-"""Built-in scenarios; importing this package registers them."""
+"""Built-in scenarios: importing this package imports (and so registers) every module in it."""
 
-from dspot.sim.scenarios import rpc as rpc
+import importlib
+import pkgutil
 
-__all__ = ["rpc"]
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    importlib.import_module(f"{__name__}.{_info.name}")
