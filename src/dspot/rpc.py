@@ -60,7 +60,8 @@ class RetryPolicy:
     base_delay: float = 0.05
     max_delay: float = 1.0
     attempt_timeout: float = 2.0
-    """Give up on one attempt (and its connection) after this many seconds."""
+    """Give up on one attempt (and its connection) after this many seconds; the last
+    attempt may use whatever remains of the call's deadline."""
 
     def backoff(self, attempt: int, rng: Any) -> float:
         cap = min(self.max_delay, self.base_delay * (2**attempt))
@@ -270,7 +271,9 @@ class RpcNode:
                 raise RpcTimeout(f"{name} to {address} timed out after {timeout:g}s") from last_exc
             conn: _Outbound | None = None
             try:
-                with anyio.fail_after(min(remaining, policy.attempt_timeout)):
+                last_try = attempt + 1 >= policy.attempts
+                budget = remaining if last_try else min(remaining, policy.attempt_timeout)
+                with anyio.fail_after(budget):
                     conn = await self._connection(address)
                     meta: dict[str, Any] = {"call": call_id, "body": body}
                     if not idempotent:

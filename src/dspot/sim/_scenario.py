@@ -118,7 +118,7 @@ def run_seed(
     ``setup`` runs before the nodes start; sabotage tests use it to switch a mechanism off.
     """
     n = nodes or scenario.nodes
-    length = duration or scenario.duration
+    length = float(duration or scenario.duration)
     trace = TraceLog(trace_out)
     sim = Simulation(
         seed=seed,

@@ -1,0 +1,81 @@
+"""The simulated cluster's crash semantics, seen from a node's code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from dspot.env import NodeEnv
+from dspot.sim import FaultConfig, Scenario, Simulation, run_seed
+
+
+async def _writer(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
+    db = env.disk.db
+    await db.executescript("CREATE TABLE IF NOT EXISTS notes (text TEXT)")
+    rows = await db.execute("SELECT text FROM notes ORDER BY text")
+    sim.data.setdefault("seen", []).append([r[0] for r in rows])
+    task_status.started(env.node_id)
+    if not rows:
+        async with db.transaction(sync=True) as tx:
+            tx.execute("INSERT INTO notes VALUES ('synced')")
+        async with db.transaction(sync=False) as tx:
+            tx.execute("INSERT INTO notes VALUES ('unsynced')")
+        async with env.disk.create("f/synced") as f:
+            await f.write(b"kept")
+            await f.commit(sync=True)
+        async with env.disk.create("f/unsynced") as f:
+            await f.write(b"lost")
+            await f.commit(sync=False)
+    await anyio.sleep_forever()
+
+
+async def _crash_and_restart(sim: Simulation) -> None:
+    await anyio.sleep(1)
+    sim.crash("n1")
+    await sim.start("n1")
+    files = await sim.nodes["n1"].disk.list_files()
+    sim.data["files"] = files
+
+
+def test_crash_keeps_synced_writes_and_loses_unsynced_ones() -> None:
+    def check(sim: Simulation) -> None:
+        if sim.data["seen"] != [[], ["synced"]]:
+            sim.violation(f"saw {sim.data['seen']}")
+        if sim.data["files"] != ["f/synced"]:
+            sim.violation(f"files {sim.data['files']}")
+
+    scenario = Scenario(
+        name="crash-disk",
+        description="",
+        node=_writer,
+        check=check,
+        workload=_crash_and_restart,
+        nodes=1,
+        duration=2,
+        faults=FaultConfig(kinds=()),
+    )
+    assert run_seed(scenario, 1).violations == ()
+
+
+def test_node_exceptions_become_violations_not_a_dead_simulation() -> None:
+    async def buggy(
+        env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]
+    ) -> None:
+        task_status.started(None)
+        await anyio.sleep(0.5)
+        raise KeyError("bug in node code")
+
+    scenario = Scenario(
+        name="buggy",
+        description="",
+        node=buggy,
+        check=lambda sim: None,
+        nodes=2,
+        duration=1,
+        faults=FaultConfig(kinds=()),
+    )
+    result = run_seed(scenario, 1)
+    assert len(result.violations) == 2
+    assert "bug in node code" in result.violations[0]
