@@ -159,21 +159,21 @@ def test_idempotent_call_retries_until_the_server_comes_back(simnet: Net) -> Non
     async def main() -> None:
         assert simnet.sim is not None
         client_env = make_env(simnet, "b")
-        async with RpcNode(client_env, retry=RetryPolicy(attempts=20, max_delay=0.5)) as client:
-            async with anyio.create_task_group() as tg:
+        retry = RetryPolicy(attempts=20, max_delay=0.5)
 
-                async def late_server(*, task_status: Any) -> None:
-                    task_status.started()
-                    await anyio.sleep(2)
-                    async with RpcNode(make_env(simnet, "a"), listen="a:9") as server:
-                        serve_test_handlers(server)
-                        await anyio.sleep(10)
+        async def late_server(*, task_status: Any) -> None:
+            task_status.started()
+            await anyio.sleep(2)
+            async with RpcNode(make_env(simnet, "a"), listen="a:9") as server:
+                serve_test_handlers(server)
+                await anyio.sleep(10)
 
-                await tg.start(late_server)
-                got = await client.call("a:9", Echo("eventually"), timeout=8)
-                assert got.text == "eventually"
-                assert anyio.current_time() >= 2
-                tg.cancel_scope.cancel()
+        async with RpcNode(client_env, retry=retry) as client, anyio.create_task_group() as tg:
+            await tg.start(late_server)
+            got = await client.call("a:9", Echo("eventually"), timeout=8)
+            assert got.text == "eventually"
+            assert anyio.current_time() >= 2
+            tg.cancel_scope.cancel()
 
     simnet.run(main)
 

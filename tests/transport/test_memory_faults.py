@@ -134,7 +134,7 @@ def test_crash_resets_peers_and_removes_listeners() -> None:
     async def main() -> None:
         net = SimNetwork(random.Random(0))
         async with anyio.create_task_group() as tg:
-            client, server, listener = await _pair(net, tg)
+            client, _server, _listener = await _pair(net, tg)
             net.crash("b")
             with pytest.raises(ConnectionReset):
                 await client.receive()
@@ -154,7 +154,7 @@ def test_backpressure_blocks_a_sender_whose_reader_is_slow() -> None:
     async def main() -> None:
         net = SimNetwork(random.Random(0))
         async with anyio.create_task_group() as tg:
-            client, server, listener = await _pair(net, tg)
+            client, _server, listener = await _pair(net, tg)
             sent = 0
             with anyio.move_on_after(10):
                 while True:
