@@ -140,7 +140,7 @@ async def _read_frame(stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Fr
         frame = decoder.next_frame()
         if frame is not None:
             return frame
-        decoder.feed(await stream.receive(_READ_CHUNK))
+        decoder.feed(await stream.receive(max(_READ_CHUNK, decoder.wanted)))
 
 
 def _proof(secret: bytes | None, role: bytes, first: str, second: str) -> str:

@@ -35,6 +35,18 @@ converter = cattrs.Converter()
 """The wire converter: attrs message ⇄ JSON-compatible structure."""
 
 
+def _structure_bytes(value: Any, _: type) -> bytes:
+    # Payloads arrive as bytes already: pass them through instead of copying megabytes.
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"expected bytes, got {type(value).__name__}")
+
+
+converter.register_structure_hook(bytes, _structure_bytes)
+
+
 class Kind(enum.IntEnum):
     """What a frame is for."""
 
@@ -69,16 +81,53 @@ class Frame:
 
 
 class FrameDecoder:
-    """Incremental frame parser: ``feed(data)``, then ``next_frame()`` until it returns None."""
+    """Incremental frame parser: ``feed(data)``, then ``next_frame()`` until it returns None.
+
+    Small frames are parsed out of one buffer; a large payload is collected as a list of
+    chunks and joined once, so each payload byte is copied a single time.
+    """
+
+    _LARGE = 256 * 1024
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._buf = bytearray()
         self._max = max_frame
+        self._head: tuple[Kind, int, str, bytes, int] | None = None  # frame awaiting payload
+        self._chunks: list[bytes] = []
+        self._have = 0
 
     def feed(self, data: bytes) -> None:
-        self._buf += data
+        if self._head is not None:
+            self._chunks.append(data)
+            self._have += len(data)
+        else:
+            self._buf += data
+
+    @property
+    def wanted(self) -> int:
+        """Bytes still missing from the frame being read (a hint for the read size)."""
+        if self._head is not None:
+            return max(0, self._head[4] - self._have)
+        return 0
+
+    def _take_payload(self) -> Frame | None:
+        assert self._head is not None
+        kind, msg_id, name, meta, size = self._head
+        if self._have < size:
+            return None
+        data = b"".join(self._chunks)
+        payload, rest = data[:size], data[size:]
+        if len(rest) == 0:
+            payload = data
+        self._head = None
+        self._chunks = []
+        self._have = 0
+        self._buf += rest
+        return Frame(kind, msg_id, name, meta, payload)
 
     def next_frame(self) -> Frame | None:
+        if self._head is not None:
+            return self._take_payload()
         buf = self._buf
         if len(buf) < HEADER.size:
             if buf and not MAGIC.startswith(bytes(buf[:2])):
@@ -96,26 +145,29 @@ class FrameDecoder:
         total = name_len + meta_len + payload_len
         if total > self._max:
             raise FrameError(f"frame of {total} bytes exceeds the {self._max}-byte limit")
-        end = HEADER.size + total
-        if len(buf) < end:
+        head_end = HEADER.size + name_len + meta_len
+        end = head_end + payload_len
+        if len(buf) < head_end or (len(buf) < end and payload_len < self._LARGE):
             return None
-        view = memoryview(buf)
-        pos = HEADER.size
         try:
-            name = bytes(view[pos : pos + name_len]).decode()
+            name = bytes(buf[HEADER.size : HEADER.size + name_len]).decode()
         except UnicodeDecodeError:
             raise FrameError("frame name is not utf-8") from None
-        pos += name_len
-        meta = bytes(view[pos : pos + meta_len])
-        pos += meta_len
-        payload = bytes(view[pos:end])
-        view.release()
-        del buf[:end]
-        return Frame(kind, msg_id, name, meta, payload)
+        meta = bytes(buf[HEADER.size + name_len : head_end])
+        if len(buf) >= end:
+            payload = bytes(buf[head_end:end])
+            del buf[:end]
+            return Frame(kind, msg_id, name, meta, payload)
+        # A large payload still arriving: collect it as chunks from here on.
+        self._head = (kind, msg_id, name, meta, payload_len)
+        self._chunks = [bytes(buf[head_end:])]
+        self._have = len(self._chunks[0])
+        buf.clear()
+        return self._take_payload()
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return len(self._buf) + self._have
 
 
 # -- message registry -------------------------------------------------------------------

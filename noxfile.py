@@ -1,0 +1,69 @@
+"""Task runner: one session per job. ``nox -s lint types tests`` is what CI runs."""
+
+from __future__ import annotations
+
+import glob
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "types", "tests"]
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite (fast: the long seed sweeps live in the ``sim`` session)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def sim(session: nox.Session) -> None:
+    """The long seed sweep: every built-in scenario over 200 seeds, plus a replay check."""
+    session.install("-e", ".")
+    seeds = session.posargs[0] if session.posargs else "1-200"
+    listing = session.run("dspot", "sim", "--list", silent=True)
+    names = [line.split()[0] for line in str(listing).splitlines() if line.strip()]
+    for name in names:
+        session.run("dspot", "sim", "--scenario", name, "--seeds", seeds)
+        session.run("dspot", "sim", "--scenario", name, "--seeds", "1-3", "--check-determinism")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def types(session: nox.Session) -> None:
+    """mypy --strict over the library."""
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (strict: warnings are errors)."""
+    session.install("-e", ".", "mkdocs-material", "mkdocstrings[python]")
+    session.run("mkdocs", "build", "--strict")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Run every benchmark; each prints its figures next to a peer measured in the same run."""
+    session.install("-e", ".[test]")
+    for script in sorted(glob.glob("benchmarks/bench_*.py")):
+        session.log(f"== {script}")
+        session.run("python", script, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job until the example service lands: a simulated cluster under faults."""
+    session.install("-e", ".")
+    session.run("dspot", "sim", "--list")
+    session.run("dspot", "sim", "--scenario", "rpc", "--seeds", "1-20", "--check-determinism")
