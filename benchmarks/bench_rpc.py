@@ -10,7 +10,6 @@ the same bytes with no framing. Printed, never asserted. Target: RPC >= 0.5x raw
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import time
 
@@ -116,9 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     rpc = anyio.run(bench_rpc, args.small, args.big, backend=args.backend)
     raw = anyio.run(bench_raw, args.small, args.big, backend=args.backend)
-    print(
-        f"machine: {platform.machine()} python {platform.python_version()} backend {args.backend}"
-    )
+    print(f"{machine_line()}, anyio backend {args.backend}")
     print(f"{'':24} {'dspot rpc':>12} {'raw anyio echo':>15} {'ratio':>7}")
     print(f"{'small calls/s':24} {rpc[0]:>12.0f} {raw[0]:>15.0f} {rpc[0] / raw[0]:>6.2f}x")
     print(f"{'1 MiB payload MB/s':24} {rpc[1]:>12.0f} {raw[1]:>15.0f} {rpc[1] / raw[1]:>6.2f}x")

@@ -10,12 +10,12 @@ Target from the foundation issue: >= 200x real time on 2 cores.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from typing import Any
 
 import anyio
 import anyio.abc
+from _machine import machine_line
 
 from dspot.env import NodeEnv
 from dspot.rpc import Peer, RpcNode
@@ -65,9 +65,7 @@ def main() -> None:
     start = time.perf_counter()
     result = run_seed(scenario, 1)
     wall = time.perf_counter() - start
-    print(
-        f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}"
-    )
+    print(machine_line())
     print(f"{args.nodes} nodes, RPC every 100 ms per ordered pair, {args.virtual:g} virtual s")
     print(f"{'calls':>10} {'events':>10} {'wall s':>8} {'virtual/wall':>13} {'calls/wall s':>13}")
     print(
