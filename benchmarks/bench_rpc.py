@@ -16,6 +16,7 @@ import time
 import anyio
 import anyio.abc
 import attrs
+from _machine import machine_line
 
 from dspot import wire
 from dspot.disk import SimDisk
