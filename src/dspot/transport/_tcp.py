@@ -21,6 +21,14 @@ from dspot.transport._base import StreamHandler, join_address, split_address
 
 log = logging.getLogger("dspot.transport")
 
+_HANDSHAKE_ERRORS = (
+    TimeoutError,
+    ssl.SSLError,
+    OSError,
+    anyio.BrokenResourceError,
+    anyio.EndOfStream,
+)
+
 
 class TcpListener:
     """A listening TCP socket; wraps accepted streams in TLS when configured."""
@@ -42,26 +50,20 @@ class TcpListener:
         return self._address
 
     async def serve(self, handler: StreamHandler) -> None:
-        async def accept(stream: anyio.abc.ByteStream) -> None:
+        async def accept(raw: anyio.abc.ByteStream) -> None:
+            stream = raw
             if self._ssl is not None:
                 try:
                     with anyio.fail_after(self._handshake_timeout):
                         stream = await TLSStream.wrap(
-                            stream,
-                            server_side=True,
-                            ssl_context=self._ssl,
-                            standard_compatible=False,
+                            raw, server_side=True, ssl_context=self._ssl, standard_compatible=False
                         )
-                except (
-                    TimeoutError,
-                    ssl.SSLError,
-                    OSError,
-                    anyio.BrokenResourceError,
-                    anyio.EndOfStream,
-                ) as exc:
-                    log.info("tls handshake failed on %s: %r", self._address, exc)
-                    await anyio.aclose_forcefully(stream)
-                    return
+                except BaseException as exc:
+                    await anyio.aclose_forcefully(raw)
+                    if isinstance(exc, _HANDSHAKE_ERRORS):
+                        log.info("tls handshake failed on %s: %r", self._address, exc)
+                        return
+                    raise
             await handler(stream)
 
         try:
