@@ -144,8 +144,8 @@ def test_client_handshake_timeout_is_a_connect_timeout() -> None:
         plain = await TcpTransport().listen("127.0.0.1:0")  # accepts TCP, never speaks TLS
 
         async def mute(stream: anyio.abc.ByteStream) -> None:
-            await anyio.sleep(10)
-            await stream.aclose()
+            async with stream:
+                await anyio.sleep(10)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(plain.serve, mute)
