@@ -1,8 +1,9 @@
 """The simulation's structured trace and its stable hash.
 
-Every event is one JSON line ``{"t": virtual_time, "k": kind, ...fields}`` with sorted keys;
-the hash is SHA-256 over those lines in order. Fields must be JSON values built without
-iterating unordered sets, so the same seed hashes the same in any process.
+Every event is a kind, the virtual time, and keyword fields; written out it is one JSON line
+``{"t": virtual_time, "k": kind, ...fields}``. The hash is SHA-256 over a canonical text of
+the events in order (fields in call order, values by ``repr``). Fields must be plain values
+built without iterating unordered sets, so the same seed hashes the same in any process.
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ class TraceLog:
             now = anyio.current_time()
         except RuntimeError:  # outside the event loop (setup, checks)
             now = -1.0
-        line = json.dumps({"t": round(now, 9), "k": kind, **fields}, sort_keys=True, default=str)
-        self._hash.update(line.encode())
-        self._hash.update(b"\n")
+        # The hash covers a cheap canonical text (fields in call order, values by repr);
+        # JSON is only built when someone reads the trace.
+        self._hash.update(f"{now!r}|{kind}|{fields!r}\n".encode())
         self.count += 1
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if self._out is not None:
+            line = json.dumps(
+                {"t": round(now, 9), "k": kind, **fields}, sort_keys=True, default=str
+            )
             self._out.write(line + "\n")
 
     def for_node(self, node: str) -> _NodeTracer:

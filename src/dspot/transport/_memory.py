@@ -135,6 +135,7 @@ class SimStream(anyio.abc.ByteStream):
     async def receive(self, max_bytes: int = 65536) -> bytes:
         pipe = self._in
         net = self._net
+        waited = False
         while True:
             if self._closed:
                 raise anyio.ClosedResourceError
@@ -146,6 +147,7 @@ class SimStream(anyio.abc.ByteStream):
                 if net.is_blocked(pipe.src, pipe.dst):
                     pipe.stalled = True
                     await net.wait_change(changed, None)
+                    waited = True
                     continue
                 if pipe.stalled:
                     # The link healed: held bytes arrive after a retransmission.
@@ -172,13 +174,16 @@ class SimStream(anyio.abc.ByteStream):
                         dst=pipe.dst,
                         n=len(data),
                     )
-                    await anyio.lowlevel.checkpoint()
+                    if not waited:  # every receive is a schedule point, but one is enough
+                        await anyio.lowlevel.checkpoint()
                     return data
                 await net.wait_change(changed, head[0] - now)
+                waited = True
                 continue
             if pipe.eof:
                 raise anyio.EndOfStream
             await net.wait_change(changed, None)
+            waited = True
 
     async def send(self, item: bytes) -> None:
         pipe = self._out
