@@ -15,8 +15,13 @@ PYTHON = "3.11"
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The test suite (fast: the long seed sweeps live in the ``sim`` session)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", *_examples())
     session.run("pytest", "-q", *session.posargs)
+
+
+def _examples() -> list[str]:
+    """Editable installs of the example service, once it has a package."""
+    return ["-e", "examples/spotify"] if glob.glob("examples/spotify/pyproject.toml") else []
 
 
 @nox.session(python=PYTHON)
@@ -41,7 +46,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def types(session: nox.Session) -> None:
     """mypy --strict over the library."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev]", *_examples())
     session.run("mypy")
 
 
