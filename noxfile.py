@@ -63,7 +63,7 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     for script in sorted(glob.glob("benchmarks/bench_*.py")):
         session.log(f"== {script}")
-        session.run("python", script, *session.posargs)
+        session.run("python", script)
 
 
 @nox.session(python=PYTHON)

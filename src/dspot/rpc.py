@@ -478,7 +478,15 @@ class RpcNode:
             "proof": _proof(self.secret, b"server", their_nonce, nonce),
         }
         await _send_frame(stream, Frame(Kind.HELLO_ACK, 0, "hello", wire.dumps(ack)))
-        frame = await _read_frame(stream, decoder)
+        try:
+            frame = await _read_frame(stream, decoder)
+        except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            # A client with the wrong secret rejects our proof and hangs up here: log it as
+            # a refusal on this side too, not as a silent disconnect.
+            who = str(meta.get("node", "?"))
+            raise HandshakeFailed(
+                f"node {who!r} hung up before proving the cluster secret"
+            ) from exc
         auth = wire.loads(frame.meta)
         expected = _proof(self.secret, b"client", nonce, their_nonce)
         if (
@@ -551,13 +559,16 @@ class RpcNode:
     async def _run(self, handler: Handler, request: Any, peer: Peer, name: str) -> Frame:
         try:
             response = await handler(request, peer)
+            # Encoding is the handler's responsibility too: returning something that is not
+            # a registered message is the handler's bug, reported like any other.
+            rname, body, payload = wire.encode_body(response)
+            meta = wire.dumps({"body": body})
         except RemoteError as exc:
             return _error(exc.code, exc.message)
         except Exception as exc:
             self._log.exception("%s handler for %s failed", self.node_id, name)
             return _error("internal", f"{type(exc).__name__}: {exc}")
-        rname, body, payload = wire.encode_body(response)
-        return Frame(Kind.RESPONSE, 0, rname, wire.dumps({"body": body}), payload)
+        return Frame(Kind.RESPONSE, 0, rname, meta, payload)
 
 
 def _error(code: str, message: str) -> Frame:

@@ -45,6 +45,12 @@ class Sleep:
     seconds: float
 
 
+@wire.message("test.bad", idempotent=True)
+@attrs.frozen
+class Bad:
+    pass
+
+
 def make_env(net: Net, name: str, seed: int = 0) -> NodeEnv:
     return NodeEnv(
         node_id=name,
@@ -64,6 +70,9 @@ def serve_test_handlers(rpc: RpcNode) -> None:
             raise ZeroDivisionError("boom")
         raise RemoteError(req.code, "refused on purpose")
 
+    async def bad(req: Bad, peer: Peer) -> Any:
+        return None  # not a registered message: the handler's bug
+
     async def sleep(req: Sleep, peer: Peer) -> Echoed:
         await anyio.sleep(req.seconds)
         return Echoed("slept", peer.node_id)
@@ -71,6 +80,7 @@ def serve_test_handlers(rpc: RpcNode) -> None:
     rpc.handle(Echo, echo)
     rpc.handle(Fail, fail)
     rpc.handle(Sleep, sleep)
+    rpc.handle(Bad, bad)
 
 
 def test_call_round_trips_body_and_binary_payload(net: Net) -> None:
@@ -113,6 +123,9 @@ def test_handler_errors_reach_the_caller_with_their_code(net: Net) -> None:
                 await client.call(server.address, Fail("crash"))
             assert err.value.code == "internal"
             assert "ZeroDivisionError" in err.value.message
+            with pytest.raises(RemoteError) as err:
+                await client.call(server.address, Bad())
+            assert err.value.code == "internal"
             # the server still serves
             assert (await client.call(server.address, Echo("ok"))).text == "ok"
 

@@ -3,9 +3,12 @@
 Between ``warmup`` and the simulation's ``heal_at`` it picks a fault every
 ``gap`` seconds (uniform), applies it, and undoes it after a while: node crash and
 restart (optionally with a disk wipe), partitions (random split, one node isolated,
-one-way block), loss and latency spikes, slow disks, and duplicated requests (through
-the ``on_duplicate`` hook a scenario may install). At ``heal_at`` every fault is undone and
-every node restarted, so checkers can demand liveness after heal.
+one-way block), loss and latency spikes, and slow disks; a scenario may add kinds of its
+own through ``on_fault``. Message duplication is not a network fault here (streams, like
+TCP, never duplicate or reorder bytes): scenarios inject it at the RPC layer with
+``RpcNode.duplicate_rate``. Overlapping partitions are undone one by one; loss and latency
+spikes replace the default link model while they last. At ``heal_at`` every fault is undone
+and every node restarted, so checkers can demand liveness after heal.
 """
 
 from __future__ import annotations
@@ -97,18 +100,16 @@ class Nemesis:
                 cut = rng.randint(1, len(shuffled) - 1)
                 groups = [sorted(shuffled[:cut]), sorted(shuffled[cut:])]
                 sim.fault(kind, groups=groups)
-                sim.net.partition(groups)
-                action: Callable[[], Any] = sim.net.heal
+                action: Callable[[], Any] = _unblocker(sim, sim.net.partition(groups))
             elif kind == "isolate":
                 victim = rng.choice(names)
                 sim.fault(kind, node=victim)
-                sim.net.partition([[victim], [n for n in names if n != victim]])
-                action = sim.net.heal
+                pairs = sim.net.partition([[victim], [n for n in names if n != victim]])
+                action = _unblocker(sim, pairs)
             elif kind == "one_way":
                 src, dst = rng.sample(names, 2)
                 sim.fault(kind, src=src, dst=dst)
-                sim.net.block(src, dst)
-                action = sim.net.heal
+                action = _unblocker(sim, sim.net.block(src, dst))
             elif kind == "loss":
                 loss = rng.uniform(0.0, cfg.max_loss)
                 sim.fault(kind, loss=round(loss, 6))
@@ -145,6 +146,13 @@ class Nemesis:
         sim.net.heal()
         sim.net.set_default_link(sim.base_link)
         sim.trace.record("nemesis.healed")
+
+
+def _unblocker(sim: Any, pairs: list[tuple[str, str]]) -> Callable[[], None]:
+    def unblock() -> None:
+        sim.net.unblock(pairs)
+
+    return unblock
 
 
 def _restore_link(sim: Any) -> Callable[[], None]:

@@ -349,24 +349,43 @@ class SimNetwork:
     def is_blocked(self, src: str, dst: str) -> bool:
         return (src, dst) in self._blocked
 
-    def block(self, src: str, dst: str) -> None:
-        """Stop bytes flowing from ``src`` to ``dst`` (one way)."""
-        if (src, dst) not in self._blocked:
-            self._blocked.add((src, dst))
-            self.trace("fault.block", src=src, dst=dst)
-            self._notify_all()
+    def block(self, src: str, dst: str) -> list[tuple[str, str]]:
+        """Stop bytes flowing from ``src`` to ``dst`` (one way); returns the pairs it added."""
+        if (src, dst) in self._blocked:
+            return []
+        self._blocked.add((src, dst))
+        self.trace("fault.block", src=src, dst=dst)
+        self._notify_all()
+        return [(src, dst)]
 
-    def partition(self, groups: Iterable[Iterable[str]]) -> None:
-        """Cut every link between different groups, both ways; unnamed hosts reach everyone."""
+    def partition(self, groups: Iterable[Iterable[str]]) -> list[tuple[str, str]]:
+        """Cut every link between different groups, both ways; unnamed hosts reach everyone.
+
+        Returns the directed pairs it blocked that were not blocked before, so the caller
+        can undo exactly this partition with :meth:`unblock`.
+        """
         sides = [sorted(set(g)) for g in groups]
+        added: list[tuple[str, str]] = []
         for i, left in enumerate(sides):
             for right in sides[i + 1 :]:
                 for a in left:
                     for b in right:
-                        self._blocked.add((a, b))
-                        self._blocked.add((b, a))
+                        for pair in ((a, b), (b, a)):
+                            if pair not in self._blocked:
+                                self._blocked.add(pair)
+                                added.append(pair)
         self.trace("fault.partition", groups=sides)
         self._notify_all()
+        return added
+
+    def unblock(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Let bytes flow again on these directed pairs (undoes one block or partition)."""
+        removed = [p for p in pairs if p in self._blocked]
+        for pair in removed:
+            self._blocked.discard(pair)
+        if removed:
+            self.trace("fault.unblock", pairs=[list(p) for p in removed])
+            self._notify_all()
 
     def heal(self) -> None:
         """Remove every block and partition (link models stay)."""
