@@ -1,4 +1,4 @@
-"""Task runner: one session per job. ``nox -s lint types tests`` is what CI runs."""
+"""Task runner: one session per job. ``nox -s lint types docs tests`` is what CI runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import glob
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "types", "tests"]
+nox.options.sessions = ["lint", "types", "docs", "tests"]
 
 PYTHON = "3.11"
 
