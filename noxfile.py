@@ -59,8 +59,12 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Run every benchmark; each prints its figures next to a peer measured in the same run."""
-    session.install("-e", ".[test]")
+    """Run every benchmark; each prints its figures next to a peer measured in the same run.
+
+    nginx and wrk come from Debian (``apt-get install nginx wrk``); a missing peer is
+    skipped with a note.
+    """
+    session.install("-e", ".[test,bench]")
     for script in sorted(glob.glob("benchmarks/bench_*.py")):
         session.log(f"== {script}")
         session.run("python", script)

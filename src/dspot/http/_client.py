@@ -1,0 +1,478 @@
+"""An HTTP/1.1 client on h11 over any transport, with a keep-alive connection pool.
+
+Services use it for REST between them, over the simulated network or TCP/TLS alike: give it
+``connect=transport.connect``. Idempotent requests (GET, HEAD, PUT, DELETE, OPTIONS) whose
+body can be replayed are retried when the connection fails before a response arrives; that
+covers the usual race of reusing a keep-alive connection the server has just closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json as jsonlib
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+import attrs
+import h11
+from anyio.streams.tls import TLSStream
+from cattrs.preconf.json import JsonConverter
+
+from dspot.errors import ConnectRefused, ConnectTimeout, DspotError, HandshakeFailed
+from dspot.http._message import Headers, json_converter
+from dspot.http._problem import PROBLEM_JSON, Problem, status_phrase
+from dspot.http._server import _coalesce
+
+T = TypeVar("T")
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
+
+
+class Connector(Protocol):
+    """``transport.connect``: opens a byte stream to ``"host:port"``."""
+
+    async def __call__(self, address: str, *, timeout: float = ...) -> anyio.abc.ByteStream: ...
+
+
+class HttpClientError(DspotError):
+    """A request failed without an HTTP response (the connection or the protocol broke)."""
+
+
+class ReadTimeout(HttpClientError, TimeoutError):
+    """The server did not answer (or send the next body chunk) within ``read_timeout``."""
+
+
+class WriteTimeout(HttpClientError, TimeoutError):
+    """The server did not take the request (or the next body chunk) within ``write_timeout``."""
+
+
+class HTTPStatusError(HttpClientError):
+    """Raised by :meth:`ClientResponse.raise_for_status` for a 4xx/5xx; carries the problem."""
+
+    def __init__(self, status: int, problem: Problem) -> None:
+        super().__init__(
+            f"{status} {problem.title}" + (f": {problem.detail}" if problem.detail else "")
+        )
+        self.status = status
+        self.problem = problem
+
+
+@attrs.frozen
+class Timeouts:
+    """Client timeouts in seconds: connecting (TLS included), each read, each write."""
+
+    connect: float = 10.0
+    read: float = 30.0
+    write: float = 30.0
+
+
+@attrs.frozen
+class URL:
+    """A parsed ``http(s)``/``ws(s)`` URL as the client needs it."""
+
+    secure: bool
+    host: str
+    port: int
+    target: str
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.secure else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parse_url(url: str, *, websocket: bool = False) -> URL:
+    parts = urlsplit(url)
+    schemes = {"ws": False, "wss": True} if websocket else {"http": False, "https": True}
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"unsupported URL {url!r}")
+    secure = schemes[parts.scheme]
+    port = parts.port or (443 if secure else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return URL(secure, parts.hostname, port, target)
+
+
+async def _tcp_connect(address: str, *, timeout: float = 10.0) -> anyio.abc.ByteStream:
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        with anyio.fail_after(timeout):
+            return await anyio.connect_tcp(host, int(port))
+    except TimeoutError:
+        raise ConnectTimeout(f"connect to {address} timed out") from None
+    except OSError as e:
+        raise ConnectRefused(f"connect to {address} failed: {e}") from e
+
+
+async def open_stream(
+    url: URL,
+    *,
+    connect: Connector | None,
+    ssl_context: ssl.SSLContext | None,
+    timeout: float,
+) -> anyio.abc.ByteStream:
+    """Connect to ``url``'s address, wrapping in TLS (verified against ``ssl_context``) for
+    https/wss. Raises :class:`~dspot.errors.ConnectTimeout` / ``ConnectRefused``.
+    """
+    stream = await (connect or _tcp_connect)(url.address, timeout=timeout)
+    if not url.secure:
+        return stream
+    ctx = ssl_context or ssl.create_default_context()
+    try:
+        with anyio.fail_after(timeout):
+            return await TLSStream.wrap(
+                stream, hostname=url.host, ssl_context=ctx, standard_compatible=False
+            )
+    except TimeoutError:
+        await anyio.aclose_forcefully(stream)
+        raise ConnectTimeout(f"TLS handshake with {url.address} timed out") from None
+    except (anyio.EndOfStream, anyio.BrokenResourceError) as e:
+        await anyio.aclose_forcefully(stream)
+        raise HandshakeFailed(f"TLS handshake with {url.address} failed: {e!r}") from e
+    except BaseException:
+        await anyio.aclose_forcefully(stream)
+        raise
+
+
+class _Connection:
+    """One pooled connection: a byte stream and its client-side h11 state."""
+
+    def __init__(self, key: tuple[bool, str, int], stream: anyio.abc.ByteStream) -> None:
+        self.key = key
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.idle_since = 0.0
+        self.reused = False
+
+    async def send(self, event: h11.Event, timeout: float) -> None:
+        for piece in _coalesce(self.h11.send_with_data_passthrough(event)):
+            try:
+                with anyio.fail_after(timeout):
+                    await self.stream.send(piece)
+            except TimeoutError:
+                raise WriteTimeout("server did not accept the request in time") from None
+
+    async def next_event(self, timeout: float) -> h11.Event | type[h11.PAUSED]:
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            try:
+                with anyio.fail_after(timeout):
+                    data = await self.stream.receive(64 * 1024)
+            except TimeoutError:
+                raise ReadTimeout("no data from server in time") from None
+            except anyio.EndOfStream:
+                data = b""
+            self.h11.receive_data(data)
+
+    async def aclose(self) -> None:
+        await anyio.aclose_forcefully(self.stream)
+
+
+class ClientResponse:
+    """A response whose body is read on demand. Read it to the end (``read``, ``iter_bytes``,
+    ``json``) or close it (``aclose`` / ``async with``) so the connection goes back to the pool.
+    """
+
+    def __init__(
+        self,
+        client: HttpClient,
+        conn: _Connection,
+        response: h11.Response,
+        *,
+        method: str,
+        url: str,
+        read_timeout: float,
+    ) -> None:
+        self.status = response.status_code
+        self.reason = response.reason.decode("latin-1")
+        self.headers = Headers.from_raw(response.headers)
+        self.http_version = response.http_version.decode("ascii")
+        self.method = method
+        self.url = url
+        self._client = client
+        self._conn: _Connection | None = conn
+        self._read_timeout = read_timeout
+        self._content: bytes | None = None
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield the body as it arrives (backpressure: nothing is read ahead)."""
+        if self._content is not None:
+            if self._content:
+                yield self._content
+            return
+        conn = self._conn
+        if conn is None:
+            raise HttpClientError("response body already consumed or closed")
+        try:
+            while True:
+                try:
+                    event = await conn.next_event(self._read_timeout)
+                except h11.RemoteProtocolError as e:
+                    raise HttpClientError(f"bad response body: {e}") from None
+                if isinstance(event, h11.Data):
+                    yield bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    self._conn = None
+                    await self._client._release(conn)
+                    return
+                else:
+                    raise HttpClientError(f"unexpected {event!r} in response body")
+        finally:
+            if self._conn is not None:
+                self._conn = None
+                with anyio.CancelScope(shield=True):
+                    await conn.aclose()
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        if self._content is None:
+            self._content = b"".join([c async for c in self.iter_bytes()])
+        return self._content
+
+    async def text(self) -> str:
+        return (await self.read()).decode()
+
+    async def json(
+        self, cls: type[T] | None = None, *, converter: JsonConverter = json_converter
+    ) -> Any:
+        """The body parsed as JSON, structured into ``cls`` when given."""
+        data = await self.read()
+        return jsonlib.loads(data) if cls is None else converter.loads(data, cls)
+
+    async def raise_for_status(self) -> None:
+        """Raise :class:`HTTPStatusError` (with the server's problem document) for 4xx/5xx."""
+        if self.status < 400:
+            return
+        data = await self.read()
+        problem = Problem(self.status, self.reason or status_phrase(self.status))
+        if (self.headers.get("content-type") or "").startswith((PROBLEM_JSON, "application/json")):
+            with contextlib.suppress(ValueError):
+                problem = Problem.from_json(data, status=self.status)
+        raise HTTPStatusError(self.status, problem)
+
+    async def aclose(self) -> None:
+        """Drop the rest of the body; the connection is closed rather than reused."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.aclose()
+
+    async def __aenter__(self) -> ClientResponse:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class HttpClient:
+    """Sends requests over pooled keep-alive connections made with ``connect``.
+
+    ``connect`` is a transport's ``connect`` (default: plain TCP); https URLs are wrapped in
+    TLS verified against ``ssl_context`` (default: the system trust store). ``retries`` is how
+    many times an idempotent request is re-sent after a connection failure.
+    """
+
+    def __init__(
+        self,
+        connect: Connector | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        timeouts: Timeouts | None = None,
+        retries: int = 2,
+        retry_backoff: float = 0.05,
+        max_idle_per_host: int = 8,
+        keepalive_expiry: float = 5.0,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self._connect = connect
+        self._ssl_context = ssl_context
+        self.timeouts = timeouts or Timeouts()
+        self.retries = retries
+        self.retry_backoff = retry_backoff
+        self.max_idle_per_host = max_idle_per_host
+        self.keepalive_expiry = keepalive_expiry
+        self.headers = Headers(headers)
+        self._idle: dict[tuple[bool, str, int], list[_Connection]] = {}
+        self._closed = False
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every idle connection; responses still being read keep theirs."""
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                await conn.aclose()
+
+    @property
+    def idle_connections(self) -> int:
+        return sum(len(v) for v in self._idle.values())
+
+    async def _acquire(self, url: URL, connect_timeout: float) -> _Connection:
+        key = (url.secure, url.host, url.port)
+        pool = self._idle.get(key, [])
+        now = anyio.current_time()
+        while pool:
+            conn = pool.pop()
+            if now - conn.idle_since < self.keepalive_expiry:
+                conn.reused = True
+                return conn
+            await conn.aclose()
+        stream = await open_stream(
+            url, connect=self._connect, ssl_context=self._ssl_context, timeout=connect_timeout
+        )
+        return _Connection(key, stream)
+
+    async def _release(self, conn: _Connection) -> None:
+        if not self._closed and conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
+            conn.h11.start_next_cycle()
+            pool = self._idle.setdefault(conn.key, [])
+            if len(pool) < self.max_idle_per_host:
+                conn.idle_since = anyio.current_time()
+                pool.append(conn)
+                return
+        await conn.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        body: bytes | AsyncIterable[bytes] = b"",
+        json: Any = None,
+        converter: JsonConverter = json_converter,
+        timeouts: Timeouts | None = None,
+    ) -> ClientResponse:
+        """Send a request and return once the response head has arrived.
+
+        ``body`` is bytes or an async iterable of chunks (sent chunked unless a
+        ``content-length`` header is given); ``json`` is serialised through ``converter``.
+        """
+        if self._closed:
+            raise HttpClientError("client is closed")
+        method = method.upper()
+        parsed = parse_url(url)
+        t = timeouts or self.timeouts
+        h = Headers([*self.headers, *Headers(headers)])
+        if json is not None:
+            body = converter.dumps(json, separators=(",", ":")).encode()
+            h = h.setdefault("content-type", "application/json")
+        h = h.setdefault("host", parsed.host_header)
+        if isinstance(body, bytes):
+            if body or method in ("POST", "PUT", "PATCH"):
+                h = h.set("content-length", str(len(body)))
+        elif "content-length" not in h:
+            h = h.set("transfer-encoding", "chunked")
+        replayable = isinstance(body, bytes)
+        attempt = 0
+        while True:
+            try:
+                conn = await self._acquire(parsed, t.connect)
+            except ConnectRefused:
+                # Nobody listening (yet, or any more): worth another try for idempotent requests.
+                if not (replayable and method in IDEMPOTENT and attempt < self.retries):
+                    raise
+                await anyio.sleep(self.retry_backoff * (2**attempt))
+                attempt += 1
+                continue
+            try:
+                response = await self._exchange(conn, method, parsed.target, h, body, t)
+            except (HttpClientError, h11.ProtocolError, *_GONE) as e:
+                await conn.aclose()
+                if isinstance(e, TimeoutError):
+                    raise  # the server may be working on it: not safe to assume it failed
+                retry = replayable and method in IDEMPOTENT and attempt < self.retries
+                if not retry:
+                    if isinstance(e, HttpClientError | ConnectRefused):
+                        raise
+                    raise HttpClientError(f"{method} {url} failed: {e!r}") from e
+                if not conn.reused:
+                    await anyio.sleep(self.retry_backoff * (2**attempt))
+                    attempt += 1
+                continue
+            except BaseException:
+                await conn.aclose()
+                raise
+            resp = ClientResponse(self, conn, response, method=method, url=url, read_timeout=t.read)
+            if method == "HEAD" or response.status_code in (204, 304):
+                await resp.read()
+            return resp
+
+    async def _exchange(
+        self,
+        conn: _Connection,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: bytes | AsyncIterable[bytes],
+        t: Timeouts,
+    ) -> h11.Response:
+        await conn.send(h11.Request(method=method, target=target, headers=headers.raw()), t.write)
+        try:
+            if isinstance(body, bytes):
+                if body:
+                    await conn.send(h11.Data(data=body), t.write)
+            else:
+                try:
+                    async for chunk in body:
+                        if chunk:
+                            await conn.send(h11.Data(data=chunk), t.write)
+                finally:
+                    # Stop a generator we gave up on now, not at garbage collection.
+                    aclose = getattr(body, "aclose", None)
+                    if aclose is not None:
+                        with anyio.CancelScope(shield=True):
+                            await aclose()
+            await conn.send(h11.EndOfMessage(), t.write)
+        except (*_GONE, WriteTimeout):
+            # The server may have answered early (413, 401...) and stopped reading: prefer
+            # its response to our write error. The connection is not reused afterwards.
+            with contextlib.suppress(Exception):
+                event = await conn.next_event(min(t.read, 1.0))
+                if isinstance(event, h11.Response):
+                    return event
+            raise
+        while True:
+            event = await conn.next_event(t.read)
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                return event
+            raise HttpClientError(f"connection closed before a response ({event!r})")
+
+    async def get(self, url: str, **kw: Any) -> ClientResponse:
+        return await self.request("GET", url, **kw)
+
+    async def head(self, url: str, **kw: Any) -> ClientResponse:
+        return await self.request("HEAD", url, **kw)
+
+    async def post(self, url: str, **kw: Any) -> ClientResponse:
+        return await self.request("POST", url, **kw)
+
+    async def put(self, url: str, **kw: Any) -> ClientResponse:
+        return await self.request("PUT", url, **kw)
+
+    async def delete(self, url: str, **kw: Any) -> ClientResponse:
+        return await self.request("DELETE", url, **kw)

@@ -1,0 +1,554 @@
+"""The HTTP/1.1 server: h11 over any anyio byte stream (TCP, TLS, the simulated network).
+
+One :class:`HttpServer` owns its connections. Each connection is a loop around an
+``h11.Connection``: read a request head (under the header timeout, or the keep-alive timeout
+while idle), run the handler, write the response with backpressure, start the next cycle.
+h11 decides keep-alive and pipelining; this module only adds policy (timeouts, limits,
+problem documents, graceful shutdown, the access log).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import ssl
+from collections.abc import AsyncIterable
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+import attrs
+import h11
+from anyio.streams.tls import TLSStream
+
+from dspot.env import Clock, EventLoopClock, real_wall_base
+from dspot.http._conditional import http_date
+from dspot.http._message import Handler, Headers, Request, Response, WebSocketUpgrade
+from dspot.http._problem import HTTPError, Problem, status_phrase
+
+access_log = logging.getLogger("dspot.http.access")
+"""One INFO line per response: ``client "METHOD target HTTP/v" status bytes seconds``."""
+error_log = logging.getLogger("dspot.http.error")
+
+_STREAM_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
+
+
+@attrs.frozen
+class ServerConfig:
+    """Limits and timeouts of an :class:`HttpServer` (seconds, bytes).
+
+    ``header_timeout`` bounds the time from a request's first byte (or from connection start)
+    to the end of its head, which is what stops slowloris; ``keepalive_timeout`` bounds the
+    idle time between requests; ``body_timeout`` and ``send_timeout`` bound each read of a
+    request body and each write of a response. Past ``max_connections`` a new
+    connection gets a 503 and is closed. ``drain_limit``: an unread request body up to this
+    size is skipped to keep the connection; ``linger_*``: how long and how much input is
+    dropped before closing on a client still sending.
+    """
+
+    max_header_size: int = 16 * 1024
+    max_body_size: int = 16 * 1024 * 1024
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+    body_timeout: float = 30.0
+    send_timeout: float = 60.0
+    max_connections: int = 1024
+    shutdown_timeout: float = 10.0
+    ssl_context: ssl.SSLContext | None = None
+    tls_handshake_timeout: float = 10.0
+    receive_size: int = 64 * 1024
+    drain_limit: int = 64 * 1024
+    linger_timeout: float = 2.0
+    linger_limit: int = 1024 * 1024
+    server_header: str | None = "dspot"
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float = 20.0
+    ws_max_message_size: int = 16 * 1024 * 1024
+    ws_queue_size: int = 16
+
+
+class StreamListener(Protocol):
+    """Anything with ``serve(handler)``: a :class:`dspot.transport.Listener` or an anyio one."""
+
+    async def serve(self, handler: Any) -> None: ...
+
+
+def _peer(stream: anyio.abc.ByteStream) -> str | None:
+    addr = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return None if addr is None else str(addr)
+
+
+class HttpServer:
+    """Serves ``handler`` (usually a :class:`~dspot.http.Router`) on byte streams.
+
+    Use :meth:`serve` with a listener, or hand each accepted stream to
+    :meth:`handle_stream`. :meth:`shutdown` stops accepting, closes idle connections, lets
+    in-flight responses finish for up to ``config.shutdown_timeout`` and then cancels the rest.
+    ``clock`` supplies the ``Date`` header (the real wall clock when not given).
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        config: ServerConfig | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.handler = handler
+        self.config = config or ServerConfig()
+        self._clock = clock
+        self._connections: set[_ServerConnection] = set()
+        self._handshaking = 0
+        self._date_second = -1
+        self._date_value = b""
+        self._no_connections = anyio.Event()
+        self._no_connections.set()
+        self._shutdown_requested = anyio.Event()
+        self._stopped = anyio.Event()
+        self._conn_group: anyio.abc.TaskGroup | None = None
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutdown_requested.is_set()
+
+    def _date(self) -> bytes:
+        """The ``Date`` header value, formatted at most once per second."""
+        if self._clock is None:
+            self._clock = EventLoopClock(wall_base=real_wall_base())
+        second = int(self._clock.wall())
+        if second != self._date_second:
+            self._date_second = second
+            self._date_value = http_date(second).encode()
+        return self._date_value
+
+    async def serve(
+        self,
+        listener: StreamListener,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept connections from ``listener`` until cancelled or :meth:`shutdown`."""
+        try:
+            async with anyio.create_task_group() as connections:
+                self._conn_group = connections
+                async with anyio.create_task_group() as accepting:
+                    accepting.start_soon(listener.serve, self._accept)
+                    task_status.started()
+                    await self._shutdown_requested.wait()
+                    accepting.cancel_scope.cancel()
+                for conn in list(self._connections):
+                    conn.close_if_idle()
+                with anyio.move_on_after(self.config.shutdown_timeout):
+                    await self._no_connections.wait()
+                connections.cancel_scope.cancel()
+        finally:
+            self._conn_group = None
+            self._stopped.set()
+
+    async def _accept(self, stream: anyio.abc.ByteStream) -> None:
+        # Connections belong to the server's task group, not the listener's, so that
+        # shutdown can stop accepting while in-flight responses finish.
+        if self._conn_group is None or self.shutting_down:
+            await anyio.aclose_forcefully(stream)
+            return
+        self._conn_group.start_soon(self.handle_stream, stream)
+
+    async def wait_shutdown(self) -> None:
+        """Return once :meth:`shutdown` has been called (long-lived sessions watch this)."""
+        await self._shutdown_requested.wait()
+
+    async def shutdown(self) -> None:
+        """Graceful stop; returns when :meth:`serve` has returned."""
+        self._shutdown_requested.set()
+        for conn in list(self._connections):
+            conn.close_if_idle()
+        if self._conn_group is not None:
+            await self._stopped.wait()
+
+    async def handle_stream(self, stream: anyio.abc.ByteStream) -> None:
+        """Serve HTTP on one connection until it ends; always closes ``stream``."""
+        try:
+            if len(self._connections) + self._handshaking >= self.config.max_connections:
+                if self.config.ssl_context is None:  # a plaintext 503 would garble TLS
+                    await self._refuse(stream)
+                return
+            if self.config.ssl_context is not None:
+                self._handshaking += 1
+                try:
+                    with anyio.fail_after(self.config.tls_handshake_timeout):
+                        stream = await TLSStream.wrap(
+                            stream,
+                            server_side=True,
+                            ssl_context=self.config.ssl_context,
+                            standard_compatible=False,
+                        )
+                except (TimeoutError, ssl.SSLError, *_STREAM_GONE) as e:
+                    error_log.debug("TLS handshake failed: %r", e)
+                    return
+                finally:
+                    self._handshaking -= 1
+            conn = _ServerConnection(self, stream)
+            self._connections.add(conn)
+            self._no_connections = (
+                anyio.Event() if len(self._connections) == 1 else self._no_connections
+            )
+            try:
+                await conn.run()
+            except Exception:
+                # A bug must cost one connection, never the server (or the listener's tasks).
+                error_log.exception("connection from %s failed", conn.peer or "-")
+            finally:
+                self._connections.discard(conn)
+                if not self._connections:
+                    self._no_connections.set()
+        finally:
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(1),
+                contextlib.suppress(*_STREAM_GONE),
+            ):
+                await stream.aclose()
+
+    async def _refuse(self, stream: anyio.abc.ByteStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        problem = Problem(503, "Service Unavailable", "too many connections")
+        body = problem.to_json()
+        headers = [
+            ("content-type", "application/problem+json"),
+            ("content-length", str(len(body))),
+            ("connection", "close"),
+            ("retry-after", "1"),
+        ]
+        data = conn.send(
+            h11.Response(status_code=503, headers=headers, reason=b"Service Unavailable")
+        )
+        with anyio.move_on_after(1), contextlib.suppress(*_STREAM_GONE):
+            await stream.send((data or b"") + body)
+
+
+class _ServerConnection:
+    """One HTTP connection: the request/response loop around an ``h11.Connection``."""
+
+    def __init__(self, server: HttpServer, stream: anyio.abc.ByteStream) -> None:
+        self.server = server
+        self.config = server.config
+        self.stream = stream
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_size)
+        self.peer = _peer(stream)
+        self._idle_scope: anyio.CancelScope | None = None
+        self._body_failed = False
+
+    def close_if_idle(self) -> None:
+        if self._idle_scope is not None:
+            self._idle_scope.cancel()
+
+    async def _receive(
+        self, timeout: float, scope: anyio.CancelScope | None = None
+    ) -> bytes | None:
+        """Bytes from the peer, ``b""`` at end of stream, ``None`` on timeout (or when
+        ``scope`` is cancelled)."""
+        scope = scope or anyio.CancelScope()
+        scope.deadline = anyio.current_time() + timeout
+        with scope:
+            try:
+                return await self.stream.receive(self.config.receive_size)
+            except _STREAM_GONE:
+                return b""
+        return None
+
+    async def _send(self, event: h11.Event) -> int:
+        sent = 0
+        for piece in _coalesce(self.h11.send_with_data_passthrough(event)):
+            with anyio.fail_after(self.config.send_timeout):
+                await self.stream.send(piece)
+            sent += len(piece)
+        return sent
+
+    async def run(self) -> None:
+        first = True
+        while True:
+            event = await self._next_request(first)
+            first = False
+            if event is None:
+                break
+            keep_alive = await self._respond(event)
+            if (
+                not keep_alive
+                or self.server.shutting_down
+                or self.h11.our_state is not h11.DONE
+                or self.h11.their_state is not h11.DONE
+            ):
+                break
+            self.h11.start_next_cycle()
+        await self._linger()
+
+    async def _linger(self) -> None:
+        """Before closing on a client that may still be sending (an unread body, a bad
+        request), stop writing and drop its input for a moment. Closing at once would make
+        the kernel answer with a reset that can destroy our error response in flight."""
+        if self.h11.their_state not in (h11.SEND_BODY, h11.ERROR):
+            return
+        with anyio.move_on_after(self.config.linger_timeout):
+            with contextlib.suppress(*_STREAM_GONE, NotImplementedError):
+                await self.stream.send_eof()
+            dropped = 0
+            while dropped < self.config.linger_limit:
+                try:
+                    dropped += len(await self.stream.receive(self.config.receive_size))
+                except _STREAM_GONE:
+                    return
+
+    async def _next_request(self, first: bool) -> h11.Request | None:
+        cfg = self.config
+        idle = not self.h11.trailing_data[0]
+        deadline = anyio.current_time() + cfg.header_timeout
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as e:
+                await self._send_error_and_close(e.error_status_hint, str(e))
+                return None
+            if isinstance(event, h11.Request):
+                return event
+            if event is not h11.NEED_DATA:
+                return None  # ConnectionClosed, or PAUSED after an error
+            if idle:
+                # Idle between requests: shutdown may cancel this wait (and only this one).
+                self._idle_scope = scope = anyio.CancelScope()
+                if self.server.shutting_down:
+                    scope.cancel()
+                try:
+                    timeout = cfg.header_timeout if first else cfg.keepalive_timeout
+                    data = await self._receive(timeout, scope)
+                finally:
+                    self._idle_scope = None
+                if data is None:
+                    return None
+                idle = False
+                if not first:
+                    deadline = anyio.current_time() + cfg.header_timeout
+            else:
+                data = await self._receive(deadline - anyio.current_time())
+                if data is None:
+                    await self._send_error_and_close(408, "request head not received in time")
+                    return None
+            self.h11.receive_data(data)
+
+    async def _receive_body(self) -> bytes:
+        """Next chunk of the current request body (``b""`` at its end); the h11 pump."""
+        if self.h11.they_are_waiting_for_100_continue:
+            await self._send(h11.InformationalResponse(status_code=100, headers=[]))
+        try:
+            return await self._next_body_chunk()
+        except BaseException:
+            self._body_failed = True
+            raise
+
+    async def _next_body_chunk(self) -> bytes:
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as e:
+                raise HTTPError(e.error_status_hint, str(e)) from None
+            if isinstance(event, h11.Data):
+                if event.data:
+                    return bytes(event.data)
+                continue
+            if isinstance(event, h11.EndOfMessage):
+                return b""
+            if event is h11.NEED_DATA:
+                data = await self._receive(self.config.body_timeout)
+                if data is None:
+                    raise HTTPError(408, "request body not received in time")
+                self.h11.receive_data(data)
+                continue
+            raise HTTPError(400, f"unexpected {type(event).__name__} in request body")
+
+    async def _drain(self, request: Request) -> bool:
+        """Read and drop what is left of a small request body (declared ``Content-Length`` up
+        to ``drain_limit``) so the connection can be reused; False means close instead."""
+        if self.h11.their_state is not h11.SEND_BODY:
+            return True
+        if not self.h11.they_are_waiting_for_100_continue and not self._body_failed:
+            # Fast path: a request without a body only has its EndOfMessage left in h11.
+            # (Anything else it returns is body we were about to drop anyway.)
+            try:
+                if isinstance(self.h11.next_event(), h11.EndOfMessage):
+                    return True
+            except h11.RemoteProtocolError:
+                return False
+        length = request.headers.get("content-length", "0")
+        if (
+            self._body_failed
+            or self.h11.they_are_waiting_for_100_continue
+            or "transfer-encoding" in request.headers
+            or not length.isdigit()
+            or int(length) > self.config.drain_limit
+        ):
+            return False
+        dropped = 0
+        try:
+            while chunk := await self._receive_body():
+                dropped += len(chunk)
+                if dropped > self.config.drain_limit:
+                    return False
+        except HTTPError:
+            return False
+        return True
+
+    async def _send_error_and_close(self, status: int, detail: str) -> None:
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        response = Response.problem(Problem(status, status_phrase(status), detail))
+        with contextlib.suppress(h11.LocalProtocolError, TimeoutError, *_STREAM_GONE):
+            await self._write_response(None, response, close=True)
+        access_log.info('%s "-" %d -', self.peer or "-", status)
+
+    async def _respond(self, event: h11.Request) -> bool:
+        """Run the handler for ``event`` and write its response; False to close."""
+        start = anyio.current_time()
+        self._body_failed = False
+        request = Request(
+            method=event.method.decode("ascii"),
+            target=event.target.decode("latin-1"),
+            headers=Headers.from_raw(event.headers),
+            http_version=event.http_version.decode("ascii"),
+            client=self.peer,
+            max_body_size=self.config.max_body_size,
+            receive=self._receive_body,
+        )
+        try:
+            head_size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+            if head_size > self.config.max_header_size:
+                raise HTTPError(431, f"request head exceeds {self.config.max_header_size} bytes")
+            response = await self.server.handler(request)
+        except HTTPError as e:
+            response = Response.from_error(e)
+        except Exception:
+            error_log.exception("handler failed: %s %s", request.method, request.target)
+            response = Response.problem(Problem(500, "Internal Server Error"))
+        if isinstance(response, WebSocketUpgrade) and response.session is not None:
+            from dspot.http._websocket import serve_websocket
+
+            if await self._drain(request) and request.is_websocket_upgrade:
+                rejected = await serve_websocket(self, request, response)
+                if rejected is None:
+                    return False
+                response = rejected
+            else:
+                response = Response.problem(Problem(400, "Bad Request", "invalid upgrade request"))
+            close = True
+        else:
+            drained = await self._drain(request)
+            close = self.server.shutting_down or not drained
+        try:
+            sent = await self._write_response(request, response, close=close)
+        except (TimeoutError, h11.LocalProtocolError, *_STREAM_GONE) as e:
+            error_log.debug("response to %s aborted: %r", self.peer, e)
+            return False
+        except Exception:
+            error_log.exception("response body failed: %s %s", request.method, request.target)
+            return False
+        finally:
+            await _close_body(response.body)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                '%s "%s %s HTTP/%s" %d %d %.3f',
+                self.peer or "-",
+                request.method,
+                request.target,
+                request.http_version,
+                response.status,
+                sent,
+                anyio.current_time() - start,
+            )
+        return not close
+
+    async def _write_response(
+        self, request: Request | None, response: Response, *, close: bool
+    ) -> int:
+        body = response.body
+        head_only = request is not None and request.method == "HEAD"
+        no_body = response.status in (204, 304) or response.status < 200
+        # Build the header list in one pass: this runs for every response.
+        raw: list[tuple[bytes, bytes]] = []
+        seen: set[str] = set()
+        for name, value in response.headers:
+            if close and name == "connection":
+                continue
+            seen.add(name)
+            raw.append((name.encode("latin-1"), value.encode("latin-1")))
+        if isinstance(body, bytes) and not no_body and "content-length" not in seen:
+            raw.append((b"content-length", str(len(body)).encode()))
+        if "date" not in seen:
+            raw.append((b"date", self.server._date()))
+        if self.config.server_header and "server" not in seen:
+            raw.append((b"server", self.config.server_header.encode("latin-1")))
+        if close:
+            raw.append((b"connection", b"close"))
+        h11_response = h11.Response(
+            status_code=response.status,
+            headers=raw,
+            reason=_reason(response.status),
+        )
+        try:
+            head = self.h11.send(h11_response) or b""
+        except h11.LocalProtocolError:
+            if request is None:
+                raise
+            error_log.exception("handler returned an invalid response")
+            fallback = Response.problem(Problem(500, "Internal Server Error", "invalid response"))
+            return await self._write_response(request, fallback, close=True)
+        if (isinstance(body, bytes) and len(body) <= 1024 * 1024) or head_only or no_body:
+            # The whole response in one write: one syscall for the common small response.
+            parts = [head]
+            if isinstance(body, bytes) and body and not head_only and not no_body:
+                parts.append(self.h11.send(h11.Data(data=body)) or b"")
+            parts.append(self.h11.send(h11.EndOfMessage()) or b"")
+            data = b"".join(parts)
+            with anyio.fail_after(self.config.send_timeout):
+                await self.stream.send(data)
+            return len(data)
+        with anyio.fail_after(self.config.send_timeout):
+            await self.stream.send(head)
+        sent = len(head)
+        if not head_only and not no_body:
+            if isinstance(body, bytes):
+                if body:
+                    sent += await self._send(h11.Data(data=body))
+            else:
+                async for chunk in body:
+                    if chunk:
+                        sent += await self._send(h11.Data(data=chunk))
+        sent += await self._send(h11.EndOfMessage())
+        return sent
+
+
+@functools.cache
+def _reason(status: int) -> bytes:
+    return status_phrase(status).encode()
+
+
+def _coalesce(pieces: list[bytes] | None) -> list[bytes]:
+    """Join h11's small pieces (head lines, chunk framing) into one write; keep a large
+    body chunk as its own write so it is not copied."""
+    pieces = [p for p in pieces or () if p]
+    if len(pieces) <= 1 or sum(len(p) for p in pieces) <= 64 * 1024:
+        return [b"".join(pieces)] if pieces else []
+    return pieces
+
+
+async def _close_body(body: bytes | AsyncIterable[bytes]) -> None:
+    # Close a streamed body now (an open file behind it, say) rather than at garbage
+    # collection, also when the response was HEAD or was aborted part-way.
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await aclose()

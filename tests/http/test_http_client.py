@@ -1,0 +1,225 @@
+"""The client: pooling, retries of idempotent requests, timeouts, errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+
+from dspot.errors import ConnectRefused
+from dspot.http import (
+    HttpClient,
+    HttpClientError,
+    HTTPError,
+    HTTPStatusError,
+    ReadTimeout,
+    Request,
+    Response,
+    Router,
+    ServerConfig,
+    Timeouts,
+)
+from tests.http.helpers import HAVE_SIM, Net, run_virtual
+
+
+def make_app() -> Router:
+    app = Router()
+
+    @app.get("/peer")
+    async def peer(request: Request) -> Response:
+        return Response.text(request.client or "?")
+
+    @app.get("/slow")
+    async def slow(request: Request) -> Response:
+        await anyio.sleep(100)
+        return Response.text("late")
+
+    @app.get("/gone")
+    async def gone(request: Request) -> Response:
+        raise HTTPError(410, "song deleted", extensions={"song": "s1"})
+
+    return app
+
+
+def test_connections_are_pooled(net: Net) -> None:
+    async def main() -> None:
+        async with net.serving(make_app()) as (_, addr), HttpClient(net.connect) as c:
+            peers = set()
+            for _ in range(5):
+                r = await c.get(f"http://{addr}/peer")
+                peers.add(await r.read())
+            assert len(peers) == 1
+            assert c.idle_connections == 1
+            # two responses open at once need two connections, both pooled afterwards
+            r1 = await c.get(f"http://{addr}/peer")
+            r2 = await c.get(f"http://{addr}/peer")
+            assert await r1.read() != await r2.read()
+            assert c.idle_connections == 2
+            # a response closed unread is not reused
+            r3 = await c.get(f"http://{addr}/peer")
+            await r3.aclose()
+            assert c.idle_connections == 1
+
+    net.run(main)
+
+
+def test_problem_raised_for_status(net: Net) -> None:
+    async def main() -> None:
+        async with net.serving(make_app()) as (_, addr), HttpClient(net.connect) as c:
+            r = await c.get(f"http://{addr}/gone")
+            with pytest.raises(HTTPStatusError) as info:
+                await r.raise_for_status()
+            assert info.value.status == 410
+            assert info.value.problem.detail == "song deleted"
+            assert info.value.problem.extensions == {"song": "s1"}
+            r = await c.get(f"http://{addr}/peer")
+            await r.raise_for_status()
+            await r.read()
+
+    net.run(main)
+
+
+class FlakyServer:
+    """Drops the first ``failures`` connections after reading the request head."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests = 0
+
+    async def __call__(self, stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                try:
+                    buf += await stream.receive()
+                except anyio.EndOfStream:
+                    return
+            self.requests += 1
+            if self.failures > 0:
+                self.failures -= 1
+                return  # close without answering
+            await stream.send(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            )
+
+
+async def flaky_listener(net: Net, handler: FlakyServer, tg: anyio.abc.TaskGroup) -> Any:
+    if net.kind != "sim":
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        tg.start_soon(listener.serve, handler)
+        return listener, f"127.0.0.1:{port}"
+    sim = await net._network().transport("flaky").listen("flaky:81")
+    tg.start_soon(sim.serve, handler)
+    return sim, str(sim.address)
+
+
+def test_idempotent_requests_are_retried(net: Net) -> None:
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            flaky = FlakyServer(failures=2)
+            listener, addr = await flaky_listener(net, flaky, tg)
+            async with HttpClient(net.connect, retries=2) as c:
+                r = await c.get(f"http://{addr}/x")
+                assert await r.read() == b"ok"
+                assert flaky.requests == 3
+                flaky.failures, flaky.requests = 1, 0
+                with pytest.raises(HttpClientError):
+                    await c.post(f"http://{addr}/x", body=b"data")  # not idempotent
+                assert flaky.requests == 1
+                flaky.failures, flaky.requests = 5, 0
+                with pytest.raises(HttpClientError):
+                    await c.put(f"http://{addr}/x", body=b"data")
+                assert flaky.requests == 3  # first try + 2 retries
+            async with HttpClient(net.connect, retries=0) as c:
+                flaky.failures, flaky.requests = 1, 0
+                with pytest.raises(HttpClientError):
+                    await c.get(f"http://{addr}/x")
+                assert flaky.requests == 1
+            tg.cancel_scope.cancel()
+        await listener.aclose()
+
+    net.run(main)
+
+
+def test_connect_refused(net: Net) -> None:
+    async def main() -> None:
+        async with HttpClient(net.connect, retries=1) as c:
+            if net.kind != "sim":
+                listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+                port = listener.extra(anyio.abc.SocketAttribute.local_port)
+                await listener.aclose()
+                url = f"http://127.0.0.1:{port}/"
+            else:
+                net._network().transport("nobody")
+                url = "http://nobody:80/"
+            with pytest.raises((ConnectRefused, OSError)):
+                await c.get(url)
+
+    net.run(main)
+
+
+@pytest.mark.skipif(not HAVE_SIM, reason="needs dspot.transport.SimNetwork")
+def test_stale_keep_alive_connection_is_retried_transparently() -> None:
+    net = Net("sim")
+
+    async def main() -> None:
+        config = ServerConfig(keepalive_timeout=1)
+        async with (
+            net.serving(make_app(), config) as (_, addr),
+            HttpClient(net.connect, keepalive_expiry=60) as c,
+        ):
+            first = await (await c.get(f"http://{addr}/peer")).read()
+            await anyio.sleep(2)  # the server has closed the idle connection
+            assert c.idle_connections == 1
+            second = await (await c.get(f"http://{addr}/peer")).read()
+            assert first != second
+
+    run_virtual(main)
+
+
+@pytest.mark.skipif(not HAVE_SIM, reason="needs dspot.transport.SimNetwork")
+def test_read_timeout() -> None:
+    net = Net("sim")
+
+    async def main() -> None:
+        async with (
+            net.serving(make_app()) as (_, addr),
+            HttpClient(net.connect, timeouts=Timeouts(read=5)) as c,
+        ):
+            start = anyio.current_time()
+            with pytest.raises(ReadTimeout):
+                await c.get(f"http://{addr}/slow")
+            assert anyio.current_time() - start == pytest.approx(5, abs=0.1)
+
+    run_virtual(main)
+
+
+@pytest.mark.skipif(not HAVE_SIM, reason="needs dspot.transport.SimNetwork")
+def test_early_413_is_returned_while_uploading() -> None:
+    net = Net("sim")
+
+    async def main() -> None:
+        app = Router()
+
+        @app.put("/upload")
+        async def upload(request: Request) -> Response:
+            return Response.json({"n": len(await request.body())})
+
+        config = ServerConfig(max_body_size=100_000)
+        async with net.serving(app, config) as (_, addr), HttpClient(net.connect) as c:
+
+            async def big() -> AsyncIterator[bytes]:
+                for _ in range(100):
+                    yield b"u" * 10_000
+
+            r = await c.put(
+                f"http://{addr}/upload", body=big(), headers={"content-length": "1000000"}
+            )
+            assert r.status == 413
+            assert (await r.json())["status"] == 413
+
+    run_virtual(main)
