@@ -21,7 +21,7 @@ def tests(session: nox.Session) -> None:
 
 def _examples() -> list[str]:
     """Editable installs of the example service, once it has a package."""
-    return ["-e", "examples/spotify"] if glob.glob("examples/spotify/pyproject.toml") else []
+    return ["-e", "examples/spotify[test]"] if glob.glob("examples/spotify/pyproject.toml") else []
 
 
 @nox.session(python=PYTHON)
@@ -48,6 +48,8 @@ def types(session: nox.Session) -> None:
     """mypy --strict over the library."""
     session.install("-e", ".[dev]", *_examples())
     session.run("mypy")
+    if _examples():
+        session.run("mypy", "examples/spotify/src/dspot_spotify")
 
 
 @nox.session(python=PYTHON)

@@ -1,0 +1,37 @@
+"""SQL plumbing shared by the catalog modules: the transaction protocol and row helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+
+class Tx(Protocol):
+    """What the catalog needs from a transaction: sqlite3-style ``execute`` yielding rows.
+
+    Satisfied by ``sqlite3.Connection`` / ``sqlite3.Cursor`` and by
+    :class:`dspot.disk.Transaction` (which returns a list of tuples).
+    """
+
+    def execute(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ..., /
+    ) -> Iterable[Sequence[Any]]:
+        """Run one statement; iterate over the rows it produced."""
+        ...
+
+
+def exec_(tx: Tx, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+    """Every row a statement produced."""
+    return list(tx.execute(sql, params))
+
+
+def one(tx: Tx, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
+    """The first row, or None."""
+    rows = exec_(tx, sql, params)
+    return rows[0] if rows else None
+
+
+def scalar(tx: Tx, sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the first row, or None."""
+    row = one(tx, sql, params)
+    return None if row is None else row[0]

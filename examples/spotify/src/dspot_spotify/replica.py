@@ -1,0 +1,102 @@
+"""A node's catalog replica on a ``dspot.disk`` database.
+
+:class:`CatalogReplica` is the glue between the ordered log (the token ring delivers
+``(position, bytes)`` in order) and the SQLite state machine of :mod:`dspot_spotify.catalog`:
+it applies entries in durable transactions, serves reads, and lets a writer wait until the
+position it was given is applied here (read-your-writes on any replica) and learn whether
+its entry was applied or rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Concatenate, ParamSpec, TypeVar
+
+import anyio
+from dspot.disk import Database
+
+from dspot_spotify import catalog
+
+__all__ = ["CatalogReplica"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class CatalogReplica:
+    """Applies the catalog log to ``db`` and answers reads from it.
+
+    Call :meth:`open` once (and again after the disk crashed and restarted: it reloads the
+    durable position). Applying is idempotent by position, so redelivery after a crash is
+    harmless: the log resumes from :attr:`position`.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._position: catalog.LogPosition | None = None
+        self._waiters: list[tuple[catalog.LogPosition, anyio.Event]] = []
+
+    async def open(self) -> None:
+        """Create the schema if needed and load the last durably applied position."""
+        async with self._db.transaction() as tx:
+            catalog.create_schema(tx)
+            self._position = catalog.applied_position(tx)
+        self._wake()
+
+    @property
+    def position(self) -> catalog.LogPosition | None:
+        """The last position applied and committed here (None before the first)."""
+        return self._position
+
+    async def apply(
+        self, position: catalog.LogPosition, data: bytes, *, sync: bool = True
+    ) -> catalog.ApplyResult:
+        """Apply one encoded entry in its own transaction (durable when ``sync``)."""
+        [result] = await self.apply_many([(position, data)], sync=sync)
+        return result
+
+    async def apply_many(
+        self, items: Sequence[tuple[catalog.LogPosition, bytes]], *, sync: bool = True
+    ) -> list[catalog.ApplyResult]:
+        """Apply consecutive encoded entries in one transaction (one fsync for the batch)."""
+        async with self._db.transaction(sync=sync) as tx:
+            results = [catalog.apply_encoded(tx, pos, data) for pos, data in items]
+            after = catalog.applied_position(tx)
+        self._position = after  # only once committed
+        self._wake()
+        return results
+
+    async def read(
+        self, fn: Callable[Concatenate[catalog.Tx, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run a query function (``catalog.list_songs`` ...) in a read transaction."""
+        async with self._db.transaction(sync=False) as tx:
+            return fn(tx, *args, **kwargs)
+
+    async def wait_applied(self, position: catalog.LogPosition) -> None:
+        """Return once ``position`` is applied here (wrap in ``anyio.fail_after``)."""
+        if self._position is not None and position <= self._position:
+            return
+        event = anyio.Event()
+        self._waiters.append((position, event))
+        await event.wait()
+
+    async def outcome(self, position: catalog.LogPosition) -> catalog.ApplyResult:
+        """Wait for ``position``, then say whether its entry was applied or rejected."""
+        await self.wait_applied(position)
+        rejection = await self.read(catalog.rejection_at, position)
+        if rejection is None:
+            return catalog.ApplyResult("applied")
+        return catalog.ApplyResult("rejected", rejection.reason, rejection.code)
+
+    def _wake(self) -> None:
+        current = self._position
+        if current is None:
+            return
+        keep: list[tuple[catalog.LogPosition, anyio.Event]] = []
+        for pos, event in self._waiters:
+            if pos <= current:
+                event.set()
+            else:
+                keep.append((pos, event))
+        self._waiters = keep
