@@ -1,5 +1,9 @@
 """Ring membership with SWIM failure detection (re-exports)."""
 
+from dspot.membership._config import MembershipConfig
+from dspot.membership._core import MembershipCore, Output, Send
+from dspot.membership._driver import Membership
+from dspot.membership._messages import Ack, Gossip, Ping, PingReq, Received, Sync, SyncReply
 from dspot.membership._view import (
     EventKind,
     Member,
@@ -12,11 +16,23 @@ from dspot.membership._view import (
 )
 
 __all__ = [
+    "Ack",
     "EventKind",
+    "Gossip",
     "Member",
     "MemberState",
+    "Membership",
+    "MembershipConfig",
+    "MembershipCore",
     "MembershipEvent",
+    "Output",
+    "Ping",
+    "PingReq",
+    "Received",
     "RingView",
+    "Send",
+    "Sync",
+    "SyncReply",
     "ring_order",
     "ring_position",
     "ring_successors",

@@ -1,0 +1,45 @@
+"""Configuration of a token ring: every timing knob in one place, with its reasoning."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class TokenRingConfig:
+    """Timing and sizing of a :class:`~dspot.tokenring.TokenRing`.
+
+    The defaults suit a LAN or the simulation (RTT well under 100 ms, disk sync a few ms).
+    Rule of thumb: ``heartbeat_interval`` < ``rpc_timeout`` < ``token_timeout``.
+    """
+
+    heartbeat_interval: float = 0.25
+    """How often the holder sends (possibly empty) appends to every live member. They carry
+    the commit index, prove the token is alive, and bring back who has submits queued."""
+    hold_time: float = 0.02
+    """Least time a holder keeps the token (batching what arrives meanwhile). It passes the
+    token on once its entries are committed and some member has submits queued."""
+    idle_hold_time: float = 1.0
+    """With nothing queued anywhere (that it knows of), the holder keeps the token this long
+    before passing it on anyway: the token keeps circulating, at little cost."""
+    token_timeout: float = 1.5
+    """A member that hears from no holder for this long (plus a random extra of up to the
+    same again, so members rarely collide) regenerates the token with a higher epoch. A
+    holder that hears from no majority for this long gives the token up."""
+    rpc_timeout: float = 1.0
+    """Deadline of one append or vote request. A token pass that times out counts as lost
+    (the target may have taken it), so the old holder steps down."""
+    submit_timeout: float = 10.0
+    """Default wait in :meth:`TokenRing.submit` before :class:`CommitTimeout`."""
+    max_batch: int = 256
+    """Most entries in one append; a member further behind catches up over several, and
+    is skipped as token target until it is within one batch of the holder."""
+    tick_interval: float = 0.25
+    """Longest the driver sleeps between timer checks (it also wakes on every event)."""
+    min_members: int = 1
+    """Majorities are never counted against fewer members than this. Set it to the initial
+    cluster size when bootstrapping: separately started members that do not know each other
+    yet must not each take themselves for a majority. After that, a member remembers every
+    member it has seen configured (durably), so a restart cannot shrink its majorities."""
+    table_prefix: str = "tokenring"
+    """SQLite table prefix on the node's disk, so several rings can share one database."""

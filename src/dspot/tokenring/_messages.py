@@ -1,0 +1,149 @@
+"""Log records, positions and the token ring's wire messages (frozen attrs classes).
+
+Entry data travels in the frame's raw payload section (concatenated, sizes in the body),
+never base64-encoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from dspot import wire
+
+
+@attrs.frozen(order=True)
+class LogPosition:
+    """Where a committed entry sits: ``seq`` is its index in the one log (1-based, dense),
+    ``epoch`` the token epoch in which it was assigned. Ordered by ``seq`` first."""
+
+    seq: int
+    epoch: int
+
+
+@attrs.frozen
+class Entry:
+    """One log record. ``entry_id`` deduplicates submits; the empty id marks a no-op that a
+    freshly regenerated token appends (it is never shown to applications)."""
+
+    epoch: int
+    entry_id: str
+    data: bytes
+
+    @property
+    def is_noop(self) -> bool:
+        return self.entry_id == ""
+
+
+@attrs.frozen
+class CommittedEntry:
+    """What an application sees: a committed entry and its position."""
+
+    position: LogPosition
+    entry_id: str
+    data: bytes
+
+
+@attrs.frozen
+class EntryMeta:
+    epoch: int
+    entry_id: str
+    size: int
+
+
+@wire.message("tokenring.append", idempotent=True)
+@attrs.frozen
+class Append:
+    """Holder → member: entries after ``prev_index``, the commit index, and, when ``token``
+    is set, the token itself (the receiver becomes holder at ``hop``).
+
+    Idempotent: entries of one epoch form one chain, so a repeated append changes nothing,
+    and a repeated token pass is refused because the receiver persisted the hop it took.
+    """
+
+    epoch: int
+    hop: int
+    holder: str
+    prev_index: int
+    prev_epoch: int
+    commit: int
+    token: bool
+    metas: tuple[EntryMeta, ...]
+    payload: bytes
+    contact_age: float = 0.0
+    """With the token: seconds since the passer last heard from a majority. The new holder
+    inherits it, so a token circulating inside a minority still times out and stops."""
+    wanted: tuple[str, ...] = ()
+    """With the token: members known to have submits queued (so the new holder passes on
+    promptly instead of idling)."""
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        epoch: int,
+        hop: int,
+        holder: str,
+        prev_index: int,
+        prev_epoch: int,
+        commit: int,
+        token: bool,
+        entries: Sequence[Entry],
+        wanted: Sequence[str] = (),
+        contact_age: float = 0.0,
+    ) -> Append:
+        metas = tuple(EntryMeta(e.epoch, e.entry_id, len(e.data)) for e in entries)
+        return cls(
+            epoch, hop, holder, prev_index, prev_epoch, commit, token, metas,
+            b"".join(e.data for e in entries), contact_age, tuple(wanted),
+        )  # fmt: skip
+
+    def entries(self) -> list[Entry]:
+        """Decode the entries carried in the payload."""
+        out: list[Entry] = []
+        pos = 0
+        for m in self.metas:
+            out.append(Entry(m.epoch, m.entry_id, self.payload[pos : pos + m.size]))
+            pos += m.size
+        if pos != len(self.payload):
+            raise ValueError("append payload does not match its entry sizes")
+        return out
+
+    @property
+    def last_index(self) -> int:
+        return self.prev_index + len(self.metas)
+
+
+@wire.message("tokenring.append_reply")
+@attrs.frozen
+class AppendReply:
+    """Member → holder. ``ok`` when the log matched at ``prev_index``; ``match_index`` is
+    then the last index known equal to the holder's. On a mismatch, ``conflict_index``
+    is where the holder should resume. ``took_token`` says the member is now the holder."""
+
+    epoch: int
+    ok: bool
+    match_index: int
+    conflict_index: int
+    took_token: bool
+    pending: int = 0
+    """How many submits wait in the member's queue (for dashboards)."""
+
+
+@wire.message("tokenring.vote", idempotent=True)
+@attrs.frozen
+class Vote:
+    """Candidate → member: grant me ``epoch`` (regenerate the token with me as holder)."""
+
+    epoch: int
+    candidate: str
+    last_index: int
+    last_epoch: int
+
+
+@wire.message("tokenring.vote_reply")
+@attrs.frozen
+class VoteReply:
+    epoch: int
+    granted: bool

@@ -1,0 +1,70 @@
+"""Over real TCP on 127.0.0.1: a node with the wrong cluster secret is refused and logged."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import anyio
+import pytest
+import trio
+
+from dspot.disk import SimDisk
+from dspot.env import NodeEnv
+from dspot.membership import Membership, MembershipConfig, MemberState
+from dspot.rpc import RpcNode
+from dspot.transport import TcpTransport
+
+SECRET = b"the real cluster secret"
+FAST = MembershipConfig(
+    probe_interval=0.1,
+    probe_timeout=0.05,
+    gossip_interval=0.05,
+    push_pull_interval=0.5,
+    reconnect_interval=0.3,
+    join_retry_interval=0.2,
+    join_timeout=1.0,
+    rpc_timeout=1.0,
+)
+
+
+def env_for(name: str) -> NodeEnv:
+    return NodeEnv(
+        node_id=name,
+        transport=TcpTransport(),
+        disk=SimDisk(random.Random(name)),
+        rng=random.Random(name),
+        logger=logging.getLogger(f"dspot.tcp.{name}"),
+    )
+
+
+def test_wrong_secret_is_refused_over_tcp(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="dspot")
+
+    async def main() -> None:
+        a_env, b_env, bad_env = env_for("a"), env_for("b"), env_for("mallory")
+        async with (
+            RpcNode(a_env, listen="127.0.0.1:0", secret=SECRET) as a_rpc,
+            Membership(a_env, a_rpc, FAST) as a,
+            RpcNode(b_env, listen="127.0.0.1:0", secret=SECRET) as b_rpc,
+        ):
+            assert a_rpc.address is not None
+            async with Membership(b_env, b_rpc, FAST, seeds=[a_rpc.address]) as b:
+                assert b.joined
+                async with (
+                    RpcNode(bad_env, listen="127.0.0.1:0", secret=b"guess") as bad_rpc,
+                    Membership(
+                        bad_env, bad_rpc, FAST, seeds=[a_rpc.address, b_rpc.address or ""]
+                    ) as bad,
+                ):
+                    await anyio.sleep(1.0)
+                    assert not bad.joined
+                    assert [m.node_id for m in bad.members()] == ["mallory"]
+                    for view in (a, b):
+                        assert [m.node_id for m in view.members()] == ["a", "b"]
+                        assert all(m.state is MemberState.ALIVE for m in view.members())
+
+    trio.run(main)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("mallory membership.refused" in m for m in messages), messages
+    assert any("refused a connection" in m and "mallory" in m for m in messages), messages
