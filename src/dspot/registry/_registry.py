@@ -100,8 +100,8 @@ def _parse(member: Member, key: str, value: str) -> Endpoint | None:
 class Registry:
     """Registers this node's services and resolves everyone's.
 
-    Run it with ``await tg.start(registry.run)`` (or ``async with registry:``) so leases get
-    renewed; resolving works without running.
+    Run it with ``await tg.start(registry.run)`` so leases get renewed; resolving works
+    without running.
     """
 
     def __init__(

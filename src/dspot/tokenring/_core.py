@@ -62,12 +62,13 @@ Duplicate submits: entries carry ids; before appending, the holder skips an id a
 its log. Every log that contains an entry at index ``i`` shares the holder's prefix before
 ``i`` (log matching), so no id is ever present twice in any log.
 
-Limits: majorities are counted against ``RingView.configured()`` but never against fewer
-than ``TokenRingConfig.min_members`` (set it to the initial cluster size: a member that
-just restarted may know only itself). The configured membership must change one member at
-a time (majorities of consecutive configurations then overlap). There is no log compaction
-yet: a new or returning member catches up by log transfer, ``max_batch`` entries per
-append, and is skipped as token target until it is within one batch.
+Limits: majorities are counted against the configured membership the driver passes in (the
+durably remembered union of every member seen in ``RingView.configured()``, less those that
+left gracefully) but never against fewer than ``TokenRingConfig.min_members`` (set it to
+the initial cluster size when bootstrapping). The configured membership must change one
+member at a time (majorities of consecutive configurations then overlap). There is no log
+compaction yet: a new or returning member catches up by log transfer, ``max_batch``
+entries per append, and is skipped as token target until it is within one batch.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """TCP transport on anyio, optionally with TLS (and mutual TLS between nodes).
 
-The TLS handshake runs under ``handshake_timeout`` on both sides, so a peer that connects
-and says nothing cannot hold a server task forever. A failed server-side handshake is
+On the listening side the TLS handshake runs under ``handshake_timeout``, so a peer that
+connects and says nothing cannot hold a server task forever; on the connecting side the
+handshake counts against ``connect``'s ``timeout``. A failed server-side handshake is
 logged and the connection dropped; the listener keeps accepting.
 """
 
