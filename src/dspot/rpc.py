@@ -334,11 +334,19 @@ class RpcNode:
                 if conn.closed:
                     raise _ConnectionLost("connection closed")
                 request = Frame(Kind.REQUEST, msg_id, name, meta, payload)
-                await _send_frame(conn.stream, request)
-                if self.duplicate_rate and self._rng.random() < self.duplicate_rate:
-                    conn.next_id += 1
-                    self.env.trace("rpc.duplicate", name=name)
-                    await _send_frame(conn.stream, attrs.evolve(request, msg_id=conn.next_id))
+                try:
+                    await _send_frame(conn.stream, request)
+                    if self.duplicate_rate and self._rng.random() < self.duplicate_rate:
+                        conn.next_id += 1
+                        self.env.trace("rpc.duplicate", name=name)
+                        await _send_frame(conn.stream, attrs.evolve(request, msg_id=conn.next_id))
+                except BaseException:
+                    # Interrupted (cancelled, or the stream broke) maybe halfway through a
+                    # frame: the connection's framing can no longer be trusted by anyone.
+                    conn.fail_all(_ConnectionLost("connection lost while sending"))
+                    with anyio.CancelScope(shield=True):
+                        await anyio.aclose_forcefully(conn.stream)
+                    raise
             await slot.done.wait()
         finally:
             conn.pending.pop(msg_id, None)

@@ -1,0 +1,326 @@
+"""Blob store over TCP loopback with real disks (LocalDisk in temp dirs), several nodes in
+one process. Printed, never asserted. Run by hand:
+
+    python benchmarks/bench_blobstore.py [--mib 64] [--repair-mib 1024] [--backend asyncio]
+        [--only upload|rss|repair ...]
+
+1. Upload of one ``--mib`` blob with R=3, W=2 against R=1, same run (target: <= 1.5x):
+   once with the three nodes in this process (they share one interpreter, so the chain's
+   per-replica CPU work adds up) and once with one process per node.
+2. Ranged read throughput through ``BlobStore.get`` (local copy and remote replica) against
+   reading the same file directly.
+3. Peak RSS of 8 parallel ``--mib`` uploads into a 3-node cluster, measured with
+   ``resource.getrusage`` in a subprocess (target: < 200 MiB for the whole cluster).
+4. Repair: 4 nodes, R=3, ``--repair-mib`` of blobs; one node dies; time until every blob
+   has 3 copies again. The issue asks for 1 GiB; the default here is scaled down (see the
+   printed line) so the run stays short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import anyio.abc
+from _machine import machine_line
+
+from dspot.blobstore import BlobStore, BlobStoreConfig, ScriptedMembership
+from dspot.disk import LocalDisk
+from dspot.env import production_env
+from dspot.membership import MemberState
+from dspot.rpc import RpcNode
+from dspot.transport import TcpTransport
+
+MiB = 1024 * 1024
+
+
+async def source(total: int, seed: int, piece: int = MiB) -> AsyncIterator[bytes]:
+    """``total`` pseudo-random bytes generated on the fly (never the whole blob in memory)."""
+    block = hashlib.sha256(str(seed).encode()).digest() * (piece // 32)
+    sent = 0
+    i = 0
+    while sent < total:
+        n = min(piece, total - sent)
+        head = i.to_bytes(8, "big") + seed.to_bytes(8, "big")
+        yield head + block[16:n] if n > 16 else head[:n]
+        sent += n
+        i += 1
+
+
+class Cluster:
+    def __init__(self, root: Path, config: BlobStoreConfig) -> None:
+        self.root = root
+        self.config = config
+        self.directory = ScriptedMembership()
+        self.stores: dict[str, BlobStore] = {}
+        self.scopes: dict[str, anyio.CancelScope] = {}
+        self.disks: dict[str, LocalDisk] = {}
+
+    async def start(self, tg: anyio.abc.TaskGroup, name: str) -> BlobStore:
+        store: BlobStore = await tg.start(self._node, name)
+        return store
+
+    async def _node(self, name: str, *, task_status: anyio.abc.TaskStatus[BlobStore]) -> None:
+        with anyio.CancelScope() as scope:
+            self.scopes[name] = scope
+            async with await LocalDisk.open(self.root / name) as disk:
+                self.disks[name] = disk
+                env = production_env(name, TcpTransport(), disk, seed=hash(name) & 0xFFFF)
+                async with RpcNode(env, listen="127.0.0.1:0", secret=b"bench") as rpc:
+                    assert rpc.address is not None
+                    self.directory.add(name, rpc.address)
+                    store = BlobStore(env, rpc, self.directory.view(name), self.config)
+                    async with anyio.create_task_group() as tg:
+                        await tg.start(store.run)
+                        self.stores[name] = store
+                        task_status.started(store)
+                        await anyio.sleep_forever()
+
+    def kill(self, name: str) -> None:
+        self.scopes[name].cancel()
+        self.directory.set_state(name, MemberState.DEAD)
+
+
+async def bench_upload_and_read(mib: int) -> None:
+    size = mib * MiB
+    results: dict[str, float] = {}
+    for label, replicas, quorum in (("R=1", 1, 1), ("R=3,W=2", 3, 2)):
+        with tempfile.TemporaryDirectory() as tmp:
+            cluster = Cluster(Path(tmp), BlobStoreConfig(replicas=replicas, write_quorum=quorum))
+            async with anyio.create_task_group() as tg:
+                for i in range(3):
+                    await cluster.start(tg, f"n{i}")
+                coordinator = cluster.stores["n0"]
+                await coordinator.put(source(MiB, 99))  # warm up connections
+                start = time.perf_counter()
+                sha = await coordinator.put(source(size, 1))
+                elapsed = time.perf_counter() - start
+                results[label] = elapsed
+                print(f"upload {mib} MiB {label:8}: {elapsed:6.2f} s  {mib / elapsed:7.1f} MiB/s")
+                if replicas == 1:
+                    await bench_reads(cluster, sha, size)
+                tg.cancel_scope.cancel()
+    ratio = results["R=3,W=2"] / results["R=1"]
+    print(f"R=3,W=2 / R=1 upload time: {ratio:.2f}x (target <= 1.5x)")
+
+
+async def bench_reads(cluster: Cluster, sha: str, size: int) -> None:
+    holder = next(n for n, s in cluster.stores.items() if s.local.get(sha) is not None)
+    other = next(n for n in cluster.stores if n != holder)
+    copy = cluster.stores[holder].local.get(sha)
+    assert copy is not None
+    path = cluster.root / holder / "files" / copy.file
+    step = 256 * 1024
+    start = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:  # noqa: ASYNC230 - the baseline is a plain read
+        while f.read(step):
+            pass
+    direct = time.perf_counter() - start
+    print(f"read {size // MiB} MiB direct file    : {size / MiB / direct:8.1f} MiB/s")
+    for label, name in (("local copy", holder), ("remote replica", other)):
+        store = cluster.stores[name]
+        start = time.perf_counter()
+        got = 0
+        async for part in store.get(sha):
+            got += len(part)
+        elapsed = time.perf_counter() - start
+        assert got == size
+        print(f"read {size // MiB} MiB get() {label:14}: {size / MiB / elapsed:8.1f} MiB/s")
+    # Ranged: 64 random 1 MiB ranges.
+    store = cluster.stores[other]
+    start = time.perf_counter()
+    for i in range(64):
+        offset = (i * 7919 * 4096) % max(1, size - MiB)
+        async for _ in store.get(sha, offset, MiB):
+            pass
+    elapsed = time.perf_counter() - start
+    print(f"ranged 64 x 1 MiB get() remote     : {64 / elapsed:8.1f} MiB/s")
+
+
+async def rss_child(mib: int, parallel: int) -> None:
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = Cluster(Path(tmp), BlobStoreConfig(replicas=3, write_quorum=2))
+        async with anyio.create_task_group() as tg:
+            for i in range(3):
+                await cluster.start(tg, f"n{i}")
+            started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            begin = time.perf_counter()
+            async with anyio.create_task_group() as uploads:
+                for i in range(parallel):
+                    name = f"n{i % 3}"
+                    uploads.start_soon(cluster.stores[name].put, source(mib * MiB, 100 + i))
+            elapsed = time.perf_counter() - begin
+            tg.cancel_scope.cancel()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{base} {started} {peak} {elapsed}")
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
+
+
+async def serve_child(name: str, root: str, members: str, replicas: int, quorum: int) -> None:
+    """One node in its own process (``--serve``); runs until its stdin closes."""
+    directory = ScriptedMembership()
+    listen = ""
+    for item in members.split(","):
+        member, address = item.split("=")
+        directory.add(member, address)
+        if member == name:
+            listen = address
+    config = BlobStoreConfig(replicas=replicas, write_quorum=quorum)
+    async with await LocalDisk.open(Path(root) / name) as disk:
+        env = production_env(name, TcpTransport(), disk, seed=1)
+        async with RpcNode(env, listen=listen, secret=b"bench") as rpc:
+            store = BlobStore(env, rpc, directory.view(name), config)
+            async with anyio.create_task_group() as tg:
+                await tg.start(store.run)
+                print("ready", flush=True)
+                await anyio.to_thread.run_sync(sys.stdin.read)
+                tg.cancel_scope.cancel()
+
+
+async def bench_upload_processes(mib: int, backend: str) -> None:
+    """The upload comparison with each replica in its own process (the coordinator is a
+    fourth, non-member node in this process), so replicas do not share one interpreter."""
+    results: dict[str, float] = {}
+    for label, replicas, quorum in (("R=1", 1, 1), ("R=3,W=2", 3, 2)):
+        with tempfile.TemporaryDirectory() as tmp:
+            ports = _free_ports(3)
+            members = ",".join(f"p{i}=127.0.0.1:{port}" for i, port in enumerate(ports))
+            procs = []
+            for i in range(3):
+                cmd = [sys.executable, __file__, "--serve", f"p{i}", tmp, members]
+                cmd += [str(replicas), str(quorum), "--backend", backend]
+                proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before timing
+                    cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                )
+                procs.append(proc)
+            for proc in procs:
+                assert proc.stdout is not None
+                await anyio.to_thread.run_sync(proc.stdout.readline)
+            directory = ScriptedMembership()
+            for item in members.split(","):
+                member, address = item.split("=")
+                directory.add(member, address)
+            config = BlobStoreConfig(replicas=replicas, write_quorum=quorum)
+            async with await LocalDisk.open(Path(tmp) / "client") as disk:
+                env = production_env("client", TcpTransport(), disk, seed=2)
+                async with RpcNode(env, secret=b"bench") as rpc, anyio.create_task_group() as tg:
+                    store = BlobStore(env, rpc, directory.view("client"), config)
+                    await tg.start(store.run)
+                    await store.put(source(MiB, 98))
+                    start = time.perf_counter()
+                    await store.put(source(mib * MiB, 2))
+                    elapsed = time.perf_counter() - start
+                    results[label] = elapsed
+                    print(
+                        f"upload {mib} MiB {label:8} (1 process per node): {elapsed:6.2f} s "
+                        f"{mib / elapsed:7.1f} MiB/s"
+                    )
+                    tg.cancel_scope.cancel()
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.close()
+                proc.wait()
+    ratio = results["R=3,W=2"] / results["R=1"]
+    print(f"R=3,W=2 / R=1 upload time, 1 process per node: {ratio:.2f}x (target <= 1.5x)")
+
+
+def bench_rss(mib: int, backend: str) -> None:
+    cmd = [sys.executable, __file__, "--rss-child", "--mib", str(mib), "--backend", backend]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    base, started, peak, elapsed = out.stdout.split()
+    print(
+        f"8 parallel {mib} MiB uploads, 3 nodes: peak RSS {int(peak) / 1024:.0f} MiB "
+        f"(interpreter alone {int(base) / 1024:.0f} MiB, cluster idle {int(started) / 1024:.0f} "
+        f"MiB), {8 * mib / float(elapsed):.0f} MiB/s aggregate (target < 200 MiB)"
+    )
+
+
+async def bench_repair(total_mib: int) -> None:
+    blob_mib = 16 if total_mib >= 64 else 1
+    count = max(1, total_mib // blob_mib)
+    config = BlobStoreConfig(replicas=3, write_quorum=3, repair_interval=0.5, repair_parallel=8)
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = Cluster(Path(tmp), config)
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                await cluster.start(tg, f"n{i}")
+            shas = []
+            for i in range(count):
+                shas.append(await cluster.stores["n0"].put(source(blob_mib * MiB, 1000 + i)))
+            victim = "n3"
+            held = sum(1 for s in shas if cluster.stores[victim].local.get(s) is not None)
+            start = time.perf_counter()
+            cluster.kill(victim)
+            survivors = [n for n in cluster.stores if n != victim]
+            while True:
+                copies = [
+                    sum(1 for n in survivors if cluster.stores[n].local.get(s) is not None)
+                    for s in shas
+                ]
+                if all(c >= 3 for c in copies):
+                    break
+                await anyio.sleep(0.05)
+            elapsed = time.perf_counter() - start
+            moved = held * blob_mib
+            print(
+                f"repair: {count} x {blob_mib} MiB blobs ({count * blob_mib} MiB, x3), node "
+                f"holding {moved} MiB dies: back to 3 copies in {elapsed:.2f} s "
+                f"({moved / elapsed:.0f} MiB/s re-replicated)"
+            )
+            tg.cancel_scope.cancel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mib", type=int, default=64)
+    parser.add_argument("--repair-mib", type=int, default=256, help="1024 for the full 1 GiB")
+    parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
+    parser.add_argument("--only", action="append", choices=["upload", "rss", "repair"])
+    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        name, root, members, replicas, quorum = args.serve
+        anyio.run(
+            serve_child, name, root, members, int(replicas), int(quorum), backend=args.backend
+        )
+        return
+    if args.rss_child:
+        anyio.run(rss_child, args.mib, 8, backend=args.backend)
+        return
+    print(machine_line())
+    print(f"backend: {args.backend}")
+    parts = args.only or ["upload", "rss", "repair"]
+    if "upload" in parts:
+        anyio.run(bench_upload_and_read, args.mib, backend=args.backend)
+        anyio.run(bench_upload_processes, args.mib, args.backend, backend=args.backend)
+    if "rss" in parts:
+        bench_rss(args.mib, args.backend)
+    if "repair" in parts:
+        if args.repair_mib < 1024:
+            print(f"repair scaled down: {args.repair_mib} MiB, not 1 GiB (--repair-mib 1024)")
+        anyio.run(bench_repair, args.repair_mib, backend=args.backend)
+
+
+if __name__ == "__main__":
+    main()

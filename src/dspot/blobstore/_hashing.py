@@ -1,0 +1,56 @@
+"""Checksums of a blob as it streams past: the whole-blob sha256 plus one per block.
+
+The whole-blob hash is the blob's name (its content address). Block hashes let a replica
+verify any byte range it serves without reading the whole blob, so a corrupted block is
+caught before it leaves the node. Pure computation, no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+BLOCK_DIGEST = 32
+
+
+class BlockHasher:
+    """Feed bytes in order with :meth:`update`; :meth:`finish` gives the checksums."""
+
+    def __init__(self, block_size: int) -> None:
+        if block_size < 1:
+            raise ValueError("block_size must be positive")
+        self.block_size = block_size
+        self.size = 0
+        self._whole = hashlib.sha256()
+        self._block = hashlib.sha256()
+        self._in_block = 0
+        self._blocks = bytearray()
+
+    def update(self, data: bytes) -> None:
+        self._whole.update(data)
+        self.size += len(data)
+        view = memoryview(data)
+        while view:
+            take = min(len(view), self.block_size - self._in_block)
+            self._block.update(view[:take])
+            self._in_block += take
+            view = view[take:]
+            if self._in_block == self.block_size:
+                self._blocks += self._block.digest()
+                self._block = hashlib.sha256()
+                self._in_block = 0
+
+    def finish(self) -> tuple[str, bytes]:
+        """``(sha256 hex of the whole blob, concatenated block digests)``."""
+        blocks = bytes(self._blocks)
+        if self._in_block:
+            blocks += self._block.digest()
+        return self._whole.hexdigest(), blocks
+
+
+def block_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def is_content_address(text: str) -> bool:
+    """Whether ``text`` is a lowercase sha256 hex digest."""
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)

@@ -1,0 +1,301 @@
+"""A node's own blob copies: files on its disk plus their checksums in its database.
+
+Each copy is one immutable file (``blobs/<xx>/<id>``, named when its upload starts, before
+its hash is known) and one row in ``blob_copy`` mapping the content address to that file,
+its size and its block digests. The file is committed (synced) before the row, and the row
+before anything is acknowledged, so after a crash a file without a row is an unacknowledged
+upload and is deleted by :meth:`LocalBlobs.open`. Tombstones (``blob_tombstone``) remember
+deletions so repair does not bring a deleted blob back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import attrs
+
+from dspot.blobstore._hashing import BLOCK_DIGEST, BlockHasher, block_digest
+from dspot.disk import Disk, FileWriter
+from dspot.errors import DspotError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blob_copy (
+    sha256 TEXT PRIMARY KEY,
+    file TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    block_size INTEGER NOT NULL,
+    blocks BLOB NOT NULL,
+    stored_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blob_tombstone (
+    sha256 TEXT PRIMARY KEY,
+    deleted_at REAL NOT NULL
+);
+"""
+
+PREFIX = "blobs/"
+
+
+class CorruptCopy(DspotError):
+    """A stored copy no longer matches its checksums."""
+
+
+class Tombstoned(DspotError):
+    """The blob was deleted after this copy's upload started: the delete wins."""
+
+
+class IntegrityError(DspotError):
+    """Uploaded bytes do not match the hash, size or chunk count they were sent with."""
+
+
+@attrs.frozen
+class Copy:
+    """The metadata of one local copy."""
+
+    sha256: str
+    file: str
+    size: int
+    block_size: int
+    blocks: bytes
+    stored_at: float
+
+
+class Ingest:
+    """A copy being written: bytes go to a new file and through the checksums."""
+
+    def __init__(self, owner: LocalBlobs, writer: FileWriter, block_size: int) -> None:
+        self._owner = owner
+        self.writer = writer
+        self.hasher = BlockHasher(block_size)
+
+    async def write(self, data: bytes) -> None:
+        self.hasher.update(data)
+        await self.writer.write(data)
+
+    async def commit(self, expected: str | None, *, stored_at: float, sync: bool = True) -> Copy:
+        """Verify against ``expected`` (when given), publish the file, record the copy.
+
+        ``stored_at`` is when the upload began (wall clock): a tombstone at least as recent
+        wins and :class:`Tombstoned` is raised. If this node already holds a copy of the
+        same content the new file is dropped.
+        """
+        digest, blocks = self.hasher.finish()
+        if expected is not None and digest != expected:
+            await self.writer.abort()
+            raise IntegrityError(f"content hashes to {digest}, expected {expected}")
+        return await self._owner._publish(self, digest, blocks, stored_at=stored_at, sync=sync)
+
+    async def abort(self) -> None:
+        await self.writer.abort()
+
+
+class LocalBlobs:
+    """The copies this node holds. Call :meth:`open` once before use."""
+
+    def __init__(self, disk: Disk, *, block_size: int) -> None:
+        self.disk = disk
+        self.block_size = block_size
+        self.bytes = 0
+        self.count = 0
+        self._copies: dict[str, Copy] = {}
+        self._tombstones: dict[str, float] = {}
+
+    async def open(self) -> None:
+        """Create the schema, reconcile files with rows after a crash, load the index.
+
+        Rows are mirrored in memory (:meth:`get` never touches the database); the database
+        stays the durable record and is written before the mirror changes.
+        """
+        db = self.disk.db
+        await db.executescript(_SCHEMA)
+        rows = await db.execute(
+            "SELECT sha256, file, size, block_size, blocks, stored_at FROM blob_copy", sync=False
+        )
+        copies = [
+            Copy(str(r[0]), str(r[1]), int(r[2]), int(r[3]), bytes(r[4]), float(r[5])) for r in rows
+        ]
+        present = set(await self.disk.list_files(PREFIX))
+        wanted = {c.file for c in copies}
+        for name in sorted(present - wanted):
+            await self.disk.delete(name, sync=True)  # an upload that was never recorded
+        missing = sorted(c.file for c in copies if c.file not in present)
+        if missing:
+            async with db.transaction(sync=True) as tx:
+                for name in missing:
+                    tx.execute("DELETE FROM blob_copy WHERE file = ?", (name,))
+        self._copies = {
+            c.sha256: c for c in sorted(copies, key=lambda c: c.sha256) if c.file in present
+        }
+        tombs = await db.execute("SELECT sha256, deleted_at FROM blob_tombstone", sync=False)
+        self._tombstones = {str(r[0]): float(r[1]) for r in tombs}
+        self.count = len(self._copies)
+        self.bytes = sum(c.size for c in self._copies.values())
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get(self, sha256: str) -> Copy | None:
+        return self._copies.get(sha256)
+
+    def hashes(self) -> list[tuple[str, float]]:
+        """Every held copy as ``(sha256, stored_at)``, sorted by hash."""
+        return [(sha, self._copies[sha].stored_at) for sha in sorted(self._copies)]
+
+    def tombstone(self, sha256: str) -> float | None:
+        return self._tombstones.get(sha256)
+
+    def oldest_tombstone(self) -> float | None:
+        return min(self._tombstones.values(), default=None)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def ingest(self, file_id: str) -> Ingest:
+        """Start writing a new copy into a fresh file named after ``file_id``."""
+        name = f"{PREFIX}{file_id[:2]}/{file_id}"
+        return Ingest(self, self.disk.create(name), self.block_size)
+
+    async def _publish(
+        self, ingest: Ingest, digest: str, blocks: bytes, *, stored_at: float, sync: bool
+    ) -> Copy:
+        writer = ingest.writer
+        size = ingest.hasher.size
+        await writer.commit(sync=sync)
+        # Two writers of the same content (an upload and a repair fetch) may get here at
+        # once: the check and the insert share one transaction, so exactly one row wins.
+        async with self.disk.db.transaction(sync=sync) as tx:
+            tomb = tx.execute(
+                "SELECT deleted_at FROM blob_tombstone WHERE sha256 = ? AND deleted_at >= ?",
+                (digest, stored_at),
+            )
+            if tomb:
+                rows = []
+            else:
+                tx.execute("DELETE FROM blob_tombstone WHERE sha256 = ?", (digest,))
+                rows = tx.execute(
+                    "SELECT sha256, file, size, block_size, blocks, stored_at FROM blob_copy "
+                    "WHERE sha256 = ?",
+                    (digest,),
+                )
+                if rows:
+                    tx.execute(
+                        "UPDATE blob_copy SET stored_at = max(stored_at, ?) WHERE sha256 = ?",
+                        (stored_at, digest),
+                    )
+                else:
+                    tx.execute(
+                        "INSERT INTO blob_copy (sha256, file, size, block_size, blocks, "
+                        "stored_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (digest, writer.name, size, self.block_size, blocks, stored_at),
+                    )
+        if tomb:
+            await self._delete_file(writer.name)
+            raise Tombstoned(f"{digest} was deleted at {tomb[0][0]}, after this upload began")
+        self._tombstones.pop(digest, None)
+        if rows:
+            r = rows[0]
+            copy = Copy(str(r[0]), str(r[1]), int(r[2]), int(r[3]), bytes(r[4]), float(r[5]))
+            copy = attrs.evolve(copy, stored_at=max(copy.stored_at, stored_at))
+            self._copies[digest] = copy
+            await self._delete_file(writer.name)  # a copy was already there (or won a race)
+            return copy
+        copy = Copy(digest, writer.name, size, self.block_size, blocks, stored_at)
+        self._copies[digest] = copy
+        self.count += 1
+        self.bytes += size
+        return copy
+
+    async def replace(self, ingest: Ingest, sha256: str) -> Copy:
+        """Swap a (corrupt) copy for the freshly fetched one in ``ingest``."""
+        digest, blocks = ingest.hasher.finish()
+        if digest != sha256:
+            await ingest.abort()
+            raise IntegrityError(f"fetched bytes hash to {digest}, expected {sha256}")
+        old = self.get(sha256)
+        if old is None:
+            return await self._publish(ingest, digest, blocks, stored_at=0.0, sync=True)
+        await ingest.writer.commit(sync=True)
+        async with self.disk.db.transaction(sync=True) as tx:
+            tx.execute(
+                "UPDATE blob_copy SET file = ?, block_size = ?, blocks = ? WHERE sha256 = ?",
+                (ingest.writer.name, self.block_size, blocks, sha256),
+            )
+        new = attrs.evolve(old, file=ingest.writer.name, block_size=self.block_size, blocks=blocks)
+        self._copies[sha256] = new
+        await self._delete_file(old.file)
+        return new
+
+    async def drop(self, sha256: str, *, deleted_at: float | None = None) -> bool:
+        """Remove the copy (and record a tombstone when ``deleted_at`` is given)."""
+        copy = self.get(sha256)
+        async with self.disk.db.transaction(sync=True) as tx:
+            tx.execute("DELETE FROM blob_copy WHERE sha256 = ?", (sha256,))
+            if deleted_at is not None:
+                tx.execute(
+                    "INSERT INTO blob_tombstone (sha256, deleted_at) VALUES (?, ?) "
+                    "ON CONFLICT(sha256) DO UPDATE SET deleted_at = "
+                    "max(deleted_at, excluded.deleted_at)",
+                    (sha256, deleted_at),
+                )
+        if deleted_at is not None:
+            self._tombstones[sha256] = max(deleted_at, self._tombstones.get(sha256, deleted_at))
+        if copy is None or self._copies.pop(sha256, None) is None:
+            return False
+        self.count -= 1
+        self.bytes -= copy.size
+        await self._delete_file(copy.file)
+        return True
+
+    async def expire_tombstones(self, before: float) -> int:
+        async with self.disk.db.transaction(sync=True) as tx:
+            gone = tx.execute(
+                "DELETE FROM blob_tombstone WHERE deleted_at < ? RETURNING sha256", (before,)
+            )
+        for row in gone:
+            self._tombstones.pop(str(row[0]), None)
+        return len(gone)
+
+    async def _delete_file(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            await self.disk.delete(name, sync=True)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def read(self, copy: Copy, offset: int, length: int) -> bytes:
+        """Bytes ``[offset, offset + length)`` of ``copy``, each covering block verified.
+
+        A block that fails its check is read once more (a transient read error); if it
+        fails again the copy is corrupt and :class:`CorruptCopy` is raised.
+        """
+        end = min(copy.size, offset + length)
+        if offset >= end:
+            return b""
+        bs = copy.block_size
+        first, last = offset // bs, (end - 1) // bs
+        start = first * bs
+        data = await self.disk.read(copy.file, start, min((last + 1) * bs, copy.size) - start)
+        parts: list[bytes] = []
+        for index in range(first, last + 1):
+            lo = (index - first) * bs
+            block = data[lo : lo + bs]
+            want = copy.blocks[index * BLOCK_DIGEST : (index + 1) * BLOCK_DIGEST]
+            if block_digest(block) != want:
+                block = await self.disk.read(copy.file, index * bs, len(block) or bs)
+                if block_digest(block) != want:
+                    raise CorruptCopy(f"block {index} of {copy.sha256} is corrupt")
+            parts.append(block)
+        joined = parts[0] if len(parts) == 1 else b"".join(parts)
+        return joined[offset - start : end - start]
+
+    async def verify(self, copy: Copy) -> bool:
+        """Re-read the whole copy and check every block and the whole-blob hash."""
+        hasher = BlockHasher(copy.block_size)
+        step = copy.block_size * max(1, (1 << 20) // copy.block_size)
+        pos = 0
+        try:
+            while pos < copy.size:
+                chunk = await self.read(copy, pos, step)
+                hasher.update(chunk)
+                pos += len(chunk)
+        except (CorruptCopy, FileNotFoundError):
+            return False
+        digest, blocks = hasher.finish()
+        return digest == copy.sha256 and blocks == copy.blocks

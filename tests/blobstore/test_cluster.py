@@ -1,0 +1,287 @@
+"""The blob store on the simulated network, in virtual time."""
+
+from __future__ import annotations
+
+import hashlib
+
+import anyio
+import attrs
+import pytest
+
+from dspot.blobstore import DeleteIncomplete, IntegrityError, UploadFailed
+from dspot.blobstore._messages import ChunkAck, PutChunk, RangeData, ReadRange
+from dspot.sim import Simulation
+from tests.blobstore.harness import (
+    SMALL,
+    blob,
+    chunks,
+    holders,
+    kill,
+    revive,
+    run_cluster,
+    store,
+)
+
+
+def test_put_then_ranged_reads_from_every_node() -> None:
+    data = blob(50_000)
+    sha = hashlib.sha256(data).hexdigest()
+
+    async def body(sim: Simulation) -> None:
+        result = await store(sim, "n1").put_detailed(chunks(data, 777))
+        assert result.sha256 == sha and result.size == len(data)
+        assert len(result.replicas) >= 2
+        for name in sim.names:
+            s = store(sim, name)
+            assert await s.read(sha) == data
+            assert await s.read(sha, 12_345, 9_999) == data[12_345:22_344]
+            assert await s.read(sha, 49_990, 100) == data[49_990:]
+            assert await s.read(sha, 60_000) == b""
+        empty = await store(sim, "n2").put(chunks(b""))
+        assert await store(sim, "n3").read(empty) == b""
+
+    run_cluster(body)
+
+
+def test_known_hash_places_on_owners_and_wrong_hash_is_refused() -> None:
+    data = blob(20_000, seed=5)
+    sha = hashlib.sha256(data).hexdigest()
+
+    async def body(sim: Simulation) -> None:
+        s = store(sim, "n1")
+        with pytest.raises(IntegrityError):
+            await s.put(chunks(data), sha256=hashlib.sha256(b"nope").hexdigest())
+        assert await s.put(chunks(data), sha256=sha) == sha
+        await anyio.sleep(0.5)
+        owners = [m.node_id for m in s.placement.owners(sha, s.view.live())]
+        assert sorted(holders(sim, sha)) == sorted(owners)
+        info = await s.stat(sha)
+        assert info is not None and info.size == len(data)
+        assert sorted(info.holders) == sorted(owners)
+
+    run_cluster(body, nodes=5)
+
+
+def test_unknown_hash_upload_is_handed_over_to_its_owners() -> None:
+    async def body(sim: Simulation) -> None:
+        s = store(sim, "n1")
+        shas = [await s.put(chunks(blob(3000, seed=i))) for i in range(8)]
+        await anyio.sleep(5)  # a few repair rounds
+        for sha in shas:
+            owners = [m.node_id for m in s.placement.owners(sha, s.view.live())]
+            assert sorted(holders(sim, sha)) == sorted(owners), sha
+
+    run_cluster(body, nodes=6)
+
+
+def test_replicas_all_puts_a_copy_on_every_node() -> None:
+    data = blob(9000, seed=2)
+
+    async def body(sim: Simulation) -> None:
+        sha = await store(sim, "n2").put(chunks(data))
+        await anyio.sleep(3)
+        assert sorted(holders(sim, sha)) == sim.names
+
+    run_cluster(body, nodes=4, config=attrs.evolve(SMALL, replicas="all"))
+
+
+def test_upload_fails_without_a_write_quorum() -> None:
+    async def body(sim: Simulation) -> None:
+        kill(sim, "n2")
+        kill(sim, "n3")
+        with pytest.raises(UploadFailed):
+            await store(sim, "n1").put(chunks(blob(1000)))
+
+    run_cluster(body, nodes=3)
+
+
+def test_read_fails_over_mid_stream_at_the_same_offset() -> None:
+    data = blob(40_000, seed=7)
+    sha = hashlib.sha256(data).hexdigest()
+
+    async def body(sim: Simulation) -> None:
+        await store(sim, "n1").put(chunks(data), sha256=sha)
+        await anyio.sleep(1)
+        reader_name = next(n for n in sim.names if n not in holders(sim, sha))
+        reader = store(sim, reader_name)
+        first_source = reader._sources(sha, holds_here=False)[0]
+        assert first_source is not None
+        served: list[str] = []
+        for name in sim.names:
+            s = store(sim, name)
+            original = s._on_read
+
+            async def spy(
+                req: ReadRange, peer: object, name: str = name, f: object = original
+            ) -> RangeData:
+                served.append(name)
+                return await f(req, peer)  # type: ignore[operator]
+
+            s.rpc.handle(ReadRange, spy)
+        got = bytearray()
+        async for part in reader.get(sha, 1000):
+            got += part
+            if len(got) >= 8000 and sim.nodes[first_source.node].up:
+                kill(sim, first_source.node)  # the replica dies mid-stream
+        assert bytes(got) == data[1000:]
+        assert served[0] == first_source.node
+        assert len(set(served)) >= 2, served
+
+    run_cluster(body, nodes=4)
+
+
+def test_scrub_finds_a_corrupted_copy_and_heals_it() -> None:
+    data = blob(30_000, seed=9)
+    sha = hashlib.sha256(data).hexdigest()
+
+    async def body(sim: Simulation) -> None:
+        await store(sim, "n1").put(chunks(data), sha256=sha)
+        await anyio.sleep(1)
+        victim = holders(sim, sha)[0]
+        s = store(sim, victim)
+        copy = s.local.get(sha)
+        assert copy is not None
+        sim.nodes[victim].disk.corrupt_file(copy.file, offset=12_345)
+        assert victim not in holders(sim, sha)
+        assert await s.scrub_once() == 1
+        assert victim in holders(sim, sha)
+        assert s.stats().healed == 1
+        assert await s.read(sha) == data
+
+    run_cluster(body, nodes=4)
+
+
+def test_corrupt_block_is_never_served_and_read_moves_on() -> None:
+    data = blob(30_000, seed=11)
+    sha = hashlib.sha256(data).hexdigest()
+
+    async def body(sim: Simulation) -> None:
+        await store(sim, "n1").put(chunks(data), sha256=sha)
+        await anyio.sleep(1)
+        for name in holders(sim, sha)[:2]:
+            copy = store(sim, name).local.get(sha)
+            assert copy is not None
+            sim.nodes[name].disk.corrupt_file(copy.file, offset=5000)
+        for name in sim.names:
+            assert await store(sim, name).read(sha) == data
+        await anyio.sleep(2)  # reads queued the corrupt copies for healing
+        assert len(holders(sim, sha)) == 3
+
+    run_cluster(body, nodes=4)
+
+
+def test_dead_member_is_re_replicated_and_join_rebalances() -> None:
+    async def body(sim: Simulation) -> None:
+        s = store(sim, "n1")
+        shas = [await s.put(chunks(blob(2000, seed=i))) for i in range(10)]
+        await anyio.sleep(3)
+        victim = "n3"
+        held = [sha for sha in shas if victim in holders(sim, sha)]
+        assert held
+        kill(sim, victim)
+        sim.wipe(victim)
+        await anyio.sleep(3)
+        for sha in shas:
+            assert len(holders(sim, sha)) == 3, sha
+            assert victim not in holders(sim, sha)
+        assert all(store(sim, n).stats().under_replicated == 0 for n in sim.live())
+        await revive(sim, victim)  # back with an empty disk: a join
+        await anyio.sleep(4)
+        for sha in shas:
+            owners = [m.node_id for m in s.placement.owners(sha, s.view.live())]
+            assert sorted(holders(sim, sha)) == sorted(owners), sha
+        assert any(victim in holders(sim, sha) for sha in shas)
+
+    run_cluster(body, nodes=5)
+
+
+def test_delete_tombstones_survive_a_returning_replica() -> None:
+    data = blob(5000, seed=3)
+    sha = hashlib.sha256(data).hexdigest()
+
+    async def body(sim: Simulation) -> None:
+        s = store(sim, "n1")
+        await s.put(chunks(data), sha256=sha)
+        await anyio.sleep(1)
+        away = next(n for n in holders(sim, sha) if n != "n1")
+        kill(sim, away)  # misses the delete, keeps its copy
+        # An owner is down: the delete is not complete (live members hold tombstones).
+        with pytest.raises(DeleteIncomplete):
+            await s.delete(sha)
+        assert await s.stat(sha) is None
+        await revive(sim, away)
+        await anyio.sleep(4)  # its repair round learns the tombstone from the others
+        assert holders(sim, sha) == []
+        assert await s.delete(sha) == 4  # now every owner confirms
+        with pytest.raises(Exception):  # noqa: B017
+            await s.read(sha)
+        # A new upload of the same bytes after the delete is a new fact and sticks.
+        await anyio.sleep(1)
+        await s.put(chunks(data), sha256=sha)
+        await anyio.sleep(3)
+        assert len(holders(sim, sha)) == 3
+
+    run_cluster(body, nodes=4)
+
+
+def test_stats_report_bytes_and_under_replication() -> None:
+    async def body(sim: Simulation) -> None:
+        s = store(sim, "n1")
+        shas = [
+            await s.put(
+                chunks(blob(1000, seed=i)),
+            )
+            for i in range(5)
+        ]
+        await anyio.sleep(2)
+        assert sum(store(sim, n).stats().bytes for n in sim.names) == 5 * 1000 * 3
+        # Background repair is off: rounds run only when the test asks.
+        kill(sim, "n2")
+        for n in sim.live():
+            await store(sim, n).repair_once()
+        # The round found copies missing on the new owners (and asked them to fetch).
+        assert sum(store(sim, n).stats().under_replicated for n in sim.live()) > 0
+        for n in sim.live():
+            await store(sim, n).repair_once()
+        assert sum(store(sim, n).stats().under_replicated for n in sim.live()) == 0
+        assert all(len([h for h in holders(sim, sha) if h != "n2"]) == 3 for sha in shas)
+
+    run_cluster(body, nodes=4, config=attrs.evolve(SMALL, repair_enabled=False))
+
+
+def test_upload_is_pipelined_through_the_chain_with_bounded_chunks_in_flight() -> None:
+    data = blob(200_000, seed=13)
+    sha = hashlib.sha256(data).hexdigest()
+    seen: list[tuple[float, str, int]] = []
+    in_flight: dict[str, int] = {}
+    peak: dict[str, int] = {}
+
+    async def body(sim: Simulation) -> None:
+        for name in sim.names:
+            s = store(sim, name)
+            original = s._on_chunk
+
+            async def spy(
+                req: PutChunk, peer: object, name: str = name, f: object = original
+            ) -> ChunkAck:
+                seen.append((anyio.current_time(), name, req.seq))
+                in_flight[name] = in_flight.get(name, 0) + 1
+                peak[name] = max(peak.get(name, 0), in_flight[name])
+                try:
+                    return await f(req, peer)  # type: ignore[operator, no-any-return]
+                finally:
+                    in_flight[name] -= 1
+
+            s.rpc.handle(PutChunk, spy)
+        coordinator = store(sim, "n1")
+        chain = [m.node_id for m in coordinator.placement.owners(sha, coordinator.view.live())]
+        await coordinator.put(chunks(data, 5000), sha256=sha)
+        head, tail = chain[0], chain[-1]
+        last_at_head = max(t for t, n, _ in seen if n == head)
+        first_at_tail = min(t for t, n, _ in seen if n == tail)
+        assert first_at_tail < last_at_head, "the tail got nothing before the head had it all"
+        chunks_total = -(-len(data) // SMALL.chunk_size)
+        assert len([1 for _, n, _ in seen if n == tail]) == chunks_total
+        assert 1 < max(peak.values()) <= SMALL.window, peak
+
+    run_cluster(body, nodes=4)

@@ -1,0 +1,184 @@
+"""Blob store pieces without a network: checksums, placement, local copies, the view."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import anyio
+import pytest
+import trio.testing
+
+from dspot.blobstore import (
+    BlobPlacement,
+    BlockHasher,
+    CorruptCopy,
+    IntegrityError,
+    LocalBlobs,
+    ScriptedMembership,
+    is_content_address,
+)
+from dspot.blobstore._local import Tombstoned
+from dspot.blobstore._store import _rechunk
+from dspot.disk import SimDisk
+from dspot.membership import EventKind, Member, MemberState, ring_successors
+
+
+def run(fn: object) -> None:
+    anyio.run(  # type: ignore[arg-type]
+        fn, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)}
+    )
+
+
+def test_block_hasher_is_independent_of_how_bytes_are_cut() -> None:
+    data = random.Random(1).randbytes(10_000)
+    whole = BlockHasher(1024)
+    whole.update(data)
+    pieces = BlockHasher(1024)
+    rng = random.Random(2)
+    pos = 0
+    while pos < len(data):
+        step = rng.randint(1, 3000)
+        pieces.update(data[pos : pos + step])
+        pos += step
+    digest, blocks = whole.finish()
+    assert (digest, blocks) == pieces.finish()
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert len(blocks) == 32 * 10  # ceil(10000 / 1024)
+    assert blocks[:32] == hashlib.sha256(data[:1024]).digest()
+
+
+def test_content_address_format() -> None:
+    assert is_content_address(hashlib.sha256(b"x").hexdigest())
+    assert not is_content_address("ABC")
+    assert not is_content_address(hashlib.sha256(b"x").hexdigest().upper())
+
+
+def test_placement_counts_and_validation() -> None:
+    live = [Member(f"n{i}", f"n{i}:1") for i in range(5)]
+    three = BlobPlacement(3, 2)
+    owners = three.owners("abc", live)
+    expected = ring_successors("abc", [m.node_id for m in live], 3)
+    assert [m.node_id for m in owners] == expected
+    assert len(owners) == 3 and len({m.node_id for m in owners}) == 3
+    assert three.owners("abc", live) == owners  # stable
+    assert BlobPlacement("all", 2).count(5) == 5
+    assert len(BlobPlacement("all", 2).owners("abc", live)) == 5
+    assert three.count(2) == 2
+    with pytest.raises(ValueError):
+        BlobPlacement(2, 3)
+    with pytest.raises(ValueError):
+        BlobPlacement(0, 1)
+
+
+def test_rechunk_cuts_to_size_and_always_yields_once() -> None:
+    async def main() -> None:
+        async def src(parts: list[bytes]):  # type: ignore[no-untyped-def]
+            for p in parts:
+                yield p
+
+        out = [c async for c in _rechunk(src([b"ab", b"cdefg", b"h"]), 3)]
+        assert out == [b"abc", b"def", b"gh"]
+        assert [c async for c in _rechunk(src([]), 3)] == [b""]
+
+    run(main)
+
+
+def test_local_copy_round_trip_verification_and_reconcile() -> None:
+    async def main() -> None:
+        disk = SimDisk(random.Random(1))
+        local = LocalBlobs(disk, block_size=100)
+        await local.open()
+        data = random.Random(3).randbytes(1000)
+        ingest = local.ingest("upload-1")
+        await ingest.write(data[:333])
+        await ingest.write(data[333:])
+        copy = await ingest.commit(hashlib.sha256(data).hexdigest(), stored_at=1.0)
+        assert await local.read(copy, 150, 500) == data[150:650]
+        assert await local.verify(copy)
+        # A file that was committed but never recorded (crash in between) is removed.
+        await disk.write_file("blobs/zz/orphan", b"junk")
+        # A wrong expected hash is refused.
+        bad = local.ingest("upload-2")
+        await bad.write(b"hello")
+        with pytest.raises(IntegrityError):
+            await bad.commit(hashlib.sha256(b"other").hexdigest(), stored_at=1.0)
+        disk.corrupt_file(copy.file, offset=420)
+        with pytest.raises(CorruptCopy):
+            await local.read(copy, 400, 50)
+        assert await local.read(copy, 0, 100) == data[:100]  # other blocks still serve
+        assert not await local.verify(copy)
+        disk.crash()
+        again = LocalBlobs(disk, block_size=100)
+        await again.open()
+        assert again.get(copy.sha256) is not None
+        assert await disk.list_files("blobs/") == [copy.file]
+        assert await again.drop(copy.sha256, deleted_at=5.0)
+        assert again.tombstone(copy.sha256) == 5.0
+        assert await disk.list_files("blobs/") == []
+
+    run(main)
+
+
+def test_scripted_membership_view_and_events() -> None:
+    async def main() -> None:
+        directory = ScriptedMembership()
+        for n in ("a", "b", "c"):
+            directory.add(n, f"{n}:1")
+        view = directory.view("a")
+        async with view.subscribe() as events:
+            directory.set_state("b", MemberState.DEAD)
+            directory.set_state("b", MemberState.DEAD)  # unchanged: no event
+            directory.set_state("c", MemberState.LEFT)
+            directory.add("c", "c:1")
+            kinds = [events.receive_nowait().kind for _ in range(3)]
+        assert kinds == [EventKind.DEAD, EventKind.LEFT, EventKind.JOINED]
+        assert sorted(m.node_id for m in view.live()) == ["a", "c"]
+        assert [m.node_id for m in view.configured()] == ["a", "b", "c"]
+
+    run(main)
+
+
+def test_an_upload_older_than_a_delete_loses_and_a_newer_one_wins() -> None:
+    async def main() -> None:
+        disk = SimDisk(random.Random(1))
+        local = LocalBlobs(disk, block_size=100)
+        await local.open()
+        data = b"x" * 250
+        sha = hashlib.sha256(data).hexdigest()
+        await local.drop(sha, deleted_at=10.0)  # tombstone, no copy
+        late = local.ingest("late")
+        await late.write(data)
+        with pytest.raises(Tombstoned):
+            await late.commit(sha, stored_at=9.0)  # began before the delete
+        assert local.get(sha) is None and await disk.list_files("blobs/") == []
+        fresh = local.ingest("fresh")
+        await fresh.write(data)
+        await fresh.commit(sha, stored_at=11.0)
+        assert local.get(sha) is not None and local.tombstone(sha) is None
+
+    run(main)
+
+
+def test_concurrent_writers_of_the_same_content_leave_one_copy() -> None:
+    async def main() -> None:
+        disk = SimDisk(random.Random(1), latency=0.01, latency_jitter=0.01)
+        local = LocalBlobs(disk, block_size=100)
+        await local.open()
+        data = random.Random(4).randbytes(500)
+        sha = hashlib.sha256(data).hexdigest()
+
+        async def write(file_id: str) -> None:
+            ingest = local.ingest(file_id)
+            await ingest.write(data)
+            await ingest.commit(sha, stored_at=1.0)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(3):
+                tg.start_soon(write, f"w{i}")
+        copy = local.get(sha)
+        assert copy is not None
+        assert await disk.list_files("blobs/") == [copy.file]
+        assert local.count == 1 and local.bytes == 500
+
+    run(main)

@@ -1,0 +1,217 @@
+"""Outbox relay and inbox: units, then two nodes on the simulated network."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import anyio
+import pytest
+import trio.testing
+
+from dspot.disk import SimDisk, Transaction
+from dspot.env import NodeEnv
+from dspot.outbox import Backoff, Inbox, InboxConfig, InboxMessage, Outbox, OutboxConfig
+from dspot.rpc import RpcNode
+from dspot.transport import SimNetwork
+
+
+def run(fn: Any) -> None:
+    anyio.run(
+        fn, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)}
+    )
+
+
+def test_backoff_grows_caps_and_resets() -> None:
+    b = Backoff(random.Random(1), base=0.1, cap=1.0)
+    delays = [b.failed() for _ in range(8)]
+    assert 0.05 <= delays[0] <= 0.1
+    assert all(d <= 1.0 for d in delays) and delays[-1] >= 0.5
+    b.succeeded()
+    assert b.failed() <= 0.1
+
+
+class Node:
+    def __init__(self, net: SimNetwork, name: str, disk: SimDisk | None = None) -> None:
+        self.name = name
+        self.disk = disk or SimDisk(random.Random(name))
+        self.env = NodeEnv(name, net.transport(name), self.disk, random.Random(name))
+        self.applied: list[tuple[str, bytes]] = []
+
+
+def _record(tx: Transaction, message: InboxMessage) -> None:
+    tx.execute("INSERT INTO got (id, body) VALUES (?, ?)", (message.id, message.body))
+
+
+async def _got(disk: SimDisk) -> list[bytes]:
+    rows = await disk.db.execute("SELECT body FROM got ORDER BY rowid", sync=False)
+    return [bytes(r[0]) for r in rows]
+
+
+def test_messages_commit_with_the_transaction_and_arrive_in_order_once() -> None:
+    async def main() -> None:
+        net = SimNetwork(random.Random(1))
+        a, b = Node(net, "a"), Node(net, "b")
+        await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
+        async with (
+            RpcNode(a.env, listen="a:1") as rpc_a,
+            RpcNode(b.env, listen="b:1") as rpc_b,
+            anyio.create_task_group() as tg,
+        ):
+            outbox = Outbox(a.env, rpc_a, None, OutboxConfig(batch=3))
+            await outbox.open()
+            inbox = Inbox(b.env, rpc_b)
+            inbox.handle("note", _record)
+            await tg.start(inbox.run)
+            # A rolled-back transaction takes its message with it.
+            with pytest.raises(RuntimeError):
+                async with a.disk.db.transaction() as tx:
+                    outbox.add(tx, "b:1", "note", b"never")
+                    raise RuntimeError("rollback")
+            for i in range(10):
+                async with a.disk.db.transaction(sync=i % 2 == 0) as tx:
+                    outbox.add(tx, "b:1", "note", f"m{i}".encode())
+            assert (await outbox.stats()).pending == 10
+            await tg.start(outbox.run)
+            await anyio.sleep(2)
+            assert await _got(b.disk) == [f"m{i}".encode() for i in range(10)]
+            stats = await outbox.stats()
+            assert stats.pending == 0 and stats.delivered == 10 and stats.oldest_age is None
+            tg.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_relay_retries_through_a_partition_and_resumes_after_a_crash() -> None:
+    async def main() -> None:
+        net = SimNetwork(random.Random(2))
+        a, b = Node(net, "a"), Node(net, "b")
+        await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
+        async with RpcNode(b.env, listen="b:1") as rpc_b, anyio.create_task_group() as tg:
+            inbox = Inbox(b.env, rpc_b)
+            inbox.handle("note", _record)
+            await tg.start(inbox.run)
+            net.partition([["a"], ["b"]])
+            with anyio.CancelScope() as sender:
+                async with (
+                    RpcNode(a.env, listen="a:1") as rpc_a,
+                    anyio.create_task_group() as inner,
+                ):
+                    outbox = Outbox(a.env, rpc_a, None, OutboxConfig(call_timeout=0.5))
+                    await outbox.open()
+                    for i in range(5):
+                        async with a.disk.db.transaction() as tx:
+                            outbox.add(tx, "b:1", "note", f"m{i}".encode())
+                    await inner.start(outbox.run)
+                    await anyio.sleep(3)
+                    stats = await outbox.stats()
+                    assert stats.pending == 5 and stats.retries >= 2
+                    assert stats.oldest_age is not None and stats.oldest_age >= 3
+                    sender.cancel()
+            # The sender crashes; its messages are on disk and the relay picks them up.
+            net.crash("a")
+            a.disk.crash()
+            net.heal()
+            net.restart("a")
+            a2 = Node(net, "a", a.disk)
+            async with RpcNode(a2.env, listen="a:1") as rpc_a2:
+                outbox2 = Outbox(a2.env, rpc_a2)
+                await tg.start(outbox2.run)
+                await anyio.sleep(5)
+                assert (await outbox2.stats()).pending == 0
+            assert await _got(b.disk) == [f"m{i}".encode() for i in range(5)]
+            tg.cancel_scope.cancel()
+
+    run(main)
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_inbox_applies_a_redelivered_message_once(dedupe: bool) -> None:
+    async def main() -> None:
+        net = SimNetwork(random.Random(3))
+        a, b = Node(net, "a"), Node(net, "b")
+        await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
+        async with (
+            RpcNode(a.env, listen="a:1") as rpc_a,
+            RpcNode(b.env, listen="b:1") as rpc_b,
+            anyio.create_task_group() as tg,
+        ):
+            inbox = Inbox(b.env, rpc_b)
+            inbox.dedupe_enabled = dedupe
+            inbox.handle("note", _record)
+            await tg.start(inbox.run)
+            outbox = Outbox(a.env, rpc_a)
+            await outbox.open()
+            async with a.disk.db.transaction() as tx:
+                outbox.add(tx, "b:1", "note", b"once")
+            # The acknowledgement is lost: the relay's delete never becomes durable.
+            with anyio.CancelScope() as first:
+                async with anyio.create_task_group() as inner:
+                    await inner.start(outbox.run)
+                    await anyio.sleep(1)
+                    first.cancel()
+            a.disk.crash()
+            # ... so a new relay (after the crash) sends it again.
+            outbox2 = Outbox(a.env, rpc_a)
+            await tg.start(outbox2.run)
+            await anyio.sleep(1)
+            got = await _got(b.disk)
+            assert got == ([b"once"] if dedupe else [b"once", b"once"])
+            tg.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_inbox_forgets_ids_after_the_window() -> None:
+    async def main() -> None:
+        net = SimNetwork(random.Random(4))
+        b = Node(net, "b")
+        async with RpcNode(b.env, listen="b:1") as rpc_b, anyio.create_task_group() as tg:
+            inbox = Inbox(b.env, rpc_b, InboxConfig(window=10.0, expire_interval=1000))
+            await tg.start(inbox.run)
+            async with b.disk.db.transaction() as tx:
+                now = b.env.clock.wall()
+                tx.execute("INSERT INTO inbox VALUES ('old', 'a', ?)", (now - 20,))
+                tx.execute("INSERT INTO inbox VALUES ('new', 'a', ?)", (now - 5,))
+            assert await inbox.expire() == 1
+            tg.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_a_failing_effect_rolls_back_its_batch_and_is_retried() -> None:
+    async def main() -> None:
+        net = SimNetwork(random.Random(5))
+        a, b = Node(net, "a"), Node(net, "b")
+        await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
+        failures = [2]
+
+        def flaky(tx: Transaction, message: InboxMessage) -> None:
+            _record(tx, message)
+            if message.body == b"m1" and failures[0]:
+                failures[0] -= 1
+                raise ValueError("not yet")
+
+        async with (
+            RpcNode(a.env, listen="a:1") as rpc_a,
+            RpcNode(b.env, listen="b:1") as rpc_b,
+            anyio.create_task_group() as tg,
+        ):
+            inbox = Inbox(b.env, rpc_b)
+            inbox.handle("note", flaky)
+            await tg.start(inbox.run)
+            outbox = Outbox(a.env, rpc_a, None, OutboxConfig(backoff_cap=0.5))
+            await outbox.open()
+            async with a.disk.db.transaction() as tx:
+                for i in range(3):
+                    outbox.add(tx, "b:1", "note", f"m{i}".encode())
+                outbox.add(tx, "nowhere", "note", b"lost")  # not an address: retried, kept
+            await tg.start(outbox.run)
+            await anyio.sleep(3)
+            assert await _got(b.disk) == [b"m0", b"m1", b"m2"]
+            stats = await outbox.stats()
+            assert stats.retries >= 3
+            assert stats.by_destination == {"nowhere": 1}
+            tg.cancel_scope.cancel()
+
+    run(main)
