@@ -34,14 +34,7 @@ SMALL = BlobStoreConfig(
 
 
 def directory(sim: Simulation) -> ScriptedMembership:
-    found = sim.data.get("membership")
-    if found is None:
-        found = ScriptedMembership()
-        for name in sim.names:
-            found.add(name, f"{name}:{PORT}")
-        sim.data["membership"] = found
-    assert isinstance(found, ScriptedMembership)
-    return found
+    return ScriptedMembership.shared(sim.data, sim.names, PORT)
 
 
 async def _node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import anyio
 import attrs
@@ -39,6 +40,20 @@ class ScriptedMembership:
     def __init__(self) -> None:
         self._members: dict[str, Member] = {}
         self._subscribers: list[MemoryObjectSendStream[MembershipEvent]] = []
+
+    @classmethod
+    def shared(cls, data: dict[str, Any], names: list[str], port: int) -> ScriptedMembership:
+        """The one directory a simulation's nodes share, kept in ``sim.data`` (made on first
+        use with every node alive at ``name:port``)."""
+        found = data.get("membership")
+        if found is None:
+            found = cls()
+            for name in names:
+                found.add(name, f"{name}:{port}")
+            data["membership"] = found
+        if not isinstance(found, ScriptedMembership):
+            raise TypeError("sim.data['membership'] is not a ScriptedMembership")
+        return found
 
     def view(self, self_id: str) -> StaticView:
         return StaticView(self, self_id)

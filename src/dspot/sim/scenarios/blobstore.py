@@ -74,14 +74,7 @@ def content(data_id: str, size: int) -> bytes:
 
 
 def _directory(sim: Simulation) -> ScriptedMembership:
-    found = sim.data.get("membership")
-    if found is None:
-        found = ScriptedMembership()
-        for name in sim.names:
-            found.add(name, f"{name}:{PORT}")
-        sim.data["membership"] = found
-    assert isinstance(found, ScriptedMembership)
-    return found
+    return ScriptedMembership.shared(sim.data, sim.names, PORT)
 
 
 def _config(sim: Simulation) -> BlobStoreConfig:

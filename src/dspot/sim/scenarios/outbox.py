@@ -46,14 +46,7 @@ CREATE TABLE IF NOT EXISTS applied (
 
 
 def _directory(sim: Simulation) -> ScriptedMembership:
-    found = sim.data.get("membership")
-    if found is None:
-        found = ScriptedMembership()
-        for name in sim.names:
-            found.add(name, f"{name}:{PORT}")
-        sim.data["membership"] = found
-    assert isinstance(found, ScriptedMembership)
-    return found
+    return ScriptedMembership.shared(sim.data, sim.names, PORT)
 
 
 def _apply(tx: Transaction, message: InboxMessage) -> None:
