@@ -22,13 +22,7 @@ import trustme
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from dspot.http import Handler, HttpServer, ServerConfig
-
-try:
-    from dspot.transport import SimNetwork, TcpTransport
-
-    HAVE_SIM = True
-except ImportError:  # the transport layer is being written in parallel
-    HAVE_SIM = False
+from dspot.transport import SimNetwork, TcpTransport
 
 
 def run_virtual(fn: Callable[[], Awaitable[Any]]) -> Any:
@@ -163,7 +157,7 @@ class Net:
 
 
 # tcp: an anyio TCP listener; transport-tcp: dspot's TcpTransport; sim: dspot's SimNetwork.
-NET_KINDS = ["tcp", "transport-tcp", "sim"] if HAVE_SIM else ["tcp"]
+NET_KINDS = ["tcp", "transport-tcp", "sim"]
 
 
 class Raw:

@@ -22,7 +22,7 @@ from dspot.http import (
     ServerConfig,
     Timeouts,
 )
-from tests.http.helpers import HAVE_SIM, Net, run_virtual
+from tests.http.helpers import Net, run_virtual
 
 
 def make_app() -> Router:
@@ -162,7 +162,6 @@ def test_connect_refused(net: Net) -> None:
     net.run(main)
 
 
-@pytest.mark.skipif(not HAVE_SIM, reason="needs dspot.transport.SimNetwork")
 def test_stale_keep_alive_connection_is_retried_transparently() -> None:
     net = Net("sim")
 
@@ -181,7 +180,6 @@ def test_stale_keep_alive_connection_is_retried_transparently() -> None:
     run_virtual(main)
 
 
-@pytest.mark.skipif(not HAVE_SIM, reason="needs dspot.transport.SimNetwork")
 def test_read_timeout() -> None:
     net = Net("sim")
 
@@ -198,7 +196,6 @@ def test_read_timeout() -> None:
     run_virtual(main)
 
 
-@pytest.mark.skipif(not HAVE_SIM, reason="needs dspot.transport.SimNetwork")
 def test_early_413_is_returned_while_uploading() -> None:
     net = Net("sim")
 

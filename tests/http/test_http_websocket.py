@@ -16,7 +16,7 @@ from dspot.http import (
     WebSocketHandshakeError,
     connect_websocket,
 )
-from tests.http.helpers import HAVE_SIM, Net, Raw, run_virtual, wait_until
+from tests.http.helpers import Net, Raw, run_virtual, wait_until
 
 received_close: list[int | None] = []
 consumed: list[int] = []
@@ -107,7 +107,6 @@ def test_plain_get_on_websocket_route_is_426(net: Net) -> None:
     net.run(main)
 
 
-@pytest.mark.skipif(not HAVE_SIM, reason="needs dspot.transport.SimNetwork")
 def test_keepalive_drops_a_silent_peer() -> None:
     net = Net("sim")
 
@@ -132,7 +131,6 @@ def test_keepalive_drops_a_silent_peer() -> None:
     run_virtual(main)
 
 
-@pytest.mark.skipif(not HAVE_SIM, reason="needs dspot.transport.SimNetwork")
 def test_backpressure_holds_a_fast_sender() -> None:
     net = Net("sim")
 
@@ -156,7 +154,6 @@ def test_backpressure_holds_a_fast_sender() -> None:
     run_virtual(main)
 
 
-@pytest.mark.skipif(not HAVE_SIM, reason="needs dspot.transport.SimNetwork")
 def test_shutdown_closes_websockets_with_1001() -> None:
     net = Net("sim")
 
