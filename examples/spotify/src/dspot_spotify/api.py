@@ -1,0 +1,394 @@
+"""The HTTP API of a :class:`~dspot_spotify.node.SpotifyNode` (JSON; errors are RFC 9457
+problem documents).
+
+=========================================  ================================================
+``POST /api/auth/register``                ``{"username", "password"}`` → 201
+                                           ``{"token", "user_id", "username", "role"}``
+                                           (the cluster's first user is its admin)
+``POST /api/auth/login``                   ``{"username", "password"}`` → 200 ``{"token", ...}``
+``POST /api/songs``                        raw audio body (file name in ``?filename=`` or
+                                           ``X-Filename``) → 201 song JSON; the same bytes
+                                           again → **200 with the existing song** (and
+                                           ``"duplicate": true``)
+``GET /api/songs``                         ``q``, ``artist`` (artist id), ``album`` (album
+                                           id), ``genre``, ``sort``, ``page``, ``limit`` → a
+                                           page ``{"items", "page", "limit", "total"}``
+``GET /api/songs/{id}``                    the song
+``GET|HEAD /api/songs/{id}/stream``        the audio: Range/206, ETag (its sha256),
+                                           conditional requests
+``GET /api/songs/{id}/cover``              the cover image (song's own, else album's)
+=========================================  ================================================
+
+Everything but register and login needs ``Authorization: Bearer <token>`` (401 otherwise).
+
+**Read your writes.** Every write answers with ``X-Log-Position: <epoch>.<seq>``, the log
+position of its last entry. A read that sends that header back, to any node, waits until
+that node's replica has applied the position (503 after ``read_wait_timeout``).
+
+**Writes on a minority side** of a partition answer 503 with the detail
+``read-only: no quorum`` (and ``Retry-After``); reads keep working there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import attrs
+from dspot.blobstore import BlobStoreError, IntegrityError
+from dspot.http import HTTPError, Request, Response, Router, representation_response
+from dspot.tokenring import CommitTimeout, NoQuorum
+
+from dspot_spotify import accounts, catalog
+from dspot_spotify.auth import CredentialError, InvalidToken, TokenClaims
+from dspot_spotify.ingest import entries_for_upload
+from dspot_spotify.node import SpotifyNode
+from dspot_spotify.tags import MediaError, sniff_image_mime
+from dspot_spotify.upload import inspect_upload, spool_upload
+
+__all__ = ["LOG_POSITION_HEADER", "NO_QUORUM", "Credentials", "build_router"]
+
+LOG_POSITION_HEADER = "x-log-position"
+NO_QUORUM = "read-only: no quorum"
+
+
+@attrs.frozen
+class Credentials:
+    username: str
+    password: str
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def no_quorum() -> HTTPError:
+    return HTTPError(503, NO_QUORUM, headers=[("retry-after", "1")])
+
+
+def format_position(pos: catalog.LogPosition) -> str:
+    return f"{pos.epoch}.{pos.seq}"
+
+
+def parse_position(text: str) -> catalog.LogPosition:
+    epoch, dot, seq = text.strip().partition(".")
+    if not dot or not epoch.isdigit() or not seq.isdigit():
+        raise HTTPError(400, f"malformed {LOG_POSITION_HEADER}: expected <epoch>.<seq>")
+    return catalog.LogPosition(int(epoch), int(seq))
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise HTTPError(422, f"query parameter {name} must be an integer") from None
+
+
+class Api:
+    """The handlers, bound to one node."""
+
+    def __init__(self, node: SpotifyNode) -> None:
+        self.node = node
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def authenticate(self, request: Request) -> TokenClaims:
+        header = request.headers.get("authorization") or ""
+        scheme, _, token = header.partition(" ")
+        challenge = [("www-authenticate", 'Bearer realm="dspot"')]
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPError(401, "a bearer token is required", headers=challenge)
+        try:
+            return await self.node.replica.read(
+                accounts.authenticate_token,
+                self.node.signer,
+                token.strip(),
+                now_ms=self.node.now_ms(),
+            )
+        except InvalidToken as e:
+            raise HTTPError(401, str(e), headers=challenge) from None
+
+    async def catch_up(self, request: Request) -> None:
+        """Wait for the log position the client says it has seen (read your writes)."""
+        value = request.headers.get(LOG_POSITION_HEADER)
+        if value is None:
+            return
+        pos = parse_position(value)
+        try:
+            with anyio.fail_after(self.node.config.read_wait_timeout):
+                await self.node.replica.wait_applied(pos)
+        except TimeoutError:
+            raise HTTPError(
+                503,
+                f"this replica has not reached log position {value} yet",
+                headers=[("retry-after", "1")],
+            ) from None
+
+    async def submit(self, entry: catalog.Entry) -> catalog.LogPosition:
+        """Commit one entry through the token ring (503 on a minority side or timeout)."""
+        node = self.node
+        try:
+            pos = await node.ring.submit(
+                catalog.encode_entry(entry),
+                entry_id=node.env.ids(),
+                timeout=node.config.commit_timeout,
+            )
+        except NoQuorum:
+            raise no_quorum() from None
+        except CommitTimeout:
+            raise HTTPError(
+                503,
+                "the write was not committed in time; its outcome is unknown",
+                headers=[("retry-after", "1")],
+            ) from None
+        return catalog.LogPosition(pos.epoch, pos.seq)
+
+    async def result(self, pos: catalog.LogPosition) -> catalog.ApplyResult:
+        """Wait until ``pos`` is applied here and say whether it was applied or rejected."""
+        try:
+            with anyio.fail_after(self.node.config.read_wait_timeout):
+                return await self.node.replica.outcome(pos)
+        except TimeoutError:
+            raise HTTPError(503, "the write committed but is not applied here yet") from None
+
+    async def outcome(self, pos: catalog.LogPosition) -> None:
+        """Wait until ``pos`` is applied here; raise its rejection as a problem document."""
+        result = await self.result(pos)
+        if result.status == "rejected":
+            code = result.code or "invalid"
+            raise HTTPError(catalog.REJECT_STATUS[code], result.reason, extensions={"code": code})
+
+    async def song_or_404(self, song_id: str) -> catalog.SongView:
+        song = await self.node.replica.read(catalog.get_song, song_id)
+        if song is None:
+            raise HTTPError(404, f"no song {song_id}")
+        return song
+
+    # -- auth --------------------------------------------------------------------------------
+
+    async def register(self, request: Request) -> Response:
+        creds = await request.json(Credentials)
+        if not self.node.has_quorum():
+            raise no_quorum()
+        node = self.node
+        try:
+            entry = accounts.registration(
+                creds.username,
+                creds.password,
+                user_id=node.env.ids(),
+                at=node.now_ms(),
+                token_bytes=node.env.secure_token,
+                params=node.config.scrypt,
+            )
+        except CredentialError as e:
+            raise HTTPError(422, str(e)) from None
+        if await node.replica.read(_user_count) == 0:
+            # The first user of a new cluster becomes its admin. If someone else got there
+            # first, the log rejects this entry as forbidden and we register a plain user.
+            admin = attrs.evolve(entry, role="admin")
+            pos = await self.submit(admin)
+            result = await self.result(pos)
+            if result.status == "applied":
+                entry = admin
+            elif result.code == "forbidden":
+                pos = await self.submit(entry)
+                await self.outcome(pos)
+            else:
+                await self.outcome(pos)  # raises the rejection
+        else:
+            pos = await self.submit(entry)
+            await self.outcome(pos)
+        issued = node.signer.issue(entry.user_id, now_ms=node.now_ms())
+        body = {
+            "token": issued.token,
+            "user_id": entry.user_id,
+            "username": entry.username,
+            "role": entry.role,
+        }
+        return Response.json(body, 201, headers=[(LOG_POSITION_HEADER, format_position(pos))])
+
+    async def login(self, request: Request) -> Response:
+        creds = await request.json(Credentials)
+        await self.catch_up(request)
+        try:
+            user = await self.node.replica.read(
+                accounts.check_login, creds.username, creds.password
+            )
+        except accounts.InvalidCredentials as e:
+            raise HTTPError(401, str(e)) from None
+        issued = self.node.signer.issue(user.id, now_ms=self.node.now_ms())
+        return Response.json({"token": issued.token, "user_id": user.id, "username": user.username})
+
+    # -- songs -------------------------------------------------------------------------------
+
+    async def upload(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        node = self.node
+        if not node.has_quorum():
+            raise no_quorum()
+        limit = node.config.max_upload
+        request.max_body_size = limit
+        filename = request.query.get("filename") or request.headers.get("x-filename")
+        try:
+            spool = await spool_upload(request.stream(), max_bytes=limit)
+        except MediaError as e:
+            raise HTTPError(e.status, e.message) from None
+        try:
+            await self.catch_up(request)
+            existing = await node.replica.read(_song_with_blob, spool.sha256)
+            if existing is not None:
+                song = await self.song_or_404(existing)
+                return Response.json({**_song_json(song), "duplicate": True}, 200)
+            try:
+                found = inspect_upload(spool, filename=filename)
+            except MediaError as e:
+                raise HTTPError(e.status, e.message) from None
+            try:
+                await node.blobs.put(spool.chunks(), sha256=spool.sha256)
+                if found.cover is not None and found.cover_sha256 is not None:
+                    await node.blobs.put(_once(found.cover), sha256=found.cover_sha256)
+            except (BlobStoreError, IntegrityError) as e:
+                raise HTTPError(503, f"could not store the file: {e}") from None
+        finally:
+            spool.close()
+        song_id = node.env.ids()
+        entries = await node.replica.read(
+            entries_for_upload,
+            found.tags,
+            actor=claims.user_id,
+            at=node.now_ms(),
+            song_id=song_id,
+            blob_sha256=spool.sha256,
+            size=spool.size,
+            cover_sha256=found.cover_sha256,
+        )
+        pos = catalog.LogPosition(0, 0)
+        for entry in entries:
+            pos = await self.submit(entry)
+        await self.outcome(pos)  # the last entry is the song itself
+        song = await self.song_or_404(song_id)
+        headers = [
+            (LOG_POSITION_HEADER, format_position(pos)),
+            ("location", f"/api/songs/{song_id}"),
+        ]
+        return Response.json(_song_json(song), 201, headers=headers)
+
+    async def list_songs(self, request: Request) -> Response:
+        await self.authenticate(request)
+        await self.catch_up(request)
+        query = request.query
+        sort = query.get("sort") or None
+        try:
+            page = await self.node.replica.read(
+                catalog.list_songs,
+                q=query.get("q") or None,
+                artist_id=query.get("artist") or None,
+                album_id=query.get("album") or None,
+                genre=query.get("genre") or None,
+                sort=sort,  # type: ignore[arg-type]  # validated by list_songs
+                page=_int_param(request, "page", 1),
+                limit=_int_param(request, "limit", 50),
+            )
+        except ValueError as e:
+            raise HTTPError(422, str(e)) from None
+        return Response.json(
+            {
+                "items": [_song_json(s) for s in page.items],
+                "page": page.page,
+                "limit": page.limit,
+                "total": page.total,
+            }
+        )
+
+    async def get_song(self, request: Request) -> Response:
+        await self.authenticate(request)
+        await self.catch_up(request)
+        song = await self.song_or_404(request.path_params["song_id"])
+        return Response.json(_song_json(song))
+
+    async def stream(self, request: Request) -> Response:
+        await self.authenticate(request)
+        await self.catch_up(request)
+        song = await self.song_or_404(request.path_params["song_id"])
+        blobs = self.node.blobs
+        sha = song.blob_sha256
+
+        async def read(offset: int, length: int) -> AsyncIterator[bytes]:
+            async with contextlib.aclosing(blobs.get(sha, offset, length)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+        return representation_response(
+            request,
+            size=song.size,
+            read=read,
+            content_type=song.mime,
+            etag=f'"{sha}"',
+            headers=[("cache-control", "private, max-age=31536000, immutable")],
+        )
+
+    async def cover(self, request: Request) -> Response:
+        await self.authenticate(request)
+        await self.catch_up(request)
+        song = await self.song_or_404(request.path_params["song_id"])
+        if song.cover_sha256 is None:
+            raise HTTPError(404, "this song has no cover")
+        try:
+            data = await self.node.blobs.read(song.cover_sha256)
+        except BlobStoreError as e:
+            raise HTTPError(503, f"cover unavailable: {e}") from None
+        mime = sniff_image_mime(data) or "application/octet-stream"
+        return Response(
+            200,
+            [
+                ("content-type", mime),
+                ("etag", f'"{song.cover_sha256}"'),
+                ("cache-control", "private, max-age=31536000, immutable"),
+            ],
+            data,
+        )
+
+
+def _song_json(song: catalog.SongView) -> dict[str, Any]:
+    return {
+        **attrs.asdict(song, recurse=False),
+        "genres": list(song.genres),
+    }
+
+
+def _user_count(tx: catalog.Tx) -> int:
+    [(count,)] = list(tx.execute("SELECT COUNT(*) FROM users"))
+    return int(count)
+
+
+def _song_with_blob(tx: catalog.Tx, sha256: str) -> str | None:
+    rows = list(
+        tx.execute("SELECT id FROM songs WHERE blob_sha256 = ? ORDER BY n LIMIT 1", (sha256,))
+    )
+    return str(rows[0][0]) if rows else None
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def build_router(node: SpotifyNode) -> Router:
+    """The API's routes for ``node``."""
+    api = Api(node)
+    router = Router()
+    routes: list[tuple[str, str, Callable[[Request], Awaitable[Response]]]] = [
+        ("POST", "/api/auth/register", api.register),
+        ("POST", "/api/auth/login", api.login),
+        ("POST", "/api/songs", api.upload),
+        ("GET", "/api/songs", api.list_songs),
+        ("GET", "/api/songs/{song_id}", api.get_song),
+        ("GET", "/api/songs/{song_id}/stream", api.stream),
+        ("GET", "/api/songs/{song_id}/cover", api.cover),
+    ]
+    for method, path, handler in routes:
+        router.add(method, path, handler)
+    return router
