@@ -8,6 +8,12 @@ executed here:
 * ``pytest`` (same page): executed as a test module next to it; every ``test_*`` function
   in it must pass.
 * ``run`` (any page): a standalone program, executed in an empty temporary directory.
+* ``tutorial``, ``tutorial-sim`` and ``tutorial-test`` (``docs/tutorial.md``): the service,
+  concatenated into the module ``kvdemo``; its simulation scenario, into ``kvdemo_sim``; and
+  a test module whose ``test_*`` functions must pass (3 seeds without violations, and the
+  sabotage run with some). The service must stay under 100 lines, as the page says.
+* ``tutorial-run`` (same page): the service over real TCP on 127.0.0.1 (ports 7300-7303),
+  executed like ``run`` with ``kvdemo`` importable.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dspot.sim import run_seed
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SIMULATION_PAGE = "concepts/simulation.md"
+TUTORIAL_PAGE = "tutorial.md"
 FENCE = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -58,6 +65,55 @@ def sim_notes() -> Iterator[types.ModuleType]:
         yield load_module("sim_notes", "\n".join(blocks))
     finally:
         sys.modules.pop("sim_notes", None)
+
+
+@pytest.fixture
+def tutorial() -> Iterator[types.ModuleType]:
+    """``kvdemo`` and ``kvdemo_sim`` from the tutorial; yields ``kvdemo_sim``."""
+    names = {"kvdemo": "tutorial", "kvdemo_sim": "tutorial-sim"}
+    try:
+        for name, kind in names.items():
+            blocks = examples(TUTORIAL_PAGE, kind)
+            assert blocks, f"no '# docs-example: {kind}' block in {TUTORIAL_PAGE}"
+            module = load_module(name, "\n".join(blocks))
+        yield module
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+
+
+def test_tutorial_service_is_under_100_lines() -> None:
+    blocks = examples(TUTORIAL_PAGE, "tutorial")
+    lines = [line for code in blocks for line in code.splitlines()[1:]]  # minus the markers
+    assert len(lines) < 100
+    text = (DOCS / TUTORIAL_PAGE).read_text(encoding="utf-8")
+    assert f"**{len(lines)} lines**" in text, f"the page should say the service is {len(lines)}"
+
+
+def test_tutorial_tests_pass(tutorial: types.ModuleType) -> None:
+    assert tutorial.build() is tutorial.SCENARIO
+    blocks = examples(TUTORIAL_PAGE, "tutorial-test")
+    assert blocks, f"no '# docs-example: tutorial-test' block in {TUTORIAL_PAGE}"
+    try:
+        module = load_module("test_kvdemo", "\n".join(blocks))
+        tests = [getattr(module, name) for name in vars(module) if name.startswith("test_")]
+        assert len(tests) == 2, "the tutorial's test module: the scenario, and the sabotage"
+        for test in tests:
+            test()
+    finally:
+        sys.modules.pop("test_kvdemo", None)
+
+
+def test_tutorial_runs_over_tcp(
+    tutorial: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [code] = examples(TUTORIAL_PAGE, "tutorial-run")
+    monkeypatch.chdir(tmp_path)
+    try:
+        load_module("kvdemo_tcp", code)
+    finally:
+        sys.modules.pop("kvdemo_tcp", None)
+    assert (tmp_path / "data" / "audit").is_dir()
 
 
 def test_example_scenario_holds_over_seeds(sim_notes: types.ModuleType) -> None:
