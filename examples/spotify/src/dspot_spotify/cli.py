@@ -2,17 +2,38 @@
 
 ``dspot-spotify demo-music DIR``  generate the synthesized demo library into DIR.
 ``dspot-spotify tags FILE...``    print what the tag reader finds in each file.
+``dspot-spotify node ...``        run one node of a cluster (real TCP, data on local disk).
+``dspot-spotify up``              run a local N-node cluster on 127.0.0.1 with demo music.
+
+There is no ``status`` command yet: the HTTP API has no endpoint that reports the cluster.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import secrets
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from dspot_spotify import __version__
+from dspot_spotify.cluster import (
+    ApiClient,
+    ApiError,
+    ConfigError,
+    LocalCluster,
+    NodeFailed,
+    NodeSettings,
+    parse_address,
+    serve_node,
+)
 from dspot_spotify.demo import DEFAULT_FORMATS, FORMATS, generate_demo_library
 from dspot_spotify.tags import MediaError, TrackTags, read_tags
 
@@ -47,7 +68,52 @@ def _parser() -> argparse.ArgumentParser:
     tags = sub.add_parser("tags", help="print the tags the service would read from files")
     tags.add_argument("files", nargs="+", help="audio files")
     tags.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    node = sub.add_parser("node", help="run one node (stops on SIGINT/SIGTERM)")
+    node.add_argument("--data", required=True, type=Path, help="this node's data directory")
+    node.add_argument("--rpc", required=True, type=_address, help="HOST:PORT for the cluster")
+    node.add_argument("--http", required=True, type=_address, help="HOST:PORT for the HTTP API")
+    node.add_argument(
+        "--seeds", type=_addresses, default=(), help="comma-separated RPC addresses of other nodes"
+    )
+    node.add_argument(
+        "--secret-file", required=True, type=Path, help="file holding the cluster secret (16+ B)"
+    )
+    node.add_argument(
+        "--cluster-size", type=int, default=1, help="initial number of nodes (majority base)"
+    )
+    node.add_argument("--name", help="node id on first start (default: generated; then kept)")
+    node.add_argument("--tls-cert", type=Path, help="certificate for mutual TLS between nodes")
+    node.add_argument("--tls-key", type=Path, help="its private key")
+    node.add_argument("--tls-ca", type=Path, help="CA that signed every node's certificate")
+    node.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+
+    up = sub.add_parser("up", help="run a local cluster on 127.0.0.1 with the demo library")
+    up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    up.add_argument(
+        "--data", type=Path, default=Path("spotify-data"), help="directory (default spotify-data)"
+    )
+    up.add_argument(
+        "--base-port", type=int, default=7100, help="node i: RPC base+2(i-1), HTTP the next port"
+    )
+    up.add_argument("--admin-password", help="password of the admin user (default: generated)")
+    up.add_argument("--no-demo", action="store_true", help="do not import the demo library")
+    up.add_argument("--demo-artists", type=int, default=3, help="demo artists (default 3)")
+    up.add_argument(
+        "--demo-seconds", type=float, default=12.0, help="longest demo track (default 12)"
+    )
     return p
+
+
+def _address(text: str) -> str:
+    try:
+        return parse_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _addresses(text: str) -> tuple[str, ...]:
+    return tuple(_address(a) for a in text.split(",") if a.strip())
 
 
 def _describe(t: TrackTags) -> dict[str, Any]:
@@ -74,6 +140,14 @@ def _describe(t: TrackTags) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    try:
+        if args.command == "node":
+            return _node(args)
+        if args.command == "up":
+            return _up(args)
+    except ConfigError as e:
+        print(f"dspot-spotify {args.command}: {e}", file=sys.stderr)
+        return 2
     if args.command == "demo-music":
         if args.artists < 1:
             print("dspot-spotify: --artists must be at least 1", file=sys.stderr)
@@ -105,6 +179,178 @@ def main(argv: Sequence[str] | None = None) -> int:
             for key, value in info.items():
                 print(f"  {key:12} {value}")
     return status
+
+
+# -- node ---------------------------------------------------------------------------------
+
+
+def _node(args: argparse.Namespace) -> int:
+    if args.cluster_size < 1:
+        raise ConfigError("--cluster-size must be at least 1")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return serve_node(
+        NodeSettings(
+            data=args.data,
+            rpc=args.rpc,
+            http=args.http,
+            seeds=tuple(args.seeds),
+            secret_file=args.secret_file,
+            cluster_size=args.cluster_size,
+            name=args.name,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_ca=args.tls_ca,
+        )
+    )
+
+
+# -- up -----------------------------------------------------------------------------------
+
+ADMIN = "admin"
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _up(args: argparse.Namespace) -> int:
+    if not 1 <= args.nodes <= 20:
+        raise ConfigError("--nodes must be between 1 and 20")
+    if not 1 <= args.base_port <= 65535 - 2 * args.nodes:
+        raise ConfigError("--base-port leaves no room for the nodes' ports")
+    root: Path = args.data.resolve()
+    cluster = LocalCluster(root, nodes=args.nodes, base_port=args.base_port)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        print(f"starting {args.nodes} nodes under {root} ...", flush=True)
+        cluster.start(timeout=60.0)
+        for p in cluster.procs:
+            print(f"  {p.spec.name} ready: http {p.url}  rpc {p.spec.rpc}")
+        client = ApiClient(cluster.procs[0].url)
+        password = _admin(client, root, args.admin_password)
+        if password is not None:
+            _retry(lambda: client.login(ADMIN, password))
+            if not args.no_demo:
+                _import_demo(client, root, args)
+            print(f"{client.song_count()} songs in the catalog")
+        else:
+            print("admin password unknown (pass --admin-password): demo import skipped")
+        print()
+        print("The HTTP API is served by every node directly (no HTTPS gateway or web UI yet):")
+        for p in cluster.procs:
+            print(f"  {p.url}/api/songs")
+        print(f"Logs: {root}/node*/node.log. Press Ctrl-C to stop.", flush=True)
+        _watch(cluster)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    except (NodeFailed, ApiError, OSError) as e:
+        print(f"dspot-spotify up: {e}", file=sys.stderr)
+        _stop(cluster)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return _stop(cluster)
+
+
+def _stop(cluster: LocalCluster) -> int:
+    # A second Ctrl-C (or SIGTERM) while stopping would leave processes behind: ignore it.
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        codes = cluster.stop()
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    bad = [
+        (p.spec.name, c) for p, c in zip(cluster.procs, codes, strict=True) if c not in (0, None)
+    ]
+    for name, code in bad:
+        print(f"  {name} exited with status {code}", file=sys.stderr)
+    print("stopped", flush=True)
+    return 1 if bad else 0
+
+
+def _watch(cluster: LocalCluster) -> None:
+    reported: set[str] = set()
+    while True:
+        for p in cluster.procs:
+            code = p.poll()
+            if code is not None and p.spec.name not in reported:
+                reported.add(p.spec.name)
+                print(
+                    f"warning: {p.spec.name} exited with status {code} (see {p.log_path})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        time.sleep(0.5)
+
+
+def _admin(client: ApiClient, root: Path, given: str | None) -> str | None:
+    """Register the admin user (or find it exists); returns its password if known."""
+    saved = root / "admin-password"
+    generated = False
+    password = given
+    if password is None and saved.exists():
+        password = saved.read_text(encoding="utf-8").strip()
+    if password is None:
+        password = secrets.token_urlsafe(12)
+        generated = True
+    try:
+        _retry(lambda: client.register(ADMIN, password))
+    except ApiError as e:
+        if e.status != 409:
+            raise
+        print(f"admin user {ADMIN!r} already exists")
+        return None if generated else password
+    print(f"registered the admin user {ADMIN!r}")
+    if generated:
+        fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(password + "\n")
+        print(f"  generated password: {password}  (also saved in {saved})")
+    return password
+
+
+def _retry(call: Any, attempts: int = 10) -> Any:
+    """Retry ``call`` while the cluster answers 503 (e.g. a write during a view change)."""
+    for i in range(attempts):
+        try:
+            return call()
+        except ApiError as e:
+            if e.status != 503 or i == attempts - 1:
+                raise
+            time.sleep(0.5)
+
+
+def _import_demo(client: ApiClient, root: Path, args: argparse.Namespace) -> None:
+    marker = root / "demo-imported"
+    if marker.exists():
+        print(f"demo library already imported ({marker.read_text().strip()}); not importing again")
+        return
+    music = root / "demo-music"
+    print(f"generating the demo library in {music} ...", flush=True)
+    tracks = generate_demo_library(
+        music,
+        artists=args.demo_artists,
+        min_seconds=min(5.0, args.demo_seconds),
+        max_seconds=args.demo_seconds,
+    )
+    for i, t in enumerate(tracks, start=1):
+        status, song = _retry(lambda t=t: client.upload(t.path))
+        what = "uploaded" if status == 201 else "already there"
+        print(
+            f"  [{i}/{len(tracks)}] {what}: {song['artist_name']} - {song['title']} "
+            f"({t.format}, {song['size']} bytes)",
+            flush=True,
+        )
+    marker.write_text(f"{len(tracks)} tracks\n", encoding="utf-8")
+    print(f"imported {len(tracks)} tracks", flush=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

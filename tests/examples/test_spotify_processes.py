@@ -1,0 +1,339 @@
+"""The service as real processes on loopback: ``dspot-spotify node`` and ``dspot-spotify up``.
+
+Every test bounds its waits and kills the processes it started, even when it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from dspot_spotify.cluster import ApiClient, ApiError, NodeProcess, NodeSpec, wait_for
+from dspot_spotify.demo import encode_audio, synthesize, tag_file
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+SECRET = b"a test cluster secret for processes"
+PASSWORD = "correct horse battery"
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports the kernel says are free right now."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port_range(n: int) -> int:
+    """A base port such that ``base .. base + n - 1`` are all free."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+def until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A tagged WAV of about 1 MB (big enough that a download is still running when its
+    server is killed)."""
+    path = tmp_path_factory.mktemp("audio") / "song.wav"
+    path.write_bytes(encode_audio(synthesize(random.Random(3), 12.0), 44100, "wav"))
+    tag_file(path, title="Kill Nine", artist="The Survivors", album="Crash", track=1)
+    return path.read_bytes()
+
+
+class Nodes:
+    """Node processes started by one test; all killed when the test ends."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs: dict[str, NodeProcess] = {}
+
+    def start(
+        self,
+        names: list[str],
+        secret: bytes,
+        *,
+        seeds: list[str] | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> list[NodeProcess]:
+        secret_file = self.root / f"secret-{len(self.procs)}"
+        secret_file.write_bytes(secret)
+        ports = free_ports(2 * len(names))
+        rpcs = [f"127.0.0.1:{p}" for p in ports[::2]]
+        started = []
+        for i, name in enumerate(names):
+            spec = NodeSpec(
+                name=name,
+                data=self.root / name,
+                rpc=rpcs[i],
+                http=f"127.0.0.1:{ports[2 * i + 1]}",
+                seeds=tuple(seeds if seeds is not None else rpcs),
+                secret_file=secret_file,
+                cluster_size=3,
+                extra=extra,
+            )
+            proc = NodeProcess(spec, self.root / name / "node.log")
+            self.procs[name] = proc
+            proc.start()
+            started.append(proc)
+        wait_for(started, "ready", 30.0)
+        return started
+
+    def log(self, name: str) -> str:
+        return (self.root / name / "node.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            p.signal(signal.SIGKILL)
+        for p in self.procs.values():
+            p.wait(10.0)
+            p.close()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[Nodes]:
+    n = Nodes(tmp_path)
+    try:
+        yield n
+    finally:
+        n.stop_all()
+
+
+def retry_503(call: Callable[[], object], timeout: float = 20.0) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except ApiError as e:
+            if e.status != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_kill_9_mid_stream_and_the_survivors_serve_the_song(nodes: Nodes, song: bytes) -> None:
+    n1, n2, n3 = nodes.start(["n1", "n2", "n3"], SECRET)
+    wait_for([n1, n2, n3], "quorum", 30.0)
+    c1 = ApiClient(n1.url)
+    c1.register("alice", PASSWORD)
+    c1.login("alice", PASSWORD)
+    status, headers, body = c1.request("POST", "/api/songs?filename=song.wav", song)
+    assert status == 201, body
+    song_id = json.loads(body)["id"]
+    pos = headers["x-log-position"]
+    auth = {"authorization": f"Bearer {c1.token}", "x-log-position": pos}
+
+    # A ranged download from n2; n2 is killed once the first bytes have arrived.
+    start = 1000
+    conn = http.client.HTTPConnection("127.0.0.1", int(n2.spec.http.split(":")[1]), timeout=10)
+    try:
+        conn.request(
+            "GET", f"/api/songs/{song_id}/stream", headers={**auth, "range": f"bytes={start}-"}
+        )
+        resp = conn.getresponse()
+        assert resp.status == 206
+        got = resp.read(16 * 1024)
+        n2.kill()
+        try:
+            while chunk := resp.read(64 * 1024):
+                got += chunk
+        except (OSError, http.client.HTTPException):
+            pass  # the connection died with its server: expected
+    finally:
+        conn.close()
+    assert 0 < len(got) <= len(song) - start
+    assert got == song[start : start + len(got)]  # what arrived is right, however much
+
+    # The survivors still list the song and resume the download byte-identically.
+    c3 = ApiClient(n3.url, token=c1.token)
+    status, _, body = c3.request("GET", "/api/songs?q=nine", headers=auth)
+    assert status == 200
+    assert [s["id"] for s in json.loads(body)["items"]] == [song_id]
+    resume = start + len(got)
+    status, headers, body = c3.request(
+        "GET", f"/api/songs/{song_id}/stream", headers={**auth, "range": f"bytes={resume}-"}
+    )
+    if resume < len(song):
+        assert status == 206
+        assert got + body == song[start:]
+    status, _, body = c1.request("GET", f"/api/songs/{song_id}/stream", headers=auth)
+    assert status == 200 and body == song
+    # Two of three nodes are a majority: writes still commit (once n2 is found dead).
+    retry_503(lambda: c3.register("bob", "bob's password"))
+
+
+def test_a_node_with_the_wrong_secret_never_joins(nodes: Nodes) -> None:
+    good = nodes.start(["g1", "g2", "g3"], SECRET)
+    wait_for(good, "quorum", 30.0)
+    [bad] = nodes.start(
+        ["intruder"], b"not the cluster secret at all!", seeds=[p.spec.rpc for p in good]
+    )
+    until(lambda: "does not know the cluster secret" in nodes.log("intruder"), 15.0, "refusal")
+    # The good nodes refused it: it could not prove the secret, so it is never a member.
+    until(
+        lambda: any(
+            "node 'intruder' hung up before proving the cluster secret" in nodes.log(p.spec.name)
+            for p in good
+        ),
+        15.0,
+        "a good node to log the refusal",
+    )
+    time.sleep(1.0)
+    assert not bad.quorum.is_set()
+    assert not any("quorum: yes" in line for line in bad.lines)
+    # It cannot write ...
+    intruder = ApiClient(bad.url)
+    with pytest.raises(ApiError) as err:
+        intruder.register("mallory", "mallory's password")
+    assert err.value.status == 503
+    # ... and sees none of the cluster's data, while the cluster keeps working.
+    ApiClient(good[0].url).register("alice", PASSWORD)
+    with pytest.raises(ApiError) as err:
+        intruder.login("alice", PASSWORD)
+    assert err.value.status == 401
+    assert all(p.quorum.is_set() for p in good)
+
+
+def _run_up(root: Path, base: int) -> str:
+    """One ``dspot-spotify up`` until it says it is serving, then Ctrl-C; returns its output."""
+    out_path = root.with_name(root.name + f"-up-{time.monotonic_ns()}.out")
+    cmd = [
+        sys.executable,
+        "-m",
+        "dspot_spotify.cli",
+        "up",
+        "--nodes",
+        "3",
+        "--data",
+        str(root),
+        "--base-port",
+        str(base),
+        "--admin-password",
+        PASSWORD,
+        "--demo-artists",
+        "1",
+        "--demo-seconds",
+        "1.5",
+    ]
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            until(
+                lambda: "Press Ctrl-C" in out_path.read_text() or proc.poll() is not None,
+                90.0,
+                "up to finish starting",
+            )
+            assert proc.poll() is None, out_path.read_text()
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 0, out_path.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            _kill_leftover_nodes(root)
+    text = out_path.read_text()
+    # Every node process is gone (each removes its pid file on a clean exit).
+    assert not list(root.glob("node*/node.pid")), text
+    return text
+
+
+def _kill_leftover_nodes(root: Path) -> None:
+    for pid_file in root.glob("node*/node.pid"):
+        with contextlib.suppress(ValueError, OSError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_up_imports_the_demo_once_and_stops_cleanly(tmp_path: Path) -> None:
+    root = tmp_path / "cluster"
+    base = free_port_range(6)
+    first = _run_up(root, base)
+    assert "registered the admin user 'admin'" in first
+    m = re.search(r"imported (\d+) tracks", first)
+    assert m, first
+    count = int(m.group(1))
+    assert len(re.findall(r"\] uploaded: ", first)) == count
+    assert f"{count} songs in the catalog" in first
+    assert "stopped" in first
+    for i in (1, 3, 5):
+        assert f"http://127.0.0.1:{base + i}" in first
+
+    second = _run_up(root, base)  # the same data: nothing imported again
+    assert "admin user 'admin' already exists" in second
+    assert "already imported" in second
+    assert "uploaded:" not in second
+    assert f"{count} songs in the catalog" in second
+    assert (root / "cluster-secret").stat().st_mode & 0o077 == 0
+
+
+def test_mutual_tls_between_nodes(nodes: Nodes, tmp_path: Path) -> None:
+    """With --tls-*, nodes talk over mutual TLS; the HTTP API stays plain HTTP."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file, pem = tmp_path / "ca.pem", tmp_path / "node.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    tls = ("--tls-cert", str(pem), "--tls-key", str(pem), "--tls-ca", str(ca_file))
+    procs = nodes.start(["t1", "t2", "t3"], SECRET, extra=tls)
+    wait_for(procs, "quorum", 30.0)
+    ApiClient(procs[1].url).register("alice", PASSWORD)
+
+    def logged_in() -> bool:  # once the registration has replicated through the TLS ring
+        try:
+            ApiClient(procs[2].url).login("alice", PASSWORD)
+        except ApiError:
+            return False
+        return True
+
+    until(logged_in, 10.0, "the registration to reach t3")
+    # The RPC port speaks TLS only: plain bytes get the connection closed.
+    with socket.create_connection(("127.0.0.1", int(procs[0].spec.rpc.split(":")[1]))) as s:
+        s.settimeout(10)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        with contextlib.suppress(ConnectionResetError):
+            assert s.recv(100) == b""
