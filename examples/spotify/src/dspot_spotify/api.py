@@ -102,6 +102,9 @@ class Api:
         challenge = [("www-authenticate", 'Bearer realm="dspot"')]
         if scheme.lower() != "bearer" or not token.strip():
             raise HTTPError(401, "a bearer token is required", headers=challenge)
+        # Read your writes covers the token too: a user registered at the client's log
+        # position is unknown to a replica that has not applied it yet.
+        await self.catch_up(request)
         try:
             return await self.node.replica.read(
                 accounts.authenticate_token,
