@@ -27,10 +27,12 @@ def _examples() -> list[str]:
 @nox.session(python=PYTHON)
 def sim(session: nox.Session) -> None:
     """The long seed sweep: every built-in scenario over 200 seeds, plus a replay check."""
-    session.install("-e", ".")
+    session.install("-e", ".", *_examples())
     seeds = session.posargs[0] if session.posargs else "1-200"
     listing = session.run("dspot", "sim", "--list", silent=True)
     names = [line.split()[0] for line in str(listing).splitlines() if line.strip()]
+    if _examples():
+        names.append("dspot_spotify.simulation:scenario")
     for name in names:
         session.run("dspot", "sim", "--scenario", name, "--seeds", seeds)
         session.run("dspot", "sim", "--scenario", name, "--seeds", "1-3", "--check-determinism")
