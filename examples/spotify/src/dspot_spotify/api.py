@@ -17,9 +17,26 @@ problem documents).
 ``GET|HEAD /api/songs/{id}/stream``        the audio: Range/206, ETag (its sha256),
                                            conditional requests
 ``GET /api/songs/{id}/cover``              the cover image (song's own, else album's)
+``PUT|DELETE /api/songs/{id}/like``        like / unlike a song → 200 the song
+``GET /api/me/likes``                      ``page``, ``limit`` → a page of the songs I like
+``GET /api/artists``                       ``q``, ``genre``, ``page``, ``limit`` → a page
+``GET /api/artists/{id}``                  the artist with ``albums`` and ``singles``
+``GET /api/albums``                        ``q``, ``artist``, ``genre``, ``page``, ``limit``
+``GET /api/albums/{id}``                   the album with its ``tracks``
+``GET /api/playlists``                     ``{"items"}``: my playlists
+``POST /api/playlists``                    ``{"name"}`` → 201 the playlist
+``GET /api/playlists/{id}``                the playlist with its ``items`` (any user)
+``PATCH /api/playlists/{id}``              ``{"name"}`` → 200 the playlist (owner only)
+``DELETE /api/playlists/{id}``             → 204 (owner or admin)
+``POST /api/playlists/{id}/songs``         ``{"song_id"}`` → 201 the new item (owner only)
+``DELETE /api/playlists/{id}/songs/{i}``   remove item ``i`` → 200 the playlist
+``POST /api/playlists/{id}/move``          ``{"item_id", "position"}`` (0-based; past the
+                                           end: last) → 200 the playlist
+``GET /healthz``                           ``{"status": "ok", "quorum": bool}``
 =========================================  ================================================
 
-Everything but register and login needs ``Authorization: Bearer <token>`` (401 otherwise).
+Everything but register, login and ``/healthz`` needs ``Authorization: Bearer <token>``
+(401 otherwise). Unknown ids answer 404; editing another user's playlist answers 403.
 
 **Read your writes.** Every write answers with ``X-Log-Position: <epoch>.<seq>``, the log
 position of its last entry. A read that sends that header back, to any node, waits until
@@ -58,6 +75,22 @@ NO_QUORUM = "read-only: no quorum"
 class Credentials:
     username: str
     password: str
+
+
+@attrs.frozen
+class PlaylistName:
+    name: str
+
+
+@attrs.frozen
+class PlaylistSong:
+    song_id: str
+
+
+@attrs.frozen
+class PlaylistMove:
+    item_id: str
+    position: int
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -164,6 +197,20 @@ class Api:
         if result.status == "rejected":
             code = result.code or "invalid"
             raise HTTPError(catalog.REJECT_STATUS[code], result.reason, extensions={"code": code})
+
+    async def commit(self, entry: catalog.Entry) -> catalog.LogPosition:
+        """Commit ``entry`` and wait for its outcome here (its rejection as a problem)."""
+        if not self.node.has_quorum():
+            raise no_quorum()
+        pos = await self.submit(entry)
+        await self.outcome(pos)
+        return pos
+
+    async def playlist_or_404(self, playlist_id: str) -> catalog.PlaylistDetail:
+        playlist = await self.node.replica.read(catalog.get_playlist, playlist_id)
+        if playlist is None:
+            raise HTTPError(404, f"no playlist {playlist_id}")
+        return playlist
 
     async def song_or_404(self, song_id: str) -> catalog.SongView:
         song = await self.node.replica.read(catalog.get_song, song_id)
@@ -355,6 +402,229 @@ class Api:
             data,
         )
 
+    # -- likes -------------------------------------------------------------------------------
+
+    async def like(self, request: Request) -> Response:
+        return await self._like(request, like=True)
+
+    async def unlike(self, request: Request) -> Response:
+        return await self._like(request, like=False)
+
+    async def _like(self, request: Request, *, like: bool) -> Response:
+        claims = await self.authenticate(request)
+        song_id = request.path_params["song_id"]
+        node = self.node
+        kind = catalog.LikeSong if like else catalog.UnlikeSong
+        pos = await self.commit(kind(actor=claims.user_id, at=node.now_ms(), song_id=song_id))
+        song = await self.song_or_404(song_id)
+        return Response.json(
+            _song_json(song), headers=[(LOG_POSITION_HEADER, format_position(pos))]
+        )
+
+    async def my_likes(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        try:
+            page = await self.node.replica.read(
+                catalog.liked_songs,
+                claims.user_id,
+                page=_int_param(request, "page", 1),
+                limit=_int_param(request, "limit", 50),
+            )
+        except ValueError as e:
+            raise HTTPError(422, str(e)) from None
+        return Response.json(_page_json(page, _song_json))
+
+    # -- artists and albums ------------------------------------------------------------------
+
+    async def list_artists(self, request: Request) -> Response:
+        await self.authenticate(request)
+        query = request.query
+        try:
+            page = await self.node.replica.read(
+                catalog.list_artists,
+                q=query.get("q") or None,
+                genre=query.get("genre") or None,
+                page=_int_param(request, "page", 1),
+                limit=_int_param(request, "limit", 50),
+            )
+        except ValueError as e:
+            raise HTTPError(422, str(e)) from None
+        return Response.json(_page_json(page, _artist_json))
+
+    async def get_artist(self, request: Request) -> Response:
+        await self.authenticate(request)
+        artist_id = request.path_params["artist_id"]
+        detail = await self.node.replica.read(catalog.get_artist, artist_id)
+        if detail is None:
+            raise HTTPError(404, f"no artist {artist_id}")
+        return Response.json(
+            {
+                **_artist_json(detail.artist),
+                "albums": [_album_json(a) for a in detail.albums],
+                "singles": [_song_json(s) for s in detail.singles],
+            }
+        )
+
+    async def list_albums(self, request: Request) -> Response:
+        await self.authenticate(request)
+        query = request.query
+        try:
+            page = await self.node.replica.read(
+                catalog.list_albums,
+                q=query.get("q") or None,
+                artist_id=query.get("artist") or None,
+                genre=query.get("genre") or None,
+                page=_int_param(request, "page", 1),
+                limit=_int_param(request, "limit", 50),
+            )
+        except ValueError as e:
+            raise HTTPError(422, str(e)) from None
+        return Response.json(_page_json(page, _album_json))
+
+    async def get_album(self, request: Request) -> Response:
+        await self.authenticate(request)
+        album_id = request.path_params["album_id"]
+        detail = await self.node.replica.read(catalog.get_album, album_id)
+        if detail is None:
+            raise HTTPError(404, f"no album {album_id}")
+        return Response.json(
+            {**_album_json(detail.album), "tracks": [_song_json(s) for s in detail.tracks]}
+        )
+
+    # -- playlists ---------------------------------------------------------------------------
+
+    async def my_playlists(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        playlists = await self.node.replica.read(catalog.user_playlists, claims.user_id)
+        return Response.json({"items": [attrs.asdict(p) for p in playlists]})
+
+    async def create_playlist(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        body = await request.json(PlaylistName)
+        node = self.node
+        playlist_id = node.env.ids()
+        entry = catalog.CreatePlaylist(
+            actor=claims.user_id, at=node.now_ms(), playlist_id=playlist_id, name=body.name
+        )
+        pos = await self.commit(entry)
+        playlist = await self.playlist_or_404(playlist_id)
+        headers = [
+            (LOG_POSITION_HEADER, format_position(pos)),
+            ("location", f"/api/playlists/{playlist_id}"),
+        ]
+        return Response.json(_playlist_json(playlist), 201, headers=headers)
+
+    async def get_playlist(self, request: Request) -> Response:
+        await self.authenticate(request)
+        playlist = await self.playlist_or_404(request.path_params["playlist_id"])
+        return Response.json(_playlist_json(playlist))
+
+    async def _edit_playlist(self, playlist_id: str, entry: catalog.Entry) -> Response:
+        pos = await self.commit(entry)
+        playlist = await self.playlist_or_404(playlist_id)
+        headers = [(LOG_POSITION_HEADER, format_position(pos))]
+        return Response.json(_playlist_json(playlist), headers=headers)
+
+    async def rename_playlist(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        body = await request.json(PlaylistName)
+        playlist_id = request.path_params["playlist_id"]
+        entry = catalog.RenamePlaylist(
+            actor=claims.user_id, at=self.node.now_ms(), playlist_id=playlist_id, name=body.name
+        )
+        return await self._edit_playlist(playlist_id, entry)
+
+    async def delete_playlist(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        entry = catalog.DeletePlaylist(
+            actor=claims.user_id,
+            at=self.node.now_ms(),
+            playlist_id=request.path_params["playlist_id"],
+        )
+        pos = await self.commit(entry)
+        return Response(204, [(LOG_POSITION_HEADER, format_position(pos))])
+
+    async def add_to_playlist(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        body = await request.json(PlaylistSong)
+        node = self.node
+        playlist_id = request.path_params["playlist_id"]
+        item_id = node.env.ids()
+        entry = catalog.AddToPlaylist(
+            actor=claims.user_id,
+            at=node.now_ms(),
+            playlist_id=playlist_id,
+            item_id=item_id,
+            song_id=body.song_id,
+        )
+        pos = await self.commit(entry)
+        playlist = await self.playlist_or_404(playlist_id)
+        [item] = [i for i in playlist.items if i.item_id == item_id]
+        return Response.json(
+            _item_json(item), 201, headers=[(LOG_POSITION_HEADER, format_position(pos))]
+        )
+
+    async def remove_from_playlist(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        playlist_id = request.path_params["playlist_id"]
+        entry = catalog.RemoveFromPlaylist(
+            actor=claims.user_id,
+            at=self.node.now_ms(),
+            playlist_id=playlist_id,
+            item_id=request.path_params["item_id"],
+        )
+        return await self._edit_playlist(playlist_id, entry)
+
+    async def move_in_playlist(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        body = await request.json(PlaylistMove)
+        if body.position < 0:
+            raise HTTPError(422, "position must be 0 or more")
+        playlist_id = request.path_params["playlist_id"]
+        playlist = await self.playlist_or_404(playlist_id)
+        # The log names items, not indexes: "before the item now at that index, the moved
+        # item left out" (None: to the end).
+        others = [i.item_id for i in playlist.items if i.item_id != body.item_id]
+        before = others[body.position] if body.position < len(others) else None
+        entry = catalog.MovePlaylistItem(
+            actor=claims.user_id,
+            at=self.node.now_ms(),
+            playlist_id=playlist_id,
+            item_id=body.item_id,
+            before_item_id=before,
+        )
+        return await self._edit_playlist(playlist_id, entry)
+
+    # -- health ------------------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return Response.json({"status": "ok", "quorum": self.node.has_quorum()})
+
+
+def _page_json(page: catalog.Page[Any], item: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "items": [item(i) for i in page.items],
+        "page": page.page,
+        "limit": page.limit,
+        "total": page.total,
+    }
+
+
+def _artist_json(artist: catalog.ArtistView) -> dict[str, Any]:
+    return attrs.asdict(artist)
+
+
+def _album_json(album: catalog.AlbumView) -> dict[str, Any]:
+    return attrs.asdict(album)
+
+
+def _item_json(item: catalog.PlaylistItemView) -> dict[str, Any]:
+    return {"item_id": item.item_id, "position": item.position, "song": _song_json(item.song)}
+
+
+def _playlist_json(detail: catalog.PlaylistDetail) -> dict[str, Any]:
+    return {**attrs.asdict(detail.playlist), "items": [_item_json(i) for i in detail.items]}
+
 
 def _song_json(song: catalog.SongView) -> dict[str, Any]:
     return {
@@ -391,6 +661,22 @@ def build_router(node: SpotifyNode) -> Router:
         ("GET", "/api/songs/{song_id}", api.get_song),
         ("GET", "/api/songs/{song_id}/stream", api.stream),
         ("GET", "/api/songs/{song_id}/cover", api.cover),
+        ("PUT", "/api/songs/{song_id}/like", api.like),
+        ("DELETE", "/api/songs/{song_id}/like", api.unlike),
+        ("GET", "/api/me/likes", api.my_likes),
+        ("GET", "/api/artists", api.list_artists),
+        ("GET", "/api/artists/{artist_id}", api.get_artist),
+        ("GET", "/api/albums", api.list_albums),
+        ("GET", "/api/albums/{album_id}", api.get_album),
+        ("GET", "/api/playlists", api.my_playlists),
+        ("POST", "/api/playlists", api.create_playlist),
+        ("GET", "/api/playlists/{playlist_id}", api.get_playlist),
+        ("PATCH", "/api/playlists/{playlist_id}", api.rename_playlist),
+        ("DELETE", "/api/playlists/{playlist_id}", api.delete_playlist),
+        ("POST", "/api/playlists/{playlist_id}/songs", api.add_to_playlist),
+        ("DELETE", "/api/playlists/{playlist_id}/songs/{item_id}", api.remove_from_playlist),
+        ("POST", "/api/playlists/{playlist_id}/move", api.move_in_playlist),
+        ("GET", "/healthz", api.healthz),
     ]
     for method, path, handler in routes:
         router.add(method, path, handler)
