@@ -327,31 +327,42 @@ class Api:
         ]
         return Response.json(_song_json(song), 201, headers=headers)
 
+    async def paged(
+        self,
+        request: Request,
+        query: Callable[..., catalog.Page[Any]],
+        to_json: Callable[[Any], dict[str, Any]],
+        *args: Any,
+        **filters: Any,
+    ) -> Response:
+        """One page of a catalog listing, with ``page``/``limit`` from the query string;
+        a value the catalog refuses (bad page, limit or sort) is a 422."""
+        try:
+            page = await self.node.replica.read(
+                query,
+                *args,
+                page=_int_param(request, "page", 1),
+                limit=_int_param(request, "limit", 50),
+                **filters,
+            )
+        except ValueError as e:
+            raise HTTPError(422, str(e)) from None
+        return Response.json(_page_json(page, to_json))
+
     async def list_songs(self, request: Request) -> Response:
         await self.authenticate(request)
         await self.catch_up(request)
         query = request.query
         sort = query.get("sort") or None
-        try:
-            page = await self.node.replica.read(
-                catalog.list_songs,
-                q=query.get("q") or None,
-                artist_id=query.get("artist") or None,
-                album_id=query.get("album") or None,
-                genre=query.get("genre") or None,
-                sort=sort,  # type: ignore[arg-type]  # validated by list_songs
-                page=_int_param(request, "page", 1),
-                limit=_int_param(request, "limit", 50),
-            )
-        except ValueError as e:
-            raise HTTPError(422, str(e)) from None
-        return Response.json(
-            {
-                "items": [_song_json(s) for s in page.items],
-                "page": page.page,
-                "limit": page.limit,
-                "total": page.total,
-            }
+        return await self.paged(
+            request,
+            catalog.list_songs,
+            _song_json,
+            q=query.get("q") or None,
+            artist_id=query.get("artist") or None,
+            album_id=query.get("album") or None,
+            genre=query.get("genre") or None,
+            sort=sort,
         )
 
     async def get_song(self, request: Request) -> Response:
@@ -423,33 +434,20 @@ class Api:
 
     async def my_likes(self, request: Request) -> Response:
         claims = await self.authenticate(request)
-        try:
-            page = await self.node.replica.read(
-                catalog.liked_songs,
-                claims.user_id,
-                page=_int_param(request, "page", 1),
-                limit=_int_param(request, "limit", 50),
-            )
-        except ValueError as e:
-            raise HTTPError(422, str(e)) from None
-        return Response.json(_page_json(page, _song_json))
+        return await self.paged(request, catalog.liked_songs, _song_json, claims.user_id)
 
     # -- artists and albums ------------------------------------------------------------------
 
     async def list_artists(self, request: Request) -> Response:
         await self.authenticate(request)
         query = request.query
-        try:
-            page = await self.node.replica.read(
-                catalog.list_artists,
-                q=query.get("q") or None,
-                genre=query.get("genre") or None,
-                page=_int_param(request, "page", 1),
-                limit=_int_param(request, "limit", 50),
-            )
-        except ValueError as e:
-            raise HTTPError(422, str(e)) from None
-        return Response.json(_page_json(page, _artist_json))
+        return await self.paged(
+            request,
+            catalog.list_artists,
+            _artist_json,
+            q=query.get("q") or None,
+            genre=query.get("genre") or None,
+        )
 
     async def get_artist(self, request: Request) -> Response:
         await self.authenticate(request)
@@ -468,18 +466,14 @@ class Api:
     async def list_albums(self, request: Request) -> Response:
         await self.authenticate(request)
         query = request.query
-        try:
-            page = await self.node.replica.read(
-                catalog.list_albums,
-                q=query.get("q") or None,
-                artist_id=query.get("artist") or None,
-                genre=query.get("genre") or None,
-                page=_int_param(request, "page", 1),
-                limit=_int_param(request, "limit", 50),
-            )
-        except ValueError as e:
-            raise HTTPError(422, str(e)) from None
-        return Response.json(_page_json(page, _album_json))
+        return await self.paged(
+            request,
+            catalog.list_albums,
+            _album_json,
+            q=query.get("q") or None,
+            artist_id=query.get("artist") or None,
+            genre=query.get("genre") or None,
+        )
 
     async def get_album(self, request: Request) -> Response:
         await self.authenticate(request)
