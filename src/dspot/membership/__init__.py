@@ -4,6 +4,7 @@ from dspot.membership._config import MembershipConfig
 from dspot.membership._core import MembershipCore, Output, Send
 from dspot.membership._driver import Membership
 from dspot.membership._messages import Ack, Gossip, Ping, PingReq, Received, Sync, SyncReply
+from dspot.membership._roles import OBSERVER, ROLE_KEY, VoterView, is_observer, observer_meta
 from dspot.membership._view import (
     EventKind,
     Member,
@@ -16,6 +17,8 @@ from dspot.membership._view import (
 )
 
 __all__ = [
+    "OBSERVER",
+    "ROLE_KEY",
     "Ack",
     "EventKind",
     "Gossip",
@@ -33,6 +36,9 @@ __all__ = [
     "Send",
     "Sync",
     "SyncReply",
+    "VoterView",
+    "is_observer",
+    "observer_meta",
     "ring_order",
     "ring_position",
     "ring_successors",

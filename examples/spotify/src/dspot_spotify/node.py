@@ -30,7 +30,8 @@ import attrs
 from dspot.blobstore import BlobStore, BlobStoreConfig
 from dspot.env import NodeEnv
 from dspot.http import HttpServer, ServerConfig
-from dspot.membership import Membership, MembershipConfig
+from dspot.membership import Membership, MembershipConfig, VoterView
+from dspot.registry import Registry
 from dspot.rpc import RetryPolicy, RpcNode
 from dspot.tokenring import CommittedEntry, TokenRing, TokenRingConfig
 
@@ -39,7 +40,11 @@ from dspot_spotify.auth import DEFAULT_SCRYPT, ScryptParams, TokenSigner, derive
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.upload import DEFAULT_MAX_UPLOAD
 
-__all__ = ["NodeConfig", "SpotifyNode"]
+__all__ = ["HTTP_SERVICE", "NodeConfig", "SpotifyNode"]
+
+HTTP_SERVICE = "spotify-http"
+"""The registry service under which every node publishes its HTTP API (the gateway
+resolves it)."""
 
 _T = TypeVar("_T")
 
@@ -99,6 +104,7 @@ class SpotifyNode:
         self._membership: Membership | None = None
         self._ring: TokenRing | None = None
         self._blobs: BlobStore | None = None
+        self._registry: Registry | None = None
         self._http: HttpServer | None = None
         self._http_bound: str | None = None
 
@@ -119,6 +125,10 @@ class SpotifyNode:
     @property
     def blobs(self) -> BlobStore:
         return _running(self._blobs)
+
+    @property
+    def registry(self) -> Registry:
+        return _running(self._registry)
 
     @property
     def http(self) -> HttpServer:
@@ -162,20 +172,25 @@ class SpotifyNode:
             self._membership = await stack.enter_async_context(
                 Membership(env, self._rpc, cfg.membership, seeds=self.seeds)
             )
+            # Observers (the gateway) gossip with us but neither vote nor hold blobs.
+            voters = VoterView(self._membership)
             ring_config = attrs.evolve(
                 cfg.tokenring, min_members=max(cfg.tokenring.min_members, cfg.cluster_size)
             )
             self._ring = await stack.enter_async_context(
-                TokenRing(env, self._rpc, self._membership, ring_config, apply=self._apply)
+                TokenRing(env, self._rpc, voters, ring_config, apply=self._apply)
             )
             tg = await stack.enter_async_context(anyio.create_task_group())
-            self._blobs = BlobStore(env, self._rpc, self._membership, cfg.blobstore)
+            self._blobs = BlobStore(env, self._rpc, voters, cfg.blobstore)
             await tg.start(self._blobs.run)
             self._http = HttpServer(build_router(self), cfg.http, clock=env.clock)
             listener = await env.transport.listen(self.http_address)
             stack.push_async_callback(listener.aclose)
             self._http_bound = listener.address
             tg.start_soon(self._http.serve, listener)
+            self._registry = Registry(env, self._membership)
+            self._registry.register(HTTP_SERVICE, listener.address, instance=env.node_id)
+            await tg.start(self._registry.run)
             env.log(20, "spotify.node.started", rpc=self.rpc_address, http=self.http_address)
             task_status.started(self)
             await anyio.sleep_forever()
