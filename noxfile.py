@@ -7,7 +7,7 @@ import glob
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "types", "docs", "tests"]
+nox.options.sessions = ["lint", "types", "docs", "frontend", "tests"]
 
 PYTHON = "3.11"
 
@@ -22,6 +22,16 @@ def tests(session: nox.Session) -> None:
 def _examples() -> list[str]:
     """Editable installs of the example service, once it has a package."""
     return ["-e", "examples/spotify[test]"] if glob.glob("examples/spotify/pyproject.toml") else []
+
+
+@nox.session(python=False)
+def frontend(session: nox.Session) -> None:
+    """The React frontend: install the locked packages, type-check and build it into
+    ``frontend/dist`` (the gateway serves it; the end-to-end tests need it), run Vitest."""
+    with session.chdir("frontend"):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+        session.run("npm", "run", "build", external=True)
+        session.run("npm", "test", external=True)
 
 
 @nox.session(python=PYTHON)
@@ -42,7 +52,9 @@ def sim(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    paths = ["src", "tests", "benchmarks", "examples", "noxfile.py"]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session(python=PYTHON)
