@@ -257,6 +257,8 @@ def test_access_log(caplog: pytest.LogCaptureFixture) -> None:
             await raw.response()
             await raw.send(b"GET /missing?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
             await raw.response()
+            await raw.send(b"GET /hello?token=s3cret&q=2&apiKey=k3y HTTP/1.1\r\nHost: x\r\n\r\n")
+            await raw.response()
             await anyio.sleep(1)
             tg.cancel_scope.cancel()
 
@@ -265,3 +267,5 @@ def test_access_log(caplog: pytest.LogCaptureFixture) -> None:
     lines = [r.getMessage() for r in caplog.records if r.name == "dspot.http.access"]
     assert lines[0].startswith('- "GET /hello HTTP/1.1" 200 ')
     assert lines[1].startswith('- "GET /missing?q=1 HTTP/1.1" 404 ')
+    # Credentials in URLs (browser media elements, Subsonic clients) never reach the log.
+    assert lines[2].startswith('- "GET /hello?token=***&q=2&apiKey=*** HTTP/1.1" 200 ')

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 import ssl
 from collections.abc import AsyncIterable
 from typing import Any, Protocol
@@ -28,6 +29,23 @@ from dspot.http._message import Handler, Headers, Request, Response, WebSocketUp
 from dspot.http._problem import HTTPError, Problem, status_phrase
 
 access_log = logging.getLogger("dspot.http.access")
+
+SECRET_QUERY_PARAMS = frozenset({"token", "access_token", "apikey", "p", "t", "s"})
+"""Query parameters whose values the access log never shows (credentials that browsers and
+Subsonic clients put in URLs)."""
+
+_SECRET_PARAM = re.compile(
+    r"([?&](?:" + "|".join(sorted(SECRET_QUERY_PARAMS)) + r")=)[^&#]*", re.IGNORECASE
+)
+
+
+def redact_target(target: str) -> str:
+    """``target`` with the values of :data:`SECRET_QUERY_PARAMS` replaced by ``***``."""
+    if "?" not in target:
+        return target
+    return _SECRET_PARAM.sub(r"\1***", target)
+
+
 """One INFO line per response: ``client "METHOD target HTTP/v" status bytes seconds``."""
 error_log = logging.getLogger("dspot.http.error")
 
@@ -463,7 +481,7 @@ class _ServerConnection:
                 '%s "%s %s HTTP/%s" %d %d %.3f',
                 self.peer or "-",
                 request.method,
-                request.target,
+                redact_target(request.target),
                 request.http_version,
                 response.status,
                 sent,
