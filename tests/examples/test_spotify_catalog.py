@@ -141,6 +141,7 @@ def test_every_entry_type_round_trips() -> None:
         c.SetUserRole(actor="a", user_id="u", role="user"),
         c.ChangePassword(actor="a", user_id="u", password_hash=HASH),
         c.RevokeToken(actor="a", token_id="t", user_id="u", expires_at=5),
+        c.SetSubsonicCredentials(actor="a", user_id="u", password="p" * 24, api_key="k" * 43),
         c.CreateArtist(actor="a", at=3, artist_id="x", name="N"),
         c.UpdateArtist(actor="a", artist_id="x", name="N2"),
         c.DeleteArtist(actor="a", artist_id="x"),

@@ -181,9 +181,10 @@ class Request:
     """An incoming request. The body is read lazily with :meth:`stream`, :meth:`body` or
     :meth:`json` (once; :meth:`body` caches).
 
-    ``path`` is percent-decoded; ``raw_path`` is as sent. ``path_params`` are filled in by the
-    router. ``max_body_size`` (from :class:`ServerConfig`) may be raised by a handler before
-    it reads, for an upload route; a larger declared or actual body raises 413.
+    ``path`` is percent-decoded; ``raw_path`` is as sent. ``path_params`` and ``route`` are
+    filled in by the router. ``max_body_size`` (from :class:`ServerConfig`) may be raised by
+    a handler before it reads, for an upload route; a larger declared or actual body raises
+    413.
     """
 
     method: str
@@ -192,6 +193,9 @@ class Request:
     http_version: str = "1.1"
     client: str | None = None
     path_params: dict[str, str] = attrs.field(factory=dict)
+    route: str | None = None
+    """The path template of the route that matched (``"/songs/{song_id}"``), set by the
+    router; None until then or when nothing matched (for metrics and logs)."""
     max_body_size: int = 16 * 1024 * 1024
     _receive: BodyReceiver = _no_body
     _body: bytes | None = None

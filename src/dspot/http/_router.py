@@ -74,6 +74,16 @@ class Router:
                 return
         self._routes.append(_Route(segments, {m.upper(): handler for m in ms}))
 
+    def routes(self) -> list[tuple[str, str]]:
+        """Every registered ``(METHOD, path template)``, in registration order (``"*"`` for
+        any method; the implicit ``HEAD`` of a ``GET`` is not listed). For API documents and
+        tests that compare them with what is served."""
+        return [
+            (method, "/" + "/".join(route.segments))
+            for route in self._routes
+            for method in route.handlers
+        ]
+
     def route(
         self, path: str, methods: str | Iterable[str] = "GET"
     ) -> Callable[[Handler], Handler]:
@@ -137,6 +147,7 @@ class Router:
                 handler = route.handlers.get("GET")
             if handler is not None:
                 request.path_params = params
+                request.route = "/" + "/".join(route.segments)
                 return await handler(request)
             allowed.update(route.handlers)
         if allowed:

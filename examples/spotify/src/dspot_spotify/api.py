@@ -5,24 +5,46 @@ problem documents).
 ``POST /api/auth/register``                ``{"username", "password"}`` → 201
                                            ``{"token", "user_id", "username", "role"}``
                                            (the cluster's first user is its admin)
-``POST /api/auth/login``                   ``{"username", "password"}`` → 200 ``{"token", ...}``
-``POST /api/songs``                        raw audio body (file name in ``?filename=`` or
-                                           ``X-Filename``) → 201 song JSON; the same bytes
-                                           again → **200 with the existing song** (and
-                                           ``"duplicate": true``)
+``POST /api/auth/login``                   ``{"username", "password"}`` → 200
+                                           ``{"token", "user_id", "username", "role"}``
+``GET /api/me``                            ``{"user_id", "username", "role"}``: who I am
+``POST /api/songs``                        the audio as the raw body (file name in
+                                           ``?filename=`` or ``X-Filename``), or as field
+                                           ``file`` of a ``multipart/form-data`` body
+                                           (file name from its part; other fields
+                                           ignored; no ``file``: 422; a broken form: 400)
+                                           → 201 song JSON; the same bytes again → **200
+                                           with the existing song** (and
+                                           ``"duplicate": true``); too large: 413; not
+                                           audio: 415; a corrupt file: 422
 ``GET /api/songs``                         ``q``, ``artist`` (artist id), ``album`` (album
-                                           id), ``genre``, ``sort``, ``page``, ``limit`` → a
-                                           page ``{"items", "page", "limit", "total"}``
-``GET /api/songs/{id}``                    the song
+                                           id), ``genre``, ``sort`` (``title``,
+                                           ``recent``, ``plays``: most played first,
+                                           ``likes``), ``page``, ``limit`` → a page
+                                           ``{"items", "page", "limit", "total"}``
+``GET /api/songs/{id}``                    the song (``plays``: how often it was played)
+``PATCH /api/songs/{id}``                  any of ``{"title", "artist_id", "album_id",
+                                           "track", "year", "genres"}`` (``null`` clears
+                                           album, track, year) → 200 the song
+``DELETE /api/songs/{id}``                 → 204; its audio and cover blobs are deleted
+                                           too once no song or album uses them
 ``GET|HEAD /api/songs/{id}/stream``        the audio: Range/206, ETag (its sha256),
-                                           conditional requests
-``GET /api/songs/{id}/cover``              the cover image (song's own, else album's)
+                                           conditional requests; ``?token=`` accepted
+``GET /api/songs/{id}/cover``              the cover image (song's own, else album's);
+                                           ``?token=`` accepted
 ``PUT|DELETE /api/songs/{id}/like``        like / unlike a song → 200 the song
+``POST /api/songs/{id}/plays``             record one play of the song → 200 the song
 ``GET /api/me/likes``                      ``page``, ``limit`` → a page of the songs I like
 ``GET /api/artists``                       ``q``, ``genre``, ``page``, ``limit`` → a page
 ``GET /api/artists/{id}``                  the artist with ``albums`` and ``singles``
+``PATCH /api/artists/{id}``                ``{"name"}`` → 200 the artist (as GET)
+``DELETE /api/artists/{id}``               → 204 (409 while it has albums or songs)
 ``GET /api/albums``                        ``q``, ``artist``, ``genre``, ``page``, ``limit``
 ``GET /api/albums/{id}``                   the album with its ``tracks``
+``PATCH /api/albums/{id}``                 any of ``{"title", "artist_id", "year"}`` → 200
+                                           the album (as GET)
+``DELETE /api/albums/{id}``                → 204 (409 while it has songs); its cover blob
+                                           is deleted once nothing uses it
 ``GET /api/playlists``                     ``{"items"}``: my playlists
 ``POST /api/playlists``                    ``{"name"}`` → 201 the playlist
 ``GET /api/playlists/{id}``                the playlist with its ``items`` (any user)
@@ -36,7 +58,15 @@ problem documents).
 =========================================  ================================================
 
 Everything but register, login and ``/healthz`` needs ``Authorization: Bearer <token>``
-(401 otherwise). Unknown ids answer 404; editing another user's playlist answers 403.
+(401 otherwise). Only the stream and cover of a song, which a browser's ``<audio>`` and
+``<img>`` load without headers, also take the token as ``?token=<token>``: an opt-in per
+handler (:meth:`Api.authenticate` with ``allow_query_token``), since a URL ends up in
+histories and logs.
+
+Unknown ids answer 404. Songs, albums and artists may be changed or deleted by the user
+who created them or an admin, playlists by their owner (deleted: also an admin); anyone
+else gets 403. A PATCH body is a JSON object of the fields to change: an unknown field or
+a value of the wrong type is a 422 that names it.
 
 **Read your writes.** Every write answers with ``X-Log-Position: <epoch>.<seq>``, the log
 position of its last entry. A read that sends that header back, to any node, waits until
@@ -49,7 +79,9 @@ that node's replica has applied the position (503 after ``read_wait_timeout``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
 import anyio
@@ -58,14 +90,26 @@ from dspot.blobstore import BlobStoreError, IntegrityError
 from dspot.http import HTTPError, Request, Response, Router, representation_response
 from dspot.tokenring import CommitTimeout, NoQuorum
 
-from dspot_spotify import accounts, catalog
+from dspot_spotify import accounts, catalog, observe, subsonic
 from dspot_spotify.auth import CredentialError, InvalidToken, TokenClaims
 from dspot_spotify.ingest import entries_for_upload
 from dspot_spotify.node import SpotifyNode
 from dspot_spotify.tags import MediaError, sniff_image_mime
-from dspot_spotify.upload import inspect_upload, spool_upload
+from dspot_spotify.upload import (
+    FORM_OVERHEAD,
+    FormFile,
+    SpooledUpload,
+    form_boundary,
+    inspect_upload,
+    spool_upload,
+)
 
-__all__ = ["LOG_POSITION_HEADER", "NO_QUORUM", "Credentials", "build_router"]
+__all__ = ["LOG_POSITION_HEADER", "NO_QUORUM", "Api", "Credentials", "build_router"]
+
+#: What a PATCH may change, per entry type (the rest of the entry comes from the replica).
+SONG_EDITABLE = ("title", "artist_id", "album_id", "track", "year", "genres")
+ALBUM_EDITABLE = ("title", "artist_id", "year")
+ARTIST_EDITABLE = ("name",)
 
 LOG_POSITION_HEADER = "x-log-position"
 NO_QUORUM = "read-only: no quorum"
@@ -129,10 +173,21 @@ class Api:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def authenticate(self, request: Request) -> TokenClaims:
-        header = request.headers.get("authorization") or ""
-        scheme, _, token = header.partition(" ")
+    async def authenticate(
+        self, request: Request, *, allow_query_token: bool = False
+    ) -> TokenClaims:
+        """The claims of the request's ``Authorization: Bearer`` token (401 without one).
+
+        With ``allow_query_token`` a ``?token=`` query parameter is accepted when there is
+        no Authorization header: only for what browsers load without headers (``<audio>``,
+        ``<img>``, WebSocket), never by default, as URLs end up in histories and logs.
+        """
+        header = request.headers.get("authorization")
         challenge = [("www-authenticate", 'Bearer realm="dspot"')]
+        if header is None and allow_query_token and "token" in request.query:
+            scheme, token = "bearer", request.query["token"]
+        else:
+            scheme, _, token = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise HTTPError(401, "a bearer token is required", headers=challenge)
         # Read your writes covers the token too: a user registered at the client's log
@@ -271,7 +326,14 @@ class Api:
         except accounts.InvalidCredentials as e:
             raise HTTPError(401, str(e)) from None
         issued = self.node.signer.issue(user.id, now_ms=self.node.now_ms())
-        return Response.json({"token": issued.token, "user_id": user.id, "username": user.username})
+        return Response.json(
+            {
+                "token": issued.token,
+                "user_id": user.id,
+                "username": user.username,
+                "role": user.role,
+            }
+        )
 
     # -- songs -------------------------------------------------------------------------------
 
@@ -280,11 +342,9 @@ class Api:
         node = self.node
         if not node.has_quorum():
             raise no_quorum()
-        limit = node.config.max_upload
-        request.max_body_size = limit
         filename = request.query.get("filename") or request.headers.get("x-filename")
         try:
-            spool = await spool_upload(request.stream(), max_bytes=limit)
+            spool, filename = await self.receive_upload(request, filename)
         except MediaError as e:
             raise HTTPError(e.status, e.message) from None
         try:
@@ -326,6 +386,22 @@ class Api:
             ("location", f"/api/songs/{song_id}"),
         ]
         return Response.json(_song_json(song), 201, headers=headers)
+
+    async def receive_upload(
+        self, request: Request, filename: str | None
+    ) -> tuple[SpooledUpload, str | None]:
+        """Spool the upload's audio, from the raw body or the ``file`` field of a form; with
+        the file name to fall back on for tags (the form part's, else ``filename``)."""
+        limit = self.node.config.max_upload
+        boundary = form_boundary(request.headers.get("content-type"))
+        if boundary is None:
+            request.max_body_size = limit
+            return await spool_upload(request.stream(), max_bytes=limit), filename
+        # The file alone is held to the limit (413); the form around it may add a little.
+        request.max_body_size = limit + FORM_OVERHEAD
+        form = FormFile(request.stream(), boundary)
+        spool = await spool_upload(form.chunks(), max_bytes=limit)
+        return spool, form.filename or filename
 
     async def paged(
         self,
@@ -372,7 +448,7 @@ class Api:
         return Response.json(_song_json(song))
 
     async def stream(self, request: Request) -> Response:
-        await self.authenticate(request)
+        await self.authenticate(request, allow_query_token=True)  # for <audio src>
         await self.catch_up(request)
         song = await self.song_or_404(request.path_params["song_id"])
         blobs = self.node.blobs
@@ -393,7 +469,7 @@ class Api:
         )
 
     async def cover(self, request: Request) -> Response:
-        await self.authenticate(request)
+        await self.authenticate(request, allow_query_token=True)  # for <img src>
         await self.catch_up(request)
         song = await self.song_or_404(request.path_params["song_id"])
         if song.cover_sha256 is None:
@@ -426,11 +502,132 @@ class Api:
         song_id = request.path_params["song_id"]
         node = self.node
         kind = catalog.LikeSong if like else catalog.UnlikeSong
-        pos = await self.commit(kind(actor=claims.user_id, at=node.now_ms(), song_id=song_id))
+        return await self._edit_song(
+            song_id, kind(actor=claims.user_id, at=node.now_ms(), song_id=song_id)
+        )
+
+    async def _edit_song(self, song_id: str, entry: catalog.Entry) -> Response:
+        """Commit ``entry`` and answer with the song as it is now."""
+        pos = await self.commit(entry)
         song = await self.song_or_404(song_id)
         return Response.json(
             _song_json(song), headers=[(LOG_POSITION_HEADER, format_position(pos))]
         )
+
+    async def record_play(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        song_id = request.path_params["song_id"]
+        entry = catalog.RecordPlay(actor=claims.user_id, at=self.node.now_ms(), song_id=song_id)
+        return await self._edit_song(song_id, entry)
+
+    # -- editing and deleting songs, albums, artists ------------------------------------------
+
+    async def update_song(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        changes = await _changes(request, catalog.UpdateSong, SONG_EDITABLE)
+        song = await self.song_or_404(request.path_params["song_id"])
+        # Read, modify, write: the entry carries every field, the unchanged ones as read here.
+        fields: dict[str, Any] = {
+            "title": song.title,
+            "artist_id": song.artist_id,
+            "album_id": song.album_id,
+            "track": song.track,
+            "year": song.year,
+            "genres": song.genres,
+        }
+        entry = catalog.UpdateSong(
+            actor=claims.user_id, at=self.node.now_ms(), song_id=song.id, **(fields | changes)
+        )
+        return await self._edit_song(song.id, entry)
+
+    async def delete_song(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        song = await self.song_or_404(request.path_params["song_id"])
+        entry = catalog.DeleteSong(actor=claims.user_id, at=self.node.now_ms(), song_id=song.id)
+        pos = await self.commit(entry)
+        await self.collect_blobs(song.blob_sha256, song.cover_sha256)
+        return Response(204, [(LOG_POSITION_HEADER, format_position(pos))])
+
+    async def collect_blobs(self, *hashes: str | None) -> None:
+        """Delete the blobs among ``hashes`` that no song or album uses any more (after the
+        commit that dropped their last use is applied here). Best effort: a failure is
+        logged, never raised, and leaves at worst an orphan blob."""
+        node = self.node
+        for sha in dict.fromkeys(h for h in hashes if h is not None):
+            try:
+                if await node.replica.read(catalog.blob_references, sha) == 0:
+                    await node.blobs.delete(sha)
+            except Exception as e:  # the write is done; an orphan blob is only space
+                node.env.log(logging.WARNING, "spotify.blob_delete_failed", sha256=sha, error=e)
+
+    async def album_or_404(self, album_id: str) -> catalog.AlbumDetail:
+        detail = await self.node.replica.read(catalog.get_album, album_id)
+        if detail is None:
+            raise HTTPError(404, f"no album {album_id}")
+        return detail
+
+    async def artist_or_404(self, artist_id: str) -> catalog.ArtistDetail:
+        detail = await self.node.replica.read(catalog.get_artist, artist_id)
+        if detail is None:
+            raise HTTPError(404, f"no artist {artist_id}")
+        return detail
+
+    async def update_album(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        changes = await _changes(request, catalog.UpdateAlbum, ALBUM_EDITABLE)
+        album = (await self.album_or_404(request.path_params["album_id"])).album
+        fields: dict[str, Any] = {
+            "title": album.title,
+            "artist_id": album.artist_id,
+            "year": album.year,
+            "cover_sha256": album.cover_sha256,
+        }
+        entry = catalog.UpdateAlbum(
+            actor=claims.user_id, at=self.node.now_ms(), album_id=album.id, **(fields | changes)
+        )
+        pos = await self.commit(entry)
+        detail = await self.album_or_404(album.id)
+        headers = [(LOG_POSITION_HEADER, format_position(pos))]
+        return Response.json(_album_detail_json(detail), headers=headers)
+
+    async def delete_album(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        album = (await self.album_or_404(request.path_params["album_id"])).album
+        entry = catalog.DeleteAlbum(actor=claims.user_id, at=self.node.now_ms(), album_id=album.id)
+        pos = await self.commit(entry)
+        await self.collect_blobs(album.cover_sha256)
+        return Response(204, [(LOG_POSITION_HEADER, format_position(pos))])
+
+    async def update_artist(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        changes = await _changes(request, catalog.UpdateArtist, ARTIST_EDITABLE)
+        artist = (await self.artist_or_404(request.path_params["artist_id"])).artist
+        fields: dict[str, Any] = {"name": artist.name}
+        entry = catalog.UpdateArtist(
+            actor=claims.user_id, at=self.node.now_ms(), artist_id=artist.id, **(fields | changes)
+        )
+        pos = await self.commit(entry)
+        detail = await self.artist_or_404(artist.id)
+        headers = [(LOG_POSITION_HEADER, format_position(pos))]
+        return Response.json(_artist_detail_json(detail), headers=headers)
+
+    async def delete_artist(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        artist = (await self.artist_or_404(request.path_params["artist_id"])).artist
+        entry = catalog.DeleteArtist(
+            actor=claims.user_id, at=self.node.now_ms(), artist_id=artist.id
+        )
+        pos = await self.commit(entry)
+        return Response(204, [(LOG_POSITION_HEADER, format_position(pos))])
+
+    # -- me ------------------------------------------------------------------------------------
+
+    async def me(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        user = await self.node.replica.read(catalog.get_user, claims.user_id)
+        if user is None:  # authenticate() found the user; only a broken replica gets here
+            raise HTTPError(401, "unknown user")
+        return Response.json({"user_id": user.id, "username": user.username, "role": user.role})
 
     async def my_likes(self, request: Request) -> Response:
         claims = await self.authenticate(request)
@@ -451,17 +648,8 @@ class Api:
 
     async def get_artist(self, request: Request) -> Response:
         await self.authenticate(request)
-        artist_id = request.path_params["artist_id"]
-        detail = await self.node.replica.read(catalog.get_artist, artist_id)
-        if detail is None:
-            raise HTTPError(404, f"no artist {artist_id}")
-        return Response.json(
-            {
-                **_artist_json(detail.artist),
-                "albums": [_album_json(a) for a in detail.albums],
-                "singles": [_song_json(s) for s in detail.singles],
-            }
-        )
+        detail = await self.artist_or_404(request.path_params["artist_id"])
+        return Response.json(_artist_detail_json(detail))
 
     async def list_albums(self, request: Request) -> Response:
         await self.authenticate(request)
@@ -477,13 +665,8 @@ class Api:
 
     async def get_album(self, request: Request) -> Response:
         await self.authenticate(request)
-        album_id = request.path_params["album_id"]
-        detail = await self.node.replica.read(catalog.get_album, album_id)
-        if detail is None:
-            raise HTTPError(404, f"no album {album_id}")
-        return Response.json(
-            {**_album_json(detail.album), "tracks": [_song_json(s) for s in detail.tracks]}
-        )
+        detail = await self.album_or_404(request.path_params["album_id"])
+        return Response.json(_album_detail_json(detail))
 
     # -- playlists ---------------------------------------------------------------------------
 
@@ -612,6 +795,18 @@ def _album_json(album: catalog.AlbumView) -> dict[str, Any]:
     return attrs.asdict(album)
 
 
+def _artist_detail_json(detail: catalog.ArtistDetail) -> dict[str, Any]:
+    return {
+        **_artist_json(detail.artist),
+        "albums": [_album_json(a) for a in detail.albums],
+        "singles": [_song_json(s) for s in detail.singles],
+    }
+
+
+def _album_detail_json(detail: catalog.AlbumDetail) -> dict[str, Any]:
+    return {**_album_json(detail.album), "tracks": [_song_json(s) for s in detail.tracks]}
+
+
 def _item_json(item: catalog.PlaylistItemView) -> dict[str, Any]:
     return {"item_id": item.item_id, "position": item.position, "song": _song_json(item.song)}
 
@@ -624,7 +819,23 @@ def _song_json(song: catalog.SongView) -> dict[str, Any]:
     return {
         **attrs.asdict(song, recurse=False),
         "genres": list(song.genres),
+        "plays": song.play_count,
     }
+
+
+async def _changes(
+    request: Request, kind: type[catalog.Entry], editable: Collection[str]
+) -> dict[str, Any]:
+    """A PATCH body: a JSON object of some ``editable`` fields of ``kind`` (400 if not JSON,
+    422 naming the field for an unknown field or a value of the wrong type)."""
+    try:
+        raw = json.loads(await request.body())
+    except ValueError as e:
+        raise HTTPError(400, f"body is not valid JSON: {e}") from None
+    try:
+        return catalog.entry_changes(kind, raw, editable)
+    except catalog.InvalidEntry as e:
+        raise HTTPError(422, str(e)) from None
 
 
 def _user_count(tx: catalog.Tx) -> int:
@@ -655,13 +866,21 @@ def build_router(node: SpotifyNode) -> Router:
         ("GET", "/api/songs/{song_id}", api.get_song),
         ("GET", "/api/songs/{song_id}/stream", api.stream),
         ("GET", "/api/songs/{song_id}/cover", api.cover),
+        ("PATCH", "/api/songs/{song_id}", api.update_song),
+        ("DELETE", "/api/songs/{song_id}", api.delete_song),
         ("PUT", "/api/songs/{song_id}/like", api.like),
         ("DELETE", "/api/songs/{song_id}/like", api.unlike),
+        ("POST", "/api/songs/{song_id}/plays", api.record_play),
+        ("GET", "/api/me", api.me),
         ("GET", "/api/me/likes", api.my_likes),
         ("GET", "/api/artists", api.list_artists),
         ("GET", "/api/artists/{artist_id}", api.get_artist),
+        ("PATCH", "/api/artists/{artist_id}", api.update_artist),
+        ("DELETE", "/api/artists/{artist_id}", api.delete_artist),
         ("GET", "/api/albums", api.list_albums),
         ("GET", "/api/albums/{album_id}", api.get_album),
+        ("PATCH", "/api/albums/{album_id}", api.update_album),
+        ("DELETE", "/api/albums/{album_id}", api.delete_album),
         ("GET", "/api/playlists", api.my_playlists),
         ("POST", "/api/playlists", api.create_playlist),
         ("GET", "/api/playlists/{playlist_id}", api.get_playlist),
@@ -674,4 +893,6 @@ def build_router(node: SpotifyNode) -> Router:
     ]
     for method, path, handler in routes:
         router.add(method, path, handler)
+    observe.add_routes(router, node, api)  # cluster, replicas, events, metrics, openapi
+    subsonic.add_routes(router, node, api)  # /rest/..., /api/me/subsonic
     return router

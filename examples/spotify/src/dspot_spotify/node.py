@@ -16,17 +16,23 @@ and is applied, in log order, to the node's :class:`~dspot_spotify.replica.Catal
 on ``env.disk``; audio and covers go to the replicated :class:`~dspot.blobstore.BlobStore`.
 The HTTP API (:mod:`dspot_spotify.api`) is served over ``env.transport``, so the same code
 runs inside the deterministic simulation and over TCP.
+
+What happens on the node — catalog entries applied, the token moving, quorum won or lost,
+members changing state — is published on :attr:`SpotifyNode.events` (an :class:`EventHub`)
+for the ``/api/events`` WebSocket; :attr:`SpotifyNode.metrics` holds its Prometheus metrics.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
 import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from dspot.blobstore import BlobStore, BlobStoreConfig
 from dspot.env import NodeEnv
 from dspot.http import HttpServer, ServerConfig
@@ -35,12 +41,13 @@ from dspot.registry import Registry
 from dspot.rpc import RetryPolicy, RpcNode
 from dspot.tokenring import CommittedEntry, TokenRing, TokenRingConfig
 
-from dspot_spotify import catalog
+from dspot_spotify import catalog, observe
 from dspot_spotify.auth import DEFAULT_SCRYPT, ScryptParams, TokenSigner, derive_token_key
+from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.upload import DEFAULT_MAX_UPLOAD
 
-__all__ = ["HTTP_SERVICE", "NodeConfig", "SpotifyNode"]
+__all__ = ["HTTP_SERVICE", "EventHub", "NodeConfig", "SpotifyNode"]
 
 HTTP_SERVICE = "spotify-http"
 """The registry service under which every node publishes its HTTP API (the gateway
@@ -69,13 +76,61 @@ class NodeConfig:
     """How long a write waits for its log entry to commit (503 after)."""
     read_wait_timeout: float = 10.0
     """How long a read waits for the ``X-Log-Position`` it was given (503 after)."""
+    watch_interval: float = 0.25
+    """How often the token holder, epoch and quorum are checked for change events."""
+    event_queue: int = 256
+    """Events an ``/api/events`` subscriber may fall behind before it is dropped."""
+
+
+Event = dict[str, Any]
+"""One JSON-able event of :class:`EventHub` (``{"type": ..., ...}``)."""
+
+
+class EventHub:
+    """Fans the node's events out to subscribers without ever making the publisher wait.
+
+    Each subscriber has a bounded queue; one that falls ``queue_size`` events behind is
+    dropped (its stream ends), so a slow WebSocket client costs the node nothing.
+    """
+
+    def __init__(self, queue_size: int = 256) -> None:
+        self.queue_size = queue_size
+        self._subscribers: set[MemoryObjectSendStream[Event]] = set()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """Queue ``event`` for every subscriber (never blocks)."""
+        for send in list(self._subscribers):
+            try:
+                send.send_nowait(dict(event))
+            except anyio.WouldBlock:
+                self._subscribers.discard(send)
+                send.close()  # the subscriber reads what is queued, then its stream ends
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._subscribers.discard(send)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[MemoryObjectReceiveStream[Event]]:
+        """Events from now on until the block exits, or until this subscriber is dropped."""
+        send, receive = anyio.create_memory_object_stream[Event](self.queue_size)
+        self._subscribers.add(send)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            self._subscribers.discard(send)
+            send.close()
 
 
 class SpotifyNode:
     """One node of the service. Run it with ``await tg.start(node.run)``.
 
     After start, :attr:`rpc`, :attr:`membership`, :attr:`ring`, :attr:`blobs`,
-    :attr:`replica` and :attr:`http` are the running parts (for tests and dashboards).
+    :attr:`replica` and :attr:`http` are the running parts (for tests and dashboards);
+    :attr:`events` and :attr:`metrics` exist from construction.
     """
 
     def __init__(
@@ -84,6 +139,7 @@ class SpotifyNode:
         *,
         rpc_address: str,
         http_address: str,
+        http_advertise: str | None = None,
         secret: bytes,
         seeds: Sequence[str] = (),
         config: NodeConfig | None = None,
@@ -91,6 +147,9 @@ class SpotifyNode:
         self.env = env
         self.rpc_address = rpc_address
         self.http_address = http_address
+        self.http_advertise = http_advertise
+        """The HTTP address published in the registry when it differs from the listening one
+        (a node listening on 0.0.0.0 must say where others reach it)."""
         self.seeds = list(seeds)
         self.config = config or NodeConfig()
         self._secret = secret
@@ -100,6 +159,8 @@ class SpotifyNode:
             ttl_ms=self.config.token_ttl_ms,
         )
         self.replica = CatalogReplica(env.disk.db)
+        self.events = EventHub(self.config.event_queue)
+        self.metrics = NodeMetrics(env.clock.now)
         self._rpc: RpcNode | None = None
         self._membership: Membership | None = None
         self._ring: TokenRing | None = None
@@ -183,21 +244,78 @@ class SpotifyNode:
             tg = await stack.enter_async_context(anyio.create_task_group())
             self._blobs = BlobStore(env, self._rpc, voters, cfg.blobstore)
             await tg.start(self._blobs.run)
-            self._http = HttpServer(build_router(self), cfg.http, clock=env.clock)
+            observe.serve_status(self)
+            handler = self.metrics.instrument(build_router(self))
+            self._http = HttpServer(handler, cfg.http, clock=env.clock)
             listener = await env.transport.listen(self.http_address)
             stack.push_async_callback(listener.aclose)
             self._http_bound = listener.address
             tg.start_soon(self._http.serve, listener)
             self._registry = Registry(env, self._membership)
-            self._registry.register(HTTP_SERVICE, listener.address, instance=env.node_id)
+            self._registry.register(
+                HTTP_SERVICE, self.http_advertise or listener.address, instance=env.node_id
+            )
             await tg.start(self._registry.run)
+            await tg.start(self._watch_membership)
+            tg.start_soon(self._watch_ring)
             env.log(20, "spotify.node.started", rpc=self.rpc_address, http=self.http_address)
             task_status.started(self)
             await anyio.sleep_forever()
 
     async def _apply(self, entry: CommittedEntry) -> None:
         position = catalog.LogPosition(entry.position.epoch, entry.position.seq)
+        before = self.replica.position
         await self.replica.apply(position, entry.data)
+        if before is not None and position <= before:
+            return  # already applied before a restart: not news
+        kind = _entry_kind(entry.data)
+        self.metrics.entry_applied(kind, position.epoch, position.seq)
+        self.events.publish(
+            {"type": "catalog", "position": f"{position.epoch}.{position.seq}", "kind": kind}
+        )
+
+    async def _watch_membership(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Publish every membership event (observers included) as a ``membership`` event."""
+        async with self.membership.subscribe() as events:
+            task_status.started()
+            async for event in events:
+                self.events.publish(
+                    {
+                        "type": "membership",
+                        "event": event.kind.value,
+                        "member": observe.member_row(self, event.member),
+                    }
+                )
+
+    async def _watch_ring(self) -> None:
+        """Publish ``token`` and ``quorum`` events when the holder, epoch or quorum change."""
+        token: tuple[str | None, int] | None = None
+        quorum: bool | None = None
+        while True:
+            ring = self.ring
+            now_token = (ring.holder, ring.epoch)
+            if now_token != token:
+                token = now_token
+                self.metrics.token_epoch.set(ring.epoch)
+                self.metrics.token_holder.set(1 if ring.holder == self.env.node_id else 0)
+                self.events.publish({"type": "token", "holder": ring.holder, "epoch": ring.epoch})
+            now_quorum = self.has_quorum()
+            if now_quorum != quorum:
+                quorum = now_quorum
+                self.metrics.quorum.set(1 if quorum else 0)
+                self.events.publish({"type": "quorum", "quorum": quorum})
+            await anyio.sleep(self.config.watch_interval)
+
+
+def _entry_kind(data: bytes) -> str:
+    """The ``type`` of an encoded catalog entry (``"song.create"`` ...), for events."""
+    try:
+        kind = json.loads(data).get("type")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return kind if isinstance(kind, str) else "unknown"
 
 
 def _running(part: _T | None) -> _T:

@@ -59,6 +59,7 @@ from dspot_spotify.catalog._entries import (
     RenamePlaylist,
     RevokeToken,
     Role,
+    SetSubsonicCredentials,
     SetUserRole,
     UnlikeSong,
     UpdateAlbum,
@@ -66,6 +67,7 @@ from dspot_spotify.catalog._entries import (
     UpdateSong,
     decode_entry,
     encode_entry,
+    entry_changes,
 )
 from dspot_spotify.catalog._queries import (
     MAX_LIMIT,
@@ -81,6 +83,7 @@ from dspot_spotify.catalog._queries import (
     SearchResults,
     SongSort,
     SongView,
+    SubsonicCredentials,
     UserRecord,
     blob_references,
     genres,
@@ -99,6 +102,8 @@ from dspot_spotify.catalog._queries import (
     rejection_at,
     rejections,
     search,
+    subsonic_credentials,
+    subsonic_credentials_by_api_key,
     user_playlists,
 )
 from dspot_spotify.catalog._sql import (
@@ -143,9 +148,11 @@ __all__ = [
     "RevokeToken",
     "Role",
     "SearchResults",
+    "SetSubsonicCredentials",
     "SetUserRole",
     "SongSort",
     "SongView",
+    "SubsonicCredentials",
     "Tx",
     "UnlikeSong",
     "UpdateAlbum",
@@ -159,6 +166,7 @@ __all__ = [
     "create_schema",
     "decode_entry",
     "encode_entry",
+    "entry_changes",
     "genres",
     "get_album",
     "get_artist",
@@ -175,5 +183,7 @@ __all__ = [
     "rejection_at",
     "rejections",
     "search",
+    "subsonic_credentials",
+    "subsonic_credentials_by_api_key",
     "user_playlists",
 ]

@@ -30,6 +30,7 @@ from dspot_spotify.catalog._entries import (
     RemoveFromPlaylist,
     RenamePlaylist,
     RevokeToken,
+    SetSubsonicCredentials,
     SetUserRole,
     UnlikeSong,
     UpdateAlbum,
@@ -52,6 +53,10 @@ SCHEMA: Final[tuple[str, ...]] = (
         username TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL,
         role TEXT NOT NULL, created_at INTEGER NOT NULL,
         tokens_valid_after INTEGER NOT NULL DEFAULT 0)""",
+    # Subsonic API credentials (plain: the protocol's token scheme needs the password).
+    """CREATE TABLE IF NOT EXISTS subsonic_credentials (
+        user_id TEXT PRIMARY KEY, password TEXT NOT NULL, api_key TEXT NOT NULL UNIQUE,
+        updated_at INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS revoked_tokens (
         token_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_at INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS artists (
@@ -403,6 +408,33 @@ def _change_password(tx: Tx, e: ChangePassword) -> None:
         tx,
         "UPDATE users SET password_hash = ?, tokens_valid_after = ? WHERE id = ?",
         (e.password_hash, e.at, e.user_id),
+    )
+
+
+_SUBSONIC_SECRET_RE: Final = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+
+def _set_subsonic_credentials(tx: Tx, e: SetSubsonicCredentials) -> None:
+    actor = _actor(tx, e)
+    if actor.id != e.user_id and not actor.admin:
+        raise _Reject("only the user or an admin may set Subsonic credentials", "forbidden")
+    if not _exists(tx, "users", e.user_id):
+        raise _Reject("unknown user", "not_found")
+    for value, what in ((e.password, "Subsonic password"), (e.api_key, "API key")):
+        if not _SUBSONIC_SECRET_RE.match(value):
+            raise _Reject(f"{what} must be 16-128 characters of A-Z, a-z, 0-9, '-' and '_'")
+    if _one(
+        tx,
+        "SELECT 1 FROM subsonic_credentials WHERE api_key = ? AND user_id != ?",
+        (e.api_key, e.user_id),
+    ):
+        raise _Reject("API key already in use", "conflict")
+    _exec(
+        tx,
+        "INSERT INTO subsonic_credentials (user_id, password, api_key, updated_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET password = excluded.password, "
+        "api_key = excluded.api_key, updated_at = excluded.updated_at",
+        (e.user_id, e.password, e.api_key, e.at),
     )
 
 
@@ -809,6 +841,7 @@ _HANDLERS: Final[Mapping[type[Entry], Any]] = {
     RegisterUser: _register_user,
     SetUserRole: _set_user_role,
     ChangePassword: _change_password,
+    SetSubsonicCredentials: _set_subsonic_credentials,
     RevokeToken: _revoke_token,
     CreateArtist: _create_artist,
     UpdateArtist: _update_artist,

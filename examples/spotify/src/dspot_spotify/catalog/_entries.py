@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
@@ -55,6 +55,21 @@ class ChangePassword(Entry):
     kind: ClassVar[str] = "user.change_password"
     user_id: str
     password_hash: str = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class SetSubsonicCredentials(Entry):
+    """Give a user a new Subsonic password and API key (the user or an admin).
+
+    Both are random strings made by the server, stored as given: Subsonic's token scheme
+    (``t = md5(password + salt)``) needs the plain password on every replica. They replace
+    the previous pair, which stops working.
+    """
+
+    kind: ClassVar[str] = "user.subsonic_credentials"
+    user_id: str
+    password: str = attrs.field(repr=False)
+    api_key: str = attrs.field(repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -256,6 +271,7 @@ ENTRY_TYPES: Final[Mapping[str, type[Entry]]] = {
         RegisterUser,
         SetUserRole,
         ChangePassword,
+        SetSubsonicCredentials,
         RevokeToken,
         CreateArtist,
         UpdateArtist,
@@ -338,3 +354,28 @@ def decode_entry(data: bytes) -> Entry:
         return _converter.structure(obj, cls)
     except Exception as exc:  # cattrs raises exception groups of many kinds
         raise InvalidEntry(f"malformed {kind} entry: {exc}") from exc
+
+
+def entry_changes(cls: type[Entry], changes: object, editable: Collection[str]) -> dict[str, Any]:
+    """Check a partial update of some of ``cls``'s ``editable`` fields, given as parsed JSON.
+
+    Returns the changes structured with the log's strict rules (``"3"`` is not 3, a list of
+    genres becomes a tuple); an absent field is no change, ``null`` clears an optional one.
+    Raises :class:`InvalidEntry` naming the offending field: not an object, a field that is
+    unknown or not editable, or a value of the wrong type.
+    """
+    if not isinstance(changes, dict):
+        raise InvalidEntry("expected a JSON object of fields to change")
+    fields = {f.name: f for f in attrs.fields(attrs.resolve_types(cls)) if f.name in editable}
+    unknown = sorted(str(k) for k in changes if k not in fields)
+    if unknown:
+        raise InvalidEntry(
+            f"unknown or read-only field(s): {', '.join(unknown)} (editable: {', '.join(fields)})"
+        )
+    out: dict[str, Any] = {}
+    for name, value in changes.items():
+        try:
+            out[name] = _converter.structure(value, fields[name].type)
+        except Exception as exc:  # the strict hooks raise TypeError, cattrs its own groups
+            raise InvalidEntry(f"{name}: {exc}") from None
+    return out

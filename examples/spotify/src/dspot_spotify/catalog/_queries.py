@@ -506,6 +506,41 @@ def get_user_by_username(tx: Tx, username: str) -> UserRecord | None:
     return None if row is None else _user(row)
 
 
+@attrs.frozen(kw_only=True)
+class SubsonicCredentials:
+    """A user's Subsonic password and API key (see :class:`SetSubsonicCredentials`)."""
+
+    user_id: str
+    username: str
+    password: str = attrs.field(repr=False)
+    api_key: str = attrs.field(repr=False)
+    updated_at: int
+
+
+_SUBSONIC_SELECT: Final = (
+    "SELECT c.user_id, u.username, c.password, c.api_key, c.updated_at "
+    "FROM subsonic_credentials c JOIN users u ON u.id = c.user_id"
+)
+
+
+def _subsonic(r: Sequence[Any]) -> SubsonicCredentials:
+    return SubsonicCredentials(
+        user_id=r[0], username=r[1], password=r[2], api_key=r[3], updated_at=int(r[4])
+    )
+
+
+def subsonic_credentials(tx: Tx, user_id: str) -> SubsonicCredentials | None:
+    """A user's Subsonic credentials, or None if they have none yet."""
+    row = _one(tx, f"{_SUBSONIC_SELECT} WHERE c.user_id = ?", (user_id,))
+    return None if row is None else _subsonic(row)
+
+
+def subsonic_credentials_by_api_key(tx: Tx, api_key: str) -> SubsonicCredentials | None:
+    """Whose API key this is, or None."""
+    row = _one(tx, f"{_SUBSONIC_SELECT} WHERE c.api_key = ?", (api_key,))
+    return None if row is None else _subsonic(row)
+
+
 def is_token_revoked(tx: Tx, *, token_id: str, user_id: str, issued_at: int) -> bool:
     """Whether a (signature-checked) token was revoked, its user removed, or issued before
     the user's last password change."""
