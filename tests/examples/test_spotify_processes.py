@@ -233,7 +233,7 @@ def test_a_node_with_the_wrong_secret_never_joins(nodes: Nodes) -> None:
     assert all(p.quorum.is_set() for p in good)
 
 
-def _run_up(root: Path, base: int) -> str:
+def _run_up(root: Path, base: int, port: int) -> str:
     """One ``dspot-spotify up`` until it says it is serving, then Ctrl-C; returns its output."""
     out_path = root.with_name(root.name + f"-up-{time.monotonic_ns()}.out")
     cmd = [
@@ -247,6 +247,8 @@ def _run_up(root: Path, base: int) -> str:
         str(root),
         "--base-port",
         str(base),
+        "--port",
+        str(port),
         "--admin-password",
         PASSWORD,
         "--demo-artists",
@@ -277,21 +279,23 @@ def _run_up(root: Path, base: int) -> str:
                 proc.wait()
             _kill_leftover_nodes(root)
     text = out_path.read_text()
-    # Every node process is gone (each removes its pid file on a clean exit).
+    # Every node process and the gateway are gone (each removes its pid file on a clean exit).
     assert not list(root.glob("node*/node.pid")), text
+    assert not (root / "gateway" / "gateway.pid").exists(), text
     return text
 
 
 def _kill_leftover_nodes(root: Path) -> None:
-    for pid_file in root.glob("node*/node.pid"):
+    for pid_file in [*root.glob("node*/node.pid"), *root.glob("gateway/gateway.pid")]:
         with contextlib.suppress(ValueError, OSError):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 def test_up_imports_the_demo_once_and_stops_cleanly(tmp_path: Path) -> None:
     root = tmp_path / "cluster"
-    base = free_port_range(6)
-    first = _run_up(root, base)
+    base = free_port_range(7)  # 3 nodes (RPC, HTTP) and the gateway's RPC
+    [port] = free_ports(1)
+    first = _run_up(root, base, port)
     assert "registered the admin user 'admin'" in first
     m = re.search(r"imported (\d+) tracks", first)
     assert m, first
@@ -301,13 +305,19 @@ def test_up_imports_the_demo_once_and_stops_cleanly(tmp_path: Path) -> None:
     assert "stopped" in first
     for i in (1, 3, 5):
         assert f"http://127.0.0.1:{base + i}" in first
+    # Everything went through the HTTPS gateway, with a certificate from the dev CA.
+    ca = root / "tls" / "ca.pem"
+    assert f"gateway ready: https://localhost:{port}/ (CA: {ca})" in first
+    assert (root / "tls" / "server-key.pem").stat().st_mode & 0o077 == 0
+    ca_pem = ca.read_bytes()
 
-    second = _run_up(root, base)  # the same data: nothing imported again
+    second = _run_up(root, base, port)  # the same data: nothing imported again
     assert "admin user 'admin' already exists" in second
     assert "already imported" in second
     assert "uploaded:" not in second
     assert f"{count} songs in the catalog" in second
     assert (root / "cluster-secret").stat().st_mode & 0o077 == 0
+    assert ca.read_bytes() == ca_pem  # the CA a browser was told to trust is kept
 
 
 def test_mutual_tls_between_nodes(nodes: Nodes, tmp_path: Path) -> None:
@@ -337,3 +347,18 @@ def test_mutual_tls_between_nodes(nodes: Nodes, tmp_path: Path) -> None:
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         with contextlib.suppress(ConnectionResetError):
             assert s.recv(100) == b""
+
+
+def test_a_node_on_every_interface_must_say_where_it_is_reached(tmp_path: Path) -> None:
+    """The gateway finds nodes by the HTTP address they publish: 0.0.0.0 is no address."""
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(SECRET)
+    rpc, http_port = free_ports(2)
+    argv = [
+        *("--data", str(tmp_path / "n1"), "--rpc", f"127.0.0.1:{rpc}"),
+        *("--http", f"0.0.0.0:{http_port}", "--secret-file", str(secret_file)),
+    ]
+    cmd = [sys.executable, "-m", "dspot_spotify.cli", "node", *argv]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--http-advertise" in done.stderr

@@ -3,9 +3,10 @@
 ``dspot-spotify demo-music DIR``  generate the synthesized demo library into DIR.
 ``dspot-spotify tags FILE...``    print what the tag reader finds in each file.
 ``dspot-spotify node ...``        run one node of a cluster (real TCP, data on local disk).
-``dspot-spotify up``              run a local N-node cluster on 127.0.0.1 with demo music.
-
-There is no ``status`` command yet: the HTTP API has no endpoint that reports the cluster.
+``dspot-spotify gateway ...``     run the HTTPS gateway in front of the nodes (gateway.py).
+``dspot-spotify up``              run N nodes + the HTTPS gateway on 127.0.0.1, with demo music.
+``dspot-spotify import DIR ...``  upload a folder of audio files, resumably (tools.py).
+``dspot-spotify status ...``      print the cluster's members, token and replication (tools.py).
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from dspot_spotify.cluster import (
     LocalCluster,
     NodeFailed,
     NodeSettings,
+    default_frontend,
     parse_address,
     serve_node,
 )
 from dspot_spotify.demo import DEFAULT_FORMATS, FORMATS, generate_demo_library
 from dspot_spotify.tags import MediaError, TrackTags, read_tags
+from dspot_spotify.tools import add_commands, run_command
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -74,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("--rpc", required=True, type=_address, help="HOST:PORT for the cluster")
     node.add_argument("--http", required=True, type=_address, help="HOST:PORT for the HTTP API")
     node.add_argument(
+        "--http-advertise",
+        type=_address,
+        help="HOST:PORT the gateway reaches the HTTP API at (needed with --http 0.0.0.0:PORT)",
+    )
+    node.add_argument(
         "--seeds", type=_addresses, default=(), help="comma-separated RPC addresses of other nodes"
     )
     node.add_argument(
@@ -96,12 +104,40 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--base-port", type=int, default=7100, help="node i: RPC base+2(i-1), HTTP the next port"
     )
+    up.add_argument("--port", type=int, default=8443, help="HTTPS port of the gateway (8443)")
+    up.add_argument(
+        "--frontend",
+        type=Path,
+        help="built web frontend to serve (default: frontend/dist of the checkout, if built)",
+    )
     up.add_argument("--admin-password", help="password of the admin user (default: generated)")
     up.add_argument("--no-demo", action="store_true", help="do not import the demo library")
     up.add_argument("--demo-artists", type=int, default=3, help="demo artists (default 3)")
     up.add_argument(
         "--demo-seconds", type=float, default=12.0, help="longest demo track (default 12)"
     )
+    add_commands(sub)  # import, status
+
+    gw = sub.add_parser("gateway", help="run the HTTPS gateway in front of the nodes")
+    gw.add_argument("--listen", required=True, type=_address, help="HOST:PORT for HTTPS")
+    gw.add_argument(
+        "--join", required=True, type=_addresses, help="comma-separated RPC addresses of nodes"
+    )
+    gw.add_argument(
+        "--secret-file", required=True, type=Path, help="file holding the cluster secret (16+ B)"
+    )
+    gw.add_argument("--cert", required=True, type=Path, help="TLS certificate chain (PEM)")
+    gw.add_argument("--key", required=True, type=Path, help="its private key (PEM)")
+    gw.add_argument("--frontend", type=Path, help="directory of the built web frontend")
+    gw.add_argument(
+        "--rpc",
+        type=_address,
+        default="127.0.0.1:0",
+        help="HOST:PORT for cluster traffic; nodes must reach it (default 127.0.0.1:0)",
+    )
+    gw.add_argument("--name", default="gateway", help="member id in the cluster (gateway)")
+    gw.add_argument("--pid-file", type=Path, help="write the process id here while running")
+    gw.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     return p
 
 
@@ -140,11 +176,15 @@ def _describe(t: TrackTags) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command in ("import", "status"):
+        return run_command(args)
     try:
         if args.command == "node":
             return _node(args)
         if args.command == "up":
             return _up(args)
+        if args.command == "gateway":
+            return _gateway(args)
     except ConfigError as e:
         print(f"dspot-spotify {args.command}: {e}", file=sys.stderr)
         return 2
@@ -206,6 +246,7 @@ def _node(args: argparse.Namespace) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             tls_ca=args.tls_ca,
+            http_advertise=args.http_advertise,
         )
     )
 
@@ -219,20 +260,52 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _gateway(args: argparse.Namespace) -> int:
+    from dspot_spotify.gateway import GatewaySettings, serve_gateway
+
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.join:
+        raise ConfigError("--join needs at least one node's RPC address")
+    return serve_gateway(
+        GatewaySettings(
+            listen=args.listen,
+            join=tuple(args.join),
+            secret_file=args.secret_file,
+            cert=args.cert,
+            key=args.key,
+            rpc=args.rpc,
+            frontend=args.frontend,
+            name=args.name,
+            pid_file=args.pid_file,
+        )
+    )
+
+
 def _up(args: argparse.Namespace) -> int:
     if not 1 <= args.nodes <= 20:
         raise ConfigError("--nodes must be between 1 and 20")
-    if not 1 <= args.base_port <= 65535 - 2 * args.nodes:
+    if not 1 <= args.base_port <= 65535 - 2 * args.nodes - 1:
         raise ConfigError("--base-port leaves no room for the nodes' ports")
+    if not 1 <= args.port <= 65535:
+        raise ConfigError("--port must be between 1 and 65535")
+    frontend = args.frontend.resolve() if args.frontend is not None else default_frontend()
+    if frontend is not None and not (frontend / "index.html").is_file():
+        raise ConfigError(f"--frontend {frontend} has no index.html (build it first)")
     root: Path = args.data.resolve()
-    cluster = LocalCluster(root, nodes=args.nodes, base_port=args.base_port)
+    cluster = LocalCluster(
+        root, nodes=args.nodes, base_port=args.base_port, gateway_port=args.port, frontend=frontend
+    )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         print(f"starting {args.nodes} nodes under {root} ...", flush=True)
         cluster.start(timeout=60.0)
         for p in cluster.procs:
             print(f"  {p.spec.name} ready: http {p.url}  rpc {p.spec.rpc}")
-        client = ApiClient(cluster.procs[0].url)
+        client = ApiClient(cluster.url, cafile=cluster.ca_file)
         password = _admin(client, root, args.admin_password)
         if password is not None:
             _retry(lambda: client.login(ADMIN, password))
@@ -242,10 +315,12 @@ def _up(args: argparse.Namespace) -> int:
         else:
             print("admin password unknown (pass --admin-password): demo import skipped")
         print()
-        print("The HTTP API is served by every node directly (no HTTPS gateway or web UI yet):")
-        for p in cluster.procs:
-            print(f"  {p.url}/api/songs")
-        print(f"Logs: {root}/node*/node.log. Press Ctrl-C to stop.", flush=True)
+        if frontend is None:
+            print("The web frontend is not built (cd frontend && npm ci && npm run build).")
+        print(f"gateway ready: {cluster.url}/ (CA: {cluster.ca_file})")
+        print(f"  e.g. curl --cacert {cluster.ca_file} {cluster.url}/healthz")
+        print(f"Logs: {root}/node*/node.log, {root}/gateway/gateway.log. Press Ctrl-C to stop.")
+        sys.stdout.flush()
         _watch(cluster)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
@@ -268,7 +343,9 @@ def _stop(cluster: LocalCluster) -> int:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
     bad = [
-        (p.spec.name, c) for p, c in zip(cluster.procs, codes, strict=True) if c not in (0, None)
+        (p.spec.name, c)
+        for p, c in zip(cluster.all_procs, codes, strict=True)
+        if c not in (0, None)
     ]
     for name, code in bad:
         print(f"  {name} exited with status {code}", file=sys.stderr)
@@ -279,7 +356,7 @@ def _stop(cluster: LocalCluster) -> int:
 def _watch(cluster: LocalCluster) -> None:
     reported: set[str] = set()
     while True:
-        for p in cluster.procs:
+        for p in cluster.all_procs:
             code = p.poll()
             if code is not None and p.spec.name not in reported:
                 reported.add(p.spec.name)

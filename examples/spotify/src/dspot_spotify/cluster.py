@@ -7,9 +7,13 @@ SIGINT or SIGTERM. It prints two kinds of lines on stdout, for people and for su
     node NAME ready: rpc ADDR http ADDR     (once, when every part is listening)
     node NAME quorum: yes (N live members)  (whenever writes become possible / impossible)
 
+The gateway process (``dspot-spotify gateway``, :mod:`dspot_spotify.gateway`) prints
+``gateway NAME ready: https ADDR rpc ADDR`` and ``gateway NAME nodes: N healthy``.
+
 :class:`NodeProcess` starts one such process and watches those lines; :class:`LocalCluster`
-starts N of them on 127.0.0.1 (``dspot-spotify up``) and stops them all.
-:class:`ApiClient` is a tiny blocking client of the HTTP API (register, upload, list).
+starts N nodes on 127.0.0.1 and the gateway in front of them (``dspot-spotify up``) and stops
+them all. :class:`ApiClient` is a tiny blocking client of the HTTP API (register, upload,
+list) over HTTP to a node or HTTPS to the gateway.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "ApiClient",
     "ApiError",
+    "GatewaySpec",
     "LocalCluster",
     "NodeProcess",
     "NodeSpec",
@@ -54,6 +59,8 @@ __all__ = [
 MIN_SECRET_BYTES = 16
 READY_RE = re.compile(r"^node (\S+) ready: rpc (\S+) http (\S+)$")
 QUORUM_RE = re.compile(r"^node (\S+) quorum: (yes|no)")
+GATEWAY_READY_RE = re.compile(r"^gateway (\S+) ready: https (\S+) rpc (\S+)$")
+GATEWAY_NODES_RE = re.compile(r"^gateway (\S+) nodes: (\d+) healthy")
 
 
 class ConfigError(Exception):
@@ -152,6 +159,7 @@ class NodeSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    http_advertise: str | None = None
 
 
 def _say(line: str) -> None:
@@ -191,6 +199,7 @@ async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
                 env,
                 rpc_address=settings.rpc,
                 http_address=settings.http,
+                http_advertise=settings.http_advertise,
                 secret=secret,
                 seeds=[s for s in settings.seeds if s != settings.rpc],
                 config=NodeConfig(cluster_size=settings.cluster_size),
@@ -235,6 +244,11 @@ def serve_node(settings: NodeSettings) -> int:
             raise ConfigError(f"no such TLS file: {path}")
     if settings.tls_cert is not None and settings.tls_ca is None:
         raise ConfigError("--tls-cert needs --tls-ca (nodes verify each other: mutual TLS)")
+    if settings.http_advertise is None and _is_wildcard(settings.http):
+        raise ConfigError(
+            f"--http {settings.http} listens on every interface: give --http-advertise "
+            "HOST:PORT, the address the gateway and the other nodes reach it at"
+        )
     node_id = load_node_id(settings.data, settings.name)
     pid_file = settings.data / "node.pid"
     pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
@@ -256,6 +270,11 @@ def serve_node(settings: NodeSettings) -> int:
     finally:
         pid_file.unlink(missing_ok=True)
     return 0
+
+
+def _is_wildcard(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    return host in ("0.0.0.0", "::", "")
 
 
 def _find(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
@@ -309,17 +328,62 @@ class NodeSpec:
         ]
 
 
-class NodeProcess:
-    """One node process: stdout is watched for its readiness and quorum lines, stderr goes to
-    ``log_path``."""
+@attrs.frozen(kw_only=True)
+class GatewaySpec:
+    """How to start one ``dspot-spotify gateway`` process."""
 
-    def __init__(self, spec: NodeSpec, log_path: Path) -> None:
+    name: str
+    listen: str
+    rpc: str
+    join: tuple[str, ...]
+    secret_file: Path
+    cert: Path
+    key: Path
+    frontend: Path | None = None
+    pid_file: Path | None = None
+
+    @property
+    def http(self) -> str:
+        return self.listen
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "dspot_spotify.cli",
+            "gateway",
+            "--name",
+            self.name,
+            "--listen",
+            self.listen,
+            "--rpc",
+            self.rpc,
+            "--join",
+            ",".join(self.join),
+            "--secret-file",
+            str(self.secret_file),
+            "--cert",
+            str(self.cert),
+            "--key",
+            str(self.key),
+            *(() if self.frontend is None else ("--frontend", str(self.frontend))),
+            *(() if self.pid_file is None else ("--pid-file", str(self.pid_file))),
+        ]
+
+
+class NodeProcess:
+    """One node (or gateway) process: stdout is watched for its readiness and quorum lines
+    (for a gateway: its healthy-node count), stderr goes to ``log_path``."""
+
+    def __init__(self, spec: NodeSpec | GatewaySpec, log_path: Path) -> None:
         self.spec = spec
         self.log_path = log_path
         self.ready = threading.Event()
         self.quorum = threading.Event()
         self.lines: list[str] = []
         self.node_id: str | None = None
+        self.healthy_nodes = 0
+        """For a gateway: how many nodes it last reported healthy."""
         self._proc: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
         self._reader: threading.Thread | None = None
@@ -332,7 +396,8 @@ class NodeProcess:
 
     @property
     def url(self) -> str:
-        return f"http://{self.spec.http}"
+        scheme = "https" if isinstance(self.spec, GatewaySpec) else "http"
+        return f"{scheme}://{self.spec.http}"
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -355,9 +420,11 @@ class NodeProcess:
         for raw in self._proc.stdout:
             line = raw.rstrip("\n")
             self.lines.append(line)
-            if m := READY_RE.match(line):
+            if m := READY_RE.match(line) or GATEWAY_READY_RE.match(line):
                 self.node_id = m.group(1)
                 self.ready.set()
+            elif m := GATEWAY_NODES_RE.match(line):
+                self.healthy_nodes = int(m.group(2))
             elif m := QUORUM_RE.match(line):
                 if m.group(2) == "yes":
                     self.quorum.set()
@@ -442,21 +509,36 @@ def wait_for(procs: Sequence[NodeProcess], what: str, timeout: float) -> None:
 
 
 class LocalCluster:
-    """N node processes on 127.0.0.1 under one directory (``dspot-spotify up``).
+    """N node processes on 127.0.0.1 under one directory, and optionally the HTTPS gateway in
+    front of them (``dspot-spotify up``).
 
     ``DIR/cluster-secret`` is generated on first use and reused; node *i* (from 1) keeps its
     data in ``DIR/nodeI`` and logs to ``DIR/nodeI/node.log``; RPC listens on
-    ``base_port + 2(i-1)`` and HTTP on the port after it.
+    ``base_port + 2(i-1)`` and HTTP on the port after it. With ``gateway_port``, the gateway
+    listens on ``127.0.0.1:gateway_port`` with a certificate from the development CA in
+    ``DIR/tls`` (see :mod:`dspot_spotify.devtls`), its RPC on ``base_port + 2N``, and logs
+    to ``DIR/gateway/gateway.log``.
     """
 
-    def __init__(self, root: Path, nodes: int = 3, base_port: int = 7100) -> None:
+    def __init__(
+        self,
+        root: Path,
+        nodes: int = 3,
+        base_port: int = 7100,
+        *,
+        gateway_port: int | None = None,
+        frontend: Path | None = None,
+    ) -> None:
         self.root = root
         self.secret_file = root / "cluster-secret"
+        self.base_port = base_port
+        self.gateway_port = gateway_port
+        self.frontend = frontend
         addrs = [
             (f"127.0.0.1:{base_port + 2 * i}", f"127.0.0.1:{base_port + 2 * i + 1}")
             for i in range(nodes)
         ]
-        seeds = tuple(rpc for rpc, _ in addrs)
+        self.seeds = tuple(rpc for rpc, _ in addrs)
         self.procs = [
             NodeProcess(
                 NodeSpec(
@@ -464,7 +546,7 @@ class LocalCluster:
                     data=root / f"node{i + 1}",
                     rpc=rpc,
                     http=http_,
-                    seeds=seeds,
+                    seeds=self.seeds,
                     secret_file=self.secret_file,
                     cluster_size=nodes,
                 ),
@@ -472,9 +554,24 @@ class LocalCluster:
             )
             for i, (rpc, http_) in enumerate(addrs)
         ]
+        self.gateway: NodeProcess | None = None
+        self.ca_file: Path | None = None
+
+    @property
+    def all_procs(self) -> list[NodeProcess]:
+        """The nodes, then the gateway once started."""
+        return [*self.procs, *([] if self.gateway is None else [self.gateway])]
+
+    @property
+    def url(self) -> str:
+        """The gateway's URL (``https://localhost:PORT``)."""
+        if self.gateway_port is None:
+            raise ValueError("this cluster has no gateway")
+        return f"https://localhost:{self.gateway_port}"
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start every node and wait until all are ready and see a quorum."""
+        """Start every node and wait until all are ready and see a quorum; then the gateway,
+        until it reports every node healthy."""
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.secret_file.exists():
             write_secret(self.secret_file)
@@ -482,11 +579,49 @@ class LocalCluster:
             p.start()
         wait_for(self.procs, "ready", timeout)
         wait_for(self.procs, "quorum", timeout)
+        if self.gateway_port is None:
+            return
+        from dspot_spotify.devtls import ensure_dev_tls
+
+        tls = ensure_dev_tls(self.root / "tls")
+        self.ca_file = tls.ca
+        self.gateway = NodeProcess(
+            GatewaySpec(
+                name="gateway",
+                listen=f"127.0.0.1:{self.gateway_port}",
+                rpc=f"127.0.0.1:{self.base_port + 2 * len(self.procs)}",
+                join=self.seeds,
+                secret_file=self.secret_file,
+                cert=tls.cert,
+                key=tls.key,
+                frontend=self.frontend,
+                pid_file=self.root / "gateway" / "gateway.pid",
+            ),
+            self.root / "gateway" / "gateway.log",
+        )
+        self.gateway.start()
+        wait_for([self.gateway], "ready", timeout)
+        deadline = time.monotonic() + timeout
+        while self.gateway.healthy_nodes < len(self.procs):
+            if (code := self.gateway.poll()) is not None:
+                raise NodeFailed(
+                    f"the gateway exited with status {code}; its log "
+                    f"({self.gateway.log_path}) ends with:\n{self.gateway.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise NodeFailed(
+                    f"the gateway sees {self.gateway.healthy_nodes} healthy nodes of "
+                    f"{len(self.procs)} after {timeout:g} s"
+                )
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> list[int | None]:
+        """Stop the gateway, then the nodes; the exit statuses in :attr:`all_procs` order."""
+        gateway_code = None if self.gateway is None else self.gateway.stop(timeout)
         for p in self.procs:
             p.signal(signal.SIGTERM)
-        return [p.stop(timeout) for p in self.procs]
+        codes = [p.stop(timeout) for p in self.procs]
+        return codes if self.gateway is None else [*codes, gateway_code]
 
     @contextlib.contextmanager
     def running(self, timeout: float = 60.0) -> Iterator[LocalCluster]:
@@ -508,16 +643,43 @@ class ApiError(Exception):
 
 
 class ApiClient:
-    """Blocking calls to one node's HTTP API (``http://HOST:PORT``)."""
+    """Blocking calls to the HTTP API of a node (``http://HOST:PORT``) or of the gateway
+    (``https://HOST[:PORT]``, verified against ``cafile``, else the system trust store)."""
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        cafile: str | os.PathLike[str] | None = None,
+    ) -> None:
         parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme != "http" or not parsed.hostname or parsed.port is None:
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"expected http://HOST:PORT or https://HOST[:PORT], got {url!r}")
+        if parsed.scheme == "http" and parsed.port is None:
             raise ValueError(f"expected http://HOST:PORT, got {url!r}")
+        self.secure = parsed.scheme == "https"
         self.host = parsed.hostname
-        self.port = parsed.port
+        self.port = parsed.port or 443
         self.token = token
         self.timeout = timeout
+        self.log_position: str | None = None
+        """The newest ``X-Log-Position`` a write answered with; sent with every request so a
+        read through the gateway, on whichever node, sees this client's writes."""
+        self._ssl: ssl.SSLContext | None = None
+        if self.secure:
+            from dspot.http import client_ssl_context
+
+            self._ssl = client_ssl_context(cafile)
+
+    def connection(self) -> http.client.HTTPConnection:
+        """A new connection to the server (HTTPS when the URL said so); the caller closes it."""
+        if self.secure:
+            return http.client.HTTPSConnection(
+                self.host, self.port, timeout=self.timeout, context=self._ssl
+            )
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def request(
         self,
@@ -526,17 +688,29 @@ class ApiClient:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn = self.connection()
         try:
             hdrs = dict(headers or {})
             if self.token:
                 hdrs["authorization"] = f"Bearer {self.token}"
+            if self.log_position and not any(k.lower() == "x-log-position" for k in hdrs):
+                hdrs["x-log-position"] = self.log_position
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
             data = resp.read()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+            got = {k.lower(): v for k, v in resp.getheaders()}
+            if (pos := got.get("x-log-position")) is not None:
+                self._saw_position(pos)
+            return resp.status, got, data
         finally:
             conn.close()
+
+    def _saw_position(self, pos: str) -> None:
+        def key(p: str) -> tuple[int, ...]:
+            return tuple(int(x) for x in p.split(".")) if re.fullmatch(r"\d+\.\d+", p) else ()
+
+        if key(pos) and (self.log_position is None or key(pos) > key(self.log_position)):
+            self.log_position = pos
 
     def json(self, method: str, path: str, doc: Any = None, ok: Sequence[int] = (200,)) -> Any:
         body = None if doc is None else json.dumps(doc).encode()
@@ -582,3 +756,13 @@ def _detail(data: bytes) -> str:
         return str(doc.get("detail") or doc.get("title") or doc)
     except (ValueError, AttributeError):
         return data[:200].decode(errors="replace")
+
+
+def default_frontend() -> Path | None:
+    """``frontend/dist`` of the source checkout this package runs from, if it was built."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        dist = parent / "frontend" / "dist"
+        if (dist / "index.html").is_file() and (parent / "examples" / "spotify").is_dir():
+            return dist
+    return None

@@ -1,0 +1,481 @@
+"""The HTTPS gateway in front of three real node processes on loopback.
+
+One cluster (3 nodes + ``dspot-spotify gateway``, TLS from the development CA) serves the
+whole module; the last test kills a node, so it runs last. Every wait is bounded and every
+process is killed when the module ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import random
+import socket
+import ssl
+import sys
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+from anyio.abc import SocketAttribute
+from dspot_spotify.cluster import ApiClient, GatewaySpec, NodeProcess, wait_for
+from dspot_spotify.demo import tag_file
+from dspot_spotify.devtls import ensure_dev_tls
+
+from dspot.http import WebSocketClosed, client_ssl_context, connect_websocket
+from tests.examples.test_spotify_processes import SECRET, Nodes, free_ports, retry_503, until
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+PASSWORD = "correct horse battery"
+
+
+class Cluster:
+    def __init__(self, nodes: Nodes, gateway: NodeProcess, ca: Path) -> None:
+        self.nodes = nodes
+        self.gateway = gateway
+        self.ca = ca
+        self.port = int(gateway.spec.http.rsplit(":", 1)[1])
+        self.ssl = ssl.create_default_context(cafile=str(ca))
+        self.url = f"https://localhost:{self.port}"
+
+    def client(self, token: str | None = None) -> ApiClient:
+        return ApiClient(self.url, cafile=self.ca, token=token)
+
+    def gateway_log(self) -> str:
+        return self.gateway.log_path.read_text(errors="replace")
+
+    def node_by_id(self, node_id: str) -> NodeProcess:
+        [proc] = [p for p in self.nodes.procs.values() if p.node_id == node_id]
+        return proc
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("gateway-cluster")
+    nodes = Nodes(root)
+    gateway: NodeProcess | None = None
+    try:
+        procs = nodes.start(["g1", "g2", "g3"], SECRET)
+        wait_for(procs, "quorum", 30.0)
+        tls = ensure_dev_tls(root / "tls")
+        secret_file = root / "gateway-secret"
+        secret_file.write_bytes(SECRET)
+        https, rpc = free_ports(2)
+        gateway = NodeProcess(
+            GatewaySpec(
+                name="gateway",
+                listen=f"127.0.0.1:{https}",
+                rpc=f"127.0.0.1:{rpc}",
+                join=tuple(p.spec.rpc for p in procs),
+                secret_file=secret_file,
+                cert=tls.cert,
+                key=tls.key,
+            ),
+            root / "gateway" / "gateway.log",
+        )
+        gateway.start()
+        wait_for([gateway], "ready", 30.0)
+        until(lambda: gateway is not None and gateway.healthy_nodes == 3, 30.0, "3 healthy nodes")
+        yield Cluster(nodes, gateway, tls.ca)
+    finally:
+        if gateway is not None:
+            gateway.kill()
+            gateway.close()
+        nodes.stop_all()
+
+
+@pytest.fixture(scope="module")
+def big_song(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A tagged 24 MiB WAV: far more than the socket buffers between a node, the gateway and
+    a slow client hold, so a node killed early in the download has most of it still to send."""
+    path = tmp_path_factory.mktemp("audio") / "big.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(os.urandom(24 * 1024 * 1024))
+    tag_file(path, title="Long Goodbye", artist="The Failovers", album="Resume", track=1)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def alice(cluster: Cluster) -> ApiClient:
+    c = cluster.client()
+    retry_503(lambda: c.register("alice", PASSWORD))
+    c.login("alice", PASSWORD)
+    return c
+
+
+@pytest.fixture(scope="module")
+def uploaded(alice: ApiClient, big_song: bytes) -> dict[str, Any]:
+    status, headers, body = alice.request(
+        "POST",
+        "/api/songs?filename=big.wav",
+        big_song,
+        {"content-type": "application/octet-stream"},
+    )
+    assert status == 201, body
+    assert headers["x-served-by"] in ("g1", "g2", "g3")
+    song: dict[str, Any] = json.loads(body)
+    assert song["size"] == len(big_song)
+    return song
+
+
+def test_upload_list_and_ranged_stream_through_the_gateway(
+    cluster: Cluster, alice: ApiClient, uploaded: dict[str, Any], big_song: bytes
+) -> None:
+    status, _, body = alice.request("GET", "/api/songs?q=goodbye")
+    assert status == 200
+    assert [s["id"] for s in json.loads(body)["items"]] == [uploaded["id"]]
+
+    status, headers, body = alice.request(
+        "GET", f"/api/songs/{uploaded['id']}/stream", headers={"range": "bytes=1000-1999"}
+    )
+    assert status == 206
+    assert headers["content-range"] == f"bytes 1000-1999/{len(big_song)}"
+    assert body == big_song[1000:2000]
+
+    # Requests are spread over the nodes, each answer saying which node served it.
+    served: set[str] = set()
+    for _ in range(30):
+        served.add(alice.request("GET", "/api/songs?limit=1")[1]["x-served-by"])
+        if len(served) == 3:
+            break
+    assert served == {"g1", "g2", "g3"}
+
+    health = json.loads(http_get(cluster, "/healthz")[2])  # the gateway's own, not a node's
+    assert health == {"status": "ok", "nodes": 3}
+
+    # Without the frontend built, / says how to build it.
+    status, headers, page = http_get(cluster, "/")
+    assert status == 200 and b"npm run build" in page
+
+
+def http_get(cluster: Cluster, path: str) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPSConnection("localhost", cluster.port, timeout=10, context=cluster.ssl)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_a_malformed_request_gets_400_and_the_gateway_keeps_serving(
+    cluster: Cluster, alice: ApiClient
+) -> None:
+    for garbage in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"):
+        with (
+            socket.create_connection(("127.0.0.1", cluster.port), timeout=10) as raw,
+            cluster.ssl.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(garbage)
+            reply = b""
+            while chunk := tls.recv(4096):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 400 "), reply
+        assert b"application/problem+json" in reply
+    # Plain HTTP on the HTTPS port is refused by the TLS handshake, not served.
+    with socket.create_connection(("127.0.0.1", cluster.port), timeout=10) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert b"HTTP/1." not in raw.recv(4096)
+    status, _, _ = alice.request("GET", "/api/songs?limit=1")
+    assert status == 200
+
+
+def test_the_event_websocket_is_relayed_to_a_node(cluster: Cluster, alice: ApiClient) -> None:
+    async def hello(url: str) -> tuple[dict[str, Any] | None, int | None]:
+        ctx = client_ssl_context(cluster.ca)
+        async with connect_websocket(url, ssl_context=ctx, timeout=10) as ws:
+            with anyio.fail_after(10):
+                try:
+                    return json.loads(await ws.receive()), None
+                except WebSocketClosed as e:
+                    return None, e.code
+
+    base = f"wss://localhost:{cluster.port}/api/events"
+    doc, _ = anyio.run(hello, f"{base}?token={alice.token}")
+    assert doc is not None and doc["type"] == "hello"
+    assert doc["node"] in ("g1", "g2", "g3")
+    assert doc["cluster"]["node"] == doc["node"]
+    # Without a token the node refuses, and the gateway passes the refusal on (4000 + 401).
+    doc, code = anyio.run(hello, base)
+    assert doc is None and code == 4401
+
+
+def test_a_node_killed_mid_song_the_client_gets_the_whole_song(
+    cluster: Cluster, alice: ApiClient, uploaded: dict[str, Any], big_song: bytes
+) -> None:
+    resumed_before = cluster.gateway_log().count("resumed /api/songs/")
+    start = 1000
+    # A slow reader with a small receive window, so the download cannot finish by itself
+    # inside the kernel's buffers before the node is killed.
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    raw.settimeout(30)
+    raw.connect(("127.0.0.1", cluster.port))
+    with cluster.ssl.wrap_socket(raw, server_hostname="localhost") as tls:
+        request = (
+            f"GET /api/songs/{uploaded['id']}/stream HTTP/1.1\r\nHost: localhost\r\n"
+            f"Authorization: Bearer {alice.token}\r\nRange: bytes={start}-\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        tls.sendall(request.encode())
+        resp = http.client.HTTPResponse(tls, method="GET")  # type: ignore[arg-type]
+        resp.begin()
+        try:
+            assert resp.status == 206
+            assert (
+                resp.getheader("content-range")
+                == f"bytes {start}-{len(big_song) - 1}/{len(big_song)}"
+            )
+            serving = cluster.node_by_id(resp.getheader("x-served-by") or "")
+            got = resp.read(64 * 1024)
+            serving.kill()  # kill -9, mid-song
+            while chunk := resp.read(256 * 1024):
+                got += chunk
+        finally:
+            resp.close()
+    assert len(got) == len(big_song) - start
+    assert got == big_song[start:]  # one response, byte-identical, despite the crash
+    log = cluster.gateway_log()
+    assert log.count("resumed /api/songs/") > resumed_before, log[-3000:]
+
+    # The gateway keeps serving with the node dead: requests go to the others.
+    survivors = {p.node_id for p in cluster.nodes.procs.values() if p.poll() is None}
+    until(lambda: cluster.gateway.healthy_nodes == 2, 15.0, "the gateway to drop the dead node")
+    for _ in range(6):
+        status, headers, _ = alice.request("GET", "/api/songs?limit=1")
+        assert status == 200 and headers["x-served-by"] in survivors
+
+    # The gateway is an observer: with it, 2 of 3 voters are still a majority (were it a
+    # voter, the ring would wait on it), so writes still commit.
+    retry_503(lambda: alice.json("POST", "/api/playlists", {"name": "after the crash"}, (201,)))
+    status, _, body = alice.request("GET", "/api/cluster")
+    assert status == 200, body
+    doc = json.loads(body)
+    roles = {m["id"]: m["role"] for m in doc["members"]}
+    assert roles["gateway"] == "observer"
+    assert "gateway" not in doc["ring"]
+    assert doc["quorum"] is True
+
+
+def test_without_nodes_the_gateway_says_so_and_serves_the_frontend(tmp_path: Path) -> None:
+    """A gateway whose nodes are all unreachable: the API answers 503 "no healthy node", its
+    own /healthz counts 0, and the built frontend is served with SPA fallback."""
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><title>app</title>")
+    (dist / "assets" / "app-3f2a1b.js").write_text("console.log('hi')")
+    tls = ensure_dev_tls(tmp_path / "tls")
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(SECRET)
+    https, rpc, nobody = free_ports(3)
+    gateway = NodeProcess(
+        GatewaySpec(
+            name="lonely-gateway",
+            listen=f"127.0.0.1:{https}",
+            rpc=f"127.0.0.1:{rpc}",
+            join=(f"127.0.0.1:{nobody}",),
+            secret_file=secret_file,
+            cert=tls.cert,
+            key=tls.key,
+            frontend=dist,
+        ),
+        tmp_path / "gateway.log",
+    )
+    try:
+        gateway.start()
+        wait_for([gateway], "ready", 30.0)
+        c = Cluster(Nodes(tmp_path), gateway, tls.ca)
+        status, headers, body = http_get(c, "/api/songs")
+        assert status == 503, body
+        assert headers["content-type"] == "application/problem+json"
+        assert json.loads(body)["detail"] == "no healthy node"
+        assert json.loads(http_get(c, "/healthz")[2]) == {"status": "ok", "nodes": 0}
+
+        status, headers, body = http_get(c, "/")
+        assert status == 200 and body == b"<!doctype html><title>app</title>"
+        status, headers, body = http_get(c, "/library/albums/42")  # a client-side route
+        assert status == 200 and b"<title>app</title>" in body
+        assert headers["cache-control"] == "no-cache"
+        status, headers, body = http_get(c, "/assets/app-3f2a1b.js")
+        assert status == 200 and body == b"console.log('hi')"
+        assert "immutable" in headers["cache-control"]
+        assert http_get(c, "/assets/missing-0000.js")[0] == 404
+        assert http_get(c, "/favicon.ico")[0] == 404  # a missing file is not the app
+    finally:
+        gateway.kill()
+        gateway.close()
+
+
+def test_dev_tls_is_made_once_and_kept(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    first = ensure_dev_tls(tmp_path / "tls")
+    for private in (first.key, tmp_path / "tls" / "ca-key.pem"):
+        assert private.stat().st_mode & 0o777 == 0o600
+    ca_pem, cert_pem = first.ca.read_bytes(), first.cert.read_bytes()
+    again = ensure_dev_tls(tmp_path / "tls")
+    assert (again.ca.read_bytes(), again.cert.read_bytes()) == (ca_pem, cert_pem)
+
+    # A new name re-issues the server certificate from the same CA (still trusted).
+    wider = ensure_dev_tls(tmp_path / "tls", ["music.lan", "192.168.1.20"])
+    assert wider.ca.read_bytes() == ca_pem and wider.cert.read_bytes() != cert_pem
+    leaf = x509.load_pem_x509_certificate(wider.cert.read_bytes())
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san.get_values_for_type(x509.DNSName)) == {"localhost", "music.lan"}
+    assert {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} == {
+        "127.0.0.1",
+        "::1",
+        "192.168.1.20",
+    }
+    ctx = ssl.create_default_context(cafile=str(wider.ca))
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(wider.cert, wider.key)
+    # A handshake, verified against the dev CA by name (strict X.509 checks on).
+    bios = [ssl.MemoryBIO() for _ in range(4)]  # client in/out, server in/out
+    cli = ctx.wrap_bio(bios[0], bios[1], server_hostname="music.lan")
+    srv = server.wrap_bio(bios[2], bios[3], server_side=True)
+    done: set[str] = set()
+    for _ in range(10):
+        for name, end in (("client", cli), ("server", srv)):
+            if name not in done:
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    end.do_handshake()
+                    done.add(name)
+        bios[2].write(bios[1].read())
+        bios[0].write(bios[3].read())
+    assert done == {"client", "server"}
+    assert cli.version() in ("TLSv1.2", "TLSv1.3")
+
+
+# -- retry rules, in process: a node that hangs up after reading a request, and a good one --
+
+
+class StaticRegistry:
+    """Resolves to a fixed list of endpoints (what the NodePool needs of a Registry)."""
+
+    def __init__(self, env: Any, endpoints: list[Any]) -> None:
+        self.env = env
+        self.endpoints = endpoints
+
+    def resolve(self, service: str) -> list[Any]:
+        return list(self.endpoints)
+
+
+def test_gets_are_retried_on_another_node_and_posts_are_not() -> None:
+    from dspot_spotify.gateway import Gateway, GatewayConfig, NodePool
+
+    from dspot.disk import SimDisk
+    from dspot.env import production_env
+    from dspot.http import Headers, HttpClient, HTTPError, HttpServer, Request, Response, Router
+    from dspot.registry import Endpoint
+    from dspot.transport import TcpTransport
+
+    async def main() -> None:
+        hangups: list[bytes] = []
+        posts_to_good: list[bytes] = []
+
+        async def hang_up(stream: anyio.abc.ByteStream) -> None:
+            # Healthy to checks, but reads any other request whole and dies without answering.
+            async with stream:
+                data = b""
+                with anyio.move_on_after(0.3):
+                    while b"\r\n\r\n" not in data or not data.startswith(b"GET /healthz"):
+                        data += await stream.receive()
+                    await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    return
+                hangups.append(data)
+
+        good = Router()
+
+        @good.get("/healthz")
+        async def healthz(request: Request) -> Response:
+            return Response.json({"status": "ok"})
+
+        @good.get("/api/x")
+        async def get_x(request: Request) -> Response:
+            return Response.json({"node": "good"})
+
+        @good.post("/api/x")
+        async def post_x(request: Request) -> Response:
+            posts_to_good.append(await request.body())
+            return Response.json({"node": "good"}, status=201)
+
+        async with (
+            await anyio.create_tcp_listener(local_host="127.0.0.1") as bad_listener,
+            await anyio.create_tcp_listener(local_host="127.0.0.1") as good_listener,
+            anyio.create_task_group() as tg,
+        ):
+            server = HttpServer(good)
+            tg.start_soon(bad_listener.serve, hang_up)
+            await tg.start(server.serve, good_listener)
+            env = production_env("gw-test", TcpTransport(), SimDisk(random.Random(0)))
+            eps = [
+                Endpoint(
+                    "spotify-http",
+                    name,
+                    f"127.0.0.1:{lst.extra(SocketAttribute.local_port)}",
+                    name,
+                    1e12,
+                )
+                for name, lst in (("bad", bad_listener), ("good", good_listener))
+            ]
+            gw = Gateway(
+                env,
+                listen="127.0.0.1:0",
+                rpc_address="127.0.0.1:0",
+                secret=SECRET,
+                seeds=(),
+                ssl_context=None,
+                config=GatewayConfig(),
+            )
+            async with HttpClient(retries=1) as checks, HttpClient(retries=1) as upstream:
+                pool = NodePool(StaticRegistry(env, eps), checks, gw.config, random.Random(0))  # type: ignore[arg-type]
+                gw._pool, gw._upstream = pool, upstream
+                await pool.check_all()
+                assert [e.instance for e in pool.healthy()] == ["bad", "good"]
+
+                # A POST reached the bad node, which died: not sent again, 502.
+                chunks = [b'{"a": 1}', b""]
+
+                async def receive() -> bytes:
+                    return chunks.pop(0)
+
+                post = Request(
+                    "POST",
+                    "/api/x",
+                    headers=Headers([("content-length", "8")]),
+                    client="1.2.3.4:5",
+                    receive=receive,
+                )
+                pool._next = 0
+                with pytest.raises(HTTPError) as err:
+                    await gw.handle(post)
+                assert err.value.status == 502
+                assert len(hangups) == 1 and hangups[0].endswith(b'{"a": 1}')
+                assert b"x-forwarded-for: 1.2.3.4" in hangups[0].lower()
+                assert posts_to_good == []
+                assert [e.instance for e in pool.healthy()] == ["good"]  # taken out
+
+                # A GET that the bad node drops is answered by the good one.
+                await pool.check_all()
+                assert [e.instance for e in pool.healthy()] == ["bad", "good"]  # back in
+                pool._next = 0
+                resp = await gw.handle(Request("GET", "/api/x", client="1.2.3.4:5"))
+                assert resp.status == 200 and resp.headers.get("x-served-by") == "good"
+                assert b"".join([c async for c in resp.body]) == b'{"node":"good"}'  # type: ignore[union-attr]
+                assert len(hangups) >= 2
+            await server.shutdown()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main, backend="trio")

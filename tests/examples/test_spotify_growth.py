@@ -1,0 +1,238 @@
+"""The cluster grows and heals, as real ``dspot-spotify node`` processes on loopback.
+
+A fourth node joining a running cluster is handed its share of the songs (and the old owners
+drop the copies they no longer own); a node killed with SIGKILL leaves its songs listed and
+playable, and the survivors recreate its copies until no song is under-replicated. Both are
+observed through ``GET /api/cluster`` and ``GET /api/songs/{id}/replicas`` of the nodes
+themselves (no gateway). The blob store's defaults apply: R = 3, repair woken by membership
+changes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dspot_spotify import tools
+from dspot_spotify.cluster import ApiClient, NodeProcess, NodeSpec, wait_for
+from dspot_spotify.demo import encode_audio, synthesize, tag_file
+
+from tests.examples.test_spotify_processes import PASSWORD, SECRET, free_ports, until
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+SONGS = 8
+R = 3
+
+
+class Cluster:
+    """Node processes of one test (all SIGKILLed at its end) and a logged-in user."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.secret_file = root / "secret"
+        self.secret_file.write_bytes(SECRET)
+        self.procs: dict[str, NodeProcess] = {}
+        self.seeds: list[str] = []
+        self.token = ""
+
+    def start(self, names: list[str]) -> list[NodeProcess]:
+        ports = free_ports(2 * len(names))
+        new_seeds = [f"127.0.0.1:{p}" for p in ports[::2]]
+        seeds = self.seeds + new_seeds
+        started = []
+        for i, name in enumerate(names):
+            spec = NodeSpec(
+                name=name,
+                data=self.root / name,
+                rpc=new_seeds[i],
+                http=f"127.0.0.1:{ports[2 * i + 1]}",
+                seeds=tuple(seeds),
+                secret_file=self.secret_file,
+                cluster_size=3,
+            )
+            proc = NodeProcess(spec, self.root / name / "node.log")
+            self.procs[name] = proc
+            proc.start()
+            started.append(proc)
+        self.seeds = seeds
+        wait_for(started, "ready", 30.0)
+        return started
+
+    def client(self, name: str) -> ApiClient:
+        return ApiClient(self.procs[name].url, token=self.token or None)
+
+    def get(self, name: str, path: str) -> Any:
+        return self.client(name).json("GET", path)
+
+    def kill_all(self) -> None:
+        for p in self.procs.values():
+            p.signal(signal.SIGKILL)
+        for p in self.procs.values():
+            p.wait(10.0)
+            p.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    try:
+        yield c
+    finally:
+        c.kill_all()
+
+
+@pytest.fixture(scope="module")
+def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SONGS small tagged WAVs (different audio each)."""
+    root = tmp_path_factory.mktemp("music")
+    for i in range(SONGS):
+        path = root / f"{i:02d} - track.wav"
+        path.write_bytes(encode_audio(synthesize(random.Random(40 + i), 0.6), 22050, "wav"))
+        tag_file(path, title=f"Growth {i}", artist="The Joiners", album="More Nodes", track=i + 1)
+    return root
+
+
+def upload_all(c: Cluster, node: str, music: Path) -> dict[str, bytes]:
+    """Register, then import ``music`` through ``node`` with the import tool; returns the
+    songs' bytes by id."""
+    proc = c.procs[node]
+    wait_for([proc], "quorum", 30.0)
+    reg = c.client(node).register("grower", PASSWORD)
+    c.token = reg["token"]
+    out = c.root / "import.out"
+    with open(out, "w") as f:
+        report = tools.import_folder(
+            music,
+            tools.Server(proc.url),
+            tools.Credentials(token=c.token),
+            state_path=c.root / "import-state.jsonl",
+            out=f,
+        )
+    assert report.exit_status == 0 and len(report.uploaded) == SONGS, out.read_text()
+    rows = [json.loads(line) for line in (c.root / "import-state.jsonl").read_text().splitlines()]
+    return {r["song_id"]: (music / r["path"]).read_bytes() for r in rows}
+
+
+def voters(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m["id"]: m for m in doc["members"] if m["role"] == "voter"}
+
+
+def copies(c: Cluster, node: str, song_id: str) -> list[str]:
+    """The nodes that hold the song's audio, per ``/api/songs/{id}/replicas`` on ``node``."""
+    doc = c.get(node, f"/api/songs/{song_id}/replicas")
+    assert doc["wanted"] == R
+    return sorted(r["node"] for r in doc["replicas"] if r["has"])
+
+
+def test_a_new_node_joins_and_receives_its_share(cluster: Cluster, music: Path) -> None:
+    cluster.start(["g1", "g2", "g3"])
+    songs = upload_all(cluster, "g1", music)
+
+    def settled(expect: set[str]) -> bool:
+        """Every song on exactly its R owners among the ``expect`` nodes, all alive."""
+        doc = cluster.get("g1", "/api/cluster")
+        live = {n for n, m in voters(doc).items() if m["state"] == "alive"}
+        blobs = [m["blobs"] for m in voters(doc).values()]
+        return (
+            live == expect
+            and doc["songs"] == SONGS
+            and doc["under_replicated"] == 0
+            and None not in blobs
+            and sum(blobs) == R * SONGS  # exactly R copies of each: nothing left over
+            and all(placed(song_id) for song_id in songs)
+        )
+
+    def placed(song_id: str) -> bool:
+        rows = cluster.get("g1", f"/api/songs/{song_id}/replicas")["replicas"]
+        return len(rows) == R and all(r["has"] for r in rows)
+
+    until(lambda: settled({"g1", "g2", "g3"}), 20.0, "every song on all three nodes")
+    before = voters(cluster.get("g1", "/api/cluster"))
+    assert [before[n]["blobs"] for n in ("g1", "g2", "g3")] == [SONGS] * 3
+
+    [g4] = cluster.start(["g4"])
+    until(lambda: settled({"g1", "g2", "g3", "g4"}), 30.0, "g4 to get its share")
+    after = voters(cluster.get("g2", "/api/cluster"))
+    assert after["g4"]["blobs"] > 0  # its share came to it ...
+    assert sum(after[n]["blobs"] for n in ("g1", "g2", "g3")) < R * SONGS  # ... from the others
+    for song_id in songs:
+        held = copies(cluster, "g3", song_id)
+        assert len(held) == R, (song_id, held)
+    assert sum("g4" in copies(cluster, "g1", s) for s in songs) == after["g4"]["blobs"]
+
+    # The newcomer serves the catalog and the audio like the others.
+    c4 = cluster.client("g4")
+    assert c4.json("GET", "/api/songs?limit=50")["total"] == SONGS
+    for song_id, data in songs.items():
+        status, _, body = c4.request("GET", f"/api/songs/{song_id}/stream")
+        assert status == 200 and body == data
+    assert g4.poll() is None
+
+    # ``dspot-spotify status`` shows the four of them with their shares.
+    out = io.StringIO()
+    server = tools.Server(cluster.procs["g3"].url)
+    assert tools.status(server, tools.Credentials(token=cluster.token), as_json=False, out=out) == 0
+    rows = {
+        line.split()[0]: line.split() for line in out.getvalue().splitlines() if line[:1] == "g"
+    }
+    assert sorted(rows) == ["g1", "g2", "g3", "g4"]
+    assert all("alive" in row for row in rows.values())
+    assert rows["g4"][rows["g4"].index("alive") + 4] == str(after["g4"]["blobs"])
+
+
+def test_a_killed_node_is_re_replicated_and_its_songs_still_play(
+    cluster: Cluster, music: Path
+) -> None:
+    cluster.start(["k1", "k2", "k3", "k4"])
+    songs = upload_all(cluster, "k1", music)
+    until(
+        lambda: cluster.get("k1", "/api/cluster")["under_replicated"] == 0,
+        20.0,
+        "R copies of every song",
+    )
+    doc = cluster.get("k1", "/api/cluster")
+    assert {n for n, m in voters(doc).items() if m["state"] == "alive"} == {"k1", "k2", "k3", "k4"}
+    held = {n: m["blobs"] for n, m in voters(doc).items()}
+    assert sum(held.values()) == R * SONGS
+    victim = max(("k2", "k3", "k4"), key=lambda n: held[n])
+    assert held[victim] > 0  # its copies are lost with it: the survivors must make new ones
+    survivors = [n for n in ("k1", "k2", "k3", "k4") if n != victim]
+
+    cluster.procs[victim].kill()  # SIGKILL: no goodbye
+    seen_under: list[int] = []
+
+    def repaired() -> bool:
+        doc = cluster.get(survivors[0], "/api/cluster")
+        seen_under.append(doc["under_replicated"])
+        members = voters(doc)
+        return (
+            members[victim]["state"] == "dead"
+            and doc["under_replicated"] == 0
+            and sum(members[n]["blobs"] or 0 for n in survivors) == R * SONGS
+        )
+
+    until(repaired, 30.0, f"the survivors to re-replicate {victim}'s copies")
+    # Right after the kill its copies were missing (the songs it held were under-replicated).
+    assert seen_under[0] > 0, seen_under
+    # Before the kill the survivors held fewer than R copies of some songs; now R of each.
+    assert sum(held[n] for n in survivors) == R * SONGS - held[victim]
+    for song_id in songs:
+        held_by = copies(cluster, survivors[1], song_id)
+        assert len(held_by) == R and victim not in held_by, (song_id, held_by)
+
+    # Every song is still listed and plays, byte-identical, from every survivor.
+    for name in survivors:
+        client = cluster.client(name)
+        assert client.json("GET", "/api/songs?limit=50")["total"] == SONGS
+        for song_id, data in songs.items():
+            status, _, body = client.request("GET", f"/api/songs/{song_id}/stream")
+            assert status == 200 and body == data, (name, song_id)
+    assert cluster.procs[victim].poll() == -signal.SIGKILL
