@@ -31,6 +31,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 from _machine import machine_line
+from _results import Results, add_json_option
 
 from dspot.blobstore import BlobStore, BlobStoreConfig, ScriptedMembership
 from dspot.disk import LocalDisk
@@ -89,6 +90,12 @@ class Cluster:
         self.directory.set_state(name, MemberState.DEAD)
 
 
+#: Rows of the JSON tables (``--json``), filled as the figures are printed.
+UPLOADS: list[list[object]] = []
+READS: list[list[object]] = []
+OTHER: list[list[object]] = []
+
+
 async def bench_upload_and_read(mib: int) -> None:
     size = mib * MiB
     results: dict[str, float] = {}
@@ -105,11 +112,13 @@ async def bench_upload_and_read(mib: int) -> None:
                 elapsed = time.perf_counter() - start
                 results[label] = elapsed
                 print(f"upload {mib} MiB {label:8}: {elapsed:6.2f} s  {mib / elapsed:7.1f} MiB/s")
+                UPLOADS.append([f"{label}, 1 process", round(elapsed, 2), round(mib / elapsed, 1)])
                 if replicas == 1:
                     await bench_reads(cluster, sha, size)
                 tg.cancel_scope.cancel()
     ratio = results["R=3,W=2"] / results["R=1"]
     print(f"R=3,W=2 / R=1 upload time: {ratio:.2f}x (target <= 1.5x)")
+    OTHER.append(["R=3,W=2 / R=1 upload time, nodes in 1 process", round(ratio, 2), "x"])
 
 
 async def bench_reads(cluster: Cluster, sha: str, size: int) -> None:
@@ -125,6 +134,7 @@ async def bench_reads(cluster: Cluster, sha: str, size: int) -> None:
             pass
     direct = time.perf_counter() - start
     print(f"read {size // MiB} MiB direct file    : {size / MiB / direct:8.1f} MiB/s")
+    READS.append(["direct file read (peer)", round(size / MiB / direct, 1)])
     for label, name in (("local copy", holder), ("remote replica", other)):
         store = cluster.stores[name]
         start = time.perf_counter()
@@ -134,6 +144,7 @@ async def bench_reads(cluster: Cluster, sha: str, size: int) -> None:
         elapsed = time.perf_counter() - start
         assert got == size
         print(f"read {size // MiB} MiB get() {label:14}: {size / MiB / elapsed:8.1f} MiB/s")
+        READS.append([f"get() {label}", round(size / MiB / elapsed, 1)])
     # Ranged: 64 random 1 MiB ranges.
     store = cluster.stores[other]
     start = time.perf_counter()
@@ -143,6 +154,7 @@ async def bench_reads(cluster: Cluster, sha: str, size: int) -> None:
             pass
     elapsed = time.perf_counter() - start
     print(f"ranged 64 x 1 MiB get() remote     : {64 / elapsed:8.1f} MiB/s")
+    READS.append(["64 ranged 1 MiB get() remote", round(64 / elapsed, 1)])
 
 
 async def rss_child(mib: int, parallel: int) -> None:
@@ -231,6 +243,9 @@ async def bench_upload_processes(mib: int, backend: str) -> None:
                     await store.put(source(mib * MiB, 2))
                     elapsed = time.perf_counter() - start
                     results[label] = elapsed
+                    UPLOADS.append(
+                        [f"{label}, 1 process per node", round(elapsed, 2), round(mib / elapsed, 1)]
+                    )
                     print(
                         f"upload {mib} MiB {label:8} (1 process per node): {elapsed:6.2f} s "
                         f"{mib / elapsed:7.1f} MiB/s"
@@ -242,6 +257,7 @@ async def bench_upload_processes(mib: int, backend: str) -> None:
                 proc.wait()
     ratio = results["R=3,W=2"] / results["R=1"]
     print(f"R=3,W=2 / R=1 upload time, 1 process per node: {ratio:.2f}x (target <= 1.5x)")
+    OTHER.append(["R=3,W=2 / R=1 upload time, 1 process per node", round(ratio, 2), "x"])
 
 
 def bench_rss(mib: int, backend: str) -> None:
@@ -253,6 +269,8 @@ def bench_rss(mib: int, backend: str) -> None:
         f"(interpreter alone {int(base) / 1024:.0f} MiB, cluster idle {int(started) / 1024:.0f} "
         f"MiB), {8 * mib / float(elapsed):.0f} MiB/s aggregate (target < 200 MiB)"
     )
+    OTHER.append([f"peak RSS, 8 parallel {mib} MiB uploads, 3 nodes", int(peak) // 1024, "MiB"])
+    OTHER.append(["RSS of the interpreter alone (peer)", int(base) // 1024, "MiB"])
 
 
 async def bench_repair(total_mib: int) -> None:
@@ -287,6 +305,9 @@ async def bench_repair(total_mib: int) -> None:
                 f"holding {moved} MiB dies: back to 3 copies in {elapsed:.2f} s "
                 f"({moved / elapsed:.0f} MiB/s re-replicated)"
             )
+            OTHER.append(
+                [f"repair of {moved} MiB after a node died (4 nodes, R=3)", round(elapsed, 2), "s"]
+            )
             tg.cancel_scope.cancel()
 
 
@@ -298,6 +319,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=["upload", "rss", "repair"])
     parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
+    add_json_option(parser)
     args = parser.parse_args()
     if args.serve:
         name, root, members, replicas, quorum = args.serve
@@ -320,6 +342,29 @@ def main() -> None:
         if args.repair_mib < 1024:
             print(f"repair scaled down: {args.repair_mib} MiB, not 1 GiB (--repair-mib 1024)")
         anyio.run(bench_repair, args.repair_mib, backend=args.backend)
+    results = Results("blobstore", f"Blob store ({args.backend})", args)
+    if UPLOADS:
+        results.table(
+            f"upload of one {args.mib} MiB blob, 3 nodes: R=3,W=2 against R=1 (peer)",
+            ["replication", "seconds", "MiB/s"],
+            UPLOADS,
+            plot={"x": 0, "y": [2], "ylabel": "MiB/s"},
+        )
+    if READS:
+        results.table(
+            f"reading a {args.mib} MiB blob against reading its file directly (peer)",
+            ["read", "MiB/s"],
+            READS,
+            plot={"x": 0, "y": [1], "ylabel": "MiB/s"},
+        )
+    if OTHER:
+        results.table("ratios, memory and repair", ["measure", "value", "unit"], OTHER)
+    for name, value, _ in OTHER:
+        if str(name).startswith("R=3,W=2 / R=1 upload time, 1 process per node"):
+            results.target("R=3,W=2 upload <= 1.5x the time of R=1", float(str(value)) <= 1.5)
+        if str(name).startswith("peak RSS"):
+            results.target("< 200 MiB peak RSS for the cluster", float(str(value)) < 200)
+    results.write()
 
 
 if __name__ == "__main__":

@@ -323,6 +323,7 @@ def main() -> None:
     p.add_argument("--idle", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--servers", default="dspot,dspot-trio,uvicorn,hypercorn,nginx")
+    p.add_argument("--json", metavar="PATH", default=None, help="also write the figures as JSON")
     args = p.parse_args()
     kinds = args.servers.split(",")
     size = args.size_mib * 2**20
@@ -390,6 +391,62 @@ def main() -> None:
         "\ntargets: download >= 5x uvicorn and >= 0.7x nginx; JSON >= 1.0x uvicorn; "
         "< 64 KiB per idle connection"
     )
+    if args.json:
+        write_json(args, results, base, ngx)
+
+
+def write_json(
+    args: argparse.Namespace,
+    results: dict[str, dict[str, float]],
+    base: dict[str, float | None],
+    ngx: dict[str, float | None],
+) -> None:
+    from _results import Results
+
+    def ratio(v: float, ref: float | None) -> float | None:
+        return round(v / ref, 2) if ref else None
+
+    out = Results("http", "HTTP: dspot.http against uvicorn, hypercorn and nginx", args)
+    out.table(
+        f"download of one {args.size_mib} MiB file, best of {args.rounds} interleaved rounds",
+        ["server", "MiB/s", "vs uvicorn", "vs nginx"],
+        [
+            [
+                k,
+                round(r["download"]),
+                ratio(r["download"], base["download"]),
+                ratio(r["download"], ngx["download"]),
+            ]
+            for k, r in results.items()
+        ],
+        plot={"x": 0, "y": [1], "ylabel": "MiB/s"},
+    )
+    out.table(
+        f"small JSON GET, {args.connections} keep-alive connections, {args.seconds:g} s",
+        ["server", "req/s", "vs uvicorn"],
+        [[k, round(r["json"]), ratio(r["json"], base["json"])] for k, r in results.items()],
+        plot={"x": 0, "y": [1], "ylabel": "requests/s", "log": True},
+    )
+    out.table(
+        f"server memory per idle keep-alive connection ({args.idle} connections)",
+        ["server", "KiB/conn"],
+        [[k, round(r["idle"], 1)] for k, r in results.items()],
+        plot={"x": 0, "y": [1], "ylabel": "KiB per connection"},
+    )
+    for kind in ("dspot", "dspot-trio"):
+        r = results.get(kind)
+        if r is None:
+            continue
+        dl_u, dl_n, js = (
+            ratio(r["download"], base["download"]),
+            ratio(r["download"], ngx["download"]),
+            ratio(r["json"], base["json"]),
+        )
+        out.target(f"{kind}: download >= 5x uvicorn", None if dl_u is None else dl_u >= 5)
+        out.target(f"{kind}: download >= 0.7x nginx", None if dl_n is None else dl_n >= 0.7)
+        out.target(f"{kind}: JSON >= 1.0x uvicorn", None if js is None else js >= 1.0)
+        out.target(f"{kind}: < 64 KiB per idle connection", r["idle"] < 64)
+    out.write()
 
 
 if __name__ == "__main__":

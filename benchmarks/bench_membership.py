@@ -35,6 +35,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+from _results import Results, add_json_option
 
 from dspot.env import NodeEnv
 from dspot.membership import Membership, MembershipConfig
@@ -128,6 +129,10 @@ def one_run(args: tuple[str, int, float, int, float]) -> dict[str, Any]:
     }
 
 
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) or math.isnan(value) else round(value, 2)
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return math.nan
@@ -144,7 +149,9 @@ def main() -> None:
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS))
     parser.add_argument("--window", type=float, default=12.0, help="virtual s after the crash")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    add_json_option(parser)
     args = parser.parse_args()
+    rows: list[list[Any]] = []
 
     header = (
         f"{'config':15} {'nodes':>5} {'loss':>5} {'runs':>5} | {'median':>7} {'p99':>7}"
@@ -165,6 +172,20 @@ def main() -> None:
                     results = list(pool.map(one_run, jobs, chunksize=4))
                     times = [t for r in results for t in r["times"]]
                     alls = [r["all"] for r in results]
+                    rows.append(
+                        [
+                            config_name,
+                            nodes,
+                            f"{loss:.0%}",
+                            len(results),
+                            round(statistics.median(times), 2),
+                            round(percentile(times, 0.99), 2),
+                            _finite(statistics.median(alls)),
+                            _finite(percentile(alls, 0.99)),
+                            sum(r["missed"] for r in results),
+                            sum(r["fp"] for r in results),
+                        ]
+                    )
                     print(
                         f"{config_name:15} {nodes:>5} {loss:>5.0%} {len(results):>5} |"
                         f" {statistics.median(times):>7.2f} {percentile(times, 0.99):>7.2f} |"
@@ -179,6 +200,27 @@ def main() -> None:
         "missed = observers that had not declared the crash within the window (inf in 'all');"
         " FP = live nodes declared dead (sum over runs); FP runs = runs with at least one."
     )
+    report = Results("membership", "Membership: failure detection (virtual seconds)", args)
+    report.table(
+        "time to declare a crashed node dead (virtual s), per surviving observer and for all",
+        [
+            "config",
+            "nodes",
+            "loss",
+            "runs",
+            "median s",
+            "p99 s",
+            "all median s",
+            "all p99 s",
+            "missed",
+            "false positives",
+        ],
+        rows,
+        plot={"x": [0, 1, 2], "y": [4, 5], "ylabel": "virtual s to detection"},
+        note="memberlist-lan = HashiCorp memberlist DefaultLANConfig timings on dspot's SWIM "
+        "core; times are virtual, so they do not depend on the machine",
+    )
+    report.write()
 
 
 if __name__ == "__main__":

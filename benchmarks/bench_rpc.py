@@ -17,6 +17,7 @@ import anyio
 import anyio.abc
 import attrs
 from _machine import machine_line
+from _results import Results, add_json_option
 
 from dspot import wire
 from dspot.disk import SimDisk
@@ -113,6 +114,7 @@ def main() -> None:
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parser.add_argument("--small", type=int, default=20000)
     parser.add_argument("--big", type=int, default=200)
+    add_json_option(parser)
     args = parser.parse_args()
     rpc = anyio.run(bench_rpc, args.small, args.big, backend=args.backend)
     raw = anyio.run(bench_raw, args.small, args.big, backend=args.backend)
@@ -122,6 +124,19 @@ def main() -> None:
     print(f"{'1 MiB payload MB/s':24} {rpc[1]:>12.0f} {raw[1]:>15.0f} {rpc[1] / raw[1]:>6.2f}x")
     print("note: rpc small calls run 32 in flight on one connection; raw echo is one at a time")
     print("target: 1 MiB payloads >= 0.5x raw")
+    results = Results("rpc", f"RPC over TCP against a raw stream ({args.backend})", args)
+    results.table(
+        f"{args.small} small calls, {args.big} round trips of 1 MiB, anyio backend {args.backend}",
+        ["measure", "dspot rpc", "raw anyio echo", "ratio"],
+        [
+            ["small calls/s", round(rpc[0]), round(raw[0]), round(rpc[0] / raw[0], 2)],
+            ["1 MiB payload MB/s", round(rpc[1]), round(raw[1]), round(rpc[1] / raw[1], 2)],
+        ],
+        plot={"x": 0, "y": [1, 2], "ylabel": "per second", "log": True},
+        note="rpc small calls run 32 in flight on one connection; raw echo is one at a time",
+    )
+    results.target("1 MiB payloads >= 0.5x raw", rpc[1] / raw[1] >= 0.5)
+    results.write()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import anyio.abc
 from _machine import machine_line
+from _results import Results, add_json_option
 
 from dspot.env import NodeEnv
 from dspot.rpc import Peer, RpcNode
@@ -47,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--virtual", type=float, default=60.0)
     parser.add_argument("--nodes", type=int, default=5)
+    add_json_option(parser)
     args = parser.parse_args()
     calls: dict[str, int] = {}
 
@@ -73,6 +75,19 @@ def main() -> None:
         f"{calls['n'] / wall:>13.0f}"
     )
     print("target: >= 200x real time")
+    speed = args.virtual / wall
+    results = Results("sim", "Simulation speed", args)
+    results.table(
+        f"{args.nodes} nodes, RPC every 100 ms per ordered pair, {args.virtual:g} virtual s",
+        ["clock", "virtual s per wall s", "calls", "trace events", "wall s"],
+        [
+            ["simulation", round(speed, 1), calls["n"], result.events, round(wall, 2)],
+            ["real time (peer)", 1.0, None, None, None],
+        ],
+        plot={"x": 0, "y": [1], "ylabel": "virtual s per wall s", "log": True},
+    )
+    results.target(">= 200x real time", speed >= 200)
+    results.write()
 
 
 if __name__ == "__main__":

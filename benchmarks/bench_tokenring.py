@@ -25,6 +25,7 @@ from pathlib import Path
 
 import anyio
 from _machine import machine_line
+from _results import Results, add_json_option
 
 from dspot.disk import LocalDisk
 from dspot.env import NodeEnv
@@ -180,6 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
+    add_json_option(parser)
     args = parser.parse_args()
     print(machine_line())
     print(f"{args.entries} entries of {len(ENTRY)} B, {args.concurrency} callers")
@@ -208,6 +210,20 @@ def main() -> None:
         )
         if ring and raft:
             print(f"{nodes} nodes: token ring / PySyncObj throughput = {ring[0] / raft[0]:.2f}")
+    results = Results("tokenring", "Token ring: ordered, durable appends", args)
+    results.table(
+        f"{args.entries} entries of {len(ENTRY)} B, {args.concurrency} callers",
+        ["system", "entries/s", "p50 ms", "p99 ms", "x ceiling"],
+        [
+            [name, round(res[0]), round(res[1], 1), round(res[2], 1), round(res[0] / ceiling[0], 2)]
+            if res
+            else [name + " (pysyncobj not installed)", None, None, None, None]
+            for name, res in rows
+        ],
+        plot={"x": 0, "y": [1], "ylabel": "entries/s"},
+        note="the token ring fsyncs every commit; PySyncObj's journal does not",
+    )
+    results.write()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,593 @@
+"""The example service's HTTPS gateway against peers measured in the same run (printed, never
+asserted). Run by hand or by ``nox -s bench``::
+
+    python benchmarks/bench_gateway.py [--size-mib 64] [--songs 10000] [--clients 32]
+        [--seconds 20] [--only download|search ...] [--json PATH]
+
+It starts a real cluster on loopback — ``--nodes`` ``dspot-spotify node`` processes
+(:class:`dspot_spotify.cluster.LocalCluster`) and one ``dspot-spotify gateway`` process with
+a certificate from the development CA (:func:`dspot_spotify.devtls.ensure_dev_tls`) — then:
+
+1. **Download**: one ``--size-mib`` song (a WAV file) uploaded once, then fetched whole with
+   ``GET /api/songs/{id}/stream`` through the gateway over TLS, against nginx serving the
+   same bytes over TLS with the same certificate, best of ``--repeats`` interleaved rounds
+   (client: curl when installed). Also shown: the same stream from a node directly (plain
+   HTTP inside the cluster network). Target (issue 6): gateway >= 0.4x nginx.
+2. **Search**: a catalog of ``--songs`` songs — tiny distinct tagged WAV files uploaded
+   **through the HTTP API of the nodes** (``--upload-workers`` concurrent uploads, round
+   robin over the nodes; every node has applied them all before measuring) — then
+   ``GET /api/songs?q=WORD&limit=20`` from ``--clients`` concurrent clients, each on its own
+   keep-alive connection, for ``--seconds``: through the gateway (HTTPS), and against one
+   node directly (plain HTTP) in the same run. p50/p99 latency and requests/s of each.
+
+The load generator runs in this process on the same machine as the servers, as do the
+servers of both sides; on a 2-core machine the figures are dominated by CPU sharing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import http.client
+import json
+import os
+import random
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from _machine import machine_line
+from _results import Results, add_json_option
+
+NGINX = "/usr/sbin/nginx"
+MiB = 1024 * 1024
+
+ADJECTIVES = [
+    "amber",
+    "blue",
+    "broken",
+    "cold",
+    "crimson",
+    "dark",
+    "distant",
+    "electric",
+    "empty",
+    "golden",
+    "green",
+    "hidden",
+    "hollow",
+    "last",
+    "lonely",
+    "lost",
+    "midnight",
+    "neon",
+    "northern",
+    "quiet",
+    "restless",
+    "silver",
+    "slow",
+    "southern",
+    "wild",
+]
+NOUNS = [
+    "river",
+    "city",
+    "dream",
+    "fire",
+    "garden",
+    "heart",
+    "highway",
+    "island",
+    "light",
+    "machine",
+    "mirror",
+    "moon",
+    "ocean",
+    "rain",
+    "road",
+    "shadow",
+    "signal",
+    "sky",
+    "smoke",
+    "star",
+    "storm",
+    "summer",
+    "train",
+    "valley",
+    "window",
+    "winter",
+]
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_base_port(count: int) -> int:
+    """A port P such that P .. P+count-1 are free (LocalCluster takes consecutive ports)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - count)
+        if all(port_is_free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free port range")
+
+
+def wait_until(what: str, check: Any, timeout: float, proc: subprocess.Popen[Any] | None) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            last = e
+        time.sleep(0.2)
+    raise RuntimeError(f"{what}: not ready after {timeout:g} s ({last})")
+
+
+def gateway_available() -> str | None:
+    """None when ``dspot-spotify gateway`` exists, else why not."""
+    out = subprocess.run(
+        [sys.executable, "-m", "dspot_spotify.cli", "gateway", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        return "`dspot-spotify gateway` is not available in this checkout"
+    return None
+
+
+@contextlib.contextmanager
+def popen(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def nginx_conf(port: int, root: Path, workdir: Path, cert: Path, key: Path) -> Path:
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        f"""daemon off; worker_processes 1; pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off; sendfile on; keepalive_timeout 120s;
+  client_body_temp_path {workdir}; proxy_temp_path {workdir}; fastcgi_temp_path {workdir};
+  uwsgi_temp_path {workdir}; scgi_temp_path {workdir};
+  server {{
+    listen 127.0.0.1:{port} ssl; root {root};
+    ssl_certificate {cert}; ssl_certificate_key {key};
+  }}
+}}
+"""
+    )
+    return conf
+
+
+# --- test data -------------------------------------------------------------------------------
+
+
+def write_wav(path: Path, frames: bytes, rate: int, channels: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+
+
+def big_song(path: Path, size: int) -> None:
+    """A ~``size``-byte stereo 16-bit WAV of noise, tagged."""
+    from dspot_spotify.demo import tag_file
+
+    write_wav(path, random.Random(1).randbytes(size - size % 4), 44100, 2)
+    tag_file(path, title="Large Benchmark Song", artist="Bench", album="Big Files")
+
+
+def small_song(path: Path, i: int) -> tuple[str, str, str]:
+    """A tiny distinct tagged WAV; returns its (title, artist, album)."""
+    from dspot_spotify.demo import tag_file
+
+    rng = random.Random(i)
+    title = f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {i}"
+    artist = f"Artist {i % 250}"
+    album = f"{rng.choice(ADJECTIVES)} {NOUNS[i % len(NOUNS)]} {i % 1000}"
+    write_wav(path, rng.randbytes(400), 8000, 1)
+    tag_file(path, title=title, artist=artist, album=album, track=i % 12 + 1)
+    return title, artist, album
+
+
+# --- HTTP clients ----------------------------------------------------------------------------
+
+
+class Target:
+    """One HTTP(S) endpoint: a node (plain HTTP) or the gateway / nginx (TLS)."""
+
+    def __init__(self, name: str, url: str, token: str | None, ca: Path | None) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.name = name
+        self.url = url.rstrip("/")
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.tls = parts.scheme == "https"
+        self.token = token
+        self.ca = ca
+        self.ctx = ssl.create_default_context(cafile=str(ca)) if self.tls and ca else None
+
+    def connect(self) -> http.client.HTTPConnection:
+        if self.tls:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=60, context=self.ctx)
+        return http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def get_json(self, path: str) -> Any:
+        conn = self.connect()
+        try:
+            conn.request("GET", path, headers=self.headers())
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                raise ValueError(f"{self.name} GET {path}: {resp.status} {data[:200]!r}")
+            return json.loads(data)
+        finally:
+            conn.close()
+
+
+def download_rate(target: Target, path: str, size: int) -> float:
+    """One full download of ``path``, in MiB/s (curl when installed)."""
+    start = time.perf_counter()
+    if shutil.which("curl"):
+        cmd = ["curl", "-s", "-f", "-o", "/dev/null", "-w", "%{size_download}"]
+        if target.ca:
+            cmd += ["--cacert", str(target.ca)]
+        for k, v in target.headers().items():
+            cmd += ["-H", f"{k}: {v}"]
+        out = subprocess.run(
+            [*cmd, target.url + path], capture_output=True, text=True, check=True
+        ).stdout
+        got = int(float(out))
+    else:
+        conn = target.connect()
+        try:
+            conn.request("GET", path, headers=target.headers())
+            resp = conn.getresponse()
+            got = 0
+            while chunk := resp.read(1 << 20):
+                got += len(chunk)
+        finally:
+            conn.close()
+    elapsed = time.perf_counter() - start
+    if got != size:
+        raise RuntimeError(f"{target.name}: downloaded {got} bytes, expected {size}")
+    return size / elapsed / MiB
+
+
+def search_load(target: Target, clients: int, seconds: float, seed: int) -> dict[str, float]:
+    """``clients`` threads, each on one keep-alive connection, querying for ``seconds``."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+    barrier = threading.Barrier(clients)
+
+    def client(n: int) -> None:
+        rng = random.Random(seed * 1000 + n)
+        conn = target.connect()
+        mine: list[float] = []
+        bad = 0
+        try:
+            barrier.wait()
+            while time.perf_counter() < deadline:
+                word = rng.choice(NOUNS if rng.random() < 0.5 else ADJECTIVES)
+                t = time.perf_counter()
+                try:
+                    conn.request("GET", f"/api/songs?q={word}&limit=20", headers=target.headers())
+                    resp = conn.getresponse()
+                    resp.read()
+                    if resp.status != 200:
+                        bad += 1
+                        continue
+                except (OSError, http.client.HTTPException):
+                    bad += 1
+                    conn.close()
+                    conn = target.connect()
+                    continue
+                mine.append(time.perf_counter() - t)
+        finally:
+            conn.close()
+            with lock:
+                latencies.extend(mine)
+                errors[0] += bad
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    start = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - start
+    ordered = sorted(latencies)
+
+    def pct(q: float) -> float:
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {
+        "requests": len(ordered),
+        "rate": len(ordered) / wall,
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "errors": errors[0],
+    }
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def upload_catalog(node_urls: list[str], token: str, songs: int, workers: int, tmp: Path) -> float:
+    """Upload ``songs`` tiny songs through the nodes' API; returns the seconds it took."""
+    from dspot_spotify.cluster import ApiClient
+
+    folder = tmp / "catalog"
+    folder.mkdir()
+    started = time.perf_counter()
+    done = [0]
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        path = folder / f"song{i}.wav"
+        small_song(path, i)
+        client = ApiClient(node_urls[i % len(node_urls)], token=token, timeout=60)
+        for attempt in range(5):
+            try:
+                client.upload(path)
+                break
+            except Exception:  # a 503 while the ring settles: retry a few times
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        path.unlink()
+        with lock:
+            done[0] += 1
+            if done[0] % 1000 == 0:
+                rate = done[0] / (time.perf_counter() - started)
+                print(f"  uploaded {done[0]}/{songs} songs ({rate:.0f}/s)", flush=True)
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(one, i) for i in range(songs)]:
+            future.result()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--size-mib", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved download rounds")
+    p.add_argument("--songs", type=int, default=10000, help="catalog size for the search")
+    p.add_argument("--upload-workers", type=int, default=16)
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=20, help="search load per side")
+    p.add_argument("--only", action="append", choices=["download", "search"])
+    add_json_option(p)
+    args = p.parse_args()
+    parts = args.only or ["download", "search"]
+    print(machine_line())
+    print(f"load average before the run: {os.getloadavg()[0]:.2f}")
+    results = Results("gateway", "Example service: the HTTPS gateway", args)
+    try:
+        import dspot_spotify.devtls  # noqa: F401
+    except ImportError as e:
+        print(f"skipping: the example service is not installed ({e})")
+        results.note("Not run: the example service is not installed.")
+        results.write()
+        return
+    why = gateway_available()
+    if why:
+        print(f"skipping the gateway rows: {why}")
+        results.note(f"The gateway rows are missing: {why}.")
+
+    from dspot_spotify.cluster import ApiClient, LocalCluster
+    from dspot_spotify.devtls import ensure_dev_tls
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        os.chmod(tmp, 0o755)  # nginx workers may run as an unprivileged user
+        tls = ensure_dev_tls(tmp / "tls")
+        cluster = LocalCluster(tmp / "cluster", args.nodes, free_base_port(2 * args.nodes))
+        print(f"starting {args.nodes} nodes and the gateway", flush=True)
+        with cluster.running(timeout=120), contextlib.ExitStack() as stack:
+            rpcs = [proc.spec.rpc for proc in cluster.procs]
+            node_urls = [proc.url for proc in cluster.procs]
+            gport = free_port()
+            gateway_cmd = [
+                sys.executable,
+                "-m",
+                "dspot_spotify.cli",
+                "gateway",
+                "--listen",
+                f"127.0.0.1:{gport}",
+                "--join",
+                ",".join(rpcs),
+                "--rpc",
+                f"127.0.0.1:{free_port()}",
+                "--secret-file",
+                str(cluster.secret_file),
+                "--cert",
+                str(tls.cert),
+                "--key",
+                str(tls.key),
+            ]
+            admin = ApiClient(node_urls[0], timeout=60)
+            token = str(admin.register("bench", "bench-password-123")["token"])
+            admin.token = token
+            gateway: Target | None = None
+            if not why:
+                gproc = stack.enter_context(popen(gateway_cmd, tmp / "gateway.log"))
+                gateway = Target("gateway", f"https://localhost:{gport}", token, tls.ca)
+                wait_until(
+                    "gateway",
+                    lambda: gateway.get_json("/healthz").get("nodes", 0) >= args.nodes,
+                    120,
+                    gproc,
+                )
+                print(f"gateway ready on https://localhost:{gport}/", flush=True)
+            if "download" in parts:
+                bench_download(args, results, tmp, tls, admin, gateway, node_urls, token, stack)
+            if "search" in parts:
+                bench_search(args, results, tmp, gateway, node_urls, token)
+    results.write()
+
+
+def bench_download(
+    args: argparse.Namespace,
+    results: Results,
+    tmp: Path,
+    tls: Any,
+    admin: Any,
+    gateway: Target | None,
+    node_urls: list[str],
+    token: str,
+    stack: contextlib.ExitStack,
+) -> None:
+    root = tmp / "www"
+    root.mkdir(mode=0o755)
+    song = root / "big.wav"
+    big_song(song, args.size_mib * MiB)
+    os.chmod(song, 0o644)
+    size = song.stat().st_size
+    _, doc = admin.upload(song)
+    path = f"/api/songs/{doc['id']}/stream"
+    targets: list[tuple[Target, str]] = [
+        (Target("node directly (plain HTTP)", node_urls[1], token, None), path),
+    ]
+    if gateway is not None:
+        targets.insert(0, (gateway, path))
+    if os.path.exists(NGINX):
+        workdir = tmp / "nginx"
+        workdir.mkdir()
+        nport = free_port()
+        conf = nginx_conf(nport, root, workdir, tls.cert, tls.key)
+        nproc = stack.enter_context(
+            popen([NGINX, "-c", str(conf), "-p", str(workdir)], workdir / "out.log")
+        )
+        nginx = Target("nginx", f"https://localhost:{nport}", None, tls.ca)
+        wait_until("nginx", lambda: socket.create_connection(("127.0.0.1", nport), 1), 15, nproc)
+        targets.insert(len(targets) - 1, (nginx, "/big.wav"))
+    else:
+        print(f"skipping nginx: {NGINX} not found")
+    best = {t.name: 0.0 for t, _ in targets}
+    for round_ in range(args.repeats):
+        for target, url_path in targets:
+            best[target.name] = max(best[target.name], download_rate(target, url_path, size))
+        print(f"  download round {round_ + 1}/{args.repeats} done", flush=True)
+    ngx = best.get("nginx")
+    print(f"\ndownload of one {size / MiB:.0f} MiB song, best of {args.repeats}")
+    print(f"{'server':<28} {'MiB/s':>8} {'vs nginx':>9}")
+    rows = []
+    for name, rate in best.items():
+        ratio = rate / ngx if ngx else None
+        shown = f"{ratio:8.2f}x" if ratio is not None else "        -"
+        print(f"{name:<28} {rate:>8.0f} {shown}")
+        rows.append([name, round(rate), None if ratio is None else round(ratio, 2)])
+    print("target: gateway >= 0.4x nginx\n")
+    results.table(
+        f"download of one {size / MiB:.0f} MiB song over TLS, best of {args.repeats} rounds",
+        ["server", "MiB/s", "vs nginx"],
+        rows,
+        plot={"x": 0, "y": [1], "ylabel": "MiB/s"},
+        note="gateway: GET /api/songs/{id}/stream relayed from a node over TLS; nginx: the same "
+        "bytes from disk over TLS with the same certificate; the node row is plain HTTP",
+    )
+    results.target(
+        "download through the gateway >= 0.4x nginx",
+        None if not ngx or "gateway" not in best else best["gateway"] / ngx >= 0.4,
+    )
+
+
+def bench_search(
+    args: argparse.Namespace,
+    results: Results,
+    tmp: Path,
+    gateway: Target | None,
+    node_urls: list[str],
+    token: str,
+) -> None:
+    print(f"uploading {args.songs} songs through the API ({args.upload_workers} at a time)")
+    took = upload_catalog(node_urls, token, args.songs, args.upload_workers, tmp)
+    print(f"  catalog uploaded in {took:.0f} s ({args.songs / took:.0f} songs/s)", flush=True)
+    nodes = [Target(f"node {i + 1}", url, token, None) for i, url in enumerate(node_urls)]
+    for node in nodes:
+        wait_until(
+            f"{node.name} catalog",
+            lambda node=node: node.get_json("/api/songs?limit=1")["total"] >= args.songs,
+            120,
+            None,
+        )
+    direct = Target("one node directly (plain HTTP)", node_urls[0], token, None)
+    runs = [("gateway (HTTPS)", gateway), (direct.name, direct)]
+    sides: dict[str, list[dict[str, float]]] = {}
+    for seed, (label, target) in enumerate(runs, start=1):
+        if target is not None:
+            sides[label] = [search_load(target, args.clients, args.seconds, seed)]
+    print(f"\nsearch, {args.songs} songs, {args.clients} clients, {args.seconds:g} s each")
+    print(f"{'path':<32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    rows = []
+    for label, [r] in sides.items():
+        print(f"{label:<32} {r['rate']:>8.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}")
+        rows.append(
+            [label, round(r["rate"]), round(r["p50"], 1), round(r["p99"], 1), int(r["errors"])]
+        )
+    results.table(
+        f"search GET /api/songs?q=WORD&limit=20 on {args.songs:,} songs, "
+        f"{args.clients} concurrent clients, {args.seconds:g} s",
+        ["path", "req/s", "p50 ms", "p99 ms", "errors"],
+        rows,
+        plot={"x": 0, "y": [2, 3], "ylabel": "latency ms"},
+        note=f"catalog uploaded through the nodes' API in {took:.0f} s; each client keeps one "
+        "connection; the gateway spreads queries over the nodes, the direct row asks one node",
+    )
+
+
+if __name__ == "__main__":
+    main()
