@@ -1,4 +1,4 @@
-"""Task runner: one session per job. ``nox -s lint types docs tests`` is what CI runs."""
+"""Task runner: one session per job. ``nox -s lint types docs frontend tests`` is what CI runs."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ def frontend(session: nox.Session) -> None:
     ``frontend/dist`` (the gateway serves it; the end-to-end tests need it), run Vitest."""
     with session.chdir("frontend"):
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
-        session.run("npm", "run", "build", external=True)
+        session.run("npm", "run", "format:check", external=True)
         session.run("npm", "test", external=True)
+        session.run("npm", "run", "build", external=True)
 
 
 @nox.session(python=PYTHON)
@@ -75,20 +76,40 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Run every benchmark; each prints its figures next to a peer measured in the same run.
+    """Run every benchmark, then write the report the site includes.
 
-    nginx and wrk come from Debian (``apt-get install nginx wrk``); a missing peer is
-    skipped with a note.
+    Each ``benchmarks/bench_*.py`` prints its figures next to a peer measured in the same run
+    and writes them to ``docs/benchmarks/data/NAME.json``; ``benchmarks/report.py`` turns those
+    into ``docs/benchmarks/report.md`` and its plots. ``nox -s bench -- --quick`` runs reduced
+    sizes; ``-- --only http gateway`` runs some. nginx, curl and wrk come from Debian
+    (``apt-get install nginx curl wrk``); a missing peer is skipped with a note.
     """
-    session.install("-e", ".[test,bench]")
-    for script in sorted(glob.glob("benchmarks/bench_*.py")):
-        session.log(f"== {script}")
-        session.run("python", script)
+    session.install("-e", ".[test,bench]", *_examples())
+    session.run("python", "benchmarks/report.py", "--run", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The main job until the example service lands: a simulated cluster under faults."""
-    session.install("-e", ".")
-    session.run("dspot", "sim", "--list")
-    session.run("dspot", "sim", "--scenario", "rpc", "--seeds", "1-20", "--check-determinism")
+    """The music service on this machine: 3 nodes behind the HTTPS gateway, with demo music.
+
+    Builds the web frontend first when npm is installed (else the gateway serves the API and
+    a page saying how to build it). Options go to ``dspot-spotify up``:
+    ``nox -s demo -- --nodes 5 --port 9443``. Ctrl-C stops it; ``spotify-data/`` keeps the
+    data (and the development CA) for the next run.
+    """
+    import os
+    import shutil
+
+    session.install("-e", ".", "-e", "examples/spotify")
+    args = list(session.posargs)
+    if shutil.which("npm") and os.path.exists("frontend/package.json"):
+        with session.chdir("frontend"):
+            stamp, lock = "node_modules/.package-lock.json", "package-lock.json"  # npm writes stamp
+            if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(lock):
+                session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+            session.run("npm", "run", "build", external=True)
+        if "--frontend" not in args:
+            args += ["--frontend", "frontend/dist"]
+    else:
+        session.log("npm not found: skipping the web frontend (the API is served all the same)")
+    session.run("dspot-spotify", "up", *args)

@@ -1,0 +1,227 @@
+import { cleanup, render, screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ApiClient } from "./api/client";
+import type { Cluster, Song } from "./api/types";
+import { App } from "./App";
+
+const song: Song = {
+  id: "s1",
+  title: "Blue Tone",
+  artist_id: "a1",
+  artist_name: "The Testers",
+  album_id: "al1",
+  album_title: "Fixtures",
+  track: 1,
+  year: 2024,
+  genres: ["Ambient"],
+  duration: 61,
+  blob_sha256: "ab",
+  mime: "audio/wav",
+  size: 1000,
+  cover_sha256: null,
+  play_count: 0,
+  like_count: 0,
+  created_by: "u1",
+  created_at: 0,
+};
+
+const cluster = (quorum: boolean): Cluster => ({
+  node: "n1",
+  quorum,
+  log_position: "1.1",
+  token: { holder: "n1", epoch: 1 },
+  ring: ["n1"],
+  replication: 1,
+  members: [],
+  songs: 1,
+  under_replicated: 0,
+  under_replicated_songs: [],
+});
+
+type Handler = (url: URL, init: RequestInit) => Response | undefined;
+
+function problem(status: number, detail: string) {
+  return new Response(JSON.stringify({ type: "about:blank", title: "x", status, detail }), {
+    status,
+  });
+}
+
+function ok(body: unknown, status = 200) {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+function setup(handler: Handler, session = true) {
+  const calls: { url: URL; init: RequestInit }[] = [];
+  const fetch = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = new URL(String(input), "https://dspot.test");
+    calls.push({ url, init: init ?? {} });
+    const r = handler(url, init ?? {});
+    if (r) return r;
+    if (url.pathname === "/api/cluster") return ok(cluster(true));
+    if (url.pathname === "/api/playlists") return ok({ items: [] });
+    if (url.pathname.startsWith("/api/")) return ok({ items: [], page: 1, limit: 50, total: 0 });
+    return problem(404, "no such thing");
+  });
+  const store = new Map<string, string>();
+  const storage = {
+    getItem: (k: string) => store.get(k) ?? null,
+    setItem: (k: string, v: string) => void store.set(k, v),
+    removeItem: (k: string) => void store.delete(k),
+  };
+  const api = new ApiClient({ fetch: fetch as unknown as typeof globalThis.fetch, storage });
+  if (session) api.setSession({ token: "tok", user_id: "u1", username: "ana" });
+  render(<App api={api} />);
+  return { api, calls };
+}
+
+class NoSocket {
+  onopen = null;
+  onclose = null;
+  onmessage = null;
+  onerror = null;
+  close() {}
+}
+
+beforeEach(() => {
+  window.history.replaceState(null, "", "/");
+  vi.stubGlobal("WebSocket", NoSocket);
+  vi.spyOn(HTMLMediaElement.prototype, "play").mockImplementation(() => Promise.resolve());
+  vi.spyOn(HTMLMediaElement.prototype, "pause").mockImplementation(() => {});
+  vi.spyOn(HTMLMediaElement.prototype, "load").mockImplementation(() => {});
+  vi.spyOn(window, "scrollTo").mockImplementation(() => {});
+});
+
+afterEach(() => {
+  cleanup();
+  vi.unstubAllGlobals();
+});
+
+describe("the app", () => {
+  it("signs in, showing the server's reason when it refuses", async () => {
+    let attempts = 0;
+    setup((url) => {
+      if (url.pathname === "/api/auth/login") {
+        attempts += 1;
+        return attempts === 1
+          ? problem(401, "wrong username or password")
+          : ok({ token: "t", user_id: "u", username: "ana" });
+      }
+      if (url.pathname === "/api/albums")
+        return ok({
+          items: [
+            {
+              id: "al1",
+              title: "Fixtures",
+              artist_id: "a1",
+              artist_name: "The Testers",
+              year: 2024,
+              cover_sha256: null,
+              song_count: 1,
+              duration: 61,
+            },
+          ],
+          page: 1,
+          limit: 24,
+          total: 1,
+        });
+      return undefined;
+    }, false);
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText("Username"), "ana");
+    await user.type(screen.getByLabelText("Password"), "bad password");
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    expect((await screen.findByRole("alert")).textContent).toBe("wrong username or password");
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    expect(await screen.findByRole("navigation", { name: "Main" })).toBeTruthy();
+    const grid = await screen.findByRole("list", { name: "Albums" });
+    expect(within(grid).getByRole("link", { name: "Fixtures by The Testers" })).toBeTruthy();
+  });
+
+  it("shows the read-only banner when the cluster has no quorum", async () => {
+    setup((url) => (url.pathname === "/api/cluster" ? ok(cluster(false)) : undefined));
+    const banner = await screen.findByText(/catalog is read-only/);
+    expect(banner.getAttribute("role")).toBe("alert");
+  });
+
+  it("shows the banner when a write is refused for lack of quorum", async () => {
+    window.history.replaceState(null, "", "/playlists");
+    setup((url, init) =>
+      url.pathname === "/api/playlists" && init.method === "POST"
+        ? problem(503, "read-only: no quorum")
+        : undefined,
+    );
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("New playlist name"), "Mix");
+    await user.click(screen.getByRole("button", { name: "Create playlist" }));
+    expect(await screen.findByText(/catalog is read-only/)).toBeTruthy();
+    expect(screen.getByText("read-only: no quorum")).toBeTruthy();
+  });
+
+  it("searches songs, plays one through the token URL and records the play", async () => {
+    window.history.replaceState(null, "", "/songs");
+    const { calls } = setup((url) => {
+      if (url.pathname === "/api/songs" && url.searchParams.get("q") === "blue")
+        return ok({ items: [song], page: 1, limit: 50, total: 1 });
+      if (url.pathname === "/api/songs/s1/plays") return ok({ ...song, plays: 1 });
+      return undefined;
+    });
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText("Search songs"), "blue");
+    const table = await screen.findByRole("table", { name: "Songs" });
+    expect(window.location.search).toBe("?q=blue");
+    await user.click(within(table).getByRole("button", { name: "Play Blue Tone" }));
+    const audio = document.querySelector("audio")!;
+    expect(audio.getAttribute("src") ?? audio.src).toContain("/api/songs/s1/stream?token=tok");
+    audio.dispatchEvent(new Event("playing"));
+    await waitFor(() =>
+      expect(
+        calls.some((c) => c.url.pathname === "/api/songs/s1/plays" && c.init.method === "POST"),
+      ).toBe(true),
+    );
+    const player = screen.getByRole("contentinfo", { name: "Player" });
+    expect(within(player).getByTestId("now-playing").textContent).toBe("Blue Tone");
+    expect(within(player).getByRole("button", { name: "Pause" })).toBeTruthy();
+    for (const name of ["Previous", "Next", "Like", "Queue", "Mute"]) {
+      expect(within(player).getByRole("button", { name })).toBeTruthy();
+    }
+    expect(within(player).getByRole("slider", { name: "Seek" })).toBeTruthy();
+    expect(within(player).getByRole("slider", { name: "Volume" })).toBeTruthy();
+  });
+
+  it("pages through songs and filters them by artist", async () => {
+    window.history.replaceState(null, "", "/songs");
+    const { calls } = setup((url) => {
+      if (url.pathname === "/api/artists")
+        return ok({
+          items: [{ id: "a1", name: "The Testers", album_count: 1, song_count: 120 }],
+          page: 1,
+          limit: 200,
+          total: 1,
+        });
+      if (url.pathname === "/api/songs") {
+        const page = Number(url.searchParams.get("page") ?? 1);
+        return ok({
+          items: [{ ...song, id: `s${page}`, title: `Song on page ${page}` }],
+          page,
+          limit: 50,
+          total: 120,
+        });
+      }
+      return undefined;
+    });
+    const user = userEvent.setup();
+    expect(await screen.findByText("Page 1 of 3")).toBeTruthy();
+    await user.click(screen.getByRole("button", { name: "Next page" }));
+    expect(await screen.findByText("Song on page 2")).toBeTruthy();
+    expect(window.location.search).toBe("?page=2");
+    await user.selectOptions(await screen.findByRole("combobox", { name: "Artist" }), "a1");
+    await screen.findByText("Song on page 1");
+    const last = calls.filter((c) => c.url.pathname === "/api/songs").at(-1)!;
+    expect(last.url.searchParams.get("artist")).toBe("a1");
+    expect(last.url.searchParams.get("page")).toBe("1");
+  });
+});

@@ -1,0 +1,54 @@
+// One album: cover, facts, play, its tracks.
+import { useApp, useLoad } from "../app/context";
+import { Link } from "../app/router";
+import type { AlbumDetail } from "../api/types";
+import { Cover } from "../components/Cover";
+import { formatTotal, plural } from "../components/format";
+import { Icon } from "../components/Icon";
+import { SongTable } from "../components/SongTable";
+import { ErrorBox, Loading } from "../components/States";
+import { usePlayer } from "../player/Player";
+
+export function AlbumView({ id }: { id: string }) {
+  const { api } = useApp();
+  const player = usePlayer();
+  const album = useLoad(
+    (signal) => api.get<AlbumDetail>(`/api/albums/${encodeURIComponent(id)}`, undefined, signal),
+    [api, id],
+  );
+  if (album.loading && !album.data) return <Loading />;
+  if (album.error) return <ErrorBox error={album.error} onRetry={album.reload} />;
+  const a = album.data;
+  if (!a) return null;
+  return (
+    <section aria-labelledby="album-h">
+      <header className="hero">
+        <Cover songId={a.tracks[0]?.id} hasCover={!!a.cover_sha256} title={a.title} size="large" />
+        <div className="hero-text">
+          <span className="eyebrow">Album</span>
+          <h1 id="album-h">{a.title}</h1>
+          <p>
+            <Link to={`/artists/${a.artist_id}`}>{a.artist_name}</Link>
+            {a.year ? ` · ${a.year}` : ""} · {plural(a.song_count, "song")} ·{" "}
+            {formatTotal(a.duration)}
+          </p>
+          <button
+            type="button"
+            className="primary play-all"
+            aria-label={`Play ${a.title}`}
+            disabled={a.tracks.length === 0}
+            onClick={() => player.play(a.tracks)}
+          >
+            <Icon name="play" /> Play
+          </button>
+        </div>
+      </header>
+      <SongTable
+        songs={a.tracks}
+        numbering="track"
+        showAlbum={false}
+        label={`Tracks of ${a.title}`}
+      />
+    </section>
+  );
+}

@@ -1,0 +1,236 @@
+// Every song: search, filters by genre, artist and album, sort, pages. The filters live in
+// the URL, so a search can be shared or reloaded.
+import { useEffect, useMemo, useState } from "react";
+import { useApp, useLoad } from "../app/context";
+import { useRouter } from "../app/router";
+import type { Album, Artist, Page, Song } from "../api/types";
+import { Icon } from "../components/Icon";
+import { SongTable } from "../components/SongTable";
+import { Empty, ErrorBox, Loading, Pager } from "../components/States";
+import { usePlayer } from "../player/Player";
+
+const LIMIT = 50;
+
+export function SongsView() {
+  const { api } = useApp();
+  const { search, navigate } = useRouter();
+  const player = usePlayer();
+  const params = useMemo(() => new URLSearchParams(search), [search]);
+  const q = params.get("q") ?? "";
+  const genre = params.get("genre") ?? "";
+  const artist = params.get("artist") ?? "";
+  const album = params.get("album") ?? "";
+  const sort = params.get("sort") ?? "";
+  const page = Math.max(1, Number(params.get("page")) || 1);
+  const [text, setText] = useState(q);
+  const [genreText, setGenreText] = useState(genre);
+  const [genresSeen, setGenresSeen] = useState<string[]>([]);
+
+  const update = (changes: Record<string, string>) => {
+    const next = new URLSearchParams(search);
+    for (const [k, v] of Object.entries(changes)) {
+      if (v) next.set(k, v);
+      else next.delete(k);
+    }
+    if (!("page" in changes)) next.delete("page");
+    const s = next.toString();
+    navigate(`/songs${s ? `?${s}` : ""}`, { replace: true });
+  };
+
+  // Search as the user types, a moment after the last key.
+  useEffect(() => {
+    if (text === q) return;
+    const t = setTimeout(() => update({ q: text.trim() }), 250);
+    return () => clearTimeout(t);
+  }, [text]);
+  useEffect(() => {
+    if (genreText === genre) return;
+    const t = setTimeout(() => update({ genre: genreText.trim() }), 400);
+    return () => clearTimeout(t);
+  }, [genreText]);
+
+  const songs = useLoad(
+    (signal) =>
+      api.get<Page<Song>>(
+        "/api/songs",
+        { q, genre, artist, album, sort, page, limit: LIMIT },
+        signal,
+      ),
+    [api, q, genre, artist, album, sort, page],
+  );
+  const artists = useLoad(
+    (signal) => api.get<Page<Artist>>("/api/artists", { limit: 200 }, signal),
+    [api],
+  );
+  const albums = useLoad(
+    (signal) => api.get<Page<Album>>("/api/albums", { limit: 200, artist }, signal),
+    [api, artist],
+  );
+
+  useEffect(() => {
+    if (!songs.data) return;
+    setGenresSeen((seen) => {
+      const all = new Set(seen);
+      for (const s of songs.data!.items) for (const g of s.genres) all.add(g);
+      return all.size === seen.length ? seen : [...all].sort();
+    });
+  }, [songs.data]);
+
+  return (
+    <section aria-labelledby="songs-h">
+      <div className="view-head">
+        <h1 id="songs-h">Songs</h1>
+        <button
+          type="button"
+          className="primary"
+          aria-label="Play all"
+          disabled={!songs.data || songs.data.items.length === 0}
+          onClick={() => songs.data && player.play(songs.data.items)}
+        >
+          <Icon name="play" /> Play all
+        </button>
+      </div>
+      <form
+        className="filters"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          update({ q: text.trim() });
+        }}
+      >
+        <input
+          type="search"
+          className="search"
+          placeholder="Search title, artist, album"
+          aria-label="Search songs"
+          value={text}
+          onChange={(e) => setText(e.target.value)}
+        />
+        <input
+          list="genres"
+          className="filter"
+          placeholder="Genre"
+          aria-label="Genre"
+          value={genreText}
+          onChange={(e) => setGenreText(e.target.value)}
+        />
+        <datalist id="genres">
+          {genresSeen.map((g) => (
+            <option key={g} value={g} />
+          ))}
+        </datalist>
+        <select
+          aria-label="Artist"
+          className="filter"
+          value={artist}
+          onChange={(e) => update({ artist: e.target.value, album: "" })}
+        >
+          <option value="">All artists</option>
+          {artists.data?.items.map((a) => (
+            <option key={a.id} value={a.id}>
+              {a.name}
+            </option>
+          ))}
+        </select>
+        <select
+          aria-label="Album"
+          className="filter"
+          value={album}
+          onChange={(e) => update({ album: e.target.value })}
+        >
+          <option value="">All albums</option>
+          {albums.data?.items.map((a) => (
+            <option key={a.id} value={a.id}>
+              {a.title}
+            </option>
+          ))}
+        </select>
+        <select
+          aria-label="Sort"
+          className="filter"
+          value={sort}
+          onChange={(e) => update({ sort: e.target.value })}
+        >
+          <option value="">{q ? "Best match" : "Title"}</option>
+          <option value="title">Title</option>
+          <option value="recent">Recently added</option>
+          <option value="plays">Most played</option>
+          <option value="likes">Most liked</option>
+        </select>
+      </form>
+      {songs.loading && !songs.data ? (
+        <Loading />
+      ) : songs.error ? (
+        <ErrorBox error={songs.error} onRetry={songs.reload} />
+      ) : songs.data && songs.data.items.length === 0 ? (
+        <Empty>
+          {q || genre || artist || album ? "No song matches these filters." : "No songs yet."}
+        </Empty>
+      ) : songs.data ? (
+        <>
+          <p className="muted small" aria-live="polite">
+            {songs.data.total} {songs.data.total === 1 ? "song" : "songs"}
+          </p>
+          <SongTable
+            songs={songs.data.items}
+            offset={(songs.data.page - 1) * songs.data.limit}
+            label="Songs"
+          />
+          <Pager
+            page={songs.data.page}
+            limit={songs.data.limit}
+            total={songs.data.total}
+            onPage={(p) => update({ page: String(p) })}
+          />
+        </>
+      ) : null}
+    </section>
+  );
+}
+
+export function LikedView() {
+  const { api, liked } = useApp();
+  const [page, setPage] = useState(1);
+  const player = usePlayer();
+  const songs = useLoad(
+    (signal) => api.get<Page<Song>>("/api/me/likes", { page, limit: LIMIT }, signal),
+    [api, page, liked.size],
+  );
+  return (
+    <section aria-labelledby="liked-h">
+      <div className="view-head">
+        <h1 id="liked-h">Liked songs</h1>
+        <button
+          type="button"
+          className="primary"
+          aria-label="Play liked songs"
+          disabled={!songs.data?.items.length}
+          onClick={() => songs.data && player.play(songs.data.items)}
+        >
+          <Icon name="play" /> Play
+        </button>
+      </div>
+      {songs.loading && !songs.data ? (
+        <Loading />
+      ) : songs.error ? (
+        <ErrorBox error={songs.error} onRetry={songs.reload} />
+      ) : songs.data && songs.data.items.length === 0 ? (
+        <Empty>Songs you like show up here. Press the heart next to a song.</Empty>
+      ) : songs.data ? (
+        <>
+          <SongTable
+            songs={songs.data.items}
+            offset={(songs.data.page - 1) * songs.data.limit}
+            label="Liked songs"
+          />
+          <Pager
+            page={songs.data.page}
+            limit={songs.data.limit}
+            total={songs.data.total}
+            onPage={setPage}
+          />
+        </>
+      ) : null}
+    </section>
+  );
+}
