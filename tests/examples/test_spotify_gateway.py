@@ -479,3 +479,122 @@ def test_gets_are_retried_on_another_node_and_posts_are_not() -> None:
             tg.cancel_scope.cancel()
 
     anyio.run(main, backend="trio")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/songs/s1/stream",
+        "/rest/stream.view?id=s1&u=alice&p=pw",
+        "/rest/download?id=s1&u=alice&p=pw",
+        "/api/songs/s1/cover",  # not a song body: relayed as is, so the break shows
+    ],
+)
+def test_a_song_body_cut_off_mid_way_continues_from_another_node(target: str) -> None:
+    from dspot_spotify.gateway import Gateway, GatewayConfig, NodePool
+
+    from dspot.disk import SimDisk
+    from dspot.env import production_env
+    from dspot.http import (
+        HttpClient,
+        HttpServer,
+        Request,
+        Response,
+        Router,
+        representation_response,
+    )
+    from dspot.registry import Endpoint
+    from dspot.transport import TcpTransport
+
+    song = random.Random(5).randbytes(3 * 1024 * 1024 + 17)
+    etag = '"song-sha"'
+    cut_at = 1024 * 1024
+
+    def fake_node(name: str, served: list[str]) -> Router:
+        router = Router()
+
+        @router.get("/healthz")
+        async def healthz(request: Request) -> Response:
+            return Response.json({"status": "ok"})
+
+        async def body(request: Request) -> Response:
+            served.append(request.headers.get("range") or "all")
+
+            async def read(offset: int, length: int) -> Any:
+                end = offset + length
+                while offset < end:
+                    if name == "flaky" and offset >= cut_at:
+                        raise OSError("disk gone")  # the node dies mid-body
+                    step = min(64 * 1024, end - offset)
+                    yield song[offset : offset + step]
+                    offset += step
+
+            return representation_response(request, size=len(song), read=read, etag=etag)
+
+        for path in (
+            "/api/songs/{song_id}/stream",
+            "/api/songs/{song_id}/cover",
+            "/rest/stream.view",
+            "/rest/download",
+        ):
+            router.add("GET", path, body)
+        return router
+
+    async def main() -> tuple[bytes, dict[str, list[str]], str | None]:
+        served: dict[str, list[str]] = {"flaky": [], "good": []}
+        async with (
+            await anyio.create_tcp_listener(local_host="127.0.0.1") as flaky_listener,
+            await anyio.create_tcp_listener(local_host="127.0.0.1") as good_listener,
+            anyio.create_task_group() as tg,
+        ):
+            servers = []
+            for name, listener in (("flaky", flaky_listener), ("good", good_listener)):
+                server = HttpServer(fake_node(name, served[name]))
+                servers.append(server)
+                await tg.start(server.serve, listener)
+            env = production_env("gw-test", TcpTransport(), SimDisk(random.Random(0)))
+            eps = [
+                Endpoint(
+                    "spotify-http",
+                    name,
+                    f"127.0.0.1:{lst.extra(SocketAttribute.local_port)}",
+                    name,
+                    1e12,
+                )
+                for name, lst in (("flaky", flaky_listener), ("good", good_listener))
+            ]
+            gw = Gateway(
+                env,
+                listen="127.0.0.1:0",
+                rpc_address="127.0.0.1:0",
+                secret=SECRET,
+                seeds=(),
+                ssl_context=None,
+                config=GatewayConfig(),
+            )
+            got = b""
+            async with HttpClient(retries=1) as checks, HttpClient(retries=1) as upstream:
+                pool = NodePool(StaticRegistry(env, eps), checks, gw.config, random.Random(0))  # type: ignore[arg-type]
+                gw._pool, gw._upstream = pool, upstream
+                await pool.check_all()
+                pool._next = 0  # the flaky node answers first
+                resp = await gw.handle(Request("GET", target, client="1.2.3.4:5"))
+                first = resp.headers.get("x-served-by")
+                with contextlib.suppress(anyio.BrokenResourceError):
+                    async for chunk in resp.body:  # type: ignore[union-attr]
+                        got += chunk
+            for server in servers:
+                await server.shutdown()
+            tg.cancel_scope.cancel()
+        return got, served, first
+
+    got, served, first = anyio.run(main, backend="trio")
+    assert first == "flaky" and served["flaky"] == ["all"]
+    if "/cover" in target:
+        assert len(got) < len(song)  # relayed as is: the client sees the break
+        assert served["good"] == []
+    else:
+        assert got == song  # one unbroken, byte-identical body
+        [resumed_range] = served["good"]
+        start = int(resumed_range.removeprefix("bytes=").split("-")[0])
+        assert cut_at <= start < len(song)

@@ -17,7 +17,8 @@ What it promises:
   on another node. Any other request is tried elsewhere only if it never reached a node
   (connection refused); once it may have been sent, a failure answers 502, since the node
   may have applied it.
-* **Mid-stream failover.** When the node serving ``GET /api/songs/{id}/stream`` breaks off,
+* **Mid-stream failover.** When the node serving ``GET /api/songs/{id}/stream`` (or a
+  Subsonic player's ``GET /rest/stream`` / ``/rest/download``) breaks off,
   the gateway asks another node for the rest (``Range`` from the next byte, ``If-Range`` with
   the song's ETag so it is the same file) and continues the same client response: the
   client sees one unbroken, byte-identical body.
@@ -92,7 +93,9 @@ HOP_BY_HOP = frozenset(
 )
 # Set by the gateway itself: what a client sends under these names is not trusted.
 FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"})
-STREAM_PATH = re.compile(r"^/api/songs/[^/]+/stream$")
+STREAM_PATH = re.compile(r"^(?:/api/songs/[^/]+/stream|/rest/(?:stream|download)(?:\.view)?)$")
+"""Song bodies that resume on another node when theirs breaks off: the REST API's stream and
+the Subsonic API's ``stream`` and ``download`` (music players)."""
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _UPSTREAM_GONE = (
     HttpClientError,
