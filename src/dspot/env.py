@@ -12,10 +12,11 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
+import anyio.to_thread
 import attrs
 
 if TYPE_CHECKING:
@@ -88,6 +89,26 @@ def null_tracer(kind: str, /, **fields: Any) -> None:
     """A tracer that drops every event (production default)."""
 
 
+_T = TypeVar("_T")
+
+
+class Offload(Protocol):
+    """Runs a CPU-heavy pure function (checksums) and returns its result."""
+
+    def __call__(self, fn: Callable[..., _T], /, *args: Any) -> Awaitable[_T]: ...
+
+
+async def run_inline(fn: Callable[..., _T], /, *args: Any) -> _T:
+    """:data:`Offload` for the simulation: runs ``fn`` on the event loop, deterministically."""
+    return fn(*args)
+
+
+async def run_in_thread(fn: Callable[..., _T], /, *args: Any) -> _T:
+    """:data:`Offload` for real processes: a worker thread, so the work overlaps the event
+    loop (hashlib releases the GIL on large buffers)."""
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
 @attrs.define
 class NodeEnv:
     """What one node may use: from :func:`production_env` or from the simulation."""
@@ -101,6 +122,9 @@ class NodeEnv:
     trace: Tracer = null_tracer
     entropy: Callable[[int], bytes] | None = None
     """Unpredictable bytes for nonces and tokens; ``None`` draws them from ``rng`` (simulation)."""
+    offload: Offload = run_inline
+    """Where CPU-heavy pure work runs: inline in the simulation (no threads, so replay stays
+    exact), a worker thread in production."""
     ids: IdGenerator = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -150,4 +174,5 @@ def production_env(
         clock=EventLoopClock(wall_base=wall()),
         logger=logger or logging.getLogger(f"dspot.{node_id}"),
         entropy=secrets.token_bytes,
+        offload=run_in_thread,
     )

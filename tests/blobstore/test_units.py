@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from pathlib import Path
 
 import anyio
 import pytest
@@ -20,7 +21,8 @@ from dspot.blobstore import (
 )
 from dspot.blobstore._local import Tombstoned
 from dspot.blobstore._store import _rechunk
-from dspot.disk import SimDisk
+from dspot.disk import LocalDisk, SimDisk
+from dspot.env import run_in_thread
 from dspot.membership import EventKind, Member, MemberState, ring_successors
 
 
@@ -182,3 +184,33 @@ def test_concurrent_writers_of_the_same_content_leave_one_copy() -> None:
         assert local.count == 1 and local.bytes == 500
 
     run(main)
+
+
+def test_checksums_verified_in_a_worker_thread_on_a_real_disk(tmp_path: Path) -> None:
+    """Production reads verify blocks off the event loop (``run_in_thread``): the same
+    promises as inline: right bytes, and a corrupt block is refused, others still served."""
+
+    async def main() -> None:
+        disk = await LocalDisk.open(tmp_path / "disk")
+        try:
+            local = LocalBlobs(disk, block_size=100, offload=run_in_thread)
+            await local.open()
+            data = random.Random(3).randbytes(1000)
+            ingest = local.ingest("upload-1")
+            await ingest.write(data)
+            copy = await ingest.commit(hashlib.sha256(data).hexdigest(), stored_at=1.0)
+            assert await local.read(copy, 0, 1000) == data
+            assert await local.read(copy, 150, 500) == data[150:650]
+            path = tmp_path / "disk" / "files" / copy.file
+            raw = bytearray(path.read_bytes())
+            raw[420] ^= 0xFF
+            path.write_bytes(bytes(raw))
+            with pytest.raises(CorruptCopy):
+                await local.read(copy, 400, 50)
+            with pytest.raises(CorruptCopy):
+                await local.read(copy, 0, 1000)
+            assert await local.read(copy, 0, 400) == data[:400]
+        finally:
+            await disk.aclose()
+
+    anyio.run(main)

@@ -47,7 +47,7 @@ class BlockHasher:
         return self._whole.hexdigest(), blocks
 
 
-def block_digest(data: bytes) -> bytes:
+def block_digest(data: bytes | memoryview) -> bytes:
     return hashlib.sha256(data).digest()
 
 

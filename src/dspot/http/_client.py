@@ -170,7 +170,7 @@ class _Connection:
                 return event  # type: ignore[return-value]
             try:
                 with anyio.fail_after(timeout):
-                    data = await self.stream.receive(64 * 1024)
+                    data = await self.stream.receive(1024 * 1024)
             except TimeoutError:
                 raise ReadTimeout("no data from server in time") from None
             except anyio.EndOfStream:
