@@ -488,6 +488,92 @@ def test_delete_song_album_artist_and_their_blobs(song_file: bytes) -> None:
     run(main)
 
 
+def test_like_albums_and_artists(song_file: bytes) -> None:
+    async def main() -> None:
+        async with cluster() as c:
+            _, bob, carol = await users(c)
+            song = await upload(bob, "n1", song_file)
+            album_id, artist_id = song["album_id"], song["artist_id"]
+            carol.pos = bob.pos
+            album_like, artist_like = (
+                f"/api/albums/{album_id}/like",
+                f"/api/artists/{artist_id}/like",
+            )
+
+            # Any user may like; the answer is the album / artist as GET shows it.
+            for _ in range(2):  # liking twice is harmless
+                status, album = await carol.call("PUT", "n2", album_like)
+                assert status == 200, album
+                assert album["id"] == album_id and [t["id"] for t in album["tracks"]] == [
+                    song["id"]
+                ]
+            status, artist = await carol.call("PUT", "n3", artist_like)
+            assert status == 200 and artist["id"] == artist_id, artist
+            assert [a["id"] for a in artist["albums"]] == [album_id]
+
+            # My likes, read your writes on another node, paged; bob has none.
+            status, page = await carol.call("GET", "n1", "/api/me/likes/albums")
+            assert status == 200, page
+            assert [a["id"] for a in page["items"]] == [album_id]
+            assert (page["total"], page["page"]) == (1, 1)
+            assert page["items"][0]["song_count"] == 1
+            status, page = await carol.call("GET", "n1", "/api/me/likes/artists")
+            assert [a["id"] for a in page["items"]] == [artist_id] and page["total"] == 1
+            status, page = await carol.call("GET", "n2", "/api/me/likes/albums?page=2&limit=1")
+            assert status == 200 and page["items"] == [] and page["total"] == 1
+            status, problem = await carol.call("GET", "n2", "/api/me/likes/artists?page=0")
+            assert status == 422, problem
+            bob.pos = carol.pos
+            status, page = await bob.call("GET", "n3", "/api/me/likes/albums")
+            assert page["items"] == [] and page["total"] == 0
+            status, page = await carol.call("GET", "n1", "/api/me/likes")  # songs: untouched
+            assert page["items"] == []
+
+            # Unknown ids: 404; no token: 401.
+            for method, path in [
+                ("PUT", "/api/albums/nope/like"),
+                ("DELETE", "/api/albums/nope/like"),
+                ("PUT", f"/api/artists/{album_id}/like"),
+                ("DELETE", "/api/artists/nope/like"),
+            ]:
+                status, problem = await carol.call(method, "n2", path)
+                assert status == 404, (method, path, problem)
+            anonymous = Session(c, {})
+            for method, path in [
+                ("PUT", album_like),
+                ("DELETE", artist_like),
+                ("GET", "/api/me/likes/albums"),
+                ("GET", "/api/me/likes/artists"),
+            ]:
+                status, _ = await anonymous.call(method, "n2", path)
+                assert status == 401, (method, path)
+
+            # Unlike (twice is harmless).
+            for _ in range(2):
+                status, album = await carol.call("DELETE", "n3", album_like)
+                assert status == 200 and album["id"] == album_id, album
+            status, page = await carol.call("GET", "n1", "/api/me/likes/albums")
+            assert page["items"] == [] and page["total"] == 0
+            status, page = await carol.call("GET", "n1", "/api/me/likes/artists")
+            assert page["total"] == 1  # the artist is still liked
+
+            # Deleting the album and artist removes them from the like lists.
+            status, _ = await carol.call("PUT", "n2", album_like)
+            assert status == 200
+            bob.pos = carol.pos
+            for path in (f"/api/songs/{song['id']}", f"/api/albums/{album_id}"):
+                status, problem = await bob.call("DELETE", "n1", path)
+                assert status == 204, problem
+            status, problem = await bob.call("DELETE", "n1", f"/api/artists/{artist_id}")
+            assert status == 204, problem
+            carol.pos = bob.pos
+            for kind in ("albums", "artists"):
+                status, page = await carol.call("GET", "n3", f"/api/me/likes/{kind}")
+                assert page["items"] == [] and page["total"] == 0, kind
+
+    run(main)
+
+
 def test_deleting_a_song_succeeds_when_its_blob_cannot_be_deleted(song_file: bytes) -> None:
     async def main() -> None:
         async with cluster() as c:

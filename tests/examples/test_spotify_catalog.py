@@ -169,6 +169,10 @@ def test_every_entry_type_round_trips() -> None:
         c.MovePlaylistItem(actor="a", playlist_id="p", item_id="i"),
         c.LikeSong(actor="a", song_id="s"),
         c.UnlikeSong(actor="a", song_id="s"),
+        c.LikeAlbum(actor="a", at=4, album_id="al"),
+        c.UnlikeAlbum(actor="a", album_id="al"),
+        c.LikeArtist(actor="a", at=5, artist_id="x"),
+        c.UnlikeArtist(actor="a", artist_id="x"),
         c.RecordPlay(actor="a", song_id="s", count=3),
     ]
     assert {type(e) for e in samples} == set(c.ENTRY_TYPES.values())
@@ -684,6 +688,69 @@ def test_likes_and_plays(db: Db, log: Log) -> None:
     assert c.get_song(db.q, "s2").play_count == 5  # type: ignore[union-attr]
     log.ok(c.DeleteSong(actor="ana", song_id="s5"))
     assert [s.id for s in c.liked_songs(db.q, "bob").items] == []
+
+
+def test_album_and_artist_likes(db: Db, log: Log) -> None:
+    seed_music(log)
+    log.ok(c.LikeAlbum(actor="bob", at=log.at(), album_id="okc"))
+    log.ok(c.LikeAlbum(actor="bob", at=log.at(), album_id="lemonade"))
+    log.ok(c.LikeAlbum(actor="bob", at=log.at(), album_id="okc"))  # twice: harmless
+    log.ok(c.LikeAlbum(actor="ana", at=log.at(), album_id="kida"))
+    log.ok(c.LikeArtist(actor="bob", at=log.at(), artist_id="radio"))
+    log.ok(c.LikeArtist(actor="bob", at=log.at(), artist_id="radio"))
+    log.rejected(c.LikeAlbum(actor="bob", album_id="nope"), "unknown album", "not_found")
+    log.rejected(c.UnlikeAlbum(actor="bob", album_id="nope"), "unknown album", "not_found")
+    log.rejected(c.LikeArtist(actor="bob", artist_id="s1"), "unknown artist", "not_found")
+    log.rejected(c.UnlikeArtist(actor="bob", artist_id="nope"), "unknown artist", "not_found")
+    log.rejected(c.LikeAlbum(album_id="okc"), "", "unauthenticated")
+    log.rejected(c.LikeArtist(actor="ghost", artist_id="radio"), "", "unauthenticated")
+    albums = c.liked_albums(db.q, "bob")
+    # The first like's time counts: liking again does not move okc to the front.
+    assert [a.id for a in albums.items] == ["lemonade", "okc"] and albums.total == 2
+    assert albums.items[1].song_count == 2 and albums.items[1].artist_name == "Radiohead"
+    assert [a.id for a in c.liked_albums(db.q, "bob", page=2, limit=1).items] == ["okc"]
+    assert [a.id for a in c.liked_albums(db.q, "ana").items] == ["kida"]
+    artists = c.liked_artists(db.q, "bob")
+    assert [(a.id, a.album_count) for a in artists.items] == [("radio", 2)]
+    assert artists.total == 1 and c.liked_artists(db.q, "ana").total == 0
+    with pytest.raises(ValueError):
+        c.liked_artists(db.q, "bob", page=0)
+    # Unliking is per user and idempotent.
+    log.ok(c.UnlikeAlbum(actor="bob", album_id="lemonade"))
+    log.ok(c.UnlikeAlbum(actor="bob", album_id="lemonade"))
+    log.ok(c.UnlikeArtist(actor="ana", artist_id="radio"))
+    assert [a.id for a in c.liked_albums(db.q, "bob").items] == ["okc"]
+    assert c.liked_artists(db.q, "bob").total == 1
+    # Deleting an album or artist removes it from every like list.
+    log.ok(c.DeleteSong(actor="ana", song_id="s6"))
+    log.ok(c.DeleteAlbum(actor="ana", album_id="kida"))
+    assert c.liked_albums(db.q, "ana").total == 0
+    log.ok(c.CreateArtist(actor="ana", at=log.at(), artist_id="solo", name="Solo"))
+    log.ok(c.LikeArtist(actor="bob", at=log.at(), artist_id="solo"))
+    assert [a.id for a in c.liked_artists(db.q, "bob").items] == ["solo", "radio"]
+    log.ok(c.DeleteArtist(actor="ana", artist_id="solo"))
+    assert [a.id for a in c.liked_artists(db.q, "bob").items] == ["radio"]
+    assert db.conn.execute("SELECT COUNT(*) FROM album_likes").fetchone() == (1,)
+    assert db.conn.execute("SELECT COUNT(*) FROM artist_likes").fetchone() == (1,)
+    # A replica replaying the log ends in the same state, rejections included.
+    replica = Db()
+    with replica.tx() as tx:
+        for pos, data in log.entries:
+            c.apply_encoded(tx, pos, data)
+    assert replica.dump() == db.dump()
+    assert [a.id for a in c.liked_albums(replica.q, "bob").items] == ["okc"]
+
+
+def test_create_schema_adds_like_tables_to_an_older_database(db: Db, log: Log) -> None:
+    """A replica made before album and artist likes existed gets their tables on start."""
+    seed_music(log)
+    db.conn.execute("DROP TABLE album_likes")
+    db.conn.execute("DROP TABLE artist_likes")
+    with db.tx() as tx:
+        c.create_schema(tx)
+    log.ok(c.LikeAlbum(actor="bob", at=log.at(), album_id="okc"))
+    log.ok(c.LikeArtist(actor="bob", at=log.at(), artist_id="radio"))
+    assert c.liked_albums(db.q, "bob").total == c.liked_artists(db.q, "bob").total == 1
 
 
 def test_works_on_a_raw_sqlite3_connection() -> None:

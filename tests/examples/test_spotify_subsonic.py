@@ -477,9 +477,8 @@ def test_star_and_scrobble(server: Server) -> None:
     assert {s["id"] for s in starred} == {a, b}
     assert all(s["starred"].endswith("Z") for s in starred)
     assert conn.getSong(a)["song"]["starred"]
-    assert [x["name"] for x in conn.getAlbumList2("starred")["albumList2"]["album"]] == [
-        "Token Ring"
-    ]
+    # Starring a song does not star its album (getAlbumList2 "starred" lists starred albums).
+    assert not conn.getAlbumList2("starred")["albumList2"].get("album")
     conn.unstar(b)
     assert [s["id"] for s in conn.getStarred2()["starred2"]["song"]] == [a]
     assert "starred" not in conn.getSong(b)["song"]
@@ -496,6 +495,85 @@ def test_star_and_scrobble(server: Server) -> None:
         conn.scrobble("no-such-song")
     with pytest.raises(libsonic.errors.DataNotFoundError):
         conn.star("no-such-song")
+
+
+def starred_ids(conn: Any) -> dict[str, set[str]]:
+    """The ids in a py-sonic connection's getStarred2, per kind."""
+    doc = conn.getStarred2()["starred2"]
+    return {kind: {x["id"] for x in doc.get(kind, [])} for kind in ("artist", "album", "song")}
+
+
+def test_star_albums_and_artists(server: Server) -> None:
+    conn = server.sonic(server.alice)
+    song_id = server.ids["Gossip Waltz"]
+    song = conn.getSong(song_id)["song"]
+    album_id, artist_id = song["albumId"], song["artistId"]
+    before = starred_ids(conn)
+    assert album_id not in before["album"] and artist_id not in before["artist"]
+    # py-sonic: albumId and artistId.
+    conn.star(albumIds=[album_id], artistIds=[artist_id])
+    doc = conn.getStarred2()["starred2"]
+    [album] = doc["album"]
+    assert (album["id"], album["name"], album["songCount"]) == (album_id, "Token Ring", 2)
+    [artist] = doc["artist"]
+    assert (artist["id"], artist["name"], artist["albumCount"]) == (artist_id, "The Replicas", 1)
+    assert album["starred"].endswith("Z") and artist["starred"].endswith("Z")
+    assert song_id not in {s["id"] for s in doc.get("song", [])}  # the album, not its songs
+    # Albums and artists elsewhere carry their star.
+    assert conn.getAlbum(album_id)["album"]["starred"] == album["starred"]
+    assert conn.getArtist(artist_id)["artist"]["starred"] == artist["starred"]
+    assert conn.getArtist(artist_id)["artist"]["album"][0]["starred"] == album["starred"]
+    [listed] = conn.getAlbumList2("starred")["albumList2"]["album"]
+    assert listed["id"] == album_id and listed["starred"]
+    index = conn.getArtists()["artists"]["index"]
+    assert [a["starred"] for i in index for a in i["artist"]] == [artist["starred"]]
+    found = conn.search3("Token")["searchResult3"]
+    assert found["album"][0]["starred"] == album["starred"]
+    # The REST API sees the same likes.
+    token = server.alice.token
+    likes = api_json(f"{server.base}/api/me/likes/albums", token=token)
+    assert [a["id"] for a in likes["items"]] == [album_id]
+    likes = api_json(f"{server.base}/api/me/likes/artists", token=token)
+    assert [a["id"] for a in likes["items"]] == [artist_id]
+    # Stars are per user: the admin has none, and stars with py-opensonic, by plain ``id``
+    # (which names an album or an artist just as well as a song).
+    admin = server.sonic(server.admin)
+    assert not starred_ids(admin)["album"] and not starred_ids(admin)["artist"]
+    assert "starred" not in admin.getAlbum(album_id)["album"]
+    password = server.admin.subsonic_password
+    with opensonic(server, username="admin", password=password) as osc:
+        assert osc.star(sids=[album_id, artist_id]) is True
+        starred = osc.get_starred2()
+        assert [a.id for a in starred.album or []] == [album_id]
+        assert [a.id for a in starred.artist or []] == [artist_id]
+        assert all(a.starred for a in [*(starred.album or []), *(starred.artist or [])])
+        assert osc.unstar(album_ids=[album_id], artist_ids=[artist_id]) is True
+        starred = osc.get_starred2()
+        assert not starred.album and not starred.artist
+    # An unknown id anywhere in the call: error 70, and nothing of the call is starred.
+    params = server.token_params(server.alice, f="json")
+    split = server.ids["Split Brain"]
+    for bad in (
+        {"id": split, "albumId": "no-such-album"},
+        {"id": split, "artistId": song_id},  # an artistId must name an artist
+        {"id": [split, "no-such-id"]},
+    ):
+        assert http(server.rest("star", **params, **bad)).subsonic["error"]["code"] == 70
+    assert split not in starred_ids(conn)["song"]
+    # Unstarring removes them (twice is harmless); a mix of id, albumId, artistId in one call.
+    conn.unstar(albumIds=[album_id], artistIds=[artist_id])
+    conn.unstar(albumIds=[album_id], artistIds=[artist_id])
+    after = starred_ids(conn)
+    assert album_id not in after["album"] and artist_id not in after["artist"]
+    assert "starred" not in conn.getAlbum(album_id)["album"]
+    assert "starred" not in conn.getArtist(artist_id)["artist"]
+    assert not conn.getAlbumList2("starred")["albumList2"].get("album")
+    conn.star(sids=[song_id], albumIds=[album_id], artistIds=[artist_id])
+    mixed = starred_ids(conn)
+    assert song_id in mixed["song"] and mixed["album"] == {album_id}
+    assert mixed["artist"] == {artist_id}
+    conn.unstar(sids=[song_id, album_id, artist_id])
+    assert starred_ids(conn) == before
 
 
 def test_playlists(server: Server) -> None:

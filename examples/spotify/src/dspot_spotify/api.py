@@ -35,16 +35,20 @@ problem documents).
 ``PUT|DELETE /api/songs/{id}/like``        like / unlike a song → 200 the song
 ``POST /api/songs/{id}/plays``             record one play of the song → 200 the song
 ``GET /api/me/likes``                      ``page``, ``limit`` → a page of the songs I like
+``GET /api/me/likes/albums``               ``page``, ``limit`` → a page of the albums I like
+``GET /api/me/likes/artists``              ``page``, ``limit`` → a page of the artists I like
 ``GET /api/artists``                       ``q``, ``genre``, ``page``, ``limit`` → a page
 ``GET /api/artists/{id}``                  the artist with ``albums`` and ``singles``
 ``PATCH /api/artists/{id}``                ``{"name"}`` → 200 the artist (as GET)
 ``DELETE /api/artists/{id}``               → 204 (409 while it has albums or songs)
+``PUT|DELETE /api/artists/{id}/like``      like / unlike an artist → 200 the artist (as GET)
 ``GET /api/albums``                        ``q``, ``artist``, ``genre``, ``page``, ``limit``
 ``GET /api/albums/{id}``                   the album with its ``tracks``
 ``PATCH /api/albums/{id}``                 any of ``{"title", "artist_id", "year"}`` → 200
                                            the album (as GET)
 ``DELETE /api/albums/{id}``                → 204 (409 while it has songs); its cover blob
                                            is deleted once nothing uses it
+``PUT|DELETE /api/albums/{id}/like``       like / unlike an album → 200 the album (as GET)
 ``GET /api/playlists``                     ``{"items"}``: my playlists
 ``POST /api/playlists``                    ``{"name"}`` → 201 the playlist
 ``GET /api/playlists/{id}``                the playlist with its ``items`` (any user)
@@ -633,6 +637,47 @@ class Api:
         claims = await self.authenticate(request)
         return await self.paged(request, catalog.liked_songs, _song_json, claims.user_id)
 
+    async def my_liked_albums(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        return await self.paged(request, catalog.liked_albums, _album_json, claims.user_id)
+
+    async def my_liked_artists(self, request: Request) -> Response:
+        claims = await self.authenticate(request)
+        return await self.paged(request, catalog.liked_artists, _artist_json, claims.user_id)
+
+    async def like_album(self, request: Request) -> Response:
+        return await self._like_album(request, like=True)
+
+    async def unlike_album(self, request: Request) -> Response:
+        return await self._like_album(request, like=False)
+
+    async def _like_album(self, request: Request, *, like: bool) -> Response:
+        claims = await self.authenticate(request)
+        album_id = request.path_params["album_id"]
+        kind = catalog.LikeAlbum if like else catalog.UnlikeAlbum
+        pos = await self.commit(
+            kind(actor=claims.user_id, at=self.node.now_ms(), album_id=album_id)
+        )
+        detail = await self.album_or_404(album_id)
+        headers = [(LOG_POSITION_HEADER, format_position(pos))]
+        return Response.json(_album_detail_json(detail), headers=headers)
+
+    async def like_artist(self, request: Request) -> Response:
+        return await self._like_artist(request, like=True)
+
+    async def unlike_artist(self, request: Request) -> Response:
+        return await self._like_artist(request, like=False)
+
+    async def _like_artist(self, request: Request, *, like: bool) -> Response:
+        claims = await self.authenticate(request)
+        artist_id = request.path_params["artist_id"]
+        kind = catalog.LikeArtist if like else catalog.UnlikeArtist
+        entry = kind(actor=claims.user_id, at=self.node.now_ms(), artist_id=artist_id)
+        pos = await self.commit(entry)
+        detail = await self.artist_or_404(artist_id)
+        headers = [(LOG_POSITION_HEADER, format_position(pos))]
+        return Response.json(_artist_detail_json(detail), headers=headers)
+
     # -- artists and albums ------------------------------------------------------------------
 
     async def list_artists(self, request: Request) -> Response:
@@ -873,14 +918,20 @@ def build_router(node: SpotifyNode) -> Router:
         ("POST", "/api/songs/{song_id}/plays", api.record_play),
         ("GET", "/api/me", api.me),
         ("GET", "/api/me/likes", api.my_likes),
+        ("GET", "/api/me/likes/albums", api.my_liked_albums),
+        ("GET", "/api/me/likes/artists", api.my_liked_artists),
         ("GET", "/api/artists", api.list_artists),
         ("GET", "/api/artists/{artist_id}", api.get_artist),
         ("PATCH", "/api/artists/{artist_id}", api.update_artist),
         ("DELETE", "/api/artists/{artist_id}", api.delete_artist),
+        ("PUT", "/api/artists/{artist_id}/like", api.like_artist),
+        ("DELETE", "/api/artists/{artist_id}/like", api.unlike_artist),
         ("GET", "/api/albums", api.list_albums),
         ("GET", "/api/albums/{album_id}", api.get_album),
         ("PATCH", "/api/albums/{album_id}", api.update_album),
         ("DELETE", "/api/albums/{album_id}", api.delete_album),
+        ("PUT", "/api/albums/{album_id}/like", api.like_album),
+        ("DELETE", "/api/albums/{album_id}/like", api.unlike_album),
         ("GET", "/api/playlists", api.my_playlists),
         ("POST", "/api/playlists", api.create_playlist),
         ("GET", "/api/playlists/{playlist_id}", api.get_playlist),

@@ -441,6 +441,20 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         ok_content=_json("SongPage"),
         errors=("Invalid",),
     ),
+    ("GET", "/api/me/likes/albums"): Operation(
+        summary="The albums I like, most recently liked first",
+        tag="albums",
+        query=_PAGING,
+        ok_content=_json("AlbumPage"),
+        errors=("Invalid",),
+    ),
+    ("GET", "/api/me/likes/artists"): Operation(
+        summary="The artists I like, most recently liked first",
+        tag="artists",
+        query=_PAGING,
+        ok_content=_json("ArtistPage"),
+        errors=("Invalid",),
+    ),
     ("GET", "/api/artists"): Operation(
         summary="List and search artists",
         tag="artists",
@@ -470,6 +484,20 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         write=True,
         errors=("Forbidden", "NotFound", "Conflict"),
     ),
+    ("PUT", "/api/artists/{artist_id}/like"): Operation(
+        summary="Like an artist",
+        tag="artists",
+        ok_content=_json("ArtistDetail"),
+        write=True,
+        errors=("NotFound",),
+    ),
+    ("DELETE", "/api/artists/{artist_id}/like"): Operation(
+        summary="Unlike an artist",
+        tag="artists",
+        ok_content=_json("ArtistDetail"),
+        write=True,
+        errors=("NotFound",),
+    ),
     ("GET", "/api/albums"): Operation(
         summary="List and search albums",
         tag="albums",
@@ -498,6 +526,20 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         ok_description="Deleted",
         write=True,
         errors=("Forbidden", "NotFound", "Conflict"),
+    ),
+    ("PUT", "/api/albums/{album_id}/like"): Operation(
+        summary="Like an album",
+        tag="albums",
+        ok_content=_json("AlbumDetail"),
+        write=True,
+        errors=("NotFound",),
+    ),
+    ("DELETE", "/api/albums/{album_id}/like"): Operation(
+        summary="Unlike an album",
+        tag="albums",
+        ok_content=_json("AlbumDetail"),
+        write=True,
+        errors=("NotFound",),
     ),
     ("GET", "/api/playlists"): Operation(
         summary="My playlists", tag="playlists", ok_content=_json("PlaylistList")

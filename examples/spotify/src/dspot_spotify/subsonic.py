@@ -371,8 +371,8 @@ def _album_row(r: Sequence[Any]) -> AlbumRow:
     )
 
 
-def album_id3(album: AlbumRow) -> dict[str, Any]:
-    """An album as a Subsonic ``AlbumID3``."""
+def album_id3(album: AlbumRow, starred: int | None = None) -> dict[str, Any]:
+    """An album as a Subsonic ``AlbumID3`` (``starred``: when the caller starred it)."""
     return {
         "id": album.id,
         "name": album.title,
@@ -386,6 +386,7 @@ def album_id3(album: AlbumRow) -> dict[str, Any]:
         "year": album.year,
         "genre": album.genre,
         "genres": [{"name": album.genre}] if album.genre else [],
+        "starred": _iso(starred),
     }
 
 
@@ -398,19 +399,34 @@ def _album(tx: catalog.Tx, album_id: str) -> AlbumRow | None:
     return rows[0] if rows else None
 
 
-def _stars(tx: catalog.Tx, user_id: str, song_ids: Sequence[str]) -> dict[str, int]:
-    """When ``user_id`` starred (liked) each of ``song_ids`` they like."""
+# What a star can name: the like table and its id column, per kind.
+_LIKE_TABLES: Final[Mapping[str, tuple[str, str]]] = {
+    "song": ("likes", "song_id"),
+    "album": ("album_likes", "album_id"),
+    "artist": ("artist_likes", "artist_id"),
+}
+
+
+def _stars(tx: catalog.Tx, user_id: str, ids: Sequence[str], kind: str = "song") -> dict[str, int]:
+    """When ``user_id`` starred (liked) each of the songs (albums, artists) ``ids`` they like."""
+    table, column = _LIKE_TABLES[kind]
     out: dict[str, int] = {}
-    ids = list(dict.fromkeys(song_ids))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for song_id, at in tx.execute(
-            f"SELECT song_id, at FROM likes WHERE user_id = ? AND song_id IN ({marks})",
+        for item_id, at in tx.execute(
+            f"SELECT {column}, at FROM {table} WHERE user_id = ? AND {column} IN ({marks})",
             [user_id, *chunk],
         ):
-            out[str(song_id)] = int(at)
+            out[str(item_id)] = int(at)
     return out
+
+
+def _album_elements(tx: catalog.Tx, user_id: str, albums: Sequence[AlbumRow]) -> list[Any]:
+    """``albums`` as ``AlbumID3`` elements, starred as ``user_id`` starred them."""
+    stars = _stars(tx, user_id, [a.id for a in albums], "album")
+    return [album_id3(a, stars.get(a.id)) for a in albums]
 
 
 def _children(tx: catalog.Tx, user_id: str, songs: Sequence[catalog.SongView]) -> list[Any]:
@@ -438,17 +454,24 @@ def _sort_key(name: str) -> str:
     return " ".join(words).casefold()
 
 
-def _artist_index(tx: catalog.Tx) -> list[dict[str, Any]]:
+def _artist_index(tx: catalog.Tx, user_id: str) -> list[dict[str, Any]]:
     rows = list(
         tx.execute(
-            "SELECT ar.id, ar.name, (SELECT COUNT(*) FROM albums al WHERE al.artist_id = ar.id) "
-            "FROM artists ar"
+            "SELECT ar.id, ar.name, (SELECT COUNT(*) FROM albums al WHERE al.artist_id = ar.id), "
+            "(SELECT l.at FROM artist_likes l WHERE l.user_id = ? AND l.artist_id = ar.id) "
+            "FROM artists ar",
+            (user_id,),
         )
     )
     groups: dict[str, list[dict[str, Any]]] = {}
-    for artist_id, name, albums in sorted(rows, key=lambda r: (_sort_key(r[1]), r[0])):
+    for artist_id, name, albums, starred in sorted(rows, key=lambda r: (_sort_key(r[1]), r[0])):
         groups.setdefault(_index_letter(name), []).append(
-            {"id": artist_id, "name": name, "albumCount": int(albums)}
+            {
+                "id": artist_id,
+                "name": name,
+                "albumCount": int(albums),
+                "starred": _iso(None if starred is None else int(starred)),
+            }
         )
     return [
         {"name": letter, "artist": groups[letter]}
@@ -732,13 +755,18 @@ class SubsonicApi:
     async def get_indexes(self, call: Call) -> Mapping[str, Any]:
         # ifModifiedSince is not honoured: deletions leave no timestamp behind, so "unchanged"
         # cannot be told reliably; the full index is always a correct answer.
+        me = call.me
+
         def query(tx: catalog.Tx) -> Mapping[str, Any]:
             index = [
                 {
                     "name": g["name"],
-                    "artist": [{"id": a["id"], "name": a["name"]} for a in g["artist"]],
+                    "artist": [
+                        {"id": a["id"], "name": a["name"], "starred": a["starred"]}
+                        for a in g["artist"]
+                    ],
                 }
-                for g in _artist_index(tx)
+                for g in _artist_index(tx, me.id)
             ]
             return {
                 "indexes": {
@@ -752,11 +780,12 @@ class SubsonicApi:
         return result
 
     async def get_artists(self, call: Call) -> Mapping[str, Any]:
-        index = await self.read(_artist_index)
+        index = await self.read(_artist_index, call.me.id)
         return {"artists": {"ignoredArticles": " ".join(IGNORED_ARTICLES), "index": index}}
 
     async def get_artist(self, call: Call) -> Mapping[str, Any]:
         artist_id = call.params.require("id")
+        me = call.me
 
         def query(tx: catalog.Tx) -> Mapping[str, Any] | None:
             detail = catalog.get_artist(tx, artist_id)
@@ -773,7 +802,8 @@ class SubsonicApi:
                     "id": detail.artist.id,
                     "name": detail.artist.name,
                     "albumCount": len(albums),
-                    "album": [album_id3(a) for a in albums],
+                    "starred": _iso(_stars(tx, me.id, [artist_id], "artist").get(artist_id)),
+                    "album": _album_elements(tx, me.id, albums),
                 }
             }
 
@@ -791,7 +821,13 @@ class SubsonicApi:
             detail = catalog.get_album(tx, album_id)
             if album is None or detail is None:
                 return None
-            return {"album": {**album_id3(album), "song": _children(tx, me.id, detail.tracks)}}
+            starred = _stars(tx, me.id, [album_id], "album").get(album_id)
+            return {
+                "album": {
+                    **album_id3(album, starred),
+                    "song": _children(tx, me.id, detail.tracks),
+                }
+            }
 
         result: Mapping[str, Any] | None = await self.read(query)
         if result is None:
@@ -835,10 +871,7 @@ class SubsonicApi:
             args.append(" ".join(p.require("genre").split()))
             order = "ORDER BY al.title COLLATE NOCASE, al.id"
         elif kind == "starred":
-            where.append(
-                "al.id IN (SELECT s.album_id FROM likes l JOIN songs s ON s.id = l.song_id "
-                "WHERE l.user_id = ?)"
-            )
+            where.append("al.id IN (SELECT l.album_id FROM album_likes l WHERE l.user_id = ?)")
             args.append(me.id)
             order = "ORDER BY al.title COLLATE NOCASE, al.id"
         elif kind == "recent":
@@ -869,8 +902,10 @@ class SubsonicApi:
                 return [found[i] for i in chosen if i in found]
             return _albums(tx, f"{cond} {order} LIMIT ? OFFSET ?", [*args, size, offset])
 
-        albums: list[AlbumRow] = await self.read(query)
-        return {"albumList2": {"album": [album_id3(a) for a in albums]}}
+        def elements(tx: catalog.Tx) -> list[Any]:
+            return _album_elements(tx, me.id, query(tx))
+
+        return {"albumList2": {"album": await self.read(elements)}}
 
     async def get_random_songs(self, call: Call) -> Mapping[str, Any]:
         p = call.params
@@ -919,12 +954,19 @@ class SubsonicApi:
             songs = _window(catalog.list_songs, tx, counts["song"][1], counts["song"][0], q=q)
             ids = [a.id for a in album_views]
             rows = {a.id: a for a in _albums(tx, f"WHERE al.id IN ({_marks(ids)})", ids)}
+            artist_stars = _stars(tx, me.id, [a.id for a in artists], "artist")
             return {
                 "searchResult3": {
                     "artist": [
-                        {"id": a.id, "name": a.name, "albumCount": a.album_count} for a in artists
+                        {
+                            "id": a.id,
+                            "name": a.name,
+                            "albumCount": a.album_count,
+                            "starred": _iso(artist_stars.get(a.id)),
+                        }
+                        for a in artists
                     ],
-                    "album": [album_id3(rows[i]) for i in ids if i in rows],
+                    "album": _album_elements(tx, me.id, [rows[i] for i in ids if i in rows]),
                     "song": _children(tx, me.id, songs),
                 }
             }
@@ -1004,22 +1046,45 @@ class SubsonicApi:
     # -- stars and plays -----------------------------------------------------------------------
 
     async def _star(self, call: Call, *, like: bool) -> Mapping[str, Any]:
+        """Star or unstar every ``id`` (a song, album or artist id), ``albumId`` and
+        ``artistId``; all are checked before the first is written."""
         p = call.params
-        if p.all("albumId") or p.all("artistId"):
-            raise SubsonicError(GENERIC, "starring albums and artists is not supported")
-        ids = [i for i in p.all("id") if i]
-        if not ids:
+        named = [
+            *((i, None) for i in p.all("id") if i),
+            *((i, "album") for i in p.all("albumId") if i),
+            *((i, "artist") for i in p.all("artistId") if i),
+        ]
+        if not named:
             raise SubsonicError(MISSING_PARAMETER, "required parameter is missing: id")
-        for song_id in ids:
-            if await self.read(catalog.get_song, song_id) is None:
-                album = await self.read(_album, song_id)
-                artist = await self.read(catalog.get_artist, song_id)
-                if album is not None or artist is not None:
-                    raise SubsonicError(GENERIC, "starring albums and artists is not supported")
-                raise SubsonicError(NOT_FOUND, f"no song {song_id}")
-        kind = catalog.LikeSong if like else catalog.UnlikeSong
-        for song_id in dict.fromkeys(ids):
-            await self.commit(call, kind(actor=call.me.id, at=self.node.now_ms(), song_id=song_id))
+
+        def resolve(tx: catalog.Tx) -> list[tuple[str | None, str, str | None]]:
+            """(the kind found or None, the id, the kind asked for) for each named id."""
+            out: list[tuple[str | None, str, str | None]] = []
+            for item_id, wanted in named:
+                kinds = [wanted] if wanted else ["song", "album", "artist"]
+                out.append(
+                    (next((k for k in kinds if _exists(tx, k, item_id)), None), item_id, wanted)
+                )
+            return out
+
+        targets: list[tuple[str, str]] = []
+        for kind, item_id, wanted in await self.read(resolve):
+            if kind is None:
+                raise SubsonicError(NOT_FOUND, f"no {wanted or 'song, album or artist'} {item_id}")
+            targets.append((kind, item_id))
+        me, now = call.me, self.node.now_ms
+        for kind, item_id in dict.fromkeys(targets):
+            entry: catalog.Entry
+            if kind == "song":
+                song_entry = catalog.LikeSong if like else catalog.UnlikeSong
+                entry = song_entry(actor=me.id, at=now(), song_id=item_id)
+            elif kind == "album":
+                album_entry = catalog.LikeAlbum if like else catalog.UnlikeAlbum
+                entry = album_entry(actor=me.id, at=now(), album_id=item_id)
+            else:
+                artist_entry = catalog.LikeArtist if like else catalog.UnlikeArtist
+                entry = artist_entry(actor=me.id, at=now(), artist_id=item_id)
+            await self.commit(call, entry)
         return {}
 
     async def star(self, call: Call) -> Mapping[str, Any]:
@@ -1031,17 +1096,40 @@ class SubsonicApi:
     async def get_starred2(self, call: Call) -> Mapping[str, Any]:
         me = call.me
 
-        def query(tx: catalog.Tx) -> list[Any]:
-            ids = [
+        def query(tx: catalog.Tx) -> Mapping[str, Any]:
+            artists = [
+                {"id": r[0], "name": r[1], "albumCount": int(r[2]), "starred": _iso(int(r[3]))}
+                for r in tx.execute(
+                    "SELECT ar.id, ar.name, (SELECT COUNT(*) FROM albums al "
+                    "WHERE al.artist_id = ar.id), l.at FROM artist_likes l "
+                    "JOIN artists ar ON ar.id = l.artist_id WHERE l.user_id = ? "
+                    "ORDER BY l.at DESC, ar.id",
+                    (me.id,),
+                )
+            ]
+            albums = _albums(
+                tx,
+                "JOIN album_likes l ON l.album_id = al.id WHERE l.user_id = ? "
+                "ORDER BY l.at DESC, al.id",
+                (me.id,),
+            )
+            song_ids = [
                 str(r[0])
                 for r in tx.execute(
                     "SELECT song_id FROM likes WHERE user_id = ? ORDER BY at DESC, song_id",
                     (me.id,),
                 )
             ]
-            return _children(tx, me.id, _songs_by_id(tx, ids))
+            return {
+                "starred2": {
+                    "artist": artists,
+                    "album": _album_elements(tx, me.id, albums),
+                    "song": _children(tx, me.id, _songs_by_id(tx, song_ids)),
+                }
+            }
 
-        return {"starred2": {"artist": [], "album": [], "song": await self.read(query)}}
+        result: Mapping[str, Any] = await self.read(query)
+        return result
 
     async def scrobble(self, call: Call) -> Mapping[str, Any]:
         p = call.params
@@ -1255,6 +1343,12 @@ def _credentials_json(creds: catalog.SubsonicCredentials) -> dict[str, Any]:
 
 def _token(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _exists(tx: catalog.Tx, kind: str, item_id: str) -> bool:
+    """Whether a song, album or artist (``kind``) with id ``item_id`` exists."""
+    table = {"song": "songs", "album": "albums", "artist": "artists"}[kind]
+    return bool(list(tx.execute(f"SELECT 1 FROM {table} WHERE id = ?", (item_id,))))
 
 
 def _marks(values: Sequence[Any]) -> str:

@@ -23,6 +23,8 @@ from dspot_spotify.catalog._entries import (
     DeleteSong,
     Entry,
     InvalidEntry,
+    LikeAlbum,
+    LikeArtist,
     LikeSong,
     MovePlaylistItem,
     RecordPlay,
@@ -32,6 +34,8 @@ from dspot_spotify.catalog._entries import (
     RevokeToken,
     SetSubsonicCredentials,
     SetUserRole,
+    UnlikeAlbum,
+    UnlikeArtist,
     UnlikeSong,
     UpdateAlbum,
     UpdateArtist,
@@ -96,6 +100,14 @@ SCHEMA: Final[tuple[str, ...]] = (
         user_id TEXT NOT NULL, song_id TEXT NOT NULL, at INTEGER NOT NULL,
         PRIMARY KEY (user_id, song_id))""",
     "CREATE INDEX IF NOT EXISTS likes_song ON likes (song_id)",
+    """CREATE TABLE IF NOT EXISTS album_likes (
+        user_id TEXT NOT NULL, album_id TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, album_id))""",
+    "CREATE INDEX IF NOT EXISTS album_likes_album ON album_likes (album_id)",
+    """CREATE TABLE IF NOT EXISTS artist_likes (
+        user_id TEXT NOT NULL, artist_id TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, artist_id))""",
+    "CREATE INDEX IF NOT EXISTS artist_likes_artist ON artist_likes (artist_id)",
     """CREATE TABLE IF NOT EXISTS plays (
         user_id TEXT NOT NULL, song_id TEXT NOT NULL, count INTEGER NOT NULL,
         last_at INTEGER NOT NULL, PRIMARY KEY (user_id, song_id))""",
@@ -522,6 +534,7 @@ def _delete_artist(tx: Tx, e: DeleteArtist) -> None:
     if _one(tx, "SELECT 1 FROM songs WHERE artist_id = ?", (e.artist_id,)):
         raise _Reject("artist still has songs", "conflict")
     n = _scalar(tx, "SELECT n FROM artists WHERE id = ?", (e.artist_id,))
+    _exec(tx, "DELETE FROM artist_likes WHERE artist_id = ?", (e.artist_id,))
     _exec(tx, "DELETE FROM artists_fts WHERE rowid = ?", (n,))
     _exec(tx, "DELETE FROM artists WHERE id = ?", (e.artist_id,))
 
@@ -569,6 +582,7 @@ def _delete_album(tx: Tx, e: DeleteAlbum) -> None:
     if _one(tx, "SELECT 1 FROM songs WHERE album_id = ?", (e.album_id,)):
         raise _Reject("album still has songs", "conflict")
     n = _scalar(tx, "SELECT n FROM albums WHERE id = ?", (e.album_id,))
+    _exec(tx, "DELETE FROM album_likes WHERE album_id = ?", (e.album_id,))
     _exec(tx, "DELETE FROM albums_fts WHERE rowid = ?", (n,))
     _exec(tx, "DELETE FROM albums WHERE id = ?", (e.album_id,))
 
@@ -821,6 +835,33 @@ def _unlike(tx: Tx, e: UnlikeSong) -> None:
     _exec(tx, "UPDATE songs SET like_count = like_count - 1 WHERE id = ?", (e.song_id,))
 
 
+# Album and artist likes: (entry types, table, id column, the catalog table, its noun).
+_LIKE_TARGETS: Final[Mapping[type[Entry], tuple[str, str, str, str]]] = {
+    LikeAlbum: ("album_likes", "album_id", "albums", "album"),
+    UnlikeAlbum: ("album_likes", "album_id", "albums", "album"),
+    LikeArtist: ("artist_likes", "artist_id", "artists", "artist"),
+    UnlikeArtist: ("artist_likes", "artist_id", "artists", "artist"),
+}
+
+
+def _set_like(tx: Tx, e: LikeAlbum | UnlikeAlbum | LikeArtist | UnlikeArtist) -> None:
+    """Add (``Like*``) or drop (``Unlike*``) the actor's like of an album or artist."""
+    actor = _actor(tx, e)
+    table, column, target, noun = _LIKE_TARGETS[type(e)]
+    target_id = e.album_id if isinstance(e, LikeAlbum | UnlikeAlbum) else e.artist_id
+    if not _exists(tx, target, target_id):
+        raise _Reject(f"unknown {noun}", "not_found")
+    if isinstance(e, LikeAlbum | LikeArtist):
+        _exec(
+            tx,
+            f"INSERT INTO {table} (user_id, {column}, at) VALUES (?, ?, ?) "
+            f"ON CONFLICT (user_id, {column}) DO NOTHING",
+            (actor.id, target_id, e.at),
+        )
+    else:
+        _exec(tx, f"DELETE FROM {table} WHERE user_id = ? AND {column} = ?", (actor.id, target_id))
+
+
 def _record_play(tx: Tx, e: RecordPlay) -> None:
     actor = _actor(tx, e)
     if not _exists(tx, "songs", e.song_id):
@@ -860,5 +901,9 @@ _HANDLERS: Final[Mapping[type[Entry], Any]] = {
     MovePlaylistItem: _move_playlist_item,
     LikeSong: _like,
     UnlikeSong: _unlike,
+    LikeAlbum: _set_like,
+    UnlikeAlbum: _set_like,
+    LikeArtist: _set_like,
+    UnlikeArtist: _set_like,
     RecordPlay: _record_play,
 }

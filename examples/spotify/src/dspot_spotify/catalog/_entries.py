@@ -102,7 +102,7 @@ class UpdateArtist(Entry):
 
 @attrs.frozen(kw_only=True)
 class DeleteArtist(Entry):
-    """Delete an artist that has no albums and no songs left."""
+    """Delete an artist that has no albums and no songs left; it also leaves every like list."""
 
     kind: ClassVar[str] = "artist.delete"
     artist_id: str
@@ -134,7 +134,7 @@ class UpdateAlbum(Entry):
 
 @attrs.frozen(kw_only=True)
 class DeleteAlbum(Entry):
-    """Delete an album that has no songs left."""
+    """Delete an album that has no songs left; it also leaves every like list."""
 
     kind: ClassVar[str] = "album.delete"
     album_id: str
@@ -257,6 +257,38 @@ class UnlikeSong(Entry):
 
 
 @attrs.frozen(kw_only=True)
+class LikeAlbum(Entry):
+    """The actor likes (stars) an album (liking twice is harmless)."""
+
+    kind: ClassVar[str] = "album.like"
+    album_id: str
+
+
+@attrs.frozen(kw_only=True)
+class UnlikeAlbum(Entry):
+    """The actor no longer likes an album."""
+
+    kind: ClassVar[str] = "album.unlike"
+    album_id: str
+
+
+@attrs.frozen(kw_only=True)
+class LikeArtist(Entry):
+    """The actor likes (stars) an artist (liking twice is harmless)."""
+
+    kind: ClassVar[str] = "artist.like"
+    artist_id: str
+
+
+@attrs.frozen(kw_only=True)
+class UnlikeArtist(Entry):
+    """The actor no longer likes an artist."""
+
+    kind: ClassVar[str] = "artist.unlike"
+    artist_id: str
+
+
+@attrs.frozen(kw_only=True)
 class RecordPlay(Entry):
     """The actor played a song ``count`` times (a gateway may batch plays)."""
 
@@ -290,6 +322,10 @@ ENTRY_TYPES: Final[Mapping[str, type[Entry]]] = {
         MovePlaylistItem,
         LikeSong,
         UnlikeSong,
+        LikeAlbum,
+        UnlikeAlbum,
+        LikeArtist,
+        UnlikeArtist,
         RecordPlay,
     )
 }

@@ -616,6 +616,32 @@ def liked_songs(tx: Tx, user_id: str, *, page: int = 1, limit: int = 50) -> Page
     return Page(_songs(tx, rows), page, limit, total)
 
 
+def liked_albums(tx: Tx, user_id: str, *, page: int = 1, limit: int = 50) -> Page[AlbumView]:
+    """Albums a user likes, most recently liked first."""
+    page, limit = _paging(page, limit)
+    total = int(_scalar(tx, "SELECT COUNT(*) FROM album_likes WHERE user_id = ?", (user_id,)))
+    rows = _exec(
+        tx,
+        f"{_ALBUM_SELECT} JOIN album_likes l ON l.album_id = al.id WHERE l.user_id = ? "
+        "ORDER BY l.at DESC, al.id LIMIT ? OFFSET ?",
+        (user_id, limit, (page - 1) * limit),
+    )
+    return Page(tuple(_album(r) for r in rows), page, limit, total)
+
+
+def liked_artists(tx: Tx, user_id: str, *, page: int = 1, limit: int = 50) -> Page[ArtistView]:
+    """Artists a user likes, most recently liked first."""
+    page, limit = _paging(page, limit)
+    total = int(_scalar(tx, "SELECT COUNT(*) FROM artist_likes WHERE user_id = ?", (user_id,)))
+    rows = _exec(
+        tx,
+        f"{_ARTIST_SELECT} JOIN artist_likes l ON l.artist_id = ar.id WHERE l.user_id = ? "
+        "ORDER BY l.at DESC, ar.id LIMIT ? OFFSET ?",
+        (user_id, limit, (page - 1) * limit),
+    )
+    return Page(tuple(_artist(r) for r in rows), page, limit, total)
+
+
 def blob_references(tx: Tx, sha256: str) -> int:
     """How many songs, song covers and album covers point at a blob (0: collectable)."""
     return int(
