@@ -88,9 +88,14 @@ async def cluster_survives_losing_a_voter_and_the_observer(*, voter_view: bool) 
             await tg.start(voter, name)
         gw: Membership = await tg.start(observer)
         await anyio.sleep(5.0)
-        # Everyone knows the observer as such; the voters' rings commit with all four up.
+        # Everyone knows the observer as such. With the voter view the ring commits with all
+        # four up; through the raw view it may already stall here (the observer holds a
+        # place in the ring but runs no ring), which the test does not depend on.
         assert all(m.node_id != "gw" or is_observer(m) for m in gw.members())
-        await rings["a"].submit(b"first", timeout=10.0)
+        try:
+            await rings["a"].submit(b"first", timeout=10.0)
+        except (NoQuorum, CommitTimeout):
+            assert not voter_view, "a healthy cluster with an observer must commit"
         for name in ("c", "gw"):
             net.crash(name)
             scopes[name].cancel()
