@@ -8,11 +8,21 @@ token-ring catalog, blob store, HTTP API). The nemesis injects the default fault
 nodes. The clients are tasks of the workload, on hosts of their own (``c1``, ``c2``, ...)
 that partitions do not cut off from the nodes; they talk to the service only over HTTP,
 each request to a randomly chosen node, retrying on another node after a connection error
-or a 503:
+or a 503 (or the gateway's 502/504: its node failed, the outcome is unknown):
 
 * register (or, when an earlier registration's outcome was unknown, log in), then loop:
   upload small synthesized tracks, list and search, log in again, and stream songs with
-  ``Range``, always sending back the highest ``X-Log-Position`` they have seen.
+  ``Range``, always sending back the highest ``X-Log-Position`` they have seen. Each
+  request goes to a random node *or* to the gateway.
+
+The **gateway** (:class:`~dspot_spotify.gateway.Gateway`, plain HTTP) runs on a host of its
+own (``gw``), joins the membership as an observer through the nodes' RPC addresses and
+relays to the nodes it finds in the registry. The nemesis never crashes or partitions it;
+its links to the nodes are slow (so a song takes seconds to relay) and the ``crash_source``
+fault (which replaces ``crash``) usually crashes the node serving the streaming client's
+current download. The **streaming client** (``gs``) uploads one big WAV (to a node directly:
+over the slow gateway links that would take much of the fault window), then downloads it
+through the gateway over and over, whole or by ``Range``.
 
 Checks, all from a client's point of view (DESIGN.md invariants 1, 2, 7):
 
@@ -22,10 +32,15 @@ Checks, all from a client's point of view (DESIGN.md invariants 1, 2, 7):
   returns exactly the uploaded bytes;
 * **durability**: after heal, every upload acknowledged with 201 (and every song a node
   reported as an existing duplicate) is listed by *every* node and streams byte-identical
-  from every node, whole and by ``Range``;
+  from every node and through the gateway, whole and by ``Range``;
 * **convergence**: after heal and a quiet period every node returns the same song list;
 * **liveness**: no client operation started ``SETTLE`` seconds after heal fails, and at the
-  end every node accepts a registration, a login and a new upload.
+  end every node accepts a registration, a login and a new upload;
+* **gateway streams**: every download through the gateway that completes is byte-identical
+  (sha256) to the uploaded slice, always; one that is cut off mid-body is a violation unless
+  the gateway tried to resume it elsewhere and could not (its mid-stream failover promise);
+  downloads started ``SETTLE`` seconds after heal all complete; after the run the gateway is
+  in every node's membership and in no node's token-ring membership (known or configured).
 
 ``sim.data["sabotage"] = "unsynced_single_copy"`` (set from ``run_seed(setup=...)``) runs
 the nodes with one blob copy, written without sync before the acknowledgement: the upload
@@ -36,6 +51,8 @@ loss when the holder crashes.
 from __future__ import annotations
 
 import functools
+import hashlib
+import logging
 import random
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -46,14 +63,19 @@ import anyio
 import anyio.abc
 import attrs
 from dspot.blobstore import BlobStoreConfig
-from dspot.env import NodeEnv
+from dspot.disk import SimDisk
+from dspot.env import EventLoopClock, NodeEnv
 from dspot.errors import DspotError
 from dspot.http import HttpClient
 from dspot.http._client import Timeouts
-from dspot.sim import FaultConfig, Scenario, Simulation
+from dspot.membership import is_observer
+from dspot.sim import FaultConfig, Nemesis, Scenario, Simulation
+from dspot.sim._cluster import SIM_WALL_BASE
+from dspot.transport import LinkModel
 
 from dspot_spotify.api import LOG_POSITION_HEADER
 from dspot_spotify.auth import ScryptParams
+from dspot_spotify.gateway import Gateway, GatewayConfig
 from dspot_spotify.node import NodeConfig, SpotifyNode
 
 __all__ = ["SCENARIO", "scenario"]
@@ -61,6 +83,13 @@ __all__ = ["SCENARIO", "scenario"]
 SECRET = b"simulated spotify cluster secret"
 RPC_PORT = 7100
 HTTP_PORT = 8080
+GATEWAY = "gw"
+"""The gateway's host (and member id): never crashed nor partitioned by the nemesis."""
+GATEWAY_PORT = 8443
+STREAMER = "gs"
+"""The host of the client that downloads the big song through the gateway."""
+GATEWAY_LINK = LinkModel(bandwidth=192 * 1024)
+"""Gateway <-> node links: slow, so a relayed song takes seconds and crashes hit it mid-body."""
 CLIENTS = 3
 SETTLE = 6.0
 """Seconds after heal from which every client operation must succeed."""
@@ -72,6 +101,8 @@ ATTEMPTS = 4
 """Nodes a client tries (after connection errors / 503) before an operation counts as failed."""
 WORKLOAD_TRACKS = 8
 FINAL_TRACKS = 5  # one fresh upload per node at the end (up to 5 nodes)
+BIG_SECONDS = 18.0
+"""Length of the streaming client's song (16 kHz mono 16-bit WAV: about 580 KB)."""
 WORDS = (
     "Aurora", "Basalt", "Cinder", "Dynamo", "Ember", "Fjord", "Gossamer", "Harbor",
     "Ion", "Juniper", "Kestrel", "Lumen", "Mistral",
@@ -83,6 +114,9 @@ BLOBSTORE = BlobStoreConfig(
     chunk_size=32 * 1024,
     block_size=8 * 1024,
     read_size=16 * 1024,
+    # Local reads in 64 KiB steps (not one big read): a song leaves a node in several
+    # segments, so a crash can break a download through the gateway mid-body.
+    local_read_size=64 * 1024,
     call_timeout=3.0,
     read_timeout=2.0,
     upload_idle_timeout=10.0,
@@ -105,7 +139,8 @@ class Track:
 
 @functools.cache
 def tracks() -> tuple[Track, ...]:
-    """Tiny tagged FLAC files (about a second, mono, 16 kHz): a few tens of KiB each."""
+    """Tiny tagged FLAC files (about a second, mono, 16 kHz): a few tens of KiB each; the
+    last one is :func:`big_track`."""
     from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_file
 
     out = []
@@ -127,7 +162,18 @@ def tracks() -> tuple[Track, ...]:
                 cover=make_cover_png(rng, 8) if i % 2 == 0 else None,
             )
             out.append(Track(i, title, word, path.read_bytes()))
+        # The big one, streamed through the gateway (WAV: the size is what matters).
+        i = WORKLOAD_TRACKS + FINAL_TRACKS
+        rng = random.Random(f"spotify-sim-track:{i}")
+        path = Path(tmp) / f"t{i}.wav"
+        path.write_bytes(encode_audio(synthesize(rng, BIG_SECONDS, 16000), 16000, "wav"))
+        tag_file(path, title=f"Nebula Song {i}", artist="Sim Artist Big", album="Sim Long")
+        out.append(Track(i, f"Nebula Song {i}", "Nebula", path.read_bytes()))
     return tuple(out)
+
+
+def big_track() -> Track:
+    return tracks()[WORKLOAD_TRACKS + FINAL_TRACKS]
 
 
 # -- nodes ----------------------------------------------------------------------------------
@@ -139,7 +185,7 @@ def node_config(sim: Simulation) -> NodeConfig:
         cluster_size=len(sim.names),
         scrypt=ScryptParams(n=2**4),  # cheap hashing: the scenario is about the cluster
         blobstore=blobs,
-        max_upload=1024 * 1024,
+        max_upload=2 * 1024 * 1024,
         rpc_call_timeout=3.0,
         commit_timeout=4.0,
         read_wait_timeout=4.0,
@@ -171,6 +217,11 @@ _GONE: tuple[type[BaseException], ...] = (
     anyio.ClosedResourceError,
     anyio.EndOfStream,
 )
+
+
+def base_url(host: str) -> str:
+    """Where ``host`` (a node or the gateway) serves HTTP."""
+    return f"http://{host}:{GATEWAY_PORT if host == GATEWAY else HTTP_PORT}"
 
 
 def parse_pos(text: str | None) -> Position | None:
@@ -282,12 +333,15 @@ class Client:
         started = sim.now()
         last = "no attempt"
         for attempt in range(ATTEMPTS):
-            target = targets[attempt % len(targets)] if targets else self.rng.choice(sim.names)
+            if targets:
+                target = targets[attempt % len(targets)]
+            else:
+                target = self.rng.choice([*sim.names, GATEWAY])
             try:
                 with anyio.fail_after(15.0):
                     resp = await self.http.request(
                         method,
-                        f"http://{target}:{HTTP_PORT}{path}",
+                        f"{base_url(target)}{path}",
                         body=body,
                         json=json,
                         headers=headers or {},
@@ -300,11 +354,15 @@ class Client:
             # 401 for a token of ours is only retryable when we registered with an unknown
             # outcome (409, then login): we have no log position to make a lagging node wait.
             lagging = resp.status == 401 and self.registered_at is None and bool(self.auth)
-            if resp.status == 503 or lagging:
+            # The gateway's 502/504: the node it relayed to failed, the outcome is unknown.
+            relay_failed = target == GATEWAY and resp.status in (502, 504)
+            if resp.status == 503 or lagging or relay_failed:
                 last = f"{target}: {resp.status} {content[:200]!r}"
                 await anyio.sleep(0.3 + 0.5 * self.rng.random())
                 continue
-            reply = Reply(target, resp.status, dict(resp.headers), content)
+            served = resp.headers.get("x-served-by")
+            node = f"{target} (via {served})" if target == GATEWAY and served else target
+            reply = Reply(node, resp.status, dict(resp.headers), content)
             sim.op("spotify." + op, client=self.name, node=target, status=resp.status)
             return reply
         failures(sim).append((op, self.name, started, last))
@@ -480,6 +538,190 @@ class Client:
                 await self.stream(self.rng.choice(known))
 
 
+# -- the gateway and the client streaming through it -----------------------------------------
+
+
+class SimGateway(Gateway):
+    """The gateway, recording when it tried to resume a broken song stream and could not:
+    the only case where its client may see a body cut off."""
+
+    def __init__(self, sim: Simulation, env: NodeEnv) -> None:
+        super().__init__(
+            env,
+            listen=f"{GATEWAY}:{GATEWAY_PORT}",
+            rpc_address=f"{GATEWAY}:{RPC_PORT}",
+            secret=SECRET,
+            seeds=[f"{n}:{RPC_PORT}" for n in sim.names],
+            ssl_context=None,
+            config=GatewayConfig(attempts=ATTEMPTS),
+        )
+        self.sim = sim
+        self.resume_failures: list[tuple[float, str]] = []
+
+    async def _resume(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._resume(*args, **kwargs)
+        except anyio.BrokenResourceError as exc:
+            self.resume_failures.append((self.sim.now(), str(exc)))
+            self.sim.op("spotify.gateway_resume_failed", error=str(exc))
+            raise
+
+
+def gateway_env(sim: Simulation) -> NodeEnv:
+    """The gateway's environment: its own host, RNG and (unused) disk; the simulated clock."""
+    return NodeEnv(
+        node_id=GATEWAY,
+        transport=sim.net.transport(GATEWAY),
+        disk=SimDisk(random.Random(f"disk:{sim.seed}:{GATEWAY}")),
+        rng=random.Random(f"node:{sim.seed}:{GATEWAY}"),
+        clock=EventLoopClock(wall_base=SIM_WALL_BASE),
+        logger=logging.getLogger(f"dspot.sim.{GATEWAY}"),
+        trace=sim.trace.for_node(GATEWAY),
+    )
+
+
+@attrs.define
+class Download:
+    """One download through the gateway, as the streaming client saw it."""
+
+    started: float
+    first: int
+    last: int
+    status: int | None = None
+    served_by: str = ""
+    received: int = 0
+    outcome: str = "failed"
+    """``ok``, ``wrong`` (bytes differ), ``cut`` (body broken off) or ``failed`` (no body
+    or an unexpected status)."""
+    error: str = ""
+    ended: float = 0.0
+
+
+def downloads(sim: Simulation) -> list[Download]:
+    found: list[Download] = _data(sim).setdefault("downloads", [])
+    return found
+
+
+class Streamer(Client):
+    """Uploads the big song (to the nodes directly), then downloads it through the gateway,
+    whole or by ``Range``, until ``stop_at`` (it finishes the download it is in)."""
+
+    async def download(self, song: Song) -> Download:
+        sim = self.sim
+        data = big_track().data
+        first, last = 0, len(data) - 1
+        extra: dict[str, str] = {}
+        if self.rng.random() < 0.6:
+            first = self.rng.randrange(len(data) // 2)
+            last = self.rng.randrange(first + len(data) // 4, len(data))
+            extra["range"] = f"bytes={first}-{last}"
+        d = Download(sim.now(), first, last)
+        downloads(sim).append(d)
+        digest = hashlib.sha256()
+        url = f"{base_url(GATEWAY)}/api/songs/{song.song_id}/stream"
+        try:
+            with anyio.fail_after(60.0):
+                async with await self.http.get(url, headers=self.headers(song.pos, extra)) as resp:
+                    d.status = resp.status
+                    d.served_by = resp.headers.get("x-served-by") or ""
+                    sim.data["stream_source"] = d.served_by
+                    if resp.status != (206 if extra else 200):
+                        d.error = f"status {resp.status}: {(await resp.read())[:200]!r}"
+                    else:
+                        try:
+                            async for chunk in resp.iter_bytes():
+                                digest.update(chunk)
+                                d.received += len(chunk)
+                        except _GONE as exc:
+                            d.outcome, d.error = "cut", f"{type(exc).__name__}: {exc}"
+                        else:
+                            want = hashlib.sha256(data[first : last + 1]).hexdigest()
+                            d.outcome = "ok" if digest.hexdigest() == want else "wrong"
+        except _GONE as exc:
+            if d.outcome == "failed":
+                d.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            sim.data.pop("stream_source", None)
+        d.ended = sim.now()
+        sim.op(
+            "spotify.gateway_download",
+            outcome=d.outcome,
+            status=d.status,
+            node=d.served_by,
+            first=first,
+            last=last,
+            received=d.received,
+        )
+        if d.outcome == "wrong":
+            sim.violation(
+                f"gateway stream: bytes {first}-{last} of {song.song_id} downloaded through the "
+                f"gateway (from {d.served_by}, started {d.started:.3f}s) differ from the upload"
+            )
+        return d
+
+    async def run(self, stop_at: float) -> None:
+        sim = self.sim
+        for _ in range(1000):
+            if await self.register(nodes=[GATEWAY]):
+                break
+            await anyio.sleep(0.5)
+        song = None
+        while song is None and sim.now() < stop_at:
+            song = await self.upload(big_track(), nodes=self.rng.sample(sim.names, len(sim.names)))
+            if song is None:
+                await anyio.sleep(0.5)
+        while song is not None and sim.now() < stop_at:
+            d = await self.download(song)
+            if d.outcome != "ok":
+                await anyio.sleep(0.3)
+
+
+def crash_source(sim: Simulation, kind: str, faults: FaultConfig) -> None:
+    """The ``crash_source`` fault: crash (and later restart, by heal at the latest) the node
+    serving the streaming client's download when there is one, else a random node; never
+    while another node is down. Restarts run in the workload's task group
+    (``sim.data["tasks"]``)."""
+    if kind != "crash_source":
+        raise ValueError(f"unknown fault kind {kind!r}")
+    tasks: anyio.abc.TaskGroup | None = sim.data.get("tasks")
+    if tasks is None or len(sim.live()) < len(sim.names):
+        return
+    source = sim.data.get("stream_source")
+    victim = source if source in sim.names else sim.rng.choice(sim.names)
+    sim.fault("crash", node=victim, source=victim == source)
+    sim.crash(victim)
+    until = min(sim.now() + sim.rng.uniform(faults.min_duration, faults.max_duration), sim.heal_at)
+
+    async def revive() -> None:
+        await anyio.sleep(until - sim.now())
+        await sim.start(victim)
+
+    tasks.start_soon(revive)
+
+
+def nemesis(config: FaultConfig) -> Nemesis:
+    """The default nemesis, plus the ``crash_source`` fault."""
+    return Nemesis(config, on_fault=functools.partial(crash_source, faults=config))
+
+
+def check_gateway_is_observer(sim: Simulation) -> None:
+    """Every node sees the gateway as a member, and no token ring ever counted it."""
+    for name in sim.names:
+        spotify = sim.nodes[name].handle
+        if not isinstance(spotify, SpotifyNode):
+            sim.violation(f"final: {name} is not running at the end")
+            continue
+        member = spotify.membership.get(GATEWAY)
+        if member is None or not is_observer(member):
+            sim.violation(f"gateway: {name}'s membership has no observer {GATEWAY} ({member})")
+        ring = spotify.ring
+        if GATEWAY in ring._known or GATEWAY in ring.core.configured:
+            sim.violation(
+                f"gateway: {name}'s token ring counts the observer {GATEWAY} as a member "
+                f"(known {ring._known}, configured {ring.core.configured})"
+            )
+
+
 # -- the workload and its final checks -------------------------------------------------------
 
 
@@ -487,12 +729,39 @@ async def workload(sim: Simulation) -> None:
     tracks()
     stop_at = sim.duration - STOP_BEFORE_END
     names = [f"c{i}" for i in range(1, CLIENTS + 1)]
-    async with HttpClient(
-        connect=sim.net.transport("checker").connect,
-        timeouts=Timeouts(connect=2.0, read=6.0, write=6.0),
-    ) as checker_http:
+    for name in sim.names:
+        sim.net.set_link(GATEWAY, name, GATEWAY_LINK)
+    gateway = SimGateway(sim, gateway_env(sim))
+    sim.data["gateway"] = gateway
+    async with (
+        HttpClient(
+            connect=sim.net.transport("checker").connect,
+            timeouts=Timeouts(connect=2.0, read=6.0, write=6.0),
+        ) as checker_http,
+        anyio.create_task_group() as outer,
+    ):
+        sim.data["tasks"] = outer
+        await outer.start(gateway.run)
+        # Its read timeout outlasts the gateway's resume window: a resume is not a stall. It
+        # finishes the download it is in at ``stop_at`` (no cut-off of our own making).
+        streamer = Streamer(
+            sim,
+            STREAMER,
+            HttpClient(
+                connect=sim.net.transport(STREAMER).connect,
+                timeouts=Timeouts(connect=2.0, read=20.0, write=20.0),
+            ),
+        )
+        streamer_done = anyio.Event()
+
+        async def stream() -> None:
+            async with streamer.http:
+                await streamer.run(stop_at)
+            streamer_done.set()
+
+        outer.start_soon(stream)
         async with anyio.create_task_group() as tg:
-            clients = []
+            clients: list[Client] = []
             for name in names:
                 http = HttpClient(
                     connect=sim.net.transport(name).connect,
@@ -510,6 +779,14 @@ async def workload(sim: Simulation) -> None:
             await final_checks(sim, checker_http)
         if scope.cancelled_caught:
             sim.violation("the final checks did not finish in time")
+        with anyio.move_on_after(max(1.0, sim.duration - sim.now() + 30.0)) as scope:
+            await streamer_done.wait()
+        if scope.cancelled_caught:
+            sim.violation("the streaming client did not finish its last download in time")
+        check_gateway_is_observer(sim)
+        sim.data["gateway_resumed"] = gateway.resumed
+        sim.trace.record("gateway.end", resumed=gateway.resumed)
+        outer.cancel_scope.cancel()
 
 
 async def final_checks(sim: Simulation, http: HttpClient) -> None:
@@ -563,10 +840,11 @@ async def final_checks(sim: Simulation, http: HttpClient) -> None:
     if len(distinct) > 1:
         sizes = {name: len(v) for name, v in listings.items()}
         sim.violation(f"convergence: the nodes list different songs after heal ({sizes})")
-    # Every acknowledged song streams byte-identical from every node, whole and by Range.
+    # Every acknowledged song streams byte-identical from every node (and through the
+    # gateway), whole and by Range.
     for song in sorted(known.values(), key=lambda s: s.song_id):
         data = tracks()[song.track].data
-        for name in sim.names:
+        for name in [*sim.names, GATEWAY]:
             reply = await checker.send(
                 "final.stream",
                 "GET",
@@ -609,6 +887,34 @@ def check(sim: Simulation) -> None:
         done = {op for op, c, t in successes(sim) if c == name and t > settled}
         if not done:
             sim.violation(f"liveness: no operation of {name} succeeded after heal + {SETTLE:g}s")
+    check_gateway_streams(sim)
+
+
+def check_gateway_streams(sim: Simulation) -> None:
+    """Downloads through the gateway: never cut off unless a resume failed, and all complete
+    once the faults have healed and settled."""
+    settled = sim.heal_at + SETTLE
+    gateway: SimGateway | None = sim.data.get("gateway")
+    resume_failures = gateway.resume_failures if gateway is not None else []
+    done = downloads(sim)
+    for d in done:
+        if d.outcome == "cut":
+            explained = any(d.started <= t <= d.ended for t, _ in resume_failures)
+            if not explained:
+                sim.violation(
+                    f"gateway stream: download of bytes {d.first}-{d.last} started at "
+                    f"{d.started:.3f}s from {d.served_by} was cut off after {d.received} bytes "
+                    f"at {d.ended:.3f}s, and the gateway did not fail to resume it ({d.error})"
+                )
+        if d.outcome != "ok" and d.started > settled:
+            sim.violation(
+                f"liveness: download through the gateway started at {d.started:.3f}s (heal at "
+                f"{sim.heal_at:g}s) ended {d.outcome}: status {d.status}, {d.error}"
+            )
+    if not any(d.outcome == "ok" and d.started > settled for d in done):
+        sim.violation(
+            f"liveness: no download through the gateway completed after heal + {SETTLE:g}s"
+        )
 
 
 SCENARIO = Scenario(
@@ -620,7 +926,21 @@ SCENARIO = Scenario(
     nodes=3,
     duration=34.0,
     heal_fraction=0.5,
-    faults=FaultConfig(),
+    # ``crash_source`` twice: crashes twice as likely as each other fault, so that a crash
+    # hits a download through the gateway in most seeds.
+    faults=FaultConfig(
+        kinds=(
+            "crash_source",
+            "crash_source",
+            "partition",
+            "isolate",
+            "one_way",
+            "loss",
+            "latency",
+            "slow_disk",
+        )
+    ),
+    nemesis=nemesis,
 )
 
 
