@@ -16,7 +16,7 @@ import socket
 import ssl
 import sys
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -372,14 +372,46 @@ class StaticRegistry:
         return list(self.endpoints)
 
 
-def test_gets_are_retried_on_another_node_and_posts_are_not() -> None:
+@contextlib.asynccontextmanager
+async def gateway_over(
+    nodes: list[tuple[str, anyio.abc.SocketListener]],
+) -> AsyncIterator[tuple[Any, Any]]:
+    """A gateway (not serving, no membership) whose pool is these fake nodes, checked once:
+    drive it with ``gateway.handle(request)``."""
     from dspot_spotify.gateway import Gateway, GatewayConfig, NodePool
 
     from dspot.disk import SimDisk
     from dspot.env import production_env
-    from dspot.http import Headers, HttpClient, HTTPError, HttpServer, Request, Response, Router
+    from dspot.http import HttpClient
     from dspot.registry import Endpoint
     from dspot.transport import TcpTransport
+
+    env = production_env("gw-test", TcpTransport(), SimDisk(random.Random(0)))
+    eps = [
+        Endpoint(
+            "spotify-http", name, f"127.0.0.1:{lst.extra(SocketAttribute.local_port)}", name, 1e12
+        )
+        for name, lst in nodes
+    ]
+    gw = Gateway(
+        env,
+        listen="127.0.0.1:0",
+        rpc_address="127.0.0.1:0",
+        secret=SECRET,
+        seeds=(),
+        ssl_context=None,
+        config=GatewayConfig(),
+    )
+    async with HttpClient(retries=1) as checks, HttpClient(retries=1) as upstream:
+        pool = NodePool(StaticRegistry(env, eps), checks, gw.config, random.Random(0))  # type: ignore[arg-type]
+        gw._pool, gw._upstream = pool, upstream
+        await pool.check_all()
+        yield gw, pool
+
+
+def test_gets_are_retried_on_another_node_and_posts_are_not() -> None:
+
+    from dspot.http import Headers, HTTPError, HttpServer, Request, Response, Router
 
     async def main() -> None:
         hangups: list[bytes] = []
@@ -419,30 +451,10 @@ def test_gets_are_retried_on_another_node_and_posts_are_not() -> None:
             server = HttpServer(good)
             tg.start_soon(bad_listener.serve, hang_up)
             await tg.start(server.serve, good_listener)
-            env = production_env("gw-test", TcpTransport(), SimDisk(random.Random(0)))
-            eps = [
-                Endpoint(
-                    "spotify-http",
-                    name,
-                    f"127.0.0.1:{lst.extra(SocketAttribute.local_port)}",
-                    name,
-                    1e12,
-                )
-                for name, lst in (("bad", bad_listener), ("good", good_listener))
-            ]
-            gw = Gateway(
-                env,
-                listen="127.0.0.1:0",
-                rpc_address="127.0.0.1:0",
-                secret=SECRET,
-                seeds=(),
-                ssl_context=None,
-                config=GatewayConfig(),
-            )
-            async with HttpClient(retries=1) as checks, HttpClient(retries=1) as upstream:
-                pool = NodePool(StaticRegistry(env, eps), checks, gw.config, random.Random(0))  # type: ignore[arg-type]
-                gw._pool, gw._upstream = pool, upstream
-                await pool.check_all()
+            async with gateway_over([("bad", bad_listener), ("good", good_listener)]) as (
+                gw,
+                pool,
+            ):
                 assert [e.instance for e in pool.healthy()] == ["bad", "good"]
 
                 # A POST reached the bad node, which died: not sent again, 502.
@@ -491,20 +503,14 @@ def test_gets_are_retried_on_another_node_and_posts_are_not() -> None:
     ],
 )
 def test_a_song_body_cut_off_mid_way_continues_from_another_node(target: str) -> None:
-    from dspot_spotify.gateway import Gateway, GatewayConfig, NodePool
 
-    from dspot.disk import SimDisk
-    from dspot.env import production_env
     from dspot.http import (
-        HttpClient,
         HttpServer,
         Request,
         Response,
         Router,
         representation_response,
     )
-    from dspot.registry import Endpoint
-    from dspot.transport import TcpTransport
 
     song = random.Random(5).randbytes(3 * 1024 * 1024 + 17)
     etag = '"song-sha"'
@@ -552,31 +558,11 @@ def test_a_song_body_cut_off_mid_way_continues_from_another_node(target: str) ->
                 server = HttpServer(fake_node(name, served[name]))
                 servers.append(server)
                 await tg.start(server.serve, listener)
-            env = production_env("gw-test", TcpTransport(), SimDisk(random.Random(0)))
-            eps = [
-                Endpoint(
-                    "spotify-http",
-                    name,
-                    f"127.0.0.1:{lst.extra(SocketAttribute.local_port)}",
-                    name,
-                    1e12,
-                )
-                for name, lst in (("flaky", flaky_listener), ("good", good_listener))
-            ]
-            gw = Gateway(
-                env,
-                listen="127.0.0.1:0",
-                rpc_address="127.0.0.1:0",
-                secret=SECRET,
-                seeds=(),
-                ssl_context=None,
-                config=GatewayConfig(),
-            )
             got = b""
-            async with HttpClient(retries=1) as checks, HttpClient(retries=1) as upstream:
-                pool = NodePool(StaticRegistry(env, eps), checks, gw.config, random.Random(0))  # type: ignore[arg-type]
-                gw._pool, gw._upstream = pool, upstream
-                await pool.check_all()
+            async with gateway_over([("flaky", flaky_listener), ("good", good_listener)]) as (
+                gw,
+                pool,
+            ):
                 pool._next = 0  # the flaky node answers first
                 resp = await gw.handle(Request("GET", target, client="1.2.3.4:5"))
                 first = resp.headers.get("x-served-by")

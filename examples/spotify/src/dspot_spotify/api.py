@@ -455,22 +455,7 @@ class Api:
         await self.authenticate(request, allow_query_token=True)  # for <audio src>
         await self.catch_up(request)
         song = await self.song_or_404(request.path_params["song_id"])
-        blobs = self.node.blobs
-        sha = song.blob_sha256
-
-        async def read(offset: int, length: int) -> AsyncIterator[bytes]:
-            async with contextlib.aclosing(blobs.get(sha, offset, length)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-
-        return representation_response(
-            request,
-            size=song.size,
-            read=read,
-            content_type=song.mime,
-            etag=f'"{sha}"',
-            headers=[("cache-control", "private, max-age=31536000, immutable")],
-        )
+        return song_audio(self.node, request, song)
 
     async def cover(self, request: Request) -> Response:
         await self.authenticate(request, allow_query_token=True)  # for <img src>
@@ -897,6 +882,29 @@ def _song_with_blob(tx: catalog.Tx, sha256: str) -> str | None:
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def song_audio(
+    node: SpotifyNode, request: Request, song: catalog.SongView, *extra: tuple[str, str]
+) -> Response:
+    """The song's audio from the blob store, with Range/206, its sha256 as the ETag and
+    conditional requests (the REST and the Subsonic API serve it alike)."""
+    blobs = node.blobs
+    sha = song.blob_sha256
+
+    async def read(offset: int, length: int) -> AsyncIterator[bytes]:
+        async with contextlib.aclosing(blobs.get(sha, offset, length)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    return representation_response(
+        request,
+        size=song.size,
+        read=read,
+        content_type=song.mime,
+        etag=f'"{sha}"',
+        headers=[("cache-control", "private, max-age=31536000, immutable"), *extra],
+    )
 
 
 def build_router(node: SpotifyNode) -> Router:

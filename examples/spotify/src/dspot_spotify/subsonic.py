@@ -25,7 +25,6 @@ check them. Ids are the catalog's ids; a cover-art id is a song or album id.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -33,14 +32,14 @@ import re
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Concatenate, Final, ParamSpec, TypeVar
 from urllib.parse import parse_qsl
 
 import attrs
 from dspot.blobstore import BlobStoreError
-from dspot.http import HTTPError, Request, Response, Router, representation_response
+from dspot.http import HTTPError, Request, Response, Router
 
 from dspot_spotify import __version__, accounts, catalog
 from dspot_spotify.node import SpotifyNode
@@ -983,22 +982,9 @@ class SubsonicApi:
         return song
 
     def _audio(self, request: Request, song: catalog.SongView, *extra: tuple[str, str]) -> Response:
-        blobs = self.node.blobs
-        sha = song.blob_sha256
+        from dspot_spotify.api import song_audio  # api imports this module
 
-        async def read(offset: int, length: int) -> AsyncIterator[bytes]:
-            async with contextlib.aclosing(blobs.get(sha, offset, length)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-
-        return representation_response(
-            request,
-            size=song.size,
-            read=read,
-            content_type=song.mime,
-            etag=f'"{sha}"',
-            headers=[("cache-control", "private, max-age=31536000, immutable"), *extra],
-        )
+        return song_audio(self.node, request, song, *extra)
 
     async def stream(self, call: Call) -> Response:
         song = await self._song(call.params.require("id"))
