@@ -68,7 +68,7 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster(seed: int = 1) -> AsyncIterator[Cluster]:
+async def cluster(seed: int = 1, config: NodeConfig = CONFIG) -> AsyncIterator[Cluster]:
     net = SimNetwork(random.Random(seed))
     nodes: dict[str, SpotifyNode] = {}
     async with anyio.create_task_group() as tg:
@@ -85,7 +85,7 @@ async def cluster(seed: int = 1) -> AsyncIterator[Cluster]:
                 http_address=f"{name}:{HTTP_PORT}",
                 secret=SECRET,
                 seeds=[f"{n}:{RPC_PORT}" for n in NAMES if n != name],
-                config=CONFIG,
+                config=config,
             )
             await tg.start(node.run)
             nodes[name] = node

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,21 +12,17 @@ import anyio
 import attrs
 import pytest
 from dspot_spotify.api import LOG_POSITION_HEADER
-from dspot_spotify.node import EventHub, NodeConfig, SpotifyNode
+from dspot_spotify.node import EventHub, NodeConfig
 from prometheus_client.parser import text_string_to_metric_families
 
-from dspot.disk import SimDisk
-from dspot.env import NodeEnv
-from dspot.http import HttpClient, WebSocket, WebSocketHandshakeError, connect_websocket
+from dspot.http import WebSocket, WebSocketHandshakeError, connect_websocket
 from dspot.membership import MemberState
-from dspot.transport import SimNetwork
 from tests.examples import test_spotify_node as node_tests
 from tests.examples.test_spotify_node import (
     CONFIG,
     HTTP_PORT,
     NAMES,
     RPC_PORT,
-    SECRET,
     Cluster,
     login,
     run,
@@ -43,31 +38,8 @@ R2 = attrs.evolve(CONFIG, blobstore=attrs.evolve(CONFIG.blobstore, replicas=2, w
 
 @asynccontextmanager
 async def cluster(config: NodeConfig = R2, seed: int = 1) -> AsyncIterator[Cluster]:
-    net = SimNetwork(random.Random(seed))
-    nodes: dict[str, SpotifyNode] = {}
-    async with anyio.create_task_group() as tg:
-        for i, name in enumerate(NAMES):
-            env = NodeEnv(
-                node_id=name,
-                transport=net.transport(name),
-                disk=SimDisk(random.Random(seed * 100 + i)),
-                rng=random.Random(seed * 1000 + i),
-            )
-            node = SpotifyNode(
-                env,
-                rpc_address=f"{name}:{RPC_PORT}",
-                http_address=f"{name}:{HTTP_PORT}",
-                secret=SECRET,
-                seeds=[f"{n}:{RPC_PORT}" for n in NAMES if n != name],
-                config=config,
-            )
-            await tg.start(node.run)
-            nodes[name] = node
-        async with HttpClient(connect=net.transport("client").connect) as client:
-            c = Cluster(net, nodes, client)
-            await c.wait_ready()
-            yield c
-        tg.cancel_scope.cancel()
+    async with node_tests.cluster(seed, config) as c:
+        yield c
 
 
 async def get_json(c: Cluster, node: str, path: str, auth: dict[str, str]) -> Any:
