@@ -18,19 +18,19 @@ import os
 import random
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
-import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 import pytest
 from dspot_spotify.demo import generate_demo_library, make_cover_png, tag_file
 from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+
+from tests.examples.test_spotify_processes import free_port_range, until
 
 pytestmark = pytest.mark.slow
 
@@ -41,34 +41,6 @@ ADMIN_PASSWORD = "e2e admin password"
 DESKTOP = {"width": 1366, "height": 850}
 LONG_TITLE = "Failover Tone"
 LONG_SECONDS = 60
-
-
-def free_port_range(n: int) -> int:
-    """A base port such that ``base .. base + n - 1`` are all free on loopback right now."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
-
-
-def until(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @attrs.frozen
