@@ -179,6 +179,7 @@ class Server:
     bob: User
     songs: dict[str, bytes]  # song id -> uploaded bytes
     ids: dict[str, str]  # title -> song id
+    data: Path  # the node's data directory
 
     def rest(self, name: str, **params: Any) -> str:
         return f"{self.base}/rest/{name}?{urlencode(params, doseq=True)}"
@@ -277,7 +278,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             songs[song["id"]] = audio
             ids[title] = song["id"]
         host, _, port = base.removeprefix("http://").rpartition(":")
-        yield Server(base, host, int(port), admin, alice, bob, songs, ids)
+        yield Server(base, host, int(port), admin, alice, bob, songs, ids, data)
     finally:
         node.close()
 
@@ -759,3 +760,38 @@ def test_credentials_and_stars_replicate(tmp_path: Path) -> None:
             assert (await resp.json(dict))["subsonic-response"]["tokenInfo"]["username"] == "alice"
 
     run(main)
+
+
+def test_the_catalog_holds_subsonic_credentials_only_sealed(server: Server) -> None:
+    """The log and the replica keep the Subsonic password sealed with a key derived from the
+    cluster secret, and only a keyed hash of the API key: a copy of the node's disk
+    without the secret reveals neither."""
+    dave = with_subsonic(server.base, register(server.base, "dave", "dave web password"))
+    assert dave.subsonic_password and dave.api_key
+    disk = server.data / "disk"
+    stored = b"".join(p.read_bytes() for p in sorted(disk.rglob("*")) if p.is_file())
+    assert dave.subsonic_password.encode() not in stored
+    assert dave.api_key.encode() not in stored
+    # ... yet both work against the node (it opens the sealed password with its key).
+    assert server.sonic(dave).ping() is True
+    assert http(server.rest("ping", apiKey=dave.api_key, f="json")).subsonic["status"] == "ok"
+
+
+def test_credential_box_binds_owner_and_key() -> None:
+    from dspot_spotify.auth import CredentialBox, SealedValueError, derive_box_key
+
+    box = CredentialBox(derive_box_key(b"cluster secret number one"))
+    other = CredentialBox(derive_box_key(b"cluster secret number two"))
+    sealed = box.seal("s3cret-subsonic-pw", owner="u1", nonce=b"\x01" * 12)
+    assert "s3cret" not in sealed
+    tampered = sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]
+    assert box.open(sealed, owner="u1") == "s3cret-subsonic-pw"
+    for attempt in (
+        lambda: box.open(sealed, owner="u2"),  # moved to another user
+        lambda: other.open(sealed, owner="u1"),  # another cluster's key
+        lambda: box.open(tampered, owner="u1"),  # one character changed
+        lambda: box.open("not base64 !", owner="u1"),
+    ):
+        with pytest.raises(SealedValueError):
+            attempt()
+    assert box.tag("key") == box.tag("key") != other.tag("key")

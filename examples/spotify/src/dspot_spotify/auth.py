@@ -324,3 +324,61 @@ def _expect(body: object, key: str, kind: type[_T]) -> _T:
     if not isinstance(value, kind) or isinstance(value, bool):
         raise TypeError(f"bad {key}")
     return value
+
+
+# -- sealed service credentials -----------------------------------------------------------------
+
+_BOX_LABEL: Final = b"dspot-spotify credential box v1"
+_NONCE_BYTES: Final = 12
+
+
+class SealedValueError(ValueError):
+    """A sealed value that this cluster's key does not open (tampered, or another cluster's)."""
+
+
+class CredentialBox:
+    """Seals per-user service credentials that a protocol needs in clear (Subsonic's
+    ``t = md5(password + salt)``), so the catalog log and its replicas hold only ciphertext.
+
+    The key comes from the cluster secret (:func:`derive_box_key`): a copy of a node's disk
+    without the secret file reveals nothing. Sealing is AES-GCM bound to the owner's id (a
+    sealed value moved to another user does not open); :meth:`tag` is a keyed hash for
+    looking a secret up without storing it.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("a credential box key is 32 bytes")
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._aead = AESGCM(key)
+        self._tag_key = hmac.new(key, b"tag", hashlib.sha256).digest()
+
+    def seal(self, plaintext: str, *, owner: str, nonce: bytes) -> str:
+        """``plaintext`` sealed for ``owner`` (``nonce``: 12 unpredictable bytes, never reused)."""
+        if len(nonce) != _NONCE_BYTES:
+            raise ValueError("the nonce is 12 bytes")
+        sealed = self._aead.encrypt(nonce, plaintext.encode(), owner.encode())
+        return _b64e(nonce + sealed)
+
+    def open(self, sealed: str, *, owner: str) -> str:
+        """The plaintext of :meth:`seal`; :class:`SealedValueError` if it does not open."""
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            raw = _b64d(sealed)
+            nonce, body = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
+            return self._aead.decrypt(nonce, body, owner.encode()).decode()
+        except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
+            raise SealedValueError("a sealed credential does not open with this key") from None
+
+    def tag(self, value: str) -> str:
+        """A keyed hash of ``value`` (equal values, equal tags; not reversible)."""
+        return _b64e(hmac.new(self._tag_key, value.encode(), hashlib.sha256).digest())
+
+
+def derive_box_key(cluster_secret: bytes) -> bytes:
+    """The :class:`CredentialBox` key for a cluster secret (separate from the token key)."""
+    if len(cluster_secret) < 16:
+        raise ValueError("cluster secret must be at least 16 bytes")
+    return hmac.new(cluster_secret, _BOX_LABEL, hashlib.sha256).digest()

@@ -42,7 +42,14 @@ from dspot.rpc import RetryPolicy, RpcNode
 from dspot.tokenring import CommittedEntry, TokenRing, TokenRingConfig
 
 from dspot_spotify import catalog, observe
-from dspot_spotify.auth import DEFAULT_SCRYPT, ScryptParams, TokenSigner, derive_token_key
+from dspot_spotify.auth import (
+    DEFAULT_SCRYPT,
+    CredentialBox,
+    ScryptParams,
+    TokenSigner,
+    derive_box_key,
+    derive_token_key,
+)
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.upload import DEFAULT_MAX_UPLOAD
@@ -158,6 +165,8 @@ class SpotifyNode:
             token_bytes=env.secure_token,
             ttl_ms=self.config.token_ttl_ms,
         )
+        self.credentials = CredentialBox(derive_box_key(secret))
+        """Seals the per-user credentials that a protocol needs in clear (Subsonic)."""
         self.replica = CatalogReplica(env.disk.db)
         self.events = EventHub(self.config.event_queue)
         self.metrics = NodeMetrics(env.clock.now)

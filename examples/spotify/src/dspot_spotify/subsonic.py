@@ -42,6 +42,7 @@ from dspot.blobstore import BlobStoreError
 from dspot.http import HTTPError, Request, Response, Router
 
 from dspot_spotify import __version__, accounts, catalog
+from dspot_spotify.auth import SealedValueError
 from dspot_spotify.node import SpotifyNode
 from dspot_spotify.tags import sniff_image_mime
 
@@ -73,7 +74,6 @@ MUSIC_FOLDER_ID: Final = 1
 MAX_LIST: Final = 500
 _FORM: Final = "application/x-www-form-urlencoded"
 _SECRET_BYTES: Final = 18  # 24 base64url characters for the Subsonic password
-_API_KEY_BYTES: Final = 32
 _WEB_PASSWORD_CACHE: Final = 256
 
 
@@ -641,7 +641,8 @@ class SubsonicApi:
         if api_key is not None:
             if any(v is not None for v in (username, password, token, salt)):
                 raise SubsonicError(CONFLICTING_AUTH, "apiKey cannot be combined with u, p, t or s")
-            creds = await self.read(catalog.subsonic_credentials_by_api_key, api_key)
+            tag = self.node.credentials.tag(api_key)
+            creds = await self.read(catalog.subsonic_credentials_by_api_key, tag)
             user = None if creds is None else await self.read(catalog.get_user, creds.user_id)
             if user is None:
                 raise SubsonicError(INVALID_API_KEY, "invalid API key")
@@ -667,7 +668,10 @@ class SubsonicApi:
                 "token authentication (t, s) needs the user's Subsonic password "
                 "(GET /api/me/subsonic); none is set for this user",
             )
-        expected = hashlib.md5((creds.password + salt).encode(), usedforsecurity=False)
+        plain = self._password_of(creds)
+        if plain is None:
+            raise SubsonicError(WRONG_CREDENTIALS, "wrong username or password")
+        expected = hashlib.md5((plain + salt).encode(), usedforsecurity=False)
         if not hmac.compare_digest(expected.hexdigest().encode(), token.lower().encode()):
             raise SubsonicError(WRONG_CREDENTIALS, "wrong username or password")
         return user
@@ -676,9 +680,8 @@ class SubsonicApi:
         user = await self.read(catalog.get_user_by_username, username)
         if user is not None:
             creds = await self.read(catalog.subsonic_credentials, user.id)
-            if creds is not None and hmac.compare_digest(
-                creds.password.encode(), password.encode()
-            ):
+            plain = None if creds is None else self._password_of(creds)
+            if plain is not None and hmac.compare_digest(plain.encode(), password.encode()):
                 return user
             # A web password costs an scrypt hash (~50 ms); remember recent successes.
             key = (user.id, user.password_hash, hashlib.sha256(password.encode()).digest())
@@ -1285,8 +1288,9 @@ class SubsonicApi:
         first use; then the answer carries the write's ``X-Log-Position``)."""
         claims = await self.api.authenticate(request)
         creds = await self.read(catalog.subsonic_credentials, claims.user_id)
-        if creds is not None:
-            return Response.json(_credentials_json(creds))
+        password = None if creds is None else self._password_of(creds)
+        if creds is not None and password is not None:
+            return Response.json(self._credentials_json(creds, password))
         return await self._new_credentials(claims.user_id)
 
     async def rotate_credentials(self, request: Request) -> Response:
@@ -1299,12 +1303,16 @@ class SubsonicApi:
         from dspot_spotify.api import LOG_POSITION_HEADER, format_position  # imports us
 
         env = self.node.env
+        box = self.node.credentials
+        password = _token(env.secure_token(_SECRET_BYTES))
+        # The log and every replica hold the password sealed and only a keyed hash of the
+        # API key (which is derived from the password, so it can be shown again).
         entry = catalog.SetSubsonicCredentials(
             actor=user_id,
             at=self.node.now_ms(),
             user_id=user_id,
-            password=_token(env.secure_token(_SECRET_BYTES)),
-            api_key=_token(env.secure_token(_API_KEY_BYTES)),
+            password=box.seal(password, owner=user_id, nonce=env.secure_token(12)),
+            api_key=box.tag(self._api_key(user_id, password)),
         )
         position = await self.api.commit(entry)
         creds: catalog.SubsonicCredentials | None = await self.read(
@@ -1313,18 +1321,33 @@ class SubsonicApi:
         if creds is None:  # committed and applied above, so this is a broken replica
             raise HTTPError(500, "Subsonic credentials vanished after they were stored")
         return Response.json(
-            _credentials_json(creds), headers=[(LOG_POSITION_HEADER, format_position(position))]
+            self._credentials_json(creds, password),
+            headers=[(LOG_POSITION_HEADER, format_position(position))],
         )
 
+    def _password_of(self, creds: catalog.SubsonicCredentials) -> str | None:
+        """The Subsonic password in clear (opened with the cluster's credential key), or
+        None when it does not open (sealed under another cluster secret)."""
+        try:
+            return self.node.credentials.open(creds.password, owner=creds.user_id)
+        except SealedValueError:
+            self.node.env.log(30, "subsonic.credentials_unreadable", user=creds.user_id)
+            return None
 
-def _credentials_json(creds: catalog.SubsonicCredentials) -> dict[str, Any]:
-    return {
-        "username": creds.username,
-        "password": creds.password,
-        "api_key": creds.api_key,
-        "updated_at": creds.updated_at,
-        "path": "/rest",
-    }
+    def _api_key(self, user_id: str, password: str) -> str:
+        """The user's API key: a keyed hash of their Subsonic password (rotates with it)."""
+        return self.node.credentials.tag(f"api-key\0{user_id}\0{password}")
+
+    def _credentials_json(
+        self, creds: catalog.SubsonicCredentials, password: str
+    ) -> dict[str, Any]:
+        return {
+            "username": creds.username,
+            "password": password,
+            "api_key": self._api_key(creds.user_id, password),
+            "updated_at": creds.updated_at,
+            "path": "/rest",
+        }
 
 
 def _token(data: bytes) -> str:

@@ -57,7 +57,7 @@ SCHEMA: Final[tuple[str, ...]] = (
         username TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL,
         role TEXT NOT NULL, created_at INTEGER NOT NULL,
         tokens_valid_after INTEGER NOT NULL DEFAULT 0)""",
-    # Subsonic API credentials (plain: the protocol's token scheme needs the password).
+    # Subsonic API credentials: the password sealed, the API key as a keyed hash (auth.py).
     """CREATE TABLE IF NOT EXISTS subsonic_credentials (
         user_id TEXT PRIMARY KEY, password TEXT NOT NULL, api_key TEXT NOT NULL UNIQUE,
         updated_at INTEGER NOT NULL)""",

@@ -61,9 +61,11 @@ class ChangePassword(Entry):
 class SetSubsonicCredentials(Entry):
     """Give a user a new Subsonic password and API key (the user or an admin).
 
-    Both are random strings made by the server, stored as given: Subsonic's token scheme
-    (``t = md5(password + salt)``) needs the plain password on every replica. They replace
-    the previous pair, which stops working.
+    Subsonic's token scheme (``t = md5(password + salt)``) needs the plain password on every
+    node, so the writer stores it *sealed* with the cluster's credential key
+    (:class:`dspot_spotify.auth.CredentialBox`) and ``api_key`` is only a keyed hash of the
+    key; the log checks their shape and keeps them as given. They replace the previous
+    pair, which stops working.
     """
 
     kind: ClassVar[str] = "user.subsonic_credentials"
