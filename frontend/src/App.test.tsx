@@ -2,7 +2,7 @@ import { cleanup, render, screen, waitFor, within } from "@testing-library/react
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ApiClient } from "./api/client";
-import type { Cluster, Song } from "./api/types";
+import type { Album, Artist, Cluster, Song } from "./api/types";
 import { App } from "./App";
 
 const song: Song = {
@@ -25,6 +25,21 @@ const song: Song = {
   created_by: "u1",
   created_at: 0,
 };
+
+const album: Album = {
+  id: "al1",
+  title: "Fixtures",
+  artist_id: "a1",
+  artist_name: "The Testers",
+  year: 2024,
+  cover_sha256: null,
+  song_count: 1,
+  duration: 61,
+};
+
+const artist: Artist = { id: "a1", name: "The Testers", album_count: 1, song_count: 1 };
+
+const page = <T,>(items: T[]) => ({ items, page: 1, limit: 50, total: items.length });
 
 const cluster = (quorum: boolean): Cluster => ({
   node: "n1",
@@ -223,5 +238,114 @@ describe("the app", () => {
     const last = calls.filter((c) => c.url.pathname === "/api/songs").at(-1)!;
     expect(last.url.searchParams.get("artist")).toBe("a1");
     expect(last.url.searchParams.get("page")).toBe("1");
+  });
+
+  it("filters songs by a genre picked from the catalog's genres, kept in the URL", async () => {
+    window.history.replaceState(null, "", "/songs?genre=jazz");
+    const { calls } = setup((url) => {
+      if (url.pathname === "/api/genres")
+        return ok({
+          items: [
+            { genre: "Ambient", songs: 3 },
+            { genre: "Jazz", songs: 1 },
+          ],
+        });
+      if (url.pathname === "/api/songs") return ok(page([song]));
+      return undefined;
+    });
+    const user = userEvent.setup();
+    const select = await screen.findByRole("combobox", { name: "Genre" });
+    const options = () =>
+      within(select)
+        .getAllByRole("option")
+        .map((o) => o.textContent);
+    await waitFor(() => expect(options()).toEqual(["All genres", "Ambient (3)", "Jazz (1)"]));
+    // The URL's genre matches the catalog's ignoring case.
+    expect((select as HTMLSelectElement).value).toBe("Jazz");
+    const songCalls = () => calls.filter((c) => c.url.pathname === "/api/songs");
+    expect(songCalls()[0].url.searchParams.get("genre")).toBe("jazz");
+
+    await user.selectOptions(select, "Ambient");
+    expect(window.location.search).toBe("?genre=Ambient");
+    await waitFor(() => expect(songCalls().at(-1)!.url.searchParams.get("genre")).toBe("Ambient"));
+    await user.selectOptions(select, "All genres");
+    expect(window.location.search).toBe("");
+    await waitFor(() => expect(songCalls().at(-1)!.url.searchParams.has("genre")).toBe(false));
+
+    // A genre the catalog no longer has stays shown while it filters.
+    window.history.replaceState(null, "", "/songs?genre=Polka");
+    window.dispatchEvent(new PopStateEvent("popstate"));
+    await waitFor(() => expect((select as HTMLSelectElement).value).toBe("Polka"));
+    expect(options()).toContain("Polka");
+  });
+
+  it("likes and unlikes an album on its page", async () => {
+    window.history.replaceState(null, "", "/albums/al1");
+    const { calls } = setup((url) => {
+      if (url.pathname === "/api/albums/al1") return ok({ ...album, tracks: [song] });
+      if (url.pathname === "/api/albums/al1/like") return ok({ ...album, tracks: [song] });
+      return undefined;
+    });
+    const user = userEvent.setup();
+    await screen.findByRole("heading", { name: "Fixtures" });
+    await user.click(screen.getByRole("button", { name: "Like" }));
+    expect(await screen.findByRole("button", { name: "Unlike" })).toBeTruthy();
+    const likes = () =>
+      calls.filter((c) => c.url.pathname === "/api/albums/al1/like").map((c) => c.init.method);
+    expect(likes()).toEqual(["PUT"]);
+    await user.click(screen.getByRole("button", { name: "Unlike" }));
+    expect(await screen.findByRole("button", { name: "Like" })).toBeTruthy();
+    expect(likes()).toEqual(["PUT", "DELETE"]);
+  });
+
+  it("shows an artist the user likes as liked, and undoes a refused unlike", async () => {
+    window.history.replaceState(null, "", "/artists/a1");
+    const { calls } = setup((url, init) => {
+      if (url.pathname === "/api/me/likes/artists") return ok(page([artist]));
+      if (url.pathname === "/api/artists/a1")
+        return ok({ ...artist, albums: [album], singles: [] });
+      if (url.pathname === "/api/artists/a1/like" && init.method === "DELETE")
+        return problem(503, "read-only: no quorum");
+      return undefined;
+    });
+    const user = userEvent.setup();
+    await screen.findByRole("heading", { name: "The Testers" });
+    const unlike = await screen.findByRole("button", { name: "Unlike" });
+    await user.click(unlike);
+    expect(await screen.findByText("Could not unlike: read-only: no quorum")).toBeTruthy();
+    expect(screen.getByRole("button", { name: "Unlike" })).toBeTruthy();
+    expect(
+      calls.some((c) => c.url.pathname === "/api/artists/a1/like" && c.init.method === "DELETE"),
+    ).toBe(true);
+  });
+
+  it("shows liked albums and artists above the liked songs", async () => {
+    window.history.replaceState(null, "", "/likes");
+    setup((url) => {
+      if (url.pathname === "/api/me/likes") return ok(page([song]));
+      if (url.pathname === "/api/me/likes/albums") return ok(page([album]));
+      if (url.pathname === "/api/me/likes/artists") return ok(page([artist]));
+      return undefined;
+    });
+    const albums = await screen.findByRole("list", { name: "Liked albums" });
+    expect(within(albums).getByRole("link", { name: "Fixtures by The Testers" })).toBeTruthy();
+    const artists = await screen.findByRole("list", { name: "Liked artists" });
+    expect(within(artists).getByRole("link", { name: /The Testers/ })).toBeTruthy();
+    const songs = await screen.findByRole("table", { name: "Liked songs" });
+    expect(within(songs).getByText("Blue Tone")).toBeTruthy();
+    // Albums, then artists, then songs.
+    const order = [albums, artists, songs];
+    for (let i = 1; i < order.length; i++) {
+      expect(
+        order[i - 1].compareDocumentPosition(order[i]) & Node.DOCUMENT_POSITION_FOLLOWING,
+      ).toBeTruthy();
+    }
+  });
+
+  it("says what the liked view is for when nothing is liked", async () => {
+    window.history.replaceState(null, "", "/likes");
+    setup(() => undefined);
+    expect(await screen.findByText(/Songs, albums and artists you like show up here/)).toBeTruthy();
+    expect(screen.queryByRole("table", { name: "Liked songs" })).toBeNull();
   });
 });

@@ -385,6 +385,9 @@ def test_library_views_and_player(page: Page, music: list[Path]) -> None:
     expect(cover).to_be_visible()
     until(lambda: cover.evaluate("i => i.complete && i.naturalWidth") > 0, 10, "the cover")
     shot(page, "album")
+    main = page.get_by_role("main")
+    main.get_by_role("button", name="Like", exact=True).click()  # the album, not a track
+    expect(main.get_by_role("button", name="Unlike", exact=True)).to_be_visible()
     nav(page, "Artists")
     page.get_by_role("list", name="Artists").get_by_role("link", name="The E2E Band").click()
     expect(page.get_by_role("heading", name="The E2E Band")).to_be_visible()
@@ -414,6 +417,7 @@ def test_library_views_and_player(page: Page, music: list[Path]) -> None:
     page.get_by_role("button", name="Close queue").click()
     nav(page, "Liked")
     expect(page.get_by_role("table", name="Liked songs")).to_contain_text(title)
+    expect(page.get_by_role("list", name="Liked albums")).to_contain_text("Browser Sessions")
 
 
 def test_playlists_create_add_reorder_rename_play(page: Page, music: list[Path]) -> None:

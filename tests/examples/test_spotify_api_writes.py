@@ -628,3 +628,48 @@ def test_plays_and_me(song_file: bytes, tmp_path: Path) -> None:
             assert status == 401
 
     run(main)
+
+
+def test_genres_with_song_counts(song_file: bytes) -> None:
+    """``GET /api/genres``: each genre once (case ignored, as the filters do), with its song
+    count, most songs first then by name; edits and deletes show on any node."""
+
+    async def main() -> None:
+        async with cluster() as c:
+            alice, _, _ = await users(c)
+            status, doc = await alice.call("GET", "n1", "/api/genres")
+            assert (status, doc) == (200, {"items": []})
+            jazz = await upload(alice, "n1", song_file)  # tagged Jazz
+            first = await upload(alice, "n1", make_wav())  # untagged: no genres
+            second = await upload(alice, "n1", make_wav(seconds=1.0))
+            status, doc = await alice.call("GET", "n2", "/api/genres")
+            assert doc == {"items": [{"genre": "Jazz", "songs": 1}]}
+
+            for song, genres in [(first, ["Rock", "jazz"]), (second, ["Pop", "Ambient"])]:
+                status, edited = await alice.call(
+                    "PATCH", "n1", f"/api/songs/{song['id']}", {"genres": genres}
+                )
+                assert status == 200, edited
+            status, doc = await alice.call("GET", "n3", "/api/genres")
+            assert status == 200, doc
+            rows = [(g["genre"].casefold(), g["songs"]) for g in doc["items"]]
+            assert rows == [("jazz", 2), ("ambient", 1), ("pop", 1), ("rock", 1)]
+            # Each name is one the songs carry, and filters by it find those songs.
+            status, page = await alice.call(
+                "GET", "n2", f"/api/songs?genre={doc['items'][0]['genre']}"
+            )
+            assert {s["id"] for s in page["items"]} == {jazz["id"], first["id"]}
+
+            status, _ = await alice.call("DELETE", "n2", f"/api/songs/{jazz['id']}")
+            assert status == 204
+            status, doc = await alice.call("GET", "n1", "/api/genres")
+            assert [(g["genre"], g["songs"]) for g in doc["items"]] == [
+                ("Ambient", 1),
+                ("jazz", 1),
+                ("Pop", 1),
+                ("Rock", 1),
+            ]
+            status, problem = await Session(c, {}).call("GET", "n1", "/api/genres")
+            assert status == 401, problem
+
+    run(main)

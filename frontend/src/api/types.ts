@@ -50,6 +50,12 @@ export interface Album {
   duration: number;
 }
 
+/** One row of `GET /api/genres`: a genre and how many songs carry it. */
+export interface Genre {
+  genre: string;
+  songs: number;
+}
+
 export interface AlbumDetail extends Album {
   tracks: Song[];
 }

@@ -1,5 +1,5 @@
-// App-wide state: the API client and the session, the read-only banner, and the songs the
-// user likes.
+// App-wide state: the API client and the session, the read-only banner, and the songs,
+// albums and artists the user likes.
 import {
   createContext,
   useCallback,
@@ -12,13 +12,27 @@ import {
 import { ApiClient, ApiError } from "../api/client";
 import type { Page, Session, Song } from "../api/types";
 
+/** What can be liked: the path segment of its like list and of its like endpoint. */
+type LikeKind = "songs" | "albums" | "artists";
+
+const LIKE_LISTS: Record<LikeKind, string> = {
+  songs: "/api/me/likes",
+  albums: "/api/me/likes/albums",
+  artists: "/api/me/likes/artists",
+};
+
 interface AppValue {
   api: ApiClient;
   session: Session | null;
   readOnly: boolean;
   setReadOnly: (v: boolean) => void;
+  /** Ids of the songs the user likes. */
   liked: Set<string>;
   toggleLike: (song: Song) => Promise<void>;
+  likedAlbums: Set<string>;
+  toggleAlbumLike: (albumId: string) => Promise<void>;
+  likedArtists: Set<string>;
+  toggleArtistLike: (artistId: string) => Promise<void>;
   /** A short message shown at the bottom of the screen. */
   notify: (message: string) => void;
   toast: string | null;
@@ -26,10 +40,61 @@ interface AppValue {
 
 const AppContext = createContext<AppValue | null>(null);
 
+/**
+ * The ids of one kind the user likes (the first 200, loaded per session), and a toggle that
+ * shows the change at once and undoes it, with a message, when the server refuses.
+ */
+function useLikes(
+  api: ApiClient,
+  session: Session | null,
+  kind: LikeKind,
+  notify: (message: string) => void,
+): [Set<string>, (id: string) => Promise<void>] {
+  const [liked, setLiked] = useState<Set<string>>(new Set());
+
+  useEffect(() => {
+    if (!session) {
+      setLiked(new Set());
+      return;
+    }
+    let cancelled = false;
+    api
+      .get<Page<{ id: string }>>(LIKE_LISTS[kind], { limit: 200 })
+      .then((p) => !cancelled && setLiked(new Set(p.items.map((i) => i.id))))
+      .catch(() => {});
+    return () => {
+      cancelled = true;
+    };
+  }, [api, session, kind]);
+
+  const toggle = useCallback(
+    async (id: string) => {
+      const was = liked.has(id);
+      const flip = (on: boolean) =>
+        setLiked((s) => {
+          const n = new Set(s);
+          if (on) n.add(id);
+          else n.delete(id);
+          return n;
+        });
+      flip(!was);
+      try {
+        await api.request(was ? "DELETE" : "PUT", `/api/${kind}/${encodeURIComponent(id)}/like`);
+      } catch (e) {
+        flip(was);
+        notify(
+          e instanceof ApiError ? `Could not ${was ? "unlike" : "like"}: ${e.detail}` : String(e),
+        );
+      }
+    },
+    [api, kind, liked, notify],
+  );
+  return [liked, toggle];
+}
+
 export function AppProvider({ api, children }: { api: ApiClient; children: ReactNode }) {
   const [session, setSession] = useState<Session | null>(api.session);
   const [readOnly, setReadOnly] = useState(false);
-  const [liked, setLiked] = useState<Set<string>>(new Set());
   const [toast, setToast] = useState<string | null>(null);
 
   useEffect(
@@ -47,49 +112,40 @@ export function AppProvider({ api, children }: { api: ApiClient; children: React
     return () => clearTimeout(t);
   }, [toast]);
 
-  useEffect(() => {
-    if (!session) {
-      setLiked(new Set());
-      return;
-    }
-    let cancelled = false;
-    api
-      .get<Page<Song>>("/api/me/likes", { limit: 200 })
-      .then((p) => !cancelled && setLiked(new Set(p.items.map((s) => s.id))))
-      .catch(() => {});
-    return () => {
-      cancelled = true;
-    };
-  }, [api, session]);
-
   const notify = useCallback((message: string) => setToast(message), []);
-
-  const toggleLike = useCallback(
-    async (song: Song) => {
-      const was = liked.has(song.id);
-      const flip = (on: boolean) =>
-        setLiked((s) => {
-          const n = new Set(s);
-          if (on) n.add(song.id);
-          else n.delete(song.id);
-          return n;
-        });
-      flip(!was);
-      try {
-        await api.request(was ? "DELETE" : "PUT", `/api/songs/${song.id}/like`);
-      } catch (e) {
-        flip(was);
-        setToast(
-          e instanceof ApiError ? `Could not ${was ? "unlike" : "like"}: ${e.detail}` : String(e),
-        );
-      }
-    },
-    [api, liked],
-  );
+  const [liked, toggleSong] = useLikes(api, session, "songs", notify);
+  const [likedAlbums, toggleAlbumLike] = useLikes(api, session, "albums", notify);
+  const [likedArtists, toggleArtistLike] = useLikes(api, session, "artists", notify);
+  const toggleLike = useCallback((song: Song) => toggleSong(song.id), [toggleSong]);
 
   const value = useMemo(
-    () => ({ api, session, readOnly, setReadOnly, liked, toggleLike, notify, toast }),
-    [api, session, readOnly, liked, toggleLike, notify, toast],
+    () => ({
+      api,
+      session,
+      readOnly,
+      setReadOnly,
+      liked,
+      toggleLike,
+      likedAlbums,
+      toggleAlbumLike,
+      likedArtists,
+      toggleArtistLike,
+      notify,
+      toast,
+    }),
+    [
+      api,
+      session,
+      readOnly,
+      liked,
+      toggleLike,
+      likedAlbums,
+      toggleAlbumLike,
+      likedArtists,
+      toggleArtistLike,
+      notify,
+      toast,
+    ],
   );
   return <AppContext.Provider value={value}>{children}</AppContext.Provider>;
 }

@@ -1,16 +1,17 @@
-// One album: cover, facts, play, its tracks.
+// One album: cover, facts, play, like, its tracks.
 import { useApp, useLoad } from "../app/context";
 import { Link } from "../app/router";
 import type { AlbumDetail } from "../api/types";
 import { Cover } from "../components/Cover";
 import { formatTotal, plural } from "../components/format";
 import { Icon } from "../components/Icon";
+import { LikeButton } from "../components/LikeButton";
 import { SongTable } from "../components/SongTable";
 import { ErrorBox, Loading } from "../components/States";
 import { usePlayer } from "../player/Player";
 
 export function AlbumView({ id }: { id: string }) {
-  const { api } = useApp();
+  const { api, likedAlbums, toggleAlbumLike } = useApp();
   const player = usePlayer();
   const album = useLoad(
     (signal) => api.get<AlbumDetail>(`/api/albums/${encodeURIComponent(id)}`, undefined, signal),
@@ -32,15 +33,22 @@ export function AlbumView({ id }: { id: string }) {
             {a.year ? ` · ${a.year}` : ""} · {plural(a.song_count, "song")} ·{" "}
             {formatTotal(a.duration)}
           </p>
-          <button
-            type="button"
-            className="primary play-all"
-            aria-label={`Play ${a.title}`}
-            disabled={a.tracks.length === 0}
-            onClick={() => player.play(a.tracks)}
-          >
-            <Icon name="play" /> Play
-          </button>
+          <div className="hero-actions">
+            <button
+              type="button"
+              className="primary play-all"
+              aria-label={`Play ${a.title}`}
+              disabled={a.tracks.length === 0}
+              onClick={() => player.play(a.tracks)}
+            >
+              <Icon name="play" /> Play
+            </button>
+            <LikeButton
+              liked={likedAlbums.has(a.id)}
+              what="this album"
+              onToggle={() => void toggleAlbumLike(a.id)}
+            />
+          </div>
         </div>
       </header>
       <SongTable

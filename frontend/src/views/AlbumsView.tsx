@@ -6,9 +6,9 @@ import type { Album, Page } from "../api/types";
 import { Cover } from "../components/Cover";
 import { Empty, ErrorBox, Loading, Pager } from "../components/States";
 
-export function AlbumGrid({ albums }: { albums: Album[] }) {
+export function AlbumGrid({ albums, label = "Albums" }: { albums: Album[]; label?: string }) {
   return (
-    <ul className="grid" aria-label="Albums">
+    <ul className="grid" aria-label={label}>
       {albums.map((a) => (
         <li key={a.id}>
           <Link

@@ -1,14 +1,35 @@
-// Artists, and one artist's page.
+// Artists, and one artist's page (play, like, albums, singles).
 import { useState } from "react";
 import { useApp, useLoad } from "../app/context";
 import { Link } from "../app/router";
 import type { Artist, ArtistDetail, Page, Song } from "../api/types";
 import { plural } from "../components/format";
 import { Icon } from "../components/Icon";
+import { LikeButton } from "../components/LikeButton";
 import { SongTable } from "../components/SongTable";
 import { Empty, ErrorBox, Loading, Pager } from "../components/States";
 import { usePlayer } from "../player/Player";
 import { AlbumGrid } from "./AlbumsView";
+
+export function ArtistGrid({ artists, label = "Artists" }: { artists: Artist[]; label?: string }) {
+  return (
+    <ul className="grid" aria-label={label}>
+      {artists.map((a) => (
+        <li key={a.id}>
+          <Link to={`/artists/${a.id}`} className="card">
+            <div className="avatar" aria-hidden="true">
+              {a.name.slice(0, 1).toUpperCase()}
+            </div>
+            <span className="card-title">{a.name}</span>
+            <span className="card-sub">
+              {plural(a.album_count, "album")} · {plural(a.song_count, "song")}
+            </span>
+          </Link>
+        </li>
+      ))}
+    </ul>
+  );
+}
 
 export function ArtistsView() {
   const { api } = useApp();
@@ -42,21 +63,7 @@ export function ArtistsView() {
         <Empty>{q ? "No artist matches." : "No artists yet."}</Empty>
       ) : artists.data ? (
         <>
-          <ul className="grid" aria-label="Artists">
-            {artists.data.items.map((a) => (
-              <li key={a.id}>
-                <Link to={`/artists/${a.id}`} className="card">
-                  <div className="avatar" aria-hidden="true">
-                    {a.name.slice(0, 1).toUpperCase()}
-                  </div>
-                  <span className="card-title">{a.name}</span>
-                  <span className="card-sub">
-                    {plural(a.album_count, "album")} · {plural(a.song_count, "song")}
-                  </span>
-                </Link>
-              </li>
-            ))}
-          </ul>
+          <ArtistGrid artists={artists.data.items} />
           <Pager
             page={artists.data.page}
             limit={artists.data.limit}
@@ -70,7 +77,7 @@ export function ArtistsView() {
 }
 
 export function ArtistView({ id }: { id: string }) {
-  const { api } = useApp();
+  const { api, likedArtists, toggleArtistLike } = useApp();
   const player = usePlayer();
   const artist = useLoad(
     (signal) => api.get<ArtistDetail>(`/api/artists/${encodeURIComponent(id)}`, undefined, signal),
@@ -96,15 +103,22 @@ export function ArtistView({ id }: { id: string }) {
           <p>
             {plural(a.album_count, "album")} · {plural(a.song_count, "song")}
           </p>
-          <button
-            type="button"
-            className="primary play-all"
-            aria-label={`Play ${a.name}`}
-            disabled={a.song_count === 0}
-            onClick={() => void playAll()}
-          >
-            <Icon name="play" /> Play
-          </button>
+          <div className="hero-actions">
+            <button
+              type="button"
+              className="primary play-all"
+              aria-label={`Play ${a.name}`}
+              disabled={a.song_count === 0}
+              onClick={() => void playAll()}
+            >
+              <Icon name="play" /> Play
+            </button>
+            <LikeButton
+              liked={likedArtists.has(a.id)}
+              what="this artist"
+              onToggle={() => void toggleArtistLike(a.id)}
+            />
+          </div>
         </div>
       </header>
       {a.albums.length > 0 && (

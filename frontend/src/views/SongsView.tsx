@@ -1,13 +1,15 @@
-// Every song: search, filters by genre, artist and album, sort, pages. The filters live in
-// the URL, so a search can be shared or reloaded.
+// Every song: search, filters by genre, artist and album, sort, pages (the filters live in
+// the URL, so a search can be shared or reloaded); and the liked songs, albums and artists.
 import { useEffect, useMemo, useState } from "react";
 import { useApp, useLoad } from "../app/context";
 import { useRouter } from "../app/router";
-import type { Album, Artist, Page, Song } from "../api/types";
+import type { Album, Artist, Genre, Page, Song } from "../api/types";
 import { Icon } from "../components/Icon";
 import { SongTable } from "../components/SongTable";
 import { Empty, ErrorBox, Loading, Pager } from "../components/States";
 import { usePlayer } from "../player/Player";
+import { AlbumGrid } from "./AlbumsView";
+import { ArtistGrid } from "./ArtistsView";
 
 const LIMIT = 50;
 
@@ -23,8 +25,6 @@ export function SongsView() {
   const sort = params.get("sort") ?? "";
   const page = Math.max(1, Number(params.get("page")) || 1);
   const [text, setText] = useState(q);
-  const [genreText, setGenreText] = useState(genre);
-  const [genresSeen, setGenresSeen] = useState<string[]>([]);
 
   const update = (changes: Record<string, string>) => {
     const next = new URLSearchParams(search);
@@ -43,11 +43,6 @@ export function SongsView() {
     const t = setTimeout(() => update({ q: text.trim() }), 250);
     return () => clearTimeout(t);
   }, [text]);
-  useEffect(() => {
-    if (genreText === genre) return;
-    const t = setTimeout(() => update({ genre: genreText.trim() }), 400);
-    return () => clearTimeout(t);
-  }, [genreText]);
 
   const songs = useLoad(
     (signal) =>
@@ -67,14 +62,15 @@ export function SongsView() {
     [api, artist],
   );
 
-  useEffect(() => {
-    if (!songs.data) return;
-    setGenresSeen((seen) => {
-      const all = new Set(seen);
-      for (const s of songs.data!.items) for (const g of s.genres) all.add(g);
-      return all.size === seen.length ? seen : [...all].sort();
-    });
-  }, [songs.data]);
+  const genres = useLoad(
+    (signal) => api.get<{ items: Genre[] }>("/api/genres", undefined, signal),
+    [api],
+  );
+  // Genres match ignoring case: a URL's "jazz" selects the catalog's "Jazz"; one the catalog
+  // does not have (any more) stays selectable, so the select shows the filter in force.
+  const genreItems = genres.data?.items ?? [];
+  const known = genreItems.find((g) => g.genre.toLowerCase() === genre.toLowerCase());
+  const genreValue = known ? known.genre : genre;
 
   return (
     <section aria-labelledby="songs-h">
@@ -106,19 +102,20 @@ export function SongsView() {
           value={text}
           onChange={(e) => setText(e.target.value)}
         />
-        <input
-          list="genres"
-          className="filter"
-          placeholder="Genre"
+        <select
           aria-label="Genre"
-          value={genreText}
-          onChange={(e) => setGenreText(e.target.value)}
-        />
-        <datalist id="genres">
-          {genresSeen.map((g) => (
-            <option key={g} value={g} />
+          className="filter"
+          value={genreValue}
+          onChange={(e) => update({ genre: e.target.value })}
+        >
+          <option value="">All genres</option>
+          {genre && !known && <option value={genre}>{genre}</option>}
+          {genreItems.map((g) => (
+            <option key={g.genre} value={g.genre}>
+              {g.genre} ({g.songs})
+            </option>
           ))}
-        </datalist>
+        </select>
         <select
           aria-label="Artist"
           className="filter"
@@ -189,17 +186,26 @@ export function SongsView() {
 }
 
 export function LikedView() {
-  const { api, liked } = useApp();
+  const { api, liked, likedAlbums, likedArtists } = useApp();
   const [page, setPage] = useState(1);
   const player = usePlayer();
   const songs = useLoad(
     (signal) => api.get<Page<Song>>("/api/me/likes", { page, limit: LIMIT }, signal),
     [api, page, liked.size],
   );
+  const albums = useLoad(
+    (signal) => api.get<Page<Album>>("/api/me/likes/albums", { limit: 200 }, signal),
+    [api, likedAlbums.size],
+  );
+  const artists = useLoad(
+    (signal) => api.get<Page<Artist>>("/api/me/likes/artists", { limit: 200 }, signal),
+    [api, likedArtists.size],
+  );
+  const nothing = songs.data?.total === 0 && albums.data?.total === 0 && artists.data?.total === 0;
   return (
     <section aria-labelledby="liked-h">
       <div className="view-head">
-        <h1 id="liked-h">Liked songs</h1>
+        <h1 id="liked-h">Liked</h1>
         <button
           type="button"
           className="primary"
@@ -210,27 +216,53 @@ export function LikedView() {
           <Icon name="play" /> Play
         </button>
       </div>
-      {songs.loading && !songs.data ? (
-        <Loading />
-      ) : songs.error ? (
-        <ErrorBox error={songs.error} onRetry={songs.reload} />
-      ) : songs.data && songs.data.items.length === 0 ? (
-        <Empty>Songs you like show up here. Press the heart next to a song.</Empty>
-      ) : songs.data ? (
+      {nothing ? (
+        <Empty>
+          Songs, albums and artists you like show up here. Press the heart next to a song, or on an
+          album's or artist's page.
+        </Empty>
+      ) : (
         <>
-          <SongTable
-            songs={songs.data.items}
-            offset={(songs.data.page - 1) * songs.data.limit}
-            label="Liked songs"
-          />
-          <Pager
-            page={songs.data.page}
-            limit={songs.data.limit}
-            total={songs.data.total}
-            onPage={setPage}
-          />
+          {albums.error ? (
+            <ErrorBox error={albums.error} onRetry={albums.reload} />
+          ) : albums.data && albums.data.items.length > 0 ? (
+            <>
+              <h2>Albums</h2>
+              <AlbumGrid albums={albums.data.items} label="Liked albums" />
+            </>
+          ) : null}
+          {artists.error ? (
+            <ErrorBox error={artists.error} onRetry={artists.reload} />
+          ) : artists.data && artists.data.items.length > 0 ? (
+            <>
+              <h2>Artists</h2>
+              <ArtistGrid artists={artists.data.items} label="Liked artists" />
+            </>
+          ) : null}
+          <h2>Songs</h2>
+          {songs.loading && !songs.data ? (
+            <Loading />
+          ) : songs.error ? (
+            <ErrorBox error={songs.error} onRetry={songs.reload} />
+          ) : songs.data && songs.data.items.length === 0 ? (
+            <Empty>No liked songs yet. Press the heart next to a song.</Empty>
+          ) : songs.data ? (
+            <>
+              <SongTable
+                songs={songs.data.items}
+                offset={(songs.data.page - 1) * songs.data.limit}
+                label="Liked songs"
+              />
+              <Pager
+                page={songs.data.page}
+                limit={songs.data.limit}
+                total={songs.data.total}
+                onPage={setPage}
+              />
+            </>
+          ) : null}
         </>
-      ) : null}
+      )}
     </section>
   );
 }

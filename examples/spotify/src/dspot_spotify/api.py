@@ -49,6 +49,9 @@ problem documents).
 ``DELETE /api/albums/{id}``                → 204 (409 while it has songs); its cover blob
                                            is deleted once nothing uses it
 ``PUT|DELETE /api/albums/{id}/like``       like / unlike an album → 200 the album (as GET)
+``GET /api/genres``                        ``{"items": [{"genre", "songs"}]}``: every genre
+                                           with its song count, most songs first, then
+                                           by name
 ``GET /api/playlists``                     ``{"items"}``: my playlists
 ``POST /api/playlists``                    ``{"name"}`` → 201 the playlist
 ``GET /api/playlists/{id}``                the playlist with its ``items`` (any user)
@@ -698,6 +701,12 @@ class Api:
         detail = await self.album_or_404(request.path_params["album_id"])
         return Response.json(_album_detail_json(detail))
 
+    async def list_genres(self, request: Request) -> Response:
+        await self.authenticate(request)
+        await self.catch_up(request)
+        rows = await self.node.replica.read(catalog.genres)
+        return Response.json({"items": [{"genre": g, "songs": n} for g, n in rows]})
+
     # -- playlists ---------------------------------------------------------------------------
 
     async def my_playlists(self, request: Request) -> Response:
@@ -940,6 +949,7 @@ def build_router(node: SpotifyNode) -> Router:
         ("DELETE", "/api/albums/{album_id}", api.delete_album),
         ("PUT", "/api/albums/{album_id}/like", api.like_album),
         ("DELETE", "/api/albums/{album_id}/like", api.unlike_album),
+        ("GET", "/api/genres", api.list_genres),
         ("GET", "/api/playlists", api.my_playlists),
         ("POST", "/api/playlists", api.create_playlist),
         ("GET", "/api/playlists/{playlist_id}", api.get_playlist),

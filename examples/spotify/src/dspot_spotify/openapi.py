@@ -139,6 +139,15 @@ SCHEMAS: Final[dict[str, Schema]] = {
             _object(("tracks",), tracks={"type": "array", "items": _ref("Song")}),
         ]
     },
+    "GenreList": _object(
+        ("items",),
+        items={
+            "type": "array",
+            "items": _object(
+                ("genre", "songs"), genre=_STR, songs={"type": "integer", "minimum": 1}
+            ),
+        },
+    ),
     "AlbumPatch": _object((), title=_STR, artist_id=_STR, year=_nullable("integer")),
     "Playlist": _object(
         ("id", "owner_id", "name"),
@@ -454,6 +463,11 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         query=_PAGING,
         ok_content=_json("ArtistPage"),
         errors=("Invalid",),
+    ),
+    ("GET", "/api/genres"): Operation(
+        summary="Every genre with its song count, most songs first, then by name",
+        tag="songs",
+        ok_content=_json("GenreList"),
     ),
     ("GET", "/api/artists"): Operation(
         summary="List and search artists",

@@ -457,7 +457,8 @@ def get_artist(tx: Tx, artist_id: str) -> ArtistDetail | None:
 
 
 def genres(tx: Tx) -> list[tuple[str, int]]:
-    """Every genre with its song count, most used first."""
+    """Every genre with its song count, most used first, then by name (genres match
+    ignoring case, as in the ``genre`` filters, so ``Rock`` and ``rock`` are one)."""
     rows = _exec(
         tx, "SELECT genre, COUNT(*) FROM song_genres GROUP BY genre ORDER BY COUNT(*) DESC, genre"
     )
