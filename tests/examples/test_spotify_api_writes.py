@@ -12,13 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-import attrs
 import pytest
 import trio
 from dspot_spotify import catalog
 from dspot_spotify.api import LOG_POSITION_HEADER
-from dspot_spotify.node import SpotifyNode
 from dspot_spotify.upload import (
     FormFile,
     MalformedForm,
@@ -27,13 +24,17 @@ from dspot_spotify.upload import (
     spool_upload,
 )
 
-from dspot.disk import LocalDisk
-from dspot.env import production_env
-from dspot.http import HttpClient
-from dspot.transport import TcpTransport
 from tests.examples import test_spotify_node as node_tests
 from tests.examples.test_spotify_api_more import Session
-from tests.examples.test_spotify_node import CONFIG, SECRET, Cluster, cluster, run, until, url
+from tests.examples.test_spotify_node import (
+    CONFIG,
+    Cluster,
+    cluster,
+    run,
+    solo_over_tcp,
+    until,
+    url,
+)
 
 song_file = node_tests.song_file  # the fixture: a tagged FLAC with a cover
 
@@ -164,94 +165,71 @@ def test_multipart_upload_over_tcp(tmp_path: Path, song_file: bytes) -> None:
     wav = make_wav()
 
     async def main() -> None:
-        disk = await LocalDisk.open(tmp_path / "disk")
-        env = production_env("solo", TcpTransport(), disk, seed=1)
-        node = SpotifyNode(
-            env,
-            rpc_address="127.0.0.1:0",
-            http_address="127.0.0.1:0",
-            secret=SECRET,
-            config=attrs.evolve(
-                CONFIG,
-                cluster_size=1,
-                blobstore=attrs.evolve(CONFIG.blobstore, replicas=1, write_quorum=1),
-            ),
-        )
-        async with anyio.create_task_group() as tg:
-            await tg.start(node.run)
-            base = f"http://{node.http_bound_address}"
-            await until(lambda: node.has_quorum() and node.ring.holder, 10.0)
-            async with HttpClient(connect=TcpTransport().connect) as client:
-                creds = {"username": "solo", "password": "solo password"}
-                resp = await client.post(f"{base}/api/auth/register", json=creds)
-                assert resp.status == 201, await resp.text()
-                token = (await resp.json(dict))["token"]
-                auth = {"authorization": f"Bearer {token}", "content-type": FORM_TYPE}
+        async with solo_over_tcp(tmp_path) as (base, client, token):
+            auth = {"authorization": f"Bearer {token}", "content-type": FORM_TYPE}
 
-                # The untagged WAV's title and artist come from the part's file name.
-                body = form(
-                    ("note", None, b"other fields are ignored"),
-                    ("file", "07 - Form Artist - Form Title.wav", wav),
-                )
-                resp = await client.post(f"{base}/api/songs", body=pieces(body, 8192), headers=auth)
-                assert resp.status == 201, await resp.text()
-                song = await resp.json(dict)
-                assert (song["title"], song["artist_name"], song["track"]) == (
-                    "Form Title",
-                    "Form Artist",
-                    7,
-                )
-                assert song["size"] == len(wav) and song["mime"] == "audio/wav"
-                assert song["blob_sha256"] == hashlib.sha256(wav).hexdigest()
-                assert song["plays"] == 0
+            # The untagged WAV's title and artist come from the part's file name.
+            body = form(
+                ("note", None, b"other fields are ignored"),
+                ("file", "07 - Form Artist - Form Title.wav", wav),
+            )
+            resp = await client.post(f"{base}/api/songs", body=pieces(body, 8192), headers=auth)
+            assert resp.status == 201, await resp.text()
+            song = await resp.json(dict)
+            assert (song["title"], song["artist_name"], song["track"]) == (
+                "Form Title",
+                "Form Artist",
+                7,
+            )
+            assert song["size"] == len(wav) and song["mime"] == "audio/wav"
+            assert song["blob_sha256"] == hashlib.sha256(wav).hexdigest()
+            assert song["plays"] == 0
 
-                # Streamed back whole, the token in the query (as <audio src> sends it).
-                resp = await client.get(f"{base}/api/songs/{song['id']}/stream?token={token}")
-                assert resp.status == 200
-                assert await resp.read() == wav
+            # Streamed back whole, the token in the query (as <audio src> sends it).
+            resp = await client.get(f"{base}/api/songs/{song['id']}/stream?token={token}")
+            assert resp.status == 200
+            assert await resp.read() == wav
 
-                # The same bytes again, in a form: the existing song, flagged duplicate.
-                resp = await client.post(
-                    f"{base}/api/songs", body=form(("file", "again.wav", wav)), headers=auth
-                )
-                assert resp.status == 200, await resp.text()
-                again = await resp.json(dict)
-                assert again["id"] == song["id"] and again["duplicate"] is True
+            # The same bytes again, in a form: the existing song, flagged duplicate.
+            resp = await client.post(
+                f"{base}/api/songs", body=form(("file", "again.wav", wav)), headers=auth
+            )
+            assert resp.status == 200, await resp.text()
+            again = await resp.json(dict)
+            assert again["id"] == song["id"] and again["duplicate"] is True
 
-                # A tagged FLAC in a form keeps its own tags.
-                resp = await client.post(
-                    f"{base}/api/songs", body=form(("file", "x.flac", song_file)), headers=auth
-                )
-                assert resp.status == 201, await resp.text()
-                assert (await resp.json(dict))["title"] == "Quorum Blues"
+            # A tagged FLAC in a form keeps its own tags.
+            resp = await client.post(
+                f"{base}/api/songs", body=form(("file", "x.flac", song_file)), headers=auth
+            )
+            assert resp.status == 201, await resp.text()
+            assert (await resp.json(dict))["title"] == "Quorum Blues"
 
-                too_big = b"\0" * (CONFIG.max_upload + 1)
-                for bad, status in [
-                    (form(("file", "a.wav", wav))[:-40], 400),  # cut short
-                    (b"--not-the-boundary\r\n\r\n", 400),
-                    (form(("upload", "a.wav", wav)), 422),  # no "file" field
-                    (form(("file", "a.txt", b"plain text, not audio " * 20)), 415),
-                    (form(("file", "a.flac", song_file[:2000])), 422),  # corrupt
-                    (form(("file", "big.wav", too_big)), 413),
-                    (form(("file", "empty.wav", b"")), 415),
-                ]:
-                    resp = await client.post(f"{base}/api/songs", body=bad, headers=auth)
-                    assert resp.status == status, (status, await resp.text())
-                    assert resp.headers.get("content-type") == "application/problem+json"
-                    await resp.read()
-                    # ... and the next request is served normally.
-                    resp = await client.get(
-                        f"{base}/api/songs/{song['id']}",
-                        headers={"authorization": f"Bearer {token}"},
-                    )
-                    assert resp.status == 200
-                    await resp.read()
+            too_big = b"\0" * (CONFIG.max_upload + 1)
+            for bad, status in [
+                (form(("file", "a.wav", wav))[:-40], 400),  # cut short
+                (b"--not-the-boundary\r\n\r\n", 400),
+                (form(("upload", "a.wav", wav)), 422),  # no "file" field
+                (form(("file", "a.txt", b"plain text, not audio " * 20)), 415),
+                (form(("file", "a.flac", song_file[:2000])), 422),  # corrupt
+                (form(("file", "big.wav", too_big)), 413),
+                (form(("file", "empty.wav", b"")), 415),
+            ]:
+                resp = await client.post(f"{base}/api/songs", body=bad, headers=auth)
+                assert resp.status == status, (status, await resp.text())
+                assert resp.headers.get("content-type") == "application/problem+json"
+                await resp.read()
+                # ... and the next request is served normally.
                 resp = await client.get(
-                    f"{base}/api/songs", headers={"authorization": f"Bearer {token}"}
+                    f"{base}/api/songs/{song['id']}",
+                    headers={"authorization": f"Bearer {token}"},
                 )
-                assert (await resp.json(dict))["total"] == 2
-            tg.cancel_scope.cancel()
-        await disk.aclose()
+                assert resp.status == 200
+                await resp.read()
+            resp = await client.get(
+                f"{base}/api/songs", headers={"authorization": f"Bearer {token}"}
+            )
+            assert (await resp.json(dict))["total"] == 2
 
     trio.run(main)
 

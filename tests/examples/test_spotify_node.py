@@ -369,23 +369,24 @@ def test_stream_survives_a_crashed_node(song_file: bytes) -> None:
     run(main)
 
 
-def test_one_node_over_tcp(tmp_path: Path, song_file: bytes) -> None:
-    """The same node code over real TCP and a local disk (a one-node cluster)."""
-
-    async def main() -> None:
-        disk = await LocalDisk.open(tmp_path / "disk")
-        env = production_env("solo", TcpTransport(), disk, seed=1)
-        node = SpotifyNode(
-            env,
-            rpc_address="127.0.0.1:0",
-            http_address="127.0.0.1:0",
-            secret=SECRET,
-            config=attrs.evolve(
-                CONFIG,
-                cluster_size=1,
-                blobstore=attrs.evolve(CONFIG.blobstore, replicas=1, write_quorum=1),
-            ),
-        )
+@asynccontextmanager
+async def solo_over_tcp(path: Path) -> AsyncIterator[tuple[str, HttpClient, str]]:
+    """A one-node cluster over real TCP on a local disk under ``path``, with a registered
+    user: yields ``(base URL, client, token)``."""
+    disk = await LocalDisk.open(path / "disk")
+    env = production_env("solo", TcpTransport(), disk, seed=1)
+    node = SpotifyNode(
+        env,
+        rpc_address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+        secret=SECRET,
+        config=attrs.evolve(
+            CONFIG,
+            cluster_size=1,
+            blobstore=attrs.evolve(CONFIG.blobstore, replicas=1, write_quorum=1),
+        ),
+    )
+    try:
         async with anyio.create_task_group() as tg:
             await tg.start(node.run)
             base = f"http://{node.http_bound_address}"
@@ -394,16 +395,25 @@ def test_one_node_over_tcp(tmp_path: Path, song_file: bytes) -> None:
                 creds = {"username": "solo", "password": "solo password"}
                 resp = await client.post(f"{base}/api/auth/register", json=creds)
                 assert resp.status == 201, await resp.text()
-                auth = {"authorization": f"Bearer {(await resp.json(dict))['token']}"}
-                resp = await client.post(f"{base}/api/songs", body=song_file, headers=auth)
-                assert resp.status == 201, await resp.text()
-                song_id = (await resp.json(dict))["id"]
-                resp = await client.get(
-                    f"{base}/api/songs/{song_id}/stream", headers={**auth, "range": "bytes=10-99"}
-                )
-                assert resp.status == 206
-                assert await resp.read() == song_file[10:100]
+                yield base, client, (await resp.json(dict))["token"]
             tg.cancel_scope.cancel()
+    finally:
         await disk.aclose()
+
+
+def test_one_node_over_tcp(tmp_path: Path, song_file: bytes) -> None:
+    """The same node code over real TCP and a local disk (a one-node cluster)."""
+
+    async def main() -> None:
+        async with solo_over_tcp(tmp_path) as (base, client, token):
+            auth = {"authorization": f"Bearer {token}"}
+            resp = await client.post(f"{base}/api/songs", body=song_file, headers=auth)
+            assert resp.status == 201, await resp.text()
+            song_id = (await resp.json(dict))["id"]
+            resp = await client.get(
+                f"{base}/api/songs/{song_id}/stream", headers={**auth, "range": "bytes=10-99"}
+            )
+            assert resp.status == 206
+            assert await resp.read() == song_file[10:100]
 
     trio.run(main)
