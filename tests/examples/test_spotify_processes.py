@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from dspot_spotify.cluster import ApiClient, ApiError, NodeProcess, NodeSpec, wait_for
+from dspot_spotify.cluster import ApiClient, ApiError, GatewaySpec, NodeProcess, NodeSpec, wait_for
 from dspot_spotify.demo import encode_audio, synthesize, tag_file
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -347,6 +347,35 @@ def test_mutual_tls_between_nodes(nodes: Nodes, tmp_path: Path) -> None:
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         with contextlib.suppress(ConnectionResetError):
             assert s.recv(100) == b""
+
+    # The gateway joins the TLS cluster with the same --tls-* files (its RPC is mutual TLS
+    # too) and still reaches the nodes' plain HTTP APIs: it serves the cluster over HTTPS.
+    https, rpc = free_ports(2)
+    gateway = NodeProcess(
+        GatewaySpec(
+            name="tls-gateway",
+            listen=f"127.0.0.1:{https}",
+            rpc=f"127.0.0.1:{rpc}",
+            join=tuple(p.spec.rpc for p in procs),
+            secret_file=procs[0].spec.secret_file,
+            cert=pem,
+            key=pem,
+            extra=tls,
+        ),
+        tmp_path / "gateway.log",
+    )
+    gateway.start()
+    try:
+        wait_for([gateway], "ready", 30.0)
+        until(lambda: gateway.healthy_nodes == 3, 30.0, "the gateway to see 3 healthy nodes")
+        client = ApiClient(f"https://localhost:{https}", cafile=ca_file)
+        client.login("alice", PASSWORD)
+        cluster_doc = client.json("GET", "/api/cluster")
+        roles = {m["id"]: m["role"] for m in cluster_doc["members"]}
+        assert roles["tls-gateway"] == "observer" and len(cluster_doc["ring"]) == 3
+    finally:
+        gateway.kill()
+        gateway.close()
 
 
 def test_a_node_on_every_interface_must_say_where_it_is_reached(tmp_path: Path) -> None:

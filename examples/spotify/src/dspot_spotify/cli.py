@@ -135,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
         default="127.0.0.1:0",
         help="HOST:PORT for cluster traffic; nodes must reach it (default 127.0.0.1:0)",
     )
+    gw.add_argument(
+        "--tls-cert", type=Path, help="certificate for mutual TLS with the nodes' RPC (--tls-*)"
+    )
+    gw.add_argument("--tls-key", type=Path, help="its private key")
+    gw.add_argument("--tls-ca", type=Path, help="CA that signed the nodes' certificates")
     gw.add_argument("--name", default="gateway", help="member id in the cluster (gateway)")
     gw.add_argument("--pid-file", type=Path, help="write the process id here while running")
     gw.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -270,6 +275,8 @@ def _gateway(args: argparse.Namespace) -> int:
     )
     if not args.join:
         raise ConfigError("--join needs at least one node's RPC address")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
     return serve_gateway(
         GatewaySettings(
             listen=args.listen,
@@ -281,6 +288,9 @@ def _gateway(args: argparse.Namespace) -> int:
             frontend=args.frontend,
             name=args.name,
             pid_file=args.pid_file,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_ca=args.tls_ca,
         )
     )
 

@@ -341,6 +341,8 @@ class GatewaySpec:
     key: Path
     frontend: Path | None = None
     pid_file: Path | None = None
+    extra: tuple[str, ...] = ()
+    """More command-line arguments (e.g. the cluster's ``--tls-*``)."""
 
     @property
     def http(self) -> str:
@@ -368,6 +370,7 @@ class GatewaySpec:
             str(self.key),
             *(() if self.frontend is None else ("--frontend", str(self.frontend))),
             *(() if self.pid_file is None else ("--pid-file", str(self.pid_file))),
+            *self.extra,
         ]
 
 

@@ -49,6 +49,7 @@ from dspot.env import NodeEnv, production_env
 from dspot.errors import AddressInUse, ConnectRefused, ConnectTimeout, DspotError, HandshakeFailed
 from dspot.http import (
     ClientResponse,
+    Connector,
     Headers,
     HttpClient,
     HttpClientError,
@@ -70,6 +71,7 @@ from dspot.http import (
 from dspot.membership import Membership, MembershipConfig, observer_meta
 from dspot.registry import Endpoint, NoEndpoint, Registry, RegistryClient
 from dspot.rpc import RpcNode
+from dspot.tls import client_context, server_context
 from dspot.transport import TcpTransport
 
 from dspot_spotify.node import HTTP_SERVICE
@@ -329,8 +331,12 @@ class Gateway:
         ssl_context: ssl.SSLContext | None,
         frontend: Path | None = None,
         config: GatewayConfig | None = None,
+        upstream_connect: Connector | None = None,
     ) -> None:
+        """``upstream_connect`` reaches the nodes' HTTP APIs (default ``env.transport``'s:
+        give a plain one when the cluster's RPC transport is mutual TLS)."""
         self.env = env
+        self._upstream_connect = upstream_connect
         self.listen = listen
         self.rpc_address = rpc_address
         self.seeds = list(seeds)
@@ -377,7 +383,7 @@ class Gateway:
                 )
             )
             registry = Registry(self.env, membership)  # resolving only: we publish nothing
-            connect = self.env.transport.connect
+            connect = self._upstream_connect or self.env.transport.connect
             # One retry: a check must not fail on a keep-alive connection the node just closed.
             checks = await stack.enter_async_context(HttpClient(connect, retries=1))
             self._upstream = await stack.enter_async_context(
@@ -657,15 +663,31 @@ class GatewaySettings:
     frontend: Path | None = None
     name: str = "gateway"
     pid_file: Path | None = None
+    tls_cert: Path | None = None
+    """Certificate for mutual TLS with the nodes' RPC (the nodes' ``--tls-*``)."""
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
 
 
 def _say(line: str) -> None:
     print(line, flush=True)
 
 
-async def _serve(settings: GatewaySettings, secret: bytes, ssl_context: ssl.SSLContext) -> None:
+async def _serve(
+    settings: GatewaySettings,
+    secret: bytes,
+    ssl_context: ssl.SSLContext,
+    cluster_tls: TcpTransport | None,
+) -> None:
+    transport: Any = TcpTransport()
+    if cluster_tls is not None:
+        # Cluster RPC over mutual TLS, like the nodes'; the HTTPS listener does its own TLS
+        # and the nodes' HTTP APIs are plain HTTP inside the internal network.
+        from dspot_spotify.cluster import SplitTransport
+
+        transport = SplitTransport(cluster_tls, TcpTransport(), [settings.listen])
     # The gateway keeps nothing: an in-memory disk satisfies NodeEnv, and nothing uses it.
-    env = production_env(settings.name, TcpTransport(), SimDisk(random.Random()))
+    env = production_env(settings.name, transport, SimDisk(random.Random()))
     gateway = Gateway(
         env,
         listen=settings.listen,
@@ -674,6 +696,7 @@ async def _serve(settings: GatewaySettings, secret: bytes, ssl_context: ssl.SSLC
         seeds=settings.join,
         ssl_context=ssl_context,
         frontend=settings.frontend,
+        upstream_connect=TcpTransport().connect,
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tg:
@@ -712,11 +735,24 @@ def serve_gateway(settings: GatewaySettings) -> int:
         ssl_context = server_ssl_context(settings.cert, settings.key)
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(f"cannot load the TLS certificate and key: {e}") from None
+    cluster_tls = None
+    if settings.tls_cert is not None:
+        try:
+            cluster_tls = TcpTransport(
+                server_ssl=server_context(
+                    settings.tls_cert, settings.tls_key, client_ca=settings.tls_ca
+                ),
+                client_ssl=client_context(
+                    settings.tls_ca, certfile=settings.tls_cert, keyfile=settings.tls_key
+                ),
+            )
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(f"cannot load the cluster TLS files: {e}") from None
     if settings.pid_file is not None:
         settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
         settings.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
     try:
-        anyio.run(_serve, settings, secret, ssl_context, backend="trio")
+        anyio.run(_serve, settings, secret, ssl_context, cluster_tls, backend="trio")
     except BaseException as exc:
         found = _find(exc, (KeyboardInterrupt, AddressInUse, socket.gaierror))
         if isinstance(found, AddressInUse | socket.gaierror):
