@@ -91,9 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         "--cluster-size", type=int, default=1, help="initial number of nodes (majority base)"
     )
     node.add_argument("--name", help="node id on first start (default: generated; then kept)")
-    node.add_argument("--tls-cert", type=Path, help="certificate for mutual TLS between nodes")
-    node.add_argument("--tls-key", type=Path, help="its private key")
-    node.add_argument("--tls-ca", type=Path, help="CA that signed every node's certificate")
+    _cluster_tls_arguments(node)
     node.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
 
     up = sub.add_parser("up", help="run a local cluster on 127.0.0.1 with the demo library")
@@ -135,11 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         default="127.0.0.1:0",
         help="HOST:PORT for cluster traffic; nodes must reach it (default 127.0.0.1:0)",
     )
-    gw.add_argument(
-        "--tls-cert", type=Path, help="certificate for mutual TLS with the nodes' RPC (--tls-*)"
-    )
-    gw.add_argument("--tls-key", type=Path, help="its private key")
-    gw.add_argument("--tls-ca", type=Path, help="CA that signed the nodes' certificates")
+    _cluster_tls_arguments(gw)
     gw.add_argument("--name", default="gateway", help="member id in the cluster (gateway)")
     gw.add_argument("--pid-file", type=Path, help="write the process id here while running")
     gw.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -229,9 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- node ---------------------------------------------------------------------------------
 
 
-def _node(args: argparse.Namespace) -> int:
-    if args.cluster_size < 1:
-        raise ConfigError("--cluster-size must be at least 1")
+def _cluster_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tls-cert/--tls-key/--tls-ca``: mutual TLS for cluster RPC (nodes and gateway)."""
+    parser.add_argument("--tls-cert", type=Path, help="certificate for mutual TLS in the cluster")
+    parser.add_argument("--tls-key", type=Path, help="its private key")
+    parser.add_argument("--tls-ca", type=Path, help="CA that signed every member's certificate")
+
+
+def _process_setup(args: argparse.Namespace) -> None:
+    """Checks and logging shared by the ``node`` and ``gateway`` processes."""
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     logging.basicConfig(
@@ -239,6 +239,12 @@ def _node(args: argparse.Namespace) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def _node(args: argparse.Namespace) -> int:
+    if args.cluster_size < 1:
+        raise ConfigError("--cluster-size must be at least 1")
+    _process_setup(args)
     return serve_node(
         NodeSettings(
             data=args.data,
@@ -268,15 +274,9 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def _gateway(args: argparse.Namespace) -> int:
     from dspot_spotify.gateway import GatewaySettings, serve_gateway
 
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     if not args.join:
         raise ConfigError("--join needs at least one node's RPC address")
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise ConfigError("--tls-cert and --tls-key go together")
+    _process_setup(args)
     return serve_gateway(
         GatewaySettings(
             listen=args.listen,

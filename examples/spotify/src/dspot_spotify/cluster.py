@@ -147,6 +147,21 @@ class SplitTransport:
         return await self.tls.listen(address)
 
 
+def cluster_tls(cert: Path, key: Path | None, ca: Path | None) -> Any:
+    """The mutual-TLS transport for cluster RPC (``--tls-cert/--tls-key/--tls-ca``), shared
+    by nodes and the gateway; unreadable files are a :class:`ConfigError`."""
+    from dspot.tls import client_context, server_context
+    from dspot.transport import TcpTransport
+
+    try:
+        return TcpTransport(
+            server_ssl=server_context(cert, key, client_ca=ca),
+            client_ssl=client_context(ca, certfile=cert, keyfile=key),
+        )
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"cannot load the cluster TLS files: {e}") from None
+
+
 @attrs.frozen(kw_only=True)
 class NodeSettings:
     data: Path
@@ -175,19 +190,7 @@ async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
 
     transport: Any = TcpTransport()
     if settings.tls_cert is not None:
-        from dspot.tls import client_context, server_context
-
-        try:
-            tls = TcpTransport(
-                server_ssl=server_context(
-                    settings.tls_cert, settings.tls_key, client_ca=settings.tls_ca
-                ),
-                client_ssl=client_context(
-                    settings.tls_ca, certfile=settings.tls_cert, keyfile=settings.tls_key
-                ),
-            )
-        except (OSError, ssl.SSLError) as e:
-            raise ConfigError(f"cannot load the TLS files: {e}") from None
+        tls = cluster_tls(settings.tls_cert, settings.tls_key, settings.tls_ca)
         transport = SplitTransport(tls, TcpTransport(), [settings.http])
     # Signals are taken over for the whole run, shutdown included: a second SIGTERM while
     # stopping must not kill the process with the disk half closed.

@@ -71,7 +71,6 @@ from dspot.http import (
 from dspot.membership import Membership, MembershipConfig, observer_meta
 from dspot.registry import Endpoint, NoEndpoint, Registry, RegistryClient
 from dspot.rpc import RpcNode
-from dspot.tls import client_context, server_context
 from dspot.transport import TcpTransport
 
 from dspot_spotify.node import HTTP_SERVICE
@@ -727,6 +726,7 @@ async def _report_nodes(gateway: Gateway, name: str) -> None:
 def serve_gateway(settings: GatewaySettings) -> int:
     """Run the gateway until SIGINT/SIGTERM; returns the exit status."""
     from dspot_spotify.cluster import ConfigError, _find, read_secret
+    from dspot_spotify.cluster import cluster_tls as cluster_tls_transport
 
     secret = read_secret(settings.secret_file)
     if settings.frontend is not None and not (settings.frontend / "index.html").is_file():
@@ -737,17 +737,7 @@ def serve_gateway(settings: GatewaySettings) -> int:
         raise ConfigError(f"cannot load the TLS certificate and key: {e}") from None
     cluster_tls = None
     if settings.tls_cert is not None:
-        try:
-            cluster_tls = TcpTransport(
-                server_ssl=server_context(
-                    settings.tls_cert, settings.tls_key, client_ca=settings.tls_ca
-                ),
-                client_ssl=client_context(
-                    settings.tls_ca, certfile=settings.tls_cert, keyfile=settings.tls_key
-                ),
-            )
-        except (OSError, ssl.SSLError) as e:
-            raise ConfigError(f"cannot load the cluster TLS files: {e}") from None
+        cluster_tls = cluster_tls_transport(settings.tls_cert, settings.tls_key, settings.tls_ca)
     if settings.pid_file is not None:
         settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
         settings.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
