@@ -24,6 +24,7 @@ const song: Song = {
   like_count: 0,
   created_by: "u1",
   created_at: 0,
+  plays: 0,
 };
 
 const album: Album = {
@@ -88,7 +89,7 @@ function setup(handler: Handler, session = true) {
     removeItem: (k: string) => void store.delete(k),
   };
   const api = new ApiClient({ fetch: fetch as unknown as typeof globalThis.fetch, storage });
-  if (session) api.setSession({ token: "tok", user_id: "u1", username: "ana" });
+  if (session) api.setSession({ token: "tok", user_id: "u1", username: "ana", role: "user" });
   render(<App api={api} />);
   return { api, calls };
 }

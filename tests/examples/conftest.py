@@ -1,14 +1,18 @@
-"""Fixtures for the example service's tests: a SQLite adapter and small generated audio."""
+"""Fixtures for the example service's tests: a SQLite adapter, and real-process clusters
+(:mod:`tests.examples.processes`)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from dspot_spotify import catalog
+
+from tests.examples.processes import ProcessCluster, process_cluster
 
 
 class SqliteTx:
@@ -64,3 +68,11 @@ class Db:
 @pytest.fixture
 def db() -> Db:
     return Db()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[ProcessCluster]:
+    """Node and gateway processes of one test (:class:`ProcessCluster`), all killed at its
+    end."""
+    with process_cluster(tmp_path / "processes") as cluster:
+        yield cluster
