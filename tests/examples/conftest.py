@@ -1,5 +1,6 @@
-"""Fixtures for the example service's tests: a SQLite adapter, and real-process clusters
-(:mod:`tests.examples.processes`)."""
+"""Fixtures for the example service's tests: a SQLite adapter, the tagged song most tests
+upload, and real-process clusters (:mod:`tests.examples.processes`; in-process ones are in
+:mod:`tests.examples.simcluster`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from dspot_spotify import catalog
 
 from tests.examples.processes import ProcessCluster, process_cluster
+from tests.examples.simcluster import tagged_flac
 
 
 class SqliteTx:
@@ -76,3 +78,9 @@ def processes(tmp_path: Path) -> Iterator[ProcessCluster]:
     end."""
     with process_cluster(tmp_path / "processes") as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="module")
+def song_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A tagged FLAC with a cover (:func:`~tests.examples.simcluster.tagged_flac`)."""
+    return tagged_flac(tmp_path_factory.mktemp("audio") / "song.flac")

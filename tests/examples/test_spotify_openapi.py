@@ -12,7 +12,6 @@ from typing import Any
 
 import attrs
 import jsonschema
-import pytest
 import trio
 from dspot_spotify.api import library, openapi
 from dspot_spotify.config import NodeConfig
@@ -25,7 +24,7 @@ from dspot.env import NodeEnv
 from dspot.http import Request, Router
 from dspot.transport import SimNetwork
 from tests.examples.prerequisites import FRONTEND, require
-from tests.examples.test_spotify_node import Cluster, cluster, run, url
+from tests.examples.simcluster import Cluster, cluster, run, url
 
 COMMITTED_DOCUMENT = FRONTEND / "src" / "api" / "openapi.json"
 COMMITTED_TYPES = FRONTEND / "src" / "api" / "schema.ts"
@@ -220,17 +219,6 @@ def test_every_json_answer_fits_its_documented_schema(song_file: bytes) -> None:
             assert missing == set(), "documented JSON answers never checked"
 
     run(main)
-
-
-@pytest.fixture(scope="module")
-def song_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_file
-
-    path = tmp_path_factory.mktemp("audio") / "song.flac"
-    path.write_bytes(encode_audio(synthesize(random.Random(7), 1.0), 22050, "flac"))
-    cover = make_cover_png(random.Random(8), 16)
-    tag_file(path, title="Shape", artist="The Schemas", album="Documents", track=1, cover=cover)
-    return path.read_bytes()
 
 
 # -- the web frontend's types are generated from the document ---------------------------------

@@ -13,8 +13,7 @@ from dspot_spotify.gateway import relay
 from dspot_spotify.simulation import downloads, scenario
 
 from dspot.sim import FaultConfig, Simulation, run_seed
-
-from .test_spotify_node import cluster, run, url
+from tests.examples.simcluster import cluster, run, url
 
 
 def test_scenario_passes_its_seeds_with_faults() -> None:

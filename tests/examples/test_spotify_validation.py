@@ -16,7 +16,7 @@ import pytest
 from dspot_spotify.api.wire import MAX_JSON_DEPTH, json_depth
 from dspot_spotify.writer import LOG_POSITION_HEADER
 
-from tests.examples.test_spotify_node import CONFIG, Cluster, cluster, login, run, url
+from tests.examples.simcluster import CONFIG, Cluster, cluster, login, run, url
 
 
 async def call(
