@@ -102,8 +102,11 @@ def assess(
                        f"exit statuses {bad_exit}" if deaths or dead or bad_exit else
                        "every exit was a kill -9 by the nemesis; clean SIGTERM exits at the end"))
     writes_ok = sum(1 for op in ops if op.writes and op.ok)
-    out.append(Finding("the workload made progress", writes_ok > 0, True,
-                       f"{writes_ok} acknowledged writes of {sum(1 for op in ops if op.writes)}"))
+    idle = sorted({op.client for op in ops} - {op.client for op in ops if op.ok})
+    out.append(Finding("the workload made progress, every client", writes_ok > 0 and not idle,
+                       True, f"{writes_ok} acknowledged writes of "
+                       f"{sum(1 for op in ops if op.writes)}"
+                       + (f"; no operation succeeded for {idle}" if idle else "")))
     out.append(Finding("the harness ran cleanly", not errors, True,
                        "; ".join(errors[:5]) or "no client or nemesis errors"))
     return out

@@ -246,6 +246,9 @@ class Client:
     def step(self) -> None:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the client holds (connections)."""
+
 
 class _Failed(Exception):
     def __init__(self, outcome: Outcome, detail: dict[str, Any]) -> None:
@@ -281,12 +284,12 @@ class RestClient(Client):
         raise RuntimeError(f"{self.name} could not register")
 
     def step(self) -> None:
-        mine = [s for s in self.library.known() if s.owner == self.name]
-        choices = ["upload"] * 3 + ["get", "search", "download", "like", "likes"]
-        if mine:
+        known = self.library.known()
+        choices = ["upload"] * 3
+        if known:
+            choices += ["get", "search", "download", "like", "likes", "playlist", "playlist_get"]
+        if any(s.owner == self.name for s in known):
             choices += ["edit"] * 2
-        if self.library.known():
-            choices += ["playlist", "playlist_get"]
         getattr(self, "do_" + self.rng.choice(choices))()
 
     def do_upload(self) -> None:
@@ -453,7 +456,18 @@ class SubsonicClient(Client):
             app_name="dspot-chaos",
         )
         conn._timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+
+        async def session() -> Any:  # trusting the run's CA (the library takes no SSL options)
+            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.http.ctx))
+
+        conn._sess = self.loop.run_until_complete(session())
         return conn
+
+    def close(self) -> None:
+        for c in getattr(self, "conns", []):
+            self.loop.run_until_complete(c.cleanup())
+        if hasattr(self, "loop"):
+            self.loop.close()
 
     def call(self, coro: Any) -> Any:
         return self.loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT + 1))
@@ -618,6 +632,8 @@ def run_clients(
                     time.sleep(client.rng.uniform(0.05, 0.3))
             except Exception as e:
                 errors.append(f"{client.name}: {e!r}")
+            finally:
+                client.close()
 
         t = threading.Thread(target=loop, name=name, daemon=True)
         t.start()
