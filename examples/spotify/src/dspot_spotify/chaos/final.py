@@ -8,6 +8,7 @@ through the gateways from the clients' namespace, as the users would.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import threading
 import time
@@ -150,7 +151,11 @@ def final_user_state(
                 final[f"playlist:{pl['id']}"] = tuple(i["song"]["blob_sha256"] for i in doc["items"])
         reader = clients[0]
         for song in library.known():
-            r = reader.rest("GET", f"/api/songs/{song.id}/stream")
+            try:
+                r = reader.rest("GET", f"/api/songs/{song.id}/stream")
+            except (OSError, http.client.HTTPException) as e:
+                bad.append(f"{song.sha[:12]} ({song.owner}): {e!r}")
+                continue
             if r.status != 200:
                 bad.append(f"{song.sha[:12]} ({song.owner}): HTTP {r.status}")
             elif hashlib.sha256(r.body).hexdigest() != song.sha:
