@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from dspot_spotify.chaos.netns import can_create_namespaces
 
 WHY = can_create_namespaces()
@@ -40,7 +39,7 @@ def test_short_run_passes_every_check(tmp_path: Path) -> None:
     for name in ("summary.md", "history.jsonl", "timeline.png", "run.log"):
         assert (tmp_path / name).stat().st_size > 0
     leftovers = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"dsc-" not in "".join(
+    assert "dsc-" not in "".join(
         line for line in leftovers.splitlines() if line.split("-")[1:2] == [str(os.getpid())]
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dspot_spotify.chaos.nemesis import KINDS
@@ -18,7 +18,7 @@ SABOTAGES = {
 }
 
 
-def _list(choices: Sequence[str]) -> object:
+def _list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
     def parse(text: str) -> tuple[str, ...]:
         items = tuple(x.strip() for x in text.split(",") if x.strip())
         if items == ("all",):
@@ -40,18 +40,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--gateways", type=int, default=2, choices=(1, 2), help="gateway hosts (2)")
     p.add_argument("--duration", type=float, default=300.0, help="seconds of workload (300)")
     p.add_argument("--seed", type=int, default=1, help="seeds the nemesis and the clients")
-    p.add_argument("--nemesis", type=_list(KINDS), default=KINDS,
-                   help=f"comma-separated faults: {','.join(KINDS)}, all or none (all)")
-    p.add_argument("--clients", type=_list(CLIENT_KINDS),
-                   default=("rest-session", "rest-session", "rest-plain", "subsonic"),
-                   help="comma-separated client kinds, one per client")
+    p.add_argument(
+        "--nemesis",
+        type=_list(KINDS),
+        default=KINDS,
+        help=f"comma-separated faults: {','.join(KINDS)}, all or none (all)",
+    )
+    p.add_argument(
+        "--clients",
+        type=_list(CLIENT_KINDS),
+        default=("rest-session", "rest-session", "rest-plain", "subsonic"),
+        help="comma-separated client kinds, one per client",
+    )
     p.add_argument("--out", type=Path, default=Path("chaos-out"), help="output directory")
-    p.add_argument("--heal-bound", type=float, default=120.0,
-                   help="seconds after heal to converge with R copies (120)")
-    p.add_argument("--strict-sessions", action="store_true",
-                   help="fail on session-guarantee violations of clients without X-Log-Position")
-    p.add_argument("--sabotage", action="append", default=[], choices=sorted(SABOTAGES),
-                   help="switch on a deliberate bug the checks must catch")
+    p.add_argument(
+        "--heal-bound",
+        type=float,
+        default=120.0,
+        help="seconds after heal to converge with R copies (120)",
+    )
+    p.add_argument(
+        "--strict-sessions",
+        action="store_true",
+        help="fail on session-guarantee violations of clients without X-Log-Position",
+    )
+    p.add_argument(
+        "--sabotage",
+        action="append",
+        default=[],
+        choices=sorted(SABOTAGES),
+        help="switch on a deliberate bug the checks must catch",
+    )
     args = p.parse_args(args_list)
     if args.nodes < 3 or args.duration < 20:
         p.error("--nodes must be at least 3 and --duration at least 20")

@@ -143,12 +143,16 @@ def final_user_state(
             c.position = None
             reply = c.rest("POST", "/api/auth/login", {"username": c.name, "password": PASSWORD})
             c.token = reply.json()["token"]
-            liked = {i["blob_sha256"] for i in c.rest("GET", "/api/me/likes?limit=1000").json()["items"]}
+            liked = {
+                i["blob_sha256"] for i in c.rest("GET", "/api/me/likes?limit=1000").json()["items"]
+            }
             for sha in c.likes:
                 final[f"like:{c.name}:{sha}"] = True if sha in liked else None
             for pl in c.rest("GET", "/api/playlists").json()["items"]:
                 doc = c.rest("GET", f"/api/playlists/{pl['id']}").json()
-                final[f"playlist:{pl['id']}"] = tuple(i["song"]["blob_sha256"] for i in doc["items"])
+                final[f"playlist:{pl['id']}"] = tuple(
+                    i["song"]["blob_sha256"] for i in doc["items"]
+                )
         reader = clients[0]
         for song in library.known():
             try:

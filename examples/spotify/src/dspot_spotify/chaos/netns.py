@@ -28,7 +28,7 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import attrs
 
@@ -103,7 +103,9 @@ class Topology:
             for i in range(nodes)
         ]
         hosts += [
-            Host(f"g{i + 1}", self.prefix + f"g{i + 1}", f"{INTERNAL}.{2 + i}", f"{EXTERNAL}.{2 + i}")
+            Host(
+                f"g{i + 1}", self.prefix + f"g{i + 1}", f"{INTERNAL}.{2 + i}", f"{EXTERNAL}.{2 + i}"
+            )
             for i in range(gateways)
         ]
         hosts.append(Host("ops", self.prefix + "ops", f"{INTERNAL}.250", None))
@@ -133,17 +135,78 @@ class Topology:
                     continue
                 port = h.port(network)
                 run(
-                    ["ip", "link", "add", network, "netns", h.ns, "type", "veth"]
-                    + ["peer", "name", port, "netns", sw]
+                    [
+                        "ip",
+                        "link",
+                        "add",
+                        network,
+                        "netns",
+                        h.ns,
+                        "type",
+                        "veth",
+                        "peer",
+                        "name",
+                        port,
+                        "netns",
+                        sw,
+                    ]
                 )
                 run(["ip", "-n", sw, "link", "set", port, "master", network, "up"])
                 run(["ip", "-n", h.ns, "addr", "add", f"{addr}/24", "dev", network])
                 run(["ip", "-n", h.ns, "link", "set", network, "up"])
                 # The slow class that delay faults feed (priority 1:20); 1:10 is the rest.
                 tc = ["tc", "-n", sw]
-                run([*tc, "qdisc", "add", "dev", port, "root", "handle", "1:", "htb"] + ["default", "10", "r2q", "1000"])
-                run([*tc, "class", "add", "dev", port, "parent", "1:", "classid", "1:10"] + ["htb", "rate", "10gbit"])
-                run([*tc, "class", "add", "dev", port, "parent", "1:", "classid", "1:20"] + ["htb", "rate", "2mbit", "ceil", "2mbit"])
+                run(
+                    [
+                        *tc,
+                        "qdisc",
+                        "add",
+                        "dev",
+                        port,
+                        "root",
+                        "handle",
+                        "1:",
+                        "htb",
+                        "default",
+                        "10",
+                        "r2q",
+                        "1000",
+                    ]
+                )
+                run(
+                    [
+                        *tc,
+                        "class",
+                        "add",
+                        "dev",
+                        port,
+                        "parent",
+                        "1:",
+                        "classid",
+                        "1:10",
+                        "htb",
+                        "rate",
+                        "10gbit",
+                    ]
+                )
+                run(
+                    [
+                        *tc,
+                        "class",
+                        "add",
+                        "dev",
+                        port,
+                        "parent",
+                        "1:",
+                        "classid",
+                        "1:20",
+                        "htb",
+                        "rate",
+                        "2mbit",
+                        "ceil",
+                        "2mbit",
+                    ]
+                )
         self.apply_rules([], [])
 
     def set_slow_rate(self, kbit: int) -> None:
@@ -151,8 +214,24 @@ class Topology:
         for h in self.hosts.values():
             for port in h.ports():
                 run(
-                    ["tc", "-n", self.switch, "class", "change", "dev", port, "parent", "1:"]
-                    + ["classid", "1:20", "htb", "rate", f"{kbit}kbit", "ceil", f"{kbit}kbit"]
+                    [
+                        "tc",
+                        "-n",
+                        self.switch,
+                        "class",
+                        "change",
+                        "dev",
+                        port,
+                        "parent",
+                        "1:",
+                        "classid",
+                        "1:20",
+                        "htb",
+                        "rate",
+                        f"{kbit}kbit",
+                        "ceil",
+                        f"{kbit}kbit",
+                    ]
                 )
 
     def apply_rules(self, bridge_rules: Sequence[str], netdev_chains: Sequence[str]) -> None:
@@ -173,7 +252,8 @@ class Topology:
             *netdev_chains,
             "}",
         ]
-        run(["ip", "netns", "exec", self.switch, "nft", "-f", "-"], stdin="\n".join(script) + "\n")
+        nft = ["ip", "netns", "exec", self.switch, "nft", "-f", "-"]
+        run(nft, stdin="\n".join(script) + "\n")
 
     def exec_argv(self, host: str, argv: Sequence[str]) -> list[str]:
         """``argv`` run inside ``host``'s namespace."""
@@ -181,6 +261,11 @@ class Topology:
 
     def destroy(self) -> None:
         _remove([n for n in _namespaces() if n.startswith(self.prefix)])
+
+
+def _pair(i: int) -> tuple[str, str]:
+    """A gateway's internal and external addresses."""
+    return f"{INTERNAL}.{i}", f"{EXTERNAL}.{i}"
 
 
 def _namespaces() -> list[str]:
@@ -245,13 +330,6 @@ def can_create_namespaces() -> str | None:
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-@contextlib.contextmanager
-def entered(ns: str) -> Iterator[None]:
-    """Move the calling *thread* into namespace ``ns`` (sockets it opens live there)."""
-    enter(ns)
-    yield
 
 
 def enter(ns: str) -> None:

@@ -194,7 +194,12 @@ class Cluster:
                     *("--name", h.name, "--listen", f"{h.external}:{HTTPS_PORT}"),
                     *("--rpc", f"{h.internal}:{RPC_PORT}", "--join", seeds),
                     *("--secret-file", str(secret)),
-                    *("--cert", str(tls / f"{h.name}.pem"), "--key", str(tls / f"{h.name}-key.pem")),
+                    *(
+                        "--cert",
+                        str(tls / f"{h.name}.pem"),
+                        "--key",
+                        str(tls / f"{h.name}-key.pem"),
+                    ),
                     *member_tls,
                     *gateway_args,
                 ]
@@ -225,16 +230,16 @@ class Cluster:
         for m in self.gateways:
             m.start()
         n = len(self.nodes)
-        self._until(lambda: all(m.ready.is_set() and m.healthy >= n for m in self.gateways), timeout)
+        self._until(
+            lambda: all(m.ready.is_set() and m.healthy >= n for m in self.gateways), timeout
+        )
 
     def _until(self, cond: object, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not cond():  # type: ignore[operator]
             dead = [m for m in self.members.values() if m.deaths]
             if dead:
-                raise RuntimeError(
-                    f"{dead[0].name} exited during start-up; see {dead[0].log_path}"
-                )
+                raise RuntimeError(f"{dead[0].name} exited during start-up; see {dead[0].log_path}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the cluster did not start within {timeout:g} s")
             time.sleep(0.1)

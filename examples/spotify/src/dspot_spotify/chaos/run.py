@@ -25,7 +25,11 @@ from dspot_spotify.chaos.workload import Library, Recorder, run_clients
 
 __all__ = ["Settings", "run"]
 
-SESSION_KINDS = {"rest-session": "now", "rest-plain": "after issue 15", "subsonic": "after issue 15"}
+SESSION_KINDS = {
+    "rest-session": "now",
+    "rest-plain": "after issue 15",
+    "subsonic": "after issue 15",
+}
 """When each client kind is promised read-your-writes and monotonic reads."""
 
 
@@ -204,7 +208,9 @@ def rerun_command(s: Settings) -> str:
 
 
 def save_settings(s: Settings) -> str:
-    return json.dumps(attrs.asdict(s, value_serializer=lambda i, a, v: str(v) if isinstance(v, Path) else v))
+    return json.dumps(
+        attrs.asdict(s, value_serializer=lambda i, a, v: str(v) if isinstance(v, Path) else v)
+    )
 
 
 _ = ViolationKind
