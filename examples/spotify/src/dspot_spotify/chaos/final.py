@@ -120,7 +120,7 @@ def node_catalogs(ns: str, nodes: dict[str, str], user: str) -> dict[str, dict[s
                 doc = _get(f"{url}/api/songs?limit=500&page={page}&sort=title", token)
                 for item in doc["items"]:
                     songs[item["blob_sha256"]] = item["title"]
-                if page * 500 >= doc["total"]:
+                if page * int(doc["limit"]) >= doc["total"]:  # the API caps the page size
                     break
                 page += 1
             out[name] = songs
