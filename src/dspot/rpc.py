@@ -482,8 +482,11 @@ class RpcNode:
         try:
             async with send_lock:
                 await _send_frame(stream, reply)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            pass  # the caller retries (idempotent) or asks again (deduplicated)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
+            # The caller retries (idempotent) or asks again (deduplicated). A TLS stream whose
+            # peer hung up raises EndOfStream on send: without it here one caller going away
+            # mid-reply ended the whole listener, and the process with it.
+            pass
 
     async def _execute(self, peer: Peer, frame: Frame) -> Frame:
         try:
