@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 import attrs
 from dspot.blobstore import BlobStoreConfig
 from dspot.http import ServerConfig
@@ -11,11 +13,25 @@ from dspot.tokenring import TokenRingConfig
 from dspot_spotify.auth import DEFAULT_SCRYPT, ScryptParams
 from dspot_spotify.upload import DEFAULT_MAX_UPLOAD
 
-__all__ = ["HTTP_SERVICE", "NodeConfig"]
+__all__ = ["HTTP_SERVICE", "WRITE_BEHIND_DELAY", "NodeConfig", "Sabotage"]
 
 HTTP_SERVICE = "spotify-http"
 """The registry service under which every node publishes its HTTP API (the gateway
 resolves it)."""
+
+
+class Sabotage(enum.Enum):
+    """Deliberate bugs that tests switch on to show their checks catch them; production
+    never does (``dspot-spotify node`` only through a hidden option, logged loudly)."""
+
+    ACK_BEFORE_SYNC = "ack-before-sync"
+    """Acknowledge an upload before its audio has W synced copies: commit the catalog entry
+    and answer 201 at once, store the blob from a write-behind buffer a few seconds later
+    (unsynced). A crash in between loses an acknowledged song."""
+
+
+WRITE_BEHIND_DELAY = 3.0
+"""Seconds :attr:`Sabotage.ACK_BEFORE_SYNC` holds an acknowledged upload before storing it."""
 
 
 @attrs.frozen(kw_only=True)
@@ -42,3 +58,5 @@ class NodeConfig:
     """How often the token holder, epoch and quorum are checked for change events."""
     event_queue: int = 256
     """Events an ``/api/events`` subscriber may fall behind before it is dropped."""
+    sabotage: frozenset[Sabotage] = frozenset()
+    """Deliberate bugs for tests (:class:`Sabotage`); empty in production."""

@@ -51,14 +51,14 @@ from dspot_spotify.api.cluster import (
 )
 from dspot_spotify.api.wire import API_JSON
 from dspot_spotify.auth import CredentialBox, TokenSigner, derive_box_key, derive_token_key
-from dspot_spotify.config import HTTP_SERVICE, NodeConfig
+from dspot_spotify.config import HTTP_SERVICE, NodeConfig, Sabotage
 from dspot_spotify.events import EventHub
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.router import build_router
 from dspot_spotify.writer import format_position
 
-__all__ = ["HTTP_SERVICE", "EventHub", "NodeConfig", "SpotifyNode"]
+__all__ = ["HTTP_SERVICE", "EventHub", "NodeConfig", "Sabotage", "SpotifyNode"]
 
 _T = TypeVar("_T")
 
@@ -107,6 +107,8 @@ class SpotifyNode:
         self._blobs: BlobStore | None = None
         self._registry: Registry | None = None
         self._http: HttpServer | None = None
+        self.background: anyio.abc.TaskGroup | None = None
+        """The task group of the running node (work that outlives a request)."""
         self._http_bound: str | None = None
 
     # -- running parts -------------------------------------------------------------------
@@ -180,7 +182,13 @@ class SpotifyNode:
                 TokenRing(env, self._rpc, voters, ring_config, apply=self._apply)
             )
             tg = await stack.enter_async_context(anyio.create_task_group())
-            self._blobs = BlobStore(env, self._rpc, voters, cfg.blobstore)
+            self.background = tg
+            blob_config = cfg.blobstore
+            for bug in sorted(cfg.sabotage, key=lambda b: b.value):
+                env.log(40, "spotify.node.SABOTAGED", bug=bug.value, note="never in production")
+            if Sabotage.ACK_BEFORE_SYNC in cfg.sabotage:
+                blob_config = attrs.evolve(blob_config, sync_before_ack=False)
+            self._blobs = BlobStore(env, self._rpc, voters, blob_config)
             await tg.start(self._blobs.run)
             survey.serve_status(self)
             handler = self.metrics.instrument(build_router(self))

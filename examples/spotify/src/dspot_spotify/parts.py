@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import anyio.abc
 from dspot.blobstore import BlobStore
 from dspot.env import NodeEnv
 from dspot.membership import Membership
@@ -37,6 +38,8 @@ class NodeParts(Protocol):
     replica: CatalogReplica
     events: EventHub
     metrics: NodeMetrics
+    background: anyio.abc.TaskGroup | None
+    """Where work that outlives a request runs (the node's own task group)."""
 
     @property
     def rpc(self) -> RpcNode: ...

@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Final, Literal
 
+import anyio
 import attrs
 from dspot.blobstore import BlobStoreError, IntegrityError
 from dspot.http import HTTPError, Request, Response
@@ -32,12 +33,14 @@ from dspot_spotify.api.route import (
 )
 from dspot_spotify.api.schema import json_schema
 from dspot_spotify.api.wire import changes, patch_of, read_json
+from dspot_spotify.config import WRITE_BEHIND_DELAY, Sabotage
 from dspot_spotify.ingest import entries_for_upload
 from dspot_spotify.media import cover_response, song_audio
 from dspot_spotify.tags import MediaError
 from dspot_spotify.upload import (
     FORM_OVERHEAD,
     FormFile,
+    InspectedUpload,
     SpooledUpload,
     form_boundary,
     inspect_upload,
@@ -111,27 +114,28 @@ async def upload(api: Api, request: Request) -> Response:
     node = api.node
     api.writer.require_quorum()
     try:
-        spool, filename = await _receive(api, request)
+        received, filename = await _receive(api, request)
     except MediaError as e:
         raise HTTPError(e.status, e.message) from None
+    spool: SpooledUpload | None = received
     try:
         await api.writer.catch_up(request)
-        existing = await api.read(catalog.song_with_blob, spool.sha256)
+        existing = await api.read(catalog.song_with_blob, received.sha256)
         if existing is not None:
             song = await api.song(existing)
             return api.reply(DuplicateSong(**attrs.asdict(Song.of(song), recurse=False)))
         try:
-            found = inspect_upload(spool, filename=filename)
+            found = inspect_upload(received, filename=filename)
         except MediaError as e:
             raise HTTPError(e.status, e.message) from None
-        try:
-            await node.blobs.put(spool.chunks(), sha256=spool.sha256)
-            if found.cover is not None and found.cover_sha256 is not None:
-                await node.blobs.put(_once(found.cover), sha256=found.cover_sha256)
-        except (BlobStoreError, IntegrityError) as e:
-            raise HTTPError(503, f"could not store the file: {e}") from None
+        if Sabotage.ACK_BEFORE_SYNC in node.config.sabotage and node.background:
+            node.background.start_soon(_write_behind, api, received, found)
+            spool = None  # the write-behind task owns it now
+        else:
+            await _store_blobs(api, received, found)
     finally:
-        spool.close()
+        if spool is not None:
+            spool.close()
     song_id = node.env.ids()
     entries = await api.read(
         entries_for_upload,
@@ -139,14 +143,38 @@ async def upload(api: Api, request: Request) -> Response:
         actor=claims.user_id,
         at=node.now_ms(),
         song_id=song_id,
-        blob_sha256=spool.sha256,
-        size=spool.size,
+        blob_sha256=received.sha256,
+        size=received.size,
         cover_sha256=found.cover_sha256,
     )
     pos = await api.writer.commit_in_order(entries)  # the last entry is the song itself
     song = await api.song(song_id)
     location = [("location", f"/api/songs/{song_id}")]
     return api.reply(Song.of(song), 201, position=pos, headers=location)
+
+
+async def _store_blobs(api: Api, spool: SpooledUpload, found: InspectedUpload) -> None:
+    """The upload's audio and cover into the blob store, acknowledged by W synced copies."""
+    blobs = api.node.blobs
+    try:
+        await blobs.put(spool.chunks(), sha256=spool.sha256)
+        if found.cover is not None and found.cover_sha256 is not None:
+            await blobs.put(_once(found.cover), sha256=found.cover_sha256)
+    except (BlobStoreError, IntegrityError) as e:
+        raise HTTPError(503, f"could not store the file: {e}") from None
+
+
+async def _write_behind(api: Api, spool: SpooledUpload, found: InspectedUpload) -> None:
+    """:attr:`Sabotage.ACK_BEFORE_SYNC`: store an upload that was already acknowledged."""
+    try:
+        await anyio.sleep(WRITE_BEHIND_DELAY)
+        await _store_blobs(api, spool, found)
+    except HTTPError as e:
+        api.node.env.log(
+            logging.ERROR, "spotify.SABOTAGE.upload_lost", sha256=spool.sha256, error=e
+        )
+    finally:
+        spool.close()
 
 
 async def list_songs(api: Api, request: Request) -> Response:
