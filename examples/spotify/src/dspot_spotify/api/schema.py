@@ -74,7 +74,7 @@ class SchemaBuilder:
             args = typing.get_args(tp)
             return "".join(self.name_of(a) for a in args) + origin.__name__
         name: str = tp.__name__
-        return name.removesuffix("View") if name != "View" else name
+        return name.removesuffix("View") or name
 
     def named(self, name: str, tp: Any, role: Role = "response") -> Schema:
         """Register ``tp`` (a union, say) under ``name``; a reference to it."""
@@ -113,13 +113,7 @@ class SchemaBuilder:
     def _union(self, args: tuple[Any, ...], role: Role) -> Schema:
         if all(a in _SCALARS for a in args):
             return {"type": [_SCALARS[a] for a in args]}
-        parts = [self.schema(a, role) for a in args]
-        plain = [p for p in parts if set(p) == {"type"} and isinstance(p["type"], str)]
-        if len(parts) == 2 and len(plain) == 1 and plain[0]["type"] == "null":
-            other = parts[0] if parts[1] is plain[0] else parts[1]
-            if set(other) == {"type"}:
-                return {"type": [other["type"], "null"]}
-        return {"oneOf": parts}
+        return {"oneOf": [self.schema(a, role) for a in args]}
 
     def _claim(self, name: str, owner: Any, role: Role) -> bool:
         """Reserve ``name`` for ``owner``; True if it is new. A class whose fields have
