@@ -67,9 +67,6 @@ export function useSavedQueue({
   latest.current = { queue, position };
   const lastLocal = useRef(0);
   const lastRemote = useRef(0);
-  // Nothing goes to the server before its copy was read: an old queue restored here must not
-  // overwrite a newer one from another device.
-  const loaded = useRef(false);
 
   const saveHere = useCallback(() => {
     if (!userId) return;
@@ -80,7 +77,7 @@ export function useSavedQueue({
 
   const saveThere = useCallback(() => {
     const r = remote.current;
-    if (!r || r.state === "off" || !loaded.current) return;
+    if (!r || r.state === "off") return;
     lastRemote.current = Date.now();
     const { queue: q, position: at } = latest.current;
     void r.save(q, at());
@@ -94,7 +91,6 @@ export function useSavedQueue({
     let live = true;
     void (async () => {
       const saved = await r.load();
-      loaded.current = live;
       if (!live || !saved || saved.changed <= savedAt || touched()) return;
       const songs = await remoteSongs(api, saved.ids);
       if (!live || songs.length === 0 || touched()) return;
@@ -106,7 +102,6 @@ export function useSavedQueue({
     })();
     return () => {
       live = false;
-      loaded.current = false;
       remote.current = null;
     };
     // Once per session: the starting point is what the page loaded with.
