@@ -145,6 +145,8 @@ export class NoSocket {
 
 /** Install the fakes around every test of the importing file. */
 export function useFakeBrowser(): void {
+  // A whole app per test, driven click by click: slow on a busy machine, not stuck.
+  vi.setConfig({ testTimeout: 30_000 });
   beforeEach(() => {
     localStorage.clear(); // the player keeps the queue there
     forgetCovers();
