@@ -15,24 +15,7 @@ describe("the app", () => {
           ? problem(401, "wrong username or password")
           : ok({ token: "t", user_id: "u", username: "ana" });
       }
-      if (url.pathname === "/api/albums")
-        return ok({
-          items: [
-            {
-              id: "al1",
-              title: "Fixtures",
-              artist_id: "a1",
-              artist_name: "The Testers",
-              year: 2024,
-              cover_sha256: null,
-              song_count: 1,
-              duration: 61,
-            },
-          ],
-          page: 1,
-          limit: 24,
-          total: 1,
-        });
+      if (url.pathname === "/api/albums") return ok({ ...page([album]), limit: 24 });
       return undefined;
     }, false);
     const user = userEvent.setup();

@@ -218,40 +218,27 @@ function PasswordSection() {
       setBusy(false);
     }
   };
+  const fields: [string, string, (v: string) => void, string][] = [
+    ["Current password", old, setOld, "current-password"],
+    ["New password", fresh, setFresh, "new-password"],
+    ["New password again", again, setAgain, "new-password"],
+  ];
   return (
     <section aria-labelledby="password-h" className="settings-section">
       <h2 id="password-h">Password</h2>
       <form className="stacked-form" onSubmit={(e) => void submit(e)}>
-        <label>
-          Current password
-          <input
-            type="password"
-            autoComplete="current-password"
-            value={old}
-            onChange={(e) => setOld(e.target.value)}
-            required
-          />
-        </label>
-        <label>
-          New password
-          <input
-            type="password"
-            autoComplete="new-password"
-            value={fresh}
-            onChange={(e) => setFresh(e.target.value)}
-            required
-          />
-        </label>
-        <label>
-          New password again
-          <input
-            type="password"
-            autoComplete="new-password"
-            value={again}
-            onChange={(e) => setAgain(e.target.value)}
-            required
-          />
-        </label>
+        {fields.map(([label, value, set, autoComplete]) => (
+          <label key={label}>
+            {label}
+            <input
+              type="password"
+              autoComplete={autoComplete}
+              value={value}
+              onChange={(e) => set(e.target.value)}
+              required
+            />
+          </label>
+        ))}
         {error && (
           <p className="form-error" role="alert">
             {error}
