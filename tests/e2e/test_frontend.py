@@ -207,6 +207,21 @@ def test_sign_up_then_sign_out_and_in_again(browser: Browser, cluster: ProcessCl
 
 def test_upload_shows_progress_tags_and_refusals(page: Page, music: list[Path]) -> None:
     nav(page, "Upload")
+    # Uploads start as soon as files are chosen: record every value the long file's progress
+    # bar takes, and send at a bounded rate so there is progress to see.
+    page.evaluate(
+        """(name) => {
+          window.__progress = [];
+          new MutationObserver((records) => {
+            for (const r of records) {
+              if (r.target.getAttribute('aria-label') === `Progress of ${name}`)
+                window.__progress.push(Number(r.target.value));
+            }
+          }).observe(document.body, {attributes: true, attributeFilter: ['value'], subtree: true});
+        }""",
+        music[0].name,
+    )
+    throttle(page, up=1_000_000)
     page.get_by_label("Audio files to upload").set_input_files([str(p) for p in music])
     rows = page.get_by_test_id("upload-row")
     expect(rows).to_have_count(len(music))
@@ -221,18 +236,6 @@ def test_upload_shows_progress_tags_and_refusals(page: Page, music: list[Path]) 
     )
     page.get_by_test_id("dropzone").dispatch_event("drop", {"dataTransfer": dropped})
     expect(rows).to_have_count(len(music) + 1)
-    # Record every progress value the page shows, then send at a bounded rate so there is
-    # progress to see.
-    page.evaluate(
-        """() => {
-          window.__progress = [];
-          const p = document.querySelector('progress');
-          new MutationObserver(() => window.__progress.push(Number(p.value)))
-            .observe(p, {attributes: true, attributeFilter: ['value']});
-        }"""
-    )
-    throttle(page, up=1_000_000)
-    page.get_by_role("button", name="Upload", exact=True).click()
     long_row = page.get_by_role("listitem", name=music[0].name)
     expect(long_row.get_by_test_id("upload-status")).to_have_text("Uploaded", timeout=60_000)
     throttle(page)
