@@ -28,7 +28,6 @@ from dspot_spotify.subsonic.protocol import (
     NOT_AUTHORIZED,
     NOT_FOUND,
     SubsonicError,
-    album_id3,
     artist_element,
     iso,
 )
@@ -194,8 +193,8 @@ async def get_album(call: Call) -> Mapping[str, Any]:
         detail = catalog.get_album(tx, album_id)
         if album is None or detail is None:
             return None
-        starred = catalog.stars(tx, me.id, [album_id], "album").get(album_id)
-        return {"album": {**album_id3(album, starred), "song": children(tx, me.id, detail.tracks)}}
+        [element] = album_elements(tx, me.id, [album])
+        return {"album": {**element, "song": children(tx, me.id, detail.tracks)}}
 
     result = await call.read(query)
     if result is None:

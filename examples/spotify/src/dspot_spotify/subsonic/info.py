@@ -20,7 +20,6 @@ from dspot_spotify.subsonic.protocol import (
     NOT_FOUND,
     SubsonicError,
     artist_element,
-    iso,
 )
 
 __all__ = ["ENDPOINTS", "structured_lyrics"]
@@ -115,6 +114,17 @@ async def get_similar_songs2(call: Call) -> Mapping[str, Any]:
     return await _similar(call, "similarSongs2", artists_only=True)
 
 
+# No outside source (MusicBrainz, Last.fm) is asked: every field of the information is there,
+# and empty (some clients read each key unconditionally).
+_NO_INFO: Final = {
+    "musicBrainzId": "",
+    "lastFmUrl": "",
+    "smallImageUrl": "",
+    "mediumImageUrl": "",
+    "largeImageUrl": "",
+}
+
+
 async def _artist_info(call: Call, result: str, *, id3: bool) -> Mapping[str, Any]:
     p = call.params
     artist_id = p.require("id")
@@ -130,7 +140,7 @@ async def _artist_info(call: Call, result: str, *, id3: bool) -> Mapping[str, An
     similar = await call.read(query)
     if similar is None:
         raise SubsonicError(NOT_FOUND, f"no artist {artist_id}")
-    return {result: {"similarArtist": similar}}
+    return {result: {**_NO_INFO, "biography": "", "similarArtist": similar}}
 
 
 async def get_artist_info(call: Call) -> Mapping[str, Any]:
@@ -145,29 +155,19 @@ async def _album_info(call: Call) -> Mapping[str, Any]:
     album_id = call.params.require("id")
     if await call.read(catalog.album_row, album_id) is None:
         raise SubsonicError(NOT_FOUND, f"no album {album_id}")
-    return {"albumInfo": {}}
+    return {"albumInfo": {**_NO_INFO, "notes": ""}}
 
 
 async def get_scan_status(call: Call) -> Mapping[str, Any]:
-    def query(tx: catalog.Tx) -> Mapping[str, Any]:
-        changed = catalog.last_modified(tx)
-        return {
-            "scanStatus": {
-                "scanning": False,
-                "count": catalog.song_count(tx),
-                "folderCount": 1,
-                "lastScan": iso(changed) if changed else None,
-            }
-        }
-
-    return await call.read(query)
+    count = await call.read(catalog.song_count)
+    return {"scanStatus": {"scanning": False, "count": count}}
 
 
 async def get_lyrics(call: Call) -> Mapping[str, Any]:
     p = call.params
     found = await call.read(catalog.find_lyrics, p.get("artist"), p.get("title"))
     if found is None:
-        return {"lyrics": {}}  # the specification's answer when there are none
+        return {"lyrics": {"value": ""}}  # none: empty lyrics, as other servers answer
     artist, title, text = found
     return {"lyrics": {"artist": artist, "title": title, "value": text}}
 

@@ -76,8 +76,8 @@ async def get_play_queue(call: Call) -> Mapping[str, Any]:
 
     def query(tx: catalog.Tx) -> Mapping[str, Any]:
         queue = catalog.play_queue(tx, me.id)
-        if queue is None:
-            return {}  # nothing saved: no playQueue element
+        if queue is None:  # nothing saved: an empty queue (clients expect the element)
+            return {"playQueue": {"username": me.username, "changed": iso(0), "changedBy": ""}}
         return {
             "playQueue": {
                 "current": queue.current,
