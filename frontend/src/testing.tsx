@@ -124,7 +124,13 @@ export function setup(handler: Handler, options: boolean | SetupOptions = true) 
   const client = () =>
     new ApiClient({ fetch: fetch as unknown as typeof globalThis.fetch, storage });
   const api = client();
-  const me: Session = { token: "tok", user_id: "u1", username: "ana", role: "user" };
+  const me: Session = {
+    token: "tok",
+    user_id: "u1",
+    username: "ana",
+    role: "user",
+    roles: ["user"],
+  };
   if (session) api.setSession(me);
   render(<App api={api} />);
   const reload = () => {
