@@ -11,6 +11,7 @@ import sqlite3
 from typing import Any
 from urllib.parse import urlencode
 
+import anyio
 import attrs
 import pytest
 from dspot_spotify import catalog as c
@@ -382,5 +383,35 @@ def test_internal_addresses_are_for_admins() -> None:
                     assert (event["member"]["address"] is None) == redacted
                     if redacted:
                         assert event["member"]["http"] is None
+
+    run(main)
+
+
+def test_two_nodes_asked_at_once_make_one_app_password() -> None:
+    """The web app asks for the app credentials from two places as it starts (the settings
+    page and the play queue); through the gateway those may reach two nodes at once. Both
+    answer with the pair that was stored first, so the one shown is the one that works."""
+
+    async def main() -> None:
+        async with cluster() as c:
+            _, bob, _ = await setup_users(c)
+            answers: dict[str, Any] = {}
+
+            async def ask(node: str) -> None:
+                status, body, _ = await bob.call("GET", node, "/api/me/subsonic")
+                assert status == 200, body
+                answers[node] = body
+
+            async with anyio.create_task_group() as tg:
+                for node in ("n1", "n2", "n3"):
+                    tg.start_soon(ask, node)
+            assert len({a["password"] for a in answers.values()}) == 1
+            assert len({a["api_key"] for a in answers.values()}) == 1
+            _, doc, _ = await Client(c).call(
+                "GET",
+                "n1",
+                f"/rest/ping?{urlencode({'f': 'json', 'apiKey': answers['n1']['api_key']})}",
+            )
+            assert doc["subsonic-response"]["status"] == "ok"
 
     run(main)

@@ -163,9 +163,10 @@ class SubsonicSecrets:
         return self.box.tag(api_key)
 
     def new(
-        self, user_id: str, *, at: int, token_bytes: TokenBytes
+        self, user_id: str, *, at: int, token_bytes: TokenBytes, first: bool = False
     ) -> tuple[catalog.SetSubsonicCredentials, str]:
-        """The log entry that gives ``user_id`` a new Subsonic password, and that password."""
+        """The log entry that gives ``user_id`` a new Subsonic password (``first``: only if
+        they have none that works), and that password."""
         raw = token_bytes(self.SECRET_BYTES)
         password = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
         entry = catalog.SetSubsonicCredentials(
@@ -174,5 +175,6 @@ class SubsonicSecrets:
             user_id=user_id,
             password=self.box.seal(password, owner=user_id, nonce=token_bytes(12)),
             api_key=self.box.tag(self.api_key(user_id, password)),
+            first=first,
         )
         return entry, password

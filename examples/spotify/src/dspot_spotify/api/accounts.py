@@ -225,7 +225,7 @@ async def my_subsonic(api: Api, request: Request) -> Response:
     password = None if creds is None or not creds.current else secrets.password(creds)
     if creds is not None and password is not None:
         return api.reply(await _subsonic(api, creds, password))
-    return await _new_subsonic(api, claims.user_id)
+    return await _new_subsonic(api, claims.user_id, first=creds is None or not creds.current)
 
 
 async def rotate_subsonic(api: Api, request: Request) -> Response:
@@ -234,12 +234,25 @@ async def rotate_subsonic(api: Api, request: Request) -> Response:
     return await _new_subsonic(api, claims.user_id)
 
 
-async def _new_subsonic(api: Api, user_id: str) -> Response:
+async def _new_subsonic(api: Api, user_id: str, *, first: bool = False) -> Response:
+    """Store a new pair and answer it; ``first`` (made on first use): if another node made
+    one meanwhile (the web app asks from two places at start), answer that one instead."""
     secrets = subsonic_secrets(api)
     node = api.node
-    entry, password = secrets.new(user_id, at=node.now_ms(), token_bytes=node.env.secure_token)
-    position = await api.writer.commit(entry)
+    entry, password = secrets.new(
+        user_id, at=node.now_ms(), token_bytes=node.env.secure_token, first=first
+    )
+    writer = api.writer
+    writer.require_quorum()
+    position = await writer.submit(entry)
+    result = await writer.result(position)
     creds = await api.read(catalog.subsonic_credentials, user_id)
+    if result.status == "rejected":
+        stored = None if creds is None else secrets.password(creds)
+        if not first or result.code != "conflict" or creds is None or stored is None:
+            await writer.outcome(position)  # raises the rejection
+            raise HTTPError(500, "a rejected write was not reported")
+        password = stored
     if creds is None:  # committed and applied above, so this is a broken replica
         raise HTTPError(500, "Subsonic credentials vanished after they were stored")
     return api.reply(await _subsonic(api, creds, password), position=position)

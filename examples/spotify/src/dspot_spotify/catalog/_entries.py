@@ -119,6 +119,9 @@ class SetSubsonicCredentials(Entry):
     user_id: str
     password: str = attrs.field(repr=False)
     api_key: str = attrs.field(repr=False)
+    first: bool = False
+    """Made on first use: refused (``conflict``) if the user has working ones already, so
+    two nodes asked at once both answer with the one pair that was stored first."""
 
 
 @attrs.frozen(kw_only=True)

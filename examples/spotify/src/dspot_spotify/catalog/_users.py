@@ -193,6 +193,13 @@ def _set_subsonic_credentials(tx: Tx, e: SetSubsonicCredentials) -> None:
         (e.api_key, e.user_id),
     ):
         raise Reject("API key already in use", "conflict")
+    if e.first and _one(
+        tx,
+        "SELECT 1 FROM subsonic_credentials c JOIN users u ON u.id = c.user_id "
+        "WHERE c.user_id = ? AND c.generation >= u.token_generation",
+        (e.user_id,),
+    ):
+        raise Reject("the user has Subsonic credentials already", "conflict")
     _exec(
         tx,
         "INSERT INTO subsonic_credentials (user_id, password, api_key, updated_at, generation) "
