@@ -178,10 +178,10 @@ def test_every_destination_is_reachable_at_375_px(
             expect(pg.get_by_role("heading", name=heading, exact=True).first).to_be_visible()
             width = pg.evaluate("document.documentElement.scrollWidth")
             assert width <= 375, f"{label} scrolls sideways at phone width ({width} px)"
-        shot(pg, "phone-menu")
         more.click()
         sign_out = main_nav.get_by_role("button", name="Sign out")
         expect(sign_out).to_be_in_viewport()
+        shot(pg, "phone-menu")
         sign_out.click()
         expect(pg.get_by_role("heading", name="Sign in")).to_be_visible()
 
