@@ -348,7 +348,7 @@ def test_cover_art_of_an_album_comes_from_any_track(library: Library) -> None:
         conn.get_cover_art(library.ids["Split Brain"])
 
 
-def test_stream_download_and_lyrics(library: Library) -> None:
+def test_stream_download_and_lyrics(library: Library, caplog: pytest.LogCaptureFixture) -> None:
     song = library.ids["Quorum Blues"]
     with osc(library) as conn:
         streamed = body(conn, conn.stream(song))
@@ -374,6 +374,8 @@ def test_stream_download_and_lyrics(library: Library) -> None:
     # An unknown song: the specification's error document, with HTTP 200.
     missing = http(library.rest("stream", **library.token_params(id="nope", f="json")))
     assert missing.status == 200 and missing.subsonic["error"]["code"] == 70
+    # ...which a player shows as silence: the node says it in its log too.
+    assert "subsonic.stream_unknown_song song='nope'" in caplog.text
 
 
 # -- annotation, bookmarks, the play queue ----------------------------------------------------
