@@ -27,29 +27,17 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e import test_frontend
 from tests.e2e.test_frontend import DESKTOP, audio_time, nav, shot, sign_in, write_tone
-from tests.examples.prerequisites import require_chromium, require_frontend_build
-from tests.examples.processes import ProcessCluster, process_cluster, retry_503, until
+from tests.examples.processes import ProcessCluster, until
 
 pytestmark = pytest.mark.slow
 
-ADMIN = ("admin", "e2e admin password")
+ADMIN = ("admin", test_frontend.ADMIN_PASSWORD)
 PHONE = {"width": 375, "height": 812}
 
+# The other end-to-end module's fixtures, for a cluster and a browser of this module's own.
+cluster = test_frontend.cluster
 browser = test_frontend.browser
-"""Headless chromium, as the other end-to-end tests launch it (on this module's cluster)."""
 COVER = make_cover_png(random.Random(21), 96)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessCluster]:
-    """Three node processes and the HTTPS gateway serving the built app; ``admin`` exists."""
-    dist = require_frontend_build()
-    require_chromium()
-    with process_cluster(tmp_path_factory.mktemp("e2e-account")) as processes:
-        processes.start_nodes(["node1", "node2", "node3"], quorum=True)
-        processes.start_gateway(frontend=dist)
-        retry_503(lambda: processes.client().register(*ADMIN))
-        yield processes
 
 
 @contextmanager

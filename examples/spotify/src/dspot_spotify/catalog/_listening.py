@@ -10,7 +10,7 @@ from typing import Final
 import attrs
 
 from dspot_spotify.catalog._schema import LikeTarget
-from dspot_spotify.catalog._sql import Tx, marks
+from dspot_spotify.catalog._sql import Tx, marks, values_by_id
 from dspot_spotify.catalog._sql import exec_ as _exec
 from dspot_spotify.catalog._sql import one as _one
 
@@ -53,18 +53,11 @@ def ratings(
     tx: Tx, user_id: str, ids: Sequence[str], target: LikeTarget = "song"
 ) -> dict[str, int]:
     """``user_id``'s ratings (1-5) of the songs (albums, artists) ``ids`` they rated."""
-    out: dict[str, int] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        for item_id, rating in _exec(
-            tx,
-            "SELECT target_id, rating FROM ratings WHERE user_id = ? AND target = ? "
-            f"AND target_id IN ({marks(chunk)})",
-            [user_id, target, *chunk],
-        ):
-            out[str(item_id)] = int(rating)
-    return out
+    sql = (
+        "SELECT target_id, rating FROM ratings WHERE user_id = ? AND target = ? "
+        "AND target_id IN ({marks})"
+    )
+    return values_by_id(tx, sql, [user_id, target], ids)
 
 
 def bookmarks(tx: Tx, user_id: str) -> list[Bookmark]:

@@ -10,7 +10,7 @@ import attrs
 
 from dspot_spotify.catalog._queries import ALBUM_COLUMNS, ALBUM_FROM, album_view
 from dspot_spotify.catalog._schema import LIKE_TABLES, LikeTarget
-from dspot_spotify.catalog._sql import Tx, marks
+from dspot_spotify.catalog._sql import Tx, marks, values_by_id
 from dspot_spotify.catalog._sql import exec_ as _exec
 from dspot_spotify.catalog._sql import one as _one
 from dspot_spotify.catalog._sql import scalar as _scalar
@@ -170,17 +170,8 @@ def stars(tx: Tx, user_id: str, ids: Sequence[str], target: LikeTarget = "song")
     """When ``user_id`` starred (liked) each of the songs (albums, artists) ``ids`` they
     like."""
     table, column, _ = LIKE_TABLES[target]
-    out: dict[str, int] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        for item_id, at in _exec(
-            tx,
-            f"SELECT {column}, at FROM {table} WHERE user_id = ? AND {column} IN ({marks(chunk)})",
-            [user_id, *chunk],
-        ):
-            out[str(item_id)] = int(at)
-    return out
+    sql = f"SELECT {column}, at FROM {table} WHERE user_id = ? AND {column} IN ({{marks}})"
+    return values_by_id(tx, sql, [user_id], ids)
 
 
 def liked_song_ids(tx: Tx, user_id: str) -> list[str]:
