@@ -99,7 +99,7 @@ def test_a_token_is_generated_and_circulates_in_ring_order() -> None:
     holder = h.cores[h.holders()[0]]
     assert holder.epoch == 1
     # the generating holder appended a no-op, committed on a majority
-    assert holder.log[0].is_noop and holder.commit_index >= 1
+    assert holder.log.in_memory()[0].is_noop and holder.commit_index >= 1
     seen: list[str] = []
     for _ in range(800):
         h.advance(0.01)
@@ -121,13 +121,16 @@ def test_submits_commit_in_one_order_everywhere_and_dedupe_by_id() -> None:
     h.feed("c", h.cores["c"].enqueue("x0", b"data0", h.now))  # same id through another node
     h.advance(5.0)
     assert set(h.resolved) == {f"x{i}" for i in range(5)}
-    logs = {n: [(e.epoch, e.entry_id) for e in c.log[: c.commit_index]] for n, c in h.cores.items()}
+    logs = {
+        n: [(e.epoch, e.entry_id) for e in c.log.in_memory()[: c.commit_index]]
+        for n, c in h.cores.items()
+    }
     first = logs["a"]
     assert all(log == first for log in logs.values())
     ids = [eid for _, eid in first if eid]
     assert sorted(ids) == [f"x{i}" for i in range(5)]  # x0 once
     pos = h.resolved["x3"]
-    assert h.cores["e"].log[pos.seq - 1].entry_id == "x3"  # type: ignore[attr-defined]
+    assert h.cores["e"].log.in_memory()[pos.seq - 1].entry_id == "x3"  # type: ignore[attr-defined]
 
 
 def test_lost_token_is_regenerated_with_a_higher_epoch() -> None:
@@ -144,8 +147,10 @@ def test_lost_token_is_regenerated_with_a_higher_epoch() -> None:
     # (epoch, seq) of the old holder's log are never reused with other entries
     for n in h.up:
         c = h.cores[n]
-        for seq, e in enumerate(c.log[: c.commit_index], 1):
-            other = h.cores[old].log[seq - 1] if seq <= h.cores[old].commit_index else None
+        for seq, e in enumerate(c.log.in_memory()[: c.commit_index], 1):
+            other = (
+                h.cores[old].log.in_memory()[seq - 1] if seq <= h.cores[old].commit_index else None
+            )
             assert other is None or other == e
 
 
@@ -184,7 +189,7 @@ def test_no_quorum_view_rejects_queued_submits_only_if_never_appended() -> None:
     out = core.enqueue("q", b"x", h.now)
     out = core.tick(h.now)
     assert out.rejected == ["q"]
-    assert not core.queue
+    assert not core.submits.queue
 
 
 def test_vote_is_granted_once_per_epoch_and_only_to_an_up_to_date_log() -> None:
@@ -250,19 +255,19 @@ def test_conflicting_uncommitted_entries_are_truncated_and_local_submit_requeued
     core.on_append(
         _append(epoch=1, prev_index=2, prev_epoch=1, entries=[Entry(1, "mine", b"m")]), 1
     )
-    assert core.pending["mine"] == 3 and not core.queue
+    assert core.submits.pending["mine"] == 3 and not core.submits.queue
     reply, out = core.on_append(
         _append(epoch=2, prev_index=1, prev_epoch=1, entries=[Entry(2, "z", b"")], commit=1), 2
     )
     assert reply.ok
-    assert [e.entry_id for e in core.log] == ["x", "z"]
+    assert [e.entry_id for e in core.log.in_memory()] == ["x", "z"]
     assert out.persist is not None and out.persist.truncate_from == 2
-    assert core.queue == [("mine", b"m")] and core.pending["mine"] == 0
+    assert core.submits.queue == [("mine", b"m")] and core.submits.pending["mine"] == 0
     # committed entries are never truncated, whatever an append says
     core.on_append(_append(epoch=2, prev_index=2, prev_epoch=2, commit=2), 3)
     reply, _ = core.on_append(_append(epoch=3, entries=[Entry(3, "evil", b"")]), 4)
     assert not reply.ok
-    assert [e.entry_id for e in core.log] == ["x", "z"]
+    assert [e.entry_id for e in core.log.in_memory()] == ["x", "z"]
 
 
 def test_mismatch_reply_points_the_holder_back() -> None:
@@ -284,7 +289,7 @@ def test_holder_commits_only_current_epoch_entries_by_counting() -> None:
     for peer in ("b", "c"):
         core.on_vote_reply(peer, Vote(2, "a", 1, 1), VoteReply(2, True), 10.0)
     assert core.role is Role.HOLDER
-    assert core.log[-1].is_noop and core.log[-1].epoch == 2
+    assert core.log.in_memory()[-1].is_noop and core.log.in_memory()[-1].epoch == 2
     core.persisted(2)
     sent = core.inflight["b"]
     core.on_append_reply("b", sent, AppendReply(2, True, 2, 0, False), 10.1)
@@ -321,6 +326,6 @@ def test_epoch_check_keeps_a_deposed_holder_from_overwriting_newer_entries(check
     )
     if check:
         assert not reply.ok and reply.epoch == 3
-        assert [e.entry_id for e in f.log] == ["a", "new"]
+        assert [e.entry_id for e in f.log.in_memory()] == ["a", "new"]
     else:  # sabotaged: the acknowledged entry is gone, and "old" is applied at seq 2
-        assert [e.entry_id for e in f.log] == ["a", "old"] and f.commit_index == 2
+        assert [e.entry_id for e in f.log.in_memory()] == ["a", "old"] and f.commit_index == 2
