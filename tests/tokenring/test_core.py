@@ -7,89 +7,17 @@ import random
 
 import pytest
 
-from dspot.membership import ring_order
 from dspot.tokenring import (
     Append,
     AppendReply,
     Entry,
     HardState,
-    Output,
     Role,
-    TokenRingConfig,
     TokenRingCore,
     Vote,
     VoteReply,
 )
-
-CFG = TokenRingConfig()
-NAMES = ["a", "b", "c", "d", "e"]
-
-
-class Harness:
-    """Cores wired back to back; messages go through :meth:`run`, which may drop some."""
-
-    def __init__(self, names: list[str] = NAMES, cfg: TokenRingConfig = CFG) -> None:
-        self.names = names
-        self.now = 0.0
-        self.cores = {
-            n: TokenRingCore(n, cfg, rng=random.Random(i), now=0.0) for i, n in enumerate(names)
-        }
-        self.up = set(names)
-        self.cut: set[tuple[str, str]] = set()
-        self.queue: list[tuple[str, Output]] = []
-        self.resolved: dict[str, object] = {}
-        self.rejected: list[str] = []
-        self.view()
-
-    def view(self) -> None:
-        for n, core in self.cores.items():
-            live = [m for m in ring_order(self.names) if m in self.up and (n, m) not in self.cut]
-            core.set_view(live, self.names)
-
-    def feed(self, node: str, out: Output) -> None:
-        if out.persist is not None:
-            out2 = self.cores[node].persisted(out.persist.upto)
-            out.sends += out2.sends
-            out.resolved += out2.resolved
-        for eid, pos in out.resolved:
-            self.resolved[eid] = pos
-        self.rejected += out.rejected
-        self.queue.append((node, out))
-
-    def run(self, steps: int = 10_000) -> None:
-        """Deliver every send (and its reply) until quiet."""
-        while self.queue and steps:
-            steps -= 1
-            src, out = self.queue.pop(0)
-            for send in out.sends:
-                dst = send.peer
-                core = self.cores[src]
-                ok = dst in self.up and (src, dst) not in self.cut and (dst, src) not in self.cut
-                if not ok:
-                    self.feed(src, core.on_send_failed(dst, send.message, self.now))
-                    continue
-                target = self.cores[dst]
-                if isinstance(send.message, Append):
-                    reply, out2 = target.on_append(send.message, self.now)
-                    self.feed(dst, out2)
-                    assert isinstance(reply, AppendReply)
-                    self.feed(src, core.on_append_reply(dst, send.message, reply, self.now))
-                else:
-                    vreply, out2 = target.on_vote(send.message, self.now)
-                    self.feed(dst, out2)
-                    self.feed(src, core.on_vote_reply(dst, send.message, vreply, self.now))
-
-    def advance(self, seconds: float, step: float = 0.01) -> None:
-        end = self.now + seconds
-        while self.now < end:
-            self.now += step
-            for n in self.names:
-                if n in self.up:
-                    self.feed(n, self.cores[n].tick(self.now))
-            self.run()
-
-    def holders(self) -> list[str]:
-        return [n for n, c in self.cores.items() if c.role is Role.HOLDER and n in self.up]
+from tests.tokenring.harness import CFG, NAMES, Harness
 
 
 def test_a_token_is_generated_and_circulates_in_ring_order() -> None:

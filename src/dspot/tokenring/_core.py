@@ -170,7 +170,7 @@ class TokenRingCore(CoreState):
                     self._broadcast(now)
                 self._maybe_pass(now)
         elif now >= self.election_deadline:
-            if self.view_has_quorum():
+            if self.view_has_quorum() and not self.learner:
                 self._start_election(now)
             else:
                 self._reset_election(now)
@@ -232,9 +232,12 @@ class TokenRingCore(CoreState):
                 self._truncate(idx)
             self._append_entry(entry)
         match = msg.last_index
+        if self.learner and msg.epoch == self.epoch and 0 <= msg.holder_last <= match:
+            self._graduate(msg.holder, now)
         self.floor = min(msg.floor, match)
         if msg.commit > self.commit_index:
             self._commit_to(min(msg.commit, match))
+        self._forget_ids()
         took = False
         if msg.token and msg.epoch == self.epoch and msg.hop > self.hop:
             self.hop = msg.hop
@@ -340,6 +343,8 @@ class TokenRingCore(CoreState):
                 return VoteReply(self.epoch, False), self._take()
             self._adopt_epoch(msg.epoch)
         up_to_date = (msg.last_epoch, msg.last_index) >= (self.last_epoch, self.last_index)
+        if self.learner or now < self.vote_after:
+            return VoteReply(self.epoch, False), self._take()
         if self.voted_for in (None, msg.candidate) and up_to_date:
             if self.voted_for is None:
                 self.voted_for = msg.candidate
@@ -348,6 +353,16 @@ class TokenRingCore(CoreState):
             self._reset_election(now)
             return VoteReply(self.epoch, True), self._take()
         return VoteReply(self.epoch, False), self._take()
+
+    def _graduate(self, holder: str, now: float) -> None:
+        """A learner's log now holds every committed entry: it may vote (7)."""
+        self.learner = False
+        # It may have voted before its disk was lost: count that vote as given to this
+        # epoch's holder, and keep out of elections still running from before.
+        if self.voted_for is None:
+            self.voted_for = holder
+        self.vote_after = now + 2 * self.config.token_timeout + self.config.rpc_timeout
+        self._save_state()
 
     def on_vote_reply(self, peer: str, msg: Vote, reply: VoteReply, now: float) -> Output:
         if reply.epoch > self.epoch:

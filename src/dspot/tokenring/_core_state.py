@@ -53,6 +53,9 @@ class CoreState:
         self.epoch = state.epoch
         self.voted_for = state.voted_for
         self.hop = state.hop
+        self.learner = state.learner
+        self.vote_after = 0.0
+        """A member that just stopped being a learner votes only after this time."""
         if not isinstance(log, LogWindow):
             log = LogWindow(config.memory_entries, entries=log)
         self.log = log
@@ -182,7 +185,7 @@ class CoreState:
         return p
 
     def _save_state(self) -> None:
-        self._persist().state = HardState(self.epoch, self.voted_for, self.hop)
+        self._persist().state = HardState(self.epoch, self.voted_for, self.hop, self.learner)
 
     def _reset_election(self, now: float) -> None:
         t = self.config.token_timeout
@@ -393,6 +396,7 @@ class CoreState:
             if p in self.configured
         ]
         self.floor = min(live, default=0)
+        self._forget_ids()
         q = self.quorum()
         if len(matches) < q:
             return
@@ -447,6 +451,7 @@ class CoreState:
             wanted=[p for p, n in self.peer_pending.items() if n > 0] if token else (),
             contact_age=now - self.quorum_seen_at if token else 0.0,
             floor=self.floor,
+            holder_last=self.last_index,
         )
         self.inflight[peer] = msg
         self._out.sends.append(Send(peer, msg))

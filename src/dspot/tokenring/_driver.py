@@ -39,7 +39,15 @@ from dspot.tokenring._messages import (
     Vote,
     VoteReply,
 )
-from dspot.tokenring._output import Fetch, Output, Send, SnapshotOffer, Status
+from dspot.tokenring._output import (
+    Fetch,
+    HardState,
+    Output,
+    Persist,
+    Send,
+    SnapshotOffer,
+    Status,
+)
 from dspot.tokenring._snapshot import (
     SnapshotHeader,
     SnapshotReader,
@@ -76,6 +84,12 @@ class TokenRing:
     :class:`~dspot.tokenring.StateMachine`: the ring resumes it where it durably stopped,
     snapshots it every ``compact_every`` entries, compacts the log, and restores it from
     a snapshot when the log no longer reaches back far enough).
+
+    ``learner``: set it when this member starts with an empty disk in a cluster that
+    already has a log — a new member, or one whose disk was lost. Such a member neither
+    votes nor stands for election until its log has matched a holder's whole log (a member
+    that forgot what it acknowledged or voted must not vote: it could elect a log without
+    a committed entry). Only read when the disk is empty; the state is kept durably.
     """
 
     def __init__(
@@ -87,6 +101,7 @@ class TokenRing:
         *,
         apply: ApplyCallback | None = None,
         state_machine: StateMachine | None = None,
+        learner: bool = False,
     ) -> None:
         if apply is not None and state_machine is not None:
             raise ValueError("give apply or state_machine, not both")
@@ -95,6 +110,7 @@ class TokenRing:
         self.view = view
         self.config = config or TokenRingConfig()
         self._machine = state_machine
+        self._learner = learner
         self._apply = state_machine.apply if state_machine is not None else apply
         self._store = LogStore(env.disk.db, self.config.table_prefix)
         self._snapshots = f"{self.config.table_prefix}/snapshots/"
@@ -125,6 +141,10 @@ class TokenRing:
     async def __aenter__(self) -> Self:
         cfg = self.config
         loaded = await self._store.load(cfg.memory_entries, cfg.dedupe_window)
+        state = loaded.state
+        if loaded.fresh and self._learner:
+            state = HardState(learner=True)
+            await self._store.write(Persist(state=state))  # a crash must not forget it
         self._known = await self._store.load_members()
         ids = loaded.ids
         if loaded.snapshot is not None:
@@ -136,7 +156,7 @@ class TokenRing:
             cfg,
             rng=self.env.child_rng("tokenring"),
             now=self.env.clock.now(),
-            state=loaded.state,
+            state=state,
             log=loaded.log,
             ids=IdWindow(ids),
             snapshot=loaded.snapshot,
@@ -148,7 +168,8 @@ class TokenRing:
         await self._refresh_view()
         self.env.trace(
             "tokenring.start",
-            epoch=loaded.state.epoch,
+            epoch=state.epoch,
+            learner=state.learner,
             last=loaded.log.last_index,
             base=loaded.log.base_index,
             applied=applied,

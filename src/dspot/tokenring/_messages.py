@@ -80,6 +80,9 @@ class Append:
     floor: int = 0
     """Every live member (as the holder sees them) has the log up to here: ids of entries
     at or below it may leave the duplicate-suppression window once they are old enough."""
+    holder_last: int = -1
+    """The holder's last index when it sent this (-1: not said). A learner whose log
+    matches up to here holds everything committed, and may vote from then on."""
 
     @classmethod
     def build(
@@ -96,11 +99,12 @@ class Append:
         wanted: Sequence[str] = (),
         contact_age: float = 0.0,
         floor: int = 0,
+        holder_last: int = -1,
     ) -> Append:
         metas = tuple(EntryMeta(e.epoch, e.entry_id, len(e.data)) for e in entries)
         return cls(
             epoch, hop, holder, prev_index, prev_epoch, commit, token, metas,
-            b"".join(e.data for e in entries), contact_age, tuple(wanted), floor,
+            b"".join(e.data for e in entries), contact_age, tuple(wanted), floor, holder_last,
         )  # fmt: skip
 
     def entries(self) -> list[Entry]:

@@ -24,6 +24,10 @@ class HardState:
     epoch: int = 0
     voted_for: str | None = None
     hop: int = -1
+    learner: bool = False
+    """A member that started with an empty disk in a cluster that already has a log (a
+    new member, or one whose disk was lost): it neither votes nor stands for election
+    until its log has matched a holder's whole log."""
 
 
 @attrs.define

@@ -25,6 +25,8 @@ class Loaded:
     ids: list[tuple[str, int, int]]
     """``(entry id, index, epoch)`` of the newest entries."""
     snapshot: SnapshotMeta | None
+    fresh: bool
+    """Nothing was ever stored: a new member, or one whose disk was lost."""
 
 
 class LogStore:
@@ -48,7 +50,7 @@ class LogStore:
             " entry_id TEXT NOT NULL, data BLOB NOT NULL);"
             f"CREATE TABLE IF NOT EXISTS {self._state} ("
             " id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL,"
-            " voted_for TEXT, hop INTEGER NOT NULL);"
+            " voted_for TEXT, hop INTEGER NOT NULL, learner INTEGER NOT NULL DEFAULT 0);"
             f"CREATE TABLE IF NOT EXISTS {self._members} (node_id TEXT PRIMARY KEY);"
             f"CREATE TABLE IF NOT EXISTS {self._base} ("
             " id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -56,8 +58,15 @@ class LogStore:
             " snap_index INTEGER, snap_epoch INTEGER, name TEXT, size INTEGER,"
             " sha256 TEXT, data_offset INTEGER);"
         )
+        columns = await self.db.execute(f"PRAGMA table_info({self._state})", sync=False)
+        if "learner" not in {str(c[1]) for c in columns}:  # a table from before learners
+            await self.db.executescript(
+                f"ALTER TABLE {self._state} ADD COLUMN learner INTEGER NOT NULL DEFAULT 0;"
+            )
         async with self.db.transaction(sync=False) as tx:
-            state = tx.execute(f"SELECT epoch, voted_for, hop FROM {self._state} WHERE id = 1")
+            state = tx.execute(
+                f"SELECT epoch, voted_for, hop, learner FROM {self._state} WHERE id = 1"
+            )
             base = tx.execute(
                 f"SELECT base_index, base_epoch, snap_index, snap_epoch, name, size, sha256,"
                 f" data_offset FROM {self._base} WHERE id = 1"
@@ -82,8 +91,8 @@ class LogStore:
             )
         hard = HardState()
         if state:
-            epoch, voted_for, hop = state[0]
-            hard = HardState(int(epoch), voted_for, int(hop))
+            epoch, voted_for, hop, learner = state[0]
+            hard = HardState(int(epoch), voted_for, int(hop), bool(learner))
         base_index = base_epoch = 0
         snapshot: SnapshotMeta | None = None
         if base:
@@ -105,7 +114,9 @@ class LogStore:
             last_index=last if count else base_index,
             entries=[Entry(int(e), str(i), bytes(d)) for e, i, d in window],
         )
-        return Loaded(hard, log, [(str(i), int(s), int(e)) for i, s, e in ids], snapshot)
+        fresh = not state and not count and not base
+        ids_ = [(str(i), int(s), int(e)) for i, s, e in ids]
+        return Loaded(hard, log, ids_, snapshot, fresh)
 
     async def read(self, start: int, end: int) -> list[Entry]:
         """Entries ``start..end`` still on disk (fewer, or none, if some are gone)."""
@@ -178,7 +189,7 @@ class LogStore:
             if p.state is not None:
                 s2 = p.state
                 tx.execute(
-                    f"INSERT OR REPLACE INTO {self._state} (id, epoch, voted_for, hop)"
-                    " VALUES (1, ?, ?, ?)",
-                    (s2.epoch, s2.voted_for, s2.hop),
+                    f"INSERT OR REPLACE INTO {self._state} (id, epoch, voted_for, hop, learner)"
+                    " VALUES (1, ?, ?, ?, ?)",
+                    (s2.epoch, s2.voted_for, s2.hop, int(s2.learner)),
                 )

@@ -54,7 +54,6 @@ from dspot.env import NodeEnv
 from dspot.membership import Membership, RingView
 from dspot.rpc import RpcNode
 from dspot.sim._cluster import Simulation
-from dspot.sim._nemesis import FaultConfig
 from dspot.sim._scenario import Scenario, register
 from dspot.tokenring import (
     CommittedEntry,
@@ -75,10 +74,10 @@ SETTLE = 5.0
 QUIET = 4.0
 """Seconds before the end when submitters stop, so the logs can converge."""
 CONFIG = TokenRingConfig(
-    max_batch=8,
-    memory_entries=16,
-    compact_every=5,
-    keep_entries=1,
+    max_batch=4,
+    memory_entries=6,
+    compact_every=8,
+    keep_entries=3,
     dedupe_window=40,
     snapshot_chunk=256,
 )
@@ -89,7 +88,8 @@ SHORT_PARTITION = (2.0, 4.0)
 """How long each later cut lasts (long enough to fall behind the others' log start)."""
 INSTALL_CRASH = {"chunk": 0.01, "file": 0.15, "recorded": 0.15, "restored": 0.15}
 """Probability of crashing a member at each step of a snapshot install."""
-FAULTS = FaultConfig(kinds=(*FaultConfig().kinds, "wipe"))
+WIPES = 2
+"""Disk losses per run (each only once every earlier one has caught up)."""
 
 
 def _chain(chain: str, seq: int, entry_id: str) -> str:
@@ -196,6 +196,9 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
             sim.violation(f"{me}: entry {entry.entry_id} has the wrong data")
         await ledger.apply(entry)
 
+    # A restarted node with nothing on disk lost its disk (a wipe): it rejoins as a learner.
+    tables = await env.disk.db.execute("SELECT name FROM sqlite_master", sync=False)
+    wiped = sim.nodes[me].incarnation > 1 and not tables
     ledger = Ledger(env.disk.db, report)
     await ledger.open()
     config = attrs.evolve(CONFIG, min_members=len(sim.names))
@@ -210,7 +213,14 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
             view = await stack.enter_async_context(Membership(env, rpc, seeds=seeds))
         machine = _Checked(ledger, apply, data.setdefault("snapshots", {}))
         ring = await stack.enter_async_context(
-            TokenRing(env, rpc, view, config, state_machine=machine)
+            TokenRing(
+                env,
+                rpc,
+                view,
+                config,
+                state_machine=machine,
+                learner=wiped and not sabotage.get("learner"),
+            )
         )
         ring.on_install_step = _install_crasher(sim, me)
         if sabotage.get("epoch_check"):
@@ -305,16 +315,20 @@ async def _read_back(sim: Simulation, me: str, eid: str, seq: int, other: str) -
 
 async def workload(sim: Simulation) -> None:
     """Cut one node off at a time, the first for a long stretch, the others for a few
-    seconds (each comes back behind the others' logs); restart members crashed during a
-    snapshot install."""
+    seconds (each comes back behind the others' logs); wipe a node's disk now and then;
+    restart members crashed during a snapshot install."""
     rng = random.Random(f"tokenring-workload:{sim.seed}")
     next_cut = rng.uniform(2.0, 5.0)
     length = rng.uniform(*LONG_PARTITION)
     pairs: list[tuple[str, str]] = []
     heal_cut = 0.0
+    wipes = sorted(rng.uniform(3.0, sim.heal_at - 6.0) for _ in range(WIPES))
     while sim.now() < sim.duration:
         await anyio.sleep(0.1)
         now = sim.now()
+        if wipes and now >= wipes[0]:
+            wipes.pop(0)
+            _wipe(sim, rng)
         if pairs and now >= heal_cut:
             sim.net.unblock(pairs)
             pairs = []
@@ -330,6 +344,25 @@ async def workload(sim: Simulation) -> None:
             if item[0] <= now:
                 restart.remove(item)
                 await sim.start(item[1])
+
+
+def _wipe(sim: Simulation, rng: random.Random) -> None:
+    """Lose one node's disk, unless a node that lost it earlier has not caught up yet: a
+    cluster where most members lost their disks has lost its log, and cannot recover."""
+    wiped: list[str] = sim.data.setdefault("wiped", [])
+    for name in wiped:
+        ring = sim.nodes[name].handle
+        if not isinstance(ring, TokenRing) or ring.core.learner:
+            return
+    up = [n for n in sim.names if sim.nodes[n].up]
+    if not up:
+        return
+    victim = rng.choice(up)
+    sim.fault("wipe", node=victim)
+    wiped.append(victim)
+    sim.crash(victim)
+    sim.wipe(victim)
+    sim.data.setdefault("restart", []).append((sim.now() + rng.uniform(1.0, 4.0), victim))
 
 
 def check(sim: Simulation) -> None:
@@ -391,6 +424,5 @@ SCENARIO = register(
         nodes=5,
         duration=36.0,
         heal_fraction=0.55,
-        faults=FAULTS,
     )
 )
