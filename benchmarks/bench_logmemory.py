@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import random
 import subprocess
 import sys
 import tempfile
@@ -32,19 +31,14 @@ from typing import Any
 import anyio
 from _machine import machine_line
 from _results import Results, add_json_option
+from _ringnodes import ring_members
 
-from dspot.disk import LocalDisk
-from dspot.env import NodeEnv
-from dspot.rpc import RpcNode
 from dspot.tokenring import (
     CommittedEntry,
     SnapshotReader,
     SnapshotWriter,
-    TokenRing,
     TokenRingConfig,
 )
-from dspot.tokenring._testing import StaticView
-from dspot.transport import TcpTransport
 
 CASES = ("snapshots", "window", "whole log")
 
@@ -97,25 +91,10 @@ async def run_case(case: str, entries: int, size: int, tmp: Path) -> dict[str, A
     names = ["n1", "n2", "n3"]
     config = _config(case, entries)
     async with contextlib.AsyncExitStack() as stack:
-        envs, rpcs = [], []
-        for name in names:
-            disk = await LocalDisk.open(tmp / name)
-            stack.push_async_callback(disk.aclose)
-            env = NodeEnv(name, TcpTransport(), disk, random.Random(name))
-            rpc = await stack.enter_async_context(
-                RpcNode(env, listen="127.0.0.1:0", secret=b"bench")
-            )
-            envs.append(env)
-            rpcs.append(rpc)
-        addresses = {n: str(r.address) for n, r in zip(names, rpcs, strict=True)}
-        rings = []
-        for env, rpc in zip(envs, rpcs, strict=True):
-            view = StaticView(env.node_id, addresses)
-            if case == "snapshots":
-                ring = TokenRing(env, rpc, view, config, state_machine=Tally())
-            else:
-                ring = TokenRing(env, rpc, view, config, apply=Tally().apply)
-            rings.append(await stack.enter_async_context(ring))
+        if case == "snapshots":
+            rings = await ring_members(stack, names, tmp, config, state_machine=Tally)
+        else:
+            rings = await ring_members(stack, names, tmp, config, apply=lambda: Tally().apply)
         payload = b"x" * size
         left = entries
 

@@ -97,6 +97,14 @@ Why this is safe (the argument is Raft's, with token passes added):
    leaves the new base and the durable file, and the restore is redone at start. The
    configured membership lives apart from the log; an install only adds the members the
    snapshot names.
+7. *A member that lost its disk is a learner*: it no longer holds what it acknowledged, nor
+   remembers its votes, so its vote could elect a log without a committed entry (whose
+   majority counted it). A learner neither votes nor stands until its log has matched a
+   holder's whole log (``Append.holder_last``), which holds every committed entry; it then
+   counts as having voted for that holder in that epoch, and waits out any election
+   begun before it lost its disk. With k learners a committed entry is on at least
+   q - k voters and an election needs q of the other n - k, and (q - k) + q > n - k: the
+   overlap of 2 survives as long as learners do not vote.
 
 Duplicate submits: entries carry ids; before appending, the holder skips an id in its
 **id window** (:class:`~dspot.tokenring._log.IdWindow`: ids with their index and epoch).
