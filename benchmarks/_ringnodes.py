@@ -11,7 +11,7 @@ from dspot.disk import LocalDisk
 from dspot.env import NodeEnv
 from dspot.rpc import RpcNode
 from dspot.tokenring import ApplyCallback, StateMachine, TokenRing, TokenRingConfig
-from dspot.tokenring._testing import StaticView
+from dspot.tokenring.testing import StaticView
 from dspot.transport import TcpTransport
 
 
