@@ -105,7 +105,7 @@ def test_a_member_that_lost_its_disk_installs_the_snapshot_as_a_learner() -> Non
         core = ring.core
         assert core.snapshot is not None and core.base_index >= core.snapshot.index - 5
         assert not core.learner  # caught up with a holder: votes again
-        assert ring._known == NAMES  # the configured membership came back
+        assert ring.known_members == tuple(NAMES)  # the configured membership came back
         assert c.states["n3"] == c.states["n1"]
 
     run(body, NAMES, CONFIG, ledgers=True)
