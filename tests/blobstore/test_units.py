@@ -17,9 +17,9 @@ from dspot.blobstore import (
     IntegrityError,
     LocalBlobs,
     ScriptedMembership,
+    Tombstoned,
     is_content_address,
 )
-from dspot.blobstore._local import Tombstoned
 from dspot.blobstore._store import _rechunk
 from dspot.disk import LocalDisk, SimDisk
 from dspot.env import run_in_thread

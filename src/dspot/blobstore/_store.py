@@ -1,61 +1,54 @@
 """The replicated blob store: one :class:`BlobStore` per node, all driven by RPC.
 
-Theory of operation
--------------------
-*Placement.* A blob lives on the R successors of its content address on the ring of live
-members (:class:`~dspot.blobstore.BlobPlacement`). When the caller of :meth:`BlobStore.put`
-knows the hash up front the chain is placed there at once; otherwise the hash is only known
-at the end, so the chain is placed by the upload id and repair later hands the copies over
-to the hash's owners (the same mechanism that rebalances after a join).
+This is the thin anyio driver around the decisions in ``_core.py`` (which gives the theory
+of operation and the safety argument): it serves the RPC handlers, calls other nodes, moves
+bytes between the network and the local disk (``_local.py``), and runs the background
+tasks — repair on a timer and on view changes, scrub, and a janitor for abandoned uploads.
+What to send where, who must commit, which copy loses to a tombstone and what a repair round
+does are asked of the core, never decided here.
 
-*Upload.* The coordinator cuts the source into chunks and keeps ``window`` of them in flight
-to the chain's head. Each replica writes chunk ``i`` (in order, whatever order the requests
-arrive in) and forwards it to the next replica while chunk ``i + 1`` is already arriving, so
-memory per hop is bounded by the window. A chunk's reply lists the replicas that hold every
-chunk so far; a replica whose successor fails stops forwarding (it would leave a gap), which
-cuts the chain's tail. Once every chunk is acknowledged the coordinator asks each replica that
-holds the whole stream to commit: verify the sha256 it computed itself, sync the file and its
-row, and answer. The upload is acknowledged when ``write_quorum`` replicas committed.
-
-*Reads* go to a copy on this node if there is one, else to the hash's owners, else to any
-live member (a copy may not have been handed over yet). Every block served is checked
-against its stored digest; a failing replica (crash, partition, corruption) is skipped and
-the read resumes at the same offset on the next one.
-
-*Deletes* leave a tombstone (with the deleter's wall-clock time) on every live member and
-must reach every owner of the configured membership. A copy whose upload began before a
-tombstone loses to it, wherever the two meet (a late commit, a fetch, a repair round); an
-upload that begins after it is a new fact and clears it. Tombstones are forgotten after
-``tombstone_ttl``.
-
-*Repair* runs every ``repair_interval`` and whenever the view changes. For each copy it holds
-a node asks the hash's owners whether they hold it (in batches), asks missing owners to fetch
-it, adopts tombstones it learns about, and drops a copy it does not own once every owner
-confirmed one. *Scrub* re-verifies every local copy and replaces a corrupt one with a copy
-fetched from another replica; a read that finds a corrupt block schedules the same repair.
+Upload path, per chunk: the coordinator sends it to the chain's head and hashes it while it
+travels; each replica forwards it to its successor as soon as it arrives, then hashes it
+(one sha256 pass, in a worker thread in production) and writes it in sequence order. At the
+end each full replica verifies, fsyncs the file, its directory and its row once, and
+answers; the coordinator returns once ``write_quorum`` did.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable
 
 import anyio
 import anyio.abc
-import attrs
+import anyio.lowlevel
 
-from dspot.blobstore._hashing import is_content_address
-from dspot.blobstore._local import (
-    Copy,
+from dspot.blobstore._config import BlobInfo, BlobStats, BlobStoreConfig, PutResult
+from dspot.blobstore._core import (
+    MISMATCH,
+    SUSPECT_FOR,
+    ChunkTally,
+    CommitQuorum,
+    CommittedUploads,
+    ReadCursor,
+    RepairRound,
+    delete_wins,
+    heal_sources,
+    plan_delete,
+    read_order,
+    upload_chain,
+)
+from dspot.blobstore._errors import (
+    BlobStoreError,
+    BlobUnavailable,
     CorruptCopy,
-    Ingest,
+    DeleteIncomplete,
     IntegrityError,
-    LocalBlobs,
     Tombstoned,
 )
+from dspot.blobstore._hashing import BlockHasher, is_content_address
+from dspot.blobstore._local import Copy, Ingest, LocalBlobs
 from dspot.blobstore._messages import (
     ChunkAck,
     Delete,
@@ -71,101 +64,18 @@ from dspot.blobstore._messages import (
     RangeData,
     ReadRange,
 )
-from dspot.blobstore._placement import BlobPlacement, Replication
 from dspot.disk import DiskFault
 from dspot.env import NodeEnv
 from dspot.errors import DspotError, RemoteError
 from dspot.membership._view import EventKind, Member, RingView
 from dspot.rpc import Peer, RetryPolicy, RpcNode
 
-KiB = 1024
-MiB = 1024 * KiB
+MiB = 1024 * 1024
 
-
-class BlobStoreError(DspotError):
-    """Base class of blob store failures."""
-
-
-class UploadFailed(BlobStoreError):
-    """Fewer than ``write_quorum`` replicas committed the upload; nothing was acknowledged."""
-
-
-class BlobUnavailable(BlobStoreError):
-    """No reachable replica could serve the blob (or the rest of it)."""
-
-
-class DeleteIncomplete(BlobStoreError):
-    """Some owner did not record the tombstone; retry the delete."""
-
-
-@attrs.frozen
-class BlobStoreConfig:
-    """Tuning of a :class:`BlobStore`. Every node of a cluster should use the same values."""
-
-    replicas: Replication = 3
-    write_quorum: int = 2
-    chunk_size: int = 256 * KiB
-    """Bytes per upload chunk (one RPC frame; must stay well under the 16 MiB frame limit)."""
-    window: int = 4
-    """Upload chunks in flight per hop: bounds memory, keeps the pipeline full."""
-    block_size: int = 64 * KiB
-    """Granularity of stored checksums: the unit a replica verifies before serving bytes."""
-    read_size: int = 256 * KiB
-    """Bytes asked for per read request to another node."""
-    local_read_size: int = 1024 * KiB
-    """Bytes read at a time from this node's own copy."""
-    call_timeout: float = 10.0
-    read_timeout: float = 5.0
-    upload_idle_timeout: float = 30.0
-    """A partial upload with no traffic for this long is aborted (its coordinator is gone)."""
-    repair_interval: float = 5.0
-    repair_batch: int = 512
-    repair_parallel: int = 4
-    fetch_timeout: float = 120.0
-    scrub_interval: float = 300.0
-    read_passes: int = 3
-    """How many times a read walks the replica list before giving up."""
-    tombstone_ttl: float = 7 * 86400.0
-    """Tombstones older than this are forgotten. Must exceed the longest time a node holding
-    a copy can stay away and come back, or it would bring the blob back."""
-    sync_before_ack: bool = True
-    """Commit uploads durably before acknowledging. Switched off only by sabotage tests."""
-    repair_enabled: bool = True
-    """Switched off only by sabotage tests."""
-
-    @property
-    def placement(self) -> BlobPlacement:
-        return BlobPlacement(self.replicas, self.write_quorum)
-
-
-@attrs.frozen
-class PutResult:
-    sha256: str
-    size: int
-    replicas: list[str]
-    """Nodes that committed a synced copy before the upload was acknowledged."""
-
-
-@attrs.frozen
-class BlobInfo:
-    sha256: str
-    size: int
-    holders: list[str]
-
-
-@attrs.frozen
-class BlobStats:
-    """One node's share: what it stores and what its last repair round found."""
-
-    blobs: int
-    bytes: int
-    under_replicated: int
-    """Copies held here whose owners (per the last repair round) hold fewer than min(R, live)."""
-    uploads_in_progress: int
-    fetched: int
-    handed_off: int
-    corrupt_found: int
-    healed: int
+# What a call to another node may raise when that node cannot help (DspotError covers
+# RpcError, transport errors and a malformed address).
+_FAIL = (DspotError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)
+_DISK = (DiskFault, OSError, anyio.ClosedResourceError)
 
 
 class _Upload:
@@ -185,11 +95,6 @@ class _Upload:
     def notify(self) -> None:
         self.changed.set()
         self.changed = anyio.Event()
-
-
-# What a call to another node may raise when that node cannot help (DspotError covers
-# RpcError, transport errors and a malformed address).
-_FAIL = (DspotError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)
 
 
 async def _rechunk(source: AsyncIterable[bytes], size: int) -> AsyncGenerator[bytes, None]:
@@ -233,7 +138,7 @@ class BlobStore:
         self.local = LocalBlobs(env.disk, block_size=self.config.block_size, offload=env.offload)
         self._rng = env.child_rng("blobstore")
         self._uploads: dict[str, _Upload] = {}
-        self._finished: OrderedDict[str, str] = OrderedDict()
+        self._committed = CommittedUploads()
         self._fetching: dict[str, anyio.Event] = {}
         self._suspect: dict[str, float] = {}
         self._heal_queue: list[str] = []
@@ -289,6 +194,10 @@ class BlobStore:
             healed=self._healed,
         )
 
+    def _not_ready(self) -> None:
+        if not self._ready:
+            raise RemoteError("unavailable", "blob store starting")
+
     # -- upload (coordinator) ----------------------------------------------------------------
 
     async def put(self, chunks: AsyncIterable[bytes], *, sha256: str | None = None) -> str:
@@ -309,29 +218,25 @@ class BlobStore:
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
         upload = self.env.ids()
         began = self.env.clock.wall()
-        live = self.view.live()
-        owners = self.placement.owners(sha256 or upload, live)
-        if len(owners) < cfg.write_quorum:
-            raise UploadFailed(f"{len(owners)} live members, write quorum is {cfg.write_quorum}")
-        chain = [Hop(m.node_id, m.address) for m in owners]
+        chain = upload_chain(sha256 or upload, self.view.live(), self.placement)
         self.env.trace("blob.put.start", upload=upload, chain=[h.node for h in chain])
-        hasher = hashlib.sha256()
-        size = 0
-        seq = 0
-        counts: dict[str, int] = {}
-        errors: list[str] = []
+        tally = ChunkTally(upload, chain)
+        # The replicas check the whole-blob hash themselves; compute it here only to name
+        # the blob when the caller did not.
+        hasher = BlockHasher(cfg.block_size, blocks=False)
         limiter = anyio.Semaphore(cfg.window)
 
-        async def send(index: int, data: bytes) -> None:
+        async def send(seq: int, data: bytes) -> None:
             try:
-                msg = PutChunk(upload, index, chain[1:], data)
                 ack = await self.rpc.call(
-                    chain[0].address, msg, timeout=cfg.call_timeout * 2, retry=self._chain_retry
+                    chain[0].address,
+                    PutChunk(upload, seq, chain[1:], data),
+                    timeout=cfg.call_timeout * 2,
+                    retry=self._chain_retry,
                 )
-                for node in ack.reached:
-                    counts[node] = counts.get(node, 0) + 1
+                tally.acked(ack.reached)
             except _FAIL as exc:
-                errors.append(repr(exc))
+                tally.failed(repr(exc))
             finally:
                 limiter.release()
 
@@ -342,72 +247,53 @@ class BlobStore:
             ):
                 async for data in pieces:
                     await limiter.acquire()
-                    if errors:
+                    if tally.error is not None:
                         limiter.release()
                         break
-                    hasher.update(data)
-                    size += len(data)
-                    tg.start_soon(send, seq, data)
-                    seq += 1
-            digest = hasher.hexdigest()
-            if errors:
-                raise UploadFailed(f"upload {upload} to {chain[0].node} failed: {errors[0]}")
-            if sha256 is not None and digest != sha256:
+                    tg.start_soon(send, tally.next_seq(), data)
+                    await self.env.offload(hasher.update, data)  # while the chunk travels
+            digest, _ = hasher.finish()
+            if tally.error is None and sha256 is not None and digest != sha256:
                 raise IntegrityError(f"content hashes to {digest}, expected {sha256}")
-            full = [hop for hop in chain if counts.get(hop.node, 0) == seq]
-            if len(full) < cfg.write_quorum:
-                raise UploadFailed(
-                    f"upload {upload}: only {[h.node for h in full]} received every chunk"
-                )
-            committed = await self._commit_quorum(upload, full, digest, size, seq, began)
+            targets = tally.commit_targets(cfg.write_quorum)
+            content = digest
+            commit = PutCommit(upload, content, hasher.size, tally.sent, began)
+            committed = await self._commit_quorum(commit, targets)
         except BaseException:
             with anyio.CancelScope(shield=True), anyio.move_on_after(cfg.call_timeout):
                 await self._abort_everywhere(upload, chain)
             raise
-        self.env.trace("blob.put.ok", upload=upload, sha256=digest, replicas=committed)
-        return PutResult(digest, size, committed)
+        self.env.trace("blob.put.ok", upload=upload, sha256=content, replicas=committed)
+        return PutResult(content, hasher.size, committed)
 
-    async def _commit_quorum(
-        self, upload: str, hops: list[Hop], digest: str, size: int, chunks: int, began: float
-    ) -> list[str]:
+    async def _commit_quorum(self, msg: PutCommit, hops: list[Hop]) -> list[str]:
         """Ask every hop to commit; return once ``write_quorum`` did (or all answered).
 
         The commits run in the store's own task group, so the ones still going when the
         quorum is reached finish in the background instead of being cut off.
         """
-        cfg = self.config
-        committed: list[str] = []
-        reasons: list[str] = []
+        quorum = CommitQuorum(msg.upload, hops, self.config.write_quorum)
         settled = anyio.Event()
-        answered = 0
-        msg = PutCommit(upload, digest, size, chunks, began)
 
         async def commit(hop: Hop) -> None:
-            nonlocal answered
+            ok, reason = False, "cancelled"
             try:
                 done = await self.rpc.call(
-                    hop.address, msg, timeout=cfg.call_timeout, retry=self._chain_retry
+                    hop.address, msg, timeout=self.config.call_timeout, retry=self._chain_retry
                 )
-                if done.ok:
-                    committed.append(hop.node)
-                else:
-                    reasons.append(f"{hop.node}: {done.reason}")
+                ok, reason = done.ok, done.reason
             except _FAIL as exc:
-                reasons.append(f"{hop.node}: {exc!r}")
+                reason = repr(exc)
             finally:
-                answered += 1
-                if len(committed) >= cfg.write_quorum or answered == len(hops):
+                quorum.answered(hop.node, ok, reason)
+                if quorum.settled:
                     settled.set()
 
         assert self._tg is not None, "BlobStore.run() is not running"
         for hop in hops:
             self._tg.start_soon(commit, hop)
         await settled.wait()
-        if len(committed) < cfg.write_quorum:
-            if any("mismatch" in r for r in reasons):
-                raise IntegrityError(f"upload {upload}: {reasons}")
-            raise UploadFailed(f"upload {upload}: {len(committed)} commits: {reasons}")
-        return list(committed)
+        return quorum.result()
 
     async def _abort_everywhere(self, upload: str, chain: list[Hop]) -> None:
         async with anyio.create_task_group() as tg:
@@ -421,17 +307,13 @@ class BlobStore:
 
     # -- upload (replica) --------------------------------------------------------------------
 
-    def _not_ready(self) -> None:
-        if not self._ready:
-            raise RemoteError("unavailable", "blob store starting")
-
     async def _on_chunk(self, req: PutChunk, peer: Peer) -> ChunkAck:
         self._not_ready()
         now = self.env.clock.now()
         up = self._uploads.get(req.upload)
         if up is None:
             # Any chunk may come first: the previous hop forwards several at once.
-            if req.upload in self._finished:
+            if req.upload in self._committed:
                 raise RemoteError("unknown_upload", f"upload {req.upload} already committed")
             up = _Upload(self.local.ingest(self.env.ids()), list(req.downstream), now)
             self._uploads[req.upload] = up
@@ -495,13 +377,13 @@ class BlobStore:
 
     async def _on_commit(self, req: PutCommit, peer: Peer) -> Done:
         self._not_ready()
-        if self._finished.get(req.upload) == req.sha256:
+        if self._committed.get(req.upload) == req.sha256:
             return Done(True)
         up = self._uploads.get(req.upload)
         if up is None:
             return Done(False, "unknown upload")
         async with up.lock:
-            if self._finished.get(req.upload) == req.sha256:
+            if self._committed.get(req.upload) == req.sha256:
                 return Done(True)
             if up.next_seq != req.chunks or up.ingest.hasher.size != req.size:
                 return Done(False, f"have {up.next_seq} chunks, {up.ingest.hasher.size} bytes")
@@ -514,14 +396,12 @@ class BlobStore:
                 return Done(False, "deleted")
             except IntegrityError as exc:
                 self._fail_upload(req.upload, up, str(exc))
-                return Done(False, f"hash mismatch: {exc}")
+                return Done(False, f"{MISMATCH}: {exc}")
             except (DiskFault, OSError, anyio.ClosedResourceError) as exc:
                 self._fail_upload(req.upload, up, f"disk: {exc!r}")
                 return Done(False, "disk failure")
             self._uploads.pop(req.upload, None)
-            self._finished[req.upload] = req.sha256
-            while len(self._finished) > 4096:
-                self._finished.popitem(last=False)
+            self._committed.add(req.upload, req.sha256)
         self.env.trace("blob.commit", sha256=req.sha256, size=req.size)
         return Done(True)
 
@@ -553,9 +433,8 @@ class BlobStore:
 
         An async generator: wrap it in ``contextlib.aclosing`` if you may stop early.
         """
-        if offset < 0 or (length is not None and length < 0):
-            raise ValueError("negative offset or length")
-        async with contextlib.aclosing(self._stream(sha256, offset, length, None)) as stream:
+        cursor = ReadCursor(sha256, offset, length, self.config.read_passes)
+        async with contextlib.aclosing(self._stream(cursor, None)) as stream:
             async for data in stream:
                 yield data
 
@@ -566,67 +445,50 @@ class BlobStore:
 
     def _sources(self, sha256: str, holds_here: bool) -> list[Hop | None]:
         """Where to read from, best first (``None`` is this node's own copy)."""
-        me = self.view.self_id
-        live = self.view.live()
-        owners = self.placement.owners(sha256, live)
-        order: list[Hop | None] = [None] if holds_here else []
-        owner_ids = [m.node_id for m in owners]
-        rest = [m for m in live if m.node_id not in owner_ids]
-        now = self.env.clock.now()
-        remote = [Hop(m.node_id, m.address) for m in owners + rest if m.node_id != me]
-        healthy = [h for h in remote if self._suspect.get(h.node, 0.0) <= now]
-        doubtful = [h for h in remote if self._suspect.get(h.node, 0.0) > now]
-        return order + healthy + doubtful
+        return read_order(
+            sha256,
+            self.view.self_id,
+            self.view.live(),
+            self.placement,
+            holds_here=holds_here,
+            suspects=self._suspect,
+            now=self.env.clock.now(),
+        )
 
     async def _stream(
-        self, sha256: str, offset: int, length: int | None, sources: list[Hop] | None
+        self, cursor: ReadCursor, sources: list[Hop] | None
     ) -> AsyncGenerator[bytes, None]:
         cfg = self.config
-        pos = offset
-        end: int | None = None if length is None else offset + length
-        known_size = False
-        passes = 0
+        sha256 = cursor.sha256
         last_error = "no replica"
-        while not known_size or end is None or pos < end:
+        while not cursor.done:
             if sources is None:
-                copy = self.local.get(sha256)
-                order = self._sources(sha256, copy is not None)
+                order = self._sources(sha256, self.local.get(sha256) is not None)
             else:
                 order = list(sources)
             progressed = False
-            finished = False
             for source in order:
                 # A local copy is read in bigger steps: no frame limit, fewer thread hops.
                 step = cfg.read_size if source is not None else cfg.local_read_size
                 try:
                     while True:
-                        want = step if end is None else max(0, min(step, end - pos))
-                        size, data = await self._read_from(source, sha256, pos, want)
-                        limit = size if length is None else min(size, offset + length)
-                        end = limit
-                        known_size = True
-                        if pos >= end:
-                            finished = True
+                        want = cursor.want(step)
+                        size, data = await self._read_from(source, sha256, cursor.pos, want)
+                        piece = cursor.take(size, data)
+                        if not piece:
                             break
-                        data = data[: end - pos]
-                        if not data:
-                            raise BlobUnavailable(f"{sha256}: empty read at {pos}")
-                        pos += len(data)
                         progressed = True
-                        yield data
+                        yield piece
                 except (*_FAIL, CorruptCopy, FileNotFoundError, BlobUnavailable, DiskFault) as exc:
                     last_error = f"{source.node if source else 'local'}: {exc!r}"
                     if source is not None:
-                        self._suspect[source.node] = self.env.clock.now() + 2.0
+                        self._suspect[source.node] = self.env.clock.now() + SUSPECT_FOR
                     continue
-                if finished:
-                    break
-            if finished:
-                return
-            passes = 0 if progressed else passes + 1
-            if passes >= cfg.read_passes:
-                raise BlobUnavailable(f"{sha256} at offset {pos}: {last_error}")
-            await anyio.sleep(self._rng.uniform(0.05, 0.3) * passes)
+                if cursor.done:
+                    return
+            if cursor.pass_over(progressed):
+                raise BlobUnavailable(f"{sha256} at offset {cursor.pos}: {last_error}")
+            await anyio.sleep(self._rng.uniform(0.05, 0.3) * cursor.idle_passes)
 
     async def _read_from(
         self, source: Hop | None, sha256: str, offset: int, length: int
@@ -648,12 +510,15 @@ class BlobStore:
         try:
             return await self.local.read(copy, offset, length)
         except CorruptCopy:
-            self._corrupt += 1
-            self.env.trace("blob.corrupt", sha256=copy.sha256)
-            if copy.sha256 not in self._heal_queue:
-                self._heal_queue.append(copy.sha256)
+            self._found_corrupt(copy.sha256)
             self._wake_scrub.set()
             raise
+
+    def _found_corrupt(self, sha256: str, **by: str) -> None:
+        self._corrupt += 1
+        self.env.trace("blob.corrupt", sha256=sha256, **by)
+        if sha256 not in self._heal_queue:
+            self._heal_queue.append(sha256)
 
     async def _on_read(self, req: ReadRange, peer: Peer) -> RangeData:
         self._not_ready()
@@ -708,12 +573,7 @@ class BlobStore:
         tombstone from the owners to every other holder.
         """
         deleted_at = self.env.clock.wall()
-        live = self.view.live()
-        configured = self.view.configured()
-        owners = {m.node_id for m in self.placement.owners(sha256, live)}
-        owners |= {m.node_id for m in self.placement.owners(sha256, configured)}
-        live_ids = {m.node_id for m in live}
-        targets = live + [m for m in configured if m.node_id in owners - live_ids]
+        plan = plan_delete(sha256, self.view.live(), self.view.configured(), self.placement)
         acked: list[str] = []
 
         async def one(m: Member) -> None:
@@ -726,9 +586,9 @@ class BlobStore:
                 pass
 
         async with anyio.create_task_group() as tg:
-            for m in targets:
+            for m in plan.targets:
                 tg.start_soon(one, m)
-        missing = sorted(owners - set(acked))
+        missing = plan.missing(acked)
         if missing:
             raise DeleteIncomplete(f"owners {missing} did not record the delete of {sha256}")
         return len(acked)
@@ -736,7 +596,7 @@ class BlobStore:
     async def _on_delete(self, req: Delete, peer: Peer) -> Done:
         self._not_ready()
         copy = self.local.get(req.sha256)
-        if copy is not None and copy.stored_at > req.deleted_at:
+        if copy is not None and not delete_wins(req.deleted_at, copy.stored_at):
             return Done(True, "stored again after the delete")  # a newer put wins
         await self.local.drop(req.sha256, deleted_at=req.deleted_at)
         self.env.trace("blob.deleted", sha256=req.sha256)
@@ -758,8 +618,7 @@ class BlobStore:
 
     async def _on_fetch(self, req: Fetch, peer: Peer) -> Done:
         self._not_ready()
-        tomb = self.local.tombstone(req.sha256)
-        if tomb is not None and tomb >= req.stored_at:
+        if delete_wins(self.local.tombstone(req.sha256), req.stored_at):
             return Done(False, "deleted")
         ok = await self._fetch(req.sha256, req.sources, stored_at=req.stored_at, replace=False)
         return Done(ok, "" if ok else "no source could serve it")
@@ -782,23 +641,17 @@ class BlobStore:
         done = anyio.Event()
         self._fetching[sha256] = done
         ingest = self.local.ingest(self.env.ids())
+        cursor = ReadCursor(sha256, 0, None, self.config.read_passes)
         try:
             with anyio.fail_after(self.config.fetch_timeout):
-                async with contextlib.aclosing(self._stream(sha256, 0, None, sources)) as stream:
+                async with contextlib.aclosing(self._stream(cursor, sources)) as stream:
                     async for data in stream:
                         await ingest.write(data)
                 if replace:
                     await self.local.replace(ingest, sha256)
                 else:
                     await ingest.commit(sha256, stored_at=stored_at, sync=True)
-        except (
-            BlobStoreError,
-            IntegrityError,
-            Tombstoned,
-            TimeoutError,
-            DiskFault,
-            OSError,
-        ) as exc:
+        except (BlobStoreError, IntegrityError, Tombstoned, TimeoutError, *_DISK) as exc:
             await ingest.abort()
             self.env.trace("blob.fetch.fail", sha256=sha256, error=type(exc).__name__)
             return False
@@ -836,9 +689,8 @@ class BlobStore:
                 self.env.log(30, "blob.repair.error", error=repr(exc))
 
     async def repair_once(self) -> None:
-        """One anti-entropy round over every copy this node holds."""
+        """One anti-entropy round over every copy this node holds (see :class:`RepairRound`)."""
         cfg = self.config
-        me = self.view.self_id
         live = self.view.live()
         held = self.local.hashes()
         horizon = self.env.clock.wall() - cfg.tombstone_ttl
@@ -847,74 +699,41 @@ class BlobStore:
             await self.local.expire_tombstones(horizon)
         if not live:
             return
-        owners_of: dict[str, list[Member]] = {}
-        asks: dict[str, list[str]] = {}
-        by_id = {m.node_id: m for m in live}
-        for sha, _ in held:
-            owners = self.placement.owners(sha, live)
-            owners_of[sha] = owners
-            for m in owners:
-                if m.node_id != me:
-                    asks.setdefault(m.node_id, []).append(sha)
-        status: dict[tuple[str, str], Holding] = {}
-        unreachable: list[str] = []
+        round_ = RepairRound(self.view.self_id, self.rpc.address, live, held, self.placement)
 
         async def query(node: str) -> None:
-            hashes = asks[node]
-            for i in range(0, len(hashes), cfg.repair_batch):
-                items = await self._ask(by_id[node], hashes[i : i + cfg.repair_batch])
+            for batch in round_.batches(node, cfg.repair_batch):
+                items = await self._ask(round_.members[node], batch)
                 if items is None:
-                    unreachable.append(node)
+                    round_.unreachable(node)
                     return
-                for item in items:
-                    status[(node, item.sha256)] = item
+                round_.record(node, items)
 
         async with anyio.create_task_group() as tg:
-            for node in sorted(asks):
+            for node in sorted(round_.asks):
                 tg.start_soon(query, node)
-        fetches: list[tuple[str, Member, list[Hop], float]] = []
-        under = 0
-        for sha, stored_at in held:
-            owners = owners_of[sha]
-            replies = [status[(m.node_id, sha)] for m in owners if (m.node_id, sha) in status]
-            tombs = [r.deleted_at for r in replies if r.deleted_at is not None]
-            if tombs and max(tombs) >= stored_at:
-                await self.local.drop(sha, deleted_at=max(tombs))
-                self.env.trace("blob.tombstone.adopted", sha256=sha)
-                continue
-            holders = [m for m in owners if m.node_id == me or _present(status, m, sha)]
-            if len(holders) < self.placement.count(len(live)):
-                under += 1
-            me_hop = Hop(me, by_id[me].address) if me in by_id else None
-            source_hops = ([me_hop] if me_hop else []) + [
-                Hop(m.node_id, m.address) for m in holders if m.node_id != me
-            ]
-            if me_hop is None and self.rpc.address is not None:
-                source_hops.insert(0, Hop(me, self.rpc.address))
-            for m in owners:
-                if m.node_id == me or m.node_id in unreachable:
-                    continue
-                if (m.node_id, sha) in status and not status[(m.node_id, sha)].present:
-                    fetches.append((sha, m, source_hops, stored_at))
-            handed_over = me not in [m.node_id for m in owners] and len(holders) == len(
-                owners
-            ) == self.placement.count(len(live))
-            if handed_over and await self.local.drop(sha):
+        plan = round_.plan()
+        for drop in plan.drops:
+            if drop.deleted_at is not None:
+                await self.local.drop(drop.sha256, deleted_at=drop.deleted_at)
+                self.env.trace("blob.tombstone.adopted", sha256=drop.sha256)
+            elif await self.local.drop(drop.sha256):
                 self._handed_off += 1
-                self.env.trace("blob.handed_off", sha256=sha)
-        self._under = under
-        if fetches:
+                self.env.trace("blob.handed_off", sha256=drop.sha256)
+        self._under = plan.under_replicated
+        if plan.fetches:
             limiter = anyio.Semaphore(cfg.repair_parallel)
             async with anyio.create_task_group() as tg:
-                for sha, member, sources, stored_at in fetches:
+                for order in plan.fetches:
                     await limiter.acquire()
-                    tg.start_soon(self._ask_fetch, limiter, sha, member, sources, stored_at)
+                    tg.start_soon(self._ask_fetch, limiter, order.target, order.sha256,
+                                  order.sources, order.stored_at)  # fmt: skip
 
     async def _ask_fetch(
         self,
         limiter: anyio.Semaphore,
-        sha: str,
         member: Member,
+        sha: str,
         sources: list[Hop],
         stored_at: float,
     ) -> None:
@@ -953,10 +772,7 @@ class BlobStore:
                 continue
             if not await self.local.verify(copy):
                 bad += 1
-                self._corrupt += 1
-                self.env.trace("blob.corrupt", sha256=sha, by="scrub")
-                if sha not in self._heal_queue:
-                    self._heal_queue.append(sha)
+                self._found_corrupt(sha, by="scrub")
         await self._heal_queued()
         return bad
 
@@ -966,18 +782,8 @@ class BlobStore:
             copy = self.local.get(sha)
             if copy is None or await self.local.verify(copy):
                 continue  # gone, or the failure was a transient read error
-            live = self.view.live()
-            me = self.view.self_id
-            owners = self.placement.owners(sha, live)
-            owner_ids = [m.node_id for m in owners]
-            ordered = owners + [m for m in live if m.node_id not in owner_ids]
-            sources = [Hop(m.node_id, m.address) for m in ordered if m.node_id != me]
+            sources = heal_sources(sha, self.view.self_id, self.view.live(), self.placement)
             if await self._fetch(sha, sources, stored_at=copy.stored_at, replace=True):
                 self._healed += 1
             else:
                 self.env.trace("blob.heal.fail", sha256=sha)
-
-
-def _present(status: dict[tuple[str, str], Holding], member: Member, sha: str) -> bool:
-    item = status.get((member.node_id, sha))
-    return item is not None and item.present
