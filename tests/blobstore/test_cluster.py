@@ -259,7 +259,7 @@ def test_upload_is_pipelined_through_the_chain_with_bounded_chunks_in_flight() -
     async def body(sim: Simulation) -> None:
         for name in sim.names:
             s = store(sim, name)
-            original = s._on_chunk
+            original = s._receiver.on_chunk
 
             async def spy(
                 req: PutChunk, peer: object, name: str = name, f: object = original

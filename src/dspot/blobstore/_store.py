@@ -1,17 +1,17 @@
 """The replicated blob store: one :class:`BlobStore` per node, all driven by RPC.
 
 This is the thin anyio driver around the decisions in ``_core.py`` (which gives the theory
-of operation and the safety argument): it serves the RPC handlers, calls other nodes, moves
-bytes between the network and the local disk (``_local.py``), and runs the background
-tasks — repair on a timer and on view changes, scrub, and a janitor for abandoned uploads.
+of operation and the safety argument). :class:`BlobStore` is the coordinator of its own
+uploads, reads with failover, stats and deletes, and makes every call to other nodes; the
+replica side of uploads is ``_replica.py`` and repair, fetch and scrub are ``_repair.py``.
 What to send where, who must commit, which copy loses to a tombstone and what a repair round
 does are asked of the core, never decided here.
 
 Upload path, per chunk: the coordinator sends it to the chain's head and hashes it while it
 travels; each replica forwards it to its successor as soon as it arrives, then hashes it
 (one sha256 pass, in a worker thread in production) and writes it in sequence order. At the
-end each full replica verifies, fsyncs the file, its directory and its row once, and
-answers; the coordinator returns once ``write_quorum`` did.
+end each full replica verifies, syncs the file, its directory and its row once, and answers;
+the coordinator returns once ``write_quorum`` did.
 """
 
 from __future__ import annotations
@@ -22,33 +22,26 @@ from collections.abc import AsyncGenerator, AsyncIterable
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 
 from dspot.blobstore._config import BlobInfo, BlobStats, BlobStoreConfig, PutResult
 from dspot.blobstore._core import (
-    MISMATCH,
     SUSPECT_FOR,
     ChunkTally,
     CommitQuorum,
-    CommittedUploads,
+    FetchOrder,
     ReadCursor,
-    RepairRound,
     delete_wins,
-    heal_sources,
     plan_delete,
     read_order,
     upload_chain,
 )
 from dspot.blobstore._errors import (
-    BlobStoreError,
     BlobUnavailable,
     CorruptCopy,
     DeleteIncomplete,
-    IntegrityError,
-    Tombstoned,
 )
 from dspot.blobstore._hashing import BlockHasher, is_content_address
-from dspot.blobstore._local import Copy, Ingest, LocalBlobs
+from dspot.blobstore._local import Copy, LocalBlobs
 from dspot.blobstore._messages import (
     ChunkAck,
     Delete,
@@ -64,10 +57,12 @@ from dspot.blobstore._messages import (
     RangeData,
     ReadRange,
 )
+from dspot.blobstore._repair import Repairer
+from dspot.blobstore._replica import UploadReceiver
 from dspot.disk import DiskFault
 from dspot.env import NodeEnv
 from dspot.errors import DspotError, RemoteError
-from dspot.membership._view import EventKind, Member, RingView
+from dspot.membership._view import Member, RingView
 from dspot.rpc import Peer, RetryPolicy, RpcNode
 
 MiB = 1024 * 1024
@@ -75,26 +70,6 @@ MiB = 1024 * 1024
 # What a call to another node may raise when that node cannot help (DspotError covers
 # RpcError, transport errors and a malformed address).
 _FAIL = (DspotError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)
-_DISK = (DiskFault, OSError, anyio.ClosedResourceError)
-
-
-class _Upload:
-    """A replica's side of one upload in progress."""
-
-    def __init__(self, ingest: Ingest, downstream: list[Hop], now: float) -> None:
-        self.ingest = ingest
-        self.downstream = downstream
-        self.next_seq = 0
-        self.acks: dict[int, list[str]] = {}
-        self.cut = False
-        self.failed: str | None = None
-        self.last_active = now
-        self.changed = anyio.Event()
-        self.lock = anyio.Lock()
-
-    def notify(self) -> None:
-        self.changed.set()
-        self.changed = anyio.Event()
 
 
 async def _rechunk(source: AsyncIterable[bytes], size: int) -> AsyncGenerator[bytes, None]:
@@ -137,18 +112,12 @@ class BlobStore:
         self.placement = self.config.placement
         self.local = LocalBlobs(env.disk, block_size=self.config.block_size, offload=env.offload)
         self._rng = env.child_rng("blobstore")
-        self._uploads: dict[str, _Upload] = {}
-        self._committed = CommittedUploads()
-        self._fetching: dict[str, anyio.Event] = {}
         self._suspect: dict[str, float] = {}
-        self._heal_queue: list[str] = []
-        self._wake_repair = anyio.Event()
-        self._wake_scrub = anyio.Event()
-        self._under = 0
-        self._fetched = 0
-        self._handed_off = 0
-        self._corrupt = 0
-        self._healed = 0
+        self._peers = _PeerCalls(self)
+        self._receiver = UploadReceiver(
+            env, view.self_id, self.local, self.config, self._peers.forward
+        )
+        self._repair = Repairer(env, view, self.local, self.config, self._peers)
         self._ready = False
         self._tg: anyio.abc.TaskGroup | None = None
         cfg = self.config
@@ -165,34 +134,41 @@ class BlobStore:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         await self.local.open()
-        self.rpc.handle(PutChunk, self._on_chunk)
-        self.rpc.handle(PutCommit, self._on_commit)
-        self.rpc.handle(PutAbort, self._on_abort)
+        self.rpc.handle(PutChunk, self._receiver.on_chunk)
+        self.rpc.handle(PutCommit, self._receiver.on_commit)
+        self.rpc.handle(PutAbort, self._receiver.on_abort)
         self.rpc.handle(ReadRange, self._on_read)
         self.rpc.handle(Has, self._on_has)
-        self.rpc.handle(Fetch, self._on_fetch)
+        self.rpc.handle(Fetch, self._repair.on_fetch)
         self.rpc.handle(Delete, self._on_delete)
         self._ready = True
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            tg.start_soon(self._watch_view)
-            tg.start_soon(self._janitor)
+            tg.start_soon(self._receiver.janitor)
             if self.config.repair_enabled:
-                tg.start_soon(self._repair_loop)
-                tg.start_soon(self._scrub_loop)
+                tg.start_soon(self._repair.run)
             task_status.started()
 
     def stats(self) -> BlobStats:
+        repair = self._repair
         return BlobStats(
             blobs=self.local.count,
             bytes=self.local.bytes,
-            under_replicated=self._under,
-            uploads_in_progress=len(self._uploads),
-            fetched=self._fetched,
-            handed_off=self._handed_off,
-            corrupt_found=self._corrupt,
-            healed=self._healed,
+            under_replicated=repair.under,
+            uploads_in_progress=len(self._receiver.uploads),
+            fetched=repair.fetched,
+            handed_off=repair.handed_off,
+            corrupt_found=repair.corrupt,
+            healed=repair.healed,
         )
+
+    async def repair_once(self) -> None:
+        """One anti-entropy round over every copy this node holds (see ``_repair.py``)."""
+        await self._repair.repair_once()
+
+    async def scrub_once(self) -> int:
+        """Verify every local copy; queue corrupt ones for healing. Returns how many."""
+        return await self._repair.scrub_once()
 
     def _not_ready(self) -> None:
         if not self._ready:
@@ -223,7 +199,7 @@ class BlobStore:
         tally = ChunkTally(upload, chain)
         # The replicas check the whole-blob hash themselves; compute it here only to name
         # the blob when the caller did not.
-        hasher = BlockHasher(cfg.block_size, blocks=False)
+        hasher = BlockHasher(cfg.block_size, whole=sha256 is None)
         limiter = anyio.Semaphore(cfg.window)
 
         async def send(seq: int, data: bytes) -> None:
@@ -252,12 +228,12 @@ class BlobStore:
                         break
                     tg.start_soon(send, tally.next_seq(), data)
                     await self.env.offload(hasher.update, data)  # while the chunk travels
-            digest, _ = hasher.finish()
-            if tally.error is None and sha256 is not None and digest != sha256:
-                raise IntegrityError(f"content hashes to {digest}, expected {sha256}")
+            digest, blocks = hasher.finish()
             targets = tally.commit_targets(cfg.write_quorum)
-            content = digest
-            commit = PutCommit(upload, content, hasher.size, tally.sent, began)
+            content = sha256 or digest
+            commit = PutCommit(
+                upload, content, hasher.size, tally.sent, began, cfg.block_size, blocks
+            )
             committed = await self._commit_quorum(commit, targets)
         except BaseException:
             with anyio.CancelScope(shield=True), anyio.move_on_after(cfg.call_timeout):
@@ -304,124 +280,6 @@ class BlobStore:
         # On failure the replica's janitor aborts it after upload_idle_timeout.
         with contextlib.suppress(*_FAIL):
             await self.rpc.call(hop.address, PutAbort(upload), timeout=2.0)
-
-    # -- upload (replica) --------------------------------------------------------------------
-
-    async def _on_chunk(self, req: PutChunk, peer: Peer) -> ChunkAck:
-        self._not_ready()
-        now = self.env.clock.now()
-        up = self._uploads.get(req.upload)
-        if up is None:
-            # Any chunk may come first: the previous hop forwards several at once.
-            if req.upload in self._committed:
-                raise RemoteError("unknown_upload", f"upload {req.upload} already committed")
-            up = _Upload(self.local.ingest(self.env.ids()), list(req.downstream), now)
-            self._uploads[req.upload] = up
-        up.last_active = now
-        if req.seq < up.next_seq:
-            # A retry of a chunk already written: answer with the original's outcome.
-            with anyio.move_on_after(self.config.call_timeout):
-                while req.seq not in up.acks and up.failed is None:
-                    await up.changed.wait()
-            if req.seq not in up.acks:
-                raise RemoteError("upload_failed", up.failed or "chunk still in flight")
-            return ChunkAck(up.acks[req.seq])
-        with anyio.move_on_after(self.config.call_timeout):
-            while up.next_seq < req.seq and up.failed is None:
-                await up.changed.wait()
-        if up.failed is not None or up.next_seq != req.seq:
-            raise RemoteError("upload_failed", up.failed or f"chunk {up.next_seq} never came")
-        reached = [self.view.self_id]
-        downstream: list[str] = []
-
-        async def forward(nxt: Hop) -> None:
-            try:
-                ack = await self.rpc.call(
-                    nxt.address,
-                    PutChunk(req.upload, req.seq, up.downstream[1:], req.payload),
-                    timeout=self.config.call_timeout,
-                    retry=self._chain_retry,
-                )
-                downstream.extend(ack.reached)
-            except _FAIL as exc:
-                up.cut = True  # the tail would miss this chunk: stop feeding it
-                self.env.log(logging.WARNING, "blob.chain.cut", to=nxt.node, error=repr(exc))
-                self.env.trace("blob.chain.cut", to=nxt.node, error=type(exc).__name__)
-
-        # Forward while writing: the next replica's disk works in parallel with ours.
-        async with anyio.create_task_group() as tg:
-            if up.downstream and not up.cut:
-                tg.start_soon(forward, up.downstream[0])
-            try:
-                await up.ingest.write(req.payload)
-            except (DiskFault, OSError, anyio.ClosedResourceError) as exc:
-                self._fail_upload(req.upload, up, f"disk: {exc!r}")
-                tg.cancel_scope.cancel()
-            else:
-                up.next_seq += 1
-                up.notify()
-        if up.failed is not None:
-            raise RemoteError("upload_failed", up.failed)
-        if not up.cut:
-            reached += downstream
-        up.acks[req.seq] = reached
-        up.last_active = self.env.clock.now()
-        up.notify()
-        return ChunkAck(reached)
-
-    def _fail_upload(self, upload: str, up: _Upload, reason: str) -> None:
-        up.failed = reason
-        up.notify()
-        if self._uploads.get(upload) is up:
-            del self._uploads[upload]
-
-    async def _on_commit(self, req: PutCommit, peer: Peer) -> Done:
-        self._not_ready()
-        if self._committed.get(req.upload) == req.sha256:
-            return Done(True)
-        up = self._uploads.get(req.upload)
-        if up is None:
-            return Done(False, "unknown upload")
-        async with up.lock:
-            if self._committed.get(req.upload) == req.sha256:
-                return Done(True)
-            if up.next_seq != req.chunks or up.ingest.hasher.size != req.size:
-                return Done(False, f"have {up.next_seq} chunks, {up.ingest.hasher.size} bytes")
-            try:
-                await up.ingest.commit(
-                    req.sha256, stored_at=req.stored_at, sync=self.config.sync_before_ack
-                )
-            except Tombstoned as exc:
-                self._fail_upload(req.upload, up, str(exc))
-                return Done(False, "deleted")
-            except IntegrityError as exc:
-                self._fail_upload(req.upload, up, str(exc))
-                return Done(False, f"{MISMATCH}: {exc}")
-            except (DiskFault, OSError, anyio.ClosedResourceError) as exc:
-                self._fail_upload(req.upload, up, f"disk: {exc!r}")
-                return Done(False, "disk failure")
-            self._uploads.pop(req.upload, None)
-            self._committed.add(req.upload, req.sha256)
-        self.env.trace("blob.commit", sha256=req.sha256, size=req.size)
-        return Done(True)
-
-    async def _on_abort(self, req: PutAbort, peer: Peer) -> Done:
-        up = self._uploads.pop(req.upload, None)
-        if up is not None:
-            up.failed = "aborted"
-            up.notify()
-            await up.ingest.abort()
-        return Done(True)
-
-    async def _janitor(self) -> None:
-        while True:
-            await anyio.sleep(max(1.0, self.config.upload_idle_timeout / 4))
-            now = self.env.clock.now()
-            for upload in sorted(self._uploads):
-                up = self._uploads[upload]
-                if now - up.last_active > self.config.upload_idle_timeout:
-                    self._fail_upload(upload, up, "idle")
-                    await up.ingest.abort()
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -471,14 +329,13 @@ class BlobStore:
                 # A local copy is read in bigger steps: no frame limit, fewer thread hops.
                 step = cfg.read_size if source is not None else cfg.local_read_size
                 try:
-                    while True:
+                    while not cursor.done:
                         want = cursor.want(step)
                         size, data = await self._read_from(source, sha256, cursor.pos, want)
                         piece = cursor.take(size, data)
-                        if not piece:
-                            break
-                        progressed = True
-                        yield piece
+                        if piece:
+                            progressed = True
+                            yield piece
                 except (*_FAIL, CorruptCopy, FileNotFoundError, BlobUnavailable, DiskFault) as exc:
                     last_error = f"{source.node if source else 'local'}: {exc!r}"
                     if source is not None:
@@ -510,15 +367,8 @@ class BlobStore:
         try:
             return await self.local.read(copy, offset, length)
         except CorruptCopy:
-            self._found_corrupt(copy.sha256)
-            self._wake_scrub.set()
+            self._repair.found_corrupt(copy.sha256)
             raise
-
-    def _found_corrupt(self, sha256: str, **by: str) -> None:
-        self._corrupt += 1
-        self.env.trace("blob.corrupt", sha256=sha256, **by)
-        if sha256 not in self._heal_queue:
-            self._heal_queue.append(sha256)
 
     async def _on_read(self, req: ReadRange, peer: Peer) -> RangeData:
         self._not_ready()
@@ -535,23 +385,13 @@ class BlobStore:
 
     # -- stat and delete ---------------------------------------------------------------------
 
-    async def _ask(self, member: Member | Hop, hashes: list[str]) -> list[Holding] | None:
-        address = member.address
-        try:
-            reply: HasReply = await self.rpc.call(
-                address, Has(hashes), timeout=self.config.read_timeout, retry=self._read_retry
-            )
-        except _FAIL:
-            return None
-        return reply.items
-
     async def stat(self, sha256: str) -> BlobInfo | None:
         """Size and current holders of a blob, asking every live member; ``None`` if none."""
         live = self.view.live()
         found: dict[str, Holding] = {}
 
         async def ask(m: Member) -> None:
-            items = await self._ask(m, [sha256])
+            items = await self._peers.ask(m, [sha256])
             if items and items[0].present:
                 found[m.node_id] = items[0]
 
@@ -614,176 +454,56 @@ class BlobStore:
                 items.append(Holding(h, True, copy.size, copy.stored_at, tomb))
         return HasReply(items)
 
-    # -- copying between replicas ------------------------------------------------------------
 
-    async def _on_fetch(self, req: Fetch, peer: Peer) -> Done:
-        self._not_ready()
-        if delete_wins(self.local.tombstone(req.sha256), req.stored_at):
-            return Done(False, "deleted")
-        ok = await self._fetch(req.sha256, req.sources, stored_at=req.stored_at, replace=False)
-        return Done(ok, "" if ok else "no source could serve it")
+class _PeerCalls:
+    """The calls to other nodes that the upload receiver and repair make, with a node that
+    cannot help (crashed, unreachable, refusing) reported as ``None`` instead of raised."""
 
-    async def _fetch(
-        self, sha256: str, sources: list[Hop], *, stored_at: float, replace: bool
-    ) -> bool:
-        """Copy ``sha256`` here from ``sources``; ``replace`` swaps out a corrupt copy."""
-        while True:
-            busy = self._fetching.get(sha256)
-            if busy is None:
-                break
-            await busy.wait()
-        if not replace and self.local.get(sha256) is not None:
-            return True
-        me = self.view.self_id
-        sources = [s for s in sources if s.node != me]
-        if not sources:
-            return False
-        done = anyio.Event()
-        self._fetching[sha256] = done
-        ingest = self.local.ingest(self.env.ids())
-        cursor = ReadCursor(sha256, 0, None, self.config.read_passes)
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._rpc = store.rpc
+        self._env = store.env
+        self._config = store.config
+
+    @property
+    def address(self) -> str | None:
+        return self._rpc.address
+
+    async def forward(self, successor: Hop, chunk: PutChunk) -> list[str] | None:
+        """Pass a chunk down the chain; who below holds every chunk so far."""
         try:
-            with anyio.fail_after(self.config.fetch_timeout):
-                async with contextlib.aclosing(self._stream(cursor, sources)) as stream:
-                    async for data in stream:
-                        await ingest.write(data)
-                if replace:
-                    await self.local.replace(ingest, sha256)
-                else:
-                    await ingest.commit(sha256, stored_at=stored_at, sync=True)
-        except (BlobStoreError, IntegrityError, Tombstoned, TimeoutError, *_DISK) as exc:
-            await ingest.abort()
-            self.env.trace("blob.fetch.fail", sha256=sha256, error=type(exc).__name__)
-            return False
-        finally:
-            done.set()
-            del self._fetching[sha256]
-        self._fetched += 1
-        self.env.trace("blob.fetched", sha256=sha256, replace=replace)
-        return True
+            ack: ChunkAck = await self._rpc.call(
+                successor.address,
+                chunk,
+                timeout=self._config.call_timeout,
+                retry=self._store._chain_retry,
+            )
+        except _FAIL as exc:
+            self._env.log(logging.WARNING, "blob.chain.cut", to=successor.node, error=repr(exc))
+            self._env.trace("blob.chain.cut", to=successor.node, error=type(exc).__name__)
+            return None
+        return ack.reached
 
-    # -- repair ------------------------------------------------------------------------------
-
-    async def _watch_view(self) -> None:
-        async with self.view.subscribe() as events:
-            async for event in events:
-                if event.kind in (
-                    EventKind.DEAD,
-                    EventKind.JOINED,
-                    EventKind.LEFT,
-                    EventKind.ALIVE,
-                ):
-                    self._wake_repair.set()
-
-    async def _repair_loop(self) -> None:
-        while True:
-            with anyio.move_on_after(self.config.repair_interval):
-                await self._wake_repair.wait()
-            self._wake_repair = anyio.Event()
-            await anyio.sleep(self._rng.uniform(0.0, 0.2))  # let a burst of events settle
-            try:
-                await self.repair_once()
-            except (DiskFault, anyio.ClosedResourceError):
-                raise
-            except BlobStoreError as exc:
-                self.env.log(30, "blob.repair.error", error=repr(exc))
-
-    async def repair_once(self) -> None:
-        """One anti-entropy round over every copy this node holds (see :class:`RepairRound`)."""
-        cfg = self.config
-        live = self.view.live()
-        held = self.local.hashes()
-        horizon = self.env.clock.wall() - cfg.tombstone_ttl
-        oldest = self.local.oldest_tombstone()
-        if oldest is not None and oldest < horizon:
-            await self.local.expire_tombstones(horizon)
-        if not live:
-            return
-        round_ = RepairRound(self.view.self_id, self.rpc.address, live, held, self.placement)
-
-        async def query(node: str) -> None:
-            for batch in round_.batches(node, cfg.repair_batch):
-                items = await self._ask(round_.members[node], batch)
-                if items is None:
-                    round_.unreachable(node)
-                    return
-                round_.record(node, items)
-
-        async with anyio.create_task_group() as tg:
-            for node in sorted(round_.asks):
-                tg.start_soon(query, node)
-        plan = round_.plan()
-        for drop in plan.drops:
-            if drop.deleted_at is not None:
-                await self.local.drop(drop.sha256, deleted_at=drop.deleted_at)
-                self.env.trace("blob.tombstone.adopted", sha256=drop.sha256)
-            elif await self.local.drop(drop.sha256):
-                self._handed_off += 1
-                self.env.trace("blob.handed_off", sha256=drop.sha256)
-        self._under = plan.under_replicated
-        if plan.fetches:
-            limiter = anyio.Semaphore(cfg.repair_parallel)
-            async with anyio.create_task_group() as tg:
-                for order in plan.fetches:
-                    await limiter.acquire()
-                    tg.start_soon(self._ask_fetch, limiter, order.target, order.sha256,
-                                  order.sources, order.stored_at)  # fmt: skip
-
-    async def _ask_fetch(
-        self,
-        limiter: anyio.Semaphore,
-        member: Member,
-        sha: str,
-        sources: list[Hop],
-        stored_at: float,
-    ) -> None:
+    async def ask(self, member: Member | Hop, hashes: list[str]) -> list[Holding] | None:
         try:
-            await self.rpc.call(
+            reply: HasReply = await self._rpc.call(
                 member.address,
-                Fetch(sha, sources, stored_at),
-                timeout=self.config.fetch_timeout,
-                retry=self._chain_retry,
+                Has(hashes),
+                timeout=self._config.read_timeout,
+                retry=self._store._read_retry,
             )
         except _FAIL:
-            pass
-        finally:
-            limiter.release()
+            return None
+        return reply.items
 
-    # -- scrub -------------------------------------------------------------------------------
+    async def order_fetch(self, order: FetchOrder) -> None:
+        with contextlib.suppress(*_FAIL):
+            await self._rpc.call(
+                order.target.address,
+                Fetch(order.sha256, order.sources, order.stored_at),
+                timeout=self._config.fetch_timeout,
+                retry=self._store._chain_retry,
+            )
 
-    async def _scrub_loop(self) -> None:
-        next_full = self.env.clock.now() + self.config.scrub_interval
-        while True:
-            wait = max(0.0, next_full - self.env.clock.now())
-            with anyio.move_on_after(wait):
-                await self._wake_scrub.wait()
-            self._wake_scrub = anyio.Event()
-            if self.env.clock.now() >= next_full:
-                await self.scrub_once()
-                next_full = self.env.clock.now() + self.config.scrub_interval
-            await self._heal_queued()
-
-    async def scrub_once(self) -> int:
-        """Verify every local copy; queue corrupt ones for healing. Returns how many."""
-        bad = 0
-        for sha, _ in self.local.hashes():
-            copy = self.local.get(sha)
-            if copy is None:
-                continue
-            if not await self.local.verify(copy):
-                bad += 1
-                self._found_corrupt(sha, by="scrub")
-        await self._heal_queued()
-        return bad
-
-    async def _heal_queued(self) -> None:
-        while self._heal_queue:
-            sha = self._heal_queue.pop(0)
-            copy = self.local.get(sha)
-            if copy is None or await self.local.verify(copy):
-                continue  # gone, or the failure was a transient read error
-            sources = heal_sources(sha, self.view.self_id, self.view.live(), self.placement)
-            if await self._fetch(sha, sources, stored_at=copy.stored_at, replace=True):
-                self._healed += 1
-            else:
-                self.env.trace("blob.heal.fail", sha256=sha)
+    def stream(self, cursor: ReadCursor, sources: list[Hop]) -> AsyncGenerator[bytes, None]:
+        return self._store._stream(cursor, sources)
