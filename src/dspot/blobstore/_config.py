@@ -17,8 +17,10 @@ class BlobStoreConfig:
 
     replicas: Replication = 3
     write_quorum: int = 2
-    chunk_size: int = 256 * KiB
-    """Bytes per upload chunk (one RPC frame; must stay well under the 16 MiB frame limit)."""
+    chunk_size: int = 1 * MiB
+    """Bytes per upload chunk (one RPC frame; must stay well under the 16 MiB frame limit).
+    Each chunk costs a fixed overhead on every hop (a request, a task, two thread hand-offs),
+    so chunks are large; memory per upload is about ``window * chunk_size`` per hop."""
     window: int = 4
     """Upload chunks in flight along the whole chain: bounds memory, keeps the pipeline full."""
     block_size: int = 64 * KiB

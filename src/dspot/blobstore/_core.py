@@ -258,11 +258,9 @@ class ChainReplica:
         self.next_seq += 1
         self.size += nbytes
 
-    def forward_failed(self) -> bool:
-        """The successor did not take a chunk: cut the chain here. True if it was not cut."""
-        was = self.cut
+    def forward_failed(self) -> None:
+        """The successor did not take a chunk: cut the chain here, for good."""
         self.cut = True
-        return not was
 
     def fail(self, reason: str) -> None:
         if self.failed is None:

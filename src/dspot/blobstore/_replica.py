@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import anyio
-import anyio.lowlevel
+import anyio.abc
 
 from dspot.blobstore._config import BlobStoreConfig
 from dspot.blobstore._core import MISMATCH, Arrival, ChainReplica, CommittedUploads
@@ -38,16 +38,10 @@ class _Upload:
         self.ingest = ingest
         self.changed = anyio.Event()
         self.lock = anyio.Lock()
-        self.forwards: set[anyio.CancelScope] = set()
-        """Chunk forwards in flight, cancelled when the chain is cut or the upload fails."""
 
     def notify(self) -> None:
         self.changed.set()
         self.changed = anyio.Event()
-
-    def stop_forwards(self) -> None:
-        for scope in self.forwards:
-            scope.cancel()
 
 
 class UploadReceiver:
@@ -84,26 +78,19 @@ class UploadReceiver:
             return ChunkAck(await self._repeat(up, req.seq))
         below: list[str] | None = None
 
-        async def forward(nxt: Hop) -> None:
+        async def forward(nxt: Hop, *, task_status: anyio.abc.TaskStatus[None]) -> None:
             nonlocal below
-            with anyio.CancelScope() as scope:
-                up.forwards.add(scope)
-                try:
-                    chunk = PutChunk(req.upload, req.seq, state.beyond_next(), req.payload)
-                    below = await self._forward(nxt, chunk)
-                finally:
-                    up.forwards.discard(scope)
-            if below is None and state.forward_failed():
-                # The successor would hold a gap: stop feeding it, and stop waiting for its
-                # answers to later chunks it can no longer take.
-                up.stop_forwards()
+            chunk = PutChunk(req.upload, req.seq, state.beyond_next(), req.payload)
+            task_status.started()  # runs on into the send before the caller goes on
+            below = await self._forward(nxt, chunk)
+            if below is None:
+                state.forward_failed()  # the successor would hold a gap: stop feeding it
 
         error: str | None = None
         async with anyio.create_task_group() as tg:
             nxt = state.next_hop()
             if nxt is not None:
-                tg.start_soon(forward, nxt)
-                await anyio.lowlevel.checkpoint()  # the chunk leaves before we hash it
+                await tg.start(forward, nxt)  # the chunk leaves before we hash it
             error = await self._write_in_turn(req, up)
             if error is not None:
                 tg.cancel_scope.cancel()
@@ -144,7 +131,6 @@ class UploadReceiver:
 
     def _fail(self, upload: str, up: _Upload, reason: str) -> None:
         up.state.fail(reason)
-        up.stop_forwards()
         up.notify()
         if self.uploads.get(upload) is up:
             del self.uploads[upload]

@@ -73,21 +73,33 @@ _FAIL = (DspotError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)
 
 
 async def _rechunk(source: AsyncIterable[bytes], size: int) -> AsyncGenerator[bytes, None]:
-    """Re-cut ``source`` into ``size``-byte chunks (the last may be short; at least one)."""
-    buf = bytearray()
+    """Re-cut ``source`` into ``size``-byte chunks (the last may be short; at least one).
+
+    Each byte is copied once at most: a piece that is exactly one chunk passes through, and
+    a chunk made of several pieces is joined once (a ``bytes`` piece is referenced, not
+    copied, while it waits; a mutable one is copied, as the source may reuse it).
+    """
+    parts: list[bytes | memoryview] = []
+    have = 0
     emitted = False
     async for piece in source:
-        if not buf and len(piece) == size:
+        if not parts and len(piece) == size and isinstance(piece, bytes):
             emitted = True
-            yield bytes(piece)
+            yield piece
             continue
-        buf += piece
-        while len(buf) >= size:
+        view = memoryview(piece)
+        while have + len(view) >= size:
+            take = size - have
+            parts.append(view[:take])
+            view = view[take:]
             emitted = True
-            yield bytes(buf[:size])
-            del buf[:size]
-    if buf or not emitted:
-        yield bytes(buf)
+            yield b"".join(parts)
+            parts, have = [], 0
+        if view:
+            parts.append(view if isinstance(piece, bytes) else bytes(view))
+            have += len(view)
+    if parts or not emitted:
+        yield b"".join(parts)
 
 
 class BlobStore:
