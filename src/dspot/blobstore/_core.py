@@ -55,9 +55,11 @@ Why acknowledged uploads survive (invariant 1)
 ----------------------------------------------
 1. *W verified, synced copies.* :class:`CommitQuorum` counts only replicas that answered
    ``ok``, and a replica answers ``ok`` only after its own sha256 of the bytes it wrote equals
-   the content address and the file and row are synced. A blob whose checksum fails is
-   never acknowledged: with the hash unknown up front, the coordinator's digest names it and
-   every replica checks against that; with the hash given, the replicas check against it.
+   the content address and the file and row are synced (``sync_before_ack``, switched off
+   only by the sabotage test that shows the scenario's checker notices). A blob whose
+   checksum fails is never acknowledged: with the hash unknown up front, the coordinator's
+   digest names it and every replica checks against that; with the hash given, the replicas
+   check against it.
 2. *Block digests are right for those bytes.* The coordinator computes them over the bytes
    it sends; a replica whose whole-blob hash matches holds exactly those bytes, so the
    digests it stores describe its copy. A wrong length is refused outright.
@@ -72,6 +74,11 @@ Why acknowledged uploads survive (invariant 1)
    ``tombstone_ttl``), a late commit, fetch or repair round of an older copy loses to it, and
    a delete only reports success once every owner, counted over the configured membership,
    recorded it.
+
+Limits: tombstone precedence compares wall clocks of different nodes (the deleter's and the
+upload coordinator's), so clock skew larger than the time between an upload and a delete of
+the same content can order them wrongly; ``tombstone_ttl`` must exceed the longest time a
+node holding a copy can stay away and come back.
 """
 
 from __future__ import annotations
