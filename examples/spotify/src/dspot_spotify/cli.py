@@ -3,10 +3,12 @@
 ``dspot-spotify demo-music DIR``  generate the synthesized demo library into DIR.
 ``dspot-spotify tags FILE...``    print what the tag reader finds in each file.
 ``dspot-spotify node ...``        run one node of a cluster (real TCP, data on local disk).
-``dspot-spotify gateway ...``     run the HTTPS gateway in front of the nodes (gateway.py).
+``dspot-spotify gateway ...``     run the HTTPS gateway in front of the nodes.
 ``dspot-spotify up``              run N nodes + the HTTPS gateway on 127.0.0.1, with demo music.
-``dspot-spotify import DIR ...``  upload a folder of audio files, resumably (tools.py).
-``dspot-spotify status ...``      print the cluster's members, token and replication (tools.py).
+``dspot-spotify import DIR ...``  upload a folder of audio files, resumably (tools).
+``dspot-spotify status ...``      print the cluster's members, token and replication (tools).
+``dspot-spotify openapi``         print the REST API's OpenAPI document (JSON).
+``dspot-spotify dev-tls DIR ...``  issue a member certificate for mutual TLS from a dev CA.
 """
 
 from __future__ import annotations
@@ -25,20 +27,16 @@ from types import FrameType
 from typing import Any
 
 from dspot_spotify import __version__
-from dspot_spotify.cluster import (
-    ApiClient,
-    ApiError,
-    ConfigError,
-    LocalCluster,
-    NodeFailed,
-    NodeSettings,
-    default_frontend,
-    parse_address,
-    serve_node,
-)
+from dspot_spotify.client import ApiClient, ApiError
+from dspot_spotify.config import Sabotage
 from dspot_spotify.demo import DEFAULT_FORMATS, FORMATS, generate_demo_library
+from dspot_spotify.process.node import NodeSettings, serve_node
+from dspot_spotify.process.setup import ConfigError, parse_address
+from dspot_spotify.process.supervisor import LocalCluster, NodeFailed, default_frontend
 from dspot_spotify.tags import MediaError, TrackTags, read_tags
 from dspot_spotify.tools import add_commands, run_command
+
+SABOTAGES = tuple(s.value for s in Sabotage)
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -93,6 +91,19 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("--name", help="node id on first start (default: generated; then kept)")
     _cluster_tls_arguments(node)
     node.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    # Deliberate bugs that chaos tests switch on to prove their checks bite; not for use.
+    node.add_argument(
+        "--sabotage", action="append", default=[], choices=SABOTAGES, help=argparse.SUPPRESS
+    )
+
+    tls = sub.add_parser(
+        "dev-tls", help="issue a member certificate from a development CA (for mutual TLS)"
+    )
+    tls.add_argument("dir", type=Path, help="directory of the CA (made there if missing)")
+    tls.add_argument("--name", required=True, help="member name (files NAME.pem, NAME-key.pem)")
+    tls.add_argument(
+        "--host", action="append", default=[], help="address or host name it serves (repeat)"
+    )
 
     up = sub.add_parser("up", help="run a local cluster on 127.0.0.1 with the demo library")
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
@@ -115,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
         "--demo-seconds", type=float, default=12.0, help="longest demo track (default 12)"
     )
     add_commands(sub)  # import, status
+
+    doc = sub.add_parser("openapi", help="print the REST API's OpenAPI document (JSON)")
+    doc.add_argument("--out", type=Path, help="write it to this file instead")
 
     gw = sub.add_parser("gateway", help="run the HTTPS gateway in front of the nodes")
     gw.add_argument("--listen", required=True, type=_address, help="HOST:PORT for HTTPS")
@@ -177,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("import", "status"):
         return run_command(args)
+    if args.command == "openapi":
+        return _openapi(args.out)
     try:
         if args.command == "node":
             return _node(args)
@@ -187,6 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"dspot-spotify {args.command}: {e}", file=sys.stderr)
         return 2
+    if args.command == "dev-tls":
+        from dspot_spotify.devtls import issue_member_cert
+
+        files = issue_member_cert(args.dir, args.name, args.host)
+        print(f"ca {files.ca}\ncert {files.cert}\nkey {files.key}")
+        return 0
     if args.command == "demo-music":
         if args.artists < 1:
             print("dspot-spotify: --artists must be at least 1", file=sys.stderr)
@@ -220,6 +242,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+def _openapi(out: Path | None) -> int:
+    from dspot_spotify.api.openapi import document_text
+
+    text = document_text()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+    return 0
+
+
 # -- node ---------------------------------------------------------------------------------
 
 
@@ -245,6 +278,12 @@ def _node(args: argparse.Namespace) -> int:
     if args.cluster_size < 1:
         raise ConfigError("--cluster-size must be at least 1")
     _process_setup(args)
+    for bug in args.sabotage:
+        logging.getLogger("dspot_spotify").critical(
+            "SABOTAGED NODE: %s is switched on; this node loses acknowledged data on purpose "
+            "(a chaos test's check must catch it). Never run it in production.",
+            bug,
+        )
     return serve_node(
         NodeSettings(
             data=args.data,
@@ -258,6 +297,7 @@ def _node(args: argparse.Namespace) -> int:
             tls_key=args.tls_key,
             tls_ca=args.tls_ca,
             http_advertise=args.http_advertise,
+            sabotage=tuple(args.sabotage),
         )
     )
 
@@ -272,7 +312,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from dspot_spotify.gateway import GatewaySettings, serve_gateway
+    from dspot_spotify.process.gateway import GatewaySettings, serve_gateway
 
     if not args.join:
         raise ConfigError("--join needs at least one node's RPC address")
