@@ -218,7 +218,9 @@ async def serve_child(name: str, root: str, members: str, replicas: int, quorum:
         directory.add(member, address)
         if member == name:
             listen = address
-    config = BlobStoreConfig(replicas=replicas, write_quorum=quorum)
+    # No repair round during the run: it would move earlier uploads (placed by upload id, the
+    # hash being unknown up front) to their hash's owners while later ones are timed.
+    config = BlobStoreConfig(replicas=replicas, write_quorum=quorum, repair_interval=3600.0)
     async with await LocalDisk.open(Path(root) / name) as disk:
         env = production_env(name, TcpTransport(), disk, seed=1)
         async with RpcNode(env, listen=listen, secret=b"bench") as rpc:
@@ -268,11 +270,15 @@ async def bench_upload_processes(mib: int, repeat: int, backend: str) -> None:
                     stores[replicas] = BlobStore(env, rpc, directory.view(env.node_id), config)
                     await tg.start(stores[replicas].run)
                     await stores[replicas].put(source(MiB, 90 + replicas))  # warm up
+                cpu: dict[int, list[float]] = {1: [], 3: []}
                 for i in range(repeat):
                     for replicas in (1, 3) if i % 2 == 0 else (3, 1):
+                        used = _cpu_seconds(procs)
                         start = time.perf_counter()
                         await stores[replicas].put(source(mib * MiB, 1000 + 10 * i + replicas))
                         times[replicas].append(time.perf_counter() - start)
+                        await anyio.sleep(0.5)  # the last replica's commit, after W answered
+                        cpu[replicas].append(_cpu_seconds(procs) - used)
                 tg.cancel_scope.cancel()
         finally:
             for proc in procs:
@@ -280,6 +286,28 @@ async def bench_upload_processes(mib: int, repeat: int, backend: str) -> None:
                 proc.stdin.close()
                 proc.wait()
     report_pairs(times, mib, "1 process per node")
+    if all(cpu[1]) and all(cpu[3]):
+        one, three = statistics.median(cpu[1]), statistics.median(cpu[3])
+        print(
+            f"CPU seconds per upload, coordinator and replicas together: R=1 {one:.2f}, "
+            f"R=3,W=2 {three:.2f} ({three / one:.2f}x: the time ratio tends to this when both "
+            f"keep the same cores busy)"
+        )
+        OTHER.append(["CPU s per upload, all processes, R=1 (peer)", round(one, 2), "s"])
+        OTHER.append(["CPU s per upload, all processes, R=3,W=2", round(three, 2), "s"])
+
+
+def _cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
+    """CPU time used so far by this process and ``procs`` (0.0 where /proc is missing)."""
+    total = time.process_time()
+    for proc in procs:
+        try:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 async def _client_rpc(env: NodeEnv, *, task_status: anyio.abc.TaskStatus[RpcNode]) -> None:
