@@ -120,7 +120,7 @@ def types(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """Build the documentation site (strict: warnings are errors)."""
-    session.install("-e", ".", "mkdocs-material", "mkdocstrings[python]")
+    session.install("-e", ".", "-e", "examples/spotify", "mkdocs-material", "mkdocstrings[python]")
     session.run("mkdocs", "build", "--strict")
 
 
