@@ -130,7 +130,7 @@ class FrameDecoder:
             return self._take_payload()
         buf = self._buf
         if len(buf) < HEADER.size:
-            if buf and not MAGIC.startswith(bytes(buf[:2])):
+            if (buf and buf[0] != MAGIC[0]) or (len(buf) > 1 and buf[1] != MAGIC[1]):
                 raise FrameError(f"bad magic {bytes(buf[:2])!r}")
             return None
         magic, version, kind, msg_id, name_len, meta_len, payload_len = HEADER.unpack_from(buf)
@@ -211,13 +211,23 @@ def is_idempotent(cls: type[Any]) -> bool:
     return _idempotent.get(cls, False)
 
 
+_payload_fields: dict[type[Any], bool] = {}
+
+
 def _has_payload(cls: type[Any]) -> bool:
-    return any(a.name == "payload" for a in attrs.fields(cls))
+    found = _payload_fields.get(cls)
+    if found is None:
+        found = _payload_fields[cls] = any(a.name == "payload" for a in attrs.fields(cls))
+    return found
+
+
+_encoder = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+_decode = json.JSONDecoder().decode  # one instance each: json.dumps/loads build them per call
 
 
 def dumps(obj: Any) -> bytes:
     """Compact JSON, keys sorted (so traces and hashes are stable)."""
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+    return _encoder.encode(obj).encode()
 
 
 def encode_body(msg: Any) -> tuple[str, Any, bytes]:
@@ -248,6 +258,6 @@ def decode_body(name: str, body: Any, payload: bytes) -> Any:
 
 def loads(meta: bytes) -> Any:
     try:
-        return json.loads(meta)
+        return _decode(meta.decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise FrameError(f"frame meta is not JSON: {exc}") from None

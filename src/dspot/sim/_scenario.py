@@ -22,6 +22,7 @@ import trio.testing
 
 from dspot.sim._cluster import NodeMain, Simulation
 from dspot.sim._determinism import deterministic_trio
+from dspot.sim._loop import run_virtual
 from dspot.sim._nemesis import FaultConfig, Nemesis
 from dspot.sim._trace import TraceLog
 from dspot.transport import LinkModel
@@ -112,6 +113,7 @@ def run_seed(
     duration: float | None = None,
     trace_out: IO[str] | None = None,
     setup: Callable[[Simulation], None] | None = None,
+    loop: str = "asyncio",
 ) -> RunResult:
     """Run one seed of ``scenario`` to completion in virtual time.
 
@@ -137,9 +139,12 @@ def run_seed(
     async def main() -> None:
         await sim.run(scenario.workload, nemesis)
 
-    clock = trio.testing.MockClock(autojump_threshold=0)
-    with deterministic_trio(seed):
-        anyio.run(main, backend="trio", backend_options={"clock": clock})
+    if loop == "trio":
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        with deterministic_trio(seed):
+            anyio.run(main, backend="trio", backend_options={"clock": clock})
+    else:
+        run_virtual(main, seed)
     scenario.check(sim)
     trace.record("sim.end", violations=len(sim.violations), faults=sim.faults)
     return RunResult(
