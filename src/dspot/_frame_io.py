@@ -44,9 +44,12 @@ async def send_frame(stream: anyio.abc.ByteStream, frame: Frame) -> None:
         await stream.send(buf)
 
 
+# What a stream's send raises when the connection is gone (a TLS stream whose peer hung up
+# raises EndOfStream).
 _STREAM_ERRORS = (
     anyio.BrokenResourceError,
     anyio.ClosedResourceError,
+    anyio.EndOfStream,
     OSError,
     TransportError,
 )
@@ -143,7 +146,7 @@ class FrameSender:
                     w.wake()
                 for chunk in _coalesce(batch):
                     await stream.send(chunk)
-        except _STREAM_ERRORS as exc:
+        except Exception as exc:  # the stream broke (or worse): this connection is over
             self.stop(exc)
             await anyio.aclose_forcefully(stream)
         except BaseException as exc:  # cancelled mid-write: the framing is unknown

@@ -31,9 +31,10 @@ import itertools
 import random
 from collections.abc import Callable, Coroutine
 from contextvars import Context
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 _T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 _RESOLUTION = 1e-9  # timers this close to "now" are due (virtual times are exact floats)
 
@@ -66,7 +67,8 @@ class VirtualTimeLoop(asyncio.base_events.BaseEventLoop):
         self._shuffle = random.Random(f"schedule:{seed}").shuffle
         self._task_order: dict[int, int] = {}
         self._task_counter = itertools.count()
-        self._timers: list[tuple[float, int, asyncio.TimerHandle]] = []
+        self._timers: list[tuple[float, int, Any]] = []  # (when, seq, asyncio.TimerHandle)
+        self._timer_cancelled_count = 0
         self._timer_counter = itertools.count()
 
     # -- the clock -----------------------------------------------------------------------
@@ -93,10 +95,17 @@ class VirtualTimeLoop(asyncio.base_events.BaseEventLoop):
 
     # -- no threads, no I/O ----------------------------------------------------------------
 
-    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any, **kw: Any) -> Any:
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: Context | None = None,
+    ) -> asyncio.Handle:
         raise RuntimeError("the simulation runs no threads (offload CPU work with env.offload)")
 
-    def run_in_executor(self, executor: Any, func: Callable[..., _T], *args: Any) -> Any:
+    def run_in_executor(
+        self, executor: Any, func: Callable[[Unpack[_Ts]], _T], *args: Unpack[_Ts]
+    ) -> asyncio.Future[_T]:
         raise RuntimeError("the simulation runs no threads (offload CPU work with env.offload)")
 
     def _write_to_self(self) -> None:
@@ -110,8 +119,8 @@ class VirtualTimeLoop(asyncio.base_events.BaseEventLoop):
     def call_at(
         self,
         when: float,
-        callback: Callable[..., object],
-        *args: Any,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
         context: Context | None = None,
     ) -> asyncio.TimerHandle:
         # Same as asyncio's, but the heap holds (when, sequence, handle): compared in C,
@@ -119,7 +128,7 @@ class VirtualTimeLoop(asyncio.base_events.BaseEventLoop):
         self._check_closed()  # type: ignore[attr-defined]
         timer = asyncio.TimerHandle(when, callback, args, self, context)
         heapq.heappush(self._timers, (when, next(self._timer_counter), timer))
-        timer._scheduled = True  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]  # as asyncio's call_at does
         return timer
 
     # -- one iteration ---------------------------------------------------------------------
