@@ -70,6 +70,9 @@ class Kind(enum.IntEnum):
     ERROR = 6
 
 
+_KINDS = {k.value: k for k in Kind}  # Kind(n) is a Python-level enum lookup
+
+
 @attrs.frozen
 class Frame:
     """One decoded frame."""
@@ -151,10 +154,9 @@ class FrameDecoder:
             raise FrameError(f"bad magic {magic!r}")
         if version != VERSION:
             raise FrameError(f"unsupported frame version {version}")
-        try:
-            kind = Kind(kind)
-        except ValueError:
-            raise FrameError(f"unknown frame kind {kind}") from None
+        kind = _KINDS.get(kind)
+        if kind is None:
+            raise FrameError(f"unknown frame kind {HEADER.unpack_from(buf)[2]}")
         total = name_len + meta_len + payload_len
         if total > self.max_frame:
             raise FrameError(f"frame of {total} bytes exceeds the {self.max_frame}-byte limit")

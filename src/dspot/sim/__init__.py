@@ -19,7 +19,7 @@ from dspot.sim._scenario import (
     trace_hash_in_subprocess,
     wait_until_end,
 )
-from dspot.sim._trace import TraceLog
+from dspot.sim._trace import TraceLog, combined_trace_hash
 
 __all__ = [
     "FAULT_KINDS",
@@ -32,6 +32,7 @@ __all__ = [
     "Simulation",
     "TraceLog",
     "check_seeds",
+    "combined_trace_hash",
     "deterministic_trio",
     "get_scenario",
     "register",

@@ -68,7 +68,12 @@ class Simulation:
         self.heal_at = heal_at
         self.trace = trace
         self.rng = random.Random(f"sim:{seed}")
-        self.net = SimNetwork(random.Random(f"net:{seed}"), link=link, tracer=trace.record)
+        self.net = SimNetwork(
+            random.Random(f"net:{seed}"),
+            link=link,
+            tracer=trace.record,
+            segment_tracer=trace.segment,
+        )
         self.base_link = link
         self.nodes: dict[str, SimNode] = {
             name: SimNode(name, SimDisk(random.Random(f"disk:{seed}:{name}")))

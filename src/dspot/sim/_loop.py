@@ -30,7 +30,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable, Coroutine
-from contextvars import Context
+from contextvars import Context, copy_context
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 _T = TypeVar("_T")
@@ -51,6 +51,63 @@ class _NoIO:
 
     def close(self) -> None:
         pass
+
+
+class _Handle(asyncio.Handle):
+    """asyncio's Handle without the debug-mode bookkeeping (this loop never runs in debug
+    mode): a ready callback is the unit of work of the simulation, made millions of times."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        loop: asyncio.AbstractEventLoop,
+        context: Context | None,
+    ) -> None:
+        self._context = context if context is not None else copy_context()
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._callback = None  # type: ignore[assignment]  # as asyncio's cancel does
+        self._args = None  # type: ignore[assignment]
+
+
+class _TimerHandle(asyncio.TimerHandle):
+    __slots__ = ()
+
+    def __init__(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        loop: VirtualTimeLoop,
+        context: Context | None,
+    ) -> None:
+        self._context = context if context is not None else copy_context()
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+        self._when = when
+        self._scheduled = True
+
+    def cancel(self) -> None:
+        if not self._cancelled:
+            if self._scheduled:
+                self._loop._timer_cancelled_count += 1
+            self._cancelled = True
+            self._callback = None  # type: ignore[assignment]  # as asyncio's cancel does
+            self._args = None  # type: ignore[assignment]
 
 
 class VirtualTimeLoop(asyncio.base_events.BaseEventLoop):
@@ -98,13 +155,13 @@ class VirtualTimeLoop(asyncio.base_events.BaseEventLoop):
     def call_soon_threadsafe(
         self,
         callback: Callable[[Unpack[_Ts]], object],
-        *args: Unpack[_Ts],
+        *args: *_Ts,
         context: Context | None = None,
     ) -> asyncio.Handle:
         raise RuntimeError("the simulation runs no threads (offload CPU work with env.offload)")
 
     def run_in_executor(
-        self, executor: Any, func: Callable[[Unpack[_Ts]], _T], *args: Unpack[_Ts]
+        self, executor: Any, func: Callable[[Unpack[_Ts]], _T], *args: *_Ts
     ) -> asyncio.Future[_T]:
         raise RuntimeError("the simulation runs no threads (offload CPU work with env.offload)")
 
@@ -120,16 +177,28 @@ class VirtualTimeLoop(asyncio.base_events.BaseEventLoop):
         self,
         when: float,
         callback: Callable[[Unpack[_Ts]], object],
-        *args: Unpack[_Ts],
+        *args: *_Ts,
         context: Context | None = None,
     ) -> asyncio.TimerHandle:
         # Same as asyncio's, but the heap holds (when, sequence, handle): compared in C,
         # not by TimerHandle.__lt__ in Python, and ties fire in the order they were set.
-        self._check_closed()  # type: ignore[attr-defined]
-        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        if self._closed:  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
+        timer = _TimerHandle(when, callback, args, self, context)
         heapq.heappush(self._timers, (when, next(self._timer_counter), timer))
-        timer._scheduled = True  # type: ignore[attr-defined]  # as asyncio's call_at does
         return timer
+
+    def call_soon(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: Context | None = None,
+    ) -> asyncio.Handle:
+        if self._closed:  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
+        handle = _Handle(callback, args, self, context)
+        self._ready.append(handle)  # type: ignore[attr-defined]
+        return handle
 
     # -- one iteration ---------------------------------------------------------------------
 

@@ -52,6 +52,8 @@ class LinkModel:
 
 _log = logging.getLogger("dspot.transport")
 
+SegmentTracer = Callable[[str, int, str, str, int], None]
+
 _SEND_BUFFER = 256 * 1024  # bytes in flight per direction before send() blocks
 
 
@@ -216,9 +218,7 @@ class SimStream(anyio.abc.ByteStream):
         if pipe.writers and before >= _SEND_BUFFER > pipe.buffered:
             for w in pipe.writers:
                 w.wake()
-        self._net.trace(
-            "net.deliver", conn=self._conn.conn_id, src=pipe.src, dst=pipe.dst, n=len(data)
-        )
+        self._net.trace_segment("net.deliver", self._conn.conn_id, pipe.src, pipe.dst, len(data))
         return data
 
     def _writable(self) -> bool:
@@ -266,7 +266,7 @@ class SimStream(anyio.abc.ByteStream):
         if reader is not None and pipe.reader_until is None:
             reader.wake_at(due)  # the one wakeup, when the bytes arrive
             pipe.reader_until = due
-        net.trace("net.send", conn=self._conn.conn_id, src=pipe.src, dst=pipe.dst, n=len(data))
+        net.trace_segment("net.send", self._conn.conn_id, pipe.src, pipe.dst, len(data))
 
     async def send_eof(self) -> None:
         if self._closed:
@@ -358,6 +358,7 @@ class SimNetwork:
         *,
         link: LinkModel | None = None,
         tracer: Tracer = null_tracer,
+        segment_tracer: SegmentTracer | None = None,
     ) -> None:
         self._rng = rng
         self._default = link or LinkModel()
@@ -367,6 +368,13 @@ class SimNetwork:
         self._next_conn = 0
         self._changed = anyio.Event()
         self.trace = tracer
+        self.trace_segment: SegmentTracer = segment_tracer or self._segment
+        """Traces a segment sent or delivered: ``(kind, conn, src, dst, nbytes)``; the
+        simulation passes :meth:`~dspot.sim.TraceLog.segment`, the same event as
+        ``trace(kind, conn=, src=, dst=, n=)`` made cheaply (one per message and hop)."""
+
+    def _segment(self, kind: str, conn: int, src: str, dst: str, n: int) -> None:
+        self.trace(kind, conn=conn, src=src, dst=dst, n=n)
 
     # -- topology -------------------------------------------------------------------------
 
