@@ -22,7 +22,8 @@ from dspot.wire import Frame, FrameDecoder
 
 READ_CHUNK = 256 * 1024
 _COALESCE = 64 * 1024  # buffers smaller than this are joined into one write
-_QUEUE_LIMIT = 1024 * 1024  # bytes queued before senders wait
+_QUEUE_LIMIT = 1024 * 1024
+_WRITE_SLICE = 512 * 1024
 
 
 class ConnectionLost(DspotError):
@@ -145,7 +146,12 @@ class FrameSender:
                 for w in self._space:
                     w.wake()
                 for chunk in _coalesce(batch):
-                    await stream.send(chunk)
+                    if len(chunk) <= _WRITE_SLICE:
+                        await stream.send(chunk)
+                        continue
+                    view = memoryview(chunk)
+                    for pos in range(0, len(chunk), _WRITE_SLICE):
+                        await stream.send(view[pos : pos + _WRITE_SLICE])  # type: ignore[arg-type]
         except Exception as exc:  # the stream broke (or worse): this connection is over
             self.stop(exc)
             await anyio.aclose_forcefully(stream)
