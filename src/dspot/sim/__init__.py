@@ -6,6 +6,7 @@ sees, ``_nemesis.py`` for fault injection and ``_trace.py`` for the replay hash.
 
 from dspot.sim._cluster import NodeMain, SimNode, Simulation
 from dspot.sim._determinism import deterministic_trio, scheduler_pinning_available
+from dspot.sim._loop import SimulationDeadlock, VirtualTimeLoop, run_virtual
 from dspot.sim._nemesis import FAULT_KINDS, FaultConfig, Nemesis
 from dspot.sim._scenario import (
     RunResult,
@@ -30,7 +31,9 @@ __all__ = [
     "Scenario",
     "SimNode",
     "Simulation",
+    "SimulationDeadlock",
     "TraceLog",
+    "VirtualTimeLoop",
     "check_seeds",
     "combined_trace_hash",
     "deterministic_trio",
@@ -38,6 +41,7 @@ __all__ = [
     "register",
     "rerun_command",
     "run_seed",
+    "run_virtual",
     "scenarios",
     "scheduler_pinning_available",
     "trace_hash_in_subprocess",

@@ -29,6 +29,7 @@ import asyncio.base_events
 import heapq
 import itertools
 import random
+import threading
 from collections.abc import Callable, Coroutine
 from contextvars import Context, copy_context
 from typing import Any, TypeVar, TypeVarTuple, Unpack
@@ -222,8 +223,11 @@ class VirtualTimeLoop(asyncio.base_events.BaseEventLoop):
             heapq.heappop(timers)[2]._scheduled = False
         if not ready and not self._stopping:  # type: ignore[attr-defined]
             if not timers:
+                hint = ""
+                if threading.active_count() > 1:  # anyio's worker threads stay for a while
+                    hint = " (is one waiting for a thread? the simulation runs no threads)"
                 raise SimulationDeadlock(
-                    f"at virtual time {self._now:.6f}s every task waits and no timer is set"
+                    f"at virtual time {self._now:.6f}s every task waits and no timer is set{hint}"
                 )
             when = timers[0][0]
             if when > self._now:
