@@ -162,9 +162,7 @@ class FrameDecoder:
             if (avail and buf[pos] != MAGIC[0]) or (avail > 1 and buf[pos + 1] != MAGIC[1]):
                 raise FrameError(f"bad magic {bytes(buf[pos : pos + 2])!r}")
             return None
-        magic, version, kind, msg_id, name_len, meta_len, payload_len = HEADER.unpack_from(
-            buf, pos
-        )
+        magic, version, kind, msg_id, name_len, meta_len, payload_len = HEADER.unpack_from(buf, pos)
         if magic != MAGIC:
             raise FrameError(f"bad magic {magic!r}")
         if version != VERSION:

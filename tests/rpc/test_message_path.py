@@ -3,6 +3,7 @@ request workers, on asyncio (the simulation's loop) and on trio."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -241,7 +242,7 @@ def test_the_decoder_gives_back_every_frame_however_the_bytes_are_cut(
 ) -> None:
     data = b"".join(b"".join(f.encode()) for f in frames)
     bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     decoder = wire.FrameDecoder()
     assert _decode_all_with(decoder, chunks) == frames
     assert decoder.buffered == 0

@@ -92,7 +92,11 @@ def _cancellation_order(seed: int, padding: list[int], loop: type[VirtualTimeLoo
     return order
 
 
-_LAYOUTS = [[64] * 30, [(i * 97) % 700 + 16 for i in range(30)], [4000 - 100 * i for i in range(30)]]
+_LAYOUTS = [
+    [64] * 30,
+    [(i * 97) % 700 + 16 for i in range(30)],
+    [4000 - 100 * i for i in range(30)],
+]
 
 
 def test_cancellation_order_does_not_depend_on_memory_addresses() -> None:
