@@ -283,7 +283,10 @@ class SimStream(anyio.abc.ByteStream):
             self._in.reader_closed = True
             self._in.notify()
             self._net.forget(self._conn, self)
-        await anyio.lowlevel.checkpoint()
+        # No checkpoint: closing takes no time, and one here raised a fresh cancellation
+        # from cleanup code that AsyncExitStack then chained into a __context__ cycle
+        # (CPython's _fix_exception_context when the next exit re-raises it), on which
+        # anyio's asyncio task group loops forever. Cleanup must not raise needlessly.
 
 
 class SimListener:
@@ -319,8 +322,7 @@ class SimListener:
             self._receive.close()
 
     async def aclose(self) -> None:
-        self.close_now()
-        await anyio.lowlevel.checkpoint()
+        self.close_now()  # no checkpoint: see SimStream.aclose
 
 
 async def _run_handler(handler: StreamHandler, stream: anyio.abc.ByteStream) -> None:
