@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 import anyio.lowlevel
@@ -26,6 +27,7 @@ from dspot.disk._base import (
     DiskStats,
     FileWriter,
     SqliteDatabase,
+    Transaction,
     check_range,
     validate_name,
 )
@@ -59,6 +61,18 @@ class _SimDatabase(SqliteDatabase):
     def _connection(self) -> tuple[sqlite3.Connection, Callable[[], None]]:
         disk = self._disk
         return disk._live_connection(), disk._epoch_check()
+
+    def transaction(self, *, sync: bool = True) -> AbstractAsyncContextManager[Transaction]:
+        return self._requested(sync)
+
+    @asynccontextmanager
+    async def _requested(self, sync: bool) -> AsyncIterator[Transaction]:
+        # A transaction asked for before a crash and let in after it belongs to the dead
+        # process: it must not run against the disk the restarted node now uses.
+        check = self._disk._epoch_check()
+        async with self._transaction(sync=sync) as tx:
+            check()
+            yield tx
 
     async def _commit(self, conn: sqlite3.Connection, *, sync: bool, wrote: bool) -> None:
         disk = self._disk

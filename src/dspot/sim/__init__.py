@@ -4,7 +4,7 @@ Re-exports only; see ``_scenario.py`` for running, ``_cluster.py`` for the world
 sees, ``_nemesis.py`` for fault injection and ``_trace.py`` for the replay hash.
 """
 
-from dspot.sim._cluster import NodeMain, SimNode, Simulation
+from dspot.sim._cluster import SIM_WALL_BASE, NodeMain, SimNode, Simulation
 from dspot.sim._determinism import deterministic_trio, scheduler_pinning_available
 from dspot.sim._loop import SimulationDeadlock, VirtualTimeLoop, run_virtual
 from dspot.sim._nemesis import FAULT_KINDS, FaultConfig, Nemesis
@@ -24,6 +24,7 @@ from dspot.sim._trace import TraceLog, combined_trace_hash
 
 __all__ = [
     "FAULT_KINDS",
+    "SIM_WALL_BASE",
     "FaultConfig",
     "Nemesis",
     "NodeMain",

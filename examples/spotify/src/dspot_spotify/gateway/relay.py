@@ -1,0 +1,475 @@
+"""The gateway itself: relays ``/api/*``, ``/rest/*`` and ``/metrics`` to a healthy node,
+resumes broken song streams on another, relays the event WebSocket, serves the frontend."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import ssl
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, Final, cast
+
+import anyio
+import anyio.abc
+import attrs
+from dspot.env import NodeEnv
+from dspot.errors import ConnectRefused, ConnectTimeout, HandshakeFailed
+from dspot.http import (
+    ClientResponse,
+    Connector,
+    Headers,
+    HttpClient,
+    HTTPError,
+    HttpServer,
+    ReadTimeout,
+    Request,
+    Response,
+    StaticFiles,
+    WebSocket,
+    WebSocketClosed,
+    WebSocketHandshakeError,
+    WebSocketUpgrade,
+    connect_websocket,
+)
+from dspot.membership import Membership, observer_meta
+from dspot.registry import Endpoint, Registry
+from dspot.rpc import RpcNode
+
+from dspot_spotify.gateway.pool import UPSTREAM_GONE, GatewayConfig, NodePool
+
+__all__ = ["FORWARDED", "HOP_BY_HOP", "NOT_BUILT_PAGE", "STREAM_PATH", "Gateway"]
+
+log = logging.getLogger("dspot_spotify.gateway")
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Set by the gateway itself: what a client sends under these names is not trusted.
+FORWARDED: Final = frozenset(
+    {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"}
+)
+STREAM_PATH: Final = re.compile(
+    r"^(?:/api/songs/[^/]+/stream|/rest/(?:stream|download)(?:\.view)?)$"
+)
+"""Song bodies that resume on another node when theirs breaks off: the REST API's stream and
+the Subsonic API's ``stream`` and ``download`` (music players)."""
+CONTENT_RANGE: Final = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+NOT_BUILT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>dspot-spotify</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<h1>dspot-spotify</h1>
+<p>The gateway and the API are running, but the web frontend has not been built.</p>
+<p>Build it from the source checkout and restart:</p>
+<pre>cd frontend &amp;&amp; npm ci &amp;&amp; npm run build</pre>
+<p>The API is at <a href="/api/openapi.json"><code>/api/</code></a>;
+this gateway's health is at <a href="/healthz"><code>/healthz</code></a>.</p>
+</body></html>
+"""
+
+
+def _chunks(resp: ClientResponse) -> AsyncGenerator[bytes, None]:
+    # iter_bytes is an async generator; typed as an iterator, it could not be aclosing()'d.
+    return cast(AsyncGenerator[bytes, None], resp.iter_bytes())
+
+
+class _Once:
+    """A request body relayed once; ``started`` says whether any of it was read (after that,
+    the request cannot be sent to another node)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self.chunks = chunks
+        self.started = False
+
+    def __aiter__(self) -> _Once:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self.started = True
+        return await self.chunks.__anext__()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _forward_headers(request: Request) -> Headers:
+    """The request's end-to-end headers plus ``X-Forwarded-*`` (the client's own are
+    replaced: only the gateway knows who connected)."""
+    drop = HOP_BY_HOP | FORWARDED | {"host", "expect"}  # 100-continue is answered here
+    drop |= {t.lower() for t in request.headers.get_list("connection")}
+    kept = [(k, v) for k, v in request.headers if k not in drop]
+    client = (request.client or "").rpartition(":")[0].strip("[]") or "unknown"
+    kept.append(("x-forwarded-for", client))
+    kept.append(("x-forwarded-proto", "https"))
+    if (host := request.headers.get("host")) is not None:
+        kept.append(("x-forwarded-host", host))
+    return Headers(kept)
+
+
+def _response_headers(resp: ClientResponse, ep: Endpoint) -> Headers:
+    drop = HOP_BY_HOP | {"server", "date"}
+    drop |= {t.lower() for t in resp.headers.get_list("connection")}
+    return Headers(
+        [*((k, v) for k, v in resp.headers if k not in drop), ("x-served-by", ep.instance)]
+    )
+
+
+def _span(resp: ClientResponse) -> tuple[int, int] | None:
+    """The first and last byte positions a single-part 200/206 body covers (``None`` when
+    unknown, e.g. chunked or multipart)."""
+    if resp.status == 200:
+        length = resp.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > 0:
+            return 0, int(length) - 1
+        return None
+    if resp.status == 206:
+        m = CONTENT_RANGE.match(resp.headers.get("content-range", ""))
+        if m:
+            return int(m.group(1)), int(m.group(2))
+    return None
+
+
+class Gateway:
+    """The gateway over ``env`` (its transport must be plain TCP: TLS is the HTTP server's).
+
+    Run it with ``await tg.start(gateway.run)``; it reports started once it listens.
+    """
+
+    def __init__(
+        self,
+        env: NodeEnv,
+        *,
+        listen: str,
+        rpc_address: str,
+        secret: bytes,
+        seeds: Sequence[str],
+        ssl_context: ssl.SSLContext | None,
+        frontend: Path | None = None,
+        config: GatewayConfig | None = None,
+        upstream_connect: Connector | None = None,
+    ) -> None:
+        """``upstream_connect`` reaches the nodes' HTTP APIs (default ``env.transport``'s:
+        give a plain one when the cluster's RPC transport is mutual TLS)."""
+        self.env = env
+        self._upstream_connect = upstream_connect
+        self.listen = listen
+        self.rpc_address = rpc_address
+        self.seeds = list(seeds)
+        self.config = config or GatewayConfig()
+        self._secret = secret
+        self._ssl = ssl_context
+        self._assets: StaticFiles | None = None
+        self._spa: StaticFiles | None = None
+        if frontend is not None:
+            self._spa = StaticFiles(frontend, spa=True)
+            if (frontend / "assets").is_dir():
+                # Vite names these by content hash: a changed file gets a new name.
+                self._assets = StaticFiles(
+                    frontend / "assets", cache_control="public, max-age=31536000, immutable"
+                )
+        self._pool: NodePool | None = None
+        self._upstream: HttpClient | None = None
+        self._server: HttpServer | None = None
+        self.bound: str | None = None
+        self.rpc: RpcNode | None = None
+        self.resumed = 0
+        """How many broken song streams were continued from another node."""
+
+    @property
+    def pool(self) -> NodePool:
+        assert self._pool is not None, "the gateway is not running"
+        return self._pool
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Join the cluster, start health checks, serve until cancelled or :meth:`shutdown`."""
+        cfg = self.config
+        server_cfg = attrs.evolve(
+            cfg.server, ssl_context=self._ssl, max_body_size=cfg.max_body_size
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            self.rpc = await stack.enter_async_context(
+                RpcNode(self.env, listen=self.rpc_address, secret=self._secret)
+            )
+            membership = await stack.enter_async_context(
+                Membership(
+                    self.env, self.rpc, cfg.membership, seeds=self.seeds, meta=observer_meta()
+                )
+            )
+            registry = Registry(self.env, membership)  # resolving only: we publish nothing
+            connect = self._upstream_connect or self.env.transport.connect
+            # One retry: a check must not fail on a keep-alive connection the node just closed.
+            checks = await stack.enter_async_context(HttpClient(connect, retries=1))
+            self._upstream = await stack.enter_async_context(
+                HttpClient(connect, timeouts=cfg.upstream, retries=1)
+            )
+            self._pool = NodePool(registry, checks, cfg, self.env.child_rng("gateway"))
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            await tg.start(self._pool.run)
+            self._server = HttpServer(self.handle, server_cfg, clock=self.env.clock)
+            listener = await self.env.transport.listen(self.listen)
+            stack.push_async_callback(listener.aclose)
+            self.bound = listener.address
+            await tg.start(self._server.serve, listener)
+            task_status.started(self)
+            await self._server.wait_shutdown()
+            tg.cancel_scope.cancel()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let in-flight responses finish (bounded), then stop."""
+        if self._server is not None:
+            await self._server.shutdown()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        """The gateway's handler: its own health, relayed API paths, else the frontend."""
+        path = request.raw_path
+        if path == "/healthz":
+            return Response.json({"status": "ok", "nodes": len(self.pool.healthy())})
+        if path.startswith(("/api/", "/rest/")) or path in ("/api", "/rest", "/metrics"):
+            if path == "/api/events" and request.is_websocket_upgrade:
+                return WebSocketUpgrade(session=self._relay_websocket)
+            return await self._relay(request)
+        return await self._frontend(request)
+
+    async def _frontend(self, request: Request) -> Response:
+        if self._spa is None:
+            if request.raw_path in ("/", "/index.html") and request.method in ("GET", "HEAD"):
+                return Response.text(NOT_BUILT_PAGE, content_type="text/html; charset=utf-8")
+            raise HTTPError(404, "no such page (the web frontend is not built)")
+        if self._assets is not None and request.raw_path.startswith("/assets/"):
+            request.path_params["path"] = request.path.removeprefix("/assets/")
+            return await self._assets(request)
+        return await self._spa(request)
+
+    def _target(self, request: Request) -> str:
+        query = request.query_string
+        return request.raw_path + (f"?{query}" if query else "")
+
+    async def _relay(self, request: Request) -> Response:
+        upstream = self._upstream
+        assert upstream is not None
+        target = self._target(request)
+        headers = _forward_headers(request)
+        method = request.method
+        retry_anyway = method in ("GET", "HEAD", "OPTIONS")
+        has_body = "transfer-encoding" in request.headers or request.headers.get(
+            "content-length", "0"
+        ) not in ("", "0")
+        tried: set[str] = set()
+        for _ in range(self.config.attempts):
+            ep = self.pool.pick(tried)
+            if ep is None:
+                break
+            tried.add(ep.endpoint)
+            sent = _Once(request.stream()) if has_body else None
+            body: bytes | AsyncIterable[bytes] = b"" if sent is None else sent
+            try:
+                resp = await upstream.request(
+                    method, f"http://{ep.endpoint}{target}", headers=headers, body=body
+                )
+            except HTTPError:
+                raise  # the client's own body was bad (413, 408): not the node's fault
+            except (ConnectRefused, ConnectTimeout, HandshakeFailed):
+                self.pool.failed(ep)  # never reached the node: safe to try another
+                if sent is not None and sent.started:
+                    raise HTTPError(502, "the node failed while receiving the body") from None
+                continue
+            except ReadTimeout:
+                self.pool.failed(ep)
+                if retry_anyway:
+                    continue
+                raise HTTPError(504, "the node did not answer in time") from None
+            except UPSTREAM_GONE as e:
+                self.pool.failed(ep)
+                if retry_anyway:
+                    continue
+                raise HTTPError(
+                    502,
+                    f"the node failed while handling the request (it may have been applied): {e}",
+                ) from None
+            self.pool.succeeded(ep)
+            return self._response(request, ep, resp, headers)
+        raise HTTPError(503, "no healthy node", headers=[("retry-after", "1")])
+
+    def _response(
+        self, request: Request, ep: Endpoint, resp: ClientResponse, headers: Headers
+    ) -> Response:
+        out = _response_headers(resp, ep)
+        if request.method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
+            return Response(resp.status, out, b"")  # the client read it (no body): released
+        span = _span(resp)
+        etag = resp.headers.get("etag")
+        if (
+            request.method == "GET"
+            and STREAM_PATH.match(request.raw_path)
+            and span is not None
+            and etag is not None
+            and not etag.startswith("W/")
+        ):
+            body = self._resumable(ep, resp, self._target(request), headers, etag, span)
+        else:
+            body = self._relay_body(ep, resp)
+        return Response(resp.status, out, body)
+
+    async def _relay_body(self, ep: Endpoint, resp: ClientResponse) -> AsyncIterator[bytes]:
+        try:
+            async with contextlib.aclosing(_chunks(resp)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except UPSTREAM_GONE as e:
+            self.pool.failed(ep)
+            # Aborting the client's response is all that is left: it sees a cut-off body.
+            raise anyio.BrokenResourceError(f"node {ep.instance} broke off: {e!r}") from e
+        finally:
+            await resp.aclose()
+
+    async def _resumable(
+        self,
+        ep: Endpoint,
+        resp: ClientResponse,
+        target: str,
+        headers: Headers,
+        etag: str,
+        span: tuple[int, int],
+    ) -> AsyncIterator[bytes]:
+        """The song's bytes ``span[0]..span[1]``, from ``resp`` and, if its node breaks off,
+        from other nodes at the next offset."""
+        offset, last = span
+        current = resp
+        try:
+            while True:
+                try:
+                    async with contextlib.aclosing(_chunks(current)) as chunks:
+                        async for chunk in chunks:
+                            offset += len(chunk)
+                            yield chunk
+                    return
+                except UPSTREAM_GONE as e:
+                    self.pool.failed(ep)
+                    log.warning(
+                        "node %s broke off %s at byte %d (%r): resuming elsewhere",
+                        ep.instance,
+                        target,
+                        offset,
+                        e,
+                    )
+                await current.aclose()
+                ep, current = await self._resume(target, headers, etag, offset, last, ep)
+                self.resumed += 1
+                log.warning("resumed %s at byte %d from node %s", target, offset, ep.instance)
+        finally:
+            await current.aclose()
+
+    async def _resume(
+        self, target: str, headers: Headers, etag: str, offset: int, last: int, failed: Endpoint
+    ) -> tuple[Endpoint, ClientResponse]:
+        """Ask healthy nodes for bytes ``offset..last`` of the same representation."""
+        upstream = self._upstream
+        assert upstream is not None
+        resume_headers = Headers(
+            [
+                *(
+                    (k, v)
+                    for k, v in headers
+                    if k not in ("range", "if-range", "if-none-match", "if-modified-since")
+                ),
+                ("range", f"bytes={offset}-{last}"),
+                ("if-range", etag),
+            ]
+        )
+        expected = f"bytes {offset}-{last}/"
+        with anyio.move_on_after(self.config.resume_window):
+            while True:
+                ep = self.pool.pick({failed.endpoint})
+                if ep is None:
+                    await self.pool.wait_changed()
+                    continue
+                try:
+                    resp = await upstream.get(
+                        f"http://{ep.endpoint}{target}", headers=resume_headers
+                    )
+                except UPSTREAM_GONE:
+                    self.pool.failed(ep)
+                    failed = ep
+                    continue
+                if (
+                    resp.status == 206
+                    and resp.headers.get("etag") == etag
+                    and resp.headers.get("content-range", "").startswith(expected)
+                ):
+                    return ep, resp
+                await resp.aclose()
+                # Another representation (or an error): these bytes cannot be spliced on.
+                raise anyio.BrokenResourceError(
+                    f"node {ep.instance} answered {resp.status} to the resume of {target}"
+                )
+        raise anyio.BrokenResourceError(f"no healthy node to resume {target} at byte {offset}")
+
+    async def _relay_websocket(self, client: WebSocket) -> None:
+        """Relay ``/api/events`` to a node's: messages both ways until either side closes."""
+        request = client.request
+        assert request is not None
+        target = self._target(request)
+        headers = [
+            (k, v)
+            for k, v in _forward_headers(request)
+            if k.startswith("x-forwarded-") or k in ("authorization", "cookie", "origin")
+        ]
+        tried: set[str] = set()
+        for _ in range(self.config.attempts):
+            ep = self.pool.pick(tried)
+            if ep is None:
+                break
+            tried.add(ep.endpoint)
+            try:
+                async with connect_websocket(
+                    f"ws://{ep.endpoint}{target}",
+                    connect=self.env.transport.connect,
+                    headers=headers,
+                    timeout=5.0,
+                ) as node:
+                    await _pump(client, node)
+                return
+            except WebSocketHandshakeError as e:
+                if 400 <= e.status < 500:
+                    # The node refused the client (401 without a token, ...): say so.
+                    await client.close(4000 + e.status, f"refused by the node ({e.status})")
+                    return
+                self.pool.failed(ep)
+            except UPSTREAM_GONE:
+                self.pool.failed(ep)
+        await client.close(1013, "no healthy node")
+
+
+async def _pump(client: WebSocket, node: WebSocket) -> None:
+    """Copy messages both ways; when one side ends, close the other."""
+
+    async def copy(src: WebSocket, dst: WebSocket, done: anyio.CancelScope) -> None:
+        with contextlib.suppress(WebSocketClosed):
+            async for message in src:
+                await dst.send(message)
+        done.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(copy, client, node, tg.cancel_scope)
+        tg.start_soon(copy, node, client, tg.cancel_scope)
+    if node.closed and not client.closed:
+        # The node went away (or closed): the client should reconnect through us.
+        code = node.close_code if node.close_code in (1000, 1008) else 1012
+        await client.close(code, "node closed the event stream")
