@@ -38,7 +38,8 @@ class Clock(Protocol):
 
 @attrs.frozen
 class EventLoopClock:
-    """The event loop's clock. Under trio's ``MockClock`` it is virtual time.
+    """The event loop's clock. In the simulation (and under trio's ``MockClock``) it is
+    virtual time.
 
     ``wall_base`` anchors :meth:`wall`: production passes the real epoch once at startup
     (:func:`real_wall_base`); the simulation passes a fixed instant.

@@ -21,6 +21,7 @@ import trio.testing
 import trustme
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from dspot.env import EventLoopClock
 from dspot.http import Handler, HttpServer, ServerConfig
 from dspot.transport import SimNetwork, TcpTransport
 
@@ -96,6 +97,9 @@ def close_memory_streams() -> None:
         _memory_streams.pop().close()
 
 
+_CLOCK = EventLoopClock()  # loop time from a fixed epoch: a Date header, and deterministic
+
+
 class Net:
     """A network to run a server suite on: ``tcp`` / ``transport-tcp`` (real clock) or
     ``sim`` (virtual time)."""
@@ -129,10 +133,10 @@ class Net:
 
     @contextlib.asynccontextmanager
     async def serving(
-        self, handler: Handler, config: ServerConfig | None = None
+        self, handler: Handler, config: ServerConfig | None = None, *, clock: Any = _CLOCK
     ) -> AsyncIterator[tuple[HttpServer, str]]:
         """Run an :class:`HttpServer` for ``handler``; yields it and its address."""
-        server = HttpServer(handler, config)
+        server = HttpServer(handler, config, clock=clock)
         if self.kind == "tcp":
             listener: Any = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
             port = listener.extra(anyio.abc.SocketAttribute.local_port)

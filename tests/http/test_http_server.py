@@ -105,6 +105,26 @@ def get(path: str, *extra: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def test_a_server_without_a_clock_sends_no_date(net: Net, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 9110 6.6.1: no clock, no Date. The server must not read the system clock on
+    its own (a simulation that forgot to pass one would stop replaying)."""
+
+    def no_system_clock() -> float:
+        raise AssertionError("the server read the system clock")
+
+    async def main() -> None:
+        async with (
+            net.serving(make_app(), CONFIG, clock=None) as (_, addr),
+            HttpClient(net.connect) as client,
+        ):
+            monkeypatch.setattr("time.time", no_system_clock)
+            r = await client.get(f"http://{addr}/hello")
+            assert r.status == 200
+            assert "date" not in r.headers
+
+    net.run(main)
+
+
 def test_get_json_and_problem(net: Net) -> None:
     async def main() -> None:
         async with (

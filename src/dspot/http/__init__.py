@@ -11,7 +11,8 @@ answers conditional and Range requests for anything with a size. Client: :class:
     async def song(request: Request) -> Response:
         return Response.json(await catalog.get(request.path_params["song_id"]))
 
-    server = HttpServer(app, ServerConfig(ssl_context=server_ssl_context(cert, key)))
+    config = ServerConfig(ssl_context=server_ssl_context(cert, key))
+    server = HttpServer(app, config, clock=env.clock)  # no clock: no Date header
     await server.serve(await transport.listen("node1:443"))   # until shutdown()
 
     async with HttpClient(connect=transport.connect) as client:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from dspot.env import EventLoopClock, real_wall_base
 from dspot.http._server import HttpServer, ServerConfig
 from dspot.http._static import StaticFiles
 from dspot.http._tls import server_ssl_context
@@ -37,7 +38,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     ssl_context = server_ssl_context(args.tls_cert, args.tls_key) if args.tls_cert else None
-    server = HttpServer(StaticFiles(args.root, spa=args.spa), ServerConfig(ssl_context=ssl_context))
+    server = HttpServer(
+        StaticFiles(args.root, spa=args.spa),
+        ServerConfig(ssl_context=ssl_context),
+        clock=EventLoopClock(wall_base=real_wall_base()),
+    )
     listener = await anyio.create_tcp_listener(local_host=args.host, local_port=args.port)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     scheme = "https" if ssl_context else "http"

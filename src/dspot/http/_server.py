@@ -23,7 +23,7 @@ import attrs
 import h11
 from anyio.streams.tls import TLSStream
 
-from dspot.env import Clock, EventLoopClock, real_wall_base
+from dspot.env import Clock
 from dspot.http._conditional import http_date
 from dspot.http._message import Handler, Headers, Request, Response, WebSocketUpgrade
 from dspot.http._problem import HTTPError, Problem, status_phrase
@@ -105,7 +105,11 @@ class HttpServer:
     Use :meth:`serve` with a listener, or hand each accepted stream to
     :meth:`handle_stream`. :meth:`shutdown` stops accepting, closes idle connections, lets
     in-flight responses finish for up to ``config.shutdown_timeout`` and then cancels the rest.
-    ``clock`` supplies the ``Date`` header (the real wall clock when not given).
+    ``clock`` supplies the ``Date`` header: pass the node's (``env.clock``), or
+    ``EventLoopClock(wall_base=real_wall_base())`` in a standalone process. Without one the
+    server has no clock and, as RFC 9110 (6.6.1) requires of such a server, sends no
+    ``Date``: it never reads the system clock behind the caller's back, so a simulation
+    that forgets to pass its clock still replays exactly.
     """
 
     def __init__(
@@ -118,7 +122,9 @@ class HttpServer:
         self.handler = handler
         self.config = config or ServerConfig()
         self._clock = clock
-        self._connections: set[_ServerConnection] = set()
+        # A dict as an ordered set: shutdown closes idle connections in the order they
+        # came, not in memory-address order (which differs from run to run).
+        self._connections: dict[_ServerConnection, None] = {}
         self._handshaking = 0
         self._date_second = -1
         self._date_value = b""
@@ -136,10 +142,11 @@ class HttpServer:
     def shutting_down(self) -> bool:
         return self._shutdown_requested.is_set()
 
-    def _date(self) -> bytes:
-        """The ``Date`` header value, formatted at most once per second."""
+    def _date(self) -> bytes | None:
+        """The ``Date`` header value, formatted at most once per second; None without a
+        clock."""
         if self._clock is None:
-            self._clock = EventLoopClock(wall_base=real_wall_base())
+            return None
         second = int(self._clock.wall())
         if second != self._date_second:
             self._date_second = second
@@ -213,7 +220,7 @@ class HttpServer:
                 finally:
                     self._handshaking -= 1
             conn = _ServerConnection(self, stream)
-            self._connections.add(conn)
+            self._connections[conn] = None
             self._no_connections = (
                 anyio.Event() if len(self._connections) == 1 else self._no_connections
             )
@@ -223,7 +230,7 @@ class HttpServer:
                 # A bug must cost one connection, never the server (or the listener's tasks).
                 error_log.exception("connection from %s failed", conn.peer or "-")
             finally:
-                self._connections.discard(conn)
+                self._connections.pop(conn, None)
                 if not self._connections:
                     self._no_connections.set()
         finally:
@@ -505,8 +512,8 @@ class _ServerConnection:
             raw.append((name.encode("latin-1"), value.encode("latin-1")))
         if isinstance(body, bytes) and not no_body and "content-length" not in seen:
             raw.append((b"content-length", str(len(body)).encode()))
-        if "date" not in seen:
-            raw.append((b"date", self.server._date()))
+        if "date" not in seen and (date := self.server._date()) is not None:
+            raw.append((b"date", date))
         if self.config.server_header and "server" not in seen:
             raw.append((b"server", self.config.server_header.encode("latin-1")))
         if close:

@@ -6,6 +6,7 @@ sees, ``_nemesis.py`` for fault injection and ``_trace.py`` for the replay hash.
 
 from dspot.sim._cluster import SIM_WALL_BASE, NodeMain, SimNode, Simulation
 from dspot.sim._determinism import deterministic_trio, scheduler_pinning_available
+from dspot.sim._loop import SimulationDeadlock, VirtualTimeLoop, run_virtual
 from dspot.sim._nemesis import FAULT_KINDS, FaultConfig, Nemesis
 from dspot.sim._scenario import (
     RunResult,
@@ -19,7 +20,7 @@ from dspot.sim._scenario import (
     trace_hash_in_subprocess,
     wait_until_end,
 )
-from dspot.sim._trace import TraceLog
+from dspot.sim._trace import TraceLog, combined_trace_hash
 
 __all__ = [
     "FAULT_KINDS",
@@ -31,13 +32,17 @@ __all__ = [
     "Scenario",
     "SimNode",
     "Simulation",
+    "SimulationDeadlock",
     "TraceLog",
+    "VirtualTimeLoop",
     "check_seeds",
+    "combined_trace_hash",
     "deterministic_trio",
     "get_scenario",
     "register",
     "rerun_command",
     "run_seed",
+    "run_virtual",
     "scenarios",
     "scheduler_pinning_available",
     "trace_hash_in_subprocess",

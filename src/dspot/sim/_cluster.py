@@ -10,7 +10,9 @@ tearing down the whole run.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -68,7 +70,12 @@ class Simulation:
         self.heal_at = heal_at
         self.trace = trace
         self.rng = random.Random(f"sim:{seed}")
-        self.net = SimNetwork(random.Random(f"net:{seed}"), link=link, tracer=trace.record)
+        self.net = SimNetwork(
+            random.Random(f"net:{seed}"),
+            link=link,
+            tracer=trace.record,
+            segment_tracer=trace.segment,
+        )
         self.base_link = link
         self.nodes: dict[str, SimNode] = {
             name: SimNode(name, SimDisk(random.Random(f"disk:{seed}:{name}")))
@@ -151,7 +158,7 @@ class Simulation:
         except Exception as exc:
             if scope.cancel_called:
                 return  # crashed: what its code did after that never happened
-            tb = "".join(traceback.format_exception(exc, limit=-6))
+            tb = portable_traceback(exc, limit=-6)
             self.violation(f"node {node.name} died of an exception: {exc!r}\n{tb}")
             node.up = False
             node.handle = None
@@ -172,3 +179,26 @@ class Simulation:
         """Permanently lose the node's disk (it must be crashed first)."""
         self.nodes[name].disk.wipe()
         self.trace.record("fault.wipe", host=name)
+
+
+def portable_traceback(exc: BaseException, *, limit: int | None = None) -> str:
+    """``exc``'s traceback with each file named relative to the ``sys.path`` entry it was
+    imported from (``dspot/rpc.py``, not ``/home/me/src/dspot/rpc.py``): violation messages
+    go into the trace, whose hash must not depend on where the code is checked out."""
+    te = traceback.TracebackException.from_exception(exc, limit=limit)
+    roots = sorted((os.path.join(os.path.abspath(p), "") for p in sys.path if p), key=len)
+    pending = [te]
+    while pending:
+        item = pending.pop()
+        for frame in item.stack:
+            frame.filename = _relative_to(frame.filename, roots)
+        pending += [e for e in (item.__cause__, item.__context__) if e is not None]
+        pending += getattr(item, "exceptions", None) or []
+    return "".join(te.format())
+
+
+def _relative_to(filename: str, roots: list[str]) -> str:
+    for root in reversed(roots):  # the longest matching entry: the innermost package root
+        if filename.startswith(root):
+            return filename[len(root) :]
+    return os.path.basename(filename)
