@@ -19,11 +19,9 @@ Guarantees:
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from hashlib import sha256
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -32,6 +30,7 @@ import anyio.abc
 import attrs
 
 from dspot import wire
+from dspot._handshake import ClientHandshake, Peer, ServerHandshake, handshake_proof, refusal
 from dspot.env import NodeEnv
 from dspot.errors import (
     ConnectTimeout,
@@ -71,22 +70,7 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(attempts=1)
 
 
-@attrs.frozen
-class Peer:
-    """Who sent a request: its authenticated node id and its current boot id."""
-
-    node_id: str
-    boot: str
-
-
 Handler = Callable[[Any, Peer], Awaitable[Any]]
-
-
-@attrs.frozen
-class _Hello:
-    node: str
-    boot: str
-    nonce: str
 
 
 class _ConnectionLost(DspotError):
@@ -141,12 +125,6 @@ async def _read_frame(stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Fr
         if frame is not None:
             return frame
         decoder.feed(await stream.receive(max(_READ_CHUNK, decoder.wanted)))
-
-
-def _proof(secret: bytes | None, role: bytes, first: str, second: str) -> str:
-    if secret is None:
-        return ""
-    return hmac.new(secret, role + first.encode() + b"|" + second.encode(), sha256).hexdigest()
 
 
 class RpcNode:
@@ -380,24 +358,18 @@ class RpcNode:
             return conn
 
     async def _client_handshake(self, stream: anyio.abc.ByteStream, address: str) -> _Outbound:
-        decoder = FrameDecoder(self.max_frame)
+        # Until the server has proved the secret it is a stranger: small frames only.
+        decoder = FrameDecoder(wire.PREAUTH_MAX_FRAME)
         nonce = self.env.secure_token(16).hex()
-        hello = {"node": self.node_id, "boot": self.boot, "nonce": nonce}
-        await _send_frame(stream, Frame(Kind.HELLO, 0, "hello", wire.dumps(hello)))
-        frame = await _read_frame(stream, decoder)
-        meta = wire.loads(frame.meta)
-        if frame.kind is Kind.ERROR:
-            raise HandshakeFailed(f"{address} refused us: {meta.get('message')}")
-        if frame.kind is not Kind.HELLO_ACK or not isinstance(meta, dict):
-            raise HandshakeFailed(f"{address} sent {frame.kind.name} instead of HELLO_ACK")
-        their_nonce = str(meta.get("nonce", ""))
-        expected = _proof(self.secret, b"server", nonce, their_nonce)
-        if not hmac.compare_digest(expected, str(meta.get("proof", ""))):
-            self._log.warning("peer %s failed to prove the cluster secret", address)
-            raise HandshakeFailed(f"{address} does not know the cluster secret")
-        auth = {"proof": _proof(self.secret, b"client", their_nonce, nonce)}
-        await _send_frame(stream, Frame(Kind.AUTH, 0, "auth", wire.dumps(auth)))
-        peer = Peer(node_id=str(meta.get("node", "")), boot=str(meta.get("boot", "")))
+        handshake = ClientHandshake(self.secret, self.node_id, self.boot, nonce)
+        await _send_frame(stream, handshake.hello())
+        try:
+            auth, peer = handshake.answer(await _read_frame(stream, decoder), address)
+        except HandshakeFailed as exc:
+            self._log.warning("handshake with %s failed: %s", address, exc)
+            raise
+        await _send_frame(stream, auth)
+        decoder.max_frame = self.max_frame
         return _Outbound(stream, peer, decoder)
 
     async def _read_responses(self, address: str, conn: _Outbound) -> None:
@@ -419,6 +391,10 @@ class RpcNode:
             OSError,
         ) as e:
             exc = e
+        except Exception as e:
+            # Whatever goes wrong on one connection costs that connection, never the node.
+            self._log.exception("closing connection to %s after an unexpected error", address)
+            exc = e
         conn.fail_all(_ConnectionLost(f"connection to {address} lost: {exc!r}"))
         await self._discard(address, conn)
 
@@ -431,7 +407,8 @@ class RpcNode:
     # -- server side ----------------------------------------------------------------------
 
     async def _serve_connection(self, stream: anyio.abc.ByteStream) -> None:
-        decoder = FrameDecoder(self.max_frame)
+        # A stranger gets small frames only until it has proved the cluster secret.
+        decoder = FrameDecoder(wire.PREAUTH_MAX_FRAME)
         send_lock = anyio.Lock()
         try:
             try:
@@ -443,12 +420,17 @@ class RpcNode:
             except FrameError as exc:
                 self._log.warning("%s closing connection: %s", self.node_id, exc)
                 return
+            decoder.max_frame = self.max_frame
             # Handlers in flight finish even if the peer goes away: cancelling one halfway
             # through its effect would leave the effect done but not remembered.
             async with anyio.create_task_group() as tg:
                 await self._read_requests(stream, decoder, tg, send_lock, peer)
         except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError):
             pass
+        except Exception:
+            # Nothing from one connection may reach the listener's task group (and take
+            # every other connection, and the node, with it): log it, close this one.
+            self._log.exception("%s closing a connection after an unexpected error", self.node_id)
         finally:
             await anyio.aclose_forcefully(stream)
 
@@ -473,41 +455,24 @@ class RpcNode:
             pass
 
     async def _server_handshake(self, stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Peer:
-        frame = await _read_frame(stream, decoder)
-        meta = wire.loads(frame.meta)
-        if frame.kind is not Kind.HELLO or not isinstance(meta, dict):
-            raise FrameError(f"expected HELLO, got {frame.kind.name}")
-        their_nonce = str(meta.get("nonce", ""))
+        hello = await _read_frame(stream, decoder)
         nonce = self.env.secure_token(16).hex()
-        ack = {
-            "node": self.node_id,
-            "boot": self.boot,
-            "nonce": nonce,
-            "proof": _proof(self.secret, b"server", their_nonce, nonce),
-        }
-        await _send_frame(stream, Frame(Kind.HELLO_ACK, 0, "hello", wire.dumps(ack)))
+        handshake = ServerHandshake(self.secret, self.node_id, self.boot, nonce)
+        await _send_frame(stream, handshake.answer_hello(hello))
         try:
             frame = await _read_frame(stream, decoder)
         except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
             # A client with the wrong secret rejects our proof and hangs up here: log it as
             # a refusal on this side too, not as a silent disconnect.
-            who = str(meta.get("node", "?"))
             raise HandshakeFailed(
-                f"node {who!r} hung up before proving the cluster secret"
+                f"node {handshake.claimed!r} hung up before proving the cluster secret"
             ) from exc
-        auth = wire.loads(frame.meta)
-        expected = _proof(self.secret, b"client", nonce, their_nonce)
-        if (
-            frame.kind is not Kind.AUTH
-            or not isinstance(auth, dict)
-            or not hmac.compare_digest(expected, str(auth.get("proof", "")))
-        ):
-            who = str(meta.get("node", "?"))
-            err = {"code": "unauthorized", "message": "wrong cluster secret"}
+        try:
+            return handshake.check_auth(frame)
+        except HandshakeFailed:
             with anyio.move_on_after(1):
-                await _send_frame(stream, Frame(Kind.ERROR, 0, "auth", wire.dumps(err)))
-            raise HandshakeFailed(f"node {who!r} does not know the cluster secret")
-        return Peer(node_id=str(meta.get("node", "")), boot=str(meta.get("boot", "")))
+                await _send_frame(stream, refusal())
+            raise
 
     async def _dispatch(
         self, stream: anyio.abc.ByteStream, send_lock: anyio.Lock, peer: Peer, frame: Frame
@@ -517,8 +482,11 @@ class RpcNode:
         try:
             async with send_lock:
                 await _send_frame(stream, reply)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            pass  # the caller retries (idempotent) or asks again (deduplicated)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
+            # The caller retries (idempotent) or asks again (deduplicated). A TLS stream whose
+            # peer hung up raises EndOfStream on send: without it here one caller going away
+            # mid-reply ended the whole listener, and the process with it.
+            pass
 
     async def _execute(self, peer: Peer, frame: Frame) -> Frame:
         try:
@@ -583,5 +551,5 @@ def _error(code: str, message: str) -> Frame:
     return Frame(Kind.ERROR, 0, "error", wire.dumps({"code": code, "message": message}))
 
 
-__all__ = ["NO_RETRY", "Peer", "RetryPolicy", "RpcNode"]
+__all__ = ["NO_RETRY", "ClientHandshake", "Peer", "RetryPolicy", "RpcNode", "handshake_proof"]
 _ = logging  # module logger comes from the env

@@ -11,6 +11,12 @@ travels in the raw payload section instead, so audio crosses the wire untouched.
 
 :class:`FrameDecoder` is sans-I/O: feed it bytes, take frames out. A malformed or oversize
 frame raises :class:`~dspot.errors.FrameError` and the connection must be closed.
+
+Limits, all checked before anything is parsed: a frame is at most ``max_frame`` bytes
+(:data:`DEFAULT_MAX_FRAME`; :data:`PREAUTH_MAX_FRAME` until the peer has authenticated), and
+JSON meta nests at most :data:`MAX_JSON_DEPTH` levels. Every way decoding can fail (bad
+JSON, bad UTF-8, too deep, wrong types, a body cattrs cannot structure) surfaces as
+:class:`~dspot.errors.FrameError` and nothing else.
 """
 
 from __future__ import annotations
@@ -24,12 +30,17 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from dspot._json import JsonRejected, loads_limited, strict_primitives
 from dspot.errors import FrameError
 
 MAGIC = b"DS"
 VERSION = 1
 HEADER = struct.Struct(">2sBBQHII")
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+PREAUTH_MAX_FRAME = 4 * 1024
+"""Largest frame a peer may send before it has proved the cluster secret (HELLO, AUTH)."""
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays/objects accepted in a frame's JSON meta."""
 
 converter = cattrs.Converter()
 """The wire converter: attrs message ⇄ JSON-compatible structure."""
@@ -45,6 +56,7 @@ def _structure_bytes(value: Any, _: type) -> bytes:
 
 
 converter.register_structure_hook(bytes, _structure_bytes)
+strict_primitives(converter)
 
 
 class Kind(enum.IntEnum):
@@ -91,7 +103,8 @@ class FrameDecoder:
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._buf = bytearray()
-        self._max = max_frame
+        self.max_frame = max_frame
+        """Largest frame accepted (name + meta + payload); may be raised after a handshake."""
         self._head: tuple[Kind, int, str, bytes, int] | None = None  # frame awaiting payload
         self._chunks: list[bytes] = []
         self._have = 0
@@ -143,8 +156,8 @@ class FrameDecoder:
         except ValueError:
             raise FrameError(f"unknown frame kind {kind}") from None
         total = name_len + meta_len + payload_len
-        if total > self._max:
-            raise FrameError(f"frame of {total} bytes exceeds the {self._max}-byte limit")
+        if total > self.max_frame:
+            raise FrameError(f"frame of {total} bytes exceeds the {self.max_frame}-byte limit")
         head_end = HEADER.size + name_len + meta_len
         end = head_end + payload_len
         if len(buf) < head_end or (len(buf) < end and payload_len < self._LARGE):
@@ -242,12 +255,18 @@ def decode_body(name: str, body: Any, payload: bytes) -> Any:
         body = dict(body, payload=payload)
     try:
         return converter.structure(body, cls)
-    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
-        raise FrameError(f"invalid {name!r} body: {exc}") from None
+    except Exception as exc:  # any failure to structure is the peer's bad input
+        detail = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else repr(exc)
+        )
+        raise FrameError(f"invalid {name!r} body: {detail[:300]}") from None
 
 
-def loads(meta: bytes) -> Any:
+def loads(meta: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a frame's JSON meta; any failure (depth and UTF-8 included) is a FrameError."""
     try:
-        return json.loads(meta)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FrameError(f"frame meta is not JSON: {exc}") from None
+        return loads_limited(meta, max_depth=max_depth)
+    except JsonRejected as exc:
+        raise FrameError(f"frame meta refused: {exc}") from None

@@ -15,6 +15,7 @@ every connect, send, delivery and fault goes to the tracer.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections import deque
@@ -47,6 +48,8 @@ class LinkModel:
     bandwidth: float = 1.0e9
     """Bytes per second; large transfers take time, so faults can hit them mid-flight."""
 
+
+_log = logging.getLogger("dspot.transport")
 
 _SEND_BUFFER = 256 * 1024  # bytes in flight per direction before send() blocks
 
@@ -265,7 +268,12 @@ class SimListener:
 
 
 async def _run_handler(handler: StreamHandler, stream: anyio.abc.ByteStream) -> None:
-    await handler(stream)
+    try:
+        await handler(stream)
+    except Exception:
+        # As on TCP: whatever escapes one connection costs that connection, not the listener.
+        _log.exception("connection %s failed; closing it", getattr(stream, "conn_id", "?"))
+        await anyio.aclose_forcefully(stream)
 
 
 class _Host:

@@ -3,7 +3,9 @@
 On the listening side the TLS handshake runs under ``handshake_timeout``, so a peer that
 connects and says nothing cannot hold a server task forever; on the connecting side the
 handshake counts against ``connect``'s ``timeout``. A failed server-side handshake is
-logged and the connection dropped; the listener keeps accepting.
+logged and the connection dropped; the listener keeps accepting. So does an exception that
+escapes a connection's handler (logged with its traceback, that connection closed) and a
+failed ``accept`` for want of file descriptors (retried after a pause).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from dspot.errors import AddressInUse, ConnectRefused, ConnectTimeout, Handshake
 from dspot.transport._base import StreamHandler, join_address, split_address
 
 log = logging.getLogger("dspot.transport")
+
+_ACCEPT_TRANSIENT = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_ACCEPT_RETRY_DELAY = 0.1
 
 _HANDSHAKE_ERRORS = (
     TimeoutError,
@@ -51,8 +56,36 @@ class TcpListener:
         return self._address
 
     async def serve(self, handler: StreamHandler) -> None:
-        async def accept(raw: anyio.abc.ByteStream) -> None:
-            stream = raw
+        # anyio's Listener.serve would do, except that one exception from one connection (or
+        # one failed accept) ends it and every other connection: run our own loop instead.
+        async with anyio.create_task_group() as tg:
+            for listener in getattr(self._listener, "listeners", [self._listener]):
+                tg.start_soon(self._accept_loop, listener, handler, tg)
+
+    async def _accept_loop(
+        self,
+        listener: anyio.abc.SocketListener,
+        handler: StreamHandler,
+        tg: anyio.abc.TaskGroup,
+    ) -> None:
+        while True:
+            try:
+                raw = await listener.accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return  # the listener was closed: serving is over
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_TRANSIENT:
+                    raise
+                # Out of file descriptors or memory: wait for connections to end instead of
+                # giving up on listening (as trio's serve_listeners does).
+                log.warning("accept on %s failed, retrying: %s", self._address, exc)
+                await anyio.sleep(_ACCEPT_RETRY_DELAY)
+                continue
+            tg.start_soon(self._serve_one, raw, handler)
+
+    async def _serve_one(self, raw: anyio.abc.ByteStream, handler: StreamHandler) -> None:
+        stream = raw
+        try:
             if self._ssl is not None:
                 try:
                     with anyio.fail_after(self._handshake_timeout):
@@ -65,12 +98,12 @@ class TcpListener:
                         log.info("tls handshake failed on %s: %r", self._address, exc)
                         return
                     raise
+            # The handler owns the stream from here (it may hand it to a task of its own).
             await handler(stream)
-
-        try:
-            await self._listener.serve(accept)
-        except* anyio.ClosedResourceError:
-            pass  # the listener was closed: serving is over
+        except Exception:
+            # A bug (or an exception nobody expected) costs this connection only.
+            log.exception("connection on %s failed; closing it", self._address)
+            await anyio.aclose_forcefully(stream)
 
     async def aclose(self) -> None:
         await self._listener.aclose()
