@@ -42,6 +42,7 @@ def serve_dspot(port: int, root: str, backend: str) -> None:
     import anyio
 
     from dspot.http import HttpServer, Request, Response, Router, ServerConfig, StaticFiles
+    from dspot.transport import TcpTransport
 
     app = Router()
 
@@ -53,7 +54,7 @@ def serve_dspot(port: int, root: str, backend: str) -> None:
 
     async def main() -> None:
         server = HttpServer(app, ServerConfig(keepalive_timeout=120, max_connections=5000))
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
+        listener = await TcpTransport().listen(f"127.0.0.1:{port}")  # as dspot nodes listen
         await server.serve(listener)
 
     anyio.run(main, backend=backend)

@@ -45,9 +45,11 @@ from dspot.http._message import (
 from dspot.http._problem import PROBLEM_JSON, HTTPError, Problem
 from dspot.http._range import (
     ByteRange,
+    FileSlice,
     RangeNotSatisfiable,
     ReadSlice,
     bytes_reader,
+    file_reader,
     parse_range,
     representation_response,
 )
@@ -71,6 +73,7 @@ __all__ = [
     "ByteRange",
     "ClientResponse",
     "Connector",
+    "FileSlice",
     "HTTPError",
     "HTTPStatusError",
     "Handler",
@@ -101,6 +104,7 @@ __all__ = [
     "connect_websocket",
     "content_type_for",
     "evaluate_preconditions",
+    "file_reader",
     "http_date",
     "json_converter",
     "parse_http_date",

@@ -2,7 +2,8 @@
 
 Paths are checked twice: every decoded segment is rejected if it could climb (``..``, ``.``)
 or smuggle a separator or terminator (``\\``, NUL), and the resolved real path (symlinks
-followed) must still lie inside the root. Files are streamed in chunks and never read whole.
+followed) must still lie inside the root. Files are streamed in chunks and never read whole;
+over plain TCP the kernel sends them (:class:`~dspot.http.FileSlice`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import mimetypes
 import os
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 
 from dspot.http._message import Request, Response
 from dspot.http._problem import HTTPError
-from dspot.http._range import ReadSlice, representation_response
+from dspot.http._range import ReadSlice, file_reader, representation_response
 
 
 def content_type_for(name: str) -> str:
@@ -118,18 +118,4 @@ class StaticFiles:
         return (real, st) if stat.S_ISREG(st.st_mode) else None
 
     def _reader(self, path: Path) -> ReadSlice:
-        chunk_size = self.chunk_size
-
-        async def read(offset: int, length: int) -> AsyncIterator[bytes]:
-            async with await anyio.open_file(path, "rb") as f:
-                if offset:
-                    await f.seek(offset)
-                remaining = length
-                while remaining > 0:
-                    chunk = await f.read(min(chunk_size, remaining))
-                    if not chunk:
-                        raise OSError(f"{path} shrank while being sent")
-                    remaining -= len(chunk)
-                    yield chunk
-
-        return read
+        return file_reader(path, self.chunk_size)
