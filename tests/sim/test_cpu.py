@@ -218,3 +218,23 @@ def test_a_crash_leaves_the_next_incarnation_an_idle_loop() -> None:
         assert not cpu.stalled()
 
     run(main)
+
+
+def test_blob_ingest_hashes_large_chunks_on_a_worker() -> None:
+    from dspot.blobstore import LocalBlobs
+
+    async def main() -> None:
+        disk = SimDisk(random.Random(1))
+        cpu = SimCpu(CostModel(per_byte={"sha256": 1e-8}, file_byte=0.0))
+        disk.cpu = cpu
+        blobs = LocalBlobs(disk, block_size=1 << 16, offload=cpu.offload)
+        await blobs.open()
+        loop_before = cpu.loop_seconds
+        ingest = blobs.ingest("upload-1")
+        await ingest.write(b"x" * 1_000_000)  # 10 ms of hashing at this price
+        await ingest.write(b"y" * 1000)  # small: hashed in place, free
+        assert cpu.worker_seconds >= 0.01
+        await ingest.commit(None, stored_at=1.0)
+        assert cpu.loop_seconds - loop_before < 0.001  # only the commit's bookkeeping
+
+    run(main)

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS blob_tombstone (
 """
 
 PREFIX = "blobs/"
+_OFFLOAD_HASHING = 64 * 1024  # smaller chunks hash faster than a trip to a worker thread
 
 
 class CorruptCopy(DspotError):
@@ -70,7 +71,12 @@ class Ingest:
         self.hasher = BlockHasher(block_size)
 
     async def write(self, data: bytes) -> None:
-        self.hasher.update(data)
+        if len(data) >= _OFFLOAD_HASHING:
+            # A megabyte takes a millisecond or two to hash: not on the event loop.
+            offload = self._owner.offload
+            await offload(self.hasher.update, data, kind="sha256", size=len(data))
+        else:
+            self.hasher.update(data)
         await self.writer.write(data)
 
     async def commit(self, expected: str | None, *, stored_at: float, sync: bool = True) -> Copy:
