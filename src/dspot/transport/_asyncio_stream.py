@@ -125,6 +125,8 @@ class ProtocolStream(anyio.abc.ByteStream):
             SocketAttribute.family: lambda: sock.family,
             SocketAttribute.local_address: lambda: sock.getsockname(),
             SocketAttribute.remote_address: lambda: sock.getpeername(),
+            SocketAttribute.local_port: lambda: sock.getsockname()[1],
+            SocketAttribute.remote_port: lambda: sock.getpeername()[1],
             SocketAttribute.raw_socket: lambda: sock,
         }
 
