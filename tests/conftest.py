@@ -20,8 +20,9 @@ class Net:
     """Makes transports of one kind and runs a test body on the right clock.
 
     ``memory`` runs under trio's MockClock (virtual time jumps when all tasks wait);
-    ``tcp`` and ``tls`` use the real clock and loopback sockets, on trio; ``tcp-asyncio`` and
-    ``tls-asyncio`` the same on asyncio (where TCP streams are dspot's ``ProtocolStream``).
+    ``tcp`` and ``tls`` use the real clock and loopback sockets, on trio; ``tcp-asyncio`` the
+    same on asyncio, where accepted TCP streams are dspot's ``ProtocolStream`` (TLS over it
+    is covered by the HTTP suite's ``transport-tcp-asyncio`` runs).
     """
 
     def __init__(self, kind: str, tmp_path: Any) -> None:
@@ -65,7 +66,7 @@ def _write_pem(tmp_path: Any, cert: Any) -> tuple[str, str]:
     return str(certfile), str(keyfile)
 
 
-@pytest.fixture(params=["memory", "tcp", "tls", "tcp-asyncio", "tls-asyncio"])
+@pytest.fixture(params=["memory", "tcp", "tls", "tcp-asyncio"])
 def net(request: pytest.FixtureRequest, tmp_path: Any) -> Net:
     return Net(request.param, tmp_path)
 
