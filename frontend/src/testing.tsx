@@ -26,6 +26,7 @@ export const song: Song = {
   like_count: 0,
   created_by: "u1",
   created_at: 0,
+  plays: 0,
 };
 
 export const album: Album = {
@@ -123,7 +124,7 @@ export function setup(handler: Handler, options: boolean | SetupOptions = true) 
   const client = () =>
     new ApiClient({ fetch: fetch as unknown as typeof globalThis.fetch, storage });
   const api = client();
-  const me: Session = { token: "tok", user_id: "u1", username: "ana" };
+  const me: Session = { token: "tok", user_id: "u1", username: "ana", role: "user" };
   if (session) api.setSession(me);
   render(<App api={api} />);
   const reload = () => {

@@ -1,27 +1,16 @@
 // JSON shapes of endpoints the web app uses that are not (yet) in the generated API types:
 // to be folded into them once the backend's OpenAPI document describes these endpoints.
-// Until then the app copes with the 404 of an endpoint the server does not have.
+// Until then the app copes with the 404 of an endpoint the server does not have. Shapes the
+// server does serve come from the generated ./schema.ts.
+import type { components } from "./schema";
 
-/** `GET /api/me`: who I am. Today `role` is "user" or "admin"; `roles` is the list form of
- * the user-management contract below (either may be present). */
-export interface Me {
-  user_id: string;
-  username: string;
-  role?: string;
-  roles?: string[];
-}
+/** `GET /api/me`: who I am, as the API describes it (generated), plus `roles`, the list form
+ * of the user-management contract below (not served yet). */
+export type Me = components["schemas"]["Me"] & { roles?: string[] };
 
-/** `GET /api/me/subsonic` and `POST /api/me/subsonic/rotate`: my Subsonic app credentials. */
-export interface SubsonicCredentials {
-  username: string;
-  /** The app password (what a Subsonic app sends as `p`, or hashes into `t` + `s`). */
-  password: string;
-  /** The OpenSubsonic API key (`apiKey=`). */
-  api_key: string;
-  updated_at: number;
-  /** Path of the Subsonic API under the server's URL ("/rest"). */
-  path: string;
-}
+/** `GET /api/me/subsonic` and `POST /api/me/subsonic/rotate`: my Subsonic app credentials
+ * (served: the generated shape). */
+export type SubsonicCredentials = components["schemas"]["SubsonicCredentials"];
 
 // -- user management (not served yet; the contract the UI is written against) -----------------
 //

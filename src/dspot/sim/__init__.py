@@ -5,7 +5,7 @@ sees, ``_nemesis.py`` for fault injection, ``_faults.py`` for the record of what
 ``_liveness.py`` for the liveness-first check and ``_trace.py`` for the replay hash.
 """
 
-from dspot.sim._cluster import NodeMain, SimNode, Simulation
+from dspot.sim._cluster import SIM_WALL_BASE, NodeMain, SimNode, Simulation
 from dspot.sim._determinism import deterministic_trio, scheduler_pinning_available
 from dspot.sim._faults import FaultRecord, FaultSpan
 from dspot.sim._liveness import (
@@ -31,6 +31,7 @@ from dspot.sim._trace import TraceLog
 
 __all__ = [
     "FAULT_KINDS",
+    "SIM_WALL_BASE",
     "Declaration",
     "FaultConfig",
     "FaultRecord",
