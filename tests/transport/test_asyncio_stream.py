@@ -56,6 +56,20 @@ def test_receive_within_times_out_and_can_be_interrupted() -> None:
             assert await server.receive_within(0.05) is None
             await client.send(b"late")
             assert await server.receive_within(5) == b"late"
+            # The stream's one timer is still set for the 5 s wait: a shorter one moves it.
+            with anyio.fail_after(2):
+                assert await server.receive_within(0.05) is None
+            # A timer left from a shorter wait fires during a longer one: that one goes on.
+            await client.send(b"1")
+            assert await server.receive_within(0.2) == b"1"  # its timer stays set for 0.2 s
+
+            async def later() -> None:
+                await anyio.sleep(0.5)
+                await client.send(b"2")
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(later)
+                assert await server.receive_within(2.0) == b"2"
             async with anyio.create_task_group() as tg:
                 got: list[bytes | None] = []
 

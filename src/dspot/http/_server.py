@@ -548,7 +548,7 @@ class _ServerConnection:
             parts = [head]
             if isinstance(body, bytes) and body and not head_only and not no_body:
                 parts.append(self.h11.send(h11.Data(data=body)) or b"")
-            parts.append(self.h11.send(h11.EndOfMessage()) or b"")
+            parts.append(self.h11.send(_END) or b"")
             data = b"".join(parts)
             await self._send_bytes(data)
             return len(data)
@@ -564,7 +564,7 @@ class _ServerConnection:
                 async for chunk in body:
                     if chunk:
                         sent += await self._send(h11.Data(data=chunk))
-        sent += await self._send(h11.EndOfMessage())
+        sent += await self._send(_END)
         return sent
 
     def _head(self, response: Response, body: Any, *, no_body: bool, close: bool) -> h11.Response:
@@ -632,6 +632,8 @@ class _ServerConnection:
                 file.close()
         return sent
 
+
+_END = h11.EndOfMessage()  # immutable: one for every response
 
 _TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")

@@ -117,6 +117,8 @@ class ProtocolStream(anyio.abc.ByteStream):
         self._receiving = False
         self._sending = False
         self._eager = 0  # calls in a row that returned without going around the loop
+        self._read_deadline = math.inf
+        self._read_timer: asyncio.TimerHandle | None = None
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -182,9 +184,8 @@ class ProtocolStream(anyio.abc.ByteStream):
         """Wait for data, end of stream or close; False on timeout or interruption."""
         p = self._protocol
         waiter: asyncio.Future[bool] = self._loop.create_future()
-        timer = None
-        if timeout < math.inf:
-            timer = self._loop.call_later(max(0.0, timeout), _settle, waiter, False)
+        self._read_deadline = self._loop.time() + timeout if timeout < math.inf else math.inf
+        self._arm_read_timer()
         self._receiving = True
         p.read_waiter = waiter
         try:
@@ -192,10 +193,30 @@ class ProtocolStream(anyio.abc.ByteStream):
         finally:
             p.read_waiter = None
             self._receiving = False
-            if timer is not None:
-                timer.cancel()
         self._eager = 0
         return woken
+
+    def _arm_read_timer(self) -> None:
+        # One timer per stream, left armed between reads and moved only when it would fire
+        # too late: a keep-alive connection waits for every request, and a timer set and
+        # cancelled per wait would cost more than the rest of the wait.
+        deadline = self._read_deadline
+        timer = self._read_timer
+        if deadline == math.inf or (timer is not None and timer.when() <= deadline):
+            return
+        if timer is not None:
+            timer.cancel()
+        self._read_timer = self._loop.call_at(deadline, self._read_timer_fired)
+
+    def _read_timer_fired(self) -> None:
+        self._read_timer = None
+        waiter = self._protocol.read_waiter
+        if waiter is None:
+            return
+        if self._loop.time() >= self._read_deadline:
+            _settle(waiter, False)
+        else:
+            self._arm_read_timer()  # the deadline moved on since the timer was set
 
     def interrupt_receive(self) -> None:
         """Make a :meth:`receive_within` that is waiting return ``None`` now."""
@@ -256,6 +277,9 @@ class ProtocolStream(anyio.abc.ByteStream):
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
             if self._transport.get_write_buffer_size():
                 self._transport.abort()  # a send was cancelled half-way: drop its tail
             else:
