@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 
 from dspot.http._message import Request, Response
 from dspot.http._problem import HTTPError
@@ -103,16 +104,19 @@ class StaticFiles:
 
     async def _find(self, rel: str) -> tuple[Path, os.stat_result] | None:
         """The regular file for ``rel`` (a directory's index) inside the root, or ``None``."""
+        return await anyio.to_thread.run_sync(self._find_sync, rel)  # one trip to a thread
+
+    def _find_sync(self, rel: str) -> tuple[Path, os.stat_result] | None:
         try:
-            real = Path(await anyio.Path(self.root, rel).resolve(strict=True))
+            real = Path(self.root, rel).resolve(strict=True)
             if not real.is_relative_to(self.root):
                 return None  # a symlink pointing outside the root
-            st = await anyio.Path(real).stat()
+            st = real.stat()
             if stat.S_ISDIR(st.st_mode):
-                real = Path(await anyio.Path(real, self.index).resolve(strict=True))
+                real = Path(real, self.index).resolve(strict=True)
                 if not real.is_relative_to(self.root):
                     return None
-                st = await anyio.Path(real).stat()
+                st = real.stat()
         except (OSError, ValueError):
             return None
         return (real, st) if stat.S_ISREG(st.st_mode) else None
