@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import anyio
@@ -72,6 +73,22 @@ class _SimDatabase(SqliteDatabase):
     def _connection(self) -> tuple[sqlite3.Connection, Callable[[], None]]:
         disk = self._disk
         return disk._live_connection(), disk._epoch_check()
+
+    def transaction(self, *, sync: bool = True) -> AbstractAsyncContextManager[Transaction]:
+        return self._requested(sync)
+
+    async def write(self, fn: Callable[[Transaction], T], *, sync: bool = True) -> T:
+        async with self._requested(sync, on_loop=False) as tx:
+            return await self._run_write(fn, tx)
+
+    @asynccontextmanager
+    async def _requested(self, sync: bool, *, on_loop: bool = True) -> AsyncIterator[Transaction]:
+        # A transaction asked for before a crash and let in after it belongs to the dead
+        # process: it must not run against the disk the restarted node now uses.
+        check = self._disk._epoch_check()
+        async with self._transaction(sync=sync, on_loop=on_loop) as tx:
+            check()
+            yield tx
 
     def _begin(self, conn: sqlite3.Connection, *, sync: bool) -> None:
         self._ticks_at_begin = self._disk._ticks

@@ -168,14 +168,17 @@ class Simulation:
 
     async def _run_node(self, node: SimNode, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
         assert node.env is not None
-        with anyio.CancelScope() as scope:
-            node.scope = scope
-            try:
+        scope = anyio.CancelScope()
+        try:
+            with scope:
+                node.scope = scope
                 await self._main(node.env, self, task_status=task_status)
-            except Exception as exc:
-                tb = "".join(traceback.format_exception(exc, limit=-6))
-                self.violation(f"node {node.name} died of an exception: {exc!r}\n{tb}")
-                self._went_down(node)
+        except Exception as exc:
+            if scope.cancel_called:
+                return  # crashed: what its code did after that never happened
+            tb = "".join(traceback.format_exception(exc, limit=-6))
+            self.violation(f"node {node.name} died of an exception: {exc!r}\n{tb}")
+            self._went_down(node)
 
     def crash(self, name: str) -> None:
         """Kill the node's process: cancel its code, reset its connections, lose unsynced writes."""
