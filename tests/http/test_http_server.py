@@ -394,3 +394,37 @@ def test_route_may_raise_the_body_limit(net: Net) -> None:
             await r.read()
 
     net.run(main)
+
+
+def test_a_handler_cannot_smuggle_headers(net: Net) -> None:
+    """A header value with a line break (or a name that is no token) from a handler is
+    refused: the client gets a 500, never a second header of the attacker's choosing."""
+    app = Router()
+
+    @app.get("/value")
+    async def value(request: Request) -> Response:
+        return Response(200, [("x-note", "a\r\nset-cookie: evil=1")], b"x")
+
+    @app.get("/name")
+    async def name(request: Request) -> Response:
+        return Response(200, [("x note:", "a")], b"x")
+
+    @app.get("/ok")
+    async def ok(request: Request) -> Response:
+        return Response(200, [("x-note", "fine\tstill")], b"x")
+
+    async def main() -> None:
+        async with net.serving(app, CONFIG) as (_, addr):
+            for path in ("/value", "/name"):
+                raw = Raw(await net.connect(addr))
+                await raw.send(get(path))
+                status, headers, _ = await raw.response()
+                assert status == 500
+                assert "set-cookie" not in headers and "x-note" not in headers
+                assert await raw.closed()
+            raw = Raw(await net.connect(addr))
+            await raw.send(get("/ok"))
+            status, headers, body = await raw.response()
+            assert (status, headers["x-note"], body) == (200, "fine\tstill", b"x")
+
+    net.run(main)

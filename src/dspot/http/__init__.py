@@ -46,9 +46,11 @@ from dspot.http._message import (
 from dspot.http._problem import PROBLEM_JSON, HTTPError, Problem
 from dspot.http._range import (
     ByteRange,
+    FileSlice,
     RangeNotSatisfiable,
     ReadSlice,
     bytes_reader,
+    file_reader,
     parse_range,
     representation_response,
 )
@@ -72,6 +74,7 @@ __all__ = [
     "ByteRange",
     "ClientResponse",
     "Connector",
+    "FileSlice",
     "HTTPError",
     "HTTPStatusError",
     "Handler",
@@ -102,6 +105,7 @@ __all__ = [
     "connect_websocket",
     "content_type_for",
     "evaluate_preconditions",
+    "file_reader",
     "http_date",
     "json_converter",
     "parse_http_date",

@@ -5,6 +5,10 @@ cancels that scope, resets its connections and drops its unsynced disk writes; r
 runs the node function again with a fresh environment on the same disk. Exceptions that
 escape a node are recorded as violations (a node must not die of its own bugs) rather than
 tearing down the whole run.
+
+Each node also has a :class:`~dspot.cpu.SimCpu` that prices its work (``env.offload``, its
+disk) in virtual time and stalls its network I/O while its event loop is busy, and the
+simulation keeps a :class:`~dspot.sim.FaultRecord` of when each node was down.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import anyio
 import anyio.abc
 import attrs
 
+from dspot.cpu import CostModel, CpuGatedTransport, SimCpu
 from dspot.disk import SimDisk
 from dspot.env import EventLoopClock, NodeEnv
+from dspot.sim._faults import FaultRecord, FaultSpan
 from dspot.sim._trace import TraceLog
 from dspot.transport import LinkModel, SimNetwork
 
@@ -43,12 +49,14 @@ class SimNode:
 
     name: str
     disk: SimDisk
+    cpu: SimCpu
     up: bool = False
     incarnation: int = 0
     handle: Any = None
     """What the node function passed to ``task_status.started`` in its current incarnation."""
     scope: anyio.CancelScope | None = None
     env: NodeEnv | None = None
+    down_since: FaultSpan | None = None
 
 
 class Simulation:
@@ -64,6 +72,8 @@ class Simulation:
         heal_at: float,
         trace: TraceLog,
         link: LinkModel,
+        costs: CostModel | None = None,
+        workers: int = 4,
     ) -> None:
         self.seed = seed
         self.duration = duration
@@ -77,10 +87,13 @@ class Simulation:
             segment_tracer=trace.segment,
         )
         self.base_link = link
-        self.nodes: dict[str, SimNode] = {
-            name: SimNode(name, SimDisk(random.Random(f"disk:{seed}:{name}")))
-            for name in node_names
-        }
+        self.nodes: dict[str, SimNode] = {}
+        for name in node_names:
+            disk = SimDisk(random.Random(f"disk:{seed}:{name}"))
+            disk.cpu = SimCpu(costs, workers=workers)
+            self.nodes[name] = SimNode(name, disk, disk.cpu)
+        self.record = FaultRecord()
+        """When each node was down and (recorded by the nemesis) which links were cut."""
         self.violations: list[str] = []
         self.faults = 0
         self.data: dict[str, Any] = {}
@@ -135,18 +148,30 @@ class Simulation:
         assert self._tg is not None
         node.incarnation += 1
         self.net.restart(name)
+        if node.down_since is not None:
+            self.record.end(node.down_since, self.now())
+            node.down_since = None
         node.env = NodeEnv(
             node_id=name,
-            transport=self.net.transport(name),
+            transport=CpuGatedTransport(self.net.transport(name), node.cpu),
             disk=node.disk,
             rng=random.Random(f"node:{self.seed}:{name}:{node.incarnation}"),
             clock=EventLoopClock(wall_base=SIM_WALL_BASE),
             logger=logging.getLogger(f"dspot.sim.{name}"),
             trace=self.trace.for_node(name),
+            offload=node.cpu.offload,
+            cpu=node.cpu,
         )
         node.handle = await self._tg.start(self._run_node, node)
         node.up = True
         return node.handle
+
+    def _went_down(self, node: SimNode) -> None:
+        node.up = False
+        node.handle = None
+        node.cpu.reset()
+        if node.down_since is None:
+            node.down_since = self.record.begin("down", self.now(), nodes=(node.name,))
 
     async def _run_node(self, node: SimNode, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
         assert node.env is not None
@@ -160,16 +185,14 @@ class Simulation:
                 return  # crashed: what its code did after that never happened
             tb = portable_traceback(exc, limit=-6)
             self.violation(f"node {node.name} died of an exception: {exc!r}\n{tb}")
-            node.up = False
-            node.handle = None
+            self._went_down(node)
 
     def crash(self, name: str) -> None:
         """Kill the node's process: cancel its code, reset its connections, lose unsynced writes."""
         node = self.nodes[name]
         if not node.up:
             return
-        node.up = False
-        node.handle = None
+        self._went_down(node)
         if node.scope is not None:
             node.scope.cancel()
         self.net.crash(name)

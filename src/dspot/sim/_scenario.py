@@ -20,6 +20,7 @@ import anyio
 import attrs
 import trio.testing
 
+from dspot.cpu import CostModel
 from dspot.sim._cluster import NodeMain, Simulation
 from dspot.sim._determinism import deterministic_trio
 from dspot.sim._loop import run_virtual
@@ -55,6 +56,10 @@ class Scenario:
     faults: FaultConfig = attrs.field(factory=FaultConfig)
     link: LinkModel = attrs.field(factory=LinkModel)
     nemesis: Callable[[FaultConfig], Nemesis] = Nemesis
+    costs: CostModel = attrs.field(factory=CostModel)
+    """What the nodes' work costs in virtual time (see :class:`~dspot.cpu.SimCpu`)."""
+    workers: int = 4
+    """Worker slots per node: how much offloaded work overlaps."""
 
 
 _registry: dict[str, Scenario] = {}
@@ -133,6 +138,8 @@ def run_seed(
         heal_at=length * scenario.heal_fraction,
         trace=trace,
         link=scenario.link,
+        costs=scenario.costs,
+        workers=scenario.workers,
     )
     if setup is not None:
         setup(sim)
