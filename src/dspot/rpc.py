@@ -33,15 +33,16 @@ from dspot import wire
 from dspot._handshake import ClientHandshake, Peer, ServerHandshake, handshake_proof, refusal
 from dspot.env import NodeEnv
 from dspot.errors import (
+    STREAM_ERRORS,
+    ConnectionLost,
     ConnectTimeout,
-    DspotError,
     FrameError,
     HandshakeFailed,
     OutcomeUnknown,
+    PeerUnavailable,
     RemoteError,
-    RpcError,
     RpcTimeout,
-    TransportError,
+    RpcUnavailable,
 )
 from dspot.wire import Frame, FrameDecoder, Kind
 
@@ -73,7 +74,7 @@ NO_RETRY = RetryPolicy(attempts=1)
 Handler = Callable[[Any, Peer], Awaitable[Any]]
 
 
-class _ConnectionLost(DspotError):
+class _ConnectionLost(ConnectionLost):
     pass
 
 
@@ -115,8 +116,13 @@ class _Executed:
 
 
 async def _send_frame(stream: anyio.abc.ByteStream, frame: Frame) -> None:
-    for buf in frame.encode():
-        await stream.send(buf)
+    try:
+        for buf in frame.encode():
+            await stream.send(buf)
+    except PeerUnavailable:
+        raise
+    except STREAM_ERRORS as exc:
+        raise ConnectionLost(f"sending failed: {exc!r}") from exc
 
 
 async def _read_frame(stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Frame:
@@ -124,7 +130,13 @@ async def _read_frame(stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Fr
         frame = decoder.next_frame()
         if frame is not None:
             return frame
-        decoder.feed(await stream.receive(max(_READ_CHUNK, decoder.wanted)))
+        try:
+            data = await stream.receive(max(_READ_CHUNK, decoder.wanted))
+        except PeerUnavailable:
+            raise
+        except STREAM_ERRORS as exc:
+            raise ConnectionLost(f"receiving failed: {exc!r}") from exc
+        decoder.feed(data)
 
 
 class RpcNode:
@@ -232,7 +244,8 @@ class RpcNode:
 
         Raises :class:`RpcTimeout` when the deadline passes, :class:`RemoteError` when the
         handler refused, :class:`OutcomeUnknown` when a non-idempotent call cannot be known
-        to have run, :class:`RpcError` when every attempt failed to reach the peer.
+        to have run, :class:`~dspot.errors.RpcUnavailable` (a
+        :class:`~dspot.errors.PeerUnavailable`) when every attempt failed to reach the peer.
         """
         policy = retry or self.retry
         timeout = self.call_timeout if timeout is None else timeout
@@ -267,24 +280,19 @@ class RpcNode:
                 last_exc = exc
                 if conn is not None:
                     await self._discard(address, conn)
-            except (
-                TransportError,
-                anyio.BrokenResourceError,
-                anyio.EndOfStream,
-                anyio.ClosedResourceError,
-                _ConnectionLost,
-                FrameError,
-            ) as exc:
+            except (PeerUnavailable, FrameError) as exc:
                 last_exc = exc
                 if conn is not None:
                     await self._discard(address, conn)
                 if isinstance(exc, HandshakeFailed):
-                    raise RpcError(f"{name} to {address}: {exc}") from exc
+                    raise RpcUnavailable(f"{name} to {address}: {exc}") from exc
             attempt += 1
             if attempt >= policy.attempts:
-                if isinstance(last_exc, TimeoutError):
+                if isinstance(last_exc, TimeoutError) and not isinstance(last_exc, PeerUnavailable):
                     raise RpcTimeout(f"{name} to {address} timed out") from last_exc
-                raise RpcError(f"{name} to {address} failed after {attempt} attempts: {last_exc!r}")
+                raise RpcUnavailable(
+                    f"{name} to {address} failed after {attempt} attempts: {last_exc!r}"
+                ) from last_exc
             pause = min(
                 policy.backoff(attempt, self._rng), max(0.0, deadline - anyio.current_time())
             )
@@ -384,12 +392,7 @@ class RpcNode:
         except FrameError as e:
             self._log.warning("closing connection to %s: %s", address, e)
             exc = e
-        except (
-            anyio.BrokenResourceError,
-            anyio.EndOfStream,
-            anyio.ClosedResourceError,
-            OSError,
-        ) as e:
+        except PeerUnavailable as e:
             exc = e
         except Exception as e:
             # Whatever goes wrong on one connection costs that connection, never the node.
@@ -425,7 +428,7 @@ class RpcNode:
             # through its effect would leave the effect done but not remembered.
             async with anyio.create_task_group() as tg:
                 await self._read_requests(stream, decoder, tg, send_lock, peer)
-        except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError):
+        except PeerUnavailable:
             pass
         except Exception:
             # Nothing from one connection may reach the listener's task group (and take
@@ -451,7 +454,7 @@ class RpcNode:
                 tg.start_soon(self._dispatch, stream, send_lock, peer, frame)
         except FrameError as exc:
             self._log.warning("%s closing connection from %s: %s", self.node_id, peer.node_id, exc)
-        except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError):
+        except PeerUnavailable:
             pass
 
     async def _server_handshake(self, stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Peer:
@@ -461,7 +464,7 @@ class RpcNode:
         await _send_frame(stream, handshake.answer_hello(hello))
         try:
             frame = await _read_frame(stream, decoder)
-        except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+        except ConnectionLost as exc:
             # A client with the wrong secret rejects our proof and hangs up here: log it as
             # a refusal on this side too, not as a silent disconnect.
             raise HandshakeFailed(
@@ -482,7 +485,7 @@ class RpcNode:
         try:
             async with send_lock:
                 await _send_frame(stream, reply)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except PeerUnavailable:
             pass  # the caller retries (idempotent) or asks again (deduplicated)
 
     async def _execute(self, peer: Peer, frame: Frame) -> Frame:

@@ -187,11 +187,6 @@ class _Upload:
         self.changed = anyio.Event()
 
 
-# What a call to another node may raise when that node cannot help (DspotError covers
-# RpcError, transport errors and a malformed address).
-_FAIL = (DspotError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)
-
-
 async def _rechunk(source: AsyncIterable[bytes], size: int) -> AsyncGenerator[bytes, None]:
     """Re-cut ``source`` into ``size``-byte chunks (the last may be short; at least one)."""
     buf = bytearray()
@@ -330,7 +325,7 @@ class BlobStore:
                 )
                 for node in ack.reached:
                     counts[node] = counts.get(node, 0) + 1
-            except _FAIL as exc:
+            except DspotError as exc:
                 errors.append(repr(exc))
             finally:
                 limiter.release()
@@ -392,7 +387,7 @@ class BlobStore:
                     committed.append(hop.node)
                 else:
                     reasons.append(f"{hop.node}: {done.reason}")
-            except _FAIL as exc:
+            except DspotError as exc:
                 reasons.append(f"{hop.node}: {exc!r}")
             finally:
                 answered += 1
@@ -416,7 +411,7 @@ class BlobStore:
 
     async def _abort_one(self, hop: Hop, upload: str) -> None:
         # On failure the replica's janitor aborts it after upload_idle_timeout.
-        with contextlib.suppress(*_FAIL):
+        with contextlib.suppress(DspotError):
             await self.rpc.call(hop.address, PutAbort(upload), timeout=2.0)
 
     # -- upload (replica) --------------------------------------------------------------------
@@ -461,7 +456,7 @@ class BlobStore:
                     retry=self._chain_retry,
                 )
                 downstream.extend(ack.reached)
-            except _FAIL as exc:
+            except DspotError as exc:
                 up.cut = True  # the tail would miss this chunk: stop feeding it
                 self.env.log(logging.WARNING, "blob.chain.cut", to=nxt.node, error=repr(exc))
                 self.env.trace("blob.chain.cut", to=nxt.node, error=type(exc).__name__)
@@ -614,7 +609,7 @@ class BlobStore:
                         pos += len(data)
                         progressed = True
                         yield data
-                except (*_FAIL, CorruptCopy, FileNotFoundError, BlobUnavailable, DiskFault) as exc:
+                except (DspotError, OSError) as exc:  # the source failed: RPC, or our own disk
                     last_error = f"{source.node if source else 'local'}: {exc!r}"
                     if source is not None:
                         self._suspect[source.node] = self.env.clock.now() + 2.0
@@ -676,7 +671,7 @@ class BlobStore:
             reply: HasReply = await self.rpc.call(
                 address, Has(hashes), timeout=self.config.read_timeout, retry=self._read_retry
             )
-        except _FAIL:
+        except DspotError:
             return None
         return reply.items
 
@@ -722,7 +717,7 @@ class BlobStore:
                     m.address, Delete(sha256, deleted_at), timeout=self.config.call_timeout
                 )
                 acked.append(m.node_id)
-            except _FAIL:
+            except DspotError:
                 pass
 
         async with anyio.create_task_group() as tg:
@@ -925,7 +920,7 @@ class BlobStore:
                 timeout=self.config.fetch_timeout,
                 retry=self._chain_retry,
             )
-        except _FAIL:
+        except DspotError:
             pass
         finally:
             limiter.release()

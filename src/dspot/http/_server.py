@@ -24,6 +24,7 @@ import h11
 from anyio.streams.tls import TLSStream
 
 from dspot.env import Clock, EventLoopClock, real_wall_base
+from dspot.errors import STREAM_ERRORS
 from dspot.http._conditional import http_date
 from dspot.http._message import Handler, Headers, Request, Response, WebSocketUpgrade
 from dspot.http._problem import HTTPError, Problem, status_phrase
@@ -49,7 +50,7 @@ def redact_target(target: str) -> str:
 """One INFO line per response: ``client "METHOD target HTTP/v" status bytes seconds``."""
 error_log = logging.getLogger("dspot.http.error")
 
-_STREAM_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
+_STREAM_GONE = STREAM_ERRORS
 
 
 @attrs.frozen
