@@ -19,8 +19,7 @@ from dspot.errors import (
     RpcError,
     RpcUnavailable,
 )
-from dspot.http import HttpClient, Timeouts
-from dspot.http._client import HttpProtocolError, ServerDisconnected
+from dspot.http import HttpClient, HttpProtocolError, ServerDisconnected, Timeouts
 from dspot.rpc import NO_RETRY, RpcNode
 from dspot.transport import TcpTransport
 from tests.conftest import Net

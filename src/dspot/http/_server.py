@@ -28,6 +28,7 @@ from dspot.errors import STREAM_ERRORS
 from dspot.http._conditional import http_date
 from dspot.http._message import Handler, Headers, Request, Response, WebSocketUpgrade
 from dspot.http._problem import HTTPError, Problem, status_phrase
+from dspot.http._validate import JsonLimits
 
 access_log = logging.getLogger("dspot.http.access")
 
@@ -52,6 +53,15 @@ error_log = logging.getLogger("dspot.http.error")
 
 _STREAM_GONE = STREAM_ERRORS
 
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+"""The methods of RFC 9110 plus PATCH: any other method is answered 501 Not Implemented."""
+
+SERVED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+"""The default :attr:`ServerConfig.allowed_methods`: a known method outside it (TRACE,
+CONNECT) is answered 405 before any handler runs."""
+
 
 @attrs.frozen
 class ServerConfig:
@@ -64,6 +74,13 @@ class ServerConfig:
     connection gets a 503 and is closed. ``drain_limit``: an unread request body up to this
     size is skipped to keep the connection; ``linger_*``: how long and how much input is
     dropped before closing on a client still sending.
+
+    Before any handler runs, a request with an HTTP version other than 1.0/1.1 gets 505, one
+    with both ``Content-Length`` and ``Transfer-Encoding`` gets 400 and the connection is
+    closed (its framing cannot be trusted), an unknown method gets 501 and a known one not
+    in ``allowed_methods`` 405. ``response_headers`` are added to every response that does
+    not set them itself (``Strict-Transport-Security``, ``X-Content-Type-Options``...).
+    ``json_limits`` is what :meth:`Request.json` enforces unless told otherwise.
     """
 
     max_header_size: int = 16 * 1024
@@ -85,6 +102,9 @@ class ServerConfig:
     ws_ping_timeout: float = 20.0
     ws_max_message_size: int = 16 * 1024 * 1024
     ws_queue_size: int = 16
+    allowed_methods: frozenset[str] = SERVED_METHODS
+    response_headers: Headers = attrs.field(factory=Headers, converter=Headers)
+    json_limits: JsonLimits = attrs.field(factory=JsonLimits)
 
 
 class StreamListener(Protocol):
@@ -220,13 +240,13 @@ class HttpServer:
             )
             try:
                 await conn.run()
-            except Exception:
-                # A bug must cost one connection, never the server (or the listener's tasks).
-                error_log.exception("connection from %s failed", conn.peer or "-")
             finally:
                 self._connections.discard(conn)
                 if not self._connections:
                     self._no_connections.set()
+        except Exception:
+            # A bug must cost one connection, never the server (or the listener's tasks).
+            error_log.exception("connection from %s failed", _peer(stream) or "-")
         finally:
             with (
                 anyio.CancelScope(shield=True),
@@ -441,12 +461,17 @@ class _ServerConnection:
             http_version=event.http_version.decode("ascii"),
             client=self.peer,
             max_body_size=self.config.max_body_size,
+            json_limits=self.config.json_limits,
             receive=self._receive_body,
         )
+        # Which of the two frames the body? Proxies disagree (request smuggling): the body
+        # is never read and the connection closes after the answer.
+        refuse_body = "content-length" in request.headers and "transfer-encoding" in request.headers
         try:
             head_size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
             if head_size > self.config.max_header_size:
                 raise HTTPError(431, f"request head exceeds {self.config.max_header_size} bytes")
+            self._check_request(request, refuse_body)
             response = await self.server.handler(request)
         except HTTPError as e:
             response = Response.from_error(e)
@@ -465,7 +490,7 @@ class _ServerConnection:
                 response = Response.problem(Problem(400, "Bad Request", "invalid upgrade request"))
             close = True
         else:
-            drained = await self._drain(request)
+            drained = not refuse_body and await self._drain(request)
             close = self.server.shutting_down or not drained
         try:
             sent = await self._write_response(request, response, close=close)
@@ -490,6 +515,19 @@ class _ServerConnection:
             )
         return not close
 
+    def _check_request(self, request: Request, ambiguous_length: bool) -> None:
+        """Raise the answer to a request no handler should see."""
+        if request.http_version not in ("1.0", "1.1"):
+            raise HTTPError(505, f"HTTP/{request.http_version[:10]} is not supported; use 1.1")
+        if ambiguous_length:
+            raise HTTPError(400, "Content-Length and Transfer-Encoding together")
+        method = request.method
+        if method not in self.config.allowed_methods:
+            if method not in KNOWN_METHODS:
+                raise HTTPError(501, f"method {method[:20]!r} is not implemented")
+            allow = ", ".join(sorted(self.config.allowed_methods))
+            raise HTTPError(405, f"{method} is not served here", headers=[("allow", allow)])
+
     async def _write_response(
         self, request: Request | None, response: Response, *, close: bool
     ) -> int:
@@ -504,6 +542,9 @@ class _ServerConnection:
                 continue
             seen.add(name)
             raw.append((name.encode("latin-1"), value.encode("latin-1")))
+        for name, value in self.config.response_headers:
+            if name not in seen:
+                raw.append((name.encode("latin-1"), value.encode("latin-1")))
         if isinstance(body, bytes) and not no_body and "content-length" not in seen:
             raw.append((b"content-length", str(len(body)).encode()))
         if "date" not in seen:
