@@ -50,6 +50,15 @@ def sim(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """The chaos run on real processes in network namespaces (root; ``ip``, ``tc``, ``nft``):
+    ``nox -s chaos -- --nodes 5 --duration 300`` (arguments go to ``python -m
+    dspot_spotify.chaos``; the report lands in ``chaos-out/``)."""
+    session.install("-e", ".[test]", *_examples())
+    session.run("python", "-m", "dspot_spotify.chaos", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff>=0.6")

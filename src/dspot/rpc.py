@@ -486,7 +486,10 @@ class RpcNode:
             async with send_lock:
                 await _send_frame(stream, reply)
         except PeerUnavailable:
-            pass  # the caller retries (idempotent) or asks again (deduplicated)
+            # The caller retries (idempotent) or asks again (deduplicated). (A TLS stream
+            # whose peer hung up raises EndOfStream on send: _send_frame makes that a
+            # ConnectionLost too, so one caller going away mid-reply costs nothing more.)
+            pass
 
     async def _execute(self, peer: Peer, frame: Frame) -> Frame:
         try:

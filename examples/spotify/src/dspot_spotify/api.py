@@ -100,11 +100,12 @@ from dspot.tokenring import CommitTimeout, NoQuorum
 from dspot_spotify import accounts, catalog, observe, subsonic
 from dspot_spotify.auth import CredentialError, InvalidToken, TokenClaims
 from dspot_spotify.ingest import entries_for_upload
-from dspot_spotify.node import SpotifyNode
+from dspot_spotify.node import WRITE_BEHIND_DELAY, Sabotage, SpotifyNode
 from dspot_spotify.tags import MediaError, sniff_image_mime
 from dspot_spotify.upload import (
     FORM_OVERHEAD,
     FormFile,
+    InspectedUpload,
     SpooledUpload,
     form_boundary,
     inspect_upload,
@@ -351,27 +352,29 @@ class Api:
             raise no_quorum()
         filename = request.query.get("filename") or request.headers.get("x-filename")
         try:
-            spool, filename = await self.receive_upload(request, filename)
+            received, filename = await self.receive_upload(request, filename)
         except MediaError as e:
             raise HTTPError(e.status, e.message) from None
+        spool: SpooledUpload | None = received
+        sha256, size = received.sha256, received.size
         try:
             await self.catch_up(request)
-            existing = await node.replica.read(_song_with_blob, spool.sha256)
+            existing = await node.replica.read(_song_with_blob, sha256)
             if existing is not None:
                 song = await self.song_or_404(existing)
                 return Response.json({**_song_json(song), "duplicate": True}, 200)
             try:
-                found = inspect_upload(spool, filename=filename)
+                found = inspect_upload(received, filename=filename)
             except MediaError as e:
                 raise HTTPError(e.status, e.message) from None
-            try:
-                await node.blobs.put(spool.chunks(), sha256=spool.sha256)
-                if found.cover is not None and found.cover_sha256 is not None:
-                    await node.blobs.put(_once(found.cover), sha256=found.cover_sha256)
-            except (BlobStoreError, IntegrityError) as e:
-                raise HTTPError(503, f"could not store the file: {e}") from None
+            if Sabotage.ACK_BEFORE_SYNC in node.config.sabotage and node.background:
+                node.background.start_soon(_write_behind, node, received, found)
+                spool = None  # the write-behind task owns it now
+            else:
+                await _store_blobs(node, received, found)
         finally:
-            spool.close()
+            if spool is not None:
+                spool.close()
         song_id = node.env.ids()
         entries = await node.replica.read(
             entries_for_upload,
@@ -379,8 +382,8 @@ class Api:
             actor=claims.user_id,
             at=node.now_ms(),
             song_id=song_id,
-            blob_sha256=spool.sha256,
-            size=spool.size,
+            blob_sha256=sha256,
+            size=size,
             cover_sha256=found.cover_sha256,
         )
         pos = catalog.LogPosition(0, 0)
@@ -852,6 +855,27 @@ def _item_json(item: catalog.PlaylistItemView) -> dict[str, Any]:
 
 def _playlist_json(detail: catalog.PlaylistDetail) -> dict[str, Any]:
     return {**attrs.asdict(detail.playlist), "items": [_item_json(i) for i in detail.items]}
+
+
+async def _store_blobs(node: SpotifyNode, spool: SpooledUpload, found: InspectedUpload) -> None:
+    """The upload's audio and cover into the blob store, acknowledged by W synced copies."""
+    try:
+        await node.blobs.put(spool.chunks(), sha256=spool.sha256)
+        if found.cover is not None and found.cover_sha256 is not None:
+            await node.blobs.put(_once(found.cover), sha256=found.cover_sha256)
+    except (BlobStoreError, IntegrityError) as e:
+        raise HTTPError(503, f"could not store the file: {e}") from None
+
+
+async def _write_behind(node: SpotifyNode, spool: SpooledUpload, found: InspectedUpload) -> None:
+    """:attr:`Sabotage.ACK_BEFORE_SYNC`: store an upload that was already acknowledged."""
+    try:
+        await anyio.sleep(WRITE_BEHIND_DELAY)
+        await _store_blobs(node, spool, found)
+    except HTTPError as e:
+        node.env.log(logging.ERROR, "spotify.SABOTAGE.upload_lost", sha256=spool.sha256, error=e)
+    finally:
+        spool.close()
 
 
 def _song_json(song: catalog.SongView) -> dict[str, Any]:

@@ -7,6 +7,7 @@
 ``dspot-spotify up``              run N nodes + the HTTPS gateway on 127.0.0.1, with demo music.
 ``dspot-spotify import DIR ...``  upload a folder of audio files, resumably (tools.py).
 ``dspot-spotify status ...``      print the cluster's members, token and replication (tools.py).
+``dspot-spotify dev-tls DIR ...``  issue a member certificate for mutual TLS from a dev CA.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ from dspot_spotify.cluster import (
     serve_node,
 )
 from dspot_spotify.demo import DEFAULT_FORMATS, FORMATS, generate_demo_library
+from dspot_spotify.node import Sabotage
 from dspot_spotify.tags import MediaError, TrackTags, read_tags
 from dspot_spotify.tools import add_commands, run_command
+
+SABOTAGES = tuple(s.value for s in Sabotage)
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -93,6 +97,19 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("--name", help="node id on first start (default: generated; then kept)")
     _cluster_tls_arguments(node)
     node.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    # Deliberate bugs that chaos tests switch on to prove their checks bite; not for use.
+    node.add_argument(
+        "--sabotage", action="append", default=[], choices=SABOTAGES, help=argparse.SUPPRESS
+    )
+
+    tls = sub.add_parser(
+        "dev-tls", help="issue a member certificate from a development CA (for mutual TLS)"
+    )
+    tls.add_argument("dir", type=Path, help="directory of the CA (made there if missing)")
+    tls.add_argument("--name", required=True, help="member name (files NAME.pem, NAME-key.pem)")
+    tls.add_argument(
+        "--host", action="append", default=[], help="address or host name it serves (repeat)"
+    )
 
     up = sub.add_parser("up", help="run a local cluster on 127.0.0.1 with the demo library")
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
@@ -187,6 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"dspot-spotify {args.command}: {e}", file=sys.stderr)
         return 2
+    if args.command == "dev-tls":
+        from dspot_spotify.devtls import issue_member_cert
+
+        files = issue_member_cert(args.dir, args.name, args.host)
+        print(f"ca {files.ca}\ncert {files.cert}\nkey {files.key}")
+        return 0
     if args.command == "demo-music":
         if args.artists < 1:
             print("dspot-spotify: --artists must be at least 1", file=sys.stderr)
@@ -245,6 +268,12 @@ def _node(args: argparse.Namespace) -> int:
     if args.cluster_size < 1:
         raise ConfigError("--cluster-size must be at least 1")
     _process_setup(args)
+    for bug in args.sabotage:
+        logging.getLogger("dspot_spotify").critical(
+            "SABOTAGED NODE: %s is switched on; this node loses acknowledged data on purpose "
+            "(a chaos test's check must catch it). Never run it in production.",
+            bug,
+        )
     return serve_node(
         NodeSettings(
             data=args.data,
@@ -258,6 +287,7 @@ def _node(args: argparse.Namespace) -> int:
             tls_key=args.tls_key,
             tls_ca=args.tls_ca,
             http_advertise=args.http_advertise,
+            sabotage=tuple(args.sabotage),
         )
     )
 

@@ -175,6 +175,8 @@ class NodeSettings:
     tls_key: Path | None = None
     tls_ca: Path | None = None
     http_advertise: str | None = None
+    sabotage: tuple[str, ...] = ()
+    """Deliberate bugs (:class:`~dspot_spotify.node.Sabotage` values), for chaos tests only."""
 
 
 def _say(line: str) -> None:
@@ -186,7 +188,7 @@ async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
     from dspot.env import production_env
     from dspot.transport import TcpTransport
 
-    from dspot_spotify.node import NodeConfig, SpotifyNode
+    from dspot_spotify.node import NodeConfig, Sabotage, SpotifyNode
 
     transport: Any = TcpTransport()
     if settings.tls_cert is not None:
@@ -205,7 +207,10 @@ async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
                 http_advertise=settings.http_advertise,
                 secret=secret,
                 seeds=[s for s in settings.seeds if s != settings.rpc],
-                config=NodeConfig(cluster_size=settings.cluster_size),
+                config=NodeConfig(
+                    cluster_size=settings.cluster_size,
+                    sabotage=frozenset(Sabotage(s) for s in settings.sabotage),
+                ),
             )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_stop_on_signal, signals, tg.cancel_scope, node_id)

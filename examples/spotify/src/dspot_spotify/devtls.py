@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["DEFAULT_NAMES", "DevTls", "ensure_dev_tls"]
+__all__ = ["DEFAULT_NAMES", "DevTls", "ensure_dev_tls", "issue_member_cert"]
 
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 CA_DAYS = 3650
@@ -149,7 +149,12 @@ def _make_server_cert(
     names: Sequence[str],
     cert_path: Path,
     key_path: Path,
+    *,
+    member: bool = False,
 ) -> None:
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH]
+    if member:  # mutual TLS: the same certificate also proves who is connecting
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
     cert = (
@@ -162,7 +167,7 @@ def _make_server_cert(
         .not_valid_after(now + datetime.timedelta(days=SERVER_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(_san(names)), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -191,6 +196,32 @@ def _make_server_cert(
     _write(cert_path, chain, private=False)
 
 
+def _load_ca(root: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The development CA under ``root`` (made if missing)."""
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    ca_path, ca_key_path = root / "ca.pem", root / "ca-key.pem"
+    if not (ca_path.exists() and ca_key_path.exists()):
+        _make_ca(ca_path, ca_key_path)
+    ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{ca_key_path} is not the EC key this tool makes")
+    return ca, ca_key
+
+
+def issue_member_cert(directory: str | os.PathLike[str], name: str, hosts: Sequence[str]) -> DevTls:
+    """A certificate for cluster member ``name`` from the development CA under ``directory``
+    (made if missing), valid for ``hosts`` as server and as client: what the nodes' and the
+    gateway's ``--tls-cert/--tls-key/--tls-ca`` (mutual TLS) need. Written as
+    ``NAME.pem`` (chain) and ``NAME-key.pem``, always anew."""
+    root = Path(directory)
+    ca, ca_key = _load_ca(root)
+    files = DevTls(ca=root / "ca.pem", cert=root / f"{name}.pem", key=root / f"{name}-key.pem")
+    _make_server_cert(ca, ca_key, [name, *hosts], files.cert, files.key, member=True)
+    return files
+
+
 def ensure_dev_tls(directory: str | os.PathLike[str], names: Sequence[str] = ()) -> DevTls:
     """The development CA and a server certificate under ``directory`` (made if missing).
 
@@ -199,16 +230,8 @@ def ensure_dev_tls(directory: str | os.PathLike[str], names: Sequence[str] = ())
     CA when it misses a name or expires within 30 days.
     """
     root = Path(directory)
-    root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o700)
+    ca, ca_key = _load_ca(root)
     files = DevTls(ca=root / "ca.pem", cert=root / "server.pem", key=root / "server-key.pem")
-    ca_key_path = root / "ca-key.pem"
-    if not (files.ca.exists() and ca_key_path.exists()):
-        _make_ca(files.ca, ca_key_path)
-    ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
-    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{ca_key_path} is not the EC key this tool makes")
     wanted = list(dict.fromkeys([*DEFAULT_NAMES, *names]))
     if not (files.key.exists() and _server_cert_ok(files.cert, ca, wanted)):
         _make_server_cert(ca, ca_key, wanted, files.cert, files.key)

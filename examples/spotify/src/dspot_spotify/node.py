@@ -25,6 +25,7 @@ for the ``/api/events`` WebSocket; :attr:`SpotifyNode.metrics` holds its Prometh
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -54,13 +55,27 @@ from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.upload import DEFAULT_MAX_UPLOAD
 
-__all__ = ["HTTP_SERVICE", "EventHub", "NodeConfig", "SpotifyNode"]
+__all__ = ["HTTP_SERVICE", "EventHub", "NodeConfig", "Sabotage", "SpotifyNode"]
 
 HTTP_SERVICE = "spotify-http"
 """The registry service under which every node publishes its HTTP API (the gateway
 resolves it)."""
 
 _T = TypeVar("_T")
+
+
+class Sabotage(enum.Enum):
+    """Deliberate bugs that tests switch on to show their checks catch them; production
+    never does (``dspot-spotify node`` only through a hidden option, logged loudly)."""
+
+    ACK_BEFORE_SYNC = "ack-before-sync"
+    """Acknowledge an upload before its audio has W synced copies: commit the catalog entry
+    and answer 201 at once, store the blob from a write-behind buffer a few seconds later
+    (unsynced). A crash in between loses an acknowledged song."""
+
+
+WRITE_BEHIND_DELAY = 3.0
+"""Seconds :attr:`Sabotage.ACK_BEFORE_SYNC` holds an acknowledged upload before storing it."""
 
 
 @attrs.frozen(kw_only=True)
@@ -87,6 +102,8 @@ class NodeConfig:
     """How often the token holder, epoch and quorum are checked for change events."""
     event_queue: int = 256
     """Events an ``/api/events`` subscriber may fall behind before it is dropped."""
+    sabotage: frozenset[Sabotage] = frozenset()
+    """Deliberate bugs for tests (:class:`Sabotage`); empty in production."""
 
 
 Event = dict[str, Any]
@@ -176,6 +193,8 @@ class SpotifyNode:
         self._blobs: BlobStore | None = None
         self._registry: Registry | None = None
         self._http: HttpServer | None = None
+        self.background: anyio.abc.TaskGroup | None = None
+        """The task group of the running node (work that outlives a request)."""
         self._http_bound: str | None = None
 
     # -- running parts -------------------------------------------------------------------
@@ -251,7 +270,13 @@ class SpotifyNode:
                 TokenRing(env, self._rpc, voters, ring_config, apply=self._apply)
             )
             tg = await stack.enter_async_context(anyio.create_task_group())
-            self._blobs = BlobStore(env, self._rpc, voters, cfg.blobstore)
+            self.background = tg
+            blob_config = cfg.blobstore
+            for bug in sorted(cfg.sabotage, key=lambda b: b.value):
+                env.log(40, "spotify.node.SABOTAGED", bug=bug.value, note="never in production")
+            if Sabotage.ACK_BEFORE_SYNC in cfg.sabotage:
+                blob_config = attrs.evolve(blob_config, sync_before_ack=False)
+            self._blobs = BlobStore(env, self._rpc, voters, blob_config)
             await tg.start(self._blobs.run)
             observe.serve_status(self)
             handler = self.metrics.instrument(build_router(self))
