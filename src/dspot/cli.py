@@ -36,6 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seeds", type=_seed_range, help="run seeds A-B (inclusive)")
     sim.add_argument("--nodes", type=int, help="cluster size (default: the scenario's)")
     sim.add_argument("--duration", type=float, help="virtual seconds per seed")
+    hostile = sim.add_mutually_exclusive_group()
+    hostile.add_argument(
+        "--stranger",
+        dest="stranger",
+        action="store_true",
+        default=None,
+        help="run the hostile stranger (garbage to every listener) even if the scenario has none",
+    )
+    hostile.add_argument(
+        "--no-stranger", dest="stranger", action="store_false", help="run without the stranger"
+    )
     sim.add_argument(
         "--check-determinism",
         action="store_true",
@@ -67,7 +78,12 @@ def _sim(args: argparse.Namespace) -> int:
     try:
         for seed in seeds:
             result = run_seed(
-                scenario, seed, nodes=args.nodes, duration=args.duration, trace_out=out
+                scenario,
+                seed,
+                nodes=args.nodes,
+                duration=args.duration,
+                trace_out=out,
+                stranger=args.stranger,
             )
             violations += len(result.violations)
             faults += result.faults
@@ -75,7 +91,7 @@ def _sim(args: argparse.Namespace) -> int:
             if args.check_determinism:
                 other = str(random.SystemRandom().randrange(1, 2**32))
                 again = trace_hash_in_subprocess(
-                    args.scenario, seed, args.nodes, args.duration, other
+                    args.scenario, seed, args.nodes, args.duration, other, args.stranger
                 )
                 if again != result.trace_hash:
                     violations += 1
@@ -87,7 +103,7 @@ def _sim(args: argparse.Namespace) -> int:
                 print(f"seed {seed}: {len(result.violations)} violations")
                 for message in result.violations[:5]:
                     print(f"  - {message[:400]}")
-                cmd = rerun_command(args.scenario, seed, args.nodes, args.duration)
+                cmd = rerun_command(args.scenario, seed, args.nodes, args.duration, args.stranger)
                 print(f"  rerun: {cmd}")
             elif len(seeds) > 1:
                 elapsed = time.perf_counter() - started

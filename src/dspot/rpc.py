@@ -19,6 +19,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ import attrs
 
 from dspot import wire
 from dspot._handshake import ClientHandshake, Peer, ServerHandshake, handshake_proof, refusal
-from dspot.env import NodeEnv
+from dspot.env import Mechanism, NodeEnv
 from dspot.errors import (
     STREAM_ERRORS,
     ConnectionLost,
@@ -45,6 +46,19 @@ from dspot.errors import (
     RpcUnavailable,
 )
 from dspot.wire import Frame, FrameDecoder, Kind
+
+
+class RpcMechanism(Mechanism):
+    """What sabotage tests can build an :class:`RpcNode` without (``NodeEnv.disabled``)."""
+
+    DEDUPE = "rpc.dedupe"
+    """At-most-once: remember each non-idempotent call's response and answer retries from it."""
+    BOOT_CHECK = "rpc.boot_check"
+    """Refuse a retry that reaches a restarted server (its memory of calls is gone)."""
+    DECODE_GUARD = "rpc.decode_guard"
+    """Frame meta parsed within limits, every failure a FrameError (without it: plain
+    ``json.loads``, catching ``ValueError`` only, as before issue 13)."""
+
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -169,8 +183,9 @@ class RpcNode:
         self.connect_timeout = connect_timeout
         self.max_frame = max_frame
         self.dedupe_window = dedupe_window
-        self.dedupe_enabled = True  # switched off only by sabotage tests
-        self.boot_check_enabled = True  # likewise
+        self._dedupe = env.enabled(RpcMechanism.DEDUPE)
+        self._boot_check = env.enabled(RpcMechanism.BOOT_CHECK)
+        self._loads = wire.loads if env.enabled(RpcMechanism.DECODE_GUARD) else _unguarded_loads
         self.duplicate_rate = 0.0
         """Fault injection: probability that a request frame is sent twice (as a network
         retransmission at the message level would); the duplicate's response is ignored."""
@@ -299,7 +314,7 @@ class RpcNode:
             await anyio.sleep(pause)
 
     def _response(self, frame: Frame, name: str, address: str) -> Any:
-        meta = wire.loads(frame.meta)
+        meta = self._loads(frame.meta)
         if frame.kind is Kind.ERROR:
             code = str(meta.get("code", "error"))
             text = str(meta.get("message", ""))
@@ -369,7 +384,7 @@ class RpcNode:
         # Until the server has proved the secret it is a stranger: small frames only.
         decoder = FrameDecoder(wire.PREAUTH_MAX_FRAME)
         nonce = self.env.secure_token(16).hex()
-        handshake = ClientHandshake(self.secret, self.node_id, self.boot, nonce)
+        handshake = ClientHandshake(self.secret, self.node_id, self.boot, nonce, self._loads)
         await _send_frame(stream, handshake.hello())
         try:
             auth, peer = handshake.answer(await _read_frame(stream, decoder), address)
@@ -397,6 +412,7 @@ class RpcNode:
         except Exception as e:
             # Whatever goes wrong on one connection costs that connection, never the node.
             self._log.exception("closing connection to %s after an unexpected error", address)
+            self.env.trace("conn.crash", error=type(e).__name__)
             exc = e
         conn.fail_all(_ConnectionLost(f"connection to {address} lost: {exc!r}"))
         await self._discard(address, conn)
@@ -430,10 +446,11 @@ class RpcNode:
                 await self._read_requests(stream, decoder, tg, send_lock, peer)
         except PeerUnavailable:
             pass
-        except Exception:
+        except Exception as exc:
             # Nothing from one connection may reach the listener's task group (and take
             # every other connection, and the node, with it): log it, close this one.
             self._log.exception("%s closing a connection after an unexpected error", self.node_id)
+            self.env.trace("conn.crash", error=type(exc).__name__)
         finally:
             await anyio.aclose_forcefully(stream)
 
@@ -460,7 +477,7 @@ class RpcNode:
     async def _server_handshake(self, stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Peer:
         hello = await _read_frame(stream, decoder)
         nonce = self.env.secure_token(16).hex()
-        handshake = ServerHandshake(self.secret, self.node_id, self.boot, nonce)
+        handshake = ServerHandshake(self.secret, self.node_id, self.boot, nonce, self._loads)
         await _send_frame(stream, handshake.answer_hello(hello))
         try:
             frame = await _read_frame(stream, decoder)
@@ -493,7 +510,7 @@ class RpcNode:
 
     async def _execute(self, peer: Peer, frame: Frame) -> Frame:
         try:
-            meta = wire.loads(frame.meta)
+            meta = self._loads(frame.meta)
             if not isinstance(meta, dict):
                 raise FrameError("request meta is not an object")
             entry = self._handlers.get(frame.name)
@@ -503,9 +520,9 @@ class RpcNode:
             request = wire.decode_body(frame.name, meta.get("body"), frame.payload)
         except FrameError as exc:
             return _error("bad_request", str(exc))
-        if idempotent or not self.dedupe_enabled:
+        if idempotent or not self._dedupe:
             return await self._run(handler, request, peer, frame.name)
-        if self.boot_check_enabled and meta.get("boot") != self.boot:
+        if self._boot_check and meta.get("boot") != self.boot:
             return _error("outcome_unknown", "the server restarted since the first attempt")
         key = (peer.node_id, str(meta.get("call")))
         now = anyio.current_time()
@@ -550,9 +567,26 @@ class RpcNode:
         return Frame(Kind.RESPONSE, 0, rname, meta, payload)
 
 
+def _unguarded_loads(meta: bytes) -> Any:
+    # RpcMechanism.DECODE_GUARD switched off (sabotage tests only): wire.loads as it was
+    # before issue 13, which let RecursionError through.
+    try:
+        return json.loads(meta)
+    except ValueError as exc:
+        raise FrameError(f"frame meta is not JSON: {exc}") from None
+
+
 def _error(code: str, message: str) -> Frame:
     return Frame(Kind.ERROR, 0, "error", wire.dumps({"code": code, "message": message}))
 
 
-__all__ = ["NO_RETRY", "ClientHandshake", "Peer", "RetryPolicy", "RpcNode", "handshake_proof"]
+__all__ = [
+    "NO_RETRY",
+    "ClientHandshake",
+    "Peer",
+    "RetryPolicy",
+    "RpcMechanism",
+    "RpcNode",
+    "handshake_proof",
+]
 _ = logging  # module logger comes from the env

@@ -23,7 +23,7 @@ import attrs
 import h11
 from anyio.streams.tls import TLSStream
 
-from dspot.env import Clock, EventLoopClock, real_wall_base
+from dspot.env import Clock, EventLoopClock, Tracer, null_tracer, real_wall_base
 from dspot.errors import STREAM_ERRORS
 from dspot.http._conditional import http_date
 from dspot.http._message import Handler, Headers, Request, Response, WebSocketUpgrade
@@ -126,7 +126,8 @@ class HttpServer:
     Use :meth:`serve` with a listener, or hand each accepted stream to
     :meth:`handle_stream`. :meth:`shutdown` stops accepting, closes idle connections, lets
     in-flight responses finish for up to ``config.shutdown_timeout`` and then cancels the rest.
-    ``clock`` supplies the ``Date`` header (the real wall clock when not given).
+    ``clock`` supplies the ``Date`` header (the real wall clock when not given); ``trace``
+    (a node's ``env.trace``) hears of every connection that ended in an unexpected error.
     """
 
     def __init__(
@@ -135,10 +136,12 @@ class HttpServer:
         config: ServerConfig | None = None,
         *,
         clock: Clock | None = None,
+        trace: Tracer = null_tracer,
     ) -> None:
         self.handler = handler
         self.config = config or ServerConfig()
         self._clock = clock
+        self._trace = trace
         self._connections: set[_ServerConnection] = set()
         self._handshaking = 0
         self._date_second = -1
@@ -244,9 +247,10 @@ class HttpServer:
                 self._connections.discard(conn)
                 if not self._connections:
                     self._no_connections.set()
-        except Exception:
+        except Exception as exc:
             # A bug must cost one connection, never the server (or the listener's tasks).
             error_log.exception("connection from %s failed", _peer(stream) or "-")
+            self._trace("conn.crash", error=type(exc).__name__)
         finally:
             with (
                 anyio.CancelScope(shield=True),

@@ -1,7 +1,8 @@
 """Deterministic simulation: a seeded cluster on a simulated network, with faults and checks.
 
 Re-exports only; see ``_scenario.py`` for running, ``_cluster.py`` for the world a scenario
-sees, ``_nemesis.py`` for fault injection and ``_trace.py`` for the replay hash.
+sees, ``_nemesis.py`` for fault injection, ``_stranger.py`` for the hostile stranger and
+``_trace.py`` for the replay hash.
 """
 
 from dspot.sim._cluster import NodeMain, SimNode, Simulation
@@ -19,9 +20,11 @@ from dspot.sim._scenario import (
     trace_hash_in_subprocess,
     wait_until_end,
 )
+from dspot.sim._stranger import ATTACKS, Stranger, StrangerConfig
 from dspot.sim._trace import TraceLog
 
 __all__ = [
+    "ATTACKS",
     "FAULT_KINDS",
     "FaultConfig",
     "Nemesis",
@@ -30,6 +33,8 @@ __all__ = [
     "Scenario",
     "SimNode",
     "Simulation",
+    "Stranger",
+    "StrangerConfig",
     "TraceLog",
     "check_seeds",
     "deterministic_trio",
