@@ -1,9 +1,9 @@
 """Issue 13's cases, one by one, against a real node (HTTP) and the real gateway (HTTPS).
 
 Each fixed case but one failed on the code before this branch (a 500, a 201 that stored
-``"123"``, a TRACE routed like a GET...). Cases that need the example service itself to change are marked as strict
-expected failures naming what is missing: they start failing (XPASS) the day it is fixed, so
-the mark cannot outlive the bug.
+``"123"``, a TRACE routed like a GET...). Cases that need the example service itself to
+change are marked as strict expected failures naming what is missing: they start failing
+(XPASS) the day it is fixed, so the mark cannot outlive the bug.
 """
 
 from __future__ import annotations
