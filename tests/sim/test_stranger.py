@@ -204,22 +204,20 @@ def test_without_the_decode_guard_the_rpc_sweep_reports_a_violation() -> None:
     assert any("exception escaped a connection handler" in v for v in found), found
 
 
-def test_a_500_to_the_stranger_is_a_violation() -> None:
-    def unguarded(sim: Simulation) -> None:
-        sim.data["unguarded_json"] = True
+@pytest.mark.parametrize(
+    ("flag", "path", "expected"),
+    [
+        ("unguarded_json", "/raw", "with a 500"),  # a handler that parses JSON by hand
+        ("closing_listener", "/close", "did not serve a fresh connection"),  # ends its listener
+    ],
+)
+def test_each_http_check_reports_a_violation(flag: str, path: str, expected: str) -> None:
+    def sabotage(sim: Simulation) -> None:
+        sim.data[flag] = True
 
-    scenario = attrs.evolve(SCENARIO, stranger=StrangerConfig(http_paths=("/raw",)))
-    found = _first_violation(scenario, range(1, 21), setup=unguarded)
-    assert any("with a 500" in v for v in found), found
-
-
-def test_a_listener_that_stops_accepting_is_a_violation() -> None:
-    def closing(sim: Simulation) -> None:
-        sim.data["closing_listener"] = True
-
-    scenario = attrs.evolve(SCENARIO, stranger=StrangerConfig(http_paths=("/close",)))
-    found = _first_violation(scenario, range(1, 11), setup=closing)
-    assert any("did not serve a fresh connection" in v for v in found), found
+    scenario = attrs.evolve(SCENARIO, stranger=StrangerConfig(http_paths=(path,)))
+    found = _first_violation(scenario, range(1, 21), setup=sabotage)
+    assert any(expected in v for v in found), found
 
 
 @pytest.mark.parametrize("name", ["rpc", "membership"])
