@@ -13,8 +13,10 @@ Guarantees:
   remembers each call id's response for ``dedupe_window`` seconds and answers a retry from
   that memory, and a retry that reaches a *restarted* server (different boot id, memory
   lost) is refused with :class:`~dspot.errors.OutcomeUnknown` instead of running twice.
-* **Hostile input is contained.** A malformed or oversize frame closes that one connection
-  with a logged reason; the node keeps serving everyone else.
+* **Hostile input is contained.** A malformed or oversize frame (over 4 KiB before the
+  peer has proved the secret, JSON nested over 64 deep) closes that one connection with a
+  logged reason; anything unexpected on a connection is logged with its traceback and closes
+  that connection too. The node keeps serving everyone else.
 """
 
 from __future__ import annotations
