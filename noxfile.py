@@ -14,9 +14,50 @@ PYTHON = "3.11"
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The test suite (fast: the long seed sweeps live in the ``sim`` session)."""
+    """The test suite (fast: the long seed sweeps live in the ``sim`` session).
+
+    A few tests need more than Python packages: the end-to-end tests the built web frontend
+    (``nox -s frontend``) and Chromium (``apt-get install chromium``), the check of the
+    frontend's generated API types its npm packages (``cd frontend && npm ci``). Without
+    them those tests are skipped, and the summary says what is missing; on CI (``CI=true``)
+    they fail instead.
+    """
     session.install("-e", ".[test]", *_examples())
+    for missing in _missing_for_tests():
+        session.warn(f"{missing}: the tests that need it will be skipped")
     session.run("pytest", "-q", *session.posargs)
+
+
+def _missing_for_tests() -> list[str]:
+    """What the suite's optional prerequisites lack on this machine."""
+    import os
+    import shutil
+
+    missing = []
+    if not os.path.exists("frontend/dist/index.html"):
+        missing.append("no built frontend (nox -s frontend)")
+    if not os.path.exists("frontend/node_modules/.bin/openapi-typescript"):
+        missing.append("no frontend npm packages (cd frontend && npm ci)")
+    if shutil.which("chromium") is None:
+        missing.append("no chromium on PATH (apt-get install chromium)")
+    return missing
+
+
+@nox.session(python=PYTHON)
+def screenshots(session: nox.Session) -> None:
+    """Refresh the documentation's screenshots: run the end-to-end tests (they need the
+    built frontend and Chromium, and fail without them here) and copy what they saved in
+    ``build/screenshots`` to ``docs/assets/screenshots``."""
+    import shutil
+    from pathlib import Path
+
+    session.install("-e", ".[test]", *_examples())
+    shots = Path("build/screenshots")
+    shutil.rmtree(shots, ignore_errors=True)
+    session.run("pytest", "-q", "tests/e2e", *session.posargs, env={"CI": "true"})
+    for png in sorted(shots.glob("*.png")):
+        shutil.copy2(png, Path("docs/assets/screenshots") / png.name)
+        session.log(f"refreshed docs/assets/screenshots/{png.name}")
 
 
 def _examples() -> list[str]:

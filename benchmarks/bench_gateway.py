@@ -5,8 +5,9 @@ asserted). Run by hand or by ``nox -s bench``::
         [--seconds 20] [--only download|search ...] [--json PATH]
 
 It starts a real cluster on loopback — ``--nodes`` ``dspot-spotify node`` processes
-(:class:`dspot_spotify.cluster.LocalCluster`) and one ``dspot-spotify gateway`` process with
-a certificate from the development CA (:func:`dspot_spotify.devtls.ensure_dev_tls`) — then:
+(:class:`dspot_spotify.process.supervisor.LocalCluster`) and one ``dspot-spotify gateway``
+process with a certificate from the development CA
+(:func:`dspot_spotify.devtls.ensure_dev_tls`) — then:
 
 1. **Download**: one ``--size-mib`` song (a WAV file) uploaded once, then fetched whole with
    ``GET /api/songs/{id}/stream`` through the gateway over TLS, against nginx serving the
@@ -366,7 +367,7 @@ def search_load(target: Target, clients: int, seconds: float, seed: int) -> dict
 
 def upload_catalog(node_urls: list[str], token: str, songs: int, workers: int, tmp: Path) -> float:
     """Upload ``songs`` tiny songs through the nodes' API; returns the seconds it took."""
-    from dspot_spotify.cluster import ApiClient
+    from dspot_spotify.client import ApiClient
 
     folder = tmp / "catalog"
     folder.mkdir()
@@ -427,8 +428,9 @@ def main() -> None:
         print(f"skipping the gateway rows: {why}")
         results.note(f"The gateway rows are missing: {why}.")
 
-    from dspot_spotify.cluster import ApiClient, LocalCluster
+    from dspot_spotify.client import ApiClient
     from dspot_spotify.devtls import ensure_dev_tls
+    from dspot_spotify.process.supervisor import LocalCluster
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)

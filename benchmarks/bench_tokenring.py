@@ -31,7 +31,7 @@ from dspot.disk import LocalDisk
 from dspot.env import NodeEnv
 from dspot.rpc import RpcNode
 from dspot.tokenring import TokenRing, TokenRingConfig
-from dspot.tokenring._testing import StaticView
+from dspot.tokenring.testing import StaticView
 from dspot.transport import TcpTransport
 
 ENTRY = b"x" * 64

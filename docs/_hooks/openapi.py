@@ -3,8 +3,9 @@
 ``docs/service/api.md`` holds the marker ``<!-- openapi -->``; at build time it is replaced
 by one section per path and method (summary, description, parameters, request body,
 responses) and the component schemas, rendered from the document that
-``dspot_spotify.openapi`` builds from the router. The page therefore cannot drift from the
-routes: a test checks that the document's paths and methods equal the router's.
+``dspot_spotify.api.openapi`` generates from the routes the router serves and the attrs
+classes they answer. The page therefore cannot drift from the code: a test checks that the
+document's paths and methods equal the router's, and that real answers fit its schemas.
 
 The build fails (``PluginError``) when the document cannot be produced, rather than publishing
 a page without the API.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,42 +23,25 @@ from mkdocs.exceptions import PluginError
 MARKER = "<!-- openapi -->"
 PAGE = "service/api.md"
 METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
-#: Names ``dspot_spotify.openapi`` may give the function that returns the document.
-BUILDERS = ("openapi_document", "build_openapi", "document", "build_document", "openapi")
+MODULE = "dspot_spotify.api.openapi"
 
 
 def load_document() -> dict[str, Any]:
     """The service's OpenAPI document as a dict."""
     try:
-        module = importlib.import_module("dspot_spotify.openapi")
+        module = importlib.import_module(MODULE)
     except ModuleNotFoundError as e:
-        if e.name not in ("dspot_spotify", "dspot_spotify.openapi"):
-            raise PluginError(f"cannot import dspot_spotify.openapi: {e}") from e
         src = Path(__file__).resolve().parents[2] / "examples" / "spotify" / "src"
         if e.name == "dspot_spotify" and str(src) not in sys.path:
             sys.path.insert(0, str(src))
             return load_document()
         raise PluginError(
-            f"docs/{PAGE} needs dspot_spotify.openapi (pip install -e examples/spotify): {e}"
+            f"docs/{PAGE} needs {MODULE} (pip install -e examples/spotify): {e}"
         ) from e
-    for name in BUILDERS:
-        builder = getattr(module, name, None)
-        if callable(builder):
-            doc = _call(builder)
-            if isinstance(doc, dict) and "paths" in doc:
-                return doc
-    for name in dir(module):
-        value = getattr(module, name)
-        if isinstance(value, dict) and "paths" in value and "openapi" in value:
-            return value
-    raise PluginError("dspot_spotify.openapi exposes no function returning the document")
-
-
-def _call(builder: Callable[..., Any]) -> Any:
-    try:
-        return builder()
-    except TypeError:
-        return None
+    doc = module.document()
+    if not isinstance(doc, dict) or "paths" not in doc:
+        raise PluginError(f"{MODULE}.document() returned no OpenAPI document")
+    return doc
 
 
 def _ref_name(ref: str) -> str:
@@ -85,6 +68,8 @@ def schema_text(schema: dict[str, Any] | None) -> str:
     text = f"`{kind}`" if kind else "any"
     if "enum" in schema:
         text += " (" + ", ".join(f"`{v}`" for v in schema["enum"]) + ")"
+    if "const" in schema:
+        text += f" (`{schema['const']}`)"
     if "format" in schema:
         text += f" ({schema['format']})"
     return text

@@ -1,119 +1,9 @@
-import { cleanup, render, screen, waitFor, within } from "@testing-library/react";
+import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ApiClient } from "./api/client";
-import type { Album, Artist, Cluster, Song } from "./api/types";
-import { App } from "./App";
+import { describe, expect, it } from "vitest";
+import { album, artist, cluster, ok, page, problem, setup, song, useFakeBrowser } from "./testing";
 
-const song: Song = {
-  id: "s1",
-  title: "Blue Tone",
-  artist_id: "a1",
-  artist_name: "The Testers",
-  album_id: "al1",
-  album_title: "Fixtures",
-  track: 1,
-  year: 2024,
-  genres: ["Ambient"],
-  duration: 61,
-  blob_sha256: "ab",
-  mime: "audio/wav",
-  size: 1000,
-  cover_sha256: null,
-  play_count: 0,
-  like_count: 0,
-  created_by: "u1",
-  created_at: 0,
-};
-
-const album: Album = {
-  id: "al1",
-  title: "Fixtures",
-  artist_id: "a1",
-  artist_name: "The Testers",
-  year: 2024,
-  cover_sha256: null,
-  song_count: 1,
-  duration: 61,
-};
-
-const artist: Artist = { id: "a1", name: "The Testers", album_count: 1, song_count: 1 };
-
-const page = <T,>(items: T[]) => ({ items, page: 1, limit: 50, total: items.length });
-
-const cluster = (quorum: boolean): Cluster => ({
-  node: "n1",
-  quorum,
-  log_position: "1.1",
-  token: { holder: "n1", epoch: 1 },
-  ring: ["n1"],
-  replication: 1,
-  members: [],
-  songs: 1,
-  under_replicated: 0,
-  under_replicated_songs: [],
-});
-
-type Handler = (url: URL, init: RequestInit) => Response | undefined;
-
-function problem(status: number, detail: string) {
-  return new Response(JSON.stringify({ type: "about:blank", title: "x", status, detail }), {
-    status,
-  });
-}
-
-function ok(body: unknown, status = 200) {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
-}
-
-function setup(handler: Handler, session = true) {
-  const calls: { url: URL; init: RequestInit }[] = [];
-  const fetch = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
-    const url = new URL(String(input), "https://dspot.test");
-    calls.push({ url, init: init ?? {} });
-    const r = handler(url, init ?? {});
-    if (r) return r;
-    if (url.pathname === "/api/cluster") return ok(cluster(true));
-    if (url.pathname === "/api/playlists") return ok({ items: [] });
-    if (url.pathname.startsWith("/api/")) return ok({ items: [], page: 1, limit: 50, total: 0 });
-    return problem(404, "no such thing");
-  });
-  const store = new Map<string, string>();
-  const storage = {
-    getItem: (k: string) => store.get(k) ?? null,
-    setItem: (k: string, v: string) => void store.set(k, v),
-    removeItem: (k: string) => void store.delete(k),
-  };
-  const api = new ApiClient({ fetch: fetch as unknown as typeof globalThis.fetch, storage });
-  if (session) api.setSession({ token: "tok", user_id: "u1", username: "ana" });
-  render(<App api={api} />);
-  return { api, calls };
-}
-
-class NoSocket {
-  onopen = null;
-  onclose = null;
-  onmessage = null;
-  onerror = null;
-  close() {}
-}
-
-beforeEach(() => {
-  window.history.replaceState(null, "", "/");
-  vi.stubGlobal("WebSocket", NoSocket);
-  vi.spyOn(HTMLMediaElement.prototype, "play").mockImplementation(() => Promise.resolve());
-  vi.spyOn(HTMLMediaElement.prototype, "pause").mockImplementation(() => {});
-  vi.spyOn(HTMLMediaElement.prototype, "load").mockImplementation(() => {});
-  vi.spyOn(window, "scrollTo").mockImplementation(() => {});
-});
-
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
+useFakeBrowser();
 
 describe("the app", () => {
   it("signs in, showing the server's reason when it refuses", async () => {
@@ -125,24 +15,7 @@ describe("the app", () => {
           ? problem(401, "wrong username or password")
           : ok({ token: "t", user_id: "u", username: "ana" });
       }
-      if (url.pathname === "/api/albums")
-        return ok({
-          items: [
-            {
-              id: "al1",
-              title: "Fixtures",
-              artist_id: "a1",
-              artist_name: "The Testers",
-              year: 2024,
-              cover_sha256: null,
-              song_count: 1,
-              duration: 61,
-            },
-          ],
-          page: 1,
-          limit: 24,
-          total: 1,
-        });
+      if (url.pathname === "/api/albums") return ok({ ...page([album]), limit: 24 });
       return undefined;
     }, false);
     const user = userEvent.setup();

@@ -1,12 +1,14 @@
-// The app shell: sign-in gate, navigation, the current view, the read-only banner and the
-// player bar (which stays mounted, so music keeps playing across views).
-import type { ReactElement } from "react";
-import type { ApiClient } from "./api/client";
+// The app shell: sign-in gate, navigation (a sidebar; on a phone a strip with the main views
+// and a "More" menu with the rest), the current view, the read-only banner and the player bar
+// (which stays mounted, so music keeps playing across views).
+import { useEffect, useState, type ReactElement } from "react";
+import { signOut, type ApiClient } from "./api/client";
 import { AppProvider, useApp } from "./app/context";
 import { PlaylistsProvider } from "./app/playlists";
 import { Link, matchPath, RouterProvider, useRouter } from "./app/router";
 import { ClusterProvider } from "./cluster/ClusterProvider";
 import { Icon } from "./components/Icon";
+import { NotFound } from "./components/States";
 import { PlayerBar, PlayerProvider } from "./player/Player";
 import { AlbumsView } from "./views/AlbumsView";
 import { AlbumView } from "./views/AlbumView";
@@ -14,22 +16,40 @@ import { ArtistsView, ArtistView } from "./views/ArtistsView";
 import { DashboardView } from "./views/DashboardView";
 import { LoginView } from "./views/LoginView";
 import { PlaylistsView, PlaylistView } from "./views/PlaylistsView";
+import { ServiceStatusView } from "./views/ServiceStatusView";
+import { SettingsView } from "./views/SettingsView";
 import { LikedView, SongsView } from "./views/SongsView";
 import { UploadView } from "./views/UploadView";
-import { Empty } from "./components/States";
+import { UsersView } from "./views/UsersView";
 
-const NAV: [string, string, string][] = [
-  ["/", "Albums", "album"],
-  ["/artists", "Artists", "artist"],
-  ["/songs", "Songs", "songs"],
-  ["/likes", "Liked", "heart-filled"],
-  ["/playlists", "Playlists", "playlist"],
-  ["/upload", "Upload", "upload"],
-  ["/cluster", "Cluster", "cluster"],
-];
+interface NavItem {
+  to: string;
+  label: string;
+  icon: string;
+  /** Shown in the phone's top strip; the others are in its "More" menu. */
+  primary?: boolean;
+}
+
+/** The destinations: the same for everyone, but the cluster page is a plain service status
+ * for users who are not admins, and only admins manage users. */
+export function navItems(admin: boolean): NavItem[] {
+  const items: NavItem[] = [
+    { to: "/", label: "Albums", icon: "album", primary: true },
+    { to: "/artists", label: "Artists", icon: "artist", primary: true },
+    { to: "/songs", label: "Songs", icon: "songs", primary: true },
+    { to: "/likes", label: "Liked", icon: "heart-filled", primary: true },
+    { to: "/playlists", label: "Playlists", icon: "playlist" },
+    { to: "/upload", label: "Upload", icon: "upload" },
+    { to: "/cluster", label: admin ? "Cluster" : "Status", icon: "cluster" },
+    { to: "/settings", label: "Settings", icon: "settings" },
+  ];
+  if (admin) items.push({ to: "/users", label: "Users", icon: "users" });
+  return items;
+}
 
 function CurrentView() {
   const { path } = useRouter();
+  const { admin } = useApp();
   const routes: [string, (p: Record<string, string>) => ReactElement][] = [
     ["/", () => <AlbumsView />],
     ["/albums", () => <AlbumsView />],
@@ -41,23 +61,108 @@ function CurrentView() {
     ["/upload", () => <UploadView />],
     ["/playlists", () => <PlaylistsView />],
     ["/playlists/:id", (p) => <PlaylistView id={p.id} />],
-    ["/cluster", () => <DashboardView />],
+    ["/cluster", () => (admin ? <DashboardView /> : <ServiceStatusView />)],
+    ["/settings", () => <SettingsView />],
+    ["/users", () => <UsersView />],
   ];
   for (const [pattern, render] of routes) {
     const params = matchPath(pattern, path);
     if (params) return render(params);
   }
+  return <NotFound title="Page not found" />;
+}
+
+function NavLink({ item, path }: { item: NavItem; path: string }) {
+  const active =
+    item.to === "/" ? path === "/" || path.startsWith("/albums") : path.startsWith(item.to);
   return (
-    <Empty>
-      Nothing here. <Link to="/">Back to the library</Link>.
-    </Empty>
+    <li>
+      <Link to={item.to} className={active ? "active" : ""}>
+        <Icon name={item.icon} /> <span>{item.label}</span>
+      </Link>
+    </li>
   );
 }
 
-function Shell() {
-  const { session, readOnly, toast, api } = useApp();
+function Navigation() {
+  const { session, admin, api } = useApp();
   const { path } = useRouter();
-  if (!session) return <LoginView />;
+  const [open, setOpen] = useState(false);
+  useEffect(() => setOpen(false), [path]);
+  useEffect(() => {
+    if (!open) return;
+    const onKey = (e: KeyboardEvent) => e.key === "Escape" && setOpen(false);
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [open]);
+  const items = navItems(admin);
+  return (
+    <nav className={`sidebar ${open ? "open" : ""}`} aria-label="Main">
+      <div className="brand">
+        <img src="/favicon.svg" alt="" width={28} height={28} /> <span>dspot</span>
+      </div>
+      <ul className="nav-primary">
+        {items
+          .filter((i) => i.primary)
+          .map((i) => (
+            <NavLink key={i.to} item={i} path={path} />
+          ))}
+      </ul>
+      <button
+        type="button"
+        className="icon-button menu-button"
+        aria-label="More"
+        aria-expanded={open}
+        aria-controls="nav-more"
+        onClick={() => setOpen((o) => !o)}
+      >
+        <Icon name={open ? "close" : "menu"} />
+      </button>
+      <div id="nav-more" className="nav-more">
+        <ul>
+          {items
+            .filter((i) => !i.primary)
+            .map((i) => (
+              <NavLink key={i.to} item={i} path={path} />
+            ))}
+        </ul>
+        <div className="account">
+          <span className="muted small" title="Signed in">
+            {session?.username}
+          </span>
+          <button
+            type="button"
+            className="icon-button"
+            aria-label="Sign out"
+            title="Sign out"
+            onClick={() => void signOut(api)}
+          >
+            <Icon name="logout" />
+          </button>
+        </div>
+      </div>
+    </nav>
+  );
+}
+
+function Toast() {
+  const { toast } = useApp();
+  return toast ? (
+    <div className="toast" role="status">
+      {toast}
+    </div>
+  ) : null;
+}
+
+function Shell() {
+  const { session, readOnly } = useApp();
+  if (!session)
+    return (
+      <>
+        <LoginView />
+        <Toast />
+      </>
+    );
   return (
     <ClusterProvider>
       <PlaylistsProvider>
@@ -66,37 +171,7 @@ function Shell() {
             <a href="#main" className="skip-link">
               Skip to content
             </a>
-            <nav className="sidebar" aria-label="Main">
-              <div className="brand">
-                <img src="/favicon.svg" alt="" width={28} height={28} /> <span>dspot</span>
-              </div>
-              <ul>
-                {NAV.map(([to, label, icon]) => {
-                  const active =
-                    to === "/" ? path === "/" || path.startsWith("/albums") : path.startsWith(to);
-                  return (
-                    <li key={to}>
-                      <Link to={to} className={active ? "active" : ""}>
-                        <Icon name={icon} /> <span>{label}</span>
-                      </Link>
-                    </li>
-                  );
-                })}
-              </ul>
-              <div className="account">
-                <span className="muted small" title="Signed in">
-                  {session.username}
-                </span>
-                <button
-                  type="button"
-                  className="icon-button"
-                  aria-label="Sign out"
-                  onClick={() => api.logout()}
-                >
-                  <Icon name="logout" />
-                </button>
-              </div>
-            </nav>
+            <Navigation />
             <div className="content">
               {readOnly && (
                 <div className="banner" role="alert">
@@ -109,11 +184,7 @@ function Shell() {
               </main>
             </div>
             <PlayerBar />
-            {toast && (
-              <div className="toast" role="status">
-                {toast}
-              </div>
-            )}
+            <Toast />
           </div>
         </PlayerProvider>
       </PlaylistsProvider>

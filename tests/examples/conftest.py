@@ -1,14 +1,20 @@
-"""Fixtures for the example service's tests: a SQLite adapter and small generated audio."""
+"""Fixtures for the example service's tests: a SQLite adapter, the tagged song most tests
+upload, and real-process clusters (:mod:`tests.examples.processes`; in-process ones are in
+:mod:`tests.examples.simcluster`)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from dspot_spotify import catalog
+
+from tests.examples.processes import ProcessCluster, process_cluster
+from tests.examples.simcluster import tagged_flac
 
 
 class SqliteTx:
@@ -64,3 +70,17 @@ class Db:
 @pytest.fixture
 def db() -> Db:
     return Db()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[ProcessCluster]:
+    """Node and gateway processes of one test (:class:`ProcessCluster`), all killed at its
+    end."""
+    with process_cluster(tmp_path / "processes") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def song_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A tagged FLAC with a cover (:func:`~tests.examples.simcluster.tagged_flac`)."""
+    return tagged_flac(tmp_path_factory.mktemp("audio") / "song.flac")

@@ -7,10 +7,7 @@ from typing import Any
 
 from dspot_spotify.api import LOG_POSITION_HEADER
 
-from tests.examples import test_spotify_node as node_tests
-from tests.examples.test_spotify_node import Cluster, cluster, login, run, until, url
-
-song_file = node_tests.song_file  # the fixture: a tagged FLAC with a cover
+from tests.examples.simcluster import Cluster, cluster, login, run, until, url
 
 
 class Session:

@@ -24,9 +24,7 @@ from dspot_spotify.upload import (
     spool_upload,
 )
 
-from tests.examples import test_spotify_node as node_tests
-from tests.examples.test_spotify_api_more import Session
-from tests.examples.test_spotify_node import (
+from tests.examples.simcluster import (
     CONFIG,
     Cluster,
     cluster,
@@ -35,8 +33,7 @@ from tests.examples.test_spotify_node import (
     until,
     url,
 )
-
-song_file = node_tests.song_file  # the fixture: a tagged FLAC with a cover
+from tests.examples.test_spotify_api_more import Session
 
 BOUNDARY = "----dspotFormBoundary7MA4YWxkTrZu0gW"
 FORM_TYPE = f"multipart/form-data; boundary={BOUNDARY}"

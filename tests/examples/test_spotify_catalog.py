@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -167,12 +168,12 @@ def test_every_entry_type_round_trips() -> None:
         c.AddToPlaylist(actor="a", playlist_id="p", item_id="i", song_id="s", before_item_id="j"),
         c.RemoveFromPlaylist(actor="a", playlist_id="p", item_id="i"),
         c.MovePlaylistItem(actor="a", playlist_id="p", item_id="i"),
-        c.LikeSong(actor="a", song_id="s"),
-        c.UnlikeSong(actor="a", song_id="s"),
-        c.LikeAlbum(actor="a", at=4, album_id="al"),
-        c.UnlikeAlbum(actor="a", album_id="al"),
-        c.LikeArtist(actor="a", at=5, artist_id="x"),
-        c.UnlikeArtist(actor="a", artist_id="x"),
+        c.Like(actor="a", target_id="s", target="song"),
+        c.Like(actor="a", target_id="s", target="song", liked=False),
+        c.Like(actor="a", at=4, target_id="al", target="album"),
+        c.Like(actor="a", target_id="al", target="album", liked=False),
+        c.Like(actor="a", at=5, target_id="x", target="artist"),
+        c.Like(actor="a", target_id="x", target="artist", liked=False),
         c.RecordPlay(actor="a", song_id="s", count=3),
     ]
     assert {type(e) for e in samples} == set(c.ENTRY_TYPES.values())
@@ -180,6 +181,29 @@ def test_every_entry_type_round_trips() -> None:
         data = c.encode_entry(e)
         assert c.decode_entry(data) == e
         assert c.encode_entry(c.decode_entry(data)) == data  # canonical bytes
+
+
+@pytest.mark.parametrize("target", ["song", "album", "artist"])
+@pytest.mark.parametrize("verb", ["like", "unlike"])
+def test_likes_keep_the_wire_form_they_always_had(target: str, verb: str) -> None:
+    """One ``Like`` entry type reads and writes the six kinds of existing logs, byte for
+    byte, so a data directory written before still loads."""
+    fields = {"actor": "a", "at": 4, f"{target}_id": "x", "type": f"{target}.{verb}"}
+    data = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    entry = c.decode_entry(data)
+    liked = verb == "like"
+    assert entry == c.Like(actor="a", at=4, target=target, target_id="x", liked=liked)  # type: ignore[arg-type]
+    assert c.encode_entry(entry) == data
+    assert c.entry_type(entry) == f"{target}.{verb}"
+    other = "album" if target == "song" else "song"
+    for bad in (
+        f'{{"type":"{target}.{verb}","{other}_id":"x"}}',
+        f'{{"type":"{target}.{verb}","{target}_id":"x","target":"{other}"}}',
+        f'{{"type":"{target}.{verb}","{target}_id":"x","liked":true}}',
+        f'{{"type":"{target}.{verb}","{target}_id":7}}',
+    ):
+        with pytest.raises(c.InvalidEntry):
+            c.decode_entry(bad.encode())
 
 
 @pytest.mark.parametrize(
@@ -243,7 +267,7 @@ def test_apply_is_idempotent_by_position(db: Db, log: Log) -> None:
 def test_replicas_converge_and_epochs_order_positions(log: Log) -> None:
     seed_music(log)
     log.epoch, log.seq = 2, 0  # a regenerated token: higher epoch, seq restarts
-    log.ok(c.LikeSong(actor="bob", song_id="s1", at=log.at()))
+    log.ok(c.Like(actor="bob", target_id="s1", at=log.at(), target="song"))
     log.rejected(c.DeleteSong(actor="bob", song_id="s1", at=log.at()), "creator or an admin")
     replica = Db()
     with replica.tx() as tx:
@@ -560,7 +584,7 @@ def test_sorting_search_box_and_users(db: Db, log: Log) -> None:
     seed_music(log)
     log.ok(c.RecordPlay(actor="bob", song_id="s6", count=9))
     log.ok(c.RecordPlay(actor="bob", song_id="s2", count=3))
-    log.ok(c.LikeSong(actor="bob", song_id="s3"))
+    log.ok(c.Like(actor="bob", target_id="s3", target="song"))
     assert [s.id for s in c.list_songs(db.q, sort="plays", limit=2).items] == ["s6", "s2"]
     assert c.list_songs(db.q, sort="likes", limit=1).items[0].id == "s3"
     assert [s.id for s in c.list_songs(db.q, sort="recent", limit=2).items] == ["s7", "s6"]
@@ -671,16 +695,16 @@ def test_playlists_ordering_and_ownership(db: Db, log: Log) -> None:
 
 def test_likes_and_plays(db: Db, log: Log) -> None:
     seed_music(log)
-    log.ok(c.LikeSong(actor="bob", at=log.at(), song_id="s1"))
-    log.ok(c.LikeSong(actor="bob", at=log.at(), song_id="s5"))
-    log.ok(c.LikeSong(actor="bob", at=log.at(), song_id="s1"))  # twice: harmless
-    log.ok(c.LikeSong(actor="ana", at=log.at(), song_id="s1"))
-    log.rejected(c.LikeSong(actor="bob", song_id="nope"), "unknown song")
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="s1", target="song"))
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="s5", target="song"))
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="s1", target="song"))  # twice: harmless
+    log.ok(c.Like(actor="ana", at=log.at(), target_id="s1", target="song"))
+    log.rejected(c.Like(actor="bob", target_id="nope", target="song"), "unknown song")
     liked = c.liked_songs(db.q, "bob")
     assert [s.id for s in liked.items] == ["s5", "s1"] and liked.total == 2
     assert c.get_song(db.q, "s1").like_count == 2  # type: ignore[union-attr]
-    log.ok(c.UnlikeSong(actor="bob", song_id="s1"))
-    log.ok(c.UnlikeSong(actor="bob", song_id="s1"))
+    log.ok(c.Like(actor="bob", target_id="s1", target="song", liked=False))
+    log.ok(c.Like(actor="bob", target_id="s1", target="song", liked=False))
     assert c.get_song(db.q, "s1").like_count == 1  # type: ignore[union-attr]
     log.ok(c.RecordPlay(actor="bob", at=log.at(), song_id="s2"))
     log.ok(c.RecordPlay(actor="ana", at=log.at(), song_id="s2", count=4))
@@ -692,18 +716,30 @@ def test_likes_and_plays(db: Db, log: Log) -> None:
 
 def test_album_and_artist_likes(db: Db, log: Log) -> None:
     seed_music(log)
-    log.ok(c.LikeAlbum(actor="bob", at=log.at(), album_id="okc"))
-    log.ok(c.LikeAlbum(actor="bob", at=log.at(), album_id="lemonade"))
-    log.ok(c.LikeAlbum(actor="bob", at=log.at(), album_id="okc"))  # twice: harmless
-    log.ok(c.LikeAlbum(actor="ana", at=log.at(), album_id="kida"))
-    log.ok(c.LikeArtist(actor="bob", at=log.at(), artist_id="radio"))
-    log.ok(c.LikeArtist(actor="bob", at=log.at(), artist_id="radio"))
-    log.rejected(c.LikeAlbum(actor="bob", album_id="nope"), "unknown album", "not_found")
-    log.rejected(c.UnlikeAlbum(actor="bob", album_id="nope"), "unknown album", "not_found")
-    log.rejected(c.LikeArtist(actor="bob", artist_id="s1"), "unknown artist", "not_found")
-    log.rejected(c.UnlikeArtist(actor="bob", artist_id="nope"), "unknown artist", "not_found")
-    log.rejected(c.LikeAlbum(album_id="okc"), "", "unauthenticated")
-    log.rejected(c.LikeArtist(actor="ghost", artist_id="radio"), "", "unauthenticated")
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="okc", target="album"))
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="lemonade", target="album"))
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="okc", target="album"))  # twice: harmless
+    log.ok(c.Like(actor="ana", at=log.at(), target_id="kida", target="album"))
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="radio", target="artist"))
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="radio", target="artist"))
+    log.rejected(
+        c.Like(actor="bob", target_id="nope", target="album"), "unknown album", "not_found"
+    )
+    log.rejected(
+        c.Like(actor="bob", target_id="nope", target="album", liked=False),
+        "unknown album",
+        "not_found",
+    )
+    log.rejected(
+        c.Like(actor="bob", target_id="s1", target="artist"), "unknown artist", "not_found"
+    )
+    log.rejected(
+        c.Like(actor="bob", target_id="nope", target="artist", liked=False),
+        "unknown artist",
+        "not_found",
+    )
+    log.rejected(c.Like(target_id="okc", target="album"), "", "unauthenticated")
+    log.rejected(c.Like(actor="ghost", target_id="radio", target="artist"), "", "unauthenticated")
     albums = c.liked_albums(db.q, "bob")
     # The first like's time counts: liking again does not move okc to the front.
     assert [a.id for a in albums.items] == ["lemonade", "okc"] and albums.total == 2
@@ -716,9 +752,9 @@ def test_album_and_artist_likes(db: Db, log: Log) -> None:
     with pytest.raises(ValueError):
         c.liked_artists(db.q, "bob", page=0)
     # Unliking is per user and idempotent.
-    log.ok(c.UnlikeAlbum(actor="bob", album_id="lemonade"))
-    log.ok(c.UnlikeAlbum(actor="bob", album_id="lemonade"))
-    log.ok(c.UnlikeArtist(actor="ana", artist_id="radio"))
+    log.ok(c.Like(actor="bob", target_id="lemonade", target="album", liked=False))
+    log.ok(c.Like(actor="bob", target_id="lemonade", target="album", liked=False))
+    log.ok(c.Like(actor="ana", target_id="radio", target="artist", liked=False))
     assert [a.id for a in c.liked_albums(db.q, "bob").items] == ["okc"]
     assert c.liked_artists(db.q, "bob").total == 1
     # Deleting an album or artist removes it from every like list.
@@ -726,7 +762,7 @@ def test_album_and_artist_likes(db: Db, log: Log) -> None:
     log.ok(c.DeleteAlbum(actor="ana", album_id="kida"))
     assert c.liked_albums(db.q, "ana").total == 0
     log.ok(c.CreateArtist(actor="ana", at=log.at(), artist_id="solo", name="Solo"))
-    log.ok(c.LikeArtist(actor="bob", at=log.at(), artist_id="solo"))
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="solo", target="artist"))
     assert [a.id for a in c.liked_artists(db.q, "bob").items] == ["solo", "radio"]
     log.ok(c.DeleteArtist(actor="ana", artist_id="solo"))
     assert [a.id for a in c.liked_artists(db.q, "bob").items] == ["radio"]
@@ -748,8 +784,8 @@ def test_create_schema_adds_like_tables_to_an_older_database(db: Db, log: Log) -
     db.conn.execute("DROP TABLE artist_likes")
     with db.tx() as tx:
         c.create_schema(tx)
-    log.ok(c.LikeAlbum(actor="bob", at=log.at(), album_id="okc"))
-    log.ok(c.LikeArtist(actor="bob", at=log.at(), artist_id="radio"))
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="okc", target="album"))
+    log.ok(c.Like(actor="bob", at=log.at(), target_id="radio", target="artist"))
     assert c.liked_albums(db.q, "bob").total == c.liked_artists(db.q, "bob").total == 1
 
 

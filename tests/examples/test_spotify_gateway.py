@@ -24,71 +24,54 @@ import anyio
 import anyio.abc
 import pytest
 from anyio.abc import SocketAttribute
-from dspot_spotify.cluster import ApiClient, GatewaySpec, NodeProcess, wait_for
+from dspot_spotify.client import ApiClient
 from dspot_spotify.demo import tag_file
 from dspot_spotify.devtls import ensure_dev_tls
+from dspot_spotify.process.supervisor import NodeProcess
 
 from dspot.http import WebSocketClosed, client_ssl_context, connect_websocket
-from tests.examples.test_spotify_processes import SECRET, Nodes, free_ports, retry_503, until
+from tests.examples.processes import (
+    PASSWORD,
+    SECRET,
+    ProcessCluster,
+    free_ports,
+    process_cluster,
+    retry_503,
+    until,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
-PASSWORD = "correct horse battery"
-
 
 class Cluster:
-    def __init__(self, nodes: Nodes, gateway: NodeProcess, ca: Path) -> None:
-        self.nodes = nodes
-        self.gateway = gateway
-        self.ca = ca
-        self.port = int(gateway.spec.http.rsplit(":", 1)[1])
-        self.ssl = ssl.create_default_context(cafile=str(ca))
-        self.url = f"https://localhost:{self.port}"
+    """The module's processes, seen through the gateway."""
+
+    def __init__(self, processes: ProcessCluster) -> None:
+        assert processes.gateway is not None and processes.ca is not None
+        self.processes = processes
+        self.gateway = processes.gateway
+        self.ca = processes.ca
+        self.port = int(self.gateway.spec.http.rsplit(":", 1)[1])
+        self.ssl = ssl.create_default_context(cafile=str(self.ca))
+        self.url = processes.url
 
     def client(self, token: str | None = None) -> ApiClient:
-        return ApiClient(self.url, cafile=self.ca, token=token)
+        return self.processes.client(token=token)
 
     def gateway_log(self) -> str:
         return self.gateway.log_path.read_text(errors="replace")
 
     def node_by_id(self, node_id: str) -> NodeProcess:
-        [proc] = [p for p in self.nodes.procs.values() if p.node_id == node_id]
+        [proc] = [p for p in self.processes.procs.values() if p.node_id == node_id]
         return proc
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("gateway-cluster")
-    nodes = Nodes(root)
-    gateway: NodeProcess | None = None
-    try:
-        procs = nodes.start(["g1", "g2", "g3"], SECRET)
-        wait_for(procs, "quorum", 30.0)
-        tls = ensure_dev_tls(root / "tls")
-        secret_file = root / "gateway-secret"
-        secret_file.write_bytes(SECRET)
-        https, rpc = free_ports(2)
-        gateway = NodeProcess(
-            GatewaySpec(
-                name="gateway",
-                listen=f"127.0.0.1:{https}",
-                rpc=f"127.0.0.1:{rpc}",
-                join=tuple(p.spec.rpc for p in procs),
-                secret_file=secret_file,
-                cert=tls.cert,
-                key=tls.key,
-            ),
-            root / "gateway" / "gateway.log",
-        )
-        gateway.start()
-        wait_for([gateway], "ready", 30.0)
-        until(lambda: gateway is not None and gateway.healthy_nodes == 3, 30.0, "3 healthy nodes")
-        yield Cluster(nodes, gateway, tls.ca)
-    finally:
-        if gateway is not None:
-            gateway.kill()
-            gateway.close()
-        nodes.stop_all()
+    with process_cluster(tmp_path_factory.mktemp("gateway-cluster")) as processes:
+        processes.start_nodes(["g1", "g2", "g3"], quorum=True)
+        processes.start_gateway()
+        yield Cluster(processes)
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +232,7 @@ def test_a_node_killed_mid_song_the_client_gets_the_whole_song(
     assert log.count("resumed /api/songs/") > resumed_before, log[-3000:]
 
     # The gateway keeps serving with the node dead: requests go to the others.
-    survivors = {p.node_id for p in cluster.nodes.procs.values() if p.poll() is None}
+    survivors = {p.node_id for p in cluster.processes.procs.values() if p.poll() is None}
     until(lambda: cluster.gateway.healthy_nodes == 2, 15.0, "the gateway to drop the dead node")
     for _ in range(6):
         status, headers, _ = alice.request("GET", "/api/songs?limit=1")
@@ -274,27 +257,12 @@ def test_without_nodes_the_gateway_says_so_and_serves_the_frontend(tmp_path: Pat
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text("<!doctype html><title>app</title>")
     (dist / "assets" / "app-3f2a1b.js").write_text("console.log('hi')")
-    tls = ensure_dev_tls(tmp_path / "tls")
-    secret_file = tmp_path / "secret"
-    secret_file.write_bytes(SECRET)
-    https, rpc, nobody = free_ports(3)
-    gateway = NodeProcess(
-        GatewaySpec(
-            name="lonely-gateway",
-            listen=f"127.0.0.1:{https}",
-            rpc=f"127.0.0.1:{rpc}",
-            join=(f"127.0.0.1:{nobody}",),
-            secret_file=secret_file,
-            cert=tls.cert,
-            key=tls.key,
-            frontend=dist,
-        ),
-        tmp_path / "gateway.log",
-    )
-    try:
-        gateway.start()
-        wait_for([gateway], "ready", 30.0)
-        c = Cluster(Nodes(tmp_path), gateway, tls.ca)
+    [nobody] = free_ports(1)
+    with process_cluster(tmp_path / "lonely") as processes:
+        processes.start_gateway(
+            name="lonely-gateway", frontend=dist, join=[f"127.0.0.1:{nobody}"], healthy=0
+        )
+        c = Cluster(processes)
         status, headers, body = http_get(c, "/api/songs")
         assert status == 503, body
         assert headers["content-type"] == "application/problem+json"
@@ -311,9 +279,6 @@ def test_without_nodes_the_gateway_says_so_and_serves_the_frontend(tmp_path: Pat
         assert "immutable" in headers["cache-control"]
         assert http_get(c, "/assets/missing-0000.js")[0] == 404
         assert http_get(c, "/favicon.ico")[0] == 404  # a missing file is not the app
-    finally:
-        gateway.kill()
-        gateway.close()
 
 
 def test_dev_tls_is_made_once_and_kept(tmp_path: Path) -> None:

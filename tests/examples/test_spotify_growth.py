@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 from dspot_spotify import tools
-from dspot_spotify.cluster import ApiClient, NodeProcess, NodeSpec, wait_for
+from dspot_spotify.client import ApiClient
 from dspot_spotify.demo import encode_audio, synthesize, tag_file
+from dspot_spotify.process.supervisor import NodeProcess, wait_for
 
-from tests.examples.test_spotify_processes import PASSWORD, SECRET, free_ports, until
+from tests.examples.processes import PASSWORD, ProcessCluster, until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -32,52 +33,19 @@ SONGS = 8
 R = 3
 
 
-class Cluster:
-    """Node processes of one test (all SIGKILLed at its end) and a logged-in user."""
+class Cluster(ProcessCluster):
+    """Node processes of one test (all killed at its end) and a logged-in user's token."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.secret_file = root / "secret"
-        self.secret_file.write_bytes(SECRET)
-        self.procs: dict[str, NodeProcess] = {}
-        self.seeds: list[str] = []
-        self.token = ""
+    token = ""
 
     def start(self, names: list[str]) -> list[NodeProcess]:
-        ports = free_ports(2 * len(names))
-        new_seeds = [f"127.0.0.1:{p}" for p in ports[::2]]
-        seeds = self.seeds + new_seeds
-        started = []
-        for i, name in enumerate(names):
-            spec = NodeSpec(
-                name=name,
-                data=self.root / name,
-                rpc=new_seeds[i],
-                http=f"127.0.0.1:{ports[2 * i + 1]}",
-                seeds=tuple(seeds),
-                secret_file=self.secret_file,
-                cluster_size=3,
-            )
-            proc = NodeProcess(spec, self.root / name / "node.log")
-            self.procs[name] = proc
-            proc.start()
-            started.append(proc)
-        self.seeds = seeds
-        wait_for(started, "ready", 30.0)
-        return started
+        return self.start_nodes(names)
 
-    def client(self, name: str) -> ApiClient:
-        return ApiClient(self.procs[name].url, token=self.token or None)
+    def client(self, node: str | None = None, *, token: str | None = None) -> ApiClient:
+        return super().client(node, token=token or self.token or None)
 
     def get(self, name: str, path: str) -> Any:
         return self.client(name).json("GET", path)
-
-    def kill_all(self) -> None:
-        for p in self.procs.values():
-            p.signal(signal.SIGKILL)
-        for p in self.procs.values():
-            p.wait(10.0)
-            p.close()
 
 
 @pytest.fixture
@@ -111,7 +79,7 @@ def upload_all(c: Cluster, node: str, music: Path) -> dict[str, bytes]:
     with open(out, "w") as f:
         report = tools.import_folder(
             music,
-            tools.Server(proc.url),
+            ApiClient(proc.url),
             tools.Credentials(token=c.token),
             state_path=c.root / "import-state.jsonl",
             out=f,
@@ -178,7 +146,7 @@ def test_a_new_node_joins_and_receives_its_share(cluster: Cluster, music: Path) 
 
     # ``dspot-spotify status`` shows the four of them with their shares.
     out = io.StringIO()
-    server = tools.Server(cluster.procs["g3"].url)
+    server = ApiClient(cluster.procs["g3"].url)
     assert tools.status(server, tools.Credentials(token=cluster.token), as_json=False, out=out) == 0
     rows = {
         line.split()[0]: line.split() for line in out.getvalue().splitlines() if line[:1] == "g"

@@ -3,130 +3,13 @@
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-import attrs
-import pytest
 import trio
-import trio.testing
 from dspot_spotify.api import LOG_POSITION_HEADER, NO_QUORUM
-from dspot_spotify.auth import ScryptParams
-from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_file
-from dspot_spotify.node import NodeConfig, SpotifyNode
 
-from dspot.blobstore import BlobStoreConfig
-from dspot.disk import LocalDisk, SimDisk
-from dspot.env import NodeEnv, production_env
-from dspot.http import ClientResponse, HttpClient
-from dspot.transport import SimNetwork, TcpTransport
-
-NAMES = ["n1", "n2", "n3"]
-SECRET = b"a test cluster secret, 16+ bytes"
-RPC_PORT = 7100
-HTTP_PORT = 8080
-CONFIG = NodeConfig(
-    cluster_size=3,
-    scrypt=ScryptParams(n=2**4),  # cheap hashing: tests are about the cluster, not scrypt
-    blobstore=BlobStoreConfig(chunk_size=32 * 1024, read_size=16 * 1024),
-    max_upload=2 * 1024 * 1024,
-)
-
-
-def url(node: str, path: str) -> str:
-    return f"http://{node}:{HTTP_PORT}{path}"
-
-
-async def until(predicate: Callable[[], object], timeout: float) -> None:
-    """Poll ``predicate`` in virtual time until it holds (TimeoutError after ``timeout``)."""
-    with anyio.fail_after(timeout):
-        while True:
-            if predicate():
-                return
-            await anyio.sleep(0.1)
-
-
-class Cluster:
-    def __init__(self, net: SimNetwork, nodes: dict[str, SpotifyNode], client: HttpClient) -> None:
-        self.net = net
-        self.nodes = nodes
-        self.client = client
-
-    async def wait_ready(self, timeout: float = 30.0) -> None:
-        await until(
-            lambda: all(n.has_quorum() and n.ring.holder for n in self.nodes.values()), timeout
-        )
-
-    async def register(self, node: str, username: str, password: str) -> ClientResponse:
-        body = {"username": username, "password": password}
-        resp = await self.client.post(url(node, "/api/auth/register"), json=body)
-        await resp.read()
-        return resp
-
-
-@asynccontextmanager
-async def cluster(seed: int = 1, config: NodeConfig = CONFIG) -> AsyncIterator[Cluster]:
-    net = SimNetwork(random.Random(seed))
-    nodes: dict[str, SpotifyNode] = {}
-    async with anyio.create_task_group() as tg:
-        for i, name in enumerate(NAMES):
-            env = NodeEnv(
-                node_id=name,
-                transport=net.transport(name),
-                disk=SimDisk(random.Random(seed * 100 + i)),
-                rng=random.Random(seed * 1000 + i),
-            )
-            node = SpotifyNode(
-                env,
-                rpc_address=f"{name}:{RPC_PORT}",
-                http_address=f"{name}:{HTTP_PORT}",
-                secret=SECRET,
-                seeds=[f"{n}:{RPC_PORT}" for n in NAMES if n != name],
-                config=config,
-            )
-            await tg.start(node.run)
-            nodes[name] = node
-        async with HttpClient(connect=net.transport("client").connect) as client:
-            c = Cluster(net, nodes, client)
-            await c.wait_ready()
-            yield c
-        tg.cancel_scope.cancel()
-
-
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-
-
-@pytest.fixture(scope="module")
-def song_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("audio") / "song.flac"
-    path.write_bytes(encode_audio(synthesize(random.Random(7), 3.0), 44100, "flac"))
-    tag_file(
-        path,
-        title="Quorum Blues",
-        artist="The Replicas",
-        album="Token Ring",
-        track=1,
-        year=2026,
-        genre="Jazz",
-        cover=make_cover_png(random.Random(8), 32),
-    )
-    return path.read_bytes()
-
-
-async def login(c: Cluster, node: str) -> dict[str, str]:
-    resp = await c.register(node, "alice", "correct horse battery")
-    assert resp.status == 201, await resp.text()
-    resp = await c.client.post(
-        url(node, "/api/auth/login"),
-        json={"username": "alice", "password": "correct horse battery"},
-    )
-    assert resp.status == 200, await resp.text()
-    token = (await resp.json(dict))["token"]
-    return {"authorization": f"Bearer {token}"}
+from tests.examples.simcluster import CONFIG, cluster, login, run, solo_over_tcp, until, url
 
 
 def test_register_login_and_bearer_auth() -> None:
@@ -367,38 +250,6 @@ def test_stream_survives_a_crashed_node(song_file: bytes) -> None:
             assert await resp.read() == song_file[-5000:]
 
     run(main)
-
-
-@asynccontextmanager
-async def solo_over_tcp(path: Path) -> AsyncIterator[tuple[str, HttpClient, str]]:
-    """A one-node cluster over real TCP on a local disk under ``path``, with a registered
-    user: yields ``(base URL, client, token)``."""
-    disk = await LocalDisk.open(path / "disk")
-    env = production_env("solo", TcpTransport(), disk, seed=1)
-    node = SpotifyNode(
-        env,
-        rpc_address="127.0.0.1:0",
-        http_address="127.0.0.1:0",
-        secret=SECRET,
-        config=attrs.evolve(
-            CONFIG,
-            cluster_size=1,
-            blobstore=attrs.evolve(CONFIG.blobstore, replicas=1, write_quorum=1),
-        ),
-    )
-    try:
-        async with anyio.create_task_group() as tg:
-            await tg.start(node.run)
-            base = f"http://{node.http_bound_address}"
-            await until(lambda: node.has_quorum() and node.ring.holder, 10.0)
-            async with HttpClient(connect=TcpTransport().connect) as client:
-                creds = {"username": "solo", "password": "solo password"}
-                resp = await client.post(f"{base}/api/auth/register", json=creds)
-                assert resp.status == 201, await resp.text()
-                yield base, client, (await resp.json(dict))["token"]
-            tg.cancel_scope.cancel()
-    finally:
-        await disk.aclose()
 
 
 def test_one_node_over_tcp(tmp_path: Path, song_file: bytes) -> None:

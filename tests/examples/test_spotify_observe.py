@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dspot.http import WebSocket, WebSocketHandshakeError, connect_websocket
 from dspot.membership import MemberState
-from tests.examples import test_spotify_node as node_tests
-from tests.examples.test_spotify_node import (
+from tests.examples import simcluster
+from tests.examples.simcluster import (
     CONFIG,
     HTTP_PORT,
     NAMES,
@@ -30,15 +30,13 @@ from tests.examples.test_spotify_node import (
     url,
 )
 
-song_file = node_tests.song_file  # the fixture: a tagged FLAC with a cover
-
 # Two copies of each blob on three nodes: a crash leaves one copy until repair makes two.
 R2 = attrs.evolve(CONFIG, blobstore=attrs.evolve(CONFIG.blobstore, replicas=2, write_quorum=2))
 
 
 @asynccontextmanager
 async def cluster(config: NodeConfig = R2, seed: int = 1) -> AsyncIterator[Cluster]:
-    async with node_tests.cluster(seed, config) as c:
+    async with simcluster.cluster(seed, config) as c:
         yield c
 
 

@@ -16,59 +16,22 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from dspot_spotify.cluster import ApiClient, ApiError, GatewaySpec, NodeProcess, NodeSpec, wait_for
+from dspot_spotify.client import ApiClient, ApiError
 from dspot_spotify.demo import encode_audio, synthesize, tag_file
 
+from tests.examples.processes import (
+    PASSWORD,
+    ProcessCluster,
+    free_port_range,
+    free_ports,
+    retry_503,
+    until,
+)
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-SECRET = b"a test cluster secret for processes"
-PASSWORD = "correct horse battery"
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports the kernel says are free right now."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def free_port_range(n: int) -> int:
-    """A base port such that ``base .. base + n - 1`` are all free."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000)
-        socks = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
-
-
-def until(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -81,78 +44,10 @@ def song(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return path.read_bytes()
 
 
-class Nodes:
-    """Node processes started by one test; all killed when the test ends."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.procs: dict[str, NodeProcess] = {}
-
-    def start(
-        self,
-        names: list[str],
-        secret: bytes,
-        *,
-        seeds: list[str] | None = None,
-        extra: tuple[str, ...] = (),
-    ) -> list[NodeProcess]:
-        secret_file = self.root / f"secret-{len(self.procs)}"
-        secret_file.write_bytes(secret)
-        ports = free_ports(2 * len(names))
-        rpcs = [f"127.0.0.1:{p}" for p in ports[::2]]
-        started = []
-        for i, name in enumerate(names):
-            spec = NodeSpec(
-                name=name,
-                data=self.root / name,
-                rpc=rpcs[i],
-                http=f"127.0.0.1:{ports[2 * i + 1]}",
-                seeds=tuple(seeds if seeds is not None else rpcs),
-                secret_file=secret_file,
-                cluster_size=3,
-                extra=extra,
-            )
-            proc = NodeProcess(spec, self.root / name / "node.log")
-            self.procs[name] = proc
-            proc.start()
-            started.append(proc)
-        wait_for(started, "ready", 30.0)
-        return started
-
-    def log(self, name: str) -> str:
-        return (self.root / name / "node.log").read_text(errors="replace")
-
-    def stop_all(self) -> None:
-        for p in self.procs.values():
-            p.signal(signal.SIGKILL)
-        for p in self.procs.values():
-            p.wait(10.0)
-            p.close()
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[Nodes]:
-    n = Nodes(tmp_path)
-    try:
-        yield n
-    finally:
-        n.stop_all()
-
-
-def retry_503(call: Callable[[], object], timeout: float = 20.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return call()
-        except ApiError as e:
-            if e.status != 503 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
-def test_kill_9_mid_stream_and_the_survivors_serve_the_song(nodes: Nodes, song: bytes) -> None:
-    n1, n2, n3 = nodes.start(["n1", "n2", "n3"], SECRET)
-    wait_for([n1, n2, n3], "quorum", 30.0)
+def test_kill_9_mid_stream_and_the_survivors_serve_the_song(
+    processes: ProcessCluster, song: bytes
+) -> None:
+    n1, n2, n3 = processes.start_nodes(["n1", "n2", "n3"], quorum=True)
     c1 = ApiClient(n1.url)
     c1.register("alice", PASSWORD)
     c1.login("alice", PASSWORD)
@@ -201,17 +96,17 @@ def test_kill_9_mid_stream_and_the_survivors_serve_the_song(nodes: Nodes, song: 
     retry_503(lambda: c3.register("bob", "bob's password"))
 
 
-def test_a_node_with_the_wrong_secret_never_joins(nodes: Nodes) -> None:
-    good = nodes.start(["g1", "g2", "g3"], SECRET)
-    wait_for(good, "quorum", 30.0)
-    [bad] = nodes.start(
-        ["intruder"], b"not the cluster secret at all!", seeds=[p.spec.rpc for p in good]
+def test_a_node_with_the_wrong_secret_never_joins(processes: ProcessCluster) -> None:
+    good = processes.start_nodes(["g1", "g2", "g3"], quorum=True)
+    [bad] = processes.start_nodes(
+        ["intruder"], secret=b"not the cluster secret at all!", seeds=[p.spec.rpc for p in good]
     )
-    until(lambda: "does not know the cluster secret" in nodes.log("intruder"), 15.0, "refusal")
+    until(lambda: "does not know the cluster secret" in processes.log("intruder"), 15.0, "refusal")
     # The good nodes refused it: it could not prove the secret, so it is never a member.
     until(
         lambda: any(
-            "node 'intruder' hung up before proving the cluster secret" in nodes.log(p.spec.name)
+            "node 'intruder' hung up before proving the cluster secret"
+            in processes.log(p.spec.name)
             for p in good
         ),
         15.0,
@@ -320,7 +215,7 @@ def test_up_imports_the_demo_once_and_stops_cleanly(tmp_path: Path) -> None:
     assert ca.read_bytes() == ca_pem  # the CA a browser was told to trust is kept
 
 
-def test_mutual_tls_between_nodes(nodes: Nodes, tmp_path: Path) -> None:
+def test_mutual_tls_between_nodes(processes: ProcessCluster, tmp_path: Path) -> None:
     """With --tls-*, nodes talk over mutual TLS; the HTTP API stays plain HTTP."""
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
@@ -329,8 +224,7 @@ def test_mutual_tls_between_nodes(nodes: Nodes, tmp_path: Path) -> None:
     ca.cert_pem.write_to_path(str(ca_file))
     cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
     tls = ("--tls-cert", str(pem), "--tls-key", str(pem), "--tls-ca", str(ca_file))
-    procs = nodes.start(["t1", "t2", "t3"], SECRET, extra=tls)
-    wait_for(procs, "quorum", 30.0)
+    procs = processes.start_nodes(["t1", "t2", "t3"], extra=tls, quorum=True)
     ApiClient(procs[1].url).register("alice", PASSWORD)
 
     def logged_in() -> bool:  # once the registration has replicated through the TLS ring
@@ -350,38 +244,19 @@ def test_mutual_tls_between_nodes(nodes: Nodes, tmp_path: Path) -> None:
 
     # The gateway joins the TLS cluster with the same --tls-* files (its RPC is mutual TLS
     # too) and still reaches the nodes' plain HTTP APIs: it serves the cluster over HTTPS.
-    https, rpc = free_ports(2)
-    gateway = NodeProcess(
-        GatewaySpec(
-            name="tls-gateway",
-            listen=f"127.0.0.1:{https}",
-            rpc=f"127.0.0.1:{rpc}",
-            join=tuple(p.spec.rpc for p in procs),
-            secret_file=procs[0].spec.secret_file,
-            cert=pem,
-            key=pem,
-            extra=tls,
-        ),
-        tmp_path / "gateway.log",
-    )
-    gateway.start()
-    try:
-        wait_for([gateway], "ready", 30.0)
-        until(lambda: gateway.healthy_nodes == 3, 30.0, "the gateway to see 3 healthy nodes")
-        client = ApiClient(f"https://localhost:{https}", cafile=ca_file)
-        client.login("alice", PASSWORD)
-        cluster_doc = client.json("GET", "/api/cluster")
-        roles = {m["id"]: m["role"] for m in cluster_doc["members"]}
-        assert roles["tls-gateway"] == "observer" and len(cluster_doc["ring"]) == 3
-    finally:
-        gateway.kill()
-        gateway.close()
+    processes.start_gateway(name="tls-gateway", cert=pem, key=pem, ca=ca_file, extra=tls)
+    client = processes.client()
+    client.login("alice", PASSWORD)
+    cluster_doc = client.json("GET", "/api/cluster")
+    roles = {m["id"]: m["role"] for m in cluster_doc["members"]}
+    assert roles["tls-gateway"] == "observer" and len(cluster_doc["ring"]) == 3
 
 
-def test_a_node_on_every_interface_must_say_where_it_is_reached(tmp_path: Path) -> None:
+def test_a_node_on_every_interface_must_say_where_it_is_reached(
+    processes: ProcessCluster, tmp_path: Path
+) -> None:
     """The gateway finds nodes by the HTTP address they publish: 0.0.0.0 is no address."""
-    secret_file = tmp_path / "secret"
-    secret_file.write_bytes(SECRET)
+    secret_file = processes.secret_file()
     rpc, http_port = free_ports(2)
     argv = [
         *("--data", str(tmp_path / "n1"), "--rpc", f"127.0.0.1:{rpc}"),

@@ -98,7 +98,7 @@ def random_log(rng: random.Random, n: int) -> list[c.Entry]:
                 actor=actor, at=at, playlist_id=rng.choice(playlists), item_id=rng.choice(items)
             )
         elif pick == 12:
-            entry = c.LikeSong(actor=actor, at=at, song_id=rng.choice(songs))
+            entry = c.Like(actor=actor, at=at, target="song", target_id=rng.choice(songs))
         else:
             entry = c.RecordPlay(actor=actor, at=at, song_id=rng.choice(songs))
         out.append(entry)

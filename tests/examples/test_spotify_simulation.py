@@ -8,13 +8,12 @@ import re
 import anyio
 import attrs
 import pytest
-from dspot_spotify import gateway
 from dspot_spotify.api import LOG_POSITION_HEADER
+from dspot_spotify.gateway import relay
 from dspot_spotify.simulation import downloads, scenario
 
 from dspot.sim import FaultConfig, Simulation, run_seed
-
-from .test_spotify_node import cluster, run, url
+from tests.examples.simcluster import cluster, run, url
 
 
 def test_scenario_passes_its_seeds_with_faults() -> None:
@@ -34,7 +33,7 @@ def test_gateway_stream_check_catches_a_stream_cut_off_without_failover(
     """Sabotage: song streams are not recognized as such, so the gateway relays them
     without mid-stream failover. A crash of the serving node cuts the client's body off,
     and the gateway-stream check must say so (seed 2 passes without the sabotage)."""
-    monkeypatch.setattr(gateway, "STREAM_PATH", re.compile(r"(?!)"))
+    monkeypatch.setattr(relay, "STREAM_PATH", re.compile(r"(?!)"))
     violations = run_seed(scenario(), 2).violations
     cut = [v for v in violations if v.startswith("gateway stream:")]
     assert cut, violations

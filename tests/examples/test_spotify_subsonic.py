@@ -35,8 +35,7 @@ from dspot.blobstore import BlobStoreConfig
 from dspot.disk import LocalDisk
 from dspot.env import production_env
 from dspot.transport import TcpTransport
-
-from .test_spotify_node import cluster, run, url
+from tests.examples.simcluster import cluster, run, url
 
 SECRET = b"a test cluster secret, 16+ bytes"
 CONFIG = NodeConfig(

@@ -27,6 +27,7 @@ import trio
 from dspot_spotify import tools
 from dspot_spotify.auth import ScryptParams
 from dspot_spotify.cli import main
+from dspot_spotify.client import ApiClient
 from dspot_spotify.demo import encode_audio, synthesize, tag_file
 from dspot_spotify.node import NodeConfig, SpotifyNode
 
@@ -110,7 +111,7 @@ def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoloNode]:
     node = SoloNode(tmp_path_factory.mktemp("solo"))
     node.start()
     try:
-        server = tools.Server(node.url)
+        server = ApiClient(node.url)
         server.json("POST", "/api/auth/register", {"username": USER, "password": PASSWORD})
         yield node
     finally:
@@ -118,8 +119,8 @@ def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoloNode]:
 
 
 def song_count(url: str) -> int:
-    server = tools.Server(url)
-    server.authenticate(tools.Credentials(user=USER, password=PASSWORD))
+    server = ApiClient(url)
+    tools.sign_in(server, tools.Credentials(user=USER, password=PASSWORD))
     return int(server.json("GET", "/api/songs?limit=1")["total"])
 
 
@@ -181,7 +182,7 @@ def test_import_is_resumable_and_reports_refused_files(
     creds = tools.Credentials(user=USER, password=PASSWORD)
 
     # Ctrl-C after two files: those two are on the server and in the state file.
-    report = tools.import_folder(music, tools.Server(solo.url), creds, progress=StopAfter(2))
+    report = tools.import_folder(music, ApiClient(solo.url), creds, progress=StopAfter(2))
     assert report.aborted == "interrupted" and report.exit_status == 130
     assert report.uploaded == good[:2]
     assert song_count(solo.url) == before + 2
@@ -217,8 +218,8 @@ def test_import_is_resumable_and_reports_refused_files(
 
 
 def _token(solo: SoloNode) -> str:
-    server = tools.Server(solo.url)
-    server.authenticate(tools.Credentials(user=USER, password=PASSWORD))
+    server = ApiClient(solo.url)
+    tools.sign_in(server, tools.Credentials(user=USER, password=PASSWORD))
     assert server.token is not None
     return server.token
 
@@ -359,7 +360,7 @@ def test_transient_errors_are_retried_over_tls(
     make_song(tmp_path / "Café.wav", 1)
     make_song(tmp_path / "b.wav", 2)
     httpd.script = [503, 502]
-    server = tools.Server(url, cafile=ca)
+    server = ApiClient(url, cafile=ca)
     out = tmp_path / "out.txt"
     with open(out, "w") as f:
         report = tools.import_folder(
@@ -387,7 +388,7 @@ def test_a_server_that_stays_unavailable_stops_the_import(
     with open(out, "w") as f:
         report = tools.import_folder(
             tmp_path,
-            tools.Server(url, cafile=ca),
+            ApiClient(url, cafile=ca),
             tools.Credentials(token="t0k"),
             out=f,
             backoff=0.01,
@@ -401,7 +402,7 @@ def test_a_server_that_stays_unavailable_stops_the_import(
     # Once the server is back, a rerun continues with what was not done.
     with open(out, "w") as f:
         again = tools.import_folder(
-            tmp_path, tools.Server(url, cafile=ca), tools.Credentials(token="t0k"), out=f
+            tmp_path, ApiClient(url, cafile=ca), tools.Credentials(token="t0k"), out=f
         )
     assert again.exit_status == 0 and again.skipped == 1
     assert again.uploaded == ["1.wav", "2.wav"]
@@ -587,7 +588,7 @@ def test_rich_progress_on_a_terminal(solo: SoloNode, tmp_path: Path) -> None:
     console = Console(file=screen, force_terminal=True, width=120)
     report = tools.import_folder(
         tmp_path,
-        tools.Server(solo.url),
+        ApiClient(solo.url),
         tools.Credentials(user=USER, password=PASSWORD),
         progress=tools.RichProgress(console),
         out=io.StringIO(),

@@ -307,3 +307,146 @@ export class ApiClient {
     return { promise, abort: () => xhr.abort() };
   }
 }
+
+// -- Endpoints the generated types do not describe yet (shapes in ./pending.ts) ----------------
+// (An import may stand here: ES imports are hoisted; kept in this block so it merges cleanly.)
+import type {
+  Me,
+  SubsonicCredentials,
+  SubsonicPlayQueue,
+  UserList,
+  UserPatch,
+  UserRow,
+} from "./pending";
+
+/** True when the server does not offer the endpoint (yet): 404, 405 or 501. */
+export function isMissingEndpoint(e: unknown): boolean {
+  return e instanceof ApiError && (e.status === 404 || e.status === 405 || e.status === 501);
+}
+
+export function getMe(api: ApiClient, signal?: AbortSignal): Promise<Me> {
+  return api.get<Me>("/api/me", undefined, signal);
+}
+
+/** Whether `me` may administer the cluster (`role` today, `roles` in the new contract). */
+export function isAdmin(me: Pick<Me, "role" | "roles"> | null | undefined): boolean {
+  return !!me && (me.role === "admin" || !!me.roles?.includes("admin"));
+}
+
+/** Sign out: revoke the token on the server (when it can, waiting at most `waitMs`), then
+ * forget it here anyway. */
+export async function signOut(api: ApiClient, waitMs = 3000): Promise<void> {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), waitMs);
+  try {
+    if (api.token) await api.request("POST", "/api/auth/logout", { signal: ctl.signal });
+  } catch {
+    // Not offered yet, already expired, or unreachable: signing out here is what matters.
+  } finally {
+    clearTimeout(timer);
+    api.logout();
+  }
+}
+
+export function changeMyPassword(api: ApiClient, old: string, password: string): Promise<void> {
+  return api.post<void>("/api/me/password", { old, new: password });
+}
+
+export function getSubsonicCredentials(
+  api: ApiClient,
+  signal?: AbortSignal,
+): Promise<SubsonicCredentials> {
+  return api.get<SubsonicCredentials>("/api/me/subsonic", undefined, signal);
+}
+
+export function rotateSubsonicCredentials(api: ApiClient): Promise<SubsonicCredentials> {
+  return api.post<SubsonicCredentials>("/api/me/subsonic/rotate");
+}
+
+export function listUsers(api: ApiClient, signal?: AbortSignal): Promise<UserList> {
+  return api.get<UserList>("/api/users", undefined, signal);
+}
+
+export function updateUser(api: ApiClient, id: string, patch: UserPatch): Promise<UserRow> {
+  return api.patch<UserRow>(`/api/users/${encodeURIComponent(id)}`, patch);
+}
+
+export function resetUserPassword(api: ApiClient, id: string, password: string): Promise<void> {
+  return api.post<void>(`/api/users/${encodeURIComponent(id)}/password`, { password });
+}
+
+/** A Subsonic call answered `status="failed"` (code 0: generic, e.g. "not implemented"). */
+export class SubsonicFailure extends Error {
+  readonly code: number;
+
+  constructor(code: number, message: string) {
+    super(message);
+    this.name = "SubsonicFailure";
+    this.code = code;
+  }
+}
+
+export const SUBSONIC_CLIENT = "dspot-web";
+const SUBSONIC_VERSION = "1.16.1";
+
+/**
+ * One Subsonic call in its JSON form, authenticated with an OpenSubsonic API key. Sent as a
+ * POST with the parameters in the URL (names may repeat); resolves to the content of
+ * `subsonic-response`, rejects with SubsonicFailure when it says `failed`.
+ */
+export async function subsonicCall(
+  api: ApiClient,
+  apiKey: string,
+  endpoint: string,
+  params: [string, string][] = [],
+): Promise<Record<string, unknown>> {
+  const query = new URLSearchParams([
+    ["v", SUBSONIC_VERSION],
+    ["c", SUBSONIC_CLIENT],
+    ["f", "json"],
+    ["apiKey", apiKey],
+    ...params,
+  ]);
+  const doc = await api.request<Record<string, unknown> | undefined>(
+    "POST",
+    `/rest/${endpoint}?${query.toString()}`,
+  );
+  const body = doc?.["subsonic-response"] as Record<string, unknown> | undefined;
+  if (!body || typeof body !== "object") {
+    throw new SubsonicFailure(0, `no subsonic-response from ${endpoint}`);
+  }
+  if (body.status !== "ok") {
+    const error = (body.error ?? {}) as { code?: unknown; message?: unknown };
+    throw new SubsonicFailure(
+      typeof error.code === "number" ? error.code : 0,
+      typeof error.message === "string" ? error.message : `${endpoint} failed`,
+    );
+  }
+  return body;
+}
+
+/** The user's saved play queue (`getPlayQueue`), or null when none is saved. */
+export async function getPlayQueue(
+  api: ApiClient,
+  apiKey: string,
+): Promise<SubsonicPlayQueue | null> {
+  const body = await subsonicCall(api, apiKey, "getPlayQueue");
+  const queue = body.playQueue as SubsonicPlayQueue | undefined;
+  return queue && typeof queue === "object" ? queue : null;
+}
+
+/** Save the play queue (`savePlayQueue`): the songs in order, the current one and where in it
+ * (milliseconds). No ids clears the saved queue, as the specification says. */
+export async function savePlayQueue(
+  api: ApiClient,
+  apiKey: string,
+  ids: string[],
+  current: string | null,
+  positionMs: number,
+): Promise<void> {
+  const params: [string, string][] = ids.map((id) => ["id", id]);
+  if (current && ids.length) {
+    params.push(["current", current], ["position", String(Math.max(0, Math.round(positionMs)))]);
+  }
+  await subsonicCall(api, apiKey, "savePlayQueue", params);
+}

@@ -1,5 +1,5 @@
-// App-wide state: the API client and the session, the read-only banner, and the songs,
-// albums and artists the user likes.
+// App-wide state: the API client, the session and who the user is (admin or not), the
+// read-only banner, and the songs, albums and artists the user likes.
 import {
   createContext,
   useCallback,
@@ -9,7 +9,8 @@ import {
   useState,
   type ReactNode,
 } from "react";
-import { ApiClient, ApiError } from "../api/client";
+import { ApiClient, ApiError, getMe, isAdmin } from "../api/client";
+import type { Me } from "../api/pending";
 import type { Page, Session, Song } from "../api/types";
 
 /** What can be liked: the path segment of its like list and of its like endpoint. */
@@ -24,6 +25,10 @@ const LIKE_LISTS: Record<LikeKind, string> = {
 interface AppValue {
   api: ApiClient;
   session: Session | null;
+  /** `GET /api/me` of the session (null until it answers). */
+  me: Me | null;
+  /** Whether the user administers the cluster (from the sign-in answer until /api/me). */
+  admin: boolean;
   readOnly: boolean;
   setReadOnly: (v: boolean) => void;
   /** Ids of the songs the user likes. */
@@ -112,6 +117,19 @@ export function AppProvider({ api, children }: { api: ApiClient; children: React
     return () => clearTimeout(t);
   }, [toast]);
 
+  const [me, setMe] = useState<Me | null>(null);
+  useEffect(() => {
+    setMe(null);
+    if (!session) return;
+    const ctl = new AbortController();
+    getMe(api, ctl.signal).then(
+      (m) => !ctl.signal.aborted && setMe(m),
+      () => {}, // the sign-in answer's role stands in
+    );
+    return () => ctl.abort();
+  }, [api, session]);
+  const admin = me ? isAdmin(me) : isAdmin(session);
+
   const notify = useCallback((message: string) => setToast(message), []);
   const [liked, toggleSong] = useLikes(api, session, "songs", notify);
   const [likedAlbums, toggleAlbumLike] = useLikes(api, session, "albums", notify);
@@ -122,6 +140,8 @@ export function AppProvider({ api, children }: { api: ApiClient; children: React
     () => ({
       api,
       session,
+      me,
+      admin,
       readOnly,
       setReadOnly,
       liked,
@@ -136,6 +156,8 @@ export function AppProvider({ api, children }: { api: ApiClient; children: React
     [
       api,
       session,
+      me,
+      admin,
       readOnly,
       liked,
       toggleLike,

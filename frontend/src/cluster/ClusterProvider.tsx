@@ -1,5 +1,6 @@
 // The cluster as the app knows it: the /api/cluster document, refreshed now and then and kept
-// current by the live events. It also drives the read-only banner (no quorum).
+// current by the live events, and what those events said over time (activity.ts). It also
+// drives the read-only banner (no quorum).
 import {
   createContext,
   useCallback,
@@ -12,11 +13,13 @@ import {
 import { ApiError } from "../api/client";
 import type { Cluster } from "../api/types";
 import { useApp } from "../app/context";
+import { noActivity, noteEvent, type Activity } from "./activity";
 import { applyClusterEvent } from "./state";
 import { LiveEvents, type LiveStatus } from "./live";
 
 interface ClusterValue {
   cluster: Cluster | null;
+  activity: Activity;
   error: ApiError | null;
   live: LiveStatus;
   refresh: () => void;
@@ -26,6 +29,7 @@ interface ClusterValue {
 
 const ClusterContext = createContext<ClusterValue>({
   cluster: null,
+  activity: noActivity,
   error: null,
   live: "closed",
   refresh: () => {},
@@ -40,6 +44,7 @@ const IDLE_REFRESH_MS = 30000;
 export function ClusterProvider({ children }: { children: ReactNode }) {
   const { api, session, setReadOnly } = useApp();
   const [cluster, setCluster] = useState<Cluster | null>(null);
+  const [activity, setActivity] = useState<Activity>(noActivity);
   const [error, setError] = useState<ApiError | null>(null);
   const [live, setLive] = useState<LiveStatus>("closed");
   const inflight = useRef(false);
@@ -74,7 +79,10 @@ export function ClusterProvider({ children }: { children: ReactNode }) {
     refresh();
     const events = new LiveEvents({
       url: () => api.eventsUrl(),
-      onEvent: (e) => setCluster((c) => applyClusterEvent(c, e)),
+      onEvent: (e) => {
+        setCluster((c) => applyClusterEvent(c, e));
+        setActivity((a) => noteEvent(a, e, Date.now()));
+      },
       onStatus: setLive,
     });
     events.start();
@@ -94,7 +102,7 @@ export function ClusterProvider({ children }: { children: ReactNode }) {
   }, [quorum, setReadOnly]);
 
   return (
-    <ClusterContext.Provider value={{ cluster, error, live, refresh, watch }}>
+    <ClusterContext.Provider value={{ cluster, activity, error, live, refresh, watch }}>
       {children}
     </ClusterContext.Provider>
   );

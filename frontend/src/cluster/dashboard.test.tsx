@@ -1,8 +1,17 @@
 import { render, screen, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { cleanup } from "@testing-library/react";
-import type { Cluster, Member } from "../api/types";
+import type { Cluster, ClusterEvent, Member } from "../api/types";
 import { ClusterPanel } from "../views/DashboardView";
+import { serviceStatus } from "../views/ServiceStatusView";
+import {
+  noActivity,
+  noteEvent,
+  passRate,
+  replication,
+  tokenSummary,
+  type Activity,
+} from "./activity";
 import { LiveEvents, backoffDelay } from "./live";
 import { applyClusterEvent } from "./state";
 
@@ -62,7 +71,8 @@ describe("cluster dashboard", () => {
     expect(container.querySelector('g[data-node="n2"] .token-halo')).not.toBeNull();
     expect(container.querySelector('g[data-node="n1"] .token-halo')).toBeNull();
 
-    expect(screen.getByTestId("stat-token-holder").textContent).toBe("n2");
+    // No events seen yet: the document's holder, said once.
+    expect(screen.getByTestId("stat-token").textContent).toBe("held by n2");
     expect(screen.getByTestId("stat-epoch").textContent).toBe("3");
     expect(screen.getByTestId("stat-quorum").textContent).toBe("yes");
     expect(screen.getByRole("status").textContent).toContain("Live");
@@ -97,6 +107,106 @@ describe("cluster dashboard", () => {
     expect(screen.getByTestId("stat-quorum").textContent).toMatch(/read-only/);
     expect(screen.getByText("No song is missing a copy.")).toBeTruthy();
     expect(screen.getByRole("status").textContent).toContain("Reconnecting");
+  });
+});
+
+/** The activity after `events`, the i-th seen at `start + i * step` ms. */
+function watched(events: ClusterEvent[], start = 100_000, step = 250): Activity {
+  return events.reduce((a, e, i) => noteEvent(a, e, start + i * step), noActivity);
+}
+
+const passes = (holders: string[], epoch = 3): ClusterEvent[] =>
+  holders.map((holder) => ({ type: "token", holder, epoch }));
+
+describe("steady token and replication summary", () => {
+  it("says the token circulates and how fast, not who holds it this instant", () => {
+    // 4 passes a second for 5 s, as a node samples a ring that passes quickly.
+    const holders = Array.from({ length: 21 }, (_, i) => ["n1", "n2", "n3"][i % 3]);
+    const a = watched([{ type: "hello", node: "n1", cluster: doc }, ...passes(holders)]);
+    const now = 100_000 + 21 * 250;
+    expect(passRate(a, now)).toBeCloseTo(4, 0);
+    expect(tokenSummary("n3", a, now)).toEqual({
+      state: "circulating",
+      text: "circulating",
+      detail: "4.0 passes/s",
+    });
+    render(<ClusterPanel cluster={doc} live="open" activity={a} now={now} />);
+    expect(screen.getByTestId("stat-token").textContent).toBe("circulating");
+    expect(screen.getByTestId("stat-token-detail").textContent).toBe("4.0 passes/s");
+    // Passes stop (one voter left, or the ring stalled): after the window it is "held".
+    expect(tokenSummary("n3", a, now + 11_000).text).toBe("held by n3");
+    expect(tokenSummary(null, a, now).state).toBe("lost");
+  });
+
+  it("logs members dying, quorum and a regenerated token, newest first, not every pass", () => {
+    const a = watched([
+      { type: "hello", node: "n1", cluster: doc },
+      ...passes(["n1", "n2", "n1", "n2"]),
+      { type: "membership", event: "dead", member: member("n3", "dead") },
+      { type: "membership", event: "updated", member: member("n1", "alive") },
+      { type: "quorum", quorum: false },
+      { type: "token", holder: null, epoch: 3 },
+      { type: "token", holder: "n1", epoch: 4 },
+    ]);
+    expect(a.log.map((e) => [e.text, e.tone])).toEqual([
+      ["Token regenerated: epoch 4, first held by n1", "warn"],
+      ["Token lost: no member holds it", "bad"],
+      ["Quorum lost: read-only", "bad"],
+      ["n3 dead", "bad"],
+    ]);
+    render(<ClusterPanel cluster={doc} live="open" activity={a} now={110_000} />);
+    const log = screen.getByRole("list", { name: "Recent events" });
+    expect(within(log).getAllByRole("listitem")[0].textContent).toMatch(
+      /^Token regenerated: epoch 4, first held by n1\d+ s ago$/,
+    );
+  });
+
+  it("says why songs are below R when fewer voters than R are alive", () => {
+    const twoOfThree: Cluster = {
+      ...doc,
+      replication: 3,
+      under_replicated: 0, // counted against min(R, live voters) = 2
+      under_replicated_songs: [],
+    };
+    expect(replication(twoOfThree)).toEqual({
+      liveVoters: 2,
+      wanted: 3,
+      belowR: 30,
+      reason: "only 2 voters alive",
+    });
+    render(<ClusterPanel cluster={twoOfThree} live="open" />);
+    expect(screen.getByTestId("stat-below-r").textContent).toBe("30");
+    expect(screen.getByTestId("stat-below-r-detail").textContent).toBe("only 2 voters alive");
+    expect(screen.getByTestId("below-r-reason").textContent).toContain(
+      "All 30 songs have fewer than 3 copies: only 2 voters alive",
+    );
+    expect(screen.queryByText("No song is missing a copy.")).toBeNull();
+    expect(screen.getByText("Every song has a copy on each live voter.")).toBeTruthy();
+  });
+
+  it("counts against R itself once enough voters are alive", () => {
+    expect(replication(doc)).toMatchObject({ liveVoters: 2, wanted: 2, belowR: 1, reason: null });
+  });
+
+  it("tells users who are not admins healthy, degraded or read-only, without node names", () => {
+    const healthy = serviceStatus(
+      {
+        ...doc,
+        members: doc.members.map((m) => ({ ...m, state: "alive" as const })),
+        under_replicated: 0,
+      },
+      true,
+    );
+    expect(healthy.level).toBe("healthy");
+    const degraded = serviceStatus(doc, true);
+    expect(degraded.level).toBe("degraded");
+    expect(degraded.details).toEqual([
+      "2 of 3 servers up.",
+      "1 song has fewer backup copies than usual; everything still plays.",
+    ]);
+    expect(JSON.stringify(degraded)).not.toMatch(/n[123]|127\.0\.0\.1/);
+    expect(serviceStatus(doc, false).level).toBe("read-only");
+    expect(serviceStatus(null, true).level).toBe("healthy");
   });
 });
 

@@ -1,26 +1,8 @@
-// Album art. The cover endpoint is per song, so an album's cover is fetched through one of
-// its tracks (looked up once per album and remembered).
+// Cover art: a song's, an album's or an artist's (see covers.ts for which song's image stands
+// for an album or an artist), with a coloured letter when there is none.
 import { useEffect, useState } from "react";
 import { useApp } from "../app/context";
-import type { ApiClient } from "../api/client";
-import type { Page, Song } from "../api/types";
-
-const albumTrack = new Map<string, Promise<string | null>>();
-
-function firstTrack(api: ApiClient, albumId: string): Promise<string | null> {
-  let p = albumTrack.get(albumId);
-  if (!p) {
-    p = api
-      .get<Page<Song>>("/api/songs", { album: albumId, limit: 1 })
-      .then((page) => page.items[0]?.id ?? null)
-      .catch(() => {
-        albumTrack.delete(albumId);
-        return null;
-      });
-    albumTrack.set(albumId, p);
-  }
-  return p;
-}
+import { findAlbumCover, findArtistCover } from "./covers";
 
 function hue(text: string): number {
   let h = 0;
@@ -30,37 +12,64 @@ function hue(text: string): number {
 
 interface CoverProps {
   title: string;
-  hasCover: boolean;
+  /** A song's cover (its own, else its album's), when `hasCover` says it has one. */
   songId?: string | null;
-  albumId?: string | null;
-  size?: "small" | "medium" | "large";
+  hasCover?: boolean;
+  /** An album's cover: the one it carries, else one of its tracks' art. */
+  album?: { id: string; cover_sha256: string | null };
+  /** An artist's picture: a cover of one of their albums. */
+  artistId?: string;
+  size?: "thumb" | "small" | "medium" | "large";
+  /** Round, as artists are shown. */
+  round?: boolean;
+  /** Next to a text that names it already (a list row): hidden from screen readers. */
+  decorative?: boolean;
+  /** The accessible name (default: "Cover of <title>"). */
+  label?: string;
 }
 
-export function Cover({ title, hasCover, songId, albumId, size = "medium" }: CoverProps) {
+export function Cover({
+  title,
+  songId,
+  hasCover = false,
+  album,
+  artistId,
+  size = "medium",
+  round = false,
+  decorative = false,
+  label: name,
+}: CoverProps) {
   const { api } = useApp();
-  const [track, setTrack] = useState<string | null>(songId ?? null);
+  const direct = songId && hasCover ? songId : null;
+  const [found, setFound] = useState<string | null>(null);
   const [failed, setFailed] = useState(false);
+  const albumId = album?.id;
+  const albumCover = album?.cover_sha256 ?? null;
   useEffect(() => {
     setFailed(false);
-    if (songId) {
-      setTrack(songId);
-      return;
-    }
-    setTrack(null);
-    if (!hasCover || !albumId) return;
+    setFound(null);
+    if (songId !== undefined) return;
+    const find = albumId
+      ? findAlbumCover(api, albumId, albumCover)
+      : artistId
+        ? findArtistCover(api, artistId)
+        : null;
+    if (!find) return;
     let live = true;
-    void firstTrack(api, albumId).then((id) => live && setTrack(id));
+    void find.then((id) => live && setFound(id));
     return () => {
       live = false;
     };
-  }, [api, songId, albumId, hasCover]);
-  const className = `cover cover-${size}`;
-  if (hasCover && track && !failed) {
+  }, [api, songId, albumId, albumCover, artistId]);
+  const track = songId !== undefined ? direct : found;
+  const className = `cover cover-${size}${round ? " round" : ""}`;
+  const label = decorative ? undefined : (name ?? `Cover of ${title}`);
+  if (track && !failed) {
     return (
       <img
         className={className}
         src={api.mediaUrl(track, "cover")}
-        alt={`Cover of ${title}`}
+        alt={label ?? ""}
         loading="lazy"
         onError={() => setFailed(true)}
       />
@@ -70,8 +79,9 @@ export function Cover({ title, hasCover, songId, albumId, size = "medium" }: Cov
   return (
     <div
       className={`${className} cover-placeholder`}
-      role="img"
-      aria-label={`Cover of ${title}`}
+      role={decorative ? undefined : "img"}
+      aria-label={label}
+      aria-hidden={decorative ? true : undefined}
       style={{
         background: `linear-gradient(135deg, hsl(${h} 55% 38%), hsl(${(h + 60) % 360} 45% 18%))`,
       }}

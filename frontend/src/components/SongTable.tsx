@@ -1,11 +1,13 @@
 // A table of songs: play (the list from that row on), like, add to a playlist, and links to
-// the artist and album. `extra` adds per-row controls (a playlist's reorder buttons).
+// the artist and album; each row shows its cover, except in an album's own track list.
+// `extra` adds per-row controls (a playlist's reorder buttons).
 import { useEffect, useState, type ReactNode } from "react";
 import { useApp } from "../app/context";
 import { usePlaylists } from "../app/playlists";
 import { Link } from "../app/router";
 import type { Song } from "../api/types";
 import { usePlayer } from "../player/Player";
+import { Cover } from "./Cover";
 import { formatDuration } from "./format";
 import { Icon } from "./Icon";
 
@@ -92,9 +94,22 @@ export function SongTable({
                 </button>
               </td>
               <td>
-                <div className="song-title">{s.title}</div>
-                <div className="song-artist">
-                  <Link to={`/artists/${s.artist_id}`}>{s.artist_name}</Link>
+                <div className="song-cell">
+                  {showAlbum && (
+                    <Cover
+                      songId={s.id}
+                      hasCover={!!s.cover_sha256}
+                      title={s.album_title ?? s.title}
+                      size="thumb"
+                      decorative
+                    />
+                  )}
+                  <div className="song-names">
+                    <div className="song-title">{s.title}</div>
+                    <div className="song-artist">
+                      <Link to={`/artists/${s.artist_id}`}>{s.artist_name}</Link>
+                    </div>
+                  </div>
                 </div>
               </td>
               {showAlbum && (

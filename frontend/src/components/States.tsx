@@ -1,6 +1,7 @@
-// Loading, error and empty states, and the pager, shared by every view.
+// Loading, error, not-found and empty states, and the pager, shared by every view.
 import type { ReactNode } from "react";
-import type { ApiError } from "../api/client";
+import { ApiError } from "../api/client";
+import { Link } from "../app/router";
 
 export function Loading({ label = "Loading…" }: { label?: string }) {
   return (
@@ -34,6 +35,48 @@ export function ErrorBox({
       )}
     </div>
   );
+}
+
+/** A page for something that does not exist: a heading that says what, and a way on. */
+export function NotFound({
+  title = "Not found",
+  back = { to: "/", label: "Back to the library" },
+  children,
+}: {
+  title?: string;
+  back?: { to: string; label: string };
+  children?: ReactNode;
+}) {
+  return (
+    <section className="state not-found" aria-labelledby="not-found-h">
+      <h1 id="not-found-h">{title}</h1>
+      <p>{children ?? "There is nothing at this address."}</p>
+      <Link to={back.to} className="secondary">
+        {back.label}
+      </Link>
+    </section>
+  );
+}
+
+/** The failure of a page's load: a not-found page for a 404 (say, an id that does not exist
+ * or no longer does), else the error with a retry. */
+export function LoadFailed({
+  error,
+  onRetry,
+  notFound,
+}: {
+  error: ApiError | Error;
+  onRetry?: () => void;
+  notFound: { title: string; text: string; back: { to: string; label: string } };
+}) {
+  if (error instanceof ApiError && error.status === 404) {
+    return (
+      <NotFound title={notFound.title} back={notFound.back}>
+        {notFound.text}
+      </NotFound>
+    );
+  }
+  return <ErrorBox error={error} onRetry={onRetry} />;
 }
 
 export function Empty({ children }: { children: ReactNode }) {

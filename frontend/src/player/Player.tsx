@@ -1,6 +1,6 @@
 // The player: one <audio> element for the whole app (so music keeps playing while the user
-// browses), the queue, the Media Session (OS and keyboard media keys) and the bar at the
-// bottom of the screen.
+// browses), the queue (kept across reloads: useSavedQueue.ts), the Media Session (OS and
+// keyboard media keys), the tab title and the bar at the bottom of the screen.
 import {
   createContext,
   useCallback,
@@ -20,13 +20,16 @@ import { formatDuration } from "../components/format";
 import { Icon } from "../components/Icon";
 import {
   currentSong,
-  emptyQueue,
   hasNext,
   hasPrevious,
   queueReducer,
   type QueueAction,
   type QueueState,
 } from "./queue";
+import { initialQueue, useSavedQueue } from "./useSavedQueue";
+
+/** The tab title when nothing plays. */
+export const APP_TITLE = "dspot";
 
 interface PlayerValue {
   queue: QueueState;
@@ -57,8 +60,19 @@ export function usePlayer(): PlayerValue {
 const RETRIES = 3;
 
 export function PlayerProvider({ children }: { children: ReactNode }) {
-  const { api } = useApp();
-  const [queue, dispatch] = useReducer(queueReducer, emptyQueue);
+  const { api, session } = useApp();
+  const userId = session?.user_id ?? null;
+  const [start] = useState(() => initialQueue(userId));
+  const [queue, rawDispatch] = useReducer(queueReducer, start.queue);
+  // A track start that does not play: the restored queue's, paused where it was left.
+  const resume = useRef<{ serial: number; position: number } | null>(
+    start.queue.index >= 0 ? { serial: start.queue.serial, position: start.position } : null,
+  );
+  const touched = useRef(false);
+  const dispatch = useCallback((a: QueueAction) => {
+    touched.current = true;
+    rawDispatch(a);
+  }, []);
   const audio = useRef<HTMLAudioElement>(null);
   const [playing, setPlaying] = useState(false);
   const [time, setTime] = useState(0);
@@ -88,10 +102,43 @@ export function PlayerProvider({ children }: { children: ReactNode }) {
       return;
     }
     a.src = api.mediaUrl(song.id, "stream");
-    setTime(0);
     setDuration(song.duration);
+    const r = resume.current;
+    if (r && r.serial === queue.serial) {
+      a.currentTime = r.position; // before the metadata: where loading starts
+      setTime(r.position);
+      return;
+    }
+    setTime(0);
     a.play().catch(() => setPlaying(false));
   }, [queue.serial, api]);
+
+  const queueRef = useRef(queue);
+  queueRef.current = queue;
+  const onTimeSaved = useSavedQueue({
+    api,
+    userId,
+    queue,
+    playing,
+    position: () => audio.current?.currentTime ?? 0,
+    savedAt: start.savedAt,
+    touched: () => touched.current,
+    adopt: (songs, index, position) => {
+      resume.current = { serial: queueRef.current.serial + 1, position };
+      rawDispatch({ type: "play", songs, start: index });
+    },
+  });
+
+  // The tab says what plays.
+  useEffect(() => {
+    document.title = playing && song ? `${song.title} · ${song.artist_name}` : APP_TITLE;
+  }, [playing, song]);
+  useEffect(
+    () => () => {
+      document.title = APP_TITLE;
+    },
+    [],
+  );
 
   useEffect(() => {
     if (audio.current) audio.current.volume = volume;
@@ -176,6 +223,7 @@ export function PlayerProvider({ children }: { children: ReactNode }) {
   }, [playing, song]);
 
   const onPlaying = () => {
+    touched.current = true;
     setPlaying(true);
     setBuffering(false);
     retries.current = 0;
@@ -250,7 +298,10 @@ export function PlayerProvider({ children }: { children: ReactNode }) {
         onPlaying={onPlaying}
         onPause={() => setPlaying(false)}
         onWaiting={() => setBuffering(true)}
-        onTimeUpdate={(e) => setTime(e.currentTarget.currentTime)}
+        onTimeUpdate={(e) => {
+          setTime(e.currentTarget.currentTime);
+          onTimeSaved();
+        }}
         onDurationChange={(e) =>
           Number.isFinite(e.currentTarget.duration) && setDuration(e.currentTarget.duration)
         }

@@ -17,20 +17,27 @@ interface Pending {
 function setup() {
   const api = new ApiClient({ fetch: vi.fn(), storage: null });
   const pending: Pending[] = [];
+  const aborted: string[] = [];
   vi.spyOn(api, "upload").mockImplementation((file, progress) => {
     let p!: Pending;
     const promise = new Promise<UploadResult>((resolve, reject) => {
       p = { file: file as File, progress, resolve, reject };
     });
     pending.push(p);
-    return { promise, abort: () => {} };
+    return {
+      promise,
+      abort: () => {
+        aborted.push((file as File).name);
+        p.reject(new ApiError(0, "Cancelled", "the upload was cancelled"));
+      },
+    };
   });
   render(
     <AppProvider api={api}>
       <UploadView />
     </AppProvider>,
   );
-  return { api, pending };
+  return { api, pending, aborted };
 }
 
 const song = {
@@ -55,9 +62,8 @@ describe("upload page", () => {
     fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [a, b] } });
     const rows = screen.getAllByTestId("upload-row");
     expect(rows.map((r) => r.getAttribute("aria-label"))).toEqual(["blue.flac", "notes.txt"]);
-    expect(pending).toHaveLength(0); // nothing is sent before "Upload"
-
-    fireEvent.click(screen.getByRole("button", { name: "Upload" }));
+    // Sending starts at once, one file at a time; nothing waits for another button.
+    expect(screen.queryByRole("button", { name: "Upload" })).toBeNull();
     expect(pending).toHaveLength(1);
     expect(pending[0].file).toBe(a);
     act(() => pending[0].progress(400, 1000));
@@ -82,16 +88,55 @@ describe("upload page", () => {
     expect(within(rows[1]).getByRole("alert").textContent).toBe(
       "notes.txt: not a supported audio format",
     );
-    expect(screen.getByText(/1 uploaded · 1 refused/)).toBeTruthy();
+    expect(screen.getByTestId("upload-summary").textContent).toBe(
+      "All done · 1 uploaded · 1 refused",
+    );
   });
 
-  it("says when the library already had the file", async () => {
+  it("says when the library already had the file, and does not count it as uploaded", async () => {
     const { pending } = setup();
     fireEvent.change(screen.getByLabelText("Audio files to upload"), {
-      target: { files: [new File([new Uint8Array(5)], "again.flac")] },
+      target: {
+        files: [
+          new File([new Uint8Array(5)], "again.flac"),
+          new File([new Uint8Array(5)], "new.flac"),
+        ],
+      },
     });
-    fireEvent.click(screen.getByRole("button", { name: "Upload" }));
+    expect(pending).toHaveLength(1); // started by choosing the files
     await act(async () => pending[0].resolve({ status: 200, song: { ...song, duplicate: true } }));
-    expect(screen.getByTestId("upload-status").textContent).toBe("Already in the library");
+    const again = screen.getByRole("listitem", { name: "again.flac" });
+    expect(within(again).getByTestId("upload-status").textContent).toBe("Already in the library");
+    await act(async () => pending[1].resolve({ status: 201, song: { ...song, id: "s2" } }));
+    expect(screen.getByTestId("upload-summary").textContent).toBe(
+      "All done · 1 uploaded · 1 already in the library",
+    );
+  });
+
+  it("cancels a file being sent, and the rest with one button", async () => {
+    const { pending, aborted } = setup();
+    fireEvent.change(screen.getByLabelText("Audio files to upload"), {
+      target: {
+        files: ["one", "two", "three"].map((n) => new File([new Uint8Array(5)], `${n}.flac`)),
+      },
+    });
+    expect(pending).toHaveLength(1);
+    await act(async () => fireEvent.click(screen.getByRole("button", { name: "Cancel one.flac" })));
+    expect(aborted).toEqual(["one.flac"]);
+    const one = screen.getByRole("listitem", { name: "one.flac" });
+    expect(within(one).getByTestId("upload-status").textContent).toBe("Cancelled");
+    expect(pending).toHaveLength(2); // the next one goes
+    expect(pending[1].file.name).toBe("two.flac");
+    await act(async () => fireEvent.click(screen.getByRole("button", { name: "Cancel all" })));
+    expect(aborted).toEqual(["one.flac", "two.flac"]);
+    expect(pending).toHaveLength(2); // "three" never started
+    expect(screen.getByTestId("upload-summary").textContent).toBe(
+      "All done · 0 uploaded · 3 cancelled",
+    );
+    expect(screen.getAllByTestId("upload-status").map((s) => s.textContent)).toEqual([
+      "Cancelled",
+      "Cancelled",
+      "Cancelled",
+    ]);
   });
 });

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { Song } from "../api/types";
-import { fraction, nextToUpload, summary, uploadReducer, type UploadItem } from "./queue";
+import {
+  fraction,
+  nextToUpload,
+  summary,
+  summaryText,
+  uploadReducer,
+  type UploadItem,
+} from "./queue";
 
 const song = { id: "s1", title: "Tone" } as Song;
 
@@ -25,7 +32,7 @@ describe("upload queue", () => {
     s = uploadReducer(s, { type: "failed", id: "b", error: "not a supported audio format" });
     expect(s[1]).toMatchObject({ status: "failed", error: "not a supported audio format" });
     expect(nextToUpload(s)).toBeUndefined();
-    expect(summary(s)).toEqual({ pending: 0, done: 1, failed: 1 });
+    expect(summary(s)).toEqual({ pending: 0, done: 1, duplicate: 0, failed: 1, cancelled: 0 });
   });
 
   it("refuses empty and oversized files before sending them", () => {
@@ -59,5 +66,25 @@ describe("upload queue", () => {
     expect(uploadReducer(s, { type: "cancel", id: "a" })[0].status).toBe("duplicate");
     expect(uploadReducer(s, { type: "clearFinished" })).toEqual([]);
     expect(uploadReducer(s, { type: "dismiss", id: "a" }).map((i) => i.id)).toEqual(["b"]);
+  });
+
+  it("counts a duplicate apart from the uploaded songs", () => {
+    let s = uploadReducer([], {
+      type: "add",
+      files: ["a", "b", "c", "d"].map((id) => ({ id, name: id, size: 10 })),
+    });
+    s = uploadReducer(s, { type: "done", id: "a", song, duplicate: false });
+    s = uploadReducer(s, { type: "done", id: "b", song, duplicate: true });
+    s = uploadReducer(s, { type: "failed", id: "c", error: "not audio" });
+    expect(summary(s)).toEqual({ pending: 1, done: 1, duplicate: 1, failed: 1, cancelled: 0 });
+    expect(summaryText(summary(s))).toBe(
+      "1 to go · 1 uploaded · 1 already in the library · 1 refused",
+    );
+    s = uploadReducer(s, { type: "cancelAll" });
+    expect(s[3].status).toBe("cancelled");
+    expect(s[0].status).toBe("done"); // finished rows stay as they were
+    expect(summaryText(summary(s))).toBe(
+      "All done · 1 uploaded · 1 already in the library · 1 refused · 1 cancelled",
+    );
   });
 });

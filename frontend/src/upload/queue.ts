@@ -1,5 +1,5 @@
 // State of the upload page: one row per chosen file, uploaded one at a time in the order
-// chosen. Pure reducer; UploadView.tsx runs the requests.
+// chosen, starting as soon as files are chosen. Pure reducer; UploadView.tsx runs the requests.
 import type { Song } from "../api/types";
 
 export type UploadStatus = "queued" | "uploading" | "done" | "duplicate" | "failed" | "cancelled";
@@ -23,6 +23,7 @@ export type UploadAction =
   | { type: "done"; id: string; song: Song; duplicate: boolean }
   | { type: "failed"; id: string; error: string }
   | { type: "cancel"; id: string }
+  | { type: "cancelAll" }
   | { type: "dismiss"; id: string }
   | { type: "clearFinished" };
 
@@ -64,6 +65,10 @@ export function uploadReducer(items: UploadItem[], action: UploadAction): Upload
       return update(action.id, (i) =>
         i.status === "queued" || i.status === "uploading" ? { ...i, status: "cancelled" } : i,
       );
+    case "cancelAll":
+      return items.map((i) =>
+        i.status === "queued" || i.status === "uploading" ? { ...i, status: "cancelled" } : i,
+      );
     case "dismiss":
       return items.filter((i) => i.id !== action.id);
     case "clearFinished":
@@ -82,14 +87,31 @@ export function fraction(item: UploadItem): number {
   return item.size > 0 ? Math.min(1, item.loaded / item.size) : 0;
 }
 
-export function summary(items: UploadItem[]): { pending: number; done: number; failed: number } {
-  let pending = 0;
-  let done = 0;
-  let failed = 0;
+export interface UploadSummary {
+  pending: number;
+  /** New songs. */
+  done: number;
+  /** Files the library already had (not counted as uploaded). */
+  duplicate: number;
+  failed: number;
+  cancelled: number;
+}
+
+export function summary(items: UploadItem[]): UploadSummary {
+  const s: UploadSummary = { pending: 0, done: 0, duplicate: 0, failed: 0, cancelled: 0 };
   for (const i of items) {
-    if (i.status === "queued" || i.status === "uploading") pending += 1;
-    else if (i.status === "done" || i.status === "duplicate") done += 1;
-    else if (i.status === "failed") failed += 1;
+    if (i.status === "queued" || i.status === "uploading") s.pending += 1;
+    else s[i.status] += 1;
   }
-  return { pending, done, failed };
+  return s;
+}
+
+/** "2 uploaded · 1 already in the library · 1 refused": what happened, the zeros left out
+ * (but always the uploaded count). */
+export function summaryText(s: UploadSummary): string {
+  const parts = [s.pending > 0 ? `${s.pending} to go` : "All done", `${s.done} uploaded`];
+  if (s.duplicate) parts.push(`${s.duplicate} already in the library`);
+  if (s.failed) parts.push(`${s.failed} refused`);
+  if (s.cancelled) parts.push(`${s.cancelled} cancelled`);
+  return parts.join(" · ");
 }

@@ -7,7 +7,8 @@ import { formatTotal, plural } from "../components/format";
 import { Icon } from "../components/Icon";
 import { LikeButton } from "../components/LikeButton";
 import { SongTable } from "../components/SongTable";
-import { ErrorBox, Loading } from "../components/States";
+import { albumCoverTrack } from "../components/covers";
+import { LoadFailed, Loading } from "../components/States";
 import { usePlayer } from "../player/Player";
 
 export function AlbumView({ id }: { id: string }) {
@@ -18,13 +19,29 @@ export function AlbumView({ id }: { id: string }) {
     [api, id],
   );
   if (album.loading && !album.data) return <Loading />;
-  if (album.error) return <ErrorBox error={album.error} onRetry={album.reload} />;
+  if (album.error)
+    return (
+      <LoadFailed
+        error={album.error}
+        onRetry={album.reload}
+        notFound={{
+          title: "Album not found",
+          text: "There is no such album: it may have been deleted, or the link is wrong.",
+          back: { to: "/", label: "Browse albums" },
+        }}
+      />
+    );
   const a = album.data;
   if (!a) return null;
   return (
     <section aria-labelledby="album-h">
       <header className="hero">
-        <Cover songId={a.tracks[0]?.id} hasCover={!!a.cover_sha256} title={a.title} size="large" />
+        <Cover
+          songId={albumCoverTrack(a.cover_sha256, a.tracks)}
+          hasCover
+          title={a.title}
+          size="large"
+        />
         <div className="hero-text">
           <span className="eyebrow">Album</span>
           <h1 id="album-h">{a.title}</h1>

@@ -1,31 +1,70 @@
-// The library's home: albums as a cover grid.
+// The library's home: albums as a cover grid, each card with a play button.
 import { useState } from "react";
+import { ApiError } from "../api/client";
 import { useApp, useLoad } from "../app/context";
 import { Link } from "../app/router";
-import type { Album, Page } from "../api/types";
+import type { Album, AlbumDetail, Page } from "../api/types";
 import { Cover } from "../components/Cover";
+import { Icon } from "../components/Icon";
 import { Empty, ErrorBox, Loading, Pager } from "../components/States";
+import { usePlayer } from "../player/Player";
 
 export function AlbumGrid({ albums, label = "Albums" }: { albums: Album[]; label?: string }) {
   return (
     <ul className="grid" aria-label={label}>
       {albums.map((a) => (
-        <li key={a.id}>
+        <li key={a.id} className="card-wrap">
           <Link
             to={`/albums/${a.id}`}
             className="card"
             aria-label={`${a.title} by ${a.artist_name}`}
           >
-            <Cover albumId={a.id} hasCover={!!a.cover_sha256} title={a.title} />
+            <Cover album={a} title={a.title} />
             <span className="card-title">{a.title}</span>
             <span className="card-sub">
               {a.year ? `${a.year} · ` : ""}
               {a.artist_name}
             </span>
           </Link>
+          <AlbumPlayButton album={a} />
         </li>
       ))}
     </ul>
+  );
+}
+
+/** Play an album from its card (its tracks are loaded on the press); pause it if it plays. */
+function AlbumPlayButton({ album }: { album: Album }) {
+  const { api, notify } = useApp();
+  const player = usePlayer();
+  const [busy, setBusy] = useState(false);
+  const playing = player.playing && player.song?.album_id === album.id;
+  const press = async () => {
+    if (playing) {
+      player.toggle();
+      return;
+    }
+    setBusy(true);
+    try {
+      const detail = await api.get<AlbumDetail>(`/api/albums/${encodeURIComponent(album.id)}`);
+      if (detail.tracks.length) player.play(detail.tracks);
+      else notify(`${album.title} has no songs.`);
+    } catch (e) {
+      notify(`Could not play ${album.title}: ${e instanceof ApiError ? e.detail : String(e)}`);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <button
+      type="button"
+      className={`card-play ${playing ? "on" : ""}`}
+      aria-label={`${playing ? "Pause" : "Play"} ${album.title}`}
+      disabled={busy}
+      onClick={() => void press()}
+    >
+      <Icon name={playing ? "pause" : "play"} size={22} />
+    </button>
   );
 }
 

@@ -1,13 +1,15 @@
-// Artists, and one artist's page (play, like, albums, singles).
+// Artists (each shown with a cover of one of their albums), and one artist's page (play,
+// like, albums, singles).
 import { useState } from "react";
 import { useApp, useLoad } from "../app/context";
 import { Link } from "../app/router";
 import type { Artist, ArtistDetail, Page, Song } from "../api/types";
+import { Cover } from "../components/Cover";
 import { plural } from "../components/format";
 import { Icon } from "../components/Icon";
 import { LikeButton } from "../components/LikeButton";
 import { SongTable } from "../components/SongTable";
-import { Empty, ErrorBox, Loading, Pager } from "../components/States";
+import { Empty, ErrorBox, LoadFailed, Loading, Pager } from "../components/States";
 import { usePlayer } from "../player/Player";
 import { AlbumGrid } from "./AlbumsView";
 
@@ -17,9 +19,7 @@ export function ArtistGrid({ artists, label = "Artists" }: { artists: Artist[]; 
       {artists.map((a) => (
         <li key={a.id}>
           <Link to={`/artists/${a.id}`} className="card">
-            <div className="avatar" aria-hidden="true">
-              {a.name.slice(0, 1).toUpperCase()}
-            </div>
+            <Cover artistId={a.id} title={a.name} round decorative />
             <span className="card-title">{a.name}</span>
             <span className="card-sub">
               {plural(a.album_count, "album")} · {plural(a.song_count, "song")}
@@ -84,7 +84,18 @@ export function ArtistView({ id }: { id: string }) {
     [api, id],
   );
   if (artist.loading && !artist.data) return <Loading />;
-  if (artist.error) return <ErrorBox error={artist.error} onRetry={artist.reload} />;
+  if (artist.error)
+    return (
+      <LoadFailed
+        error={artist.error}
+        onRetry={artist.reload}
+        notFound={{
+          title: "Artist not found",
+          text: "There is no such artist: they may have been deleted, or the link is wrong.",
+          back: { to: "/artists", label: "Browse artists" },
+        }}
+      />
+    );
   const a = artist.data;
   if (!a) return null;
   const playAll = async () => {
@@ -94,9 +105,7 @@ export function ArtistView({ id }: { id: string }) {
   return (
     <section aria-labelledby="artist-h">
       <header className="hero">
-        <div className="avatar large" aria-hidden="true">
-          {a.name.slice(0, 1).toUpperCase()}
-        </div>
+        <Cover artistId={a.id} title={a.name} size="large" round label={`Picture of ${a.name}`} />
         <div className="hero-text">
           <span className="eyebrow">Artist</span>
           <h1 id="artist-h">{a.name}</h1>

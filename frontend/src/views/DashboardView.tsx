@@ -1,24 +1,49 @@
-// The cluster dashboard: the voters on the token ring coloured by state, who holds the token
-// and in which epoch, each node's log position and blobs, under-replicated songs, and where
-// the copies of a chosen song are.
+// The cluster dashboard (admins only): the voters on the token ring coloured by state, the
+// token (circulating and how fast, or held, or lost) and its epoch, each node's log position,
+// blobs and address, the songs below the replication factor and why, the recent events, and
+// where the copies of a chosen song are.
 import { useEffect, useState } from "react";
 import { ApiError } from "../api/client";
 import type { Cluster, Page, Replicas, Song } from "../api/types";
 import { useApp } from "../app/context";
+import {
+  noActivity,
+  replication,
+  tokenSummary,
+  type Activity,
+  type LogEntry,
+} from "../cluster/activity";
 import { useCluster } from "../cluster/ClusterProvider";
 import type { LiveStatus } from "../cluster/live";
 import { STATE_COLOURS, formatBytes, ringLayout } from "../cluster/state";
 import { ErrorBox, Loading } from "../components/States";
 
+/** Re-render every `ms` (rates and "seconds ago" move on without events). */
+export function useNow(ms: number): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(t);
+  }, [ms]);
+  return now;
+}
+
 export function DashboardView() {
-  const { cluster, error, live, refresh, watch } = useCluster();
+  const { cluster, activity, error, live, refresh, watch } = useCluster();
   const [inspected, setInspected] = useState<SongRef | null>(null);
+  const now = useNow(1000);
   useEffect(watch, [watch]);
   if (!cluster && error) return <ErrorBox error={error} onRetry={refresh} />;
   if (!cluster) return <Loading label="Asking the cluster…" />;
   return (
     <>
-      <ClusterPanel cluster={cluster} live={live} onInspect={setInspected} />
+      <ClusterPanel
+        cluster={cluster}
+        live={live}
+        activity={activity}
+        now={now}
+        onInspect={setInspected}
+      />
       <ReplicaFinder song={inspected} onSelect={setInspected} />
     </>
   );
@@ -39,10 +64,16 @@ const LIVE_TEXT: Record<LiveStatus, string> = {
 export function ClusterPanel({
   cluster,
   live,
+  activity = noActivity,
+  now = Date.now(),
   onInspect,
 }: {
   cluster: Cluster;
   live: LiveStatus;
+  /** What the live events said so far (token passes, the event log). */
+  activity?: Activity;
+  /** The time the rates are computed at (ms). */
+  now?: number;
   onInspect?: (song: SongRef) => void;
 }) {
   const voters = cluster.members.filter((m) => m.role === "voter");
@@ -53,6 +84,8 @@ export function ClusterPanel({
   const c = size / 2;
   const points = ringLayout(ring, c, c, 115);
   const holder = cluster.token.holder;
+  const token = tokenSummary(holder, activity, now);
+  const copies = replication(cluster);
   return (
     <section aria-labelledby="cluster-h">
       <div className="view-head">
@@ -67,15 +100,21 @@ export function ClusterPanel({
           value={cluster.quorum ? "yes" : "no — read-only"}
           tone={cluster.quorum ? "ok" : "bad"}
         />
-        <Stat label="Token holder" value={holder ?? "none"} />
+        <Stat
+          label="Token"
+          value={token.text}
+          detail={token.detail}
+          tone={token.state === "lost" ? "bad" : "ok"}
+        />
         <Stat label="Epoch" value={String(cluster.token.epoch)} />
         <Stat label="Log position" value={cluster.log_position} />
         <Stat label="Songs" value={String(cluster.songs)} />
         <Stat label="Replication" value={`R = ${cluster.replication}`} />
         <Stat
-          label="Under-replicated"
-          value={String(cluster.under_replicated)}
-          tone={cluster.under_replicated ? "warn" : "ok"}
+          label="Below R"
+          value={String(copies.belowR)}
+          detail={copies.reason}
+          tone={copies.belowR ? "warn" : "ok"}
         />
         <Stat label="Answered by" value={cluster.node} />
       </div>
@@ -144,15 +183,7 @@ export function ClusterPanel({
             <tbody>
               {[...voters, ...observers].map((m) => (
                 <tr key={m.id} data-node={m.id} data-state={m.state}>
-                  <th scope="row">
-                    {m.id}
-                    {m.id === holder && (
-                      <span className="badge token" title="holds the token">
-                        {" "}
-                        token
-                      </span>
-                    )}
-                  </th>
+                  <th scope="row">{m.id}</th>
                   <td>
                     <span className={`badge state-${m.state}`}>{m.state}</span>
                   </td>
@@ -167,9 +198,22 @@ export function ClusterPanel({
           </table>
         </div>
       </div>
-      <h2>Under-replicated songs</h2>
+      <h2>Songs below R = {cluster.replication}</h2>
+      {copies.reason && (
+        <p className="notice warn" data-testid="below-r-reason">
+          {cluster.songs === 0
+            ? `No songs yet, but a song would get only ${copies.liveVoters} of ${copies.wanted} copies: ${copies.reason}.`
+            : `${cluster.songs === 1 ? "The one song has" : `All ${cluster.songs} songs have`} fewer than ${copies.wanted} copies: ${copies.reason}, so none can have ${copies.wanted} until a voter is back. Repair keeps one copy on each live voter.`}
+        </p>
+      )}
       {cluster.under_replicated_songs.length === 0 ? (
-        <p className="state empty">No song is missing a copy.</p>
+        <p className="state empty">
+          {copies.reason
+            ? "Every song has a copy on each live voter."
+            : cluster.songs === 0
+              ? "No songs yet."
+              : "No song is missing a copy."}
+        </p>
       ) : (
         <table className="members" aria-label="Under-replicated songs">
           <thead>
@@ -203,25 +247,63 @@ export function ClusterPanel({
           </tbody>
         </table>
       )}
+      <EventLog log={activity.log} now={now} />
     </section>
   );
 }
 
-function Stat({
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s ago`;
+  const m = Math.floor(s / 60);
+  return m < 60 ? `${m} min ago` : `${Math.floor(m / 60)} h ago`;
+}
+
+/** The events worth reading since the page opened, newest first. */
+function EventLog({ log, now }: { log: LogEntry[]; now: number }) {
+  return (
+    <>
+      <h2>Recent events</h2>
+      {log.length === 0 ? (
+        <p className="state empty">Nothing has happened since this page opened.</p>
+      ) : (
+        <ol className="event-log" aria-label="Recent events">
+          {log.map((e, i) => (
+            <li key={`${e.at}-${i}`} className={`event ${e.tone}`}>
+              <span className="event-text">{e.text}</span>
+              <span className="muted small">{ago(now - e.at)}</span>
+            </li>
+          ))}
+        </ol>
+      )}
+    </>
+  );
+}
+
+export function Stat({
   label,
   value,
+  detail,
   tone,
 }: {
   label: string;
   value: string;
+  /** A second, smaller line. */
+  detail?: string | null;
   tone?: "ok" | "warn" | "bad";
 }) {
+  const id = label.toLowerCase().replace(/\W+/g, "-");
   return (
     <div className={`stat ${tone ?? ""}`}>
       <span className="stat-label">{label}</span>
-      <span className="stat-value" data-testid={`stat-${label.toLowerCase().replace(/\W+/g, "-")}`}>
+      <span className="stat-value" data-testid={`stat-${id}`}>
         {value}
       </span>
+      {detail && (
+        <span className="stat-detail" data-testid={`stat-${id}-detail`}>
+          {detail}
+        </span>
+      )}
     </div>
   );
 }

@@ -9,7 +9,7 @@ import type { Playlist, PlaylistDetail } from "../api/types";
 import { formatTotal, plural } from "../components/format";
 import { Icon } from "../components/Icon";
 import { SongTable } from "../components/SongTable";
-import { Empty, ErrorBox, Loading } from "../components/States";
+import { Empty, ErrorBox, LoadFailed, Loading } from "../components/States";
 import { usePlayer } from "../player/Player";
 
 export function PlaylistsView() {
@@ -103,7 +103,18 @@ export function PlaylistView({ id }: { id: string }) {
   }, [pl.data]);
 
   if (pl.loading && !pl.data) return <Loading />;
-  if (pl.error) return <ErrorBox error={pl.error} onRetry={pl.reload} />;
+  if (pl.error)
+    return (
+      <LoadFailed
+        error={pl.error}
+        onRetry={pl.reload}
+        notFound={{
+          title: "Playlist not found",
+          text: "There is no such playlist: it may have been deleted, or the link is wrong.",
+          back: { to: "/playlists", label: "Your playlists" },
+        }}
+      />
+    );
   const p = pl.data;
   if (!p) return null;
   const mine = session?.user_id === p.owner_id;

@@ -1,5 +1,6 @@
-// Upload: drop or pick several files, send them one by one with a progress bar each, and show
-// what the server read from their tags (or why it refused them).
+// Upload: drop or pick several files and they start at once, one by one, each with a progress
+// bar and a cancel button; then what the server read from their tags (or why it refused them,
+// or that the library already had them).
 import { useEffect, useReducer, useRef, useState, type DragEvent } from "react";
 import { ApiError, type UploadHandle } from "../api/client";
 import { useApp } from "../app/context";
@@ -7,14 +8,20 @@ import { Link } from "../app/router";
 import { formatDuration } from "../components/format";
 import { Icon } from "../components/Icon";
 import { formatBytes } from "../cluster/state";
-import { fraction, nextToUpload, summary, uploadReducer, type UploadItem } from "../upload/queue";
+import {
+  fraction,
+  nextToUpload,
+  summary,
+  summaryText,
+  uploadReducer,
+  type UploadItem,
+} from "../upload/queue";
 
 let counter = 0;
 
 export function UploadView() {
   const { api } = useApp();
   const [items, dispatch] = useReducer(uploadReducer, []);
-  const [running, setRunning] = useState(false);
   const [over, setOver] = useState(false);
   const files = useRef(new Map<string, File>());
   const handles = useRef(new Map<string, UploadHandle>());
@@ -29,14 +36,10 @@ export function UploadView() {
     if (added.length) dispatch({ type: "add", files: added });
   };
 
-  // The runner: one file at a time while running.
+  // The runner: one file at a time, as soon as there is one to send.
   useEffect(() => {
-    if (!running) return;
     const item = nextToUpload(items);
-    if (!item) {
-      if (!items.some((i) => i.status === "uploading")) setRunning(false);
-      return;
-    }
+    if (!item) return;
     const file = files.current.get(item.id);
     if (!file) {
       dispatch({ type: "failed", id: item.id, error: "the file is no longer available" });
@@ -69,11 +72,16 @@ export function UploadView() {
         handles.current.delete(item.id);
         files.current.delete(item.id);
       });
-  }, [api, items, running]);
+  }, [api, items]);
 
   const cancel = (item: UploadItem) => {
     handles.current.get(item.id)?.abort();
     dispatch({ type: "cancel", id: item.id });
+  };
+
+  const cancelAll = () => {
+    for (const h of handles.current.values()) h.abort();
+    dispatch({ type: "cancelAll" });
   };
 
   const discard = async (item: UploadItem) => {
@@ -97,7 +105,6 @@ export function UploadView() {
   };
 
   const s = summary(items);
-  const queued = items.filter((i) => i.status === "queued").length;
   return (
     <section aria-labelledby="upload-h">
       <div className="view-head">
@@ -116,7 +123,8 @@ export function UploadView() {
         <Icon name="upload" size={40} />
         <p>Drop audio files here (MP3, FLAC, Ogg, Opus, M4A, WAV)</p>
         <p className="muted small">
-          The service reads title, artist, album, track, year, genre and cover from the tags.
+          Uploading starts as soon as you choose files. The service reads title, artist, album,
+          track, year, genre and cover from the tags.
         </p>
         <button type="button" className="secondary" onClick={() => input.current?.click()}>
           Choose files
@@ -137,18 +145,14 @@ export function UploadView() {
       </div>
       {items.length > 0 && (
         <div className="upload-actions">
-          <button
-            type="button"
-            className="primary"
-            onClick={() => setRunning(true)}
-            disabled={queued === 0 || running}
-          >
-            <Icon name="upload" /> Upload
-          </button>
-          <span className="muted" aria-live="polite">
-            {s.pending > 0 ? `${s.pending} to go` : "All done"} · {s.done} uploaded · {s.failed}{" "}
-            refused
+          <span className="muted" aria-live="polite" data-testid="upload-summary">
+            {summaryText(s)}
           </span>
+          {s.pending > 0 && (
+            <button type="button" className="secondary" onClick={cancelAll}>
+              Cancel all
+            </button>
+          )}
           <button
             type="button"
             className="text-button"
@@ -208,11 +212,11 @@ function UploadRow({
         {(item.status === "queued" || item.status === "uploading") && (
           <button
             type="button"
-            className="text-button"
+            className="secondary small-button"
             aria-label={`Cancel ${item.name}`}
             onClick={onCancel}
           >
-            Cancel
+            <Icon name="close" size={16} /> Cancel
           </button>
         )}
         {(item.status === "failed" ||

@@ -5,7 +5,7 @@ sees, ``_nemesis.py`` for fault injection, ``_stranger.py`` for the hostile stra
 ``_trace.py`` for the replay hash.
 """
 
-from dspot.sim._cluster import NodeMain, SimNode, Simulation
+from dspot.sim._cluster import SIM_WALL_BASE, NodeMain, SimNode, Simulation
 from dspot.sim._determinism import deterministic_trio, scheduler_pinning_available
 from dspot.sim._nemesis import FAULT_KINDS, FaultConfig, Nemesis
 from dspot.sim._scenario import (
@@ -26,6 +26,7 @@ from dspot.sim._trace import TraceLog
 __all__ = [
     "ATTACKS",
     "FAULT_KINDS",
+    "SIM_WALL_BASE",
     "FaultConfig",
     "Nemesis",
     "NodeMain",

@@ -185,6 +185,11 @@ class TokenRing:
     def epoch(self) -> int:
         return self.core.epoch
 
+    @property
+    def known_members(self) -> tuple[str, ...]:
+        """Every voter this member has ever counted in the ring (kept on disk), sorted."""
+        return tuple(self._known)
+
     def status(self) -> Status:
         return self.core.status()
 

@@ -3,10 +3,11 @@
 ``dspot-spotify demo-music DIR``  generate the synthesized demo library into DIR.
 ``dspot-spotify tags FILE...``    print what the tag reader finds in each file.
 ``dspot-spotify node ...``        run one node of a cluster (real TCP, data on local disk).
-``dspot-spotify gateway ...``     run the HTTPS gateway in front of the nodes (gateway.py).
+``dspot-spotify gateway ...``     run the HTTPS gateway in front of the nodes.
 ``dspot-spotify up``              run N nodes + the HTTPS gateway on 127.0.0.1, with demo music.
-``dspot-spotify import DIR ...``  upload a folder of audio files, resumably (tools.py).
-``dspot-spotify status ...``      print the cluster's members, token and replication (tools.py).
+``dspot-spotify import DIR ...``  upload a folder of audio files, resumably (tools).
+``dspot-spotify status ...``      print the cluster's members, token and replication (tools).
+``dspot-spotify openapi``         print the REST API's OpenAPI document (JSON).
 ``dspot-spotify dev-tls DIR ...``  issue a member certificate for mutual TLS from a dev CA.
 """
 
@@ -26,19 +27,12 @@ from types import FrameType
 from typing import Any
 
 from dspot_spotify import __version__
-from dspot_spotify.cluster import (
-    ApiClient,
-    ApiError,
-    ConfigError,
-    LocalCluster,
-    NodeFailed,
-    NodeSettings,
-    default_frontend,
-    parse_address,
-    serve_node,
-)
+from dspot_spotify.client import ApiClient, ApiError
+from dspot_spotify.config import Sabotage
 from dspot_spotify.demo import DEFAULT_FORMATS, FORMATS, generate_demo_library
-from dspot_spotify.node import Sabotage
+from dspot_spotify.process.node import NodeSettings, serve_node
+from dspot_spotify.process.setup import ConfigError, parse_address
+from dspot_spotify.process.supervisor import LocalCluster, NodeFailed, default_frontend
 from dspot_spotify.tags import MediaError, TrackTags, read_tags
 from dspot_spotify.tools import add_commands, run_command
 
@@ -133,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_commands(sub)  # import, status
 
+    doc = sub.add_parser("openapi", help="print the REST API's OpenAPI document (JSON)")
+    doc.add_argument("--out", type=Path, help="write it to this file instead")
+
     gw = sub.add_parser("gateway", help="run the HTTPS gateway in front of the nodes")
     gw.add_argument("--listen", required=True, type=_address, help="HOST:PORT for HTTPS")
     gw.add_argument(
@@ -194,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("import", "status"):
         return run_command(args)
+    if args.command == "openapi":
+        return _openapi(args.out)
     try:
         if args.command == "node":
             return _node(args)
@@ -241,6 +240,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             for key, value in info.items():
                 print(f"  {key:12} {value}")
     return status
+
+
+def _openapi(out: Path | None) -> int:
+    from dspot_spotify.api.openapi import document_text
+
+    text = document_text()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+    return 0
 
 
 # -- node ---------------------------------------------------------------------------------
@@ -302,7 +312,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from dspot_spotify.gateway import GatewaySettings, serve_gateway
+    from dspot_spotify.process.gateway import GatewaySettings, serve_gateway
 
     if not args.join:
         raise ConfigError("--join needs at least one node's RPC address")

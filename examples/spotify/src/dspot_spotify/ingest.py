@@ -1,8 +1,8 @@
 """From an uploaded file's tags to the catalog entries that add it.
 
-The upload endpoint (once the HTTP server and blob store exist) does: spool the body, call
-:func:`dspot_spotify.tags.read_tags`, store the audio (and cover) blobs, then
-:func:`entries_for_upload` and append the entries to the log in order.
+The upload endpoint spools the body, calls :func:`dspot_spotify.tags.read_tags`, stores the
+audio (and cover) blobs, then appends the entries of :func:`entries_for_upload` to the log
+in order.
 
 Artist and album ids are **derived from their names** (UUIDv5 under a fixed namespace), not
 drawn at random: two gateways that concurrently upload the first song of a new artist both
@@ -16,7 +16,15 @@ from __future__ import annotations
 import uuid
 from typing import Final
 
-from dspot_spotify.catalog import CreateAlbum, CreateArtist, CreateSong, Entry, Tx
+from dspot_spotify.catalog import (
+    CreateAlbum,
+    CreateArtist,
+    CreateSong,
+    Entry,
+    Tx,
+    find_album,
+    find_artist,
+)
 from dspot_spotify.tags import TrackTags
 
 __all__ = ["NAMESPACE", "UNKNOWN_ARTIST", "album_id_for", "artist_id_for", "entries_for_upload"]
@@ -40,27 +48,6 @@ def album_id_for(artist_id: str, title: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"album:{artist_id}:{_key(title)}"))
 
 
-def _find_artist(tx: Tx, name: str) -> str | None:
-    rows = list(
-        tx.execute(
-            "SELECT id FROM artists WHERE name = ? COLLATE NOCASE ORDER BY n LIMIT 1",
-            (" ".join(name.split()),),
-        )
-    )
-    return str(rows[0][0]) if rows else None
-
-
-def _find_album(tx: Tx, artist_id: str, title: str) -> str | None:
-    rows = list(
-        tx.execute(
-            "SELECT id FROM albums WHERE artist_id = ? AND title = ? "
-            "COLLATE NOCASE ORDER BY n LIMIT 1",
-            (artist_id, " ".join(title.split())),
-        )
-    )
-    return str(rows[0][0]) if rows else None
-
-
 def entries_for_upload(
     tx: Tx,
     tags: TrackTags,
@@ -82,7 +69,7 @@ def entries_for_upload(
     entries: list[Entry] = []
 
     def artist(name: str) -> str:
-        found = _find_artist(tx, name)
+        found = find_artist(tx, name)
         if found is not None:
             return found
         new = artist_id_for(name)
@@ -96,8 +83,8 @@ def entries_for_upload(
     song_cover = cover_sha256
     if tags.album:
         owner = artist(tags.album_artist) if tags.album_artist else song_artist
-        album_id = _find_album(tx, owner, tags.album)
-        if album_id is None:
+        album = find_album(tx, owner, tags.album)
+        if album is None:
             album_id = album_id_for(owner, tags.album)
             entries.append(
                 CreateAlbum(
@@ -112,8 +99,8 @@ def entries_for_upload(
             )
             song_cover = None  # the album carries it
         else:
-            rows = list(tx.execute("SELECT cover_sha256 FROM albums WHERE id = ?", (album_id,)))
-            if rows and rows[0][0] == cover_sha256:
+            album_id, album_cover = album
+            if album_cover == cover_sha256:
                 song_cover = None
     entries.append(
         CreateSong(

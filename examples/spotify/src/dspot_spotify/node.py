@@ -14,7 +14,8 @@
 Every catalog change goes through the token ring as one entry of :mod:`dspot_spotify.catalog`
 and is applied, in log order, to the node's :class:`~dspot_spotify.replica.CatalogReplica`
 on ``env.disk``; audio and covers go to the replicated :class:`~dspot.blobstore.BlobStore`.
-The HTTP API (:mod:`dspot_spotify.api`) is served over ``env.transport``, so the same code
+The HTTP API (:mod:`dspot_spotify.api` and :mod:`dspot_spotify.subsonic`, routed by
+:func:`dspot_spotify.router.build_router`) is served over ``env.transport``, so the same code
 runs inside the deterministic simulation and over TCP.
 
 What happens on the node — catalog entries applied, the token moving, quorum won or lost,
@@ -25,128 +26,41 @@ for the ``/api/events`` WebSocket; :attr:`SpotifyNode.metrics` holds its Prometh
 from __future__ import annotations
 
 import contextlib
-import enum
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
 
 import anyio
 import anyio.abc
 import attrs
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from dspot.blobstore import BlobStore, BlobStoreConfig
+from dspot.blobstore import BlobStore
 from dspot.env import NodeEnv
-from dspot.http import HttpServer, ServerConfig
-from dspot.membership import Membership, MembershipConfig, VoterView
+from dspot.http import HttpServer
+from dspot.membership import Membership, VoterView
 from dspot.registry import Registry
 from dspot.rpc import RetryPolicy, RpcNode
-from dspot.tokenring import CommittedEntry, TokenRing, TokenRingConfig
+from dspot.tokenring import CommittedEntry, TokenRing
 
-from dspot_spotify import catalog, observe
-from dspot_spotify.auth import (
-    DEFAULT_SCRYPT,
-    CredentialBox,
-    ScryptParams,
-    TokenSigner,
-    derive_box_key,
-    derive_token_key,
+from dspot_spotify import catalog, survey
+from dspot_spotify.api.cluster import (
+    CatalogEvent,
+    MembershipChange,
+    QuorumEvent,
+    TokenEvent,
+    member_row,
 )
+from dspot_spotify.api.wire import API_JSON
+from dspot_spotify.auth import CredentialBox, TokenSigner, derive_box_key, derive_token_key
+from dspot_spotify.config import HTTP_SERVICE, NodeConfig, Sabotage
+from dspot_spotify.events import EventHub
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
-from dspot_spotify.upload import DEFAULT_MAX_UPLOAD
+from dspot_spotify.router import build_router
+from dspot_spotify.writer import format_position
 
 __all__ = ["HTTP_SERVICE", "EventHub", "NodeConfig", "Sabotage", "SpotifyNode"]
 
-HTTP_SERVICE = "spotify-http"
-"""The registry service under which every node publishes its HTTP API (the gateway
-resolves it)."""
-
 _T = TypeVar("_T")
-
-
-class Sabotage(enum.Enum):
-    """Deliberate bugs that tests switch on to show their checks catch them; production
-    never does (``dspot-spotify node`` only through a hidden option, logged loudly)."""
-
-    ACK_BEFORE_SYNC = "ack-before-sync"
-    """Acknowledge an upload before its audio has W synced copies: commit the catalog entry
-    and answer 201 at once, store the blob from a write-behind buffer a few seconds later
-    (unsynced). A crash in between loses an acknowledged song."""
-
-
-WRITE_BEHIND_DELAY = 3.0
-"""Seconds :attr:`Sabotage.ACK_BEFORE_SYNC` holds an acknowledged upload before storing it."""
-
-
-@attrs.frozen(kw_only=True)
-class NodeConfig:
-    """Tuning of a :class:`SpotifyNode`; every node of a cluster should use the same values."""
-
-    cluster_size: int = 1
-    """The initial number of nodes: majorities are never counted against fewer (the token
-    ring's ``min_members``), so separately started nodes cannot each commit alone."""
-    tokenring: TokenRingConfig = attrs.field(factory=TokenRingConfig)
-    blobstore: BlobStoreConfig = attrs.field(factory=BlobStoreConfig)
-    membership: MembershipConfig | None = None
-    http: ServerConfig = attrs.field(factory=ServerConfig)
-    rpc_call_timeout: float = 5.0
-    max_upload: int = DEFAULT_MAX_UPLOAD
-    """Largest accepted upload in bytes (413 beyond)."""
-    scrypt: ScryptParams = DEFAULT_SCRYPT
-    token_ttl_ms: int = 7 * 24 * 3600 * 1000
-    commit_timeout: float = 10.0
-    """How long a write waits for its log entry to commit (503 after)."""
-    read_wait_timeout: float = 10.0
-    """How long a read waits for the ``X-Log-Position`` it was given (503 after)."""
-    watch_interval: float = 0.25
-    """How often the token holder, epoch and quorum are checked for change events."""
-    event_queue: int = 256
-    """Events an ``/api/events`` subscriber may fall behind before it is dropped."""
-    sabotage: frozenset[Sabotage] = frozenset()
-    """Deliberate bugs for tests (:class:`Sabotage`); empty in production."""
-
-
-Event = dict[str, Any]
-"""One JSON-able event of :class:`EventHub` (``{"type": ..., ...}``)."""
-
-
-class EventHub:
-    """Fans the node's events out to subscribers without ever making the publisher wait.
-
-    Each subscriber has a bounded queue; one that falls ``queue_size`` events behind is
-    dropped (its stream ends), so a slow WebSocket client costs the node nothing.
-    """
-
-    def __init__(self, queue_size: int = 256) -> None:
-        self.queue_size = queue_size
-        self._subscribers: set[MemoryObjectSendStream[Event]] = set()
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscribers)
-
-    def publish(self, event: Mapping[str, Any]) -> None:
-        """Queue ``event`` for every subscriber (never blocks)."""
-        for send in list(self._subscribers):
-            try:
-                send.send_nowait(dict(event))
-            except anyio.WouldBlock:
-                self._subscribers.discard(send)
-                send.close()  # the subscriber reads what is queued, then its stream ends
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._subscribers.discard(send)
-
-    @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[MemoryObjectReceiveStream[Event]]:
-        """Events from now on until the block exits, or until this subscriber is dropped."""
-        send, receive = anyio.create_memory_object_stream[Event](self.queue_size)
-        self._subscribers.add(send)
-        try:
-            async with receive:
-                yield receive
-        finally:
-            self._subscribers.discard(send)
-            send.close()
 
 
 class SpotifyNode:
@@ -242,8 +156,6 @@ class SpotifyNode:
         self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Start every part, report started (with ``self``), serve until cancelled."""
-        from dspot_spotify.api import build_router  # api imports this module
-
         cfg = self.config
         env = self.env
         retry = RetryPolicy(attempts=3, max_delay=0.5, attempt_timeout=cfg.rpc_call_timeout / 2)
@@ -278,7 +190,7 @@ class SpotifyNode:
                 blob_config = attrs.evolve(blob_config, sync_before_ack=False)
             self._blobs = BlobStore(env, self._rpc, voters, blob_config)
             await tg.start(self._blobs.run)
-            observe.serve_status(self)
+            survey.serve_status(self)
             handler = self.metrics.instrument(build_router(self))
             self._http = HttpServer(handler, cfg.http, clock=env.clock)
             listener = await env.transport.listen(self.http_address)
@@ -304,9 +216,10 @@ class SpotifyNode:
             return  # already applied before a restart: not news
         kind = _entry_kind(entry.data)
         self.metrics.entry_applied(kind, position.epoch, position.seq)
-        self.events.publish(
-            {"type": "catalog", "position": f"{position.epoch}.{position.seq}", "kind": kind}
-        )
+        self._publish(CatalogEvent(type="catalog", position=format_position(position), kind=kind))
+
+    def _publish(self, event: CatalogEvent | MembershipChange | TokenEvent | QuorumEvent) -> None:
+        self.events.publish(API_JSON.unstructure(event))
 
     async def _watch_membership(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -315,13 +228,12 @@ class SpotifyNode:
         async with self.membership.subscribe() as events:
             task_status.started()
             async for event in events:
-                self.events.publish(
-                    {
-                        "type": "membership",
-                        "event": event.kind.value,
-                        "member": observe.member_row(self, event.member),
-                    }
+                change = MembershipChange(
+                    type="membership",
+                    event=cast(Any, event.kind.value),
+                    member=member_row(self, event.member),
                 )
+                self._publish(change)
 
     async def _watch_ring(self) -> None:
         """Publish ``token`` and ``quorum`` events when the holder, epoch or quorum change."""
@@ -334,12 +246,12 @@ class SpotifyNode:
                 token = now_token
                 self.metrics.token_epoch.set(ring.epoch)
                 self.metrics.token_holder.set(1 if ring.holder == self.env.node_id else 0)
-                self.events.publish({"type": "token", "holder": ring.holder, "epoch": ring.epoch})
+                self._publish(TokenEvent(type="token", holder=ring.holder, epoch=ring.epoch))
             now_quorum = self.has_quorum()
             if now_quorum != quorum:
                 quorum = now_quorum
                 self.metrics.quorum.set(1 if quorum else 0)
-                self.events.publish({"type": "quorum", "quorum": quorum})
+                self._publish(QuorumEvent(type="quorum", quorum=quorum))
             await anyio.sleep(self.config.watch_interval)
 
 

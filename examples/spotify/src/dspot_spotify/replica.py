@@ -73,13 +73,23 @@ class CatalogReplica:
         async with self._db.transaction(sync=False) as tx:
             return fn(tx, *args, **kwargs)
 
+    @property
+    def waiting(self) -> int:
+        """How many :meth:`wait_applied` calls are waiting now."""
+        return len(self._waiters)
+
     async def wait_applied(self, position: catalog.LogPosition) -> None:
-        """Return once ``position`` is applied here (wrap in ``anyio.fail_after``)."""
+        """Return once ``position`` is applied here (wrap in ``anyio.fail_after``); a wait
+        that is cancelled (timed out) leaves nothing behind."""
         if self._position is not None and position <= self._position:
             return
-        event = anyio.Event()
-        self._waiters.append((position, event))
-        await event.wait()
+        waiter = (position, anyio.Event())
+        self._waiters.append(waiter)
+        try:
+            await waiter[1].wait()
+        finally:
+            if waiter in self._waiters:  # not woken: cancelled, or timed out
+                self._waiters.remove(waiter)
 
     async def outcome(self, position: catalog.LogPosition) -> catalog.ApplyResult:
         """Wait for ``position``, then say whether its entry was applied or rejected."""

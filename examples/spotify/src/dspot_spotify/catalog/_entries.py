@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
 import cattrs
+
+from dspot_spotify.catalog._schema import LikeTarget
+from dspot_spotify.strictjson import make_strict
 
 
 class InvalidEntry(ValueError):
@@ -243,51 +246,18 @@ class MovePlaylistItem(Entry):
 
 
 @attrs.frozen(kw_only=True)
-class LikeSong(Entry):
-    """The actor likes a song (liking twice is harmless)."""
+class Like(Entry):
+    """The actor likes (``liked``) or no longer likes a song, album or artist; liking twice,
+    or unliking what is not liked, changes nothing.
 
-    kind: ClassVar[str] = "song.like"
-    song_id: str
+    On the wire it keeps the form it always had: ``song.like`` / ``song.unlike`` with a
+    ``song_id`` (``album.*`` with ``album_id``, ``artist.*`` with ``artist_id``).
+    """
 
-
-@attrs.frozen(kw_only=True)
-class UnlikeSong(Entry):
-    """The actor no longer likes a song."""
-
-    kind: ClassVar[str] = "song.unlike"
-    song_id: str
-
-
-@attrs.frozen(kw_only=True)
-class LikeAlbum(Entry):
-    """The actor likes (stars) an album (liking twice is harmless)."""
-
-    kind: ClassVar[str] = "album.like"
-    album_id: str
-
-
-@attrs.frozen(kw_only=True)
-class UnlikeAlbum(Entry):
-    """The actor no longer likes an album."""
-
-    kind: ClassVar[str] = "album.unlike"
-    album_id: str
-
-
-@attrs.frozen(kw_only=True)
-class LikeArtist(Entry):
-    """The actor likes (stars) an artist (liking twice is harmless)."""
-
-    kind: ClassVar[str] = "artist.like"
-    artist_id: str
-
-
-@attrs.frozen(kw_only=True)
-class UnlikeArtist(Entry):
-    """The actor no longer likes an artist."""
-
-    kind: ClassVar[str] = "artist.unlike"
-    artist_id: str
+    kind: ClassVar[str] = "like"
+    target: LikeTarget
+    target_id: str
+    liked: bool = True
 
 
 @attrs.frozen(kw_only=True)
@@ -299,66 +269,53 @@ class RecordPlay(Entry):
     count: int = 1
 
 
-ENTRY_TYPES: Final[Mapping[str, type[Entry]]] = {
-    cls.kind: cls
-    for cls in (
-        RegisterUser,
-        SetUserRole,
-        ChangePassword,
-        SetSubsonicCredentials,
-        RevokeToken,
-        CreateArtist,
-        UpdateArtist,
-        DeleteArtist,
-        CreateAlbum,
-        UpdateAlbum,
-        DeleteAlbum,
-        CreateSong,
-        UpdateSong,
-        DeleteSong,
-        CreatePlaylist,
-        RenamePlaylist,
-        DeletePlaylist,
-        AddToPlaylist,
-        RemoveFromPlaylist,
-        MovePlaylistItem,
-        LikeSong,
-        UnlikeSong,
-        LikeAlbum,
-        UnlikeAlbum,
-        LikeArtist,
-        UnlikeArtist,
-        RecordPlay,
-    )
+_LIKE_KINDS: Final[Mapping[str, tuple[LikeTarget, bool]]] = {
+    f"{target}.{verb}": (target, verb == "like")
+    for target in ("song", "album", "artist")
+    for verb in ("like", "unlike")
 }
 
-_converter = cattrs.Converter(forbid_extra_keys=True)
+ENTRY_TYPES: Final[Mapping[str, type[Entry]]] = {
+    **{
+        cls.kind: cls
+        for cls in (
+            RegisterUser,
+            SetUserRole,
+            ChangePassword,
+            SetSubsonicCredentials,
+            RevokeToken,
+            CreateArtist,
+            UpdateArtist,
+            DeleteArtist,
+            CreateAlbum,
+            UpdateAlbum,
+            DeleteAlbum,
+            CreateSong,
+            UpdateSong,
+            DeleteSong,
+            CreatePlaylist,
+            RenamePlaylist,
+            DeletePlaylist,
+            AddToPlaylist,
+            RemoveFromPlaylist,
+            MovePlaylistItem,
+            RecordPlay,
+        )
+    },
+    **{kind: Like for kind in _LIKE_KINDS},
+}
+"""Every entry type by its ``type`` on the wire."""
 
 
-def _strict(kind: type[Any], *accept: type[Any]) -> Any:
-    """A structure hook that accepts only JSON values of the right type (no coercion)."""
-
-    def hook(value: Any, _: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, accept or (kind,)):
-            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
-        return kind(value)
-
-    return hook
+def entry_type(entry: Entry) -> str:
+    """The entry's ``type`` on the wire (``"song.like"``, ``"playlist.add"``...)."""
+    if isinstance(entry, Like):
+        return f"{entry.target}.{'like' if entry.liked else 'unlike'}"
+    return entry.kind
 
 
 # Strict scalars: "3" is not 3 and 1.5 is not 1, so one entry has one JSON spelling.
-_converter.register_structure_hook(int, _strict(int))
-_converter.register_structure_hook(float, _strict(float, int, float))
-_converter.register_structure_hook(str, _strict(str))
-
-
-def _str_tuple(value: Any, _: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TypeError("expected a list of strings")
-    return tuple(value)
-
-
-_converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _str_tuple)
+_converter = make_strict(cattrs.Converter(forbid_extra_keys=True))
 
 
 def encode_entry(entry: Entry) -> bytes:
@@ -366,21 +323,24 @@ def encode_entry(entry: Entry) -> bytes:
     if type(entry) not in ENTRY_TYPES.values():
         raise InvalidEntry(f"not a catalog entry type: {type(entry).__name__}")
     data: dict[str, Any] = _converter.unstructure(entry)
-    data["type"] = entry.kind
+    if isinstance(entry, Like):
+        del data["target"], data["liked"]
+        data[f"{entry.target}_id"] = data.pop("target_id")
+    data["type"] = entry_type(entry)
     try:
         text = json.dumps(
             data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
-    except ValueError as exc:
+        return text.encode("utf-8")
+    except (ValueError, UnicodeError) as exc:
         raise InvalidEntry(f"cannot encode entry: {exc}") from exc
-    return text.encode("utf-8")
 
 
 def decode_entry(data: bytes) -> Entry:
     """Parse bytes from :func:`encode_entry`; :class:`InvalidEntry` if they are not one."""
     try:
         obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidEntry(f"entry is not JSON: {exc}") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
         raise InvalidEntry("entry has no type")
@@ -388,32 +348,15 @@ def decode_entry(data: bytes) -> Entry:
     cls = ENTRY_TYPES.get(kind)
     if cls is None:
         raise InvalidEntry(f"unknown entry type {kind!r}")
+    if cls is Like:
+        target, liked = _LIKE_KINDS[kind]
+        id_key = f"{target}_id"
+        extra = sorted(set(obj) - {"actor", "at", id_key})
+        if extra or id_key not in obj:
+            raise InvalidEntry(f"malformed {kind} entry: needs {id_key}, not {extra}")
+        target_id = obj.pop(id_key)
+        obj = {**obj, "target": target, "liked": liked, "target_id": target_id}
     try:
         return _converter.structure(obj, cls)
     except Exception as exc:  # cattrs raises exception groups of many kinds
         raise InvalidEntry(f"malformed {kind} entry: {exc}") from exc
-
-
-def entry_changes(cls: type[Entry], changes: object, editable: Collection[str]) -> dict[str, Any]:
-    """Check a partial update of some of ``cls``'s ``editable`` fields, given as parsed JSON.
-
-    Returns the changes structured with the log's strict rules (``"3"`` is not 3, a list of
-    genres becomes a tuple); an absent field is no change, ``null`` clears an optional one.
-    Raises :class:`InvalidEntry` naming the offending field: not an object, a field that is
-    unknown or not editable, or a value of the wrong type.
-    """
-    if not isinstance(changes, dict):
-        raise InvalidEntry("expected a JSON object of fields to change")
-    fields = {f.name: f for f in attrs.fields(attrs.resolve_types(cls)) if f.name in editable}
-    unknown = sorted(str(k) for k in changes if k not in fields)
-    if unknown:
-        raise InvalidEntry(
-            f"unknown or read-only field(s): {', '.join(unknown)} (editable: {', '.join(fields)})"
-        )
-    out: dict[str, Any] = {}
-    for name, value in changes.items():
-        try:
-            out[name] = _converter.structure(value, fields[name].type)
-        except Exception as exc:  # the strict hooks raise TypeError, cattrs its own groups
-            raise InvalidEntry(f"{name}: {exc}") from None
-    return out

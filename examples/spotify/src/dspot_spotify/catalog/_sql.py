@@ -35,3 +35,8 @@ def scalar(tx: Tx, sql: str, params: Sequence[Any] = ()) -> Any:
     """The first column of the first row, or None."""
     row = one(tx, sql, params)
     return None if row is None else row[0]
+
+
+def marks(values: Sequence[Any]) -> str:
+    """``?, ?, ?``: one placeholder per value (``NULL`` for none, so ``IN ()`` stays valid)."""
+    return ",".join("?" * len(values)) or "NULL"

@@ -16,7 +16,7 @@ from dspot_spotify.chaos.nemesis import Fault
 
 if TYPE_CHECKING:
     from dspot_spotify.chaos.final import Convergence
-    from dspot_spotify.chaos.run import Settings
+    from dspot_spotify.chaos.settings import Settings
 
 __all__ = ["Finding", "assess", "write"]
 

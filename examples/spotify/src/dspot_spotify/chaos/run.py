@@ -17,37 +17,15 @@ import attrs
 from dspot.history import ViolationKind, check
 
 from dspot_spotify.chaos import report
+from dspot_spotify.chaos.clients import run_clients
 from dspot_spotify.chaos.final import final_user_state, node_catalogs, wait_converged
 from dspot_spotify.chaos.nemesis import Nemesis
 from dspot_spotify.chaos.netns import Topology, sweep
 from dspot_spotify.chaos.procs import Cluster
-from dspot_spotify.chaos.workload import Library, Recorder, run_clients
+from dspot_spotify.chaos.settings import SESSION_KINDS, Settings
+from dspot_spotify.chaos.workload import Library, Recorder
 
 __all__ = ["Settings", "run"]
-
-SESSION_KINDS = {
-    "rest-session": "now",
-    "rest-plain": "after issue 15",
-    "subsonic": "after issue 15",
-}
-"""When each client kind is promised read-your-writes and monotonic reads."""
-
-
-@attrs.frozen(kw_only=True)
-class Settings:
-    nodes: int = 5
-    gateways: int = 2
-    duration: float = 300.0
-    seed: int = 1
-    nemesis: tuple[str, ...] = ("partition", "flaky", "kill", "pause")
-    clients: tuple[str, ...] = ("rest-session", "rest-session", "rest-plain", "subsonic")
-    out: Path = Path("chaos-out")
-    heal_bound: float = 120.0
-    """Seconds after heal within which every node must converge with R copies of each song."""
-    strict_sessions: bool = False
-    """Make the session guarantees of clients without ``X-Log-Position`` fatal."""
-    sabotage: tuple[str, ...] = ()
-    argv: tuple[str, ...] = ()
 
 
 class _Interrupted(Exception):

@@ -13,11 +13,13 @@ Keys of the history (each written by one client only, since only owners may chan
 ``playlist:ID`` (the tuple of song hashes in order). A REST write answered 2xx is ``ok``,
 4xx ``failed``; anything else (5xx, timeouts, broken connections) ``unknown``: it may have
 been applied. Downloads are checked byte for byte against the uploaded file.
+
+The ``subsonic`` kind is in :mod:`~dspot_spotify.chaos.subsonic`; the threads that run the
+clients are started by :mod:`~dspot_spotify.chaos.clients`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import http.client
 import io
@@ -36,9 +38,17 @@ from typing import Any
 import attrs
 from dspot.history import Operation, Outcome, dump_jsonl
 
-from dspot_spotify.chaos.netns import enter
-
-__all__ = ["CLIENT_KINDS", "Library", "Recorder", "make_song", "run_clients"]
+__all__ = [
+    "CLIENT_KINDS",
+    "Client",
+    "Failed",
+    "Http",
+    "Library",
+    "Recorder",
+    "RestClient",
+    "judge",
+    "make_song",
+]
 
 CLIENT_KINDS = ("rest-session", "rest-plain", "subsonic")
 TIMEOUT = 10.0
@@ -232,7 +242,7 @@ class Client:
         except (OSError, http.client.HTTPException, TimeoutError) as e:
             outcome, written, reads, detail = Outcome.UNKNOWN, {}, {}, {"error": repr(e)}
             written = writes.get("intended", {})
-        except _Failed as e:
+        except Failed as e:
             outcome, written, reads, detail = e.outcome, writes.get("intended", {}), {}, e.detail
         self.rec.add(
             Operation(
@@ -256,19 +266,19 @@ class Client:
         """Release what the client holds (connections)."""
 
 
-class _Failed(Exception):
+class Failed(Exception):
     def __init__(self, outcome: Outcome, detail: dict[str, Any]) -> None:
         self.outcome = outcome
         self.detail = detail
 
 
-def _judge(reply: Reply, ok: tuple[int, ...] = (200, 201, 204)) -> None:
-    """Raise :class:`_Failed` unless ``reply`` is a success: 4xx failed, else unknown."""
+def judge(reply: Reply, ok: tuple[int, ...] = (200, 201, 204)) -> None:
+    """Raise :class:`Failed` unless ``reply`` is a success: 4xx failed, else unknown."""
     if reply.status in ok:
         return
     detail = {"status": reply.status, "body": reply.body[:200].decode(errors="replace")}
     outcome = Outcome.FAILED if 400 <= reply.status < 500 else Outcome.UNKNOWN
-    raise _Failed(outcome, detail)
+    raise Failed(outcome, detail)
 
 
 class RestClient(Client):
@@ -312,7 +322,7 @@ class RestClient(Client):
 
         def call() -> Any:
             r = self.rest("POST", f"/api/songs?filename={title}.wav", raw=data)
-            _judge(r, (201,))
+            judge(r, (201,))
             doc = r.json()
             song.id = doc["id"]
             ver = _position(r.headers.get("x-log-position"))
@@ -327,7 +337,7 @@ class RestClient(Client):
 
         def call() -> Any:
             r = self.rest("PATCH", f"/api/songs/{song.id}", {"title": title})
-            _judge(r, (200,))
+            judge(r, (200,))
             ver = _position(r.headers.get("x-log-position"))
             return Outcome.OK, {f"song:{song.sha}": title}, {}, {"version": ver}
 
@@ -340,7 +350,7 @@ class RestClient(Client):
             r = self.rest("GET", f"/api/songs/{song.id}")
             if r.status == 404:
                 return Outcome.OK, {}, {f"song:{song.sha}": None}, {"status": 404}
-            _judge(r, (200,))
+            judge(r, (200,))
             return Outcome.OK, {}, {f"song:{song.sha}": r.json()["title"]}, {}
 
         self.op("get", call)
@@ -350,7 +360,7 @@ class RestClient(Client):
 
         def call() -> Any:
             r = self.rest("GET", f"/api/songs?q={owner}&limit=200")
-            _judge(r, (200,))
+            judge(r, (200,))
             reads = {}
             for item in r.json()["items"]:
                 reads[f"song:{item['blob_sha256']}"] = item["title"]
@@ -363,7 +373,7 @@ class RestClient(Client):
 
         def call() -> Any:
             r = self.rest("GET", f"/api/songs/{song.id}/stream")
-            _judge(r, (200,))
+            judge(r, (200,))
             digest = hashlib.sha256(r.body).hexdigest()
             return Outcome.OK, {}, {}, {"song": song.sha, "got": digest, "bytes": len(r.body)}
 
@@ -377,7 +387,7 @@ class RestClient(Client):
 
         def call() -> Any:
             r = self.rest("PUT" if like else "DELETE", f"/api/songs/{song.id}/like")
-            _judge(r, (200,))
+            judge(r, (200,))
             ver = _position(r.headers.get("x-log-position"))
             return Outcome.OK, {key: True if like else None}, {}, {"version": ver}
 
@@ -386,7 +396,7 @@ class RestClient(Client):
     def do_likes(self) -> None:
         def call() -> Any:
             r = self.rest("GET", "/api/me/likes?limit=500")
-            _judge(r, (200,))
+            judge(r, (200,))
             liked = {i["blob_sha256"] for i in r.json()["items"]}
             reads = {f"like:{self.name}:{s}": (True if s in liked else None) for s in self.likes}
             return Outcome.OK, {}, reads, {}
@@ -398,7 +408,7 @@ class RestClient(Client):
 
             def create() -> Any:
                 r = self.rest("POST", "/api/playlists", {"name": f"{self.name} mix"})
-                _judge(r, (201,))
+                judge(r, (201,))
                 pid = r.json()["id"]
                 self.playlists[pid] = ()
                 ver = _position(r.headers.get("x-log-position"))
@@ -412,7 +422,7 @@ class RestClient(Client):
 
         def add() -> Any:
             r = self.rest("POST", f"/api/playlists/{pid}/songs", {"song_id": song.id})
-            _judge(r, (201,))
+            judge(r, (201,))
             self.playlists[pid] = after
             ver = _position(r.headers.get("x-log-position"))
             return Outcome.OK, {f"playlist:{pid}": after}, {}, {"version": ver}
@@ -429,225 +439,9 @@ class RestClient(Client):
             r = self.rest("GET", f"/api/playlists/{pid}")
             if r.status == 404:
                 return Outcome.OK, {}, {f"playlist:{pid}": None}, {"status": 404}
-            _judge(r, (200,))
+            judge(r, (200,))
             shas = tuple(i["song"]["blob_sha256"] for i in r.json()["items"])
             return Outcome.OK, {}, {f"playlist:{pid}": shas}, {}
 
         self.op("playlist_get", call)
         return None
-
-
-class SubsonicClient(Client):
-    """py-opensonic's asyncio connection, on an event loop of this thread."""
-
-    def setup(self) -> None:
-        RestClient.register(self)  # type: ignore[arg-type]
-        r = self.rest("GET", "/api/me/subsonic")
-        _judge(r, (200,))
-        creds = r.json()
-        self.loop = asyncio.new_event_loop()
-        self.conns = [self._connect(u, creds) for u in self.http.urls]
-        for _ in range(60):  # the credentials replicate to every node
-            try:
-                if all(self.call(c.ping()) for c in self.conns):
-                    return
-            except Exception:
-                pass
-            time.sleep(0.5)
-
-    def _connect(self, url: urllib.parse.SplitResult, creds: dict[str, Any]) -> Any:
-        import aiohttp
-        from libopensonic import AsyncConnection  # type: ignore[import-untyped]
-
-        conn = AsyncConnection(
-            f"https://{url.hostname}",
-            username=creds.get("username", self.name),
-            password=creds["password"],
-            port=url.port or 443,
-            app_name="dspot-chaos",
-        )
-        conn._timeout = aiohttp.ClientTimeout(total=TIMEOUT)
-
-        async def session() -> Any:  # trusting the run's CA (the library takes no SSL options)
-            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.http.ctx))
-
-        conn._sess = self.loop.run_until_complete(session())
-        return conn
-
-    def close(self) -> None:
-        for c in getattr(self, "conns", []):
-            self.loop.run_until_complete(c.cleanup())
-        if hasattr(self, "loop"):
-            self.loop.close()
-
-    def call(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT + 1))
-
-    def conn(self) -> Any:
-        return self.rng.choice(self.conns)
-
-    def step(self) -> None:
-        if not self.library.known():
-            time.sleep(0.5)
-            return
-        choices = ["star", "starred", "playlist", "playlist_get", "get", "search", "download"]
-        getattr(self, "do_" + self.rng.choice(choices))()
-
-    def sonic(self, name: str, body: Callable[[Any], Any], **intended: Any) -> Outcome:
-        from libopensonic import errors
-
-        def call() -> Any:
-            try:
-                return body(self.conn())
-            except errors.DataNotFoundError as e:
-                raise _Failed(Outcome.FAILED, {"error": repr(e)}) from None
-            except errors.SonicError as e:
-                raise _Failed(Outcome.UNKNOWN, {"error": repr(e)}) from None
-            except Exception as e:  # aiohttp errors: may or may not have been applied
-                if isinstance(e, _Failed):
-                    raise
-                raise _Failed(Outcome.UNKNOWN, {"error": repr(e)}) from None
-
-        return self.op(name, call, **intended)  # type: ignore[no-any-return]
-
-    def do_star(self) -> None:
-        song = self.rng.choice(self.library.known())
-        star = song.sha not in self.likes or self.rng.random() < 0.5
-        self.likes.add(song.sha)
-        key = f"like:{self.name}:{song.sha}"
-
-        def body(c: Any) -> Any:
-            self.call(c.star(sids=[song.id]) if star else c.unstar(sids=[song.id]))
-            return Outcome.OK, {key: True if star else None}, {}, {}
-
-        self.sonic("star" if star else "unstar", body, intended={key: True if star else None})
-
-    def do_starred(self) -> None:
-        def body(c: Any) -> Any:
-            got = self.call(c.get_starred2())
-            ids = {s.id for s in (got.song or [])}
-            reads = {}
-            for sha in self.likes:
-                song = self.library.songs[sha]
-                reads[f"like:{self.name}:{sha}"] = True if song.id in ids else None
-            return Outcome.OK, {}, reads, {}
-
-        self.sonic("starred", body)
-
-    def do_playlist(self) -> None:
-        song = self.rng.choice(self.library.known())
-        if not self.playlists or self.rng.random() < 0.2:
-
-            def create(c: Any) -> Any:
-                pl = self.call(c.create_playlist(name=f"{self.name} mix", song_ids=[song.id]))
-                self.playlists[pl.id] = (song.sha,)
-                return Outcome.OK, {f"playlist:{pl.id}": (song.sha,)}, {}, {}
-
-            self.sonic("playlist_create", create)
-            return
-        pid = self.rng.choice(sorted(self.playlists))
-        after = (*self.playlists[pid], song.sha)
-
-        def add(c: Any) -> Any:
-            self.call(c.update_playlist(pid, song_ids_to_add=[song.id]))
-            self.playlists[pid] = after
-            return Outcome.OK, {f"playlist:{pid}": after}, {}, {}
-
-        if self.sonic("playlist_add", add, intended={f"playlist:{pid}": after}) is Outcome.UNKNOWN:
-            del self.playlists[pid]
-
-    def do_playlist_get(self) -> None:
-        if not self.playlists:
-            return self.do_get()
-        pid = self.rng.choice(sorted(self.playlists))
-
-        def body(c: Any) -> Any:
-            pl = self.call(c.get_playlist(pid))
-            shas = []
-            for e in pl.entry or []:
-                s = self.library.by_id(e.id)
-                shas.append(s.sha if s else f"unknown:{e.id}")
-            return Outcome.OK, {}, {f"playlist:{pid}": tuple(shas)}, {}
-
-        self.sonic("playlist_get", body)
-        return None
-
-    def do_get(self) -> None:
-        song = self.rng.choice(self.library.known())
-
-        def body(c: Any) -> Any:
-            from libopensonic import errors
-
-            try:
-                got = self.call(c.get_song(song.id))
-            except errors.DataNotFoundError:
-                return Outcome.OK, {}, {f"song:{song.sha}": None}, {"status": 70}
-            return Outcome.OK, {}, {f"song:{song.sha}": got.title}, {}
-
-        self.sonic("get", body)
-
-    def do_search(self) -> None:
-        owner = self.rng.choice(self.library.known()).owner
-
-        def body(c: Any) -> Any:
-            got = self.call(c.search3(owner, artist_count=0, album_count=0, song_count=200))
-            reads = {}
-            for s in got.song or []:
-                known = self.library.by_id(s.id)
-                if known is not None:
-                    reads[f"song:{known.sha}"] = s.title
-            return Outcome.OK, {}, reads, {}
-
-        self.sonic("search", body)
-
-    def do_download(self) -> None:
-        song = self.rng.choice(self.library.known())
-
-        def body(c: Any) -> Any:
-            async def fetch() -> bytes:
-                res = await c.download(song.id)
-                return bytes(await res.read())
-
-            data = self.call(fetch())
-            digest = hashlib.sha256(data).hexdigest()
-            return Outcome.OK, {}, {}, {"song": song.sha, "got": digest, "bytes": len(data)}
-
-        self.sonic("download", body)
-
-
-def run_clients(
-    *,
-    namespace: str,
-    gateway_urls: list[str],
-    ca: Path,
-    kinds: list[str],
-    seed: int,
-    recorder: Recorder,
-    library: Library,
-    stop: threading.Event,
-    errors: list[str],
-) -> list[tuple[Client, threading.Thread]]:
-    """Start one thread per client (in ``namespace``); they run until ``stop`` is set."""
-    threads: list[tuple[Client, threading.Thread]] = []
-    for i, kind in enumerate(kinds):
-        name = f"c{i + 1}-{kind}"
-        rng = random.Random(f"{seed}/{name}")
-        cls: type[Client] = SubsonicClient if kind == "subsonic" else RestClient
-        client = cls(name, kind, Http(gateway_urls, ca, rng), library, recorder, rng)
-
-        def loop(client: Client = client) -> None:
-            try:
-                enter(namespace)
-                client.setup()  # type: ignore[attr-defined]
-                while not stop.is_set():
-                    client.step()
-                    time.sleep(client.rng.uniform(0.05, 0.3))
-            except Exception as e:
-                errors.append(f"{client.name}: {e!r}")
-            finally:
-                client.close()
-
-        t = threading.Thread(target=loop, name=name, daemon=True)
-        t.start()
-        threads.append((client, t))
-    return threads

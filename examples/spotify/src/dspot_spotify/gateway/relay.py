@@ -1,85 +1,49 @@
-"""The HTTPS gateway: the one public endpoint in front of the nodes.
-
-The gateway joins the cluster's membership as an *observer* (it gossips and resolves
-services but never votes in the token ring nor holds blobs), finds the nodes' HTTP APIs in
-the :class:`~dspot.registry.Registry` under :data:`~dspot_spotify.node.HTTP_SERVICE`, and
-relays ``/api/*``, ``/rest/*`` and ``/metrics`` to a healthy one over keep-alive
-connections. Everything else is the web frontend, served from a directory.
-
-What it promises:
-
-* **Health.** Every node's ``/healthz`` is polled about once a second with a short timeout;
-  a node that fails a check, or fails a relayed request, gets no requests until a check
-  passes again. With no healthy node a request gets 503 ``no healthy node``.
-* **Streaming.** Request and response bodies are relayed chunk by chunk with backpressure,
-  never held whole (uploads can be hundreds of MiB).
-* **Retries.** A GET or HEAD that fails before any response byte went to the client is tried
-  on another node. Any other request is tried elsewhere only if it never reached a node
-  (connection refused); once it may have been sent, a failure answers 502, since the node
-  may have applied it.
-* **Mid-stream failover.** When the node serving ``GET /api/songs/{id}/stream`` (or a
-  Subsonic player's ``GET /rest/stream`` / ``/rest/download``) breaks off,
-  the gateway asks another node for the rest (``Range`` from the next byte, ``If-Range`` with
-  the song's ETag so it is the same file) and continues the same client response: the
-  client sees one unbroken, byte-identical body.
-* **Events.** The WebSocket ``/api/events`` is relayed message by message to a node's.
-* Each relayed response says which node answered in ``X-Served-By``. A malformed request
-  costs its own connection a 400, never the other clients their service.
-"""
+"""The gateway itself: relays ``/api/*``, ``/rest/*`` and ``/metrics`` to a healthy node,
+resumes broken song streams on another, relays the event WebSocket, serves the frontend."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import random
 import re
-import signal
-import socket
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence, Set
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import anyio
 import anyio.abc
 import attrs
-from dspot.disk import SimDisk
-from dspot.env import NodeEnv, production_env
-from dspot.errors import AddressInUse, ConnectRefused, ConnectTimeout, DspotError, HandshakeFailed
+from dspot.env import NodeEnv
+from dspot.errors import ConnectRefused, ConnectTimeout, HandshakeFailed
 from dspot.http import (
     ClientResponse,
     Connector,
     Headers,
     HttpClient,
-    HttpClientError,
     HTTPError,
     HttpServer,
     ReadTimeout,
     Request,
     Response,
-    ServerConfig,
     StaticFiles,
-    Timeouts,
     WebSocket,
     WebSocketClosed,
     WebSocketHandshakeError,
     WebSocketUpgrade,
     connect_websocket,
-    server_ssl_context,
 )
-from dspot.membership import Membership, MembershipConfig, observer_meta
-from dspot.registry import Endpoint, NoEndpoint, Registry, RegistryClient
+from dspot.membership import Membership, observer_meta
+from dspot.registry import Endpoint, Registry
 from dspot.rpc import RpcNode
-from dspot.transport import TcpTransport
 
-from dspot_spotify.node import HTTP_SERVICE
+from dspot_spotify.gateway.pool import UPSTREAM_GONE, GatewayConfig, NodePool
 
-__all__ = ["Gateway", "GatewayConfig", "GatewaySettings", "NodePool", "serve_gateway"]
+__all__ = ["FORWARDED", "HOP_BY_HOP", "NOT_BUILT_PAGE", "STREAM_PATH", "Gateway"]
 
 log = logging.getLogger("dspot_spotify.gateway")
 
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         "connection",
         "keep-alive",
@@ -93,19 +57,15 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Set by the gateway itself: what a client sends under these names is not trusted.
-FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"})
-STREAM_PATH = re.compile(r"^(?:/api/songs/[^/]+/stream|/rest/(?:stream|download)(?:\.view)?)$")
+FORWARDED: Final = frozenset(
+    {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"}
+)
+STREAM_PATH: Final = re.compile(
+    r"^(?:/api/songs/[^/]+/stream|/rest/(?:stream|download)(?:\.view)?)$"
+)
 """Song bodies that resume on another node when theirs breaks off: the REST API's stream and
 the Subsonic API's ``stream`` and ``download`` (music players)."""
-CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
-_UPSTREAM_GONE = (
-    HttpClientError,
-    DspotError,
-    OSError,
-    anyio.BrokenResourceError,
-    anyio.EndOfStream,
-)
-
+CONTENT_RANGE: Final = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 NOT_BUILT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dspot-spotify</title></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
@@ -117,137 +77,6 @@ NOT_BUILT_PAGE = """<!doctype html>
 this gateway's health is at <a href="/healthz"><code>/healthz</code></a>.</p>
 </body></html>
 """
-
-
-@attrs.frozen(kw_only=True)
-class GatewayConfig:
-    """Tuning of a :class:`Gateway` (seconds, bytes)."""
-
-    health_interval: float = 1.0
-    """How often every node's ``/healthz`` is polled."""
-    health_timeout: float = 1.0
-    """A check slower than this fails."""
-    upstream: Timeouts = attrs.field(factory=lambda: Timeouts(connect=2.0, read=60.0, write=60.0))
-    """Timeouts of relayed requests (a node may take a while to commit an upload)."""
-    attempts: int = 3
-    """Nodes tried for one retryable request."""
-    resume_window: float = 10.0
-    """How long a broken song stream may wait for a healthy node to continue from."""
-    max_body_size: int = 4 * 1024**3
-    """Largest request body relayed (nodes apply their own, lower, upload limit)."""
-    membership: MembershipConfig | None = None
-    server: ServerConfig = attrs.field(factory=ServerConfig)
-
-
-class NodePool:
-    """The nodes serving :data:`HTTP_SERVICE`, as the registry resolves them, minus those
-    failing their health checks or their last request.
-
-    Picking is round robin over :class:`~dspot.registry.RegistryClient`'s candidates (which
-    also backs off from nodes that fail requests) restricted to healthy nodes.
-    """
-
-    def __init__(
-        self, registry: Registry, client: HttpClient, config: GatewayConfig, rng: random.Random
-    ) -> None:
-        self.registry = registry
-        self.balancer = RegistryClient(registry, HTTP_SERVICE, rng=rng)
-        self.config = config
-        self._client = client
-        self._healthy: set[str] = set()  # endpoint addresses whose last check passed
-        self._failed_at: dict[str, float] = {}  # when each last failed a request
-        self._changed = anyio.Event()
-        self._next = 0
-
-    def endpoints(self) -> list[Endpoint]:
-        return self.registry.resolve(HTTP_SERVICE)
-
-    def healthy(self) -> list[Endpoint]:
-        return [e for e in self.endpoints() if e.endpoint in self._healthy]
-
-    def pick(self, exclude: Set[str] = frozenset()) -> Endpoint | None:
-        """A healthy node not in ``exclude`` (endpoint addresses), or ``None``."""
-        usable = {e.endpoint for e in self.healthy()} - exclude
-        if not usable:
-            return None
-        try:
-            preferred = [e for e in self.balancer.candidates() if e.endpoint in usable]
-        except NoEndpoint:
-            return None
-        if not preferred:
-            preferred = [e for e in self.healthy() if e.endpoint in usable]
-        ep = preferred[self._next % len(preferred)]
-        self._next += 1
-        return ep
-
-    def failed(self, ep: Endpoint) -> None:
-        """``ep`` failed a request: no more requests until its next check passes."""
-        if ep.endpoint in self._healthy:
-            log.warning("node %s (%s) failed a request: taken out", ep.instance, ep.endpoint)
-        self._healthy.discard(ep.endpoint)
-        self._failed_at[ep.endpoint] = self.registry.env.clock.now()
-        self.balancer.report_failure(ep)
-        self._wake()
-
-    def succeeded(self, ep: Endpoint) -> None:
-        self.balancer.report_success(ep)
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    async def wait_changed(self) -> None:
-        """Until the healthy set changes."""
-        await self._changed.wait()
-
-    async def run(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Check every node, forever, every ``health_interval``."""
-        task_status.started()
-        while True:
-            await self.check_all()
-            await anyio.sleep(self.config.health_interval)
-
-    async def check_all(self) -> None:
-        """Check every registered node once, concurrently, and update the healthy set."""
-        started = self.registry.env.clock.now()
-        endpoints = self.endpoints()
-        results: dict[str, bool] = {}
-
-        async def check(ep: Endpoint) -> None:
-            results[ep.endpoint] = await self._check(ep)
-
-        async with anyio.create_task_group() as tg:
-            for ep in endpoints:
-                tg.start_soon(check, ep)
-        for addr, failed_at in self._failed_at.items():
-            if failed_at >= started:
-                results[addr] = False  # failed a request since the check began: stays out
-        self._failed_at = {a: t for a, t in self._failed_at.items() if t >= started}
-        healthy = {addr for addr, ok in results.items() if ok}
-        for ep in endpoints:
-            if results.get(ep.endpoint) and ep.endpoint not in self._healthy:
-                log.info("node %s (%s) is healthy", ep.instance, ep.endpoint)
-                self.balancer.report_success(ep)
-            elif not results.get(ep.endpoint) and ep.endpoint in self._healthy:
-                log.warning("node %s (%s) failed its health check", ep.instance, ep.endpoint)
-        if healthy != self._healthy:
-            self._healthy = healthy
-            self._wake()
-
-    async def _check(self, ep: Endpoint) -> bool:
-        t = self.config.health_timeout
-        with anyio.move_on_after(t * 2):
-            try:
-                async with await self._client.get(
-                    f"http://{ep.endpoint}/healthz", timeouts=Timeouts(connect=t, read=t, write=t)
-                ) as resp:
-                    await resp.read()
-                    return resp.status == 200
-            except (*_UPSTREAM_GONE, TimeoutError):
-                return False
-        return False
 
 
 def _chunks(resp: ClientResponse) -> AsyncGenerator[bytes, None]:
@@ -466,7 +295,7 @@ class Gateway:
                 if retry_anyway:
                     continue
                 raise HTTPError(504, "the node did not answer in time") from None
-            except _UPSTREAM_GONE as e:
+            except UPSTREAM_GONE as e:
                 self.pool.failed(ep)
                 if retry_anyway:
                     continue
@@ -503,7 +332,7 @@ class Gateway:
             async with contextlib.aclosing(_chunks(resp)) as chunks:
                 async for chunk in chunks:
                     yield chunk
-        except _UPSTREAM_GONE as e:
+        except UPSTREAM_GONE as e:
             self.pool.failed(ep)
             # Aborting the client's response is all that is left: it sees a cut-off body.
             raise anyio.BrokenResourceError(f"node {ep.instance} broke off: {e!r}") from e
@@ -531,7 +360,7 @@ class Gateway:
                             offset += len(chunk)
                             yield chunk
                     return
-                except _UPSTREAM_GONE as e:
+                except UPSTREAM_GONE as e:
                     self.pool.failed(ep)
                     log.warning(
                         "node %s broke off %s at byte %d (%r): resuming elsewhere",
@@ -575,7 +404,7 @@ class Gateway:
                     resp = await upstream.get(
                         f"http://{ep.endpoint}{target}", headers=resume_headers
                     )
-                except _UPSTREAM_GONE:
+                except UPSTREAM_GONE:
                     self.pool.failed(ep)
                     failed = ep
                     continue
@@ -623,7 +452,7 @@ class Gateway:
                     await client.close(4000 + e.status, f"refused by the node ({e.status})")
                     return
                 self.pool.failed(ep)
-            except _UPSTREAM_GONE:
+            except UPSTREAM_GONE:
                 self.pool.failed(ep)
         await client.close(1013, "no healthy node")
 
@@ -644,114 +473,3 @@ async def _pump(client: WebSocket, node: WebSocket) -> None:
         # The node went away (or closed): the client should reconnect through us.
         code = node.close_code if node.close_code in (1000, 1008) else 1012
         await client.close(code, "node closed the event stream")
-
-
-# -- the process ---------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class GatewaySettings:
-    """What ``dspot-spotify gateway`` was given."""
-
-    listen: str
-    join: tuple[str, ...]
-    secret_file: Path
-    cert: Path
-    key: Path
-    rpc: str = "127.0.0.1:0"
-    frontend: Path | None = None
-    name: str = "gateway"
-    pid_file: Path | None = None
-    tls_cert: Path | None = None
-    """Certificate for mutual TLS with the nodes' RPC (the nodes' ``--tls-*``)."""
-    tls_key: Path | None = None
-    tls_ca: Path | None = None
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
-async def _serve(
-    settings: GatewaySettings,
-    secret: bytes,
-    ssl_context: ssl.SSLContext,
-    cluster_tls: TcpTransport | None,
-) -> None:
-    transport: Any = TcpTransport()
-    if cluster_tls is not None:
-        # Cluster RPC over mutual TLS, like the nodes'; the HTTPS listener does its own TLS
-        # and the nodes' HTTP APIs are plain HTTP inside the internal network.
-        from dspot_spotify.cluster import SplitTransport
-
-        transport = SplitTransport(cluster_tls, TcpTransport(), [settings.listen])
-    # The gateway keeps nothing: an in-memory disk satisfies NodeEnv, and nothing uses it.
-    env = production_env(settings.name, transport, SimDisk(random.Random()))
-    gateway = Gateway(
-        env,
-        listen=settings.listen,
-        rpc_address=settings.rpc,
-        secret=secret,
-        seeds=settings.join,
-        ssl_context=ssl_context,
-        frontend=settings.frontend,
-        upstream_connect=TcpTransport().connect,
-    )
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with anyio.create_task_group() as tg:
-            await tg.start(gateway.run)
-            assert gateway.rpc is not None
-            _say(f"gateway {settings.name} ready: https {gateway.bound} rpc {gateway.rpc.address}")
-            tg.start_soon(_report_nodes, gateway, settings.name)
-            async for signum in signals:
-                log.info("%s received, stopping", signal.Signals(signum).name)
-                with anyio.move_on_after(gateway.config.server.shutdown_timeout + 1):
-                    await gateway.shutdown()
-                tg.cancel_scope.cancel()
-                break
-    _say(f"gateway {settings.name} stopped")
-
-
-async def _report_nodes(gateway: Gateway, name: str) -> None:
-    last = -1
-    while True:
-        count = len(gateway.pool.healthy())
-        if count != last:
-            _say(f"gateway {name} nodes: {count} healthy")
-            last = count
-        with anyio.move_on_after(1.0):
-            await gateway.pool.wait_changed()
-
-
-def serve_gateway(settings: GatewaySettings) -> int:
-    """Run the gateway until SIGINT/SIGTERM; returns the exit status."""
-    from dspot_spotify.cluster import ConfigError, _find, read_secret
-    from dspot_spotify.cluster import cluster_tls as cluster_tls_transport
-
-    secret = read_secret(settings.secret_file)
-    if settings.frontend is not None and not (settings.frontend / "index.html").is_file():
-        raise ConfigError(f"--frontend {settings.frontend} has no index.html (build it first)")
-    try:
-        ssl_context = server_ssl_context(settings.cert, settings.key)
-    except (OSError, ssl.SSLError) as e:
-        raise ConfigError(f"cannot load the TLS certificate and key: {e}") from None
-    cluster_tls = None
-    if settings.tls_cert is not None:
-        cluster_tls = cluster_tls_transport(settings.tls_cert, settings.tls_key, settings.tls_ca)
-    if settings.pid_file is not None:
-        settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        settings.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
-    try:
-        anyio.run(_serve, settings, secret, ssl_context, cluster_tls, backend="trio")
-    except BaseException as exc:
-        found = _find(exc, (KeyboardInterrupt, AddressInUse, socket.gaierror))
-        if isinstance(found, AddressInUse | socket.gaierror):
-            raise ConfigError(
-                f"cannot listen on {settings.listen} / {settings.rpc}: {found}"
-            ) from None
-        if found is None:
-            raise
-    finally:
-        if settings.pid_file is not None:
-            settings.pid_file.unlink(missing_ok=True)
-    return 0

@@ -1,0 +1,138 @@
+"""The catalog's tables, log positions and what applying an entry can result in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Literal
+
+import attrs
+
+from dspot_spotify.catalog._sql import Tx
+from dspot_spotify.catalog._sql import exec_ as _exec
+
+SCHEMA: Final[tuple[str, ...]] = (
+    """CREATE TABLE IF NOT EXISTS catalog_meta (
+        key TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS users (
+        n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL,
+        role TEXT NOT NULL, created_at INTEGER NOT NULL,
+        tokens_valid_after INTEGER NOT NULL DEFAULT 0)""",
+    # Subsonic API credentials: the password sealed, the API key as a keyed hash (auth.py).
+    """CREATE TABLE IF NOT EXISTS subsonic_credentials (
+        user_id TEXT PRIMARY KEY, password TEXT NOT NULL, api_key TEXT NOT NULL UNIQUE,
+        updated_at INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS revoked_tokens (
+        token_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_at INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS artists (
+        n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+        created_by TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS artists_name ON artists (name COLLATE NOCASE, id)",
+    """CREATE TABLE IF NOT EXISTS albums (
+        n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT NOT NULL,
+        artist_id TEXT NOT NULL, year INTEGER, cover_sha256 TEXT,
+        created_by TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS albums_artist ON albums (artist_id, year, title)",
+    """CREATE TABLE IF NOT EXISTS songs (
+        n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT NOT NULL,
+        artist_id TEXT NOT NULL, album_id TEXT, track INTEGER, year INTEGER,
+        duration REAL NOT NULL, blob_sha256 TEXT NOT NULL, mime TEXT NOT NULL,
+        size INTEGER NOT NULL, cover_sha256 TEXT, created_by TEXT,
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        play_count INTEGER NOT NULL DEFAULT 0, like_count INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE INDEX IF NOT EXISTS songs_artist ON songs (artist_id)",
+    "CREATE INDEX IF NOT EXISTS songs_album ON songs (album_id, track)",
+    "CREATE INDEX IF NOT EXISTS songs_blob ON songs (blob_sha256)",
+    "CREATE INDEX IF NOT EXISTS songs_title ON songs (title COLLATE NOCASE, id)",
+    """CREATE TABLE IF NOT EXISTS song_genres (
+        song_id TEXT NOT NULL, position INTEGER NOT NULL, genre TEXT NOT NULL COLLATE NOCASE,
+        PRIMARY KEY (song_id, position))""",
+    "CREATE INDEX IF NOT EXISTS song_genres_genre ON song_genres (genre, song_id)",
+    """CREATE TABLE IF NOT EXISTS playlists (
+        n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, owner_id TEXT NOT NULL,
+        name TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS playlists_owner ON playlists (owner_id)",
+    """CREATE TABLE IF NOT EXISTS playlist_items (
+        item_id TEXT PRIMARY KEY, playlist_id TEXT NOT NULL, position INTEGER NOT NULL,
+        song_id TEXT NOT NULL, added_at INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS playlist_items_order ON playlist_items (playlist_id, position)",
+    "CREATE INDEX IF NOT EXISTS playlist_items_song ON playlist_items (song_id)",
+    """CREATE TABLE IF NOT EXISTS likes (
+        user_id TEXT NOT NULL, song_id TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, song_id))""",
+    "CREATE INDEX IF NOT EXISTS likes_song ON likes (song_id)",
+    """CREATE TABLE IF NOT EXISTS album_likes (
+        user_id TEXT NOT NULL, album_id TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, album_id))""",
+    "CREATE INDEX IF NOT EXISTS album_likes_album ON album_likes (album_id)",
+    """CREATE TABLE IF NOT EXISTS artist_likes (
+        user_id TEXT NOT NULL, artist_id TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, artist_id))""",
+    "CREATE INDEX IF NOT EXISTS artist_likes_artist ON artist_likes (artist_id)",
+    """CREATE TABLE IF NOT EXISTS plays (
+        user_id TEXT NOT NULL, song_id TEXT NOT NULL, count INTEGER NOT NULL,
+        last_at INTEGER NOT NULL, PRIMARY KEY (user_id, song_id))""",
+    "CREATE INDEX IF NOT EXISTS plays_song ON plays (song_id)",
+    """CREATE TABLE IF NOT EXISTS rejections (
+        epoch INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, actor TEXT,
+        reason TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (epoch, seq))""",
+    # Full-text indexes; each row's rowid is the base table's ``n``.
+    """CREATE VIRTUAL TABLE IF NOT EXISTS songs_fts USING fts5(
+        title, artist, album, tokenize = 'unicode61 remove_diacritics 2')""",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS albums_fts USING fts5(
+        title, artist, tokenize = 'unicode61 remove_diacritics 2')""",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS artists_fts USING fts5(
+        name, tokenize = 'unicode61 remove_diacritics 2')""",
+)
+
+
+def create_schema(tx: Tx) -> None:
+    """Create the catalog tables if missing (idempotent; run inside a transaction)."""
+    for stmt in SCHEMA:
+        _exec(tx, stmt)
+
+
+@attrs.frozen(order=True)
+class LogPosition:
+    """A log entry's place: ``(epoch, seq)``, compared lexicographically."""
+
+    epoch: int
+    seq: int
+
+
+RejectCode = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict"]
+#: HTTP status for each rejection code.
+REJECT_STATUS: Final[Mapping[str, int]] = {
+    "invalid": 422,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+}
+
+
+@attrs.frozen
+class ApplyResult:
+    """What :func:`apply` did: ``applied``, ``rejected`` (with a reason and a code) or
+    ``skipped``. ``REJECT_STATUS[code]`` is the HTTP status to answer a rejected write with.
+    """
+
+    status: Literal["applied", "rejected", "skipped"]
+    reason: str | None = None
+    code: RejectCode | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the entry took effect now or at an earlier application."""
+        return self.status != "rejected"
+
+
+LikeTarget = Literal["song", "album", "artist"]
+"""What a user can like (a Subsonic client "stars")."""
+
+#: Per like target: the like table, its id column and the table of the liked things.
+LIKE_TABLES: Final[Mapping[str, tuple[str, str, str]]] = {
+    "song": ("likes", "song_id", "songs"),
+    "album": ("album_likes", "album_id", "albums"),
+    "artist": ("artist_likes", "artist_id", "artists"),
+}

@@ -1,0 +1,62 @@
+"""How a node is tuned, and the names its services go by."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+from dspot.blobstore import BlobStoreConfig
+from dspot.http import ServerConfig
+from dspot.membership import MembershipConfig
+from dspot.tokenring import TokenRingConfig
+
+from dspot_spotify.auth import DEFAULT_SCRYPT, ScryptParams
+from dspot_spotify.upload import DEFAULT_MAX_UPLOAD
+
+__all__ = ["HTTP_SERVICE", "WRITE_BEHIND_DELAY", "NodeConfig", "Sabotage"]
+
+HTTP_SERVICE = "spotify-http"
+"""The registry service under which every node publishes its HTTP API (the gateway
+resolves it)."""
+
+
+class Sabotage(enum.Enum):
+    """Deliberate bugs that tests switch on to show their checks catch them; production
+    never does (``dspot-spotify node`` only through a hidden option, logged loudly)."""
+
+    ACK_BEFORE_SYNC = "ack-before-sync"
+    """Acknowledge an upload before its audio has W synced copies: commit the catalog entry
+    and answer 201 at once, store the blob from a write-behind buffer a few seconds later
+    (unsynced). A crash in between loses an acknowledged song."""
+
+
+WRITE_BEHIND_DELAY = 3.0
+"""Seconds :attr:`Sabotage.ACK_BEFORE_SYNC` holds an acknowledged upload before storing it."""
+
+
+@attrs.frozen(kw_only=True)
+class NodeConfig:
+    """Tuning of a :class:`SpotifyNode`; every node of a cluster should use the same values."""
+
+    cluster_size: int = 1
+    """The initial number of nodes: majorities are never counted against fewer (the token
+    ring's ``min_members``), so separately started nodes cannot each commit alone."""
+    tokenring: TokenRingConfig = attrs.field(factory=TokenRingConfig)
+    blobstore: BlobStoreConfig = attrs.field(factory=BlobStoreConfig)
+    membership: MembershipConfig | None = None
+    http: ServerConfig = attrs.field(factory=ServerConfig)
+    rpc_call_timeout: float = 5.0
+    max_upload: int = DEFAULT_MAX_UPLOAD
+    """Largest accepted upload in bytes (413 beyond)."""
+    scrypt: ScryptParams = DEFAULT_SCRYPT
+    token_ttl_ms: int = 7 * 24 * 3600 * 1000
+    commit_timeout: float = 10.0
+    """How long a write waits for its log entry to commit (503 after)."""
+    read_wait_timeout: float = 10.0
+    """How long a read waits for the ``X-Log-Position`` it was given (503 after)."""
+    watch_interval: float = 0.25
+    """How often the token holder, epoch and quorum are checked for change events."""
+    event_queue: int = 256
+    """Events an ``/api/events`` subscriber may fall behind before it is dropped."""
+    sabotage: frozenset[Sabotage] = frozenset()
+    """Deliberate bugs for tests (:class:`Sabotage`); empty in production."""

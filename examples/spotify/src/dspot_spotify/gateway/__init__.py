@@ -1,0 +1,39 @@
+"""The HTTPS gateway: the one public endpoint in front of the nodes.
+
+The gateway joins the cluster's membership as an *observer* (it gossips and resolves
+services but never votes in the token ring nor holds blobs), finds the nodes' HTTP APIs in
+the :class:`~dspot.registry.Registry` under :data:`~dspot_spotify.node.HTTP_SERVICE`, and
+relays ``/api/*``, ``/rest/*`` and ``/metrics`` to a healthy one over keep-alive
+connections. Everything else is the web frontend, served from a directory.
+
+What it promises:
+
+* **Health.** Every node's ``/healthz`` is polled about once a second with a short timeout;
+  a node that fails a check, or fails a relayed request, gets no requests until a check
+  passes again. With no healthy node a request gets 503 ``no healthy node``.
+* **Streaming.** Request and response bodies are relayed chunk by chunk with backpressure,
+  never held whole (uploads can be hundreds of MiB).
+* **Retries.** A GET or HEAD that fails before any response byte went to the client is tried
+  on another node. Any other request is tried elsewhere only if it never reached a node
+  (connection refused); once it may have been sent, a failure answers 502, since the node
+  may have applied it.
+* **Mid-stream failover.** When the node serving ``GET /api/songs/{id}/stream`` (or a
+  Subsonic player's ``GET /rest/stream`` / ``/rest/download``) breaks off,
+  the gateway asks another node for the rest (``Range`` from the next byte, ``If-Range`` with
+  the song's ETag so it is the same file) and continues the same client response: the
+  client sees one unbroken, byte-identical body.
+* **Events.** The WebSocket ``/api/events`` is relayed message by message to a node's.
+* Each relayed response says which node answered in ``X-Served-By``. A malformed request
+  costs its own connection a 400, never the other clients their service.
+
+The package: :mod:`~dspot_spotify.gateway.pool` (the nodes and their health),
+:mod:`~dspot_spotify.gateway.relay` (the :class:`Gateway`); the process around it is
+:mod:`dspot_spotify.process.gateway`.
+"""
+
+from __future__ import annotations
+
+from dspot_spotify.gateway.pool import GatewayConfig, NodePool
+from dspot_spotify.gateway.relay import NOT_BUILT_PAGE, STREAM_PATH, Gateway
+
+__all__ = ["NOT_BUILT_PAGE", "STREAM_PATH", "Gateway", "GatewayConfig", "NodePool"]

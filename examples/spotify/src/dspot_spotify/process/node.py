@@ -1,0 +1,148 @@
+"""One node process (``dspot-spotify node``): a :class:`~dspot_spotify.node.SpotifyNode` over
+TCP on a :class:`~dspot.disk.LocalDisk`, until SIGINT or SIGTERM. It prints two kinds of
+lines on stdout, for people and for supervisors::
+
+    node NAME ready: rpc ADDR http ADDR     (once, when every part is listening)
+    node NAME quorum: yes (N live members)  (whenever writes become possible / impossible)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+from dspot.errors import AddressInUse
+
+from dspot_spotify.process.setup import (
+    ConfigError,
+    SplitTransport,
+    cluster_tls,
+    find_exception,
+    is_wildcard,
+    load_node_id,
+    read_secret,
+    say,
+)
+
+__all__ = ["NodeSettings", "serve_node"]
+
+
+@attrs.frozen(kw_only=True)
+class NodeSettings:
+    data: Path
+    rpc: str
+    http: str
+    seeds: tuple[str, ...]
+    secret_file: Path
+    cluster_size: int
+    name: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    http_advertise: str | None = None
+    sabotage: tuple[str, ...] = ()
+    """Deliberate bugs (:class:`~dspot_spotify.config.Sabotage` values), for chaos tests only."""
+
+
+async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
+    from dspot.disk import LocalDisk
+    from dspot.env import production_env
+    from dspot.transport import TcpTransport
+
+    from dspot_spotify.config import NodeConfig, Sabotage
+    from dspot_spotify.node import SpotifyNode
+
+    transport: Any = TcpTransport()
+    if settings.tls_cert is not None:
+        tls = cluster_tls(settings.tls_cert, settings.tls_key, settings.tls_ca)
+        transport = SplitTransport(tls, TcpTransport(), [settings.http])
+    # Signals are taken over for the whole run, shutdown included: a second SIGTERM while
+    # stopping must not kill the process with the disk half closed.
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        disk = await LocalDisk.open(settings.data / "disk")
+        try:
+            env = production_env(node_id, transport, disk)
+            node = SpotifyNode(
+                env,
+                rpc_address=settings.rpc,
+                http_address=settings.http,
+                http_advertise=settings.http_advertise,
+                secret=secret,
+                seeds=[s for s in settings.seeds if s != settings.rpc],
+                config=NodeConfig(
+                    cluster_size=settings.cluster_size,
+                    sabotage=frozenset(Sabotage(s) for s in settings.sabotage),
+                ),
+            )
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_stop_on_signal, signals, tg.cancel_scope, node_id)
+                await tg.start(node.run)
+                say(f"node {node_id} ready: rpc {node.rpc.address} http {node.http_bound_address}")
+                tg.start_soon(_watch_quorum, node)
+            say(f"node {node_id} stopped")
+        finally:
+            with anyio.CancelScope(shield=True):
+                await disk.aclose()
+
+
+async def _stop_on_signal(signals: Any, scope: anyio.CancelScope, node_id: str) -> None:
+    async for signum in signals:
+        logging.getLogger("dspot_spotify").info(
+            "%s: %s received, stopping", node_id, signal.Signals(signum).name
+        )
+        scope.cancel()
+        return
+
+
+async def _watch_quorum(node: Any) -> None:
+    last: bool | None = None
+    while True:
+        ok = bool(node.has_quorum() and node.ring.holder)
+        if ok != last:
+            live = len(node.membership.live())
+            say(f"node {node.env.node_id} quorum: {'yes' if ok else 'no'} ({live} live members)")
+            last = ok
+        await anyio.sleep(0.2)
+
+
+def serve_node(settings: NodeSettings) -> int:
+    """Run one node until SIGINT/SIGTERM; returns the exit status."""
+    settings.data.mkdir(parents=True, exist_ok=True)
+    secret = read_secret(settings.secret_file)
+    for path in (settings.tls_cert, settings.tls_key, settings.tls_ca):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"no such TLS file: {path}")
+    if settings.tls_cert is not None and settings.tls_ca is None:
+        raise ConfigError("--tls-cert needs --tls-ca (nodes verify each other: mutual TLS)")
+    if settings.http_advertise is None and is_wildcard(settings.http):
+        raise ConfigError(
+            f"--http {settings.http} listens on every interface: give --http-advertise "
+            "HOST:PORT, the address the gateway and the other nodes reach it at"
+        )
+    node_id = load_node_id(settings.data, settings.name)
+    pid_file = settings.data / "node.pid"
+    pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    try:
+        anyio.run(_serve, settings, secret, node_id, backend="trio")
+    except BaseException as exc:
+        found = find_exception(exc, (ConfigError, KeyboardInterrupt, AddressInUse, socket.gaierror))
+        if isinstance(found, ConfigError):
+            raise found from None
+        if isinstance(found, AddressInUse):
+            raise ConfigError(f"cannot listen: {found}") from None
+        if isinstance(found, socket.gaierror):
+            raise ConfigError(
+                f"cannot listen on {settings.rpc} / {settings.http}: {found}"
+            ) from None
+        if found is None:
+            raise
+        # KeyboardInterrupt: Ctrl-C before the signal handlers were installed
+    finally:
+        pid_file.unlink(missing_ok=True)
+    return 0

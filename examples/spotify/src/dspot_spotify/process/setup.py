@@ -1,0 +1,148 @@
+"""What node and gateway processes share: checks of their settings, the files they keep
+(cluster secret, node id), the cluster transport (TCP, or mutual TLS for RPC), and turning
+failures into one-line :class:`ConfigError` messages."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+
+__all__ = [
+    "MIN_SECRET_BYTES",
+    "ConfigError",
+    "SplitTransport",
+    "cluster_tls",
+    "find_exception",
+    "is_wildcard",
+    "load_node_id",
+    "parse_address",
+    "read_secret",
+    "say",
+    "write_secret",
+]
+
+MIN_SECRET_BYTES: Final = 16
+
+
+class ConfigError(Exception):
+    """A bad command-line setting, reported as one line without a traceback."""
+
+
+def parse_address(text: str) -> str:
+    """Check ``HOST:PORT`` (port 0-65535); returns it normalised."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return f"{host}:{int(port)}"
+
+
+def read_secret(path: str | os.PathLike[str]) -> bytes:
+    """The cluster secret from a file (surrounding whitespace stripped)."""
+    try:
+        data = Path(path).read_bytes().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read the secret file {path}: {e.strerror or e}") from None
+    if len(data) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"the secret file {path} holds {len(data)} bytes; "
+            f"a cluster secret needs at least {MIN_SECRET_BYTES}"
+        )
+    return data
+
+
+def write_secret(path: Path) -> bytes:
+    """Create a new random secret file readable by its owner only."""
+    secret = secrets.token_hex(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret + b"\n")
+    return secret
+
+
+def load_node_id(data_dir: Path, wanted: str | None = None) -> str:
+    """This node's id, kept in ``DATA/node-id`` so a restart keeps its identity."""
+    path = data_dir / "node-id"
+    if path.exists():
+        node_id = path.read_text(encoding="utf-8").strip()
+        if wanted is not None and wanted != node_id:
+            raise ConfigError(
+                f"{data_dir} belongs to node {node_id!r}, not {wanted!r} (a node keeps its id)"
+            )
+        return node_id
+    node_id = wanted or f"node-{secrets.token_hex(4)}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", node_id):
+        raise ConfigError(f"bad node name {node_id!r}: use letters, digits, '.', '_' and '-'")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(node_id + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return node_id
+
+
+class SplitTransport:
+    """Listens on ``plain_addresses`` without TLS and everywhere else with ``tls``.
+
+    :class:`~dspot_spotify.node.SpotifyNode` serves RPC and HTTP on one transport; with
+    mutual TLS between nodes, the HTTP API would otherwise demand client certificates too.
+    Outgoing connections (node to node) always use ``tls``.
+    """
+
+    def __init__(self, tls: Any, plain: Any, plain_addresses: Sequence[str]) -> None:
+        self.tls = tls
+        self.plain = plain
+        self.plain_addresses = set(plain_addresses)
+
+    async def connect(self, address: str, *, timeout: float = 10.0) -> anyio.abc.ByteStream:
+        stream: anyio.abc.ByteStream = await self.tls.connect(address, timeout=timeout)
+        return stream
+
+    async def listen(self, address: str) -> Any:
+        if address in self.plain_addresses:
+            return await self.plain.listen(address)
+        return await self.tls.listen(address)
+
+
+def cluster_tls(cert: Path, key: Path | None, ca: Path | None) -> Any:
+    """The mutual-TLS transport for cluster RPC (``--tls-cert/--tls-key/--tls-ca``), shared
+    by nodes and the gateway; unreadable files are a :class:`ConfigError`."""
+    from dspot.tls import client_context, server_context
+    from dspot.transport import TcpTransport
+
+    try:
+        return TcpTransport(
+            server_ssl=server_context(cert, key, client_ca=ca),
+            client_ssl=client_context(ca, certfile=cert, keyfile=key),
+        )
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"cannot load the cluster TLS files: {e}") from None
+
+
+def say(line: str) -> None:
+    """Print one status line for people and supervisors (flushed at once)."""
+    print(line, flush=True)
+
+
+def is_wildcard(address: str) -> bool:
+    """Whether ``address`` listens on every interface (``0.0.0.0:P``, ``[::]:P``)."""
+    host = address.rpartition(":")[0].strip("[]")
+    return host in ("0.0.0.0", "::", "")
+
+
+def find_exception(
+    exc: BaseException, kinds: tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The first exception of ``kinds`` in ``exc``, looking inside exception groups."""
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := find_exception(inner, kinds)) is not None:
+                return found
+    return None

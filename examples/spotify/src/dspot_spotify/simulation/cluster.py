@@ -1,0 +1,168 @@
+"""The simulated cluster: its hosts and ports, the nodes' and the gateway's settings, the
+nodes themselves, the gateway (recording failed resumes) and the nemesis's extra fault."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+import attrs
+from dspot.blobstore import BlobStoreConfig
+from dspot.disk import SimDisk
+from dspot.env import EventLoopClock, NodeEnv
+from dspot.sim import SIM_WALL_BASE, FaultConfig, Nemesis, Simulation
+from dspot.transport import LinkModel
+
+from dspot_spotify.auth import ScryptParams
+from dspot_spotify.config import NodeConfig
+from dspot_spotify.gateway import Gateway, GatewayConfig
+from dspot_spotify.node import SpotifyNode
+
+__all__ = [
+    "ATTEMPTS",
+    "GATEWAY",
+    "SECRET",
+    "STREAMER",
+    "SimGateway",
+    "gateway_env",
+    "nemesis",
+    "node",
+    "node_config",
+]
+
+SECRET: Final = b"simulated spotify cluster secret"
+RPC_PORT = 7100
+HTTP_PORT = 8080
+GATEWAY = "gw"
+"""The gateway's host (and member id): never crashed nor partitioned by the nemesis."""
+GATEWAY_PORT = 8443
+STREAMER = "gs"
+"""The host of the client that downloads the big song through the gateway."""
+GATEWAY_LINK = LinkModel(bandwidth=192 * 1024)
+"""Gateway <-> node links: slow, so a relayed song takes seconds and crashes hit it mid-body."""
+CLIENTS = 3
+SETTLE = 6.0
+"""Seconds after heal from which every client operation must succeed."""
+STOP_BEFORE_END = 7.0
+"""The clients stop this long before the end; the final checks run in that time."""
+QUIET = 2.0
+"""Seconds between the clients stopping and the final checks."""
+ATTEMPTS = 4
+"""Nodes a client tries (after connection errors / 503) before an operation counts as failed."""
+WORKLOAD_TRACKS = 8
+FINAL_TRACKS = 5  # one fresh upload per node at the end (up to 5 nodes)
+BIG_SECONDS = 18.0
+"""Length of the streaming client's song (16 kHz mono 16-bit WAV: about 580 KB)."""
+BLOBSTORE = BlobStoreConfig(
+    replicas=3,
+    write_quorum=2,
+    chunk_size=32 * 1024,
+    block_size=8 * 1024,
+    read_size=16 * 1024,
+    # Local reads in 64 KiB steps (not one big read): a song leaves a node in several
+    # segments, so a crash can break a download through the gateway mid-body.
+    local_read_size=64 * 1024,
+    call_timeout=3.0,
+    read_timeout=2.0,
+    upload_idle_timeout=10.0,
+    repair_interval=1.5,
+    fetch_timeout=10.0,
+)
+SABOTAGE_BLOBSTORE = attrs.evolve(BLOBSTORE, replicas=1, write_quorum=1, sync_before_ack=False)
+
+
+def node_config(sim: Simulation) -> NodeConfig:
+    blobs = SABOTAGE_BLOBSTORE if sim.data.get("sabotage") == "unsynced_single_copy" else BLOBSTORE
+    return NodeConfig(
+        cluster_size=len(sim.names),
+        scrypt=ScryptParams(n=2**4),  # cheap hashing: the scenario is about the cluster
+        blobstore=blobs,
+        max_upload=2 * 1024 * 1024,
+        rpc_call_timeout=3.0,
+        commit_timeout=4.0,
+        read_wait_timeout=4.0,
+    )
+
+
+async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
+    me = env.node_id
+    spotify = SpotifyNode(
+        env,
+        rpc_address=f"{me}:{RPC_PORT}",
+        http_address=f"{me}:{HTTP_PORT}",
+        secret=SECRET,
+        seeds=[f"{n}:{RPC_PORT}" for n in sim.names if n != me],
+        config=node_config(sim),
+    )
+    await spotify.run(task_status=task_status)
+
+
+class SimGateway(Gateway):
+    """The gateway, recording when it tried to resume a broken song stream and could not:
+    the only case where its client may see a body cut off."""
+
+    def __init__(self, sim: Simulation, env: NodeEnv) -> None:
+        super().__init__(
+            env,
+            listen=f"{GATEWAY}:{GATEWAY_PORT}",
+            rpc_address=f"{GATEWAY}:{RPC_PORT}",
+            secret=SECRET,
+            seeds=[f"{n}:{RPC_PORT}" for n in sim.names],
+            ssl_context=None,
+            config=GatewayConfig(attempts=ATTEMPTS),
+        )
+        self.sim = sim
+        self.resume_failures: list[tuple[float, str]] = []
+
+    async def _resume(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._resume(*args, **kwargs)
+        except anyio.BrokenResourceError as exc:
+            self.resume_failures.append((self.sim.now(), str(exc)))
+            self.sim.op("spotify.gateway_resume_failed", error=str(exc))
+            raise
+
+
+def gateway_env(sim: Simulation) -> NodeEnv:
+    """The gateway's environment: its own host, RNG and (unused) disk; the simulated clock."""
+    return NodeEnv(
+        node_id=GATEWAY,
+        transport=sim.net.transport(GATEWAY),
+        disk=SimDisk(random.Random(f"disk:{sim.seed}:{GATEWAY}")),
+        rng=random.Random(f"node:{sim.seed}:{GATEWAY}"),
+        clock=EventLoopClock(wall_base=SIM_WALL_BASE),
+        logger=logging.getLogger(f"dspot.sim.{GATEWAY}"),
+        trace=sim.trace.for_node(GATEWAY),
+    )
+
+
+def crash_source(sim: Simulation, kind: str, faults: FaultConfig) -> None:
+    """The ``crash_source`` fault: crash (and later restart, by heal at the latest) the node
+    serving the streaming client's download when there is one, else a random node; never
+    while another node is down. Restarts run in the workload's task group
+    (``sim.data["tasks"]``)."""
+    if kind != "crash_source":
+        raise ValueError(f"unknown fault kind {kind!r}")
+    tasks: anyio.abc.TaskGroup | None = sim.data.get("tasks")
+    if tasks is None or len(sim.live()) < len(sim.names):
+        return
+    source = sim.data.get("stream_source")
+    victim = source if source in sim.names else sim.rng.choice(sim.names)
+    sim.fault("crash", node=victim, source=victim == source)
+    sim.crash(victim)
+    until = min(sim.now() + sim.rng.uniform(faults.min_duration, faults.max_duration), sim.heal_at)
+
+    async def revive() -> None:
+        await anyio.sleep(until - sim.now())
+        await sim.start(victim)
+
+    tasks.start_soon(revive)
+
+
+def nemesis(config: FaultConfig) -> Nemesis:
+    """The default nemesis, plus the ``crash_source`` fault."""
+    return Nemesis(config, on_fault=functools.partial(crash_source, faults=config))

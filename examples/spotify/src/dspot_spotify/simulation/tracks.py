@@ -1,0 +1,70 @@
+"""The scenario's audio: tiny tagged FLAC files for the workload, one big WAV to stream
+through the gateway; synthesized once per process, the same in every process."""
+
+from __future__ import annotations
+
+import functools
+import random
+import tempfile
+from pathlib import Path
+from typing import Final
+
+import attrs
+
+__all__ = ["FINAL_TRACKS", "WORKLOAD_TRACKS", "Track", "big_track", "tracks"]
+
+WORKLOAD_TRACKS: Final = 8
+FINAL_TRACKS: Final = 5  # one fresh upload per node at the end (up to 5 nodes)
+BIG_SECONDS: Final = 18.0
+"""Length of the streaming client's song (16 kHz mono 16-bit WAV: about 580 KB)."""
+WORDS = (
+    "Aurora", "Basalt", "Cinder", "Dynamo", "Ember", "Fjord", "Gossamer", "Harbor",
+    "Ion", "Juniper", "Kestrel", "Lumen", "Mistral",
+)  # fmt: skip
+
+
+@attrs.frozen
+class Track:
+    index: int
+    title: str
+    word: str
+    data: bytes
+
+
+@functools.cache
+def tracks() -> tuple[Track, ...]:
+    """Tiny tagged FLAC files (about a second, mono, 16 kHz): a few tens of KiB each; the
+    last one is :func:`big_track`."""
+    from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_file
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(WORKLOAD_TRACKS + FINAL_TRACKS):
+            rng = random.Random(f"spotify-sim-track:{i}")
+            word = WORDS[i % len(WORDS)]
+            title = f"{word} Song {i}"
+            path = Path(tmp) / f"t{i}.flac"
+            path.write_bytes(encode_audio(synthesize(rng, 1.0, 16000), 16000, "flac"))
+            tag_file(
+                path,
+                title=title,
+                artist=f"Sim Artist {i % 3}",
+                album=f"Sim Album {i % 4}",
+                track=i + 1,
+                year=2026,
+                genre="Ambient",
+                cover=make_cover_png(rng, 8) if i % 2 == 0 else None,
+            )
+            out.append(Track(i, title, word, path.read_bytes()))
+        # The big one, streamed through the gateway (WAV: the size is what matters).
+        i = WORKLOAD_TRACKS + FINAL_TRACKS
+        rng = random.Random(f"spotify-sim-track:{i}")
+        path = Path(tmp) / f"t{i}.wav"
+        path.write_bytes(encode_audio(synthesize(rng, BIG_SECONDS, 16000), 16000, "wav"))
+        tag_file(path, title=f"Nebula Song {i}", artist="Sim Artist Big", album="Sim Long")
+        out.append(Track(i, f"Nebula Song {i}", "Nebula", path.read_bytes()))
+    return tuple(out)
+
+
+def big_track() -> Track:
+    return tracks()[WORKLOAD_TRACKS + FINAL_TRACKS]

@@ -1,0 +1,327 @@
+"""Subsonic endpoints that read: system, users, the artist index, artists, albums, songs,
+album lists, random songs and search."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from dspot_spotify import catalog
+from dspot_spotify.subsonic.call import Call, Endpoint, album_elements, children, songs_by_id
+from dspot_spotify.subsonic.protocol import (
+    EXTENSIONS,
+    GENERIC,
+    IGNORED_ARTICLES,
+    MAX_LIST,
+    MAX_NUMBER,
+    MISSING_PARAMETER,
+    MUSIC_FOLDER_ID,
+    NOT_FOUND,
+    SubsonicError,
+    album_id3,
+    iso,
+)
+
+__all__ = ["ENDPOINTS"]
+
+_ARTICLES: Final = frozenset(a.casefold() for a in IGNORED_ARTICLES)
+
+
+async def ping(call: Call) -> Mapping[str, Any]:
+    return {}
+
+
+async def get_license(call: Call) -> Mapping[str, Any]:
+    return {"license": {"valid": True}}
+
+
+async def get_extensions(call: Call) -> Mapping[str, Any]:
+    return {
+        "openSubsonicExtensions": [
+            {"name": name, "versions": list(versions)} for name, versions in EXTENSIONS.items()
+        ]
+    }
+
+
+async def token_info(call: Call) -> Mapping[str, Any]:
+    return {"tokenInfo": {"username": call.me.username}}
+
+
+async def get_music_folders(call: Call) -> Mapping[str, Any]:
+    return {"musicFolders": {"musicFolder": [{"id": MUSIC_FOLDER_ID, "name": "Music"}]}}
+
+
+async def get_user(call: Call) -> Mapping[str, Any]:
+    user = await call.visible_user(call.params.require("username"))
+    return {
+        "user": {
+            "username": user.username,
+            "scrobblingEnabled": True,
+            "adminRole": user.role == "admin",
+            "settingsRole": True,
+            "downloadRole": True,
+            "uploadRole": True,
+            "playlistRole": True,
+            "coverArtRole": False,
+            "commentRole": False,
+            "podcastRole": False,
+            "streamRole": True,
+            "jukeboxRole": False,
+            "shareRole": False,
+            "videoConversionRole": False,
+            "folder": [MUSIC_FOLDER_ID],
+        }
+    }
+
+
+# -- the artist index ----------------------------------------------------------------------------
+
+
+def _without_article(name: str) -> str:
+    words = name.split()
+    if len(words) > 1 and words[0].casefold() in _ARTICLES:
+        return " ".join(words[1:])
+    return " ".join(words)
+
+
+def _index_letter(name: str) -> str:
+    first = unicodedata.normalize("NFKD", _without_article(name)[:1])[:1].upper()
+    return first if first.isalpha() and first.isascii() else "#"
+
+
+def _artist_index(tx: catalog.Tx, user_id: str) -> list[dict[str, Any]]:
+    entries = catalog.artist_entries(tx, user_id)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for a in sorted(entries, key=lambda a: (_without_article(a.name).casefold(), a.id)):
+        groups.setdefault(_index_letter(a.name), []).append(
+            {"id": a.id, "name": a.name, "albumCount": a.album_count, "starred": iso(a.starred)}
+        )
+    return [
+        {"name": letter, "artist": groups[letter]}
+        for letter in sorted(groups, key=lambda k: (k == "#", k))
+    ]
+
+
+async def get_indexes(call: Call) -> Mapping[str, Any]:
+    # ifModifiedSince is not honoured: deletions leave no timestamp behind, so "unchanged"
+    # cannot be told reliably; the full index is always a correct answer.
+    me = call.me
+
+    def query(tx: catalog.Tx) -> Mapping[str, Any]:
+        index = [
+            {
+                "name": g["name"],
+                "artist": [
+                    {"id": a["id"], "name": a["name"], "starred": a["starred"]} for a in g["artist"]
+                ],
+            }
+            for g in _artist_index(tx, me.id)
+        ]
+        return {
+            "indexes": {
+                "lastModified": catalog.last_modified(tx),
+                "ignoredArticles": " ".join(IGNORED_ARTICLES),
+                "index": index,
+            }
+        }
+
+    return await call.read(query)
+
+
+async def get_artists(call: Call) -> Mapping[str, Any]:
+    index = await call.read(_artist_index, call.me.id)
+    return {"artists": {"ignoredArticles": " ".join(IGNORED_ARTICLES), "index": index}}
+
+
+# -- artists, albums, songs ----------------------------------------------------------------------
+
+
+async def get_artist(call: Call) -> Mapping[str, Any]:
+    artist_id = call.params.require("id")
+    me = call.me
+
+    def query(tx: catalog.Tx) -> Mapping[str, Any] | None:
+        detail = catalog.get_artist(tx, artist_id)
+        if detail is None:
+            return None
+        albums = catalog.artist_album_rows(tx, artist_id)
+        return {
+            "artist": {
+                "id": detail.artist.id,
+                "name": detail.artist.name,
+                "albumCount": len(albums),
+                "starred": iso(catalog.stars(tx, me.id, [artist_id], "artist").get(artist_id)),
+                "album": album_elements(tx, me.id, albums),
+            }
+        }
+
+    result = await call.read(query)
+    if result is None:
+        raise SubsonicError(NOT_FOUND, f"no artist {artist_id}")
+    return result
+
+
+async def get_album(call: Call) -> Mapping[str, Any]:
+    album_id = call.params.require("id")
+    me = call.me
+
+    def query(tx: catalog.Tx) -> Mapping[str, Any] | None:
+        album = catalog.album_row(tx, album_id)
+        detail = catalog.get_album(tx, album_id)
+        if album is None or detail is None:
+            return None
+        starred = catalog.stars(tx, me.id, [album_id], "album").get(album_id)
+        return {"album": {**album_id3(album, starred), "song": children(tx, me.id, detail.tracks)}}
+
+    result = await call.read(query)
+    if result is None:
+        raise SubsonicError(NOT_FOUND, f"no album {album_id}")
+    return result
+
+
+async def get_song(call: Call) -> Mapping[str, Any]:
+    song_id = call.params.require("id")
+    me = call.me
+
+    def query(tx: catalog.Tx) -> Mapping[str, Any] | None:
+        song = catalog.get_song(tx, song_id)
+        return None if song is None else {"song": children(tx, me.id, [song])[0]}
+
+    result = await call.read(query)
+    if result is None:
+        raise SubsonicError(NOT_FOUND, f"no song {song_id}")
+    return result
+
+
+# -- lists -----------------------------------------------------------------------------------------
+
+
+async def get_album_list2(call: Call) -> Mapping[str, Any]:
+    p = call.params
+    kind = p.require("type")
+    size = p.number("size", 10, high=MAX_LIST)
+    offset = p.number("offset", 0)
+    me = call.me
+    years: tuple[int, int] | None = None
+    genre: str | None = None
+    if kind == "byYear":
+        p.require("fromYear")
+        p.require("toYear")
+        years = (p.number("fromYear", 0, low=-MAX_NUMBER), p.number("toYear", 0, low=-MAX_NUMBER))
+    elif kind == "byGenre":
+        genre = p.require("genre")
+    elif kind != "random" and kind not in catalog.ALBUM_LISTS:
+        raise SubsonicError(GENERIC, f"unknown album list type: {kind}")
+    rng = call.node.env.rng
+
+    def query(tx: catalog.Tx) -> list[dict[str, Any]]:
+        if kind == "random":
+            ids = catalog.album_ids(tx)
+            albums = catalog.album_rows(tx, rng.sample(ids, min(size, len(ids))))
+        else:
+            albums = catalog.album_list(
+                tx, kind, user_id=me.id, size=size, offset=offset, years=years, genre=genre
+            )
+        return album_elements(tx, me.id, albums)
+
+    return {"albumList2": {"album": await call.read(query)}}
+
+
+async def get_random_songs(call: Call) -> Mapping[str, Any]:
+    p = call.params
+    size = p.number("size", 10, high=MAX_LIST)
+    genre = p.get("genre") or None
+    start, end = p.optional_int("fromYear"), p.optional_int("toYear")
+    rng = call.node.env.rng
+    me = call.me
+
+    def query(tx: catalog.Tx) -> list[dict[str, Any]]:
+        ids = catalog.song_ids(tx, genre=genre, from_year=start, to_year=end)
+        chosen = rng.sample(ids, min(size, len(ids)))
+        return children(tx, me.id, songs_by_id(tx, chosen))
+
+    return {"randomSongs": {"song": await call.read(query)}}
+
+
+def _window(
+    query: Callable[..., catalog.Page[Any]], tx: catalog.Tx, offset: int, count: int, **kw: Any
+) -> list[Any]:
+    """``count`` items from ``offset`` of a paged catalog listing."""
+    if count <= 0:
+        return []
+    size = catalog.MAX_LIMIT
+    out: list[Any] = []
+    first = offset // size + 1
+    last = (offset + count - 1) // size + 1
+    for page in range(first, last + 1):
+        result = query(tx, page=page, limit=size, **kw)
+        out.extend(result.items)
+        if len(result.items) < size:
+            break
+    skip = offset - (first - 1) * size
+    return out[skip : skip + count]
+
+
+def _search_text(raw: str | None) -> str:
+    text = (raw or "").strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip()
+    return text
+
+
+async def search3(call: Call) -> Mapping[str, Any]:
+    p = call.params
+    if p.get("query") is None:
+        raise SubsonicError(MISSING_PARAMETER, "required parameter is missing: query")
+    q = _search_text(p.get("query")) or None  # OpenSubsonic: an empty query lists everything
+    counts = {
+        kind: (p.number(f"{kind}Count", 20, high=MAX_LIST), p.number(f"{kind}Offset", 0))
+        for kind in ("artist", "album", "song")
+    }
+    me = call.me
+
+    def window(kind: str, query: Callable[..., catalog.Page[Any]], tx: catalog.Tx) -> list[Any]:
+        count, offset = counts[kind]
+        return _window(query, tx, offset, count, q=q)
+
+    def query(tx: catalog.Tx) -> Mapping[str, Any]:
+        artists = window("artist", catalog.list_artists, tx)
+        albums = catalog.album_rows(tx, [a.id for a in window("album", catalog.list_albums, tx)])
+        songs = window("song", catalog.list_songs, tx)
+        artist_stars = catalog.stars(tx, me.id, [a.id for a in artists], "artist")
+        return {
+            "searchResult3": {
+                "artist": [
+                    {
+                        "id": a.id,
+                        "name": a.name,
+                        "albumCount": a.album_count,
+                        "starred": iso(artist_stars.get(a.id)),
+                    }
+                    for a in artists
+                ],
+                "album": album_elements(tx, me.id, albums),
+                "song": children(tx, me.id, songs),
+            }
+        }
+
+    return await call.read(query)
+
+
+ENDPOINTS: Final[Mapping[str, Endpoint]] = {
+    "ping": ping,
+    "getLicense": get_license,
+    "getOpenSubsonicExtensions": get_extensions,
+    "tokenInfo": token_info,
+    "getMusicFolders": get_music_folders,
+    "getUser": get_user,
+    "getIndexes": get_indexes,
+    "getArtists": get_artists,
+    "getArtist": get_artist,
+    "getAlbum": get_album,
+    "getSong": get_song,
+    "getAlbumList2": get_album_list2,
+    "getRandomSongs": get_random_songs,
+    "search3": search3,
+}

@@ -1,0 +1,143 @@
+"""Writing the catalog from a request: the path every REST and Subsonic write takes.
+
+:class:`CatalogWriter` submits an entry to the token ring, waits until this node's replica
+has applied it and turns the outcome into an answer: a rejection becomes a problem document
+with the log's own code (``REJECT_STATUS``), no quorum a 503 ``read-only: no quorum``, a
+commit that timed out a 503 whose outcome is unknown. :meth:`CatalogWriter.catch_up` is the
+read side of read-your-writes: it waits (bounded) until the replica has applied the log
+position a client sends in ``X-Log-Position``.
+
+**Read your writes.** Every write answers with ``X-Log-Position: <epoch>.<seq>``, the log
+position of its last entry. A read that sends that header back, to any node, waits until
+that node's replica has applied the position (503 after ``read_wait_timeout``); a malformed
+or absurd header (not ``<epoch>.<seq>`` of at most 19 digits each, or beyond what SQLite
+stores) is a 400.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+import anyio
+from dspot.http import HTTPError, Request
+from dspot.tokenring import CommitTimeout, NoQuorum
+
+from dspot_spotify import catalog
+from dspot_spotify.parts import NodeParts
+
+__all__ = [
+    "LOG_POSITION_HEADER",
+    "NO_QUORUM",
+    "CatalogWriter",
+    "format_position",
+    "no_quorum",
+    "parse_position",
+]
+
+LOG_POSITION_HEADER: Final = "x-log-position"
+NO_QUORUM: Final = "read-only: no quorum"
+POSITION_PATTERN: Final = r"^[0-9]{1,19}\.[0-9]{1,19}$"
+"""The form of ``X-Log-Position`` (also its schema's ``pattern`` in the OpenAPI document)."""
+_POSITION_RE: Final = re.compile(POSITION_PATTERN)
+_MAX_FIELD: Final = 2**63 - 1  # SQLite's largest INTEGER
+
+
+def no_quorum() -> HTTPError:
+    """The answer to a write on a minority side (503, ``Retry-After: 1``)."""
+    return HTTPError(503, NO_QUORUM, headers=[("retry-after", "1")])
+
+
+def format_position(pos: catalog.LogPosition | None) -> str:
+    """``<epoch>.<seq>`` (``0.0`` before the first entry)."""
+    pos = pos or catalog.LogPosition(0, 0)
+    return f"{pos.epoch}.{pos.seq}"
+
+
+def parse_position(text: str) -> catalog.LogPosition:
+    """A client's ``X-Log-Position``; 400 unless it is ``<epoch>.<seq>`` within range."""
+    value = text.strip()
+    if not _POSITION_RE.match(value):
+        raise HTTPError(400, f"malformed {LOG_POSITION_HEADER}: expected <epoch>.<seq>")
+    epoch, _, seq = value.partition(".")
+    if int(epoch) > _MAX_FIELD or int(seq) > _MAX_FIELD:
+        raise HTTPError(400, f"{LOG_POSITION_HEADER} out of range")
+    return catalog.LogPosition(int(epoch), int(seq))
+
+
+class CatalogWriter:
+    """Commits catalog entries for the APIs of ``node`` and waits for their outcome."""
+
+    def __init__(self, node: NodeParts) -> None:
+        self.node = node
+
+    async def catch_up(self, request: Request) -> None:
+        """Wait for the log position the client says it has seen (read your writes)."""
+        value = request.headers.get(LOG_POSITION_HEADER)
+        if value is None:
+            return
+        pos = parse_position(value)
+        try:
+            with anyio.fail_after(self.node.config.read_wait_timeout):
+                await self.node.replica.wait_applied(pos)
+        except TimeoutError:
+            raise HTTPError(
+                503,
+                f"this replica has not reached log position {value.strip()} yet",
+                headers=[("retry-after", "1")],
+            ) from None
+
+    async def submit(self, entry: catalog.Entry) -> catalog.LogPosition:
+        """Commit one entry through the token ring (503 on a minority side or timeout)."""
+        node = self.node
+        try:
+            pos = await node.ring.submit(
+                catalog.encode_entry(entry),
+                entry_id=node.env.ids(),
+                timeout=node.config.commit_timeout,
+            )
+        except NoQuorum:
+            raise no_quorum() from None
+        except CommitTimeout:
+            raise HTTPError(
+                503,
+                "the write was not committed in time; its outcome is unknown",
+                headers=[("retry-after", "1")],
+            ) from None
+        return catalog.LogPosition(pos.epoch, pos.seq)
+
+    async def result(self, pos: catalog.LogPosition) -> catalog.ApplyResult:
+        """Wait until ``pos`` is applied here and say whether it was applied or rejected."""
+        try:
+            with anyio.fail_after(self.node.config.read_wait_timeout):
+                return await self.node.replica.outcome(pos)
+        except TimeoutError:
+            raise HTTPError(503, "the write committed but is not applied here yet") from None
+
+    async def outcome(self, pos: catalog.LogPosition) -> None:
+        """Wait until ``pos`` is applied here; raise its rejection as a problem document."""
+        result = await self.result(pos)
+        if result.status == "rejected":
+            code = result.code or "invalid"
+            raise HTTPError(catalog.REJECT_STATUS[code], result.reason, extensions={"code": code})
+
+    def require_quorum(self) -> None:
+        """503 ``read-only: no quorum`` unless this node sees a majority."""
+        if not self.node.has_quorum():
+            raise no_quorum()
+
+    async def commit(self, entry: catalog.Entry) -> catalog.LogPosition:
+        """Commit ``entry`` and wait for its outcome here (its rejection as a problem)."""
+        self.require_quorum()
+        pos = await self.submit(entry)
+        await self.outcome(pos)
+        return pos
+
+    async def commit_in_order(self, entries: Sequence[catalog.Entry]) -> catalog.LogPosition:
+        """Submit ``entries`` one after the other; the outcome of the last one decides."""
+        pos = catalog.LogPosition(0, 0)
+        for entry in entries:
+            pos = await self.submit(entry)
+        await self.outcome(pos)
+        return pos

@@ -1,0 +1,239 @@
+"""Real-process clusters for tests: node and gateway processes on loopback, and the waits
+that go with them. The one way the process, gateway, growth and end-to-end tests start
+processes (self-contained, so it can move into a library testing kit as it is).
+
+    with process_cluster(tmp_path) as c:
+        n1, n2, n3 = c.start_nodes(["n1", "n2", "n3"], quorum=True)
+        gateway = c.start_gateway()          # HTTPS on a dev CA; waits for 3 healthy nodes
+        alice = c.client()                   # an ApiClient of the gateway
+        c.procs["n2"].kill()                 # kill -9
+
+Every process started through a :class:`ProcessCluster` is killed when the ``with`` block
+ends, failing or not; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Final, TypeVar
+
+from dspot_spotify.client import ApiClient, ApiError
+from dspot_spotify.devtls import ensure_dev_tls
+from dspot_spotify.process.supervisor import GatewaySpec, NodeProcess, NodeSpec, wait_for
+
+__all__ = [
+    "PASSWORD",
+    "SECRET",
+    "ProcessCluster",
+    "free_port_range",
+    "free_ports",
+    "process_cluster",
+    "retry_503",
+    "until",
+]
+
+T = TypeVar("T")
+
+SECRET: Final = b"a test cluster secret for processes"
+PASSWORD: Final = "correct horse battery"
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports the kernel says are free right now."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port_range(n: int) -> int:
+    """A base port such that ``base .. base + n - 1`` are all free."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+def until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``predicate`` (real time) until it holds; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def retry_503(call: Callable[[], T], timeout: float = 20.0) -> T:
+    """``call()``, again while it fails with 503 (a write during a view change)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except ApiError as e:
+            if e.status != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+class ProcessCluster:
+    """The node and gateway processes of one test, under ``root``."""
+
+    def __init__(self, root: Path, secret: bytes = SECRET) -> None:
+        self.root = root
+        self.secret = secret
+        self.procs: dict[str, NodeProcess] = {}
+        self.seeds: list[str] = []
+        self.gateway: NodeProcess | None = None
+        self.ca: Path | None = None
+        self._secrets = 0
+
+    def secret_file(self, secret: bytes | None = None) -> Path:
+        """A file holding ``secret`` (default: the cluster's)."""
+        path = self.root / f"secret-{self._secrets}"
+        self._secrets += 1
+        path.write_bytes(self.secret if secret is None else secret)
+        return path
+
+    def start_nodes(
+        self,
+        names: Sequence[str],
+        *,
+        secret: bytes | None = None,
+        seeds: Sequence[str] | None = None,
+        extra: tuple[str, ...] = (),
+        cluster_size: int = 3,
+        quorum: bool = False,
+        timeout: float = 30.0,
+    ) -> list[NodeProcess]:
+        """Start node processes (seeded with every node started so far, unless ``seeds``)
+        and wait until they are ready (with ``quorum``: until they see a quorum)."""
+        secret_file = self.secret_file(secret)
+        ports = free_ports(2 * len(names))
+        rpcs = [f"127.0.0.1:{p}" for p in ports[::2]]
+        if seeds is None:
+            self.seeds += rpcs
+        started = []
+        for i, name in enumerate(names):
+            spec = NodeSpec(
+                name=name,
+                data=self.root / name,
+                rpc=rpcs[i],
+                http=f"127.0.0.1:{ports[2 * i + 1]}",
+                seeds=tuple(self.seeds if seeds is None else seeds),
+                secret_file=secret_file,
+                cluster_size=cluster_size,
+                extra=extra,
+            )
+            proc = NodeProcess(spec, self.root / name / "node.log")
+            self.procs[name] = proc
+            proc.start()
+            started.append(proc)
+        wait_for(started, "ready", timeout)
+        if quorum:
+            wait_for(started, "quorum", timeout)
+        return started
+
+    def start_gateway(
+        self,
+        *,
+        name: str = "gateway",
+        extra: tuple[str, ...] = (),
+        cert: Path | None = None,
+        key: Path | None = None,
+        ca: Path | None = None,
+        frontend: Path | None = None,
+        join: Sequence[str] | None = None,
+        healthy: int | None = None,
+        timeout: float = 30.0,
+    ) -> NodeProcess:
+        """Start the HTTPS gateway in front of the nodes started so far (a certificate from a
+        development CA in ``root/tls`` unless ``cert``/``key`` and the ``ca`` that signed
+        them), and wait until it is ready and sees ``healthy`` healthy nodes (default: all
+        of them)."""
+        if cert is None:
+            tls = ensure_dev_tls(self.root / "tls")
+            cert, key, ca = tls.cert, tls.key, tls.ca
+        self.ca = ca
+        https, rpc = free_ports(2)
+        gateway = NodeProcess(
+            GatewaySpec(
+                name=name,
+                listen=f"127.0.0.1:{https}",
+                rpc=f"127.0.0.1:{rpc}",
+                join=tuple(self.seeds if join is None else join),
+                secret_file=self.secret_file(),
+                cert=cert,
+                key=key or cert,
+                frontend=frontend,
+                extra=extra,
+            ),
+            self.root / name / "gateway.log",
+        )
+        self.gateway = gateway
+        gateway.start()
+        wait_for([gateway], "ready", timeout)
+        want = len(self.procs) if healthy is None else healthy
+        until(lambda: gateway.healthy_nodes >= want, timeout, f"{want} healthy nodes")
+        return gateway
+
+    @property
+    def url(self) -> str:
+        """The gateway's URL (``https://localhost:PORT``)."""
+        assert self.gateway is not None, "no gateway started"
+        return f"https://localhost:{self.gateway.spec.http.rsplit(':', 1)[1]}"
+
+    def client(self, node: str | None = None, *, token: str | None = None) -> ApiClient:
+        """An API client of the gateway, or of the node ``node``."""
+        if node is not None:
+            return ApiClient(self.procs[node].url, token=token)
+        return ApiClient(self.url, cafile=self.ca, token=token)
+
+    def log(self, name: str) -> str:
+        """What the process ``name`` (or the gateway) wrote to its log so far."""
+        proc = self.gateway if self.gateway and name == self.gateway.spec.name else None
+        proc = proc or self.procs[name]
+        return proc.log_path.read_text(errors="replace")
+
+    def kill_all(self) -> None:
+        """SIGKILL every process started, and wait for them."""
+        everyone = [*self.procs.values(), *([self.gateway] if self.gateway else [])]
+        for p in everyone:
+            p.signal(signal.SIGKILL)
+        for p in everyone:
+            p.wait(10.0)
+            p.close()
+
+
+@contextlib.contextmanager
+def process_cluster(root: Path, secret: bytes = SECRET) -> Iterator[ProcessCluster]:
+    """A :class:`ProcessCluster` under ``root`` whose processes are all killed at the end."""
+    root.mkdir(parents=True, exist_ok=True)
+    cluster = ProcessCluster(root, secret)
+    try:
+        yield cluster
+    finally:
+        cluster.kill_all()
