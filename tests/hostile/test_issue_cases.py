@@ -72,9 +72,12 @@ CASES = {
     "login_nested_json": (
         b"POST /api/auth/login HTTP/1.1\r\nHost: service\r\nContent-Type: application/json\r\n"
         b"Content-Length: 100000\r\n\r\n" + b"[" * 50_000 + b"]" * 50_000,
-        400,
+        {400, 413},  # too deep, or (the service caps JSON bodies at 64 KiB) too large
     ),
-    "playlist_lone_surrogate": (request("POST", "/api/playlists", b'{"name":"\\ud800x"}'), 400),
+    "playlist_lone_surrogate": (
+        request("POST", "/api/playlists", b'{"name":"\\ud800x"}'),
+        {400, 422},  # not valid text, or not a valid name
+    ),
     "playlist_name_number": (request("POST", "/api/playlists", b'{"name":123}'), 422),
     "playlist_name_null": (request("POST", "/api/playlists", b'{"name":null}'), 422),
     "playlist_name_list": (request("POST", "/api/playlists", b'{"name":["a"]}'), 422),
@@ -83,32 +86,31 @@ CASES = {
         request("GET", "/api/songs", extra="X-Log-Position: " + "9" * 5000 + "\r\n"),
         400,
     ),
-    "login_text_plain": (
+    "login_text_plain": pytest.param(
         b"POST /api/auth/login HTTP/1.1\r\nHost: service\r\nContent-Type: text/plain\r\n"
         b'Content-Length: 32\r\n\r\n{"username":"a","password":"bb"}',
         415,
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="the service reads JSON with its own read_json (api/wire.py), which does not "
+            f"check Content-Type as Request.json does; {NEEDS_EXAMPLE}",
+        ),
     ),
     "trace": (b"TRACE / HTTP/1.1\r\nHost: service\r\n\r\n", 405),
     "unknown_method": (b"BREW /api/songs HTTP/1.1\r\nHost: service\r\n\r\n", 501),
     "http_2_0": (b"GET /healthz HTTP/2.0\r\nHost: service\r\n\r\n", 505),
-    "page_past_every_range": pytest.param(
-        request("GET", "/api/songs?page=99999999999999999999"),
-        400,
-        marks=pytest.mark.xfail(strict=True, reason=f"?page= parsed with int(); {NEEDS_EXAMPLE}"),
-    ),
-    "page_2_to_the_62": pytest.param(
-        request("GET", "/api/songs?page=4611686018427387903"),
-        400,
-        marks=pytest.mark.xfail(strict=True, reason=f"?page= parsed with int(); {NEEDS_EXAMPLE}"),
-    ),
+    "page_past_every_range": (request("GET", "/api/songs?page=99999999999999999999"), 400),
+    "page_2_to_the_62": (request("GET", "/api/songs?page=4611686018427387903"), 400),
 }
 
 
 @pytest.mark.parametrize("target", ["node", "gateway"])
 @pytest.mark.parametrize(("raw", "status"), list(CASES.values()), ids=list(CASES))
-def test_bad_input_gets_a_clear_4xx(serving: Service, target: str, raw: bytes, status: int) -> None:
+def test_bad_input_gets_a_clear_4xx(
+    serving: Service, target: str, raw: bytes, status: int | set[int]
+) -> None:
     got, _, body, _ = exchange(serving, target, raw)
-    assert got == status, body[:500]
+    assert got in (status if isinstance(status, set) else {status}), body[:500]
     if got >= 400:
         assert json.loads(body)["status"] == got, "a problem document"
 
