@@ -72,8 +72,10 @@ def test_hostile_frame_before_the_handshake_closes_only_that_connection(
     net: Net, frame: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main() -> None:
+        env = make_env(net, "a")
         async with (
-            RpcNode(make_env(net, "a"), listen=net.address("a"), secret=b"s") as server,
+            # A HELLO that parses gets its HELLO_ACK, then waits for an AUTH that never comes.
+            RpcNode(env, listen=net.address("a"), secret=b"s", handshake_timeout=0.5) as server,
             RpcNode(make_env(net, "b"), secret=b"s") as client,
         ):
             serve_test_handlers(server)
