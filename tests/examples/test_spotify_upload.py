@@ -13,6 +13,8 @@ from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_fil
 from dspot_spotify.tags import CorruptMedia, UnsupportedMedia
 from dspot_spotify.upload import PayloadTooLarge, inspect_upload, spool_upload
 
+from dspot.env import run_in_thread
+
 
 async def body(data: bytes, chunk: int = 1000) -> AsyncIterator[bytes]:
     for i in range(0, len(data), chunk):
@@ -38,11 +40,12 @@ def test_spool_hash_inspect_and_reread(tmp_path: Path) -> None:
     data = audio_file(tmp_path)
 
     async def main() -> None:
-        spool = await spool_upload(body(data), memory_bytes=10_000)  # rolls over to disk
+        # rolls over to disk; hashed, written and read in worker threads as on a node
+        spool = await spool_upload(body(data), memory_bytes=10_000, offload=run_in_thread)
         try:
             assert spool.sha256 == hashlib.sha256(data).hexdigest()
             assert spool.size == len(data)
-            found = inspect_upload(spool, filename="whatever.mp3")
+            found = await inspect_upload(spool, filename="whatever.mp3")
             assert (found.tags.title, found.tags.format, found.tags.track) == ("Up", "flac", 2)
             assert found.cover is not None and found.cover_mime == "image/png"
             assert found.cover_sha256 == hashlib.sha256(found.cover).hexdigest()
@@ -65,11 +68,11 @@ def test_limits_and_bad_content(tmp_path: Path) -> None:
             await spool_upload(body(b""))
         spool = await spool_upload(body(data[:40]))
         with pytest.raises(CorruptMedia):
-            inspect_upload(spool, filename="cut.flac")
+            await inspect_upload(spool, filename="cut.flac")
         spool.close()
         spool = await spool_upload(body(b"just text, no music"))
         with pytest.raises(UnsupportedMedia):
-            inspect_upload(spool, filename="a.mp3")
+            await inspect_upload(spool, filename="a.mp3")
         spool.close()
 
     trio.run(main)

@@ -33,8 +33,11 @@ __all__ = [
     "SubsonicSecrets",
     "authenticate_token",
     "check_login",
+    "check_new_account",
     "check_not_revoked",
+    "login_verdict",
     "registration",
+    "stored_hash",
 ]
 
 # Checked when the username does not exist, so a miss costs as much as a wrong password
@@ -65,26 +68,54 @@ def registration(
     role: catalog.Role = "user",
     actor: str | None = None,
     params: ScryptParams = DEFAULT_SCRYPT,
+    password_hash: str | None = None,
 ) -> catalog.RegisterUser:
     """The log entry that registers a user; :class:`~dspot_spotify.auth.CredentialError`
-    if the username or password breaks the rules (checked before the slow hash)."""
-    canon = validate_username(username)
-    validate_password(password, username=canon)
+    if the username or password breaks the rules (checked before the slow hash).
+
+    ``password_hash``: the password's hash made elsewhere (off the event loop), after
+    :func:`check_new_account` accepted it; otherwise it is hashed here."""
+    canon = check_new_account(username, password)
+    if password_hash is None:
+        password_hash = hash_password(password, token_bytes=token_bytes, params=params)
     return catalog.RegisterUser(
         actor=actor,
         at=at,
         user_id=user_id,
         username=canon,
         role=role,
-        password_hash=hash_password(password, token_bytes=token_bytes, params=params),
+        password_hash=password_hash,
     )
+
+
+def check_new_account(username: str, password: str) -> str:
+    """The canonical username, if ``username`` and ``password`` follow the rules
+    (:class:`~dspot_spotify.auth.CredentialError` otherwise)."""
+    canon = validate_username(username)
+    validate_password(password, username=canon)
+    return canon
 
 
 def check_login(tx: catalog.Tx, username: str, password: str) -> catalog.UserRecord:
     """The user whose username and password these are, else :class:`InvalidCredentials`
-    (or :class:`AccountDisabled` for the right password of a disabled user)."""
+    (or :class:`AccountDisabled` for the right password of a disabled user).
+
+    Hashes inside the caller's transaction: a node checks sign-ins with
+    :class:`~dspot_spotify.signin.SignIn` instead, which reads the user, then hashes off the
+    event loop outside any transaction."""
     user = catalog.get_user_by_username(tx, username)
-    ok = verify_password(password, user.password_hash if user else _DUMMY_HASH)
+    return login_verdict(user, verify_password(password, stored_hash(user)))
+
+
+def stored_hash(user: catalog.UserRecord | None) -> str:
+    """The hash to check a password against: the user's, or (no such user) one no password
+    matches, so a miss costs as much as a wrong password."""
+    return user.password_hash if user is not None else _DUMMY_HASH
+
+
+def login_verdict(user: catalog.UserRecord | None, ok: bool) -> catalog.UserRecord:
+    """``user`` if the password was right (``ok``) and the account is enabled, else
+    :class:`InvalidCredentials` or :class:`AccountDisabled`."""
     if user is None or not ok:
         raise InvalidCredentials("wrong username or password")
     if user.disabled:

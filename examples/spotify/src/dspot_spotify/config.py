@@ -11,6 +11,7 @@ from dspot.membership import MembershipConfig
 from dspot.tokenring import TokenRingConfig
 
 from dspot_spotify.auth import DEFAULT_SCRYPT, ScryptParams
+from dspot_spotify.throttle import ThrottleConfig
 from dspot_spotify.upload import DEFAULT_MAX_UPLOAD
 
 __all__ = ["HTTP_SERVICE", "WRITE_BEHIND_DELAY", "NodeConfig", "Sabotage"]
@@ -28,6 +29,11 @@ class Sabotage(enum.Enum):
     """Acknowledge an upload before its audio has W synced copies: commit the catalog entry
     and answer 201 at once, store the blob from a write-behind buffer a few seconds later
     (unsynced). A crash in between loses an acknowledged song."""
+
+    HASH_ON_LOOP = "hash-on-loop"
+    """Check sign-in passwords the old way: scrypt on the event loop, inside a transaction
+    holding the database's writer lock. Membership probes and the token ring wait behind
+    every hash, so a login flood gets live members declared dead."""
 
 
 WRITE_BEHIND_DELAY = 3.0
@@ -49,6 +55,8 @@ class NodeConfig:
     max_upload: int = DEFAULT_MAX_UPLOAD
     """Largest accepted upload in bytes (413 beyond)."""
     scrypt: ScryptParams = DEFAULT_SCRYPT
+    throttle: ThrottleConfig = attrs.field(factory=ThrottleConfig)
+    """Failed sign-ins, concurrent password hashes and uploads (:mod:`dspot_spotify.throttle`)."""
     token_ttl_ms: int = 7 * 24 * 3600 * 1000
     commit_timeout: float = 10.0
     """How long a write waits for its log entry to commit (503 after)."""

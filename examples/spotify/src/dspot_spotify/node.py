@@ -56,6 +56,8 @@ from dspot_spotify.events import EventHub
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.router import build_router
+from dspot_spotify.signin import SignIn
+from dspot_spotify.throttle import UploadSlots
 from dspot_spotify.writer import format_position
 
 __all__ = ["HTTP_SERVICE", "EventHub", "NodeConfig", "Sabotage", "SpotifyNode"]
@@ -99,6 +101,16 @@ class SpotifyNode:
         self.credentials = CredentialBox(derive_box_key(secret))
         """Seals the per-user credentials that a protocol needs in clear (Subsonic)."""
         self.replica = CatalogReplica(env.disk.db)
+        self.signin = SignIn(
+            env,
+            self.replica,
+            env.disk.db,
+            self.config.throttle,
+            on_loop=Sabotage.HASH_ON_LOOP in self.config.sabotage,
+        )
+        """Password checks: throttled, off the event loop."""
+        self.uploads = UploadSlots(self.config.throttle.uploads_per_user)
+        """Uploads running per user."""
         self.events = EventHub(self.config.event_queue)
         self.metrics = NodeMetrics(env.clock.now)
         self._rpc: RpcNode | None = None

@@ -24,6 +24,8 @@ from dspot_spotify.config import NodeConfig
 from dspot_spotify.events import EventHub
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
+from dspot_spotify.signin import SignIn
+from dspot_spotify.throttle import UploadSlots
 
 __all__ = ["NodeParts"]
 
@@ -36,6 +38,8 @@ class NodeParts(Protocol):
     signer: TokenSigner
     credentials: CredentialBox
     replica: CatalogReplica
+    signin: SignIn
+    uploads: UploadSlots
     events: EventHub
     metrics: NodeMetrics
     background: anyio.abc.TaskGroup | None

@@ -58,10 +58,16 @@ class CatalogReplica:
     async def apply_many(
         self, items: Sequence[tuple[catalog.LogPosition, bytes]], *, sync: bool = True
     ) -> list[catalog.ApplyResult]:
-        """Apply consecutive encoded entries in one transaction (one fsync for the batch)."""
-        async with self._db.transaction(sync=sync) as tx:
+        """Apply consecutive encoded entries in one transaction (one fsync for the batch).
+
+        The statements run on the database's writer connection off the event loop, so a
+        large batch does not hold up the node's probes and token passing."""
+
+        def apply(tx: catalog.Tx) -> tuple[list[catalog.ApplyResult], catalog.LogPosition | None]:
             results = [catalog.apply_encoded(tx, pos, data) for pos, data in items]
-            after = catalog.applied_position(tx)
+            return results, catalog.applied_position(tx)
+
+        results, after = await self._db.write(apply, sync=sync)
         self._position = after  # only once committed
         self._wake()
         return results
@@ -69,9 +75,13 @@ class CatalogReplica:
     async def read(
         self, fn: Callable[Concatenate[catalog.Tx, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run a query function (``catalog.list_songs`` ...) in a read transaction."""
-        async with self._db.transaction(sync=False) as tx:
-            return fn(tx, *args, **kwargs)
+        """Run a query function (``catalog.list_songs`` ...) on a snapshot of committed state.
+
+        It runs on one of the database's reader connections, in a worker thread in
+        production, and never waits for (nor holds up) the log being applied. ``fn`` must
+        only query: keep CPU-heavy work that needs no database (password hashes) out of it.
+        """
+        return await self._db.read(fn, *args, **kwargs)
 
     @property
     def waiting(self) -> int:

@@ -27,7 +27,9 @@ from dspot_spotify.api.route import (
 )
 from dspot_spotify.api.schema import json_schema
 from dspot_spotify.api.wire import read_json
-from dspot_spotify.auth import CredentialError, hash_password, validate_password
+from dspot_spotify.auth import CredentialError, validate_password
+from dspot_spotify.signin import client_address, throttle_error
+from dspot_spotify.throttle import HashersBusy, Throttled
 
 __all__ = [
     "ROUTES",
@@ -119,16 +121,17 @@ async def register(api: Api, request: Request) -> Response:
     writer.require_quorum()
     node = api.node
     try:
-        entry = accounts.registration(
-            creds.username,
-            creds.password,
-            user_id=node.env.ids(),
-            at=node.now_ms(),
-            token_bytes=node.env.secure_token,
-            params=node.config.scrypt,
-        )
+        accounts.check_new_account(creds.username, creds.password)
     except CredentialError as e:
         raise HTTPError(422, str(e)) from None
+    entry = accounts.registration(
+        creds.username,
+        creds.password,
+        user_id=node.env.ids(),
+        at=node.now_ms(),
+        token_bytes=node.env.secure_token,
+        password_hash=await _hash(api, creds.password),
+    )
     sealed = await api.sealer.for_entry(entry.user_id, creds.password)
     entry = attrs.evolve(entry, sealed_password=sealed)
     if await api.read(catalog.user_count) == 0:
@@ -152,14 +155,32 @@ async def register(api: Api, request: Request) -> Response:
 async def login(api: Api, request: Request) -> Response:
     creds = await read_json(request, Credentials)
     await api.writer.catch_up(request)
+    user = await check_password(api, request, creds.username, creds.password)
+    api.sealer.signed_in(user, creds.password)
+    return api.reply(_session(api, user.id, user.username, user.role, user.token_generation))
+
+
+async def check_password(
+    api: Api, request: Request, username: str, password: str
+) -> catalog.UserRecord:
+    """The user ``username`` if ``password`` is theirs: 401 (wrong), 403 (disabled), 429
+    (too many failures from this client or for this username) or 503 (hashers busy)."""
     try:
-        user = await api.read(accounts.check_login, creds.username, creds.password)
+        return await api.node.signin.check(username, password, address=client_address(request))
     except accounts.InvalidCredentials as e:
         raise HTTPError(401, str(e)) from None
     except accounts.AccountDisabled as e:
         raise HTTPError(403, str(e)) from None
-    api.sealer.signed_in(user, creds.password)
-    return api.reply(_session(api, user.id, user.username, user.role, user.token_generation))
+    except (Throttled, HashersBusy) as e:
+        raise throttle_error(e) from None
+
+
+async def _hash(api: Api, password: str) -> str:
+    """``password`` hashed off the event loop (503 when the node's hashers are busy)."""
+    try:
+        return await api.node.signin.hash(password, api.node.config.scrypt)
+    except HashersBusy as e:
+        raise throttle_error(e) from None
 
 
 async def logout(api: Api, request: Request) -> Response:
@@ -187,8 +208,10 @@ async def change_my_password(api: Api, request: Request) -> Response:
     change = await read_json(request, PasswordChange)
     _, user = await api.user(request)
     try:
-        await api.read(accounts.check_login, user.username, change.old)
-    except accounts.InvalidCredentials:
+        await check_password(api, request, user.username, change.old)
+    except HTTPError as e:
+        if e.status != 401:
+            raise
         raise HTTPError(403, "the current password is wrong") from None
     return api.written(await set_password(api, user, change.new, actor=user.id))
 
@@ -208,9 +231,7 @@ async def set_password(
         actor=actor,
         at=node.now_ms(),
         user_id=user.id,
-        password_hash=hash_password(
-            password, token_bytes=node.env.secure_token, params=node.config.scrypt
-        ),
+        password_hash=await _hash(api, password),
         sealed_password=await api.sealer.for_entry(user.id, password),
     )
     return await api.writer.commit(entry)

@@ -33,10 +33,13 @@ from dspot_spotify.api.route import (
 )
 from dspot_spotify.api.schema import json_schema
 from dspot_spotify.api.wire import changes, patch_of, read_json
+from dspot_spotify.auth import TokenClaims
 from dspot_spotify.config import WRITE_BEHIND_DELAY, Sabotage
 from dspot_spotify.ingest import entries_for_upload
 from dspot_spotify.media import cover_response, song_audio
+from dspot_spotify.signin import throttle_error
 from dspot_spotify.tags import MediaError
+from dspot_spotify.throttle import Throttled
 from dspot_spotify.upload import (
     FORM_OVERHEAD,
     FormFile,
@@ -98,19 +101,30 @@ async def _receive(api: Api, request: Request) -> tuple[SpooledUpload, str | Non
     the file name to fall back on for tags (the form part's, else the query's/header's)."""
     filename = request.query.get("filename") or request.headers.get("x-filename")
     limit = api.node.config.max_upload
+    offload = api.node.env.offload
     boundary = form_boundary(request.headers.get("content-type"))
     if boundary is None:
         request.max_body_size = limit
-        return await spool_upload(request.stream(), max_bytes=limit), filename
+        return await spool_upload(request.stream(), max_bytes=limit, offload=offload), filename
     # The file alone is held to the limit (413); the form around it may add a little.
     request.max_body_size = limit + FORM_OVERHEAD
     form = FormFile(request.stream(), boundary)
-    spool = await spool_upload(form.chunks(), max_bytes=limit)
+    spool = await spool_upload(form.chunks(), max_bytes=limit, offload=offload)
     return spool, form.filename or filename
 
 
 async def upload(api: Api, request: Request) -> Response:
+    """Store an uploaded song; 429 while the user already runs as many uploads as a user
+    may at once on this node (``ThrottleConfig.uploads_per_user``)."""
     claims = await api.authenticate(request)
+    try:
+        with api.node.uploads.slot(claims.user_id):
+            return await _upload(api, request, claims)
+    except Throttled as e:
+        raise throttle_error(e) from None
+
+
+async def _upload(api: Api, request: Request, claims: TokenClaims) -> Response:
     node = api.node
     api.writer.require_quorum()
     try:
@@ -125,7 +139,7 @@ async def upload(api: Api, request: Request) -> Response:
             song = await api.song(existing)
             return api.reply(DuplicateSong(**attrs.asdict(Song.of(song), recurse=False)))
         try:
-            found = inspect_upload(received, filename=filename)
+            found = await inspect_upload(received, filename=filename)
         except MediaError as e:
             raise HTTPError(e.status, e.message) from None
         if Sabotage.ACK_BEFORE_SYNC in node.config.sabotage and node.background:

@@ -26,8 +26,10 @@ from typing import Final
 from dspot_spotify import accounts, catalog
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.sealing import PasswordSealer
+from dspot_spotify.signin import SignIn
 from dspot_spotify.subsonic.protocol import (
     CONFLICTING_AUTH,
+    GENERIC,
     INVALID_API_KEY,
     MISSING_PARAMETER,
     NOT_AUTHORIZED,
@@ -35,8 +37,10 @@ from dspot_spotify.subsonic.protocol import (
     WRONG_CREDENTIALS,
     Params,
     SubsonicError,
+    SubsonicThrottled,
     decode_password,
 )
+from dspot_spotify.throttle import HashersBusy, Throttled
 
 __all__ = ["SubsonicAuth"]
 
@@ -56,14 +60,38 @@ def _enabled(user: catalog.UserRecord) -> catalog.UserRecord:
 class SubsonicAuth:
     """Checks a call's credentials against the catalog ``replica``."""
 
-    def __init__(self, replica: CatalogReplica, sealer: PasswordSealer) -> None:
+    def __init__(self, replica: CatalogReplica, sealer: PasswordSealer, signin: SignIn) -> None:
         self.replica = replica
         self.sealer = sealer
         self.secrets = sealer.secrets
+        self.signin = signin
         self._web_ok: OrderedDict[tuple[str, str, bytes], None] = OrderedDict()
 
-    async def user(self, params: Params) -> catalog.UserRecord:
-        """The user the call's credentials name, or the specification's auth error."""
+    async def user(self, params: Params, address: str) -> catalog.UserRecord:
+        """The user the call's credentials name, or the specification's auth error.
+
+        Wrong credentials for a username count against it and against ``address`` as a
+        failed sign-in (:class:`~dspot_spotify.throttle.LoginThrottle`); while either must
+        wait, the call fails with :class:`SubsonicThrottled` before anything is checked."""
+        username = params.get("u")
+        if not username or params.get("apiKey") is not None:
+            return await self._user(params)
+        throttle = self.signin.throttle
+        try:
+            throttle.check(username, address)
+            user = await self._user(params)
+        except Throttled as e:
+            raise SubsonicThrottled(str(e), e) from None
+        except HashersBusy as e:
+            raise SubsonicError(GENERIC, str(e)) from None
+        except SubsonicError as e:
+            if e.code == WRONG_CREDENTIALS:
+                throttle.failed(username, address)
+            raise
+        throttle.succeeded(username)
+        return user
+
+    async def _user(self, params: Params) -> catalog.UserRecord:
         api_key = params.get("apiKey")
         username, password = params.get("u"), params.get("p")
         token, salt = params.get("t"), params.get("s")
@@ -156,7 +184,7 @@ class SubsonicAuth:
         elif not allowed:
             raise _wrong()
         try:
-            user = await read(accounts.check_login, username, password)
+            user = await self.signin.verify(username, password)
         except accounts.InvalidCredentials:
             raise _wrong() from None
         except accounts.AccountDisabled as e:

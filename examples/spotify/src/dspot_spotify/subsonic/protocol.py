@@ -15,6 +15,7 @@ import attrs
 from dspot.http import HTTPError, Request, Response
 
 from dspot_spotify import __version__, catalog
+from dspot_spotify.throttle import Throttled
 
 API_VERSION: Final = "1.16.1"
 XMLNS: Final = "http://subsonic.org/restapi"
@@ -41,6 +42,15 @@ class SubsonicError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class SubsonicThrottled(SubsonicError):
+    """Too many failed sign-ins for this username or client: the generic error (0), in an
+    HTTP 200 as the specification wants, with ``Retry-After`` for clients that look."""
+
+    def __init__(self, message: str, throttled: Throttled) -> None:
+        super().__init__(GENERIC, message)
+        self.retry_after = throttled.retry_after_header
 
 
 GENERIC: Final = 0
@@ -204,9 +214,14 @@ def render(
 
 def render_error(error: SubsonicError, params: Params) -> Response:
     """The failed response for ``error`` (HTTP 200, as the specification says)."""
-    return render(
+    response = render(
         {"error": {"code": error.code, "message": error.message}}, params, status="failed"
     )
+    if isinstance(error, SubsonicThrottled):
+        response = attrs.evolve(
+            response, headers=response.headers.set("retry-after", error.retry_after)
+        )
+    return response
 
 
 def iso(ms: int | None) -> str | None:

@@ -14,6 +14,7 @@ from dspot.http import HTTPError, Request, Response, Router
 from dspot_spotify import catalog
 from dspot_spotify.parts import NodeParts
 from dspot_spotify.sealing import PasswordSealer
+from dspot_spotify.signin import client_address
 from dspot_spotify.subsonic import browse, folders, info, lists, media, player
 from dspot_spotify.subsonic.auth import SubsonicAuth
 from dspot_spotify.subsonic.call import Call, Endpoint
@@ -52,7 +53,7 @@ class SubsonicApi:
     ) -> None:
         self.node = node
         self.writer = writer
-        self.auth = SubsonicAuth(node.replica, sealer or PasswordSealer(node, writer))
+        self.auth = SubsonicAuth(node.replica, sealer or PasswordSealer(node, writer), node.signin)
 
     async def handle(self, request: Request) -> Response:
         """Answer ``/rest/NAME[.view]``: authenticate, run the endpoint, render."""
@@ -67,7 +68,7 @@ class SubsonicApi:
             check_version(params.get("v"))
             # Read your writes, for a client (or proxy) that sends X-Log-Position back.
             await self.writer.catch_up(request)
-            user = None if name in PUBLIC else await self.auth.user(params)
+            user = None if name in PUBLIC else await self.auth.user(params, client_address(request))
             result = await endpoint(Call(self.node, self.writer, request, params, user, written))
             response = result if isinstance(result, Response) else render(result, params)
         except SubsonicError as e:
