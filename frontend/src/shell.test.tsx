@@ -114,6 +114,8 @@ describe("the cluster page", () => {
     log_position: "1.1",
     blobs: 1,
     bytes: 1,
+    loop_lag_worst_ms: 2,
+    loop_lag_p99_ms: 1,
   });
   const threeNodes: Cluster = {
     ...cluster(true),

@@ -14,7 +14,7 @@ in-process tests build a cluster (self-contained, so it can move into a testing 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_fil
 from dspot_spotify.node import NodeConfig, SpotifyNode
 
 from dspot.blobstore import BlobStoreConfig
+from dspot.cpu import SimCpu
 from dspot.disk import LocalDisk, SimDisk
 from dspot.env import NodeEnv, production_env
 from dspot.http import ClientResponse, HttpClient
@@ -92,7 +93,10 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster(seed: int = 1, config: NodeConfig = CONFIG) -> AsyncIterator[Cluster]:
+async def cluster(
+    seed: int = 1, config: NodeConfig = CONFIG, cpus: Mapping[str, SimCpu] | None = None
+) -> AsyncIterator[Cluster]:
+    """``cpus``: a simulated processor for some nodes (work charged to it costs virtual time)."""
     net = SimNetwork(random.Random(seed))
     nodes: dict[str, SpotifyNode] = {}
     async with anyio.create_task_group() as tg:
@@ -102,6 +106,7 @@ async def cluster(seed: int = 1, config: NodeConfig = CONFIG) -> AsyncIterator[C
                 transport=net.transport(name),
                 disk=SimDisk(random.Random(seed * 100 + i)),
                 rng=random.Random(seed * 1000 + i),
+                cpu=(cpus or {}).get(name),
             )
             node = SpotifyNode(
                 env,

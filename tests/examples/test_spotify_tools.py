@@ -438,6 +438,8 @@ CLUSTER_DOC = {
             "log_position": "2.17",
             "blobs": 12,
             "bytes": 3_400_000,
+            "loop_lag_worst_ms": 120.4,
+            "loop_lag_p99_ms": 2.5,
         },
         {
             "id": "gw",
@@ -474,12 +476,18 @@ def test_render_status_shows_members_token_and_songs_at_risk() -> None:
     assert lines[0] == ("answered by n1: quorum yes, log position 2.17, token holder n2 (epoch 2)")
     assert lines[1] == "songs 12, replication R=3, under-replicated 1"
     header = next(i for i, line in enumerate(lines) if line.startswith("ID"))
-    assert lines[header].split() == ["ID", "ROLE", "STATE", "HTTP", "RPC", "LOG", "BLOBS", "BYTES"]
+    assert lines[header].split() == [
+        *("ID", "ROLE", "STATE", "HTTP", "RPC", "LOG", "BLOBS", "BYTES"),
+        *("STALL", "1m", "LAG", "p99"),
+    ]
     rows = [line.split() for line in lines[header + 1 : header + 4]]
     assert rows == [
-        ["gw", "observer", "alive", "-", "10.0.0.9:7000", "-", "-", "-"],
-        ["n2", "*", "voter", "alive", "10.0.0.2:8080", "10.0.0.2:7000", "2.17", "12", "3.4", "MB"],
-        ["n3", "voter", "dead", "10.0.0.3:8080", "10.0.0.3:7000", "-", "-", "-"],
+        ["gw", "observer", "alive", "-", "10.0.0.9:7000", "-", "-", "-", "-", "-"],
+        [
+            *("n2", "*", "voter", "alive", "10.0.0.2:8080", "10.0.0.2:7000", "2.17", "12"),
+            *("3.4", "MB", "120", "ms", "2.5", "ms"),
+        ],
+        ["n3", "voter", "dead", "10.0.0.3:8080", "10.0.0.3:7000", "-", "-", "-", "-", "-"],
     ]
     assert "  Lonely (s1): 1 of 3 copies" in lines
 
@@ -493,6 +501,7 @@ def test_status_of_a_running_node(solo: SoloNode, capsys: pytest.CaptureFixture[
     assert doc["node"] == "solo" and doc["quorum"] is True
     assert [m["id"] for m in doc["members"]] == ["solo"]
     assert doc["members"][0]["blobs"] == solo.node.blobs.stats().blobs
+    assert doc["members"][0]["loop_lag_worst_ms"] >= 0  # measured by the node itself
     code = run_cli("status", "--url", solo.url, "--user", USER, "--password", PASSWORD)
     out = capsys.readouterr().out
     assert code == 0

@@ -827,6 +827,10 @@ export interface components {
             log_position: string | null;
             blobs: number | null;
             bytes: number | null;
+            /** @description the worst event-loop lag of the member in the last minute (ms) */
+            loop_lag_worst_ms: number | null;
+            /** @description the 99th percentile of the member's event-loop lag since it started (ms; the upper bound of its histogram bucket) */
+            loop_lag_p99_ms: number | null;
         };
         /** @description A member joined, changed state, left, or changed its metadata. */
         MembershipChange: {

@@ -27,6 +27,8 @@ const member = (id: string, state: Member["state"], extra: Partial<Member> = {})
   log_position: "3.41",
   blobs: 12,
   bytes: 3 * 1024 * 1024,
+  loop_lag_worst_ms: 4.2,
+  loop_lag_p99_ms: 1,
   ...extra,
 });
 

@@ -36,6 +36,8 @@ function mergeMember(old: Member, row: Member): Member {
     log_position: row.log_position ?? old.log_position,
     blobs: row.blobs ?? old.blobs,
     bytes: row.bytes ?? old.bytes,
+    loop_lag_worst_ms: row.loop_lag_worst_ms ?? old.loop_lag_worst_ms,
+    loop_lag_p99_ms: row.loop_lag_p99_ms ?? old.loop_lag_p99_ms,
   };
 }
 

@@ -175,6 +175,9 @@ export function ClusterPanel({
                 <th scope="col">Log position</th>
                 <th scope="col">Blobs</th>
                 <th scope="col">Stored</th>
+                <th scope="col" title="Worst event-loop stall in the last minute">
+                  Stall (1 min)
+                </th>
                 <th scope="col" className="col-address">
                   Address
                 </th>
@@ -191,6 +194,9 @@ export function ClusterPanel({
                   <td>{m.log_position ?? "—"}</td>
                   <td>{m.blobs ?? "—"}</td>
                   <td>{formatBytes(m.bytes)}</td>
+                  <td>
+                    {m.loop_lag_worst_ms == null ? "—" : `${Math.round(m.loop_lag_worst_ms)} ms`}
+                  </td>
                   <td className="col-address muted">{m.http ?? m.address}</td>
                 </tr>
               ))}

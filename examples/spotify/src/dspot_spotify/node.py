@@ -36,6 +36,7 @@ import attrs
 from dspot.blobstore import BlobStore
 from dspot.env import NodeEnv
 from dspot.http import HttpServer
+from dspot.looplag import LoopLagMonitor
 from dspot.membership import Membership, VoterView
 from dspot.registry import Registry
 from dspot.rpc import RetryPolicy, RpcNode
@@ -111,6 +112,8 @@ class SpotifyNode:
         """Password checks: throttled, off the event loop."""
         self.uploads = UploadSlots(self.config.throttle.uploads_per_user)
         """Uploads running per user."""
+        self.looplag = LoopLagMonitor(env, watchdog=env.production)
+        """How late this node's event loop runs a periodic timer (``/metrics``, status)."""
         self.events = EventHub(self.config.event_queue)
         self.metrics = NodeMetrics(env.clock.now)
         self._rpc: RpcNode | None = None
@@ -195,6 +198,7 @@ class SpotifyNode:
             )
             tg = await stack.enter_async_context(anyio.create_task_group())
             self.background = tg
+            await tg.start(self.looplag.run)
             blob_config = cfg.blobstore
             for bug in sorted(cfg.sabotage, key=lambda b: b.value):
                 env.log(40, "spotify.node.SABOTAGED", bug=bug.value, note="never in production")

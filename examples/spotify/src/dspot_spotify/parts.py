@@ -14,6 +14,7 @@ from typing import Protocol
 import anyio.abc
 from dspot.blobstore import BlobStore
 from dspot.env import NodeEnv
+from dspot.looplag import LoopLagMonitor
 from dspot.membership import Membership
 from dspot.registry import Registry
 from dspot.rpc import RpcNode
@@ -40,6 +41,7 @@ class NodeParts(Protocol):
     replica: CatalogReplica
     signin: SignIn
     uploads: UploadSlots
+    looplag: LoopLagMonitor
     events: EventHub
     metrics: NodeMetrics
     background: anyio.abc.TaskGroup | None

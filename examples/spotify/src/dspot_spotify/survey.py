@@ -82,6 +82,10 @@ class StatusReply:
     blob_bytes: int
     payload: bytes = b""
     """Bitmap: bit ``i`` (byte ``i // 8``, bit ``i % 8``) set when digest ``i`` is held."""
+    loop_lag_worst_us: int = 0
+    """The worst event-loop lag in the last minute, in microseconds."""
+    loop_lag_p99_us: int = 0
+    """The 99th percentile of the event-loop lag (its histogram bucket's bound), in µs."""
 
 
 @attrs.frozen
@@ -93,6 +97,18 @@ class MemberStatus:
     blobs: int
     bytes: int
     held: frozenset[int]
+    loop_lag_worst_ms: float = 0.0
+    loop_lag_p99_ms: float = 0.0
+
+
+def _lag_us(node: NodeParts) -> tuple[int, int]:
+    """The node's worst recent and p99 loop lag, in whole microseconds."""
+    snap = node.looplag.snapshot()
+    p99 = snap.quantile(0.99)
+    return round(snap.worst_recent * 1e6), round(min(p99, _LAG_CAP) * 1e6)
+
+
+_LAG_CAP: Final = 3600.0  # a p99 beyond the last bucket is infinite: say "an hour"
 
 
 def _pack(hashes: Sequence[str]) -> bytes:
@@ -122,12 +138,15 @@ def serve_status(node: NodeParts) -> None:
         local = node.blobs.local
         digests = [req.payload[i : i + _DIGEST] for i in range(0, len(req.payload), _DIGEST)]
         pos = node.replica.position or catalog.LogPosition(0, 0)
+        worst, p99 = _lag_us(node)
         return StatusReply(
             log_epoch=pos.epoch,
             log_seq=pos.seq,
             blobs=local.count,
             blob_bytes=local.bytes,
             payload=_bitmap([local.get(d.hex()) is not None for d in digests]),
+            loop_lag_worst_us=worst,
+            loop_lag_p99_us=p99,
         )
 
     node.rpc.handle(StatusRequest, on_status)
@@ -135,11 +154,14 @@ def serve_status(node: NodeParts) -> None:
 
 def _local_status(node: NodeParts, hashes: Sequence[str]) -> MemberStatus:
     local = node.blobs.local
+    worst, p99 = _lag_us(node)
     return MemberStatus(
         log_position=node.replica.position or catalog.LogPosition(0, 0),
         blobs=local.count,
         bytes=local.bytes,
         held=frozenset(i for i, h in enumerate(hashes) if local.get(h) is not None),
+        loop_lag_worst_ms=worst / 1000,
+        loop_lag_p99_ms=p99 / 1000,
     )
 
 
@@ -166,6 +188,8 @@ async def _ask(node: NodeParts, member: Member, hashes: Sequence[str]) -> Member
         blobs=reply.blobs,
         bytes=reply.blob_bytes,
         held=frozenset(held),
+        loop_lag_worst_ms=reply.loop_lag_worst_us / 1000,
+        loop_lag_p99_ms=reply.loop_lag_p99_us / 1000,
     )
 
 

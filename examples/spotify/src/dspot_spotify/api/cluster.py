@@ -32,6 +32,7 @@ from dspot_spotify.writer import POSITION_PATTERN, format_position
 
 __all__ = [
     "EVENT_TYPES",
+    "LOOP_LAG_METRIC",
     "MAX_LISTED",
     "ROUTES",
     "CatalogEvent",
@@ -51,6 +52,8 @@ __all__ = [
     "without_addresses",
 ]
 
+LOOP_LAG_METRIC: Final = "dspot_event_loop_lag_seconds"
+"""The ``/metrics`` name of the node's event-loop lag histogram (``_worst``: last minute)."""
 MAX_LISTED: Final = 100
 """At most this many songs are listed in ``under_replicated_songs``."""
 MemberStateName = Literal["alive", "suspect", "dead", "left"]
@@ -83,6 +86,17 @@ class Member:
     log_position: str | None = attrs.field(metadata=_POSITION)
     blobs: int | None
     bytes: int | None
+    loop_lag_worst_ms: float | None = attrs.field(
+        metadata=json_schema(
+            description="the worst event-loop lag of the member in the last minute (ms)"
+        )
+    )
+    loop_lag_p99_ms: float | None = attrs.field(
+        metadata=json_schema(
+            description="the 99th percentile of the member's event-loop lag since it started"
+            " (ms; the upper bound of its histogram bucket)"
+        )
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -219,6 +233,8 @@ def member_row(
         log_position=format_position(status.log_position) if status else None,
         blobs=status.blobs if status else None,
         bytes=status.bytes if status else None,
+        loop_lag_worst_ms=status.loop_lag_worst_ms if status else None,
+        loop_lag_p99_ms=status.loop_lag_p99_ms if status else None,
     )
 
 
@@ -368,7 +384,8 @@ async def metrics(api: Api, request: Request) -> Response:
     m.blob_bytes.set(stats.bytes)
     m.songs.set(doc.songs)
     m.under_replicated.set(doc.under_replicated)
-    return Response(200, [("content-type", CONTENT_TYPE)], m.render())
+    lag = node.looplag.snapshot().prometheus(LOOP_LAG_METRIC).encode()
+    return Response(200, [("content-type", CONTENT_TYPE)], m.render() + lag)
 
 
 async def healthz(api: Api, request: Request) -> Response:

@@ -35,6 +35,13 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _ms(value: Any) -> str:
+    """A lag in milliseconds, as the table shows it."""
+    if not isinstance(value, int | float):
+        return "-"
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
 def render_status(doc: dict[str, Any]) -> str:
     """The ``/api/cluster`` document as text: a summary, the members, the songs at risk."""
     token = doc.get("token") or {}
@@ -46,7 +53,7 @@ def render_status(doc: dict[str, Any]) -> str:
         f"under-replicated {_cell(doc.get('under_replicated'))}",
         "",
     ]
-    header = ("ID", "ROLE", "STATE", "HTTP", "RPC", "LOG", "BLOBS", "BYTES")
+    header = ("ID", "ROLE", "STATE", "HTTP", "RPC", "LOG", "BLOBS", "BYTES", "STALL 1m", "LAG p99")
     rows = [header]
     for m in sorted(doc.get("members") or [], key=lambda m: str(m.get("id"))):
         size = m.get("bytes")
@@ -60,6 +67,8 @@ def render_status(doc: dict[str, Any]) -> str:
                 _cell(m.get("log_position")),
                 _cell(m.get("blobs")),
                 "-" if size is None else human_bytes(size),
+                _ms(m.get("loop_lag_worst_ms")),
+                _ms(m.get("loop_lag_p99_ms")),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
