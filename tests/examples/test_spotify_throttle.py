@@ -5,6 +5,7 @@ bound on one user's concurrent uploads. Virtual time throughout: nothing sleeps.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -132,6 +133,44 @@ def test_password_hashes_are_bounded_and_refused_past_the_queue() -> None:
         assert results == [False, False, False]
 
     trio.run(main)
+
+
+def test_a_flood_never_takes_the_last_hash_slot() -> None:
+    started: list[str] = []
+    release = anyio.Event()
+
+    async def offload(fn: Callable[..., Any], /, *args: Any, kind: str = "", size: int = 0) -> Any:
+        started.append(args[0])
+        await release.wait()
+        return fn(*args)
+
+    async def main() -> None:
+        hasher = PasswordHasher(offload, limit=3, queue=10)
+        async with trio.open_nursery() as n:
+            for i in range(5):
+                n.start_soon(partial(hasher.verify, f"flood{i}", "x", suspicious=True))
+            await trio.testing.wait_all_tasks_blocked()
+            assert started == ["flood0", "flood1"]  # two of three slots; three wait
+            n.start_soon(hasher.verify, "mine", "x")
+            await trio.testing.wait_all_tasks_blocked()
+            assert started[-1] == "mine"  # at once, ahead of the waiting flood
+            release.set()
+        assert len(started) == 6
+
+    trio.run(main)
+
+
+def test_suspicious_attempts() -> None:
+    t, _ = throttle()
+    assert not t.suspicious("bob", "1.2.3.4")
+    t.failed("bob", "1.2.3.4")
+    assert t.suspicious("bob", "5.6.7.8")  # the username failed lately
+    assert not t.suspicious("carol", "1.2.3.4")  # one failure from an address: not yet
+    for i in range(4):
+        t.failed(f"u{i}", "1.2.3.4")
+    assert t.suspicious("carol", "1.2.3.4")  # the address is past its free failures
+    t.succeeded("bob")
+    assert not t.suspicious("bob", "5.6.7.8")
 
 
 def test_upload_slots_per_user() -> None:

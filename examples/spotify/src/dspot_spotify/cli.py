@@ -30,10 +30,11 @@ from dspot_spotify import __version__
 from dspot_spotify.client import ApiClient, ApiError
 from dspot_spotify.config import Sabotage
 from dspot_spotify.demo import DEFAULT_FORMATS, FORMATS, generate_demo_library
-from dspot_spotify.process.node import NodeSettings, serve_node
+from dspot_spotify.process.node import NodeSettings, serve_node, throttle_config
 from dspot_spotify.process.setup import ConfigError, parse_address
 from dspot_spotify.process.supervisor import LocalCluster, NodeFailed, default_frontend
 from dspot_spotify.tags import MediaError, TrackTags, read_tags
+from dspot_spotify.throttle import ThrottleConfig
 from dspot_spotify.tools import add_commands, run_command
 
 SABOTAGES = tuple(s.value for s in Sabotage)
@@ -90,6 +91,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     node.add_argument("--name", help="node id on first start (default: generated; then kept)")
     _cluster_tls_arguments(node)
+    limits = ThrottleConfig()
+    node.add_argument(
+        "--login-failures",
+        type=int,
+        default=limits.username.free,
+        help="failed sign-ins per username before it must wait, doubling each time "
+        f"(default {limits.username.free})",
+    )
+    node.add_argument(
+        "--address-failures",
+        type=int,
+        default=limits.address.free,
+        help="failed sign-ins per client address before it must wait "
+        f"(default {limits.address.free})",
+    )
+    node.add_argument(
+        "--hash-limit",
+        type=int,
+        default=limits.hash_limit,
+        help=f"password hashes run at once (default {limits.hash_limit})",
+    )
+    node.add_argument(
+        "--uploads-per-user",
+        type=int,
+        default=limits.uploads_per_user,
+        help=f"uploads one user may run at once (default {limits.uploads_per_user})",
+    )
     node.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     # Deliberate bugs that chaos tests switch on to prove their checks bite; not for use.
     node.add_argument(
@@ -280,8 +308,8 @@ def _node(args: argparse.Namespace) -> int:
     _process_setup(args)
     for bug in args.sabotage:
         logging.getLogger("dspot_spotify").critical(
-            "SABOTAGED NODE: %s is switched on; this node loses acknowledged data on purpose "
-            "(a chaos test's check must catch it). Never run it in production.",
+            "SABOTAGED NODE: %s is switched on; this node misbehaves on purpose "
+            "(a test's check must catch it). Never run it in production.",
             bug,
         )
     return serve_node(
@@ -298,6 +326,12 @@ def _node(args: argparse.Namespace) -> int:
             tls_ca=args.tls_ca,
             http_advertise=args.http_advertise,
             sabotage=tuple(args.sabotage),
+            throttle=throttle_config(
+                login_failures=args.login_failures,
+                address_failures=args.address_failures,
+                hash_limit=args.hash_limit,
+                uploads_per_user=args.uploads_per_user,
+            ),
         )
     )
 

@@ -81,21 +81,26 @@ class SignIn:
         :class:`~dspot_spotify.throttle.HashersBusy`. Failures count against ``username``
         and ``address``."""
         self.throttle.check(username, address)
+        suspicious = self.throttle.suspicious(username, address)
         try:
-            user = await self.verify(username, password)
+            user = await self.verify(username, password, suspicious=suspicious)
         except accounts.InvalidCredentials:
             self.throttle.failed(username, address)
             raise
         self.throttle.succeeded(username)
         return user
 
-    async def verify(self, username: str, password: str) -> catalog.UserRecord:
+    async def verify(
+        self, username: str, password: str, *, suspicious: bool = False
+    ) -> catalog.UserRecord:
         """As :meth:`check` without the throttle (for callers that count failures of
-        several kinds of credentials themselves, as Subsonic's)."""
+        several kinds of credentials themselves, as Subsonic's); ``suspicious`` attempts
+        hash with fewer slots (:class:`~dspot_spotify.throttle.PasswordHasher`)."""
         if self._on_loop:
             return await self._verify_on_loop(username, password)
         user = await self._replica.read(catalog.get_user_by_username, username)
-        ok = await self.hasher.verify(password, accounts.stored_hash(user))
+        hashed = accounts.stored_hash(user)
+        ok = await self.hasher.verify(password, hashed, suspicious=suspicious)
         return accounts.login_verdict(user, ok)
 
     async def _verify_on_loop(self, username: str, password: str) -> catalog.UserRecord:

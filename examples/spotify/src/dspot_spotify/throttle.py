@@ -133,6 +133,15 @@ class LoginThrottle:
             self.refused += 1
             raise Throttled("too many failed sign-ins: wait before trying again", wait)
 
+    def suspicious(self, username: str, address: str) -> bool:
+        """Whether this attempt comes with recent failures: of the username, or from an
+        address already past its free ones. Such attempts hash with fewer slots, so a flood
+        never takes the slot that someone else's sign-in needs."""
+        now = self._now()
+        (user_key, _), (addr_key, addr_policy) = self._keys_of(username, address)
+        user, addr = self._live(user_key, now), self._live(addr_key, now)
+        return user is not None or (addr is not None and addr.count >= addr_policy.free)
+
     def failed(self, username: str, address: str) -> None:
         """Count one failed sign-in against both keys."""
         now = self._now()
@@ -159,27 +168,39 @@ HASH_KIND: Final = "scrypt"
 
 
 class PasswordHasher:
-    """Hashes and checks passwords off the event loop, at most ``limit`` at a time."""
+    """Hashes and checks passwords off the event loop, at most ``limit`` at a time.
+
+    Checks marked ``suspicious`` (see :meth:`LoginThrottle.suspicious`) share ``limit - 1``
+    of the slots, so one is always left for everyone else: a flood of wrong passwords
+    queues behind itself, not in front of a user who types theirs right.
+    """
 
     def __init__(self, offload: Offload, *, limit: int, queue: int) -> None:
         self._offload = offload
         self._slots = anyio.CapacityLimiter(limit)
+        self._suspicious = anyio.CapacityLimiter(max(1, limit - 1))
         self._queue = queue
         self.busy_refusals = 0
         """Checks refused because every slot and the queue were taken (for metrics)."""
 
+    def _waiting(self) -> int:
+        return self._slots.statistics().tasks_waiting + self._suspicious.statistics().tasks_waiting
+
     @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        if self._slots.statistics().tasks_waiting >= self._queue:
+    async def _slot(self, suspicious: bool = False) -> AsyncIterator[None]:
+        if self._waiting() >= self._queue:
             self.busy_refusals += 1
             raise HashersBusy("too many password checks at once; retry shortly")
-        async with self._slots:
+        async with contextlib.AsyncExitStack() as stack:
+            if suspicious:
+                await stack.enter_async_context(self._suspicious)
+            await stack.enter_async_context(self._slots)
             yield
 
-    async def verify(self, password: str, encoded: str) -> bool:
+    async def verify(self, password: str, encoded: str, *, suspicious: bool = False) -> bool:
         """Whether ``password`` matches ``encoded`` (as
         :func:`~dspot_spotify.auth.verify_password`)."""
-        async with self._slot():
+        async with self._slot(suspicious):
             return await self._offload(verify_password, password, encoded, kind=HASH_KIND)
 
     async def hash(self, password: str, *, token_bytes: TokenBytes, params: ScryptParams) -> str:

@@ -29,8 +29,23 @@ from dspot_spotify.process.setup import (
     read_secret,
     say,
 )
+from dspot_spotify.throttle import ThrottleConfig
 
-__all__ = ["NodeSettings", "serve_node"]
+__all__ = ["NodeSettings", "serve_node", "throttle_config"]
+
+
+def throttle_config(
+    *, login_failures: int, address_failures: int, hash_limit: int, uploads_per_user: int
+) -> ThrottleConfig:
+    """The throttles a node's command line asks for (the rest at their defaults)."""
+    base = ThrottleConfig()
+    return attrs.evolve(
+        base,
+        username=attrs.evolve(base.username, free=login_failures),
+        address=attrs.evolve(base.address, free=address_failures),
+        hash_limit=hash_limit,
+        uploads_per_user=uploads_per_user,
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -48,6 +63,8 @@ class NodeSettings:
     http_advertise: str | None = None
     sabotage: tuple[str, ...] = ()
     """Deliberate bugs (:class:`~dspot_spotify.config.Sabotage` values), for chaos tests only."""
+    throttle: ThrottleConfig = attrs.field(factory=ThrottleConfig)
+    """Sign-in, password-hash and upload throttles."""
 
 
 async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
@@ -77,6 +94,7 @@ async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
                 seeds=[s for s in settings.seeds if s != settings.rpc],
                 config=NodeConfig(
                     cluster_size=settings.cluster_size,
+                    throttle=settings.throttle,
                     sabotage=frozenset(Sabotage(s) for s in settings.sabotage),
                 ),
             )

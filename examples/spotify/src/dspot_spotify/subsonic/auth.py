@@ -79,7 +79,8 @@ class SubsonicAuth:
         throttle = self.signin.throttle
         try:
             throttle.check(username, address)
-            user = await self._user(params)
+            suspicious = throttle.suspicious(username, address)
+            user = await self._user(params, suspicious=suspicious)
         except Throttled as e:
             raise SubsonicThrottled(str(e), e) from None
         except HashersBusy as e:
@@ -91,7 +92,7 @@ class SubsonicAuth:
         throttle.succeeded(username)
         return user
 
-    async def _user(self, params: Params) -> catalog.UserRecord:
+    async def _user(self, params: Params, *, suspicious: bool = False) -> catalog.UserRecord:
         api_key = params.get("apiKey")
         username, password = params.get("u"), params.get("p")
         token, salt = params.get("t"), params.get("s")
@@ -104,7 +105,8 @@ class SubsonicAuth:
         if password is not None and (token is not None or salt is not None):
             raise SubsonicError(CONFLICTING_AUTH, "give either p, or t and s, not both")
         if password is not None:
-            return _enabled(await self._password_login(username, decode_password(password)))
+            plain = decode_password(password)
+            return _enabled(await self._password_login(username, plain, suspicious))
         if token is None and salt is None:
             raise SubsonicError(
                 MISSING_PARAMETER, "required parameter is missing: p, or t and s, or apiKey"
@@ -165,7 +167,9 @@ class SubsonicAuth:
                 return user
         raise _wrong()
 
-    async def _password_login(self, username: str, password: str) -> catalog.UserRecord:
+    async def _password_login(
+        self, username: str, password: str, suspicious: bool
+    ) -> catalog.UserRecord:
         read = self.replica.read
         user = await read(catalog.get_user_by_username, username)
         allowed = await read(catalog.subsonic_account_password)
@@ -184,7 +188,7 @@ class SubsonicAuth:
         elif not allowed:
             raise _wrong()
         try:
-            user = await self.signin.verify(username, password)
+            user = await self.signin.verify(username, password, suspicious=suspicious)
         except accounts.InvalidCredentials:
             raise _wrong() from None
         except accounts.AccountDisabled as e:
