@@ -26,10 +26,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dspot.http import ServerConfig
+
 from dspot_spotify import __version__
 from dspot_spotify.client import ApiClient, ApiError
 from dspot_spotify.config import Sabotage
 from dspot_spotify.demo import DEFAULT_FORMATS, FORMATS, generate_demo_library
+from dspot_spotify.gateway.pool import GatewayConfig
 from dspot_spotify.process.node import NodeSettings, serve_node, throttle_config
 from dspot_spotify.process.setup import ConfigError, parse_address
 from dspot_spotify.process.supervisor import LocalCluster, NodeFailed, default_frontend
@@ -176,6 +179,20 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT for cluster traffic; nodes must reach it (default 127.0.0.1:0)",
     )
     _cluster_tls_arguments(gw)
+    gw.add_argument(
+        "--max-connections",
+        type=int,
+        default=ServerConfig().max_connections,
+        help="open HTTPS connections at most; new ones are closed at once beyond "
+        f"(default {ServerConfig().max_connections})",
+    )
+    gw.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        default=GatewayConfig().max_connections_per_client,
+        help="open HTTPS connections one client address may hold; new ones are closed at "
+        f"once beyond (default {GatewayConfig().max_connections_per_client})",
+    )
     gw.add_argument("--name", default="gateway", help="member id in the cluster (gateway)")
     gw.add_argument("--pid-file", type=Path, help="write the process id here while running")
     gw.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -365,6 +382,8 @@ def _gateway(args: argparse.Namespace) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             tls_ca=args.tls_ca,
+            max_connections=args.max_connections,
+            max_connections_per_client=args.max_connections_per_client,
         )
     )
 

@@ -49,6 +49,10 @@ class GatewayConfig:
     """Largest request body relayed (nodes apply their own, lower, upload limit)."""
     membership: MembershipConfig | None = None
     server: ServerConfig = attrs.field(factory=ServerConfig)
+    """The HTTPS server; ``server.max_connections`` is the global connection cap."""
+    max_connections_per_client: int = 64
+    """Open connections one client address may hold (closed at once beyond); well under
+    the global cap, so one client cannot take every connection."""
 
 
 class NodePool:

@@ -37,6 +37,7 @@ from dspot.membership import Membership, observer_meta
 from dspot.registry import Endpoint, Registry
 from dspot.rpc import RpcNode
 
+from dspot_spotify.gateway.limits import PerClientListener
 from dspot_spotify.gateway.pool import UPSTREAM_GONE, GatewayConfig, NodePool
 
 __all__ = ["FORWARDED", "HOP_BY_HOP", "NOT_BUILT_PAGE", "STREAM_PATH", "Gateway"]
@@ -169,6 +170,8 @@ class Gateway:
         self.rpc_address = rpc_address
         self.seeds = list(seeds)
         self.config = config or GatewayConfig()
+        self.listener: PerClientListener | None = None
+        """The HTTPS listener once running (its per-client connection counts)."""
         self._secret = secret
         self._ssl = ssl_context
         self._assets: StaticFiles | None = None
@@ -221,7 +224,10 @@ class Gateway:
             tg = await stack.enter_async_context(anyio.create_task_group())
             await tg.start(self._pool.run)
             self._server = HttpServer(self.handle, server_cfg, clock=self.env.clock)
-            listener = await self.env.transport.listen(self.listen)
+            listener = PerClientListener(
+                await self.env.transport.listen(self.listen), cfg.max_connections_per_client
+            )
+            self.listener = listener
             stack.push_async_callback(listener.aclose)
             self.bound = listener.address
             await tg.start(self._server.serve, listener)

@@ -18,10 +18,11 @@ import attrs
 from dspot.disk import SimDisk
 from dspot.env import production_env
 from dspot.errors import AddressInUse
-from dspot.http import server_ssl_context
+from dspot.http import ServerConfig, server_ssl_context
 from dspot.transport import TcpTransport
 
 from dspot_spotify.gateway import Gateway
+from dspot_spotify.gateway.pool import GatewayConfig
 from dspot_spotify.process.setup import (
     ConfigError,
     SplitTransport,
@@ -53,6 +54,10 @@ class GatewaySettings:
     """Certificate for mutual TLS with the nodes' RPC (the nodes' ``--tls-*``)."""
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    max_connections: int = ServerConfig().max_connections
+    """Open HTTPS connections at most (new ones are closed at once beyond)."""
+    max_connections_per_client: int = GatewayConfig().max_connections_per_client
+    """Open HTTPS connections one client address may hold."""
 
 
 async def _serve(
@@ -77,6 +82,10 @@ async def _serve(
         ssl_context=ssl_context,
         frontend=settings.frontend,
         upstream_connect=TcpTransport().connect,
+        config=GatewayConfig(
+            server=ServerConfig(max_connections=settings.max_connections),
+            max_connections_per_client=settings.max_connections_per_client,
+        ),
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tg:
