@@ -152,6 +152,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--admin-password", help="password of the admin user (default: generated)")
     up.add_argument("--no-demo", action="store_true", help="do not import the demo library")
+    up.add_argument(
+        "--no-restart",
+        action="store_true",
+        help="do not restart a node or the gateway that exits (only say so)",
+    )
     up.add_argument("--demo-artists", type=int, default=3, help="demo artists (default 3)")
     up.add_argument(
         "--demo-seconds", type=float, default=12.0, help="longest demo track (default 12)"
@@ -424,7 +429,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"  e.g. curl --cacert {cluster.ca_file} {cluster.url}/healthz")
         print(f"Logs: {root}/node*/node.log, {root}/gateway/gateway.log. Press Ctrl-C to stop.")
         sys.stdout.flush()
-        _watch(cluster)
+        _watch(cluster, restart=not args.no_restart)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     except (NodeFailed, ApiError, OSError) as e:
@@ -456,19 +461,12 @@ def _stop(cluster: LocalCluster) -> int:
     return 1 if bad else 0
 
 
-def _watch(cluster: LocalCluster) -> None:
-    reported: set[str] = set()
+def _watch(cluster: LocalCluster, *, restart: bool) -> None:
+    """Until interrupted: restart a node or the gateway that exits (or only say so)."""
     while True:
-        for p in cluster.all_procs:
-            code = p.poll()
-            if code is not None and p.spec.name not in reported:
-                reported.add(p.spec.name)
-                print(
-                    f"warning: {p.spec.name} exited with status {code} (see {p.log_path})",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        time.sleep(0.5)
+        for line in cluster.supervise(restart=restart):
+            print(line, file=sys.stderr, flush=True)
+        time.sleep(0.2)
 
 
 def _admin(client: ApiClient, root: Path, given: str | None) -> str | None:

@@ -261,6 +261,14 @@ def wait_for(procs: Sequence[NodeProcess], what: str, timeout: float) -> None:
         time.sleep(0.05)
 
 
+RESTART_FIRST: Final = 1.0
+"""Seconds before the first restart of a process that exited (then doubling)."""
+RESTART_MAX: Final = 30.0
+"""Longest wait before a restart."""
+RESTART_STABLE: Final = 60.0
+"""A process up this long counts as healthy again: its next restart waits the first delay."""
+
+
 class LocalCluster:
     """N node processes on 127.0.0.1 under one directory, and optionally the HTTPS gateway in
     front of them (``dspot-spotify up``).
@@ -309,6 +317,12 @@ class LocalCluster:
         ]
         self.gateway: NodeProcess | None = None
         self.ca_file: Path | None = None
+        self.restarts: dict[str, int] = {}
+        """Restarts so far, by process name."""
+        self._backoff: dict[str, int] = {}
+        self._due: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+        self._reported: set[str] = set()
 
     @property
     def all_procs(self) -> list[NodeProcess]:
@@ -367,6 +381,53 @@ class LocalCluster:
                     f"{len(self.procs)} after {timeout:g} s"
                 )
             time.sleep(0.05)
+
+    def supervise(self, *, restart: bool = True, now: float | None = None) -> list[str]:
+        """Look after the processes once (call every fraction of a second): a process that
+        exited is started again after a backoff (1 s, doubling to :data:`RESTART_MAX`,
+        back to 1 s once it has stayed up :data:`RESTART_STABLE`), or, without
+        ``restart``, reported once. Returns the lines to tell the user."""
+        now = time.monotonic() if now is None else now
+        lines: list[str] = []
+        for p in self.all_procs:
+            name = p.spec.name
+            code = p.poll()
+            if code is None:
+                if now - self._started.setdefault(name, now) >= RESTART_STABLE:
+                    self._backoff[name] = 0
+                continue
+            if not restart:
+                if name not in self._reported:
+                    self._reported.add(name)
+                    lines.append(f"warning: {name} exited with status {code} (see {p.log_path})")
+                continue
+            due = self._due.get(name)
+            if due is None:
+                attempt = self._backoff.get(name, 0)
+                delay = min(RESTART_MAX, RESTART_FIRST * 2**attempt)
+                self._backoff[name] = attempt + 1
+                self._due[name] = now + delay
+                lines.append(
+                    f"warning: {name} exited with status {code} (see {p.log_path}); "
+                    f"restarting it in {delay:g} s"
+                )
+            elif now >= due:
+                del self._due[name]
+                fresh = self._restart(p)
+                self._started[name] = now
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                lines.append(f"{name} restarted (pid {fresh.pid}, restart {self.restarts[name]})")
+        return lines
+
+    def _restart(self, old: NodeProcess) -> NodeProcess:
+        old.close()
+        fresh = NodeProcess(old.spec, old.log_path)
+        fresh.start()
+        if old is self.gateway:
+            self.gateway = fresh
+        else:
+            self.procs[self.procs.index(old)] = fresh
+        return fresh
 
     def stop(self, timeout: float = 10.0) -> list[int | None]:
         """Stop the gateway, then the nodes; the exit statuses in :attr:`all_procs` order."""

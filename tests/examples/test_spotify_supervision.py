@@ -1,0 +1,98 @@
+"""``dspot-spotify up`` restarts a node that dies (``kill -9``), and with ``--no-restart``
+only says so."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.examples.processes import PASSWORD, free_port_range, free_ports, until
+
+
+@contextlib.contextmanager
+def up(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
+    """``dspot-spotify up --no-demo`` until it serves; yields (process, output file, base
+    port); Ctrl-C at the end (every process killed whatever happens)."""
+    base = free_port_range(7)
+    [port] = free_ports(1)
+    out_path = root.with_name(root.name + ".out")
+    cmd = [
+        *(sys.executable, "-m", "dspot_spotify.cli", "up", "--nodes", "3"),
+        *("--data", str(root), "--base-port", str(base), "--port", str(port)),
+        *("--admin-password", PASSWORD, "--no-demo", *extra),
+    ]
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            until(
+                lambda: "Press Ctrl-C" in out_path.read_text() or proc.poll() is not None,
+                90.0,
+                "up to finish starting",
+            )
+            assert proc.poll() is None, out_path.read_text()
+            yield proc, out_path, base
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pid_file in [*root.glob("node*/node.pid"), *root.glob("gateway/gateway.pid")]:
+                with contextlib.suppress(ValueError, OSError):
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def healthy(base: int, node: int) -> bool:
+    url = f"http://127.0.0.1:{base + 2 * (node - 1) + 1}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def kill_node(root: Path, name: str) -> int:
+    pid = int((root / name / "node.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def test_up_restarts_a_killed_node(tmp_path: Path) -> None:
+    root = tmp_path / "cluster"
+    with up(root) as (proc, out, base):
+        old = kill_node(root, "node2")
+        until(lambda: "node2 restarted" in out.read_text(), 30.0, "the restart")
+        text = out.read_text()
+        assert "node2 exited with status -9" in text and "restarting it in 1 s" in text
+        until(lambda: healthy(base, 2), 30.0, "node2 to serve again")
+        new = int((root / "node2" / "node.pid").read_text())
+        assert new != old
+        os.kill(new, 0)  # alive
+        assert proc.poll() is None
+    assert proc.returncode == 0, out.read_text()  # the restarted node stopped cleanly too
+
+
+@pytest.mark.parametrize("flag", ["--no-restart"])
+def test_up_without_restarts_only_says_so(tmp_path: Path, flag: str) -> None:
+    root = tmp_path / "cluster"
+    with up(root, flag) as (_proc, out, base):
+        kill_node(root, "node3")
+        until(lambda: "node3 exited with status -9" in out.read_text(), 30.0, "the report")
+        time.sleep(2.5)  # longer than the first restart delay
+        assert "restarted" not in out.read_text()
+        assert not healthy(base, 3)
