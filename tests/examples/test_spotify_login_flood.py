@@ -33,6 +33,7 @@ WIDE_OPEN: Final = ("--login-failures", "1000000", "--address-failures", "100000
 HASHES: Final = ("--hash-limit", "2")
 """Three nodes share this machine's cores: one hash slot each for the flood, one for others."""
 LIVENESS_EVENT: Final = re.compile(r"membership\.(suspect|dead) ")
+WORST_LAG: Final = re.compile(r"^dspot_event_loop_lag_seconds_worst (\S+)$", re.M)
 LOGIN_WITHIN: Final = 1.0
 """Seconds a correct login may take during the flood on an idle machine; on a loaded one,
 :data:`LOGIN_SLOWDOWN` times what it took just before the flood (the hash itself slows
@@ -50,6 +51,8 @@ class Outcome:
     write_errors: list[str] = attrs.field(factory=list)
     liveness_events: list[str] = attrs.field(factory=list)
     login_before: float = 0.0
+    worst_lag: dict[str, float] = attrs.field(factory=dict)
+    """Each node's worst event-loop lag of the last minute after the flood (its /metrics)."""
     """The median correct login just before the flood (seconds)."""
 
     @property
@@ -150,6 +153,9 @@ def flood(processes: ProcessCluster, extra: tuple[str, ...]) -> Outcome:
         for t in threads:
             t.join(30.0)
     for n in names:
+        _, _, metrics = processes.client(n).request("GET", "/metrics")
+        m = WORST_LAG.search(metrics.decode())
+        out.worst_lag[n] = float(m.group(1)) if m else -1.0
         tail = processes.log(n)[log_sizes[n] :]
         out.liveness_events += [
             f"{n}: {line}" for line in tail.splitlines() if LIVENESS_EVENT.search(line)
@@ -165,7 +171,7 @@ def describe(out: Outcome) -> str:
         f"errors {out.login_errors[:3]}; "
         f"{len(out.writes)} writes, max {max(out.writes, default=0):.3f} s, errors "
         f"{out.write_errors[:3]}; liveness events {len(out.liveness_events)} "
-        f"{out.liveness_events[:3]}"
+        f"{out.liveness_events[:3]}; worst loop lag {out.worst_lag}"
     )
 
 

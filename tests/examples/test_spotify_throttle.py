@@ -150,7 +150,8 @@ def test_a_flood_never_takes_the_last_hash_slot() -> None:
             for i in range(5):
                 n.start_soon(partial(hasher.verify, f"flood{i}", "x", suspicious=True))
             await trio.testing.wait_all_tasks_blocked()
-            assert started == ["flood0", "flood1"]  # two of three slots; three wait
+            assert len(started) == 2  # two of three slots; three wait
+            assert all(name.startswith("flood") for name in started)
             n.start_soon(hasher.verify, "mine", "x")
             await trio.testing.wait_all_tasks_blocked()
             assert started[-1] == "mine"  # at once, ahead of the waiting flood
