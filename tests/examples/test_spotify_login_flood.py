@@ -25,7 +25,7 @@ import attrs
 import pytest
 from dspot_spotify.client import ApiError
 
-from tests.examples.processes import PASSWORD, ProcessCluster, retry_503
+from tests.helpers.processes import PASSWORD, ProcessCluster, retry_503
 
 FLOOD_SECONDS: Final = 8.0
 FLOODERS: Final = 8

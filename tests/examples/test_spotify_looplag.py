@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 
 from dspot.cpu import SimCpu
+from dspot.testing import run_with_mock_clock
 
-from .simcluster import cluster, login, run, url
+from .simcluster import cluster, login, url
 
 
 def _metric(text: str, name: str) -> float:
@@ -40,4 +41,4 @@ def test_a_stall_shows_in_metrics_and_in_the_cluster_document() -> None:
             assert rows["n1"]["loop_lag_worst_ms"] < 50  # answered locally
             assert rows["n3"]["loop_lag_p99_ms"] >= rows["n1"]["loop_lag_p99_ms"]
 
-    run(main)
+    run_with_mock_clock(main)

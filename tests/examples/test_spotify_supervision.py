@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples.processes import PASSWORD, free_port_range, free_ports, until
+from dspot.testing import free_port_range, free_ports, poll_until
+from tests.helpers.processes import PASSWORD
 
 
 @contextlib.contextmanager
@@ -39,10 +40,10 @@ def up(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], Path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
-            until(
+            poll_until(
                 lambda: "Press Ctrl-C" in out_path.read_text() or proc.poll() is not None,
-                90.0,
-                "up to finish starting",
+                timeout=90.0,
+                what="up to finish starting",
             )
             assert proc.poll() is None, out_path.read_text()
             yield proc, out_path, base
@@ -76,10 +77,10 @@ def test_up_restarts_a_killed_node(tmp_path: Path) -> None:
     root = tmp_path / "cluster"
     with up(root) as (proc, out, base):
         old = kill_node(root, "node2")
-        until(lambda: "node2 restarted" in out.read_text(), 30.0, "the restart")
+        poll_until(lambda: "node2 restarted" in out.read_text(), timeout=30.0, what="the restart")
         text = out.read_text()
         assert "node2 exited with status -9" in text and "restarting it in 1 s" in text
-        until(lambda: healthy(base, 2), 30.0, "node2 to serve again")
+        poll_until(lambda: healthy(base, 2), timeout=30.0, what="node2 to serve again")
         new = int((root / "node2" / "node.pid").read_text())
         assert new != old
         os.kill(new, 0)  # alive
@@ -92,7 +93,11 @@ def test_up_without_restarts_only_says_so(tmp_path: Path, flag: str) -> None:
     root = tmp_path / "cluster"
     with up(root, flag) as (_proc, out, base):
         kill_node(root, "node3")
-        until(lambda: "node3 exited with status -9" in out.read_text(), 30.0, "the report")
+        poll_until(
+            lambda: "node3 exited with status -9" in out.read_text(),
+            timeout=30.0,
+            what="the report",
+        )
         time.sleep(2.5)  # longer than the first restart delay
         assert "restarted" not in out.read_text()
         assert not healthy(base, 3)

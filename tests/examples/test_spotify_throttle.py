@@ -24,8 +24,9 @@ from dspot_spotify.throttle import (
 )
 
 from dspot.http import HttpClient
+from dspot.testing import run_with_mock_clock
 
-from .simcluster import CONFIG, cluster, login, run, url
+from .simcluster import CONFIG, cluster, login, url
 
 PASSWORD = "correct horse battery"
 
@@ -224,7 +225,7 @@ def test_login_flood_gets_429_others_sign_in_and_the_username_recovers() -> None
                 assert (await _login(other, "bob", PASSWORD))[0] == 200
             assert c.nodes["n1"].signin.throttle.refused == 2
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_subsonic_failures_are_throttled_with_retry_after() -> None:
@@ -248,7 +249,7 @@ def test_subsonic_failures_are_throttled_with_retry_after() -> None:
                 await anyio.sleep(int(retry))
                 assert (await ping(PASSWORD.replace(" ", "%20")))[0] == -1  # ok
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_one_user_runs_a_bounded_number_of_uploads(song_file: bytes) -> None:
@@ -292,4 +293,4 @@ def test_one_user_runs_a_bounded_number_of_uploads(song_file: bytes) -> None:
             assert resp.status in (200, 201)  # the slot is free again (same bytes: 200)
             await resp.read()
 
-    run(main)
+    run_with_mock_clock(main)
