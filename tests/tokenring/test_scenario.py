@@ -54,7 +54,7 @@ def _violations(sabotage: str, seeds: list[int], faults: FaultConfig | None = No
         # a token inside a minority (or alone) commits: the two sides fork
         ("majority", [1, 2, 3], None, "fork at seq|did not converge|final log"),
         # regenerating the token without a higher epoch: two holders assign one (epoch, seq)
-        ("epoch_bump", [1, 2, 3], None, "fork at seq|did not converge|final log"),
+        ("epoch_bump", [3, 4, 5], None, "fork at seq|did not converge|final log"),
         # acknowledging entries (and votes) before they are durable: a power loss of a
         # majority loses acknowledged entries, and amnesiac members elect an empty log
         ("fsync", [1, 2], POWER_LOSS, "fork at seq|did not converge|final log|twice"),

@@ -194,6 +194,8 @@ class TokenRingCore:
         self.inflight: dict[str, Append] = {}
         self.last_ack: dict[str, float] = {}
         self.peer_pending: dict[str, int] = {}
+        self.sent_commit: dict[str, int] = {}
+        """Holder: the commit index each peer was last sent (to tell it when it moves)."""
         self.acquired_at = 0.0
         self.quorum_seen_at = 0.0
         """Holder: when a majority (itself included) last answered it, or its predecessor."""
@@ -416,6 +418,8 @@ class TokenRingCore:
             progress = reply.ok or self.next_index[peer] < before
             if progress and self.next_index[peer] <= self.last_index:
                 self._replicate(peer)
+            else:
+                self._notify_commit(peer)
             self._maybe_pass(now)
         return self._take()
 
@@ -518,6 +522,7 @@ class TokenRingCore:
         self.inflight.clear()
         self.last_ack.clear()
         self.peer_pending.clear()
+        self.sent_commit.clear()
         self.passing_to = None
         self.draining = False
         self.votes = []
@@ -635,6 +640,20 @@ class TokenRingCore:
             self.commit_index = index
             self._out.committed = True
             self._resolve()
+            if self.role is Role.HOLDER:
+                for peer in self.live:
+                    self._notify_commit(peer)
+
+    def _notify_commit(self, peer: str) -> None:
+        """Holder: send ``peer`` the commit index if it has not been sent it yet (an append
+        in flight to it is answered first; its reply comes back here)."""
+        if (
+            self.config.commit_notify
+            and peer != self.node_id
+            and peer not in self.inflight
+            and self.sent_commit.get(peer, 0) < self.commit_index
+        ):
+            self._replicate(peer)
 
     def _resolve(self) -> None:
         for eid, idx in list(self.pending.items()):
@@ -688,6 +707,7 @@ class TokenRingCore:
             contact_age=now - self.quorum_seen_at if token else 0.0,
         )
         self.inflight[peer] = msg
+        self.sent_commit[peer] = self.commit_index
         self._out.sends.append(Send(peer, msg))
 
     def _maybe_pass(self, now: float) -> None:
