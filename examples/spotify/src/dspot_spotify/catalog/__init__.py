@@ -28,20 +28,35 @@ This module only re-exports. Inside: ``_entries`` (entry types and their JSON), 
 (tables, positions), ``_apply`` with its handlers by subject (``_users``, ``_music``,
 ``_lists``) over shared ``_rules``; the read side: ``_views``, ``_queries`` (music),
 ``_people`` (users, playlists, likes, log records) and ``_subsonic`` (what only the Subsonic
-API asks).
+API asks); ``_blobs``: who owns the blobs (references, upload leases, the log's clock).
+
+Several changes of one request go in one :class:`Batch`, applied all or nothing, so a reader
+never sees part of a request.
 """
 
 from __future__ import annotations
 
 from dspot_spotify.catalog._apply import (
+    BATCH_MAX,
     HANDLERS,
     applied_position,
     apply,
     apply_encoded,
+    check,
+)
+from dspot_spotify.catalog._blobs import (
+    LEASE_MAX_MS,
+    BlobOwnership,
+    blob_refs,
+    log_clock,
+    named_blobs,
+    ownership,
+    referenced_blobs,
 )
 from dspot_spotify.catalog._entries import (
     ENTRY_TYPES,
     AddToPlaylist,
+    Batch,
     ChangePassword,
     CreateAlbum,
     CreateArtist,
@@ -53,7 +68,9 @@ from dspot_spotify.catalog._entries import (
     DeleteSong,
     Entry,
     InvalidEntry,
+    LeaseBlobs,
     Like,
+    LogClock,
     MovePlaylistItem,
     RecordPlay,
     RegisterUser,
@@ -102,6 +119,7 @@ from dspot_spotify.catalog._queries import (
     song_blobs,
     song_with_blob,
 )
+from dspot_spotify.catalog._rules import SHA256_RE
 from dspot_spotify.catalog._schema import (
     LIKE_TABLES,
     REJECT_STATUS,
@@ -152,12 +170,15 @@ from dspot_spotify.catalog._views import (
 
 __all__ = [
     "ALBUM_LISTS",
+    "BATCH_MAX",
     "ENTRY_TYPES",
     "HANDLERS",
+    "LEASE_MAX_MS",
     "LIKE_TABLES",
     "MAX_LIMIT",
     "REJECT_STATUS",
     "SCHEMA",
+    "SHA256_RE",
     "AddToPlaylist",
     "AlbumDetail",
     "AlbumRow",
@@ -166,6 +187,8 @@ __all__ = [
     "ArtistDetail",
     "ArtistEntry",
     "ArtistView",
+    "Batch",
+    "BlobOwnership",
     "ChangePassword",
     "CreateAlbum",
     "CreateArtist",
@@ -177,8 +200,10 @@ __all__ = [
     "DeleteSong",
     "Entry",
     "InvalidEntry",
+    "LeaseBlobs",
     "Like",
     "LikeTarget",
+    "LogClock",
     "LogPosition",
     "MovePlaylistItem",
     "Page",
@@ -214,6 +239,8 @@ __all__ = [
     "artist_album_rows",
     "artist_entries",
     "blob_references",
+    "blob_refs",
+    "check",
     "create_schema",
     "decode_entry",
     "encode_entry",
@@ -238,6 +265,10 @@ __all__ = [
     "list_artists",
     "list_songs",
     "list_users",
+    "log_clock",
+    "named_blobs",
+    "ownership",
+    "referenced_blobs",
     "rejection_at",
     "rejections",
     "search",
