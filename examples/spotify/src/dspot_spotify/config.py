@@ -33,6 +33,9 @@ class Sabotage(enum.Enum):
     an album and an artist as three entries): a reader can land between them."""
     COLLECTOR_OFF = "collector-off"
     """The blob collector deletes nothing: orphaned blobs stay for ever."""
+    NO_LOG_POSITIONS = "no-log-positions"
+    """The gateway forwards no log positions of its own: a client that sends none (a
+    Subsonic app, curl) gets neither read-your-writes nor monotonic reads."""
     COLLECT_PENDING = "collect-pending"
     """The blob collector ignores upload leases and the blobs' own age: it deletes a blob
     an upload has stored but not yet referred to."""
@@ -62,6 +65,8 @@ class NodeConfig:
     """How long a write waits for its log entry to commit (503 after)."""
     read_wait_timeout: float = 10.0
     """How long a read waits for the ``X-Log-Position`` it was given (503 after)."""
+    position_gossip_interval: float = 0.25
+    """How often a changed applied position is published in the membership metadata."""
     watch_interval: float = 0.25
     """How often the token holder, epoch and quorum are checked for change events."""
     event_queue: int = 256

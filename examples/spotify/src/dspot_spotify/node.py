@@ -59,6 +59,7 @@ from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.router import build_router
 from dspot_spotify.writer import (
+    POSITION_META,
     CatalogWriter,
     entry_origin,
     format_position,
@@ -225,6 +226,7 @@ class SpotifyNode:
             await tg.start(self._registry.run)
             await tg.start(self._watch_membership)
             tg.start_soon(self._watch_ring)
+            tg.start_soon(self._gossip_position)
             env.log(20, "spotify.node.started", rpc=self.rpc_address, http=self.http_address)
             task_status.started(self)
             await anyio.sleep_forever()
@@ -258,6 +260,20 @@ class SpotifyNode:
                     member=member_row(self, event.member),
                 )
                 self._publish(change)
+
+    async def _gossip_position(self) -> None:
+        """Publish the replica's applied position in this member's metadata (at most every
+        ``position_gossip_interval``): gateways learn from it which nodes have caught up,
+        and the positions other gateways acknowledged."""
+        published: catalog.LogPosition | None = None
+        while True:
+            await anyio.sleep(self.config.position_gossip_interval)
+            position = self.replica.position
+            me = self.membership.get(self.env.node_id)
+            if position is None or position == published or me is None:
+                continue
+            self.membership.update_meta({**me.meta, POSITION_META: format_position(position)})
+            published = position
 
     async def _watch_ring(self) -> None:
         """Publish ``token`` and ``quorum`` events when the holder, epoch or quorum change."""

@@ -16,8 +16,9 @@ the position of its entry; any other, the position this node's replica had appli
 answered (:func:`position_headers`). A request that sends that header back, to any node,
 waits until that node's replica has applied the position (503 after ``read_wait_timeout``,
 carrying the node's own lower position, so a gateway can tell "behind" from other 503s and
-try a node that has caught up); a malformed or absurd header (not ``<epoch>.<seq>`` of at
-most 19 digits each, or beyond what SQLite stores) is a 400.
+try a node that has caught up; ``X-Log-Wait: <seconds>`` shortens that wait); a malformed or
+absurd header (not ``<epoch>.<seq>`` of at most 19 digits each, or beyond what SQLite
+stores) is a 400.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ from dspot_spotify.config import Sabotage
 from dspot_spotify.parts import NodeParts
 
 __all__ = [
+    "BEHIND",
     "LOG_POSITION_HEADER",
+    "LOG_WAIT_HEADER",
     "NO_QUORUM",
+    "POSITION_META",
     "CatalogWriter",
     "entry_id",
     "entry_origin",
@@ -48,6 +52,13 @@ __all__ = [
 ]
 
 LOG_POSITION_HEADER: Final = "x-log-position"
+BEHIND: Final = "behind"
+"""The ``code`` of the 503 a replica answers when it has not reached the position asked."""
+POSITION_META: Final = "log_position"
+"""The membership metadata key under which a node gossips its applied position."""
+LOG_WAIT_HEADER: Final = "x-log-wait"
+"""How many seconds (at most ``read_wait_timeout``) a request may wait for its position
+here; a gateway sends less, to try another node sooner."""
 NO_QUORUM: Final = "read-only: no quorum"
 POSITION_PATTERN: Final = r"^[0-9]{1,19}\.[0-9]{1,19}$"
 """The form of ``X-Log-Position`` (also its schema's ``pattern`` in the OpenAPI document)."""
@@ -125,14 +136,22 @@ class CatalogWriter:
         if value is None:
             return
         pos = parse_position(value)
+        limit = self.node.config.read_wait_timeout
+        wait = request.headers.get(LOG_WAIT_HEADER)
+        if wait is not None:
+            try:
+                limit = min(limit, max(0.0, float(wait)))
+            except ValueError:
+                raise HTTPError(400, f"malformed {LOG_WAIT_HEADER}: expected seconds") from None
         try:
-            with anyio.fail_after(self.node.config.read_wait_timeout):
+            with anyio.fail_after(limit):
                 await self.node.replica.wait_applied(pos)
         except TimeoutError:
             raise HTTPError(
                 503,
                 f"this replica has not reached log position {value.strip()} yet",
                 headers=[("retry-after", "1")],
+                extensions={"code": BEHIND},
             ) from None
 
     async def submit(self, entry: catalog.Entry) -> catalog.LogPosition:
