@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http.client
 import json
 import random
@@ -159,7 +160,7 @@ def test_subsonic_credentials_work_at_once(processes: ProcessCluster) -> None:
     for i in range(ROUNDS):
         # A fresh user each round, with credentials made by the plain client's request.
         user = ApiClient(processes.url, cafile=processes.ca)
-        session = retry_503(lambda i=i: user.register(f"user{i}", PASSWORD))  # type: ignore[misc]
+        session = retry_503(functools.partial(user.register, f"user{i}", PASSWORD))
         fresh = Plain(processes, session["token"])
         status, _, body = fresh.request("GET", "/api/me/subsonic")
         assert status == 200, body
