@@ -208,7 +208,8 @@ class BlobCollector:
             for sha, deleted_at in drop:
                 copy = node.blobs.local.get(sha)
                 if copy is None:
-                    forget.append(sha)
+                    if not pending:  # (the sabotage waits for the upload's copy to arrive)
+                        forget.append(sha)
                 elif copy.stored_at <= deleted_at or pending:
                     await node.blobs.local.drop(sha, deleted_at=max(deleted_at, copy.stored_at))
                     node.env.log(logging.INFO, "spotify.blob_collected", sha256=sha)

@@ -144,7 +144,7 @@ async def upload(api: Api, request: Request) -> Response:
     finally:
         if spool is not None:
             spool.close()
-    if node.now_ms() >= until - LEASE_MARGIN_MS:
+    if node.now_ms() >= until - int(node.config.upload_lease * 1000 * LEASE_MARGIN):
         raise HTTPError(503, "storing the upload took longer than its lease: upload again")
     done = catalog.Batch.of(batch.entries, actor=claims.user_id, at=node.now_ms())
     pos = await api.writer.commit(done)
@@ -153,8 +153,8 @@ async def upload(api: Api, request: Request) -> Response:
     return api.reply(Song.of(song), 201, position=pos, headers=location)
 
 
-LEASE_MARGIN_MS: Final = 5_000
-"""An upload commits its song only while this much of its lease is left."""
+LEASE_MARGIN: Final = 0.1
+"""An upload commits its song only while this share of its lease is left."""
 
 
 async def lease(api: Api, actor: str, blobs: tuple[str, ...]) -> int:

@@ -11,9 +11,19 @@ from typing import Final
 
 import attrs
 
-__all__ = ["FINAL_TRACKS", "WORKLOAD_TRACKS", "Track", "big_track", "tracks"]
+__all__ = [
+    "FINAL_TRACKS",
+    "SESSION_TRACKS",
+    "WORKLOAD_TRACKS",
+    "Track",
+    "big_track",
+    "session_tracks",
+    "tracks",
+]
 
 WORKLOAD_TRACKS: Final = 8
+SESSION_TRACKS: Final = 12
+"""Tracks of the clients that send no log position (their own, not the others' tracks)."""
 FINAL_TRACKS: Final = 5  # one fresh upload per node at the end (up to 5 nodes)
 BIG_SECONDS: Final = 18.0
 """Length of the streaming client's song (16 kHz mono 16-bit WAV: about 580 KB)."""
@@ -63,6 +73,33 @@ def tracks() -> tuple[Track, ...]:
         path.write_bytes(encode_audio(synthesize(rng, BIG_SECONDS, 16000), 16000, "wav"))
         tag_file(path, title=f"Nebula Song {i}", artist="Sim Artist Big", album="Sim Long")
         out.append(Track(i, f"Nebula Song {i}", "Nebula", path.read_bytes()))
+    return tuple(out)
+
+
+@functools.cache
+def session_tracks() -> tuple[Track, ...]:
+    """Tiny tagged FLAC files for the clients without positions: two albums of two
+    artists, half with a cover (so uploads create artists, albums and covers at once)."""
+    from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_file
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(SESSION_TRACKS):
+            rng = random.Random(f"spotify-sim-session-track:{i}")
+            title = f"Session Song {i}"
+            path = Path(tmp) / f"s{i}.flac"
+            path.write_bytes(encode_audio(synthesize(rng, 0.5, 16000), 16000, "flac"))
+            tag_file(
+                path,
+                title=title,
+                artist=f"Session Artist {i % 2}",
+                album=f"Session Album {i % 4}",
+                track=i + 1,
+                year=2026,
+                genre="Drone",
+                cover=make_cover_png(rng, 8) if i % 2 else None,
+            )
+            out.append(Track(i, title, "Session", path.read_bytes()))
     return tuple(out)
 
 
