@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import random
 import socket
 import statistics
 import tempfile
@@ -26,13 +25,10 @@ from pathlib import Path
 import anyio
 from _machine import machine_line
 from _results import Results, add_json_option
+from _ringnodes import ring_members
 
 from dspot.disk import LocalDisk
-from dspot.env import NodeEnv
-from dspot.rpc import RpcNode
-from dspot.tokenring import TokenRing, TokenRingConfig
-from dspot.tokenring.testing import StaticView
-from dspot.transport import TcpTransport
+from dspot.tokenring import TokenRingConfig
 
 ENTRY = b"x" * 64
 Result = tuple[float, float, float]  # entries/s, p50 ms, p99 ms
@@ -47,23 +43,7 @@ async def bench_tokenring(nodes: int, entries: int, concurrency: int, tmp: Path)
     names = [f"n{i}" for i in range(nodes)]
     config = TokenRingConfig(min_members=nodes)
     async with contextlib.AsyncExitStack() as stack:
-        envs, rpcs = [], []
-        for name in names:
-            disk = await LocalDisk.open(tmp / f"ring-{nodes}-{name}")
-            stack.push_async_callback(disk.aclose)
-            env = NodeEnv(name, TcpTransport(), disk, random.Random(name))
-            rpc = await stack.enter_async_context(
-                RpcNode(env, listen="127.0.0.1:0", secret=b"bench")
-            )
-            envs.append(env)
-            rpcs.append(rpc)
-        addresses = {n: str(r.address) for n, r in zip(names, rpcs, strict=True)}
-        rings = [
-            await stack.enter_async_context(
-                TokenRing(env, rpc, StaticView(env.node_id, addresses), config)
-            )
-            for env, rpc in zip(envs, rpcs, strict=True)
-        ]
+        rings = await ring_members(stack, names, tmp / f"ring-{nodes}", config)
         await rings[0].submit(b"warm-up", timeout=30)
         latencies: list[float] = []
         left = entries

@@ -33,13 +33,14 @@ QUICK: dict[str, list[str]] = {
     "rpc": ["--small", "3000", "--big", "50"],
     "membership": ["--seeds", "10", "--nodes", "5", "--loss", "0", "0.01"],
     "tokenring": ["--entries", "300"],
+    "logmemory": ["--entries", "1000", "4000"],
     "http": ["--size-mib", "16", "--seconds", "2", "--idle", "200", "--rounds", "1"],
     "blobstore": ["--mib", "16", "--repair-mib", "64"],
     "gateway": ["--size-mib", "16", "--songs", "1000", "--seconds", "5"],
 }
 
 #: Order of the sections (others follow alphabetically).
-ORDER = ["sim", "rpc", "membership", "tokenring", "http", "blobstore", "gateway"]
+ORDER = ["sim", "rpc", "membership", "tokenring", "logmemory", "http", "blobstore", "gateway"]
 
 
 def run_benchmarks(data: Path, quick: bool, only: list[str] | None, timeout: float) -> None:

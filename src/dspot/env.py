@@ -20,6 +20,7 @@ import anyio.to_thread
 import attrs
 
 if TYPE_CHECKING:
+    from dspot.cpu import SimCpu
     from dspot.disk import Disk
     from dspot.transport import Transport
 
@@ -38,7 +39,8 @@ class Clock(Protocol):
 
 @attrs.frozen
 class EventLoopClock:
-    """The event loop's clock. Under trio's ``MockClock`` it is virtual time.
+    """The event loop's clock. In the simulation (and under trio's ``MockClock``) it is
+    virtual time.
 
     ``wall_base`` anchors :meth:`wall`: production passes the real epoch once at startup
     (:func:`real_wall_base`); the simulation passes a fixed instant.
@@ -93,19 +95,27 @@ _T = TypeVar("_T")
 
 
 class Offload(Protocol):
-    """Runs a CPU-heavy pure function (checksums) and returns its result."""
+    """Runs a slow pure function (checksums, password hashes, tag parsing) off the event loop
+    and returns its result.
 
-    def __call__(self, fn: Callable[..., _T], /, *args: Any) -> Awaitable[_T]: ...
+    ``kind`` names the work (``"scrypt"``, ``"sha256"``) and ``size`` is how many bytes it
+    covers: production ignores both; the simulation prices the work by them (see
+    :class:`dspot.cpu.CostModel`).
+    """
+
+    def __call__(
+        self, fn: Callable[..., _T], /, *args: Any, kind: str = "", size: int = 0
+    ) -> Awaitable[_T]: ...
 
 
-async def run_inline(fn: Callable[..., _T], /, *args: Any) -> _T:
-    """:data:`Offload` for the simulation: runs ``fn`` on the event loop, deterministically."""
+async def run_inline(fn: Callable[..., _T], /, *args: Any, kind: str = "", size: int = 0) -> _T:
+    """:data:`Offload` that runs ``fn`` on the event loop at no virtual cost (unit tests)."""
     return fn(*args)
 
 
-async def run_in_thread(fn: Callable[..., _T], /, *args: Any) -> _T:
+async def run_in_thread(fn: Callable[..., _T], /, *args: Any, kind: str = "", size: int = 0) -> _T:
     """:data:`Offload` for real processes: a worker thread, so the work overlaps the event
-    loop (hashlib releases the GIL on large buffers)."""
+    loop (hashlib, scrypt and SQLite release the GIL while they work)."""
     return await anyio.to_thread.run_sync(fn, *args)
 
 
@@ -123,8 +133,12 @@ class NodeEnv:
     entropy: Callable[[int], bytes] | None = None
     """Unpredictable bytes for nonces and tokens; ``None`` draws them from ``rng`` (simulation)."""
     offload: Offload = run_inline
-    """Where CPU-heavy pure work runs: inline in the simulation (no threads, so replay stays
-    exact), a worker thread in production."""
+    """Where CPU-heavy pure work runs: a worker thread in production; in the simulation the
+    node's :class:`~dspot.cpu.SimCpu` charges its cost in virtual time and runs it inline (no
+    threads, so replay stays exact)."""
+    cpu: SimCpu | None = None
+    """The simulation's model of this node's processor; ``None`` in production (the real one).
+    Code that measures the loop itself (:class:`~dspot.looplag.LoopLagMonitor`) consults it."""
     ids: IdGenerator = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:

@@ -19,6 +19,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -30,11 +31,12 @@ import anyio.abc
 import attrs
 
 from dspot import wire
+from dspot._frame_io import ConnectionLost, FrameSender, read_frame, send_frame
 from dspot._handshake import ClientHandshake, Peer, ServerHandshake, handshake_proof, refusal
+from dspot._wakeup import Waiter, current_time, waiter
 from dspot.env import NodeEnv
 from dspot.errors import (
     ConnectTimeout,
-    DspotError,
     FrameError,
     HandshakeFailed,
     OutcomeUnknown,
@@ -48,7 +50,10 @@ from dspot.wire import Frame, FrameDecoder, Kind
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
-_READ_CHUNK = 256 * 1024
+# Names the handshake code uses; the frame I/O itself lives in ``_frame_io``.
+_ConnectionLost = ConnectionLost
+_send_frame = send_frame
+_read_frame = read_frame
 
 
 @attrs.frozen
@@ -73,15 +78,11 @@ NO_RETRY = RetryPolicy(attempts=1)
 Handler = Callable[[Any, Peer], Awaitable[Any]]
 
 
-class _ConnectionLost(DspotError):
-    pass
-
-
 class _Slot:
-    __slots__ = ("done", "error", "frame")
+    __slots__ = ("error", "frame", "waiter")
 
     def __init__(self) -> None:
-        self.done = anyio.Event()
+        self.waiter = waiter()
         self.frame: Frame | None = None
         self.error: BaseException | None = None
 
@@ -93,18 +94,65 @@ class _Outbound:
         self.stream = stream
         self.peer = peer
         self.decoder = decoder
+        self.sender = FrameSender(stream)
         self.pending: dict[int, _Slot] = {}
         self.next_id = 0
-        self.send_lock = anyio.Lock()
         self.closed = False
 
     def fail_all(self, exc: BaseException) -> None:
         self.closed = True
+        self.sender.stop(exc)
         for slot in self.pending.values():
-            if not slot.done.is_set():
+            if slot.frame is None and slot.error is None:
                 slot.error = exc
-                slot.done.set()
+                slot.waiter.wake()
         self.pending.clear()
+
+
+class _Inbound:
+    """A connection from a peer, served by worker tasks that take turns reading.
+
+    One worker at a time reads the next request and then runs it itself. If the handler
+    blocks, another worker (an idle one, or a new one) takes over reading; a handler that
+    answers without blocking costs no task switch at all. Workers are reused, never
+    spawned per request.
+    """
+
+    __slots__ = (
+        "closing",
+        "decoder",
+        "idle",
+        "peer",
+        "reading",
+        "sender",
+        "stream",
+        "tg",
+        "workers",
+    )
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        decoder: FrameDecoder,
+        peer: Peer,
+        tg: anyio.abc.TaskGroup,
+    ) -> None:
+        self.stream = stream
+        self.decoder = decoder
+        self.peer = peer
+        self.tg = tg
+        self.sender = FrameSender(stream)
+        self.idle: list[Waiter] = []
+        self.reading = False
+        self.closing = False
+        self.workers = 0
+
+    def close(self) -> None:
+        """No more requests: idle workers leave, busy ones finish theirs first."""
+        self.closing = True
+        for idle in self.idle:
+            idle.wake()
+        self.idle.clear()
 
 
 @attrs.define
@@ -112,19 +160,6 @@ class _Executed:
     done: anyio.Event
     expires: float
     response: Frame | None = None
-
-
-async def _send_frame(stream: anyio.abc.ByteStream, frame: Frame) -> None:
-    for buf in frame.encode():
-        await stream.send(buf)
-
-
-async def _read_frame(stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Frame:
-    while True:
-        frame = decoder.next_frame()
-        if frame is not None:
-            return frame
-        decoder.feed(await stream.receive(max(_READ_CHUNK, decoder.wanted)))
 
 
 class RpcNode:
@@ -239,25 +274,31 @@ class RpcNode:
         name, body, payload = wire.encode_body(request)
         idempotent = wire.is_idempotent(type(request))
         call_id = self.env.ids.token(8).hex()
-        deadline = anyio.current_time() + timeout
+        now = current_time()
+        deadline = now + timeout
         sent_to_boot: str | None = None
         attempt = 0
         last_exc: BaseException | None = None
         while True:
-            remaining = deadline - anyio.current_time()
+            remaining = deadline - now
             if remaining <= 0:
                 raise RpcTimeout(f"{name} to {address} timed out after {timeout:g}s") from last_exc
-            conn: _Outbound | None = None
+            conn: _Outbound | None = self._outbound.get(address)
             try:
                 last_try = attempt + 1 >= policy.attempts
                 budget = remaining if last_try else min(remaining, policy.attempt_timeout)
-                with anyio.fail_after(budget):
-                    conn = await self._connection(address)
-                    meta: dict[str, Any] = {"call": call_id, "body": body}
-                    if not idempotent:
-                        meta["boot"] = sent_to_boot or conn.peer.boot
-                        sent_to_boot = meta["boot"]
-                    frame = await self._exchange(conn, name, wire.dumps(meta), payload)
+                attempt_deadline = now + budget
+                if conn is None or conn.closed:
+                    conn = None
+                    with anyio.fail_after(budget):
+                        conn = await self._connection(address)
+                meta: dict[str, Any] = {"call": call_id, "body": body}
+                if not idempotent:
+                    meta["boot"] = sent_to_boot or conn.peer.boot
+                    sent_to_boot = meta["boot"]
+                frame = await self._exchange(
+                    conn, name, wire.dumps(meta), payload, attempt_deadline
+                )
                 return self._response(frame, name, address)
             except OutcomeUnknown:
                 raise
@@ -285,10 +326,9 @@ class RpcNode:
                 if isinstance(last_exc, TimeoutError):
                     raise RpcTimeout(f"{name} to {address} timed out") from last_exc
                 raise RpcError(f"{name} to {address} failed after {attempt} attempts: {last_exc!r}")
-            pause = min(
-                policy.backoff(attempt, self._rng), max(0.0, deadline - anyio.current_time())
-            )
+            pause = min(policy.backoff(attempt, self._rng), max(0.0, deadline - current_time()))
             await anyio.sleep(pause)
+            now = current_time()
 
     def _response(self, frame: Frame, name: str, address: str) -> Any:
         meta = wire.loads(frame.meta)
@@ -302,30 +342,27 @@ class RpcNode:
             raise FrameError(f"expected a response, got {frame.kind.name}")
         return wire.decode_body(frame.name, meta.get("body"), frame.payload)
 
-    async def _exchange(self, conn: _Outbound, name: str, meta: bytes, payload: bytes) -> Frame:
+    async def _exchange(
+        self, conn: _Outbound, name: str, meta: bytes, payload: bytes, deadline: float
+    ) -> Frame:
+        """Queue the request on the connection's sender, then wait for its response until
+        ``deadline`` (TimeoutError). The caller never writes to the stream itself."""
+        if conn.closed:
+            raise _ConnectionLost("connection closed")
         conn.next_id += 1
         msg_id = conn.next_id
         slot = _Slot()
         conn.pending[msg_id] = slot
         try:
-            async with conn.send_lock:
-                if conn.closed:
-                    raise _ConnectionLost("connection closed")
-                request = Frame(Kind.REQUEST, msg_id, name, meta, payload)
-                try:
-                    await _send_frame(conn.stream, request)
-                    if self.duplicate_rate and self._rng.random() < self.duplicate_rate:
-                        conn.next_id += 1
-                        self.env.trace("rpc.duplicate", name=name)
-                        await _send_frame(conn.stream, attrs.evolve(request, msg_id=conn.next_id))
-                except BaseException:
-                    # Interrupted (cancelled, or the stream broke) maybe halfway through a
-                    # frame: the connection's framing can no longer be trusted by anyone.
-                    conn.fail_all(_ConnectionLost("connection lost while sending"))
-                    with anyio.CancelScope(shield=True):
-                        await anyio.aclose_forcefully(conn.stream)
-                    raise
-            await slot.done.wait()
+            await conn.sender.send(Frame(Kind.REQUEST, msg_id, name, meta, payload), deadline)
+            if self.duplicate_rate and self._rng.random() < self.duplicate_rate:
+                conn.next_id += 1
+                self.env.trace("rpc.duplicate", name=name)
+                await conn.sender.send(
+                    Frame(Kind.REQUEST, conn.next_id, name, meta, payload), deadline
+                )
+            if not await slot.waiter.wait(deadline):
+                raise TimeoutError
         finally:
             conn.pending.pop(msg_id, None)
         if slot.error is not None:
@@ -355,6 +392,7 @@ class RpcNode:
             self._outbound[address] = conn
             assert self._tg is not None
             self._tg.start_soon(self._read_responses, address, conn)
+            self._tg.start_soon(conn.sender.run)
             return conn
 
     async def _client_handshake(self, stream: anyio.abc.ByteStream, address: str) -> _Outbound:
@@ -378,9 +416,9 @@ class RpcNode:
             while True:
                 frame = await _read_frame(conn.stream, conn.decoder)
                 slot = conn.pending.get(frame.msg_id)
-                if slot is not None and not slot.done.is_set():
+                if slot is not None and slot.frame is None and slot.error is None:
                     slot.frame = frame
-                    slot.done.set()
+                    slot.waiter.wake()
         except FrameError as e:
             self._log.warning("closing connection to %s: %s", address, e)
             exc = e
@@ -409,7 +447,6 @@ class RpcNode:
     async def _serve_connection(self, stream: anyio.abc.ByteStream) -> None:
         # A stranger gets small frames only until it has proved the cluster secret.
         decoder = FrameDecoder(wire.PREAUTH_MAX_FRAME)
-        send_lock = anyio.Lock()
         try:
             try:
                 with anyio.fail_after(self.handshake_timeout):
@@ -424,7 +461,9 @@ class RpcNode:
             # Handlers in flight finish even if the peer goes away: cancelling one halfway
             # through its effect would leave the effect done but not remembered.
             async with anyio.create_task_group() as tg:
-                await self._read_requests(stream, decoder, tg, send_lock, peer)
+                conn = _Inbound(stream, decoder, peer, tg)
+                tg.start_soon(conn.sender.run)
+                await self._serve_requests(conn)  # this task is the first worker
         except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError):
             pass
         except Exception:
@@ -434,25 +473,64 @@ class RpcNode:
         finally:
             await anyio.aclose_forcefully(stream)
 
-    async def _read_requests(
-        self,
-        stream: anyio.abc.ByteStream,
-        decoder: FrameDecoder,
-        tg: anyio.abc.TaskGroup,
-        send_lock: anyio.Lock,
-        peer: Peer,
-    ) -> None:
-        """Start a task per request until the peer goes away or sends garbage."""
+    async def _serve_requests(self, conn: _Inbound) -> None:
+        """One worker of ``conn``: read a request when nobody else is reading, run it,
+        answer, repeat; wait idle while another worker reads."""
+        conn.workers += 1
         try:
-            while True:
-                frame = await _read_frame(stream, decoder)
-                if frame.kind is not Kind.REQUEST:
-                    raise FrameError(f"unexpected {frame.kind.name} frame")
-                tg.start_soon(self._dispatch, stream, send_lock, peer, frame)
-        except FrameError as exc:
-            self._log.warning("%s closing connection from %s: %s", self.node_id, peer.node_id, exc)
-        except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError):
-            pass
+            while not conn.closing:
+                if conn.reading:
+                    idle = waiter()
+                    conn.idle.append(idle)
+                    await idle
+                    continue
+                conn.reading = True
+                try:
+                    frame = await _read_frame(conn.stream, conn.decoder)
+                    if frame.kind is not Kind.REQUEST:
+                        raise FrameError(f"unexpected {frame.kind.name} frame")
+                except FrameError as exc:
+                    who = conn.peer.node_id
+                    self._log.warning("%s closing connection from %s: %s", self.node_id, who, exc)
+                    conn.close()
+                    return
+                except (
+                    anyio.BrokenResourceError,
+                    anyio.EndOfStream,
+                    anyio.ClosedResourceError,
+                    OSError,
+                ):
+                    conn.close()
+                    return
+                finally:
+                    conn.reading = False
+                handover = _hand_over_reading(self._promote, conn)
+                try:
+                    response = await self._execute(conn.peer, frame)
+                finally:
+                    if handover is not None:
+                        handover.cancel()
+                reply = Frame(
+                    response.kind, frame.msg_id, response.name, response.meta, response.payload
+                )
+                try:
+                    await conn.sender.send(reply)
+                except _ConnectionLost:
+                    conn.close()  # the caller retries (idempotent) or asks again (deduplicated)
+                    return
+        finally:
+            conn.workers -= 1
+            if conn.workers == 0:
+                conn.sender.close()  # what is queued still goes out
+
+    def _promote(self, conn: _Inbound) -> None:
+        """The reading worker's handler blocked: let another worker read meanwhile."""
+        if conn.reading or conn.closing:
+            return
+        if conn.idle:
+            conn.idle.pop().wake()
+        else:
+            conn.tg.start_soon(self._serve_requests, conn)
 
     async def _server_handshake(self, stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Peer:
         hello = await _read_frame(stream, decoder)
@@ -473,20 +551,6 @@ class RpcNode:
             with anyio.move_on_after(1):
                 await _send_frame(stream, refusal())
             raise
-
-    async def _dispatch(
-        self, stream: anyio.abc.ByteStream, send_lock: anyio.Lock, peer: Peer, frame: Frame
-    ) -> None:
-        response = await self._execute(peer, frame)
-        reply = attrs.evolve(response, msg_id=frame.msg_id)
-        try:
-            async with send_lock:
-                await _send_frame(stream, reply)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
-            # The caller retries (idempotent) or asks again (deduplicated). A TLS stream whose
-            # peer hung up raises EndOfStream on send: without it here one caller going away
-            # mid-reply ended the whole listener, and the process with it.
-            pass
 
     async def _execute(self, peer: Peer, frame: Frame) -> Frame:
         try:
@@ -545,6 +609,20 @@ class RpcNode:
             self._log.exception("%s handler for %s failed", self.node_id, name)
             return _error("internal", f"{type(exc).__name__}: {exc}")
         return Frame(Kind.RESPONSE, 0, rname, meta, payload)
+
+
+def _hand_over_reading(promote: Callable[[_Inbound], None], conn: _Inbound) -> Any:
+    """Arrange for ``promote(conn)`` to run if the handler about to run blocks.
+
+    On asyncio that is a callback at the next loop iteration, cancelled (returned handle)
+    when the handler answers first. trio has no such callbacks: hand over at once.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        promote(conn)
+        return None
+    return loop.call_soon(promote, conn)
 
 
 def _error(code: str, message: str) -> Frame:

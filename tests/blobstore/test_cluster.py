@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+from typing import Any
 
 import anyio
 import attrs
 import pytest
 
 from dspot.blobstore import DeleteIncomplete, IntegrityError, UploadFailed
-from dspot.blobstore._messages import ChunkAck, PutChunk, RangeData, ReadRange
+from dspot.blobstore._messages import ChunkAck, Hop, PutChunk, RangeData, ReadRange
 from dspot.sim import Simulation
 from tests.blobstore.harness import (
     SMALL,
@@ -259,7 +261,7 @@ def test_upload_is_pipelined_through_the_chain_with_bounded_chunks_in_flight() -
     async def body(sim: Simulation) -> None:
         for name in sim.names:
             s = store(sim, name)
-            original = s._on_chunk
+            original = s._receiver.on_chunk
 
             async def spy(
                 req: PutChunk, peer: object, name: str = name, f: object = original
@@ -283,5 +285,49 @@ def test_upload_is_pipelined_through_the_chain_with_bounded_chunks_in_flight() -
         chunks_total = -(-len(data) // SMALL.chunk_size)
         assert len([1 for _, n, _ in seen if n == tail]) == chunks_total
         assert 1 < max(peak.values()) <= SMALL.window, peak
+
+    run_cluster(body, nodes=4)
+
+
+def test_a_replica_forwards_each_chunk_before_it_writes_it() -> None:
+    data = blob(60_000, seed=17)
+    sha = hashlib.sha256(data).hexdigest()
+    events: list[tuple[str, str, int]] = []
+
+    async def body(sim: Simulation) -> None:
+        coordinator = store(sim, "n1")
+        chain = [m.node_id for m in coordinator.placement.owners(sha, coordinator.view.live())]
+        for name in chain[:-1]:  # every replica with a successor
+            s = store(sim, name)
+            forward = s._receiver._forward
+
+            async def spy_forward(
+                hop: Hop, chunk: PutChunk, name: str = name, f: Any = forward
+            ) -> list[str] | None:
+                events.append((name, "forward", chunk.seq))
+                return await f(hop, chunk)  # type: ignore[no-any-return]
+
+            s._receiver._forward = spy_forward
+            ingest = s.local.ingest
+
+            def spy_ingest(file_id: str, *, blocks: bool = True, name: str = name,
+                           f: Any = ingest) -> Any:  # fmt: skip
+                made = f(file_id, blocks=blocks)
+                write, written = made.write, itertools.count()
+
+                async def spy_write(piece: bytes) -> None:
+                    events.append((name, "write", next(written)))  # writes go in order
+                    await write(piece)
+
+                made.write = spy_write
+                return made
+
+            s.local.ingest = spy_ingest  # type: ignore[method-assign]
+        await coordinator.put(chunks(data, 5000), sha256=sha)
+        count = -(-len(data) // SMALL.chunk_size)
+        for name in chain[:-1]:
+            seen = [(kind, seq) for n, kind, seq in events if n == name]
+            for seq in range(count):
+                assert seen.index(("forward", seq)) < seen.index(("write", seq)), (name, seen)
 
     run_cluster(body, nodes=4)

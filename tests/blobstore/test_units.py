@@ -9,6 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dspot.blobstore import (
     BlobPlacement,
@@ -17,9 +19,9 @@ from dspot.blobstore import (
     IntegrityError,
     LocalBlobs,
     ScriptedMembership,
+    Tombstoned,
     is_content_address,
 )
-from dspot.blobstore._local import Tombstoned
 from dspot.blobstore._store import _rechunk
 from dspot.disk import LocalDisk, SimDisk
 from dspot.env import run_in_thread
@@ -82,8 +84,34 @@ def test_rechunk_cuts_to_size_and_always_yields_once() -> None:
         out = [c async for c in _rechunk(src([b"ab", b"cdefg", b"h"]), 3)]
         assert out == [b"abc", b"def", b"gh"]
         assert [c async for c in _rechunk(src([]), 3)] == [b""]
+        exact = b"xyz"
+        (whole,) = [c async for c in _rechunk(src([exact]), 3)]
+        assert whole is exact  # passed through, not copied
+
+        async def reused():  # type: ignore[no-untyped-def]
+            buf = bytearray(b"ab")  # a source that refills one buffer
+            yield buf
+            buf[:] = b"cd"
+            yield buf
+
+        assert [c async for c in _rechunk(reused(), 3)] == [b"abc", b"d"]
 
     run(main)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=12), st.integers(1, 16))
+def test_rechunk_keeps_every_byte_in_order(pieces: list[bytes], size: int) -> None:
+    async def main() -> list[bytes]:
+        async def src():  # type: ignore[no-untyped-def]
+            for p in pieces:
+                yield p
+
+        return [c async for c in _rechunk(src(), size)]
+
+    out = anyio.run(main)
+    assert b"".join(out) == b"".join(pieces)
+    assert all(len(c) == size for c in out[:-1]) and out and len(out[-1]) <= size
 
 
 def test_local_copy_round_trip_verification_and_reconcile() -> None:

@@ -343,3 +343,38 @@ async def test_random_workload_matches_durability_model(seed: int) -> None:
             assert await disk.read(name) == data
         assert disk.stats() == DiskStats(len(live_files), sum(map(len, live_files.values())))
     await disk.aclose()
+
+
+async def test_a_transaction_asked_for_before_a_crash_never_runs_after_it(
+    sim_disk: SimDisk,
+) -> None:
+    # A task of the crashed process may still be waiting for the database; it must not
+    # write to the disk the restarted node now uses.
+    await sim_disk.db.executescript("CREATE TABLE t (x INTEGER)")
+    holding, release = anyio.Event(), anyio.Event()
+    outcome: list[str] = []
+
+    async def holder() -> None:
+        with pytest.raises(DiskFault):
+            async with sim_disk.db.transaction() as tx:
+                tx.execute("INSERT INTO t VALUES (1)")
+                holding.set()
+                await release.wait()
+
+    async def waiter() -> None:
+        try:
+            async with sim_disk.db.transaction() as tx:
+                tx.execute("INSERT INTO t VALUES (2)")
+            outcome.append("ran")
+        except DiskFault:
+            outcome.append("refused")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(holder)
+        await holding.wait()
+        tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        sim_disk.crash()
+        release.set()
+    assert outcome == ["refused"]
+    assert await _rows(sim_disk) == []

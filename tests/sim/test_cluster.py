@@ -79,3 +79,30 @@ def test_node_exceptions_become_violations_not_a_dead_simulation() -> None:
     result = run_seed(scenario, 1)
     assert len(result.violations) == 2
     assert "bug in node code" in result.violations[0]
+
+
+def test_what_a_crashed_node_does_before_its_next_checkpoint_is_not_a_bug() -> None:
+    # A crash cancels the node's code, which stops at its next checkpoint: a task already
+    # woken up runs on until then, and may fail because its disk was reset. That never
+    # happened in the dead process; an exception in a live node still counts.
+    async def node(
+        env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]
+    ) -> None:
+        task_status.started(None)
+        await anyio.sleep(0.5)
+        if env.node_id == "n1":
+            sim.crash("n1")
+        raise KeyError(f"{env.node_id} after the crash")
+
+    scenario = Scenario(
+        name="zombie",
+        description="",
+        node=node,
+        check=lambda sim: None,
+        nodes=2,
+        duration=1,
+        faults=FaultConfig(kinds=()),
+    )
+    result = run_seed(scenario, 1)
+    assert len(result.violations) == 1
+    assert "n2 after the crash" in result.violations[0]

@@ -7,89 +7,18 @@ import random
 
 import pytest
 
-from dspot.membership import ring_order
 from dspot.tokenring import (
     Append,
     AppendReply,
     Entry,
     HardState,
-    Output,
     Role,
     TokenRingConfig,
     TokenRingCore,
     Vote,
     VoteReply,
 )
-
-CFG = TokenRingConfig()
-NAMES = ["a", "b", "c", "d", "e"]
-
-
-class Harness:
-    """Cores wired back to back; messages go through :meth:`run`, which may drop some."""
-
-    def __init__(self, names: list[str] = NAMES, cfg: TokenRingConfig = CFG) -> None:
-        self.names = names
-        self.now = 0.0
-        self.cores = {
-            n: TokenRingCore(n, cfg, rng=random.Random(i), now=0.0) for i, n in enumerate(names)
-        }
-        self.up = set(names)
-        self.cut: set[tuple[str, str]] = set()
-        self.queue: list[tuple[str, Output]] = []
-        self.resolved: dict[str, object] = {}
-        self.rejected: list[str] = []
-        self.view()
-
-    def view(self) -> None:
-        for n, core in self.cores.items():
-            live = [m for m in ring_order(self.names) if m in self.up and (n, m) not in self.cut]
-            core.set_view(live, self.names)
-
-    def feed(self, node: str, out: Output) -> None:
-        if out.persist is not None:
-            out2 = self.cores[node].persisted(out.persist.upto)
-            out.sends += out2.sends
-            out.resolved += out2.resolved
-        for eid, pos in out.resolved:
-            self.resolved[eid] = pos
-        self.rejected += out.rejected
-        self.queue.append((node, out))
-
-    def run(self, steps: int = 10_000) -> None:
-        """Deliver every send (and its reply) until quiet."""
-        while self.queue and steps:
-            steps -= 1
-            src, out = self.queue.pop(0)
-            for send in out.sends:
-                dst = send.peer
-                core = self.cores[src]
-                ok = dst in self.up and (src, dst) not in self.cut and (dst, src) not in self.cut
-                if not ok:
-                    self.feed(src, core.on_send_failed(dst, send.message, self.now))
-                    continue
-                target = self.cores[dst]
-                if isinstance(send.message, Append):
-                    reply, out2 = target.on_append(send.message, self.now)
-                    self.feed(dst, out2)
-                    assert isinstance(reply, AppendReply)
-                    self.feed(src, core.on_append_reply(dst, send.message, reply, self.now))
-                else:
-                    vreply, out2 = target.on_vote(send.message, self.now)
-                    self.feed(dst, out2)
-                    self.feed(src, core.on_vote_reply(dst, send.message, vreply, self.now))
-
-    def advance(self, seconds: float, step: float = 0.01) -> None:
-        end = self.now + seconds
-        while self.now < end:
-            self.now += step
-            for n in self.names:
-                if n in self.up:
-                    self.feed(n, self.cores[n].tick(self.now))
-            self.run()
-
-    def holders(self) -> list[str]:
-        return [n for n, c in self.cores.items() if c.role is Role.HOLDER and n in self.up]
+from tests.tokenring.harness import CFG, NAMES, Harness
 
 
 def test_a_token_is_generated_and_circulates_in_ring_order() -> None:
@@ -99,7 +28,7 @@ def test_a_token_is_generated_and_circulates_in_ring_order() -> None:
     holder = h.cores[h.holders()[0]]
     assert holder.epoch == 1
     # the generating holder appended a no-op, committed on a majority
-    assert holder.log[0].is_noop and holder.commit_index >= 1
+    assert holder.log.in_memory()[0].is_noop and holder.commit_index >= 1
     seen: list[str] = []
     for _ in range(800):
         h.advance(0.01)
@@ -121,13 +50,16 @@ def test_submits_commit_in_one_order_everywhere_and_dedupe_by_id() -> None:
     h.feed("c", h.cores["c"].enqueue("x0", b"data0", h.now))  # same id through another node
     h.advance(5.0)
     assert set(h.resolved) == {f"x{i}" for i in range(5)}
-    logs = {n: [(e.epoch, e.entry_id) for e in c.log[: c.commit_index]] for n, c in h.cores.items()}
+    logs = {
+        n: [(e.epoch, e.entry_id) for e in c.log.in_memory()[: c.commit_index]]
+        for n, c in h.cores.items()
+    }
     first = logs["a"]
     assert all(log == first for log in logs.values())
     ids = [eid for _, eid in first if eid]
     assert sorted(ids) == [f"x{i}" for i in range(5)]  # x0 once
     pos = h.resolved["x3"]
-    assert h.cores["e"].log[pos.seq - 1].entry_id == "x3"  # type: ignore[attr-defined]
+    assert h.cores["e"].log.in_memory()[pos.seq - 1].entry_id == "x3"  # type: ignore[attr-defined]
 
 
 def test_lost_token_is_regenerated_with_a_higher_epoch() -> None:
@@ -144,8 +76,10 @@ def test_lost_token_is_regenerated_with_a_higher_epoch() -> None:
     # (epoch, seq) of the old holder's log are never reused with other entries
     for n in h.up:
         c = h.cores[n]
-        for seq, e in enumerate(c.log[: c.commit_index], 1):
-            other = h.cores[old].log[seq - 1] if seq <= h.cores[old].commit_index else None
+        for seq, e in enumerate(c.log.in_memory()[: c.commit_index], 1):
+            other = (
+                h.cores[old].log.in_memory()[seq - 1] if seq <= h.cores[old].commit_index else None
+            )
             assert other is None or other == e
 
 
@@ -184,7 +118,7 @@ def test_no_quorum_view_rejects_queued_submits_only_if_never_appended() -> None:
     out = core.enqueue("q", b"x", h.now)
     out = core.tick(h.now)
     assert out.rejected == ["q"]
-    assert not core.queue
+    assert not core.submits.queue
 
 
 def test_vote_is_granted_once_per_epoch_and_only_to_an_up_to_date_log() -> None:
@@ -250,19 +184,19 @@ def test_conflicting_uncommitted_entries_are_truncated_and_local_submit_requeued
     core.on_append(
         _append(epoch=1, prev_index=2, prev_epoch=1, entries=[Entry(1, "mine", b"m")]), 1
     )
-    assert core.pending["mine"] == 3 and not core.queue
+    assert core.submits.pending["mine"] == 3 and not core.submits.queue
     reply, out = core.on_append(
         _append(epoch=2, prev_index=1, prev_epoch=1, entries=[Entry(2, "z", b"")], commit=1), 2
     )
     assert reply.ok
-    assert [e.entry_id for e in core.log] == ["x", "z"]
+    assert [e.entry_id for e in core.log.in_memory()] == ["x", "z"]
     assert out.persist is not None and out.persist.truncate_from == 2
-    assert core.queue == [("mine", b"m")] and core.pending["mine"] == 0
+    assert core.submits.queue == [("mine", b"m")] and core.submits.pending["mine"] == 0
     # committed entries are never truncated, whatever an append says
     core.on_append(_append(epoch=2, prev_index=2, prev_epoch=2, commit=2), 3)
     reply, _ = core.on_append(_append(epoch=3, entries=[Entry(3, "evil", b"")]), 4)
     assert not reply.ok
-    assert [e.entry_id for e in core.log] == ["x", "z"]
+    assert [e.entry_id for e in core.log.in_memory()] == ["x", "z"]
 
 
 def test_mismatch_reply_points_the_holder_back() -> None:
@@ -284,7 +218,7 @@ def test_holder_commits_only_current_epoch_entries_by_counting() -> None:
     for peer in ("b", "c"):
         core.on_vote_reply(peer, Vote(2, "a", 1, 1), VoteReply(2, True), 10.0)
     assert core.role is Role.HOLDER
-    assert core.log[-1].is_noop and core.log[-1].epoch == 2
+    assert core.log.in_memory()[-1].is_noop and core.log.in_memory()[-1].epoch == 2
     core.persisted(2)
     sent = core.inflight["b"]
     core.on_append_reply("b", sent, AppendReply(2, True, 2, 0, False), 10.1)
@@ -321,9 +255,9 @@ def test_epoch_check_keeps_a_deposed_holder_from_overwriting_newer_entries(check
     )
     if check:
         assert not reply.ok and reply.epoch == 3
-        assert [e.entry_id for e in f.log] == ["a", "new"]
+        assert [e.entry_id for e in f.log.in_memory()] == ["a", "new"]
     else:  # sabotaged: the acknowledged entry is gone, and "old" is applied at seq 2
-        assert [e.entry_id for e in f.log] == ["a", "old"] and f.commit_index == 2
+        assert [e.entry_id for e in f.log.in_memory()] == ["a", "old"] and f.commit_index == 2
 
 
 @pytest.mark.parametrize("notify", [True, False])
@@ -337,7 +271,7 @@ def test_members_hear_of_a_commit_at_once_not_at_the_next_heartbeat(notify: bool
     h.feed(holder, h.cores[holder].enqueue("w", b"write", h.now))
     h.run()  # deliver everything, no time passes
     index = h.cores[holder].commit_index
-    assert h.cores[holder].log[index - 1].entry_id == "w"
+    assert (e := h.cores[holder].log.entry(index)) is not None and e.entry_id == "w"
     knows = [n for n, c in h.cores.items() if c.commit_index >= index]
     if notify:
         assert sorted(knows) == sorted(NAMES)

@@ -2,97 +2,13 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import Awaitable, Callable
-
 import anyio
 import anyio.abc
 import pytest
-import trio
-import trio.testing
 
-from dspot.disk import SimDisk
-from dspot.env import NodeEnv
-from dspot.rpc import RpcNode
-from dspot.tokenring import CommittedEntry, LogPosition, NoQuorum, TokenRing, TokenRingConfig
-from dspot.tokenring._testing import StaticView, addresses_for
-from dspot.transport import SimNetwork
-
-SECRET = b"test secret"
-PORT = 7100
-
-
-class Cluster:
-    """N token-ring members on one simulated network; each can be stopped and restarted."""
-
-    def __init__(self, names: list[str], tg: anyio.abc.TaskGroup) -> None:
-        self.names = names
-        self.net = SimNetwork(random.Random(7))
-        self.disks = {n: SimDisk(random.Random(n)) for n in names}
-        self.views = {n: StaticView(n, addresses_for(names, PORT)) for n in names}
-        self.rings: dict[str, TokenRing] = {}
-        self.applied: dict[str, list[CommittedEntry]] = {}
-        self.scopes: dict[str, anyio.CancelScope] = {}
-        self.boots = 0
-        self.tg = tg
-
-    async def start(self, name: str) -> TokenRing:
-        self.boots += 1
-        self.net.restart(name)
-        ring: TokenRing = await self.tg.start(self._run, name)
-        self.rings[name] = ring
-        return ring
-
-    async def _run(self, name: str, *, task_status: anyio.abc.TaskStatus[TokenRing]) -> None:
-        env = NodeEnv(
-            node_id=name,
-            transport=self.net.transport(name),
-            disk=self.disks[name],
-            rng=random.Random(f"{name}:{self.boots}"),
-        )
-        applied: list[CommittedEntry] = []
-        self.applied[name] = applied
-
-        async def apply(entry: CommittedEntry) -> None:
-            applied.append(entry)
-
-        with anyio.CancelScope() as scope:
-            self.scopes[name] = scope
-            async with (
-                RpcNode(env, listen=f"{name}:{PORT}", secret=SECRET) as rpc,
-                TokenRing(env, rpc, self.views[name], TokenRingConfig(), apply=apply) as ring,
-            ):
-                task_status.started(ring)
-                await anyio.sleep_forever()
-
-    def crash(self, name: str) -> None:
-        self.scopes[name].cancel()
-        self.net.crash(name)
-        self.disks[name].crash()
-
-    def isolate(self, name: str) -> None:
-        others = [n for n in self.names if n != name]
-        self.net.partition([[name], others])
-        self.views[name].down = set(others)
-        for n in others:
-            self.views[n].down = {name}
-
-    def heal(self) -> None:
-        self.net.heal()
-        for v in self.views.values():
-            v.down = set()
-
-
-def run(test: Callable[[Cluster], Awaitable[None]], names: list[str]) -> None:
-    async def main() -> None:
-        async with anyio.create_task_group() as tg:
-            cluster = Cluster(names, tg)
-            for n in names:
-                await cluster.start(n)
-            await test(cluster)
-            tg.cancel_scope.cancel()
-
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+from dspot.tokenring import LogPosition, NoQuorum
+from dspot.tokenring._testing import StaticView
+from tests.tokenring.cluster import PORT, Cluster, run
 
 
 def log_of(c: Cluster, name: str) -> list[tuple[int, str]]:

@@ -25,6 +25,17 @@ def test_seeds_pass() -> None:
     assert sum(r.faults for r in results) > 0
 
 
+def test_snapshots_are_taken_and_installed_and_installs_are_cut_short() -> None:
+    sims: list[Simulation] = []
+    scenario = get_scenario("tokenring")
+    for seed in (1, 2, 3):
+        assert run_seed(scenario, seed, setup=sims.append).violations == ()
+    taken = [s.data["snapshots"].get("taken", 0) for s in sims]
+    restored = [s.data["snapshots"].get("restored", 0) for s in sims]
+    assert min(taken) >= 50 and sum(restored) >= 3, (taken, restored)
+    assert all("wiped" in s.data for s in sims)
+
+
 def test_power_loss_is_survived_with_fsync() -> None:
     scenario = attrs.evolve(get_scenario("tokenring"), faults=POWER_LOSS)
     result = run_seed(scenario, 1)
@@ -58,6 +69,15 @@ def _violations(sabotage: str, seeds: list[int], faults: FaultConfig | None = No
         # acknowledging entries (and votes) before they are durable: a power loss of a
         # majority loses acknowledged entries, and amnesiac members elect an empty log
         ("fsync", [1, 2], POWER_LOSS, "fork at seq|did not converge|final log|twice"),
+        # a snapshot offered as the state at the commit index: the member that installs
+        # it never gets the entries in between, and its state is not the history's
+        ("tail", [1, 2], None, "differs from replaying the history"),
+        # keeping just the newest entries: entries no snapshot covers, which the others
+        # still need (not yet on a majority), are gone
+        ("trim", [3, 4], None, "final log|did not converge|after heal"),
+        # a member back from a disk loss votes at once: it may elect a log without an
+        # entry it had acknowledged
+        ("learner", list(range(1, 6)), None, "differs from replaying|fork at seq|final log"),
     ],
 )
 def test_sabotage_is_caught(

@@ -1,23 +1,24 @@
 """Replicated, content-addressed blob store (re-exports only).
 
-See ``_store.py`` for the theory of operation, ``_local.py`` for a node's own copies and
+See ``_core.py`` for the theory of operation and the safety argument (the decisions, with
+no I/O), ``_store.py`` for the driver around them, ``_local.py`` for a node's own copies and
 ``_view.py`` for the scripted membership view used by tests and scenarios.
 """
 
-from dspot.blobstore._hashing import BlockHasher, is_content_address
-from dspot.blobstore._local import Copy, CorruptCopy, IntegrityError, LocalBlobs, Tombstoned
-from dspot.blobstore._placement import BlobPlacement, Replication
-from dspot.blobstore._store import (
-    BlobInfo,
-    BlobStats,
-    BlobStore,
-    BlobStoreConfig,
+from dspot.blobstore._config import BlobInfo, BlobStats, BlobStoreConfig, PutResult
+from dspot.blobstore._errors import (
     BlobStoreError,
     BlobUnavailable,
+    CorruptCopy,
     DeleteIncomplete,
-    PutResult,
+    IntegrityError,
+    Tombstoned,
     UploadFailed,
 )
+from dspot.blobstore._hashing import BlockHasher, is_content_address
+from dspot.blobstore._local import Copy, LocalBlobs
+from dspot.blobstore._placement import BlobPlacement, Replication
+from dspot.blobstore._store import BlobStore
 from dspot.blobstore._view import ScriptedMembership, StaticView
 
 __all__ = [

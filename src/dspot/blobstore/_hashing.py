@@ -13,21 +13,30 @@ BLOCK_DIGEST = 32
 
 
 class BlockHasher:
-    """Feed bytes in order with :meth:`update`; :meth:`finish` gives the checksums."""
+    """Feed bytes in order with :meth:`update`; :meth:`finish` gives the checksums.
 
-    def __init__(self, block_size: int) -> None:
+    Each checksum is a full sha256 pass over the bytes, so a caller asks only for what it
+    needs: ``whole=False`` skips the whole-blob hash, ``blocks=False`` the block digests.
+    Safe to run in a worker thread (hashlib releases the GIL on large buffers).
+    """
+
+    def __init__(self, block_size: int, *, whole: bool = True, blocks: bool = True) -> None:
         if block_size < 1:
             raise ValueError("block_size must be positive")
         self.block_size = block_size
         self.size = 0
-        self._whole = hashlib.sha256()
+        self._whole = hashlib.sha256() if whole else None
+        self._with_blocks = blocks
         self._block = hashlib.sha256()
         self._in_block = 0
         self._blocks = bytearray()
 
     def update(self, data: bytes) -> None:
-        self._whole.update(data)
+        if self._whole is not None:
+            self._whole.update(data)
         self.size += len(data)
+        if not self._with_blocks:
+            return
         view = memoryview(data)
         while view:
             take = min(len(view), self.block_size - self._in_block)
@@ -40,11 +49,12 @@ class BlockHasher:
                 self._in_block = 0
 
     def finish(self) -> tuple[str, bytes]:
-        """``(sha256 hex of the whole blob, concatenated block digests)``."""
+        """``(sha256 hex of the whole blob, concatenated block digests)``; a checksum not
+        asked for is empty."""
         blocks = bytes(self._blocks)
         if self._in_block:
             blocks += self._block.digest()
-        return self._whole.hexdigest(), blocks
+        return "" if self._whole is None else self._whole.hexdigest(), blocks
 
 
 def block_digest(data: bytes | memoryview) -> bytes:

@@ -14,10 +14,12 @@ import contextlib
 
 import attrs
 
+from dspot.blobstore._errors import CorruptCopy, IntegrityError, Tombstoned
 from dspot.blobstore._hashing import BLOCK_DIGEST, BlockHasher, block_digest
 from dspot.disk import Disk, FileWriter
 from dspot.env import Offload, run_inline
-from dspot.errors import DspotError
+
+__all__ = ["Copy", "CorruptCopy", "Ingest", "IntegrityError", "LocalBlobs", "Tombstoned"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blob_copy (
@@ -37,18 +39,6 @@ CREATE TABLE IF NOT EXISTS blob_tombstone (
 PREFIX = "blobs/"
 
 
-class CorruptCopy(DspotError):
-    """A stored copy no longer matches its checksums."""
-
-
-class Tombstoned(DspotError):
-    """The blob was deleted after this copy's upload started: the delete wins."""
-
-
-class IntegrityError(DspotError):
-    """Uploaded bytes do not match the hash, size or chunk count they were sent with."""
-
-
 @attrs.frozen
 class Copy:
     """The metadata of one local copy."""
@@ -62,29 +52,57 @@ class Copy:
 
 
 class Ingest:
-    """A copy being written: bytes go to a new file and through the checksums."""
+    """A copy being written: bytes go to a new file and through the checksums.
 
-    def __init__(self, owner: LocalBlobs, writer: FileWriter, block_size: int) -> None:
+    ``blocks=False`` (an upload: the coordinator sends the block digests with the commit)
+    computes only the whole-blob sha256, so each byte is hashed once here.
+    """
+
+    def __init__(
+        self, owner: LocalBlobs, writer: FileWriter, block_size: int, *, blocks: bool = True
+    ) -> None:
         self._owner = owner
         self.writer = writer
-        self.hasher = BlockHasher(block_size)
+        self.hasher = BlockHasher(block_size, blocks=blocks)
+
+    @property
+    def size(self) -> int:
+        return self.hasher.size
 
     async def write(self, data: bytes) -> None:
-        self.hasher.update(data)
+        # Hashed off the event loop (a worker thread in production), so a replica keeps
+        # receiving and forwarding chunks while it hashes this one.
+        await self._owner.offload(self.hasher.update, data, kind="sha256", size=len(data))
         await self.writer.write(data)
 
-    async def commit(self, expected: str | None, *, stored_at: float, sync: bool = True) -> Copy:
+    async def commit(
+        self,
+        expected: str | None,
+        *,
+        stored_at: float,
+        sync: bool = True,
+        blocks: bytes | None = None,
+        block_size: int | None = None,
+    ) -> Copy:
         """Verify against ``expected`` (when given), publish the file, record the copy.
 
+        ``blocks``/``block_size`` are block digests computed elsewhere over the same bytes
+        (the upload's coordinator); without them the ones computed here are stored.
         ``stored_at`` is when the upload began (wall clock): a tombstone at least as recent
         wins and :class:`Tombstoned` is raised. If this node already holds a copy of the
         same content the new file is dropped.
         """
-        digest, blocks = self.hasher.finish()
+        digest, own_blocks = self.hasher.finish()
         if expected is not None and digest != expected:
             await self.writer.abort()
             raise IntegrityError(f"content hashes to {digest}, expected {expected}")
-        return await self._owner._publish(self, digest, blocks, stored_at=stored_at, sync=sync)
+        if blocks is None:
+            blocks, block_size = own_blocks, self.hasher.block_size
+        elif block_size is None:
+            raise ValueError("block digests given without their block size")
+        return await self._owner._publish(
+            self, digest, blocks, block_size, stored_at=stored_at, sync=sync
+        )
 
     async def abort(self) -> None:
         await self.writer.abort()
@@ -124,8 +142,8 @@ class LocalBlobs:
         """
         db = self.disk.db
         await db.executescript(_SCHEMA)
-        rows = await db.execute(
-            "SELECT sha256, file, size, block_size, blocks, stored_at FROM blob_copy", sync=False
+        rows = await db.query(
+            "SELECT sha256, file, size, block_size, blocks, stored_at FROM blob_copy"
         )
         copies = [
             Copy(str(r[0]), str(r[1]), int(r[2]), int(r[3]), bytes(r[4]), float(r[5])) for r in rows
@@ -142,7 +160,7 @@ class LocalBlobs:
         self._copies = {
             c.sha256: c for c in sorted(copies, key=lambda c: c.sha256) if c.file in present
         }
-        tombs = await db.execute("SELECT sha256, deleted_at FROM blob_tombstone", sync=False)
+        tombs = await db.query("SELECT sha256, deleted_at FROM blob_tombstone")
         self._tombstones = {str(r[0]): float(r[1]) for r in tombs}
         self.count = len(self._copies)
         self.bytes = sum(c.size for c in self._copies.values())
@@ -164,17 +182,26 @@ class LocalBlobs:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def ingest(self, file_id: str) -> Ingest:
-        """Start writing a new copy into a fresh file named after ``file_id``."""
+    def ingest(self, file_id: str, *, blocks: bool = True) -> Ingest:
+        """Start writing a new copy into a fresh file named after ``file_id``;
+        ``blocks=False`` when the block digests will come with the commit."""
         name = f"{PREFIX}{file_id[:2]}/{file_id}"
-        return Ingest(self, self.disk.create(name), self.block_size)
+        return Ingest(self, self.disk.create(name), self.block_size, blocks=blocks)
 
     async def _publish(
-        self, ingest: Ingest, digest: str, blocks: bytes, *, stored_at: float, sync: bool
+        self,
+        ingest: Ingest,
+        digest: str,
+        blocks: bytes,
+        block_size: int,
+        *,
+        stored_at: float,
+        sync: bool,
     ) -> Copy:
         writer = ingest.writer
-        size = ingest.hasher.size
+        size = ingest.size
         await writer.commit(sync=sync)
+        # The tombstone test is delete_wins (``_core.py``), inside the transaction.
         # Two writers of the same content (an upload and a repair fetch) may get here at
         # once: the check and the insert share one transaction, so exactly one row wins.
         async with self.disk.db.transaction(sync=sync) as tx:
@@ -200,7 +227,7 @@ class LocalBlobs:
                     tx.execute(
                         "INSERT INTO blob_copy (sha256, file, size, block_size, blocks, "
                         "stored_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (digest, writer.name, size, self.block_size, blocks, stored_at),
+                        (digest, writer.name, size, block_size, blocks, stored_at),
                     )
         if tomb:
             await self._delete_file(writer.name)
@@ -213,7 +240,7 @@ class LocalBlobs:
             self._copies[digest] = copy
             await self._delete_file(writer.name)  # a copy was already there (or won a race)
             return copy
-        copy = Copy(digest, writer.name, size, self.block_size, blocks, stored_at)
+        copy = Copy(digest, writer.name, size, block_size, blocks, stored_at)
         self._copies[digest] = copy
         self.count += 1
         self.bytes += size
@@ -227,7 +254,9 @@ class LocalBlobs:
             raise IntegrityError(f"fetched bytes hash to {digest}, expected {sha256}")
         old = self.get(sha256)
         if old is None:
-            return await self._publish(ingest, digest, blocks, stored_at=0.0, sync=True)
+            return await self._publish(
+                ingest, digest, blocks, self.block_size, stored_at=0.0, sync=True
+            )
         await ingest.writer.commit(sync=True)
         async with self.disk.db.transaction(sync=True) as tx:
             tx.execute(
@@ -288,7 +317,9 @@ class LocalBlobs:
         first, last = offset // bs, (end - 1) // bs
         start = first * bs
         data = await self.disk.read(copy.file, start, min((last + 1) * bs, copy.size) - start)
-        bad = await self.offload(_bad_blocks, data, copy.blocks, first, last, bs)
+        bad = await self.offload(
+            _bad_blocks, data, copy.blocks, first, last, bs, kind="sha256", size=len(data)
+        )
         if bad:
             # Read each failed block once more (a transient read error) before giving up.
             fixed = bytearray(data)

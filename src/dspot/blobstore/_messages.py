@@ -18,7 +18,8 @@ class Hop:
 @wire.message("blob.chunk", idempotent=True)
 @attrs.frozen
 class PutChunk:
-    """Chunk ``seq`` of upload ``upload``; the receiver stores it and forwards it on."""
+    """Chunk ``seq`` of upload ``upload``; the receiver forwards it on at once and stores it
+    once every earlier chunk is stored."""
 
     upload: str
     seq: int
@@ -44,6 +45,10 @@ class PutCommit:
     chunks: int
     stored_at: float
     """The coordinator's wall clock when the upload began (a delete after it wins)."""
+    block_size: int
+    payload: bytes
+    """The block digests (one sha256 per ``block_size`` bytes), computed by the coordinator
+    over the bytes it sent; the replica stores them once its whole-blob hash matches."""
 
 
 @wire.message("blob.abort", idempotent=True)

@@ -11,7 +11,8 @@ answers conditional and Range requests for anything with a size. Client: :class:
     async def song(request: Request) -> Response:
         return Response.json(await catalog.get(request.path_params["song_id"]))
 
-    server = HttpServer(app, ServerConfig(ssl_context=server_ssl_context(cert, key)))
+    config = ServerConfig(ssl_context=server_ssl_context(cert, key))
+    server = HttpServer(app, config, clock=env.clock)  # no clock: no Date header
     await server.serve(await transport.listen("node1:443"))   # until shutdown()
 
     async with HttpClient(connect=transport.connect) as client:
@@ -45,9 +46,11 @@ from dspot.http._message import (
 from dspot.http._problem import PROBLEM_JSON, HTTPError, Problem
 from dspot.http._range import (
     ByteRange,
+    FileSlice,
     RangeNotSatisfiable,
     ReadSlice,
     bytes_reader,
+    file_reader,
     parse_range,
     representation_response,
 )
@@ -71,6 +74,7 @@ __all__ = [
     "ByteRange",
     "ClientResponse",
     "Connector",
+    "FileSlice",
     "HTTPError",
     "HTTPStatusError",
     "Handler",
@@ -101,6 +105,7 @@ __all__ = [
     "connect_websocket",
     "content_type_for",
     "evaluate_preconditions",
+    "file_reader",
     "http_date",
     "json_converter",
     "parse_http_date",

@@ -5,12 +5,18 @@ cancels that scope, resets its connections and drops its unsynced disk writes; r
 runs the node function again with a fresh environment on the same disk. Exceptions that
 escape a node are recorded as violations (a node must not die of its own bugs) rather than
 tearing down the whole run.
+
+Each node also has a :class:`~dspot.cpu.SimCpu` that prices its work (``env.offload``, its
+disk) in virtual time and stalls its network I/O while its event loop is busy, and the
+simulation keeps a :class:`~dspot.sim.FaultRecord` of when each node was down.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -19,8 +25,10 @@ import anyio
 import anyio.abc
 import attrs
 
+from dspot.cpu import CostModel, CpuGatedTransport, SimCpu
 from dspot.disk import SimDisk
 from dspot.env import EventLoopClock, NodeEnv
+from dspot.sim._faults import FaultRecord, FaultSpan
 from dspot.sim._trace import TraceLog
 from dspot.transport import LinkModel, SimNetwork
 
@@ -41,12 +49,14 @@ class SimNode:
 
     name: str
     disk: SimDisk
+    cpu: SimCpu
     up: bool = False
     incarnation: int = 0
     handle: Any = None
     """What the node function passed to ``task_status.started`` in its current incarnation."""
     scope: anyio.CancelScope | None = None
     env: NodeEnv | None = None
+    down_since: FaultSpan | None = None
 
 
 class Simulation:
@@ -62,18 +72,28 @@ class Simulation:
         heal_at: float,
         trace: TraceLog,
         link: LinkModel,
+        costs: CostModel | None = None,
+        workers: int = 4,
     ) -> None:
         self.seed = seed
         self.duration = duration
         self.heal_at = heal_at
         self.trace = trace
         self.rng = random.Random(f"sim:{seed}")
-        self.net = SimNetwork(random.Random(f"net:{seed}"), link=link, tracer=trace.record)
+        self.net = SimNetwork(
+            random.Random(f"net:{seed}"),
+            link=link,
+            tracer=trace.record,
+            segment_tracer=trace.segment,
+        )
         self.base_link = link
-        self.nodes: dict[str, SimNode] = {
-            name: SimNode(name, SimDisk(random.Random(f"disk:{seed}:{name}")))
-            for name in node_names
-        }
+        self.nodes: dict[str, SimNode] = {}
+        for name in node_names:
+            disk = SimDisk(random.Random(f"disk:{seed}:{name}"))
+            disk.cpu = SimCpu(costs, workers=workers)
+            self.nodes[name] = SimNode(name, disk, disk.cpu)
+        self.record = FaultRecord()
+        """When each node was down and (recorded by the nemesis) which links were cut."""
         self.violations: list[str] = []
         self.faults = 0
         self.data: dict[str, Any] = {}
@@ -128,38 +148,51 @@ class Simulation:
         assert self._tg is not None
         node.incarnation += 1
         self.net.restart(name)
+        if node.down_since is not None:
+            self.record.end(node.down_since, self.now())
+            node.down_since = None
         node.env = NodeEnv(
             node_id=name,
-            transport=self.net.transport(name),
+            transport=CpuGatedTransport(self.net.transport(name), node.cpu),
             disk=node.disk,
             rng=random.Random(f"node:{self.seed}:{name}:{node.incarnation}"),
             clock=EventLoopClock(wall_base=SIM_WALL_BASE),
             logger=logging.getLogger(f"dspot.sim.{name}"),
             trace=self.trace.for_node(name),
+            offload=node.cpu.offload,
+            cpu=node.cpu,
         )
         node.handle = await self._tg.start(self._run_node, node)
         node.up = True
         return node.handle
 
+    def _went_down(self, node: SimNode) -> None:
+        node.up = False
+        node.handle = None
+        node.cpu.reset()
+        if node.down_since is None:
+            node.down_since = self.record.begin("down", self.now(), nodes=(node.name,))
+
     async def _run_node(self, node: SimNode, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
         assert node.env is not None
-        with anyio.CancelScope() as scope:
-            node.scope = scope
-            try:
+        scope = anyio.CancelScope()
+        try:
+            with scope:
+                node.scope = scope
                 await self._main(node.env, self, task_status=task_status)
-            except Exception as exc:
-                tb = "".join(traceback.format_exception(exc, limit=-6))
-                self.violation(f"node {node.name} died of an exception: {exc!r}\n{tb}")
-                node.up = False
-                node.handle = None
+        except Exception as exc:
+            if scope.cancel_called:
+                return  # crashed: what its code did after that never happened
+            tb = portable_traceback(exc, limit=-6)
+            self.violation(f"node {node.name} died of an exception: {exc!r}\n{tb}")
+            self._went_down(node)
 
     def crash(self, name: str) -> None:
         """Kill the node's process: cancel its code, reset its connections, lose unsynced writes."""
         node = self.nodes[name]
         if not node.up:
             return
-        node.up = False
-        node.handle = None
+        self._went_down(node)
         if node.scope is not None:
             node.scope.cancel()
         self.net.crash(name)
@@ -169,3 +202,26 @@ class Simulation:
         """Permanently lose the node's disk (it must be crashed first)."""
         self.nodes[name].disk.wipe()
         self.trace.record("fault.wipe", host=name)
+
+
+def portable_traceback(exc: BaseException, *, limit: int | None = None) -> str:
+    """``exc``'s traceback with each file named relative to the ``sys.path`` entry it was
+    imported from (``dspot/rpc.py``, not ``/home/me/src/dspot/rpc.py``): violation messages
+    go into the trace, whose hash must not depend on where the code is checked out."""
+    te = traceback.TracebackException.from_exception(exc, limit=limit)
+    roots = sorted((os.path.join(os.path.abspath(p), "") for p in sys.path if p), key=len)
+    pending = [te]
+    while pending:
+        item = pending.pop()
+        for frame in item.stack:
+            frame.filename = _relative_to(frame.filename, roots)
+        pending += [e for e in (item.__cause__, item.__context__) if e is not None]
+        pending += getattr(item, "exceptions", None) or []
+    return "".join(te.format())
+
+
+def _relative_to(filename: str, roots: list[str]) -> str:
+    for root in reversed(roots):  # the longest matching entry: the innermost package root
+        if filename.startswith(root):
+            return filename[len(root) :]
+    return os.path.basename(filename)

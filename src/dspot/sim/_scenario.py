@@ -2,8 +2,8 @@
 
 A scenario is registered by name (:func:`register`); user code can also be named as
 ``module:function`` where the function returns a :class:`Scenario`. :func:`run_seed` runs
-one seed under trio's ``MockClock`` with the scheduler pinned, and returns the violations,
-the number of faults injected and the trace hash.
+one seed on the virtual-time asyncio loop (:mod:`dspot.sim._loop`), whose schedule the seed
+fixes, and returns the violations, the number of faults injected and the trace hash.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterable
-from typing import IO
+from typing import IO, Literal
 
 import anyio
 import attrs
 import trio.testing
 
+from dspot.cpu import CostModel
 from dspot.sim._cluster import NodeMain, Simulation
 from dspot.sim._determinism import deterministic_trio
+from dspot.sim._loop import run_virtual
 from dspot.sim._nemesis import FaultConfig, Nemesis
 from dspot.sim._trace import TraceLog
 from dspot.transport import LinkModel
@@ -54,6 +56,10 @@ class Scenario:
     faults: FaultConfig = attrs.field(factory=FaultConfig)
     link: LinkModel = attrs.field(factory=LinkModel)
     nemesis: Callable[[FaultConfig], Nemesis] = Nemesis
+    costs: CostModel = attrs.field(factory=CostModel)
+    """What the nodes' work costs in virtual time (see :class:`~dspot.cpu.SimCpu`)."""
+    workers: int = 4
+    """Worker slots per node: how much offloaded work overlaps."""
 
 
 _registry: dict[str, Scenario] = {}
@@ -112,10 +118,14 @@ def run_seed(
     duration: float | None = None,
     trace_out: IO[str] | None = None,
     setup: Callable[[Simulation], None] | None = None,
+    loop: Literal["asyncio", "trio"] = "asyncio",
 ) -> RunResult:
     """Run one seed of ``scenario`` to completion in virtual time.
 
     ``setup`` runs before the nodes start; sabotage tests use it to switch a mechanism off.
+    ``loop="trio"`` runs the seed on trio's ``MockClock`` instead, its scheduler pinned by
+    :func:`deterministic_trio`: another schedule for the same seed (and the benchmark's
+    peer); it replays too, but its hashes differ from the default loop's.
     """
     n = nodes or scenario.nodes
     length = float(duration or scenario.duration)
@@ -128,6 +138,8 @@ def run_seed(
         heal_at=length * scenario.heal_fraction,
         trace=trace,
         link=scenario.link,
+        costs=scenario.costs,
+        workers=scenario.workers,
     )
     if setup is not None:
         setup(sim)
@@ -137,9 +149,12 @@ def run_seed(
     async def main() -> None:
         await sim.run(scenario.workload, nemesis)
 
-    clock = trio.testing.MockClock(autojump_threshold=0)
-    with deterministic_trio(seed):
-        anyio.run(main, backend="trio", backend_options={"clock": clock})
+    if loop == "trio":
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        with deterministic_trio(seed):
+            anyio.run(main, backend="trio", backend_options={"clock": clock})
+    else:
+        run_virtual(main, seed)
     scenario.check(sim)
     trace.record("sim.end", violations=len(sim.violations), faults=sim.faults)
     return RunResult(

@@ -4,7 +4,7 @@ See ``_core.py`` for the theory of operation and the safety argument.
 """
 
 from dspot.tokenring._config import TokenRingConfig
-from dspot.tokenring._core import HardState, Output, Persist, Role, Send, Status, TokenRingCore
+from dspot.tokenring._core import TokenRingCore
 from dspot.tokenring._driver import ApplyCallback, TokenRing
 from dspot.tokenring._errors import CommitTimeout, NoQuorum, TokenRingError
 from dspot.tokenring._messages import (
@@ -12,10 +12,24 @@ from dspot.tokenring._messages import (
     AppendReply,
     CommittedEntry,
     Entry,
+    InstallSnapshot,
+    InstallSnapshotReply,
     LogPosition,
+    SnapshotMeta,
     Vote,
     VoteReply,
 )
+from dspot.tokenring._output import (
+    Fetch,
+    HardState,
+    Output,
+    Persist,
+    Role,
+    Send,
+    SnapshotOffer,
+    Status,
+)
+from dspot.tokenring._snapshot import SnapshotReader, SnapshotWriter, StateMachine
 
 __all__ = [
     "Append",
@@ -24,13 +38,21 @@ __all__ = [
     "CommitTimeout",
     "CommittedEntry",
     "Entry",
+    "Fetch",
     "HardState",
+    "InstallSnapshot",
+    "InstallSnapshotReply",
     "LogPosition",
     "NoQuorum",
     "Output",
     "Persist",
     "Role",
     "Send",
+    "SnapshotMeta",
+    "SnapshotOffer",
+    "SnapshotReader",
+    "SnapshotWriter",
+    "StateMachine",
     "Status",
     "TokenRing",
     "TokenRingConfig",

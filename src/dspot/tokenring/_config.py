@@ -47,4 +47,30 @@ class TokenRingConfig:
     yet must not each take themselves for a majority. After that, a member remembers every
     member it has seen configured (durably), so a restart cannot shrink its majorities."""
     table_prefix: str = "tokenring"
-    """SQLite table prefix on the node's disk, so several rings can share one database."""
+    """SQLite table prefix on the node's disk (and folder of its snapshot files), so several
+    rings can share one database."""
+    memory_entries: int = 4096
+    """Most log entries held in memory (the newest). The log lives on disk; a member that
+    needs older entries (one catching up, or applying after a restart) reads them back.
+    At least ``max_batch``."""
+    compact_every: int = 10_000
+    """With a state machine that takes snapshots: take one once this many entries were
+    applied since the last, and drop the log up to ``keep_entries`` before it. Without one
+    the log is never compacted."""
+    keep_entries: int = 1_000
+    """Entries kept before the latest snapshot after a compaction, so that a member a
+    little behind catches up from the log rather than by a snapshot transfer."""
+    dedupe_window: int = 10_000
+    """Ids of (at least) the last this many entries are remembered, so a submit retried
+    with the same id within that many later entries is not appended twice. An id is kept
+    longer while some live member has not yet reached its entry."""
+    snapshot_chunk: int = 512 * 1024
+    """Bytes per snapshot-transfer request."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_batch < 1 or self.memory_entries < self.max_batch:
+            raise ValueError("memory_entries must be at least max_batch (and that at least 1)")
+        if self.compact_every < 1 or self.keep_entries < 0 or self.dedupe_window < 0:
+            raise ValueError("compact_every must be positive, keep/dedupe windows non-negative")
+        if self.snapshot_chunk < 1:
+            raise ValueError("snapshot_chunk must be positive")

@@ -1,5 +1,5 @@
 """The token ring's state machine, with no I/O (sans-I/O): messages and timer ticks in,
-messages, disk writes and submit outcomes out.
+messages, disk writes, disk reads and submit outcomes out.
 
 Theory of operation
 -------------------
@@ -37,6 +37,21 @@ acknowledges them. The holder moves the commit index to the highest index of the
 its own write is synced); earlier entries commit with it. Members learn the commit index
 from appends and apply entries in order.
 
+*The log on disk, a window in memory.* The log lives on disk; the core keeps its bounds,
+the epoch of every position (as runs, one per epoch change) and only the newest
+``memory_entries`` entries (:class:`~dspot.tokenring._log.LogWindow`). A holder that must
+send older entries asks the driver to read them (:class:`Fetch`) and sends them from
+:meth:`on_fetched`, after checking that their epochs still match its log.
+
+*Compaction and snapshots.* With a state machine that takes snapshots, a member snapshots
+its applied state every ``compact_every`` entries and then drops its log up to
+``keep_entries`` before the snapshot: the log starts after the **base index**, whose epoch
+it remembers. A holder whose log no longer holds what a member needs (its next index is at
+or below the holder's base) sends its latest snapshot instead, in checksummed chunks
+(:class:`SnapshotOffer`). The member installs it (:meth:`install_snapshot`) and reports
+the snapshot's index as its match, and the holder continues from there by log transfer:
+the entries after the snapshot (its *tail*) follow as appends.
+
 Why this is safe (the argument is Raft's, with token passes added):
 
 1. *One chain per epoch*: a candidate needs a majority of votes and each member votes once
@@ -57,216 +72,92 @@ Why this is safe (the argument is Raft's, with token passes added):
    two sides commit.
 4. *Fsync before ack* matters for 2: a member that acknowledged an entry and then lost it
    in a crash could vote for a log without it.
+5. *Compaction drops only what a snapshot covers*: a snapshot is taken at the applied
+   index, never past the commit index, and the log is trimmed only up to the snapshot.
+   Committed entries are the same in every log (2), so the dropped prefix is one every
+   member has or will get from the snapshot. No entry a majority still lacks (an
+   uncommitted one) is ever dropped: such an entry may exist on this member only, and
+   trimming it would strand the lagging majority, which needs it to commit or to
+   overwrite it. The base's epoch stands in for the dropped entries in log matching:
+   positions up to the base are committed, hence equal to the holder's, so an append
+   whose ``prev_index`` is below the base matches there and its entries up to the base
+   are skipped. The last epoch and index used for votes are the base's when the log is
+   empty, which is committed state, so "at least as up to date" keeps its meaning.
+6. *Snapshot install keeps the tail*: a member ignores a snapshot its commit index already
+   covers. Otherwise the driver first makes the whole file durable and checks its
+   checksum, then one transaction records the snapshot as the new base and drops the log:
+   only up to the snapshot index if the log holds the snapshot's last entry (same index
+   and epoch: the log equals the holder's up to there by log matching, and the entries
+   after it may have been acknowledged and counted for a commit, so they must stay);
+   else all of it (it conflicts with a committed entry, so nothing in it after the
+   conflict is committed). The match it reports is the snapshot index, so the holder
+   sends the tail, and commits count only entries the member really holds. The state
+   machine is restored from the file after that transaction; a crash before it leaves
+   the old base, log and state (a half-received file is discarded), a crash after it
+   leaves the new base and the durable file, and the restore is redone at start. The
+   configured membership lives apart from the log; an install only adds the members the
+   snapshot names.
+7. *A member that lost its disk is a learner*: it no longer holds what it acknowledged, nor
+   remembers its votes, so its vote could elect a log without a committed entry (whose
+   majority counted it). A learner neither votes nor stands until its log has matched a
+   holder's whole log (``Append.holder_last``), which holds every committed entry; it then
+   counts as having voted for that holder in that epoch, and waits out any election
+   begun before it lost its disk. With k learners a committed entry is on at least
+   q - k voters and an election needs q of the other n - k, and (q - k) + q > n - k: the
+   overlap of 2 survives as long as learners do not vote.
 
-Duplicate submits: entries carry ids; before appending, the holder skips an id already in
-its log. Every log that contains an entry at index ``i`` shares the holder's prefix before
-``i`` (log matching), so no id is ever present twice in any log.
+Duplicate submits: entries carry ids; before appending, the holder skips an id in its
+**id window** (:class:`~dspot.tokenring._log.IdWindow`: ids with their index and epoch).
+Every log that contains an entry at index ``i`` shares the holder's prefix before ``i``
+(log matching), so an id present in the holder's window is never appended twice. The
+window is bounded: an id is forgotten once its entry is ``dedupe_window`` entries below
+the commit index *and* every live member's log has reached it (the holder sends that
+``floor`` with its appends), so a lagging member that still has a submit queued learns
+that it committed before its id goes. A snapshot carries the ids its taker still
+remembered, so installing one forgets no more than replaying the log would. Beyond the
+window a resubmission with an old id is appended again; ``submit`` documents it.
 
 Limits: majorities are counted against the configured membership the driver passes in (the
 durably remembered union of every member seen in ``RingView.configured()``, less those that
 left gracefully) but never against fewer than ``TokenRingConfig.min_members`` (set it to
 the initial cluster size when bootstrapping). The configured membership must change one
-member at a time (majorities of consecutive configurations then overlap). There is no log
-compaction yet: a new or returning member catches up by log transfer, ``max_batch``
-entries per append, and is skipped as token target until it is within one batch.
+member at a time (majorities of consecutive configurations then overlap). A member more
+than one batch behind is skipped as token target until it catches up.
 """
 
 from __future__ import annotations
 
-import enum
-import random
 from collections.abc import Sequence
 
-import attrs
-
-from dspot.tokenring._config import TokenRingConfig
-from dspot.tokenring._messages import Append, AppendReply, Entry, LogPosition, Vote, VoteReply
-
-NEVER = float("inf")
-
-
-class Role(enum.Enum):
-    FOLLOWER = "follower"
-    CANDIDATE = "candidate"
-    HOLDER = "holder"
-
-
-@attrs.frozen
-class HardState:
-    """What must survive a crash besides the log: the epoch, this member's vote in it, and
-    the highest token hop it took in it."""
-
-    epoch: int = 0
-    voted_for: str | None = None
-    hop: int = -1
+from dspot.tokenring._core_state import CoreState
+from dspot.tokenring._log import IdWindow
+from dspot.tokenring._messages import (
+    Append,
+    AppendReply,
+    Entry,
+    InstallSnapshot,
+    InstallSnapshotReply,
+    SnapshotMeta,
+    Vote,
+    VoteReply,
+)
+from dspot.tokenring._output import (
+    Fetch,
+    Output,
+    Role,
+    SnapshotOffer,
+)
 
 
-@attrs.define
-class Persist:
-    """A disk write the driver must make durable before sending anything from the same
-    output: drop entries from ``truncate_from`` on, then store ``entries`` (seq → entry)."""
-
-    truncate_from: int | None = None
-    entries: dict[int, Entry] = attrs.field(factory=dict)
-    state: HardState | None = None
-    upto: int = 0
-    """The log's last index once this write is done (for :meth:`TokenRingCore.persisted`)."""
-
-
-@attrs.frozen
-class Send:
-    """A request to ``peer``; its reply (or failure) goes back to the core."""
-
-    peer: str
-    message: Append | Vote
-
-
-@attrs.define
-class Output:
-    """What one core call asks the driver to do, in this order: persist, then send."""
-
-    persist: Persist | None = None
-    sends: list[Send] = attrs.field(factory=list)
-    resolved: list[tuple[str, LogPosition]] = attrs.field(factory=list)
-    """Submits now committed (entry id, position)."""
-    rejected: list[str] = attrs.field(factory=list)
-    """Submits refused for lack of quorum (never appended anywhere)."""
-    committed: bool = False
-    """The commit index moved."""
-
-
-@attrs.frozen
-class Status:
-    """A snapshot for dashboards."""
-
-    node_id: str
-    role: Role
-    epoch: int
-    hop: int
-    holder: str | None
-    commit_index: int
-    last_index: int
-    queued: int
-
-
-class TokenRingCore:
+class TokenRingCore(CoreState):
     """The state machine of one member. Not thread-safe; the driver serialises calls.
 
     The driver feeds it the view (:meth:`set_view`), timer ticks (:meth:`tick`), requests
-    (:meth:`on_append`, :meth:`on_vote`), replies and failures of what it sent, and the
-    completion of disk writes (:meth:`persisted`). Each call returns an :class:`Output`.
+    (:meth:`on_append`, :meth:`on_vote`, :meth:`on_snapshot_chunk`), replies and failures
+    of what it sent, entries it read (:meth:`on_fetched`), snapshots it installed or took
+    (:meth:`install_snapshot`, :meth:`compacted`) and the completion of disk writes
+    (:meth:`persisted`). Each call returns an :class:`Output`.
     """
-
-    def __init__(
-        self,
-        node_id: str,
-        config: TokenRingConfig,
-        *,
-        rng: random.Random,
-        now: float,
-        state: HardState = HardState(),
-        log: Sequence[Entry] = (),
-    ) -> None:
-        self.node_id = node_id
-        self.config = config
-        self._rng = rng
-        self.epoch = state.epoch
-        self.voted_for = state.voted_for
-        self.hop = state.hop
-        self.log: list[Entry] = list(log)
-        self.ids: dict[str, int] = {}
-        for i, e in enumerate(self.log, 1):
-            if not e.is_noop:
-                self.ids[e.entry_id] = i
-        self.commit_index = 0
-        self.durable_index = len(self.log)
-        self.role = Role.FOLLOWER
-        self.holder: str | None = None
-        self.last_heard = now
-        self.election_deadline = now
-        self._reset_election(now)
-        # the view
-        self.live: tuple[str, ...] = ()
-        self.configured: tuple[str, ...] = ()
-        # holder state
-        self.next_index: dict[str, int] = {}
-        self.match_index: dict[str, int] = {}
-        self.inflight: dict[str, Append] = {}
-        self.last_ack: dict[str, float] = {}
-        self.peer_pending: dict[str, int] = {}
-        self.sent_commit: dict[str, int] = {}
-        """Holder: the commit index each peer was last sent (to tell it when it moves)."""
-        self.acquired_at = 0.0
-        self.quorum_seen_at = 0.0
-        """Holder: when a majority (itself included) last answered it, or its predecessor."""
-        self.last_broadcast = 0.0
-        self.passing_to: str | None = None
-        self.pass_retry_at = 0.0
-        self.draining = False
-        # candidate state
-        self.votes: list[str] = []
-        # submits
-        self.queue: list[tuple[str, bytes]] = []
-        self.pending: dict[str, int] = {}
-        """Entry id → index it was appended at (0 while queued)."""
-        self._appended_before: set[str] = set()
-        self._out = Output()
-        # Switched off only by sabotage tests, to show the checkers notice.
-        self.epoch_check_enabled = True
-        self.majority_enabled = True
-        self.epoch_bump_enabled = True
-
-    # -- queries --------------------------------------------------------------------------
-
-    @property
-    def last_index(self) -> int:
-        return len(self.log)
-
-    @property
-    def last_epoch(self) -> int:
-        return self.log[-1].epoch if self.log else 0
-
-    def epoch_at(self, index: int) -> int:
-        return self.log[index - 1].epoch if 0 < index <= len(self.log) else 0
-
-    def quorum(self) -> int:
-        """How many members make a majority of the configured membership."""
-        if not self.majority_enabled:
-            return 1
-        return max(len(self.configured), self.config.min_members) // 2 + 1
-
-    def view_has_quorum(self) -> bool:
-        """Whether this member sees a majority of the configured membership live."""
-        live = sum(1 for n in self.live if n in self.configured)
-        return bool(self.configured) and live >= self.quorum()
-
-    def position_of(self, entry_id: str) -> LogPosition | None:
-        """Where a committed entry with this id is, if it is committed."""
-        idx = self.ids.get(entry_id)
-        if idx is None or idx > self.commit_index:
-            return None
-        return LogPosition(idx, self.epoch_at(idx))
-
-    def status(self) -> Status:
-        return Status(
-            self.node_id, self.role, self.epoch, self.hop, self.holder,
-            self.commit_index, self.last_index, len(self.queue),
-        )  # fmt: skip
-
-    def next_deadline(self, now: float) -> float:
-        """When :meth:`tick` next has something to do (absent other input); after ``now``."""
-        if self.role is Role.HOLDER:
-            due = self.last_broadcast + self.config.heartbeat_interval
-            if self.passing_to is None:
-                for pass_at in (
-                    self.acquired_at + self.config.hold_time,
-                    self.acquired_at + self.config.idle_hold_time,
-                ):
-                    if pass_at > now:
-                        due = min(due, pass_at)
-                        break
-            return due
-        return self.election_deadline
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -287,41 +178,30 @@ class TokenRingCore:
                     self._broadcast(now)
                 self._maybe_pass(now)
         elif now >= self.election_deadline:
-            if self.view_has_quorum():
+            if self.view_has_quorum() and not self.learner:
                 self._start_election(now)
             else:
                 self._reset_election(now)
-        if not self.view_has_quorum() and self.queue:
-            keep: list[tuple[str, bytes]] = []
-            for eid, data in self.queue:
-                if eid in self._appended_before:
-                    keep.append((eid, data))
-                else:
-                    self.pending.pop(eid, None)
-                    self._out.rejected.append(eid)
-            self.queue = keep
+        if not self.view_has_quorum() and self.submits.queue:
+            self._out.rejected += self.submits.reject_unappended()
         return self._take()
 
     def enqueue(self, entry_id: str, data: bytes, now: float) -> Output:
         """Queue a local submit; it is appended when this member holds the token."""
         if not entry_id:
             raise ValueError("entry id must not be empty")
-        if entry_id not in self.pending:
-            idx = self.ids.get(entry_id)
-            if idx is not None:
-                self.pending[entry_id] = idx
+        if entry_id not in self.submits.pending:
+            at = self.ids.get(entry_id)
+            self.submits.add(entry_id, data, at[0] if at else None)
+            if at is not None:
                 self._resolve()
-            else:
-                self.pending[entry_id] = 0
-                self.queue.append((entry_id, data))
-                if self.role is Role.HOLDER:
-                    self._append_queued()
+            elif self.role is Role.HOLDER:
+                self._append_queued()
         return self._take()
 
     def cancel(self, entry_id: str) -> None:
         """Nobody waits for this entry any more: drop it if it is still only queued."""
-        if self.pending.pop(entry_id, None) == 0:
-            self.queue = [(e, d) for e, d in self.queue if e != entry_id]
+        self.submits.cancel(entry_id)
 
     def persisted(self, upto: int) -> Output:
         """The driver made a :class:`Persist` with this ``upto`` durable."""
@@ -330,53 +210,50 @@ class TokenRingCore:
         return self._take()
 
     def on_append(self, msg: Append, now: float) -> tuple[AppendReply, Output]:
-        if msg.epoch < self.epoch:
-            if self.epoch_check_enabled:
-                return self._append_reply(False, 0, 0, False), self._take()
-            self._adopt_epoch(msg.epoch)  # sabotage: follow an old holder as if current
-        if msg.epoch > self.epoch:
-            self._adopt_epoch(msg.epoch)
-        if self.role is Role.CANDIDATE:
-            self._become_follower(now)
-        if msg.epoch == self.epoch:
-            self.last_heard = now
-            self._reset_election(now)
-            if self.role is Role.FOLLOWER and msg.hop >= self.hop:
-                self.holder = msg.holder
-        reply_epoch = self.epoch
-        prev = msg.prev_index
+        if not self._hear(msg.epoch, msg.hop, msg.holder, now):
+            return self._append_reply(False, 0, 0, False), self._take()
+        prev, prev_epoch = msg.prev_index, msg.prev_epoch
+        entries = msg.entries()
+        if prev < self.base_index:
+            # Positions up to the base are committed, the same as the holder's (5).
+            skip = min(self.base_index - prev, len(entries))
+            entries = entries[skip:]
+            prev += skip
+            prev_epoch = self.log.base_epoch if prev == self.base_index else prev_epoch
         if prev > self.last_index:
-            reply = AppendReply(reply_epoch, False, 0, self.last_index + 1, False, len(self.queue))
+            reply = self._append_reply(False, 0, self.last_index + 1, False)
             return reply, self._take()
-        if self.epoch_at(prev) != msg.prev_epoch:
-            bad = self.epoch_at(prev)
-            k = prev
-            while k > 1 and self.epoch_at(k - 1) == bad:
-                k -= 1
-            reply = AppendReply(reply_epoch, False, 0, max(k, 1), False, len(self.queue))
+        if prev >= self.base_index and self.epoch_at(prev) != prev_epoch:
+            hint = self.log.run_start(prev)
+            reply = self._append_reply(False, 0, hint, False)
             return reply, self._take()
         idx = prev
-        for entry in msg.entries():
+        for entry in entries:
             idx += 1
             if idx <= self.last_index:
-                if self.log[idx - 1].epoch == entry.epoch:
+                if self.epoch_at(idx) == entry.epoch:
                     continue
                 if idx <= self.commit_index:
                     # Proof says this cannot happen; refuse rather than fork the log.
-                    reply = AppendReply(reply_epoch, False, 0, idx, False, len(self.queue))
+                    reply = self._append_reply(False, 0, idx, False)
                     return reply, self._take()
                 self._truncate(idx)
             self._append_entry(entry)
         match = msg.last_index
+        if self.learner and msg.epoch == self.epoch and 0 <= msg.holder_last <= match:
+            self._graduate(msg.holder, now)
+        self.floor = min(msg.floor, match)
         if msg.commit > self.commit_index:
             self._commit_to(min(msg.commit, match))
+        self._forget_ids()
         took = False
         if msg.token and msg.epoch == self.epoch and msg.hop > self.hop:
             self.hop = msg.hop
             self._save_state()
             self._become_holder(now, wanted=msg.wanted, seen=now - max(0.0, msg.contact_age))
             took = True
-        return AppendReply(reply_epoch, True, match, 0, took, len(self.queue)), self._take()
+        self._trim_naively()
+        return self._append_reply(True, match, 0, took), self._take()
 
     def on_append_reply(self, peer: str, msg: Append, reply: AppendReply, now: float) -> Output:
         if self.inflight.get(peer) is msg:
@@ -387,15 +264,11 @@ class TokenRingCore:
             return self._take()
         if self.role is not Role.HOLDER or msg.epoch != self.epoch:
             return self._take()
-        self.last_ack[peer] = now
+        self._acked(peer, now)
         self.peer_pending[peer] = reply.pending
         before = self.next_index.get(peer, self.last_index + 1)
-        if self._quorum_contact(now):
-            self.quorum_seen_at = now
         if reply.ok:
-            match = min(reply.match_index, msg.last_index)
-            self.match_index[peer] = max(self.match_index.get(peer, 0), match)
-            self.next_index[peer] = self.match_index[peer] + 1
+            self._matched(peer, min(reply.match_index, msg.last_index))
         else:
             hint = reply.conflict_index or self.next_index.get(peer, 1) - 1
             self.next_index[peer] = max(
@@ -423,20 +296,53 @@ class TokenRingCore:
             self._maybe_pass(now)
         return self._take()
 
-    def on_send_failed(self, peer: str, msg: Append | Vote, now: float) -> Output:
+    def on_fetched(self, fetch: Fetch, entries: Sequence[Entry], now: float) -> Output:
+        """Entries the driver read for ``fetch``: send them, if they still fit the log."""
+        peer = fetch.peer
+        if self.inflight.get(peer) is not fetch:
+            return self._take()
+        del self.inflight[peer]
+        fits = len(entries) == fetch.end - fetch.start + 1 and all(
+            self.log.epoch_at(i) == e.epoch for i, e in enumerate(entries, fetch.start)
+        )
+        prev_epoch = self.log.epoch_at(fetch.start - 1)
+        if self.role is Role.HOLDER and fits and prev_epoch is not None:
+            self._send_append(peer, fetch.start, prev_epoch, list(entries))
+        return self._take()
+
+    def on_snapshot_reply(
+        self, peer: str, offer: SnapshotOffer, reply: InstallSnapshotReply, now: float
+    ) -> Output:
+        if self.inflight.get(peer) is offer:
+            del self.inflight[peer]
+        if reply.epoch > self.epoch:
+            self._adopt_epoch(reply.epoch)
+            self._become_follower(now)
+            return self._take()
+        if self.role is not Role.HOLDER or offer.epoch != self.epoch or not reply.ok:
+            return self._take()
+        self._acked(peer, now)
+        if reply.installed:
+            self._matched(peer, min(reply.match_index, offer.meta.index))
+            self._advance_commit()
+            if self.next_index[peer] <= self.last_index:
+                self._replicate(peer)
+        return self._take()
+
+    def on_send_failed(self, peer: str, msg: Append | Vote | SnapshotOffer, now: float) -> Output:
         """A request got no reply (timeout, connection lost, peer down)."""
-        if isinstance(msg, Append):
-            if self.inflight.get(peer) is msg:
-                del self.inflight[peer]
-            if (
-                msg.token
-                and self.passing_to == peer
-                and self.role is Role.HOLDER
-                and msg.epoch == self.epoch
-            ):
-                # The target may have taken the token: never hold it twice.
-                self.passing_to = None
-                self._become_follower(now, hop=msg.hop)
+        if isinstance(msg, Append | SnapshotOffer) and self.inflight.get(peer) is msg:
+            del self.inflight[peer]
+        if (
+            isinstance(msg, Append)
+            and msg.token
+            and self.passing_to == peer
+            and self.role is Role.HOLDER
+            and msg.epoch == self.epoch
+        ):
+            # The target may have taken the token: never hold it twice.
+            self.passing_to = None
+            self._become_follower(now, hop=msg.hop)
         return self._take()
 
     def on_vote(self, msg: Vote, now: float) -> tuple[VoteReply, Output]:
@@ -447,6 +353,8 @@ class TokenRingCore:
                 return VoteReply(self.epoch, False), self._take()
             self._adopt_epoch(msg.epoch)
         up_to_date = (msg.last_epoch, msg.last_index) >= (self.last_epoch, self.last_index)
+        if self.learner or now < self.vote_after:
+            return VoteReply(self.epoch, False), self._take()
         if self.voted_for in (None, msg.candidate) and up_to_date:
             if self.voted_for is None:
                 self.voted_for = msg.candidate
@@ -455,6 +363,16 @@ class TokenRingCore:
             self._reset_election(now)
             return VoteReply(self.epoch, True), self._take()
         return VoteReply(self.epoch, False), self._take()
+
+    def _graduate(self, holder: str, now: float) -> None:
+        """A learner's log now holds every committed entry: it may vote (7)."""
+        self.learner = False
+        # It may have voted before its disk was lost: count that vote as given to this
+        # epoch's holder, and keep out of elections still running from before.
+        if self.voted_for is None:
+            self.voted_for = holder
+        self.vote_after = now + 2 * self.config.token_timeout + self.config.rpc_timeout
+        self._save_state()
 
     def on_vote_reply(self, peer: str, msg: Vote, reply: VoteReply, now: float) -> Output:
         if reply.epoch > self.epoch:
@@ -468,284 +386,74 @@ class TokenRingCore:
             self._become_holder(now)
         return self._take()
 
-    # -- internals: roles -----------------------------------------------------------------
+    # -- snapshots ------------------------------------------------------------------------
 
-    def _take(self) -> Output:
-        out, self._out = self._out, Output()
-        return out
+    def on_snapshot_chunk(
+        self, msg: InstallSnapshot, now: float
+    ) -> tuple[InstallSnapshotReply | None, Output]:
+        """A chunk of a snapshot from a holder: a reply to send at once (stale sender, or
+        a snapshot this member's commit index already covers), or ``None``: take the chunk
+        (and, after the last one, :meth:`install_snapshot`)."""
+        if not self._hear(msg.epoch, msg.hop, msg.holder, now):
+            return InstallSnapshotReply(self.epoch, False), self._take()
+        if msg.index <= self.commit_index:
+            return InstallSnapshotReply(self.epoch, True, True, msg.index), self._take()
+        return None, self._take()
 
-    def _persist(self) -> Persist:
-        if self._out.persist is None:
-            self._out.persist = Persist()
-        p = self._out.persist
-        p.upto = self.last_index
-        return p
-
-    def _save_state(self) -> None:
-        self._persist().state = HardState(self.epoch, self.voted_for, self.hop)
-
-    def _reset_election(self, now: float) -> None:
-        t = self.config.token_timeout
-        self.election_deadline = now + t + self._rng.uniform(0, t)
-
-    def _counted(self, members: Sequence[str]) -> int:
-        return sum(1 for m in members if m in self.configured)
-
-    def _sticky(self, now: float) -> bool:
-        """Whether a working holder is known, so a vote for a new epoch would disrupt it."""
-        if self.role is Role.HOLDER:
-            return now - self.quorum_seen_at < self.config.token_timeout
-        return (
-            self.role is Role.FOLLOWER
-            and self.holder is not None
-            and now - self.last_heard < self.config.token_timeout
-        )
-
-    def _quorum_contact(self, now: float) -> bool:
-        since = now - self.config.token_timeout
-        heard = [self.node_id] + [p for p, t in self.last_ack.items() if t >= since]
-        return self._counted(heard) >= self.quorum()
-
-    def _adopt_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.voted_for = None
-        self.hop = -1
-        self.holder = None
-        if self.role is not Role.FOLLOWER:
-            self._clear_holding()
-            self.role = Role.FOLLOWER
-        self._save_state()
-
-    def _clear_holding(self) -> None:
-        self.next_index.clear()
-        self.match_index.clear()
-        self.inflight.clear()
-        self.last_ack.clear()
-        self.peer_pending.clear()
-        self.sent_commit.clear()
-        self.passing_to = None
-        self.draining = False
-        self.votes = []
-
-    def _become_follower(self, now: float, *, holder: str | None = None, hop: int = -1) -> None:
-        self._clear_holding()
-        self.role = Role.FOLLOWER
-        self.holder = holder
-        self.hop = max(self.hop, hop)
-        self.last_heard = now
-        self._reset_election(now)
-
-    def _step_down(self, now: float) -> None:
-        self._become_follower(now)
-
-    def _start_election(self, now: float) -> None:
-        if self.epoch_bump_enabled:
-            self.epoch += 1
-        self.voted_for = self.node_id
-        self.hop = -1
-        self.holder = None
-        self._clear_holding()
-        self.role = Role.CANDIDATE
-        self.votes = [self.node_id]
-        self._save_state()
-        self._reset_election(now)
-        if self._counted(self.votes) >= self.quorum():
-            self._become_holder(now)
-            return
-        vote = Vote(self.epoch, self.node_id, self.last_index, self.last_epoch)
-        for peer in self.configured:
-            if peer != self.node_id:
-                self._out.sends.append(Send(peer, vote))
-
-    def _become_holder(
-        self, now: float, wanted: Sequence[str] = (), seen: float | None = None
-    ) -> None:
-        elected = self.role is Role.CANDIDATE
-        voters = self.votes
-        self._clear_holding()
-        self.role = Role.HOLDER
-        self.holder = self.node_id
-        self.acquired_at = now
-        self.quorum_seen_at = now if seen is None else seen
-        self.last_broadcast = now
-        for p in voters:
-            self.last_ack[p] = now
-        for p in wanted:
-            if p != self.node_id:
-                self.peer_pending[p] = 1
-        if elected:
-            self.hop = 0
-            self._save_state()
-            self._append_entry(Entry(self.epoch, "", b""))
-            self._broadcast(now)
-        self._append_queued()
-
-    # -- internals: the log ---------------------------------------------------------------
-
-    def _append_entry(self, entry: Entry) -> None:
-        self.log.append(entry)
-        idx = len(self.log)
-        if not entry.is_noop:
-            self.ids[entry.entry_id] = idx
-            if self.pending.get(entry.entry_id) == 0:
-                # Someone else appended our queued submit (a retry through another member).
-                self.pending[entry.entry_id] = idx
-                self.queue = [(e, d) for e, d in self.queue if e != entry.entry_id]
-        self._persist().entries[idx] = entry
-
-    def _truncate(self, start: int) -> None:
-        """Drop entries from ``start`` on (they conflict with the holder's log)."""
-        requeue: list[tuple[str, bytes]] = []
-        for idx in range(start, len(self.log) + 1):
-            e = self.log[idx - 1]
-            if self.ids.get(e.entry_id) == idx:
-                del self.ids[e.entry_id]
-            if self.pending.get(e.entry_id) == idx:
-                self.pending[e.entry_id] = 0
-                requeue.append((e.entry_id, e.data))
-        del self.log[start - 1 :]
-        self.durable_index = min(self.durable_index, start - 1)
+    def install_snapshot(
+        self, meta: SnapshotMeta, ids: Sequence[tuple[str, int, int]], members: Sequence[str]
+    ) -> tuple[InstallSnapshotReply, Output]:
+        """The driver holds the whole snapshot ``meta`` durably, checksum verified: make it
+        this member's base (6). ``ids`` and ``members`` come from the snapshot's header."""
+        if meta.index <= self.commit_index:  # meanwhile caught up by other means
+            return InstallSnapshotReply(self.epoch, True, True, meta.index), self._take()
         p = self._persist()
-        p.truncate_from = start if p.truncate_from is None else min(p.truncate_from, start)
-        for idx in [i for i in p.entries if i >= start]:
-            del p.entries[idx]
-        self.queue = requeue + self.queue
+        theirs = [t for t in ids if t[1] <= meta.index]
+        if self.log.epoch_at(meta.index) == meta.epoch:
+            # Our log equals the holder's up to the snapshot: keep the tail after it, and
+            # every id we remember (ours up to there are committed ones too).
+            self.log.compact(meta.index)
+            ours = self.ids.items()
+            known = {t[0] for t in ours}
+            self.ids = IdWindow(ours + [t for t in theirs if t[0] not in known])
+        else:
+            # Our log conflicts with a committed entry: nothing in it after the conflict is
+            # committed. Drop it all; what the snapshot does not name is decided below.
+            appended = self.submits.appended()
+            self._truncate(self.base_index + 1)
+            self.log.reset(meta.index, meta.epoch)
+            self.durable_index = meta.index
+            self.ids = IdWindow(theirs)
+            for eid, idx in appended.items():
+                at = self.ids.get(eid)
+                if at is not None:  # committed, the snapshot says where
+                    self.submits.settle(eid, at[0])
+                elif idx <= meta.index:
+                    # Committed at idx or overwritten there, and the snapshot's taker
+                    # forgot which: the outcome is unknown, the submitter times out.
+                    self.submits.settle(eid, None)
+        p.trim_to = meta.index
+        p.base_epoch = meta.epoch
+        p.snapshot = meta
+        p.members = tuple(members)
+        p.upto = self.last_index
+        self.snapshot = meta
+        self._commit_to(meta.index)
+        self._out.committed = True
+        return InstallSnapshotReply(self.epoch, True, True, meta.index), self._take()
 
-    def _append_queued(self) -> None:
-        """Holder: assign positions to queued submits (skipping ids already in the log)."""
-        if (
-            self.role is not Role.HOLDER
-            or self.passing_to is not None
-            or self.draining
-            or not self.queue
-        ):
-            return
-        if not self.view_has_quorum():
-            return
-        for eid, data in self.queue:
-            self._appended_before.add(eid)
-            idx = self.ids.get(eid)
-            if idx is None:
-                self._append_entry(Entry(self.epoch, eid, data))
-                idx = self.last_index
-            if eid in self.pending:
-                self.pending[eid] = idx
-        self.queue = []
-        for peer in self.live:
-            if peer != self.node_id:
-                self._replicate(peer)
-
-    def _commit_to(self, index: int) -> None:
-        if index > self.commit_index:
-            self.commit_index = index
-            self._out.committed = True
-            self._resolve()
-            if self.role is Role.HOLDER:
-                for peer in self.live:
-                    self._notify_commit(peer)
-
-    def _notify_commit(self, peer: str) -> None:
-        """Holder: send ``peer`` the commit index if it has not been sent it yet (an append
-        in flight to it is answered first; its reply comes back here)."""
-        if (
-            self.config.commit_notify
-            and peer != self.node_id
-            and peer not in self.inflight
-            and self.sent_commit.get(peer, 0) < self.commit_index
-        ):
-            self._replicate(peer)
-
-    def _resolve(self) -> None:
-        for eid, idx in list(self.pending.items()):
-            if 0 < idx <= self.commit_index:
-                del self.pending[eid]
-                if self.log[idx - 1].entry_id == eid:
-                    self._out.resolved.append((eid, LogPosition(idx, self.epoch_at(idx))))
-                    self._appended_before.discard(eid)
-
-    def _advance_commit(self) -> None:
-        if self.role is not Role.HOLDER:
-            return
-        matches = sorted(
-            (
-                self.durable_index if p == self.node_id else self.match_index.get(p, 0)
-                for p in self.configured
-            ),
-            reverse=True,
-        )
-        q = self.quorum()
-        if len(matches) < q:
-            return
-        n = matches[q - 1]
-        if n > self.commit_index and self.epoch_at(n) == self.epoch:
-            self._commit_to(n)
-
-    # -- internals: sending ---------------------------------------------------------------
-
-    def _broadcast(self, now: float) -> None:
-        self.last_broadcast = now
-        for peer in self.live:
-            if peer != self.node_id:
-                self._replicate(peer)
-
-    def _replicate(self, peer: str, *, token: bool = False, now: float = 0.0) -> None:
-        if peer in self.inflight:
-            return
-        nxt = min(self.next_index.get(peer, self.last_index + 1), self.last_index + 1)
-        self.next_index[peer] = nxt
-        end = self.last_index if token else min(self.last_index, nxt - 1 + self.config.max_batch)
-        msg = Append.build(
-            epoch=self.epoch,
-            hop=self.hop + 1 if token else self.hop,
-            holder=self.node_id,
-            prev_index=nxt - 1,
-            prev_epoch=self.epoch_at(nxt - 1),
-            commit=self.commit_index,
-            token=token,
-            entries=self.log[nxt - 1 : end],
-            wanted=[p for p, n in self.peer_pending.items() if n > 0] if token else (),
-            contact_age=now - self.quorum_seen_at if token else 0.0,
-        )
-        self.inflight[peer] = msg
-        self.sent_commit[peer] = self.commit_index
-        self._out.sends.append(Send(peer, msg))
-
-    def _maybe_pass(self, now: float) -> None:
-        if (
-            self.role is not Role.HOLDER
-            or self.passing_to is not None
-            or now < self.acquired_at + self.config.hold_time
-            or now < self.pass_retry_at
-        ):
-            return
-        if now < self.acquired_at + self.config.idle_hold_time:
-            if not any(n > 0 for n in self.peer_pending.values()):
-                return
-            # Others wait: append nothing more (our own callers must not starve them),
-            # and pass once what we appended is committed.
-            self.draining = True
-            if self.commit_index < self.last_index:
-                return
-        target = self._pass_target()
-        if target is None or target in self.inflight:
-            return
-        self.passing_to = target
-        self._replicate(target, token=True, now=now)
-
-    def _pass_target(self) -> str | None:
-        """The next live member in ring order that is within one batch of our log."""
-        ring = list(self.live)
-        if self.node_id not in ring:
-            return None
-        start = ring.index(self.node_id)
-        for i in range(1, len(ring)):
-            peer = ring[(start + i) % len(ring)]
-            if peer not in self.configured:
-                continue
-            nxt = self.next_index.get(peer, self.last_index + 1)
-            if self.last_index - nxt + 1 <= self.config.max_batch:
-                return peer
-        return None
-
-    def _append_reply(self, ok: bool, match: int, conflict: int, took: bool) -> AppendReply:
-        return AppendReply(self.epoch, ok, match, conflict, took, len(self.queue))
+    def compacted(self, meta: SnapshotMeta) -> Output:
+        """The driver stored a snapshot of the applied state at ``meta.index``: make it the
+        latest and drop the log up to ``keep_entries`` before it (5)."""
+        if meta.index > self.commit_index:
+            raise ValueError(f"snapshot at {meta.index} is past the commit index")
+        if self.snapshot is not None and meta.index <= self.snapshot.index:
+            return self._take()
+        self.snapshot = meta
+        p = self._persist()
+        p.snapshot = meta
+        if self.trim_guard_enabled:
+            self._trim(meta.index - self.config.keep_entries)
+        else:
+            self._trim_naively()
+        return self._take()

@@ -1,6 +1,7 @@
 """The anyio driver of the token ring: feeds :class:`TokenRingCore` from RPC, the clock and
-the ring view, makes its disk writes durable before anything leaves, and applies committed
-entries in order.
+the ring view, makes its disk writes durable before anything leaves, reads back entries
+that left the memory window, applies committed entries in order, and takes, sends and
+installs snapshots.
 
 Every core call runs under one lock together with the disk write it asks for, so the core
 and the disk never disagree about what was acknowledged. Requests the core wants sent run
@@ -9,6 +10,8 @@ as tasks in the ring's task group; their replies go back through the same lock.
 
 from __future__ import annotations
 
+import contextlib
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
@@ -16,24 +19,49 @@ from typing import Self
 import anyio
 import anyio.abc
 
+from dspot.disk import DiskFault
 from dspot.env import NodeEnv
 from dspot.errors import RemoteError, RpcError
 from dspot.membership import MemberState, RingView
 from dspot.rpc import Peer, RetryPolicy, RpcNode
 from dspot.tokenring._config import TokenRingConfig
-from dspot.tokenring._core import Output, Send, Status, TokenRingCore
+from dspot.tokenring._core import TokenRingCore
 from dspot.tokenring._errors import CommitTimeout, NoQuorum
+from dspot.tokenring._log import IdWindow
 from dspot.tokenring._messages import (
     Append,
     AppendReply,
     CommittedEntry,
+    Entry,
+    InstallSnapshot,
+    InstallSnapshotReply,
     LogPosition,
     Vote,
     VoteReply,
 )
+from dspot.tokenring._output import (
+    Fetch,
+    HardState,
+    Output,
+    Persist,
+    Send,
+    SnapshotOffer,
+    Status,
+)
+from dspot.tokenring._snapshot import (
+    SnapshotHeader,
+    SnapshotReader,
+    StateMachine,
+    read_header,
+    write_snapshot,
+)
 from dspot.tokenring._store import LogStore
+from dspot.tokenring._transfer import InstallStep, SnapshotReceiver, send_snapshot
 
 ApplyCallback = Callable[[CommittedEntry], Awaitable[None]]
+
+APPLY_BATCH = 256
+"""Most entries the apply loop reads from disk at once."""
 
 
 class _Waiter:
@@ -49,8 +77,19 @@ class TokenRing:
     """One member of a token ring: ``async with TokenRing(env, rpc, view, config) as ring:``.
 
     ``rpc`` must be entered (listening) and reachable at the addresses ``view`` gives.
-    ``apply`` (optional) sees every committed entry once per process lifetime, in log
-    order; after a restart it sees the log again from the start.
+
+    Committed entries go, in log order, to either ``apply`` (a callback that sees every
+    committed entry once per process lifetime: after a restart it sees the log again from
+    the start, and the log is never compacted) or ``state_machine`` (a
+    :class:`~dspot.tokenring.StateMachine`: the ring resumes it where it durably stopped,
+    snapshots it every ``compact_every`` entries, compacts the log, and restores it from
+    a snapshot when the log no longer reaches back far enough).
+
+    ``learner``: set it when this member starts with an empty disk in a cluster that
+    already has a log — a new member, or one whose disk was lost. Such a member neither
+    votes nor stands for election until its log has matched a holder's whole log (a member
+    that forgot what it acknowledged or voted must not vote: it could elect a log without
+    a committed entry). Only read when the disk is empty; the state is kept durably.
     """
 
     def __init__(
@@ -61,13 +100,20 @@ class TokenRing:
         config: TokenRingConfig | None = None,
         *,
         apply: ApplyCallback | None = None,
+        state_machine: StateMachine | None = None,
+        learner: bool = False,
     ) -> None:
+        if apply is not None and state_machine is not None:
+            raise ValueError("give apply or state_machine, not both")
         self.env = env
         self.rpc = rpc
         self.view = view
         self.config = config or TokenRingConfig()
-        self._apply = apply
+        self._machine = state_machine
+        self._learner = learner
+        self._apply = state_machine.apply if state_machine is not None else apply
         self._store = LogStore(env.disk.db, self.config.table_prefix)
+        self._snapshots = f"{self.config.table_prefix}/snapshots/"
         self._known: list[str] = []
         self._core: TokenRingCore | None = None
         self._lock = anyio.Lock()
@@ -78,25 +124,56 @@ class TokenRing:
         self._committed_changed = anyio.Event()
         self._applied_changed = anyio.Event()
         self._retry = RetryPolicy(attempts=1, attempt_timeout=self.config.rpc_timeout)
+        self._reading: Counter[str] = Counter()
+        """Snapshot files being sent (not deleted until done)."""
+        self._receiver = SnapshotReceiver(env, self._snapshots)
         self.fsync_enabled = True  # switched off only by sabotage tests
+        self.on_install_step: InstallStep | None = None
+        """Fault injection (simulation): called at each step of a snapshot install —
+        ``"chunk"`` (a chunk was written), ``"file"`` (the file is complete and synced),
+        ``"recorded"`` (the new base is durable) and ``"restored"``."""
         rpc.handle(Append, self._on_append)
         rpc.handle(Vote, self._on_vote)
+        rpc.handle(InstallSnapshot, self._on_install)
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        state, log = await self._store.load()
+        cfg = self.config
+        loaded = await self._store.load(cfg.memory_entries, cfg.dedupe_window)
+        state = loaded.state
+        if loaded.fresh and self._learner:
+            state = HardState(learner=True)
+            await self._store.write(Persist(state=state))  # a crash must not forget it
         self._known = await self._store.load_members()
+        ids = loaded.ids
+        if loaded.snapshot is not None:
+            header, _ = await read_header(self.env.disk, loaded.snapshot.name)
+            ids = [t for t in header.ids if t[1] < (ids[0][1] if ids else t[1] + 1)] + ids
+        applied = await self._machine.applied_index() if self._machine is not None else 0
         self._core = TokenRingCore(
             self.env.node_id,
-            self.config,
+            cfg,
             rng=self.env.child_rng("tokenring"),
             now=self.env.clock.now(),
             state=state,
-            log=log,
+            log=loaded.log,
+            ids=IdWindow(ids),
+            snapshot=loaded.snapshot,
+            applied=applied,
         )
+        self._applied = applied
+        self._applied_epoch = self._core.epoch_at(applied)
+        await self._delete_old_snapshots()
         await self._refresh_view()
-        self.env.trace("tokenring.start", epoch=state.epoch, last=len(log))
+        self.env.trace(
+            "tokenring.start",
+            epoch=state.epoch,
+            learner=state.learner,
+            last=loaded.log.last_index,
+            base=loaded.log.base_index,
+            applied=applied,
+        )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._timer_loop)
@@ -111,7 +188,11 @@ class TokenRing:
     ) -> bool | None:
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
-        return await self._tg.__aexit__(exc_type, exc, tb)
+        try:
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._receiver.abort()
 
     @property
     def core(self) -> TokenRingCore:
@@ -129,7 +210,8 @@ class TokenRing:
 
         Raises :class:`NoQuorum` at once when this member does not see a majority (the
         entry was not submitted), :class:`CommitTimeout` after ``timeout`` (outcome
-        unknown). Resubmitting with the same ``entry_id`` never appends it twice.
+        unknown). Resubmitting with the same ``entry_id`` does not append it twice while
+        the id is remembered: at least until ``dedupe_window`` more entries are committed.
         """
         core = self.core
         eid = entry_id or self.env.ids()
@@ -193,16 +275,26 @@ class TokenRing:
     def status(self) -> Status:
         return self.core.status()
 
-    def committed(self, start: int = 1, end: int | None = None) -> list[CommittedEntry]:
-        """Committed entries with ``start <= seq <= end`` (no-ops left out)."""
+    async def committed(self, start: int = 1, end: int | None = None) -> list[CommittedEntry]:
+        """Committed entries with ``start <= seq <= end`` still in the log (no-ops left
+        out; entries compacted into a snapshot are gone)."""
         core = self.core
         last = core.commit_index if end is None else min(end, core.commit_index)
-        out = []
-        for seq in range(max(start, 1), last + 1):
-            e = core.log[seq - 1]
-            if not e.is_noop:
-                out.append(CommittedEntry(LogPosition(seq, e.epoch), e.entry_id, e.data))
+        first = max(start, core.base_index + 1, 1)
+        out: list[CommittedEntry] = []
+        while first <= last:
+            batch = await self._entries(first, min(last, first + APPLY_BATCH - 1))
+            if not batch:
+                break
+            for seq, e in enumerate(batch, first):
+                if not e.is_noop:
+                    out.append(CommittedEntry(LogPosition(seq, e.epoch), e.entry_id, e.data))
+            first += len(batch)
         return out
+
+    async def log_entries_on_disk(self) -> int:
+        """How many log entries this member keeps on disk."""
+        return await self._store.count()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -235,17 +327,17 @@ class TokenRing:
             return out
         self._store.sync = self.fsync_enabled
         await self._store.write(p)
-        more = self.core.persisted(p.upto)
-        out.sends += more.sends
-        out.resolved += more.resolved
-        out.rejected += more.rejected
-        out.committed = out.committed or more.committed
+        if p.members:
+            self._known = sorted(set(self._known) | set(p.members))
+        out.merge(self.core.persisted(p.upto))
         return out
 
     def _dispatch(self, out: Output) -> None:
         assert self._tg is not None
         for send in out.sends:
             self._tg.start_soon(self._send, send)
+        for fetch in out.fetches:
+            self._tg.start_soon(self._fetch, fetch)
         for eid, pos in out.resolved:
             for w in self._waiters.pop(eid, []):
                 w.position = pos
@@ -258,10 +350,22 @@ class TokenRing:
             self._committed_changed.set()
             self._committed_changed = anyio.Event()
 
+    async def _entries(self, start: int, end: int) -> list[Entry]:
+        """Entries ``start..end`` from memory or disk (fewer if some are gone)."""
+        entries = self.core.log.entries(start, end)
+        if entries is not None:
+            return entries
+        # Under the lock: every write the core asked for so far is on disk.
+        async with self._lock:
+            return await self._store.read(start, end)
+
     async def _send(self, send: Send) -> None:
         core = self.core
         member = self.view.get(send.peer)
         msg = send.message
+        if isinstance(msg, SnapshotOffer):
+            await self._offer(send.peer, msg, member.address if member else None)
+            return
         reply: AppendReply | VoteReply | None = None
         if member is not None:
             try:
@@ -277,6 +381,38 @@ class TokenRing:
             await self._step(lambda: core.on_vote_reply(send.peer, msg, reply, now))
         else:
             await self._step(lambda: core.on_send_failed(send.peer, msg, now))
+
+    async def _offer(self, peer: str, offer: SnapshotOffer, address: str | None) -> None:
+        core = self.core
+        self._reading[offer.meta.name] += 1
+        try:
+            reply = None
+            if address is not None:
+                reply = await send_snapshot(
+                    self.env,
+                    self.rpc,
+                    address,
+                    offer,
+                    chunk=self.config.snapshot_chunk,
+                    timeout=self.config.rpc_timeout,
+                    current=lambda: core.inflight.get(peer) is offer,
+                )
+        finally:
+            self._reading[offer.meta.name] -= 1
+        now = self.env.clock.now()
+        if reply is None:
+            await self._step(lambda: core.on_send_failed(peer, offer, now))
+        else:
+            self.env.trace("tokenring.snapshot.sent", peer=peer, index=offer.meta.index)
+            await self._step(lambda: core.on_snapshot_reply(peer, offer, reply, now))
+
+    async def _fetch(self, fetch: Fetch) -> None:
+        try:
+            entries = await self._store.read(fetch.start, fetch.end)
+        except (DiskFault, OSError):
+            entries = []
+        now = self.env.clock.now()
+        await self._step(lambda: self.core.on_fetched(fetch, entries, now))
 
     async def _on_append(self, msg: Append, peer: Peer) -> AppendReply:
         core = self._running()
@@ -298,6 +434,35 @@ class TokenRing:
         self._dispatch(out)
         return reply
 
+    async def _on_install(self, msg: InstallSnapshot, peer: Peer) -> InstallSnapshotReply:
+        core = self._running()
+        async with self._lock:
+            await self._refresh_view()
+            reply, out = core.on_snapshot_chunk(msg, self.env.clock.now())
+            out = await self._persist(out)
+        self._dispatch(out)
+        if reply is not None:
+            return reply
+        if self._machine is None:
+            raise RemoteError("unsupported", "this member's state cannot restore snapshots")
+        step = self.on_install_step or _no_step
+        meta, ahead = await self._receiver.receive(msg, step)
+        if meta is None:
+            return InstallSnapshotReply(core.epoch, True, next_offset=ahead)
+        self._reading[meta.name] += 1  # not an old snapshot to delete, not yet
+        try:
+            header, _ = await read_header(self.env.disk, meta.name)
+            async with self._lock:
+                reply, out = core.install_snapshot(meta, header.ids, header.members)
+                out = await self._persist(out)
+        finally:
+            self._reading[meta.name] -= 1
+        self._dispatch(out)
+        self.env.trace("tokenring.snapshot.install", index=meta.index, src=peer.node_id)
+        await step("recorded")
+        await self._delete_old_snapshots()
+        return reply
+
     def _running(self) -> TokenRingCore:
         if self._core is None or self._tg is None:
             raise RemoteError("unavailable", "token ring not started")
@@ -313,16 +478,90 @@ class TokenRing:
             await anyio.sleep(max(due - now, 0.001))
             await self._step(lambda: core.tick(clock.now()))
 
+    # -- applying, snapshots --------------------------------------------------------------
+
     async def _apply_loop(self) -> None:
         core = self.core
         while True:
-            while self._applied < core.commit_index:
-                seq = self._applied + 1
-                e = core.log[seq - 1]
-                if not e.is_noop and self._apply is not None:
-                    await self._apply(CommittedEntry(LogPosition(seq, e.epoch), e.entry_id, e.data))
-                self._applied = seq
-                self._applied_epoch = e.epoch
-                self._applied_changed.set()
-                self._applied_changed = anyio.Event()
-            await self._committed_changed.wait()
+            changed = self._committed_changed
+            if self._applied < core.base_index:
+                await self._restore()
+            while core.base_index <= self._applied < core.commit_index:
+                start = self._applied + 1
+                batch = await self._entries(start, min(core.commit_index, start + APPLY_BATCH - 1))
+                if not batch:
+                    break  # compacted away meanwhile (a snapshot was installed)
+                for seq, e in enumerate(batch, start):
+                    if not e.is_noop and self._apply is not None:
+                        await self._apply(
+                            CommittedEntry(LogPosition(seq, e.epoch), e.entry_id, e.data)
+                        )
+                    self._set_applied(seq, e.epoch)
+            await self._maybe_compact()
+            if self._applied < core.base_index and self._restorable():
+                continue
+            # Wait for news; ``changed`` was taken before looking, so none is missed.
+            await changed.wait()
+
+    def _set_applied(self, seq: int, epoch: int) -> None:
+        self._applied = seq
+        self._applied_epoch = epoch
+        self._applied_changed.set()
+        self._applied_changed = anyio.Event()
+
+    def _restorable(self) -> bool:
+        snap = self.core.snapshot
+        return (
+            snap is not None and snap.index > self._applied and snap.index >= self.core.base_index
+        )
+
+    async def _restore(self) -> None:
+        """The log no longer reaches back to what we applied: restore the latest snapshot."""
+        core = self.core
+        snap = core.snapshot
+        if self._machine is None or snap is None or not self._restorable():
+            return  # nothing to restore from: wait for one
+        self._reading[snap.name] += 1  # an install meanwhile must not delete it
+        try:
+            await self._machine.restore_snapshot(SnapshotReader(self.env.disk, snap))
+        finally:
+            self._reading[snap.name] -= 1
+        if self.on_install_step is not None:
+            await self.on_install_step("restored")
+        self.env.trace("tokenring.snapshot.restore", index=snap.index)
+        self._set_applied(snap.index, snap.epoch)
+
+    async def _maybe_compact(self) -> None:
+        core = self.core
+        index = self._applied
+        if self._machine is None or not core.base_index <= index <= core.commit_index:
+            return
+        last = core.snapshot.index if core.snapshot is not None else 0
+        if index - last < self.config.compact_every:
+            return
+        header = SnapshotHeader(index, core.epoch_at(index), core.ids_upto(index), self._known)
+        name = f"{self._snapshots}{index:012d}-{self.env.ids.token(6).hex()}"
+        self._reading[name] += 1  # not an old snapshot to delete, not yet
+        try:
+            meta = await write_snapshot(
+                self.env.disk, name, header, self._machine, self.env.offload
+            )
+            async with self._lock:
+                out = await self._persist(core.compacted(meta))
+        finally:
+            self._reading[name] -= 1
+        self._dispatch(out)
+        self.env.trace("tokenring.snapshot.take", index=index, base=core.base_index)
+        await self._delete_old_snapshots()
+
+    async def _delete_old_snapshots(self) -> None:
+        """Delete snapshot files that are not the latest (nor in use)."""
+        keep = self.core.snapshot.name if self.core.snapshot is not None else None
+        for name in await self.env.disk.list_files(self._snapshots):
+            if name != keep and not self._reading[name]:
+                with contextlib.suppress(FileNotFoundError):
+                    await self.env.disk.delete(name, sync=False)
+
+
+async def _no_step(step: str) -> None:
+    """No fault injection."""

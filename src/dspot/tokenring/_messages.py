@@ -77,6 +77,12 @@ class Append:
     wanted: tuple[str, ...] = ()
     """With the token: members known to have submits queued (so the new holder passes on
     promptly instead of idling)."""
+    floor: int = 0
+    """Every live member (as the holder sees them) has the log up to here: ids of entries
+    at or below it may leave the duplicate-suppression window once they are old enough."""
+    holder_last: int = -1
+    """The holder's last index when it sent this (-1: not said). A learner whose log
+    matches up to here holds everything committed, and may vote from then on."""
 
     @classmethod
     def build(
@@ -92,11 +98,13 @@ class Append:
         entries: Sequence[Entry],
         wanted: Sequence[str] = (),
         contact_age: float = 0.0,
+        floor: int = 0,
+        holder_last: int = -1,
     ) -> Append:
         metas = tuple(EntryMeta(e.epoch, e.entry_id, len(e.data)) for e in entries)
         return cls(
             epoch, hop, holder, prev_index, prev_epoch, commit, token, metas,
-            b"".join(e.data for e in entries), contact_age, tuple(wanted),
+            b"".join(e.data for e in entries), contact_age, tuple(wanted), floor, holder_last,
         )  # fmt: skip
 
     def entries(self) -> list[Entry]:
@@ -147,3 +155,56 @@ class Vote:
 class VoteReply:
     epoch: int
     granted: bool
+
+
+@attrs.frozen
+class SnapshotMeta:
+    """A stored snapshot: the state after applying the log up to ``index`` (whose entry is
+    of ``epoch``), in the node-local file ``name`` of ``size`` bytes with this sha256.
+
+    The file starts with the ring's own header (``data_offset`` bytes: the duplicate-
+    suppression ids and the configured membership at that point); the state machine's
+    bytes follow."""
+
+    index: int
+    epoch: int
+    name: str
+    size: int
+    sha256: str
+    data_offset: int
+
+
+@wire.message("tokenring.snapshot", idempotent=True)
+@attrs.frozen
+class InstallSnapshot:
+    """Holder → member too far behind for log transfer: one chunk of the holder's latest
+    snapshot, ``payload`` at ``offset`` of a ``size``-byte file whose sha256 is given.
+
+    Idempotent: a chunk the member already has is acknowledged again and not rewritten;
+    the snapshot is installed once, after the last chunk arrived and the checksum matched.
+    """
+
+    epoch: int
+    hop: int
+    holder: str
+    index: int
+    index_epoch: int
+    size: int
+    sha256: str
+    data_offset: int
+    offset: int
+    payload: bytes
+
+
+@wire.message("tokenring.snapshot_reply")
+@attrs.frozen
+class InstallSnapshotReply:
+    """Member → holder. ``ok`` unless the holder's epoch is stale. ``installed`` once the
+    member holds the state up to ``match_index`` (installed now, or it had it already);
+    otherwise the holder continues with the chunk at ``next_offset``."""
+
+    epoch: int
+    ok: bool
+    installed: bool = False
+    match_index: int = 0
+    next_offset: int = 0

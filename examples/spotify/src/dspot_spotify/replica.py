@@ -97,7 +97,10 @@ class CatalogReplica:
 
     async def wait_applied(self, position: catalog.LogPosition) -> None:
         """Return once ``position`` is applied here (wrap in ``anyio.fail_after``); a wait
-        that is cancelled (timed out) leaves nothing behind."""
+        that is cancelled (timed out) leaves nothing behind. ``0.0`` (what an answer says
+        before the first entry) is reached at once, even by a replica that applied nothing."""
+        if position <= catalog.LogPosition(0, 0):
+            return
         if self._position is not None and position <= self._position:
             return
         waiter = (position, anyio.Event())

@@ -136,12 +136,22 @@ async def _client(env: NodeEnv, sim: Simulation, store: BlobStore) -> None:
     succeeded: list[tuple[str, str, float]] = sim.data.setdefault("succeeded", [])
     me = env.node_id
     rng = env.child_rng("client")
+    settled = sim.heal_at + SETTLE
     while True:
         await anyio.sleep(rng.uniform(0.25, 0.6))
         store.rpc.duplicate_rate = 0.03 if sim.now() < sim.heal_at else 0.0
         readable = [h for h in acked if h not in deleting]
         roll = rng.random()
         started = sim.now()
+        if started > settled:
+            # The liveness check wants a put and a read by every node in this window: make
+            # sure each is tried (a run of 18 rolls without a put did happen, seed 105 of
+            # blobstore-swim, and failed the check with nothing wrong in the store).
+            done = {kind for kind, node_name, t in succeeded if node_name == me and t > settled}
+            if "put" not in done:
+                roll = 0.0
+            elif "read" not in done and readable:
+                roll = 0.5
         if roll < 0.4 or not readable:
             data_id = env.ids()
             # Sizes are 0 or at least 16 bytes of random data, so two uploads never share

@@ -1,10 +1,22 @@
-"""Scenario ``tokenring``: every node submits log entries under the whole fault model.
+"""Scenario ``tokenring``: every node submits log entries under the whole fault model, with
+log compaction and snapshot installs happening many times per seed.
 
 Each node runs an :class:`~dspot.rpc.RpcNode`, a :class:`~dspot.tokenring.TokenRing` and a
 submitter that appends entries with unique ids (retrying a failed submit with the *same*
-id, so deduplication is exercised) and then reads its own write back on another node. The
-apply callbacks report to ground truth kept outside the nodes, where crashes cannot touch
-it.
+id, so deduplication is exercised) and then reads its own write back on another node.
+
+The ring drives :class:`Ledger`, a state machine kept on the node's simulated disk (a hash
+chain over every entry applied, and counts per submitter) that takes snapshots. The
+configuration is tiny on purpose — a snapshot every ``compact_every`` entries, a memory
+window of a few entries, a small id window, snapshots sent in small chunks — so members
+compact, read entries back from disk, and install snapshots all the time. On top of the
+nemesis (crashes, wipes, partitions, loss, latency, slow disks) the workload cuts one node
+off for a long stretch, so it returns far behind the other logs' start, and members crash
+in the middle of snapshot installs (while receiving chunks, with the file complete, with
+the new base recorded, after restoring the state).
+
+The apply callbacks report to ground truth kept outside the nodes, where crashes cannot
+touch it: the full history (``seq`` → entry) lives in the checker, never in the nodes.
 
 **View**: the ring runs on real SWIM membership (:class:`~dspot.membership.Membership`,
 every other node as a seed), with ``min_members`` set to the cluster size so a restarted
@@ -15,10 +27,12 @@ fed by the simulation's knowledge of who is up and reachable.
 Checks (DESIGN.md invariants 2, 3, 7):
 
 * token safety: no two members ever apply different entries at one ``seq`` (so no
-  ``(epoch, seq)`` is committed twice), no entry id is applied twice, and every
-  acknowledged submit is in the final log exactly once, at the position it was given;
-* convergence: after heal and a quiet period every node has applied the same log (same
-  entries, same order, same state hash);
+  ``(epoch, seq)`` is committed twice), no entry id is in the history twice, and every
+  acknowledged submit is in the history exactly once, at the position it was given;
+* state = history: every member's state (after snapshot installs, restores and restarts)
+  equals replaying the full history up to the position it claims;
+* convergence: after heal and a quiet period every node has reached the same position,
+  with the same state;
 * liveness: after heal + ``SETTLE`` every node's submits succeed, and none fails.
 """
 
@@ -26,12 +40,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import random
 from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import attrs
 
+from dspot.disk import Database
 from dspot.env import NodeEnv
 from dspot.membership import Membership, RingView
 from dspot.rpc import RpcNode
@@ -42,6 +60,8 @@ from dspot.tokenring import (
     CommitTimeout,
     LogPosition,
     NoQuorum,
+    SnapshotReader,
+    SnapshotWriter,
     TokenRing,
     TokenRingConfig,
 )
@@ -53,7 +73,98 @@ SETTLE = 5.0
 """Seconds after heal by which submits must work again on every node."""
 QUIET = 4.0
 """Seconds before the end when submitters stop, so the logs can converge."""
-CONFIG = TokenRingConfig()
+CONFIG = TokenRingConfig(
+    max_batch=4,
+    memory_entries=6,
+    compact_every=8,
+    keep_entries=3,
+    dedupe_window=40,
+    snapshot_chunk=256,
+)
+LONG_PARTITION = (8.0, 12.0)
+"""How long (seconds) the workload first cuts one node off: far longer than it takes the
+others to compact past everything it has."""
+SHORT_PARTITION = (2.0, 4.0)
+"""How long each later cut lasts (long enough to fall behind the others' log start)."""
+INSTALL_CRASH = {"chunk": 0.01, "file": 0.15, "recorded": 0.15, "restored": 0.15}
+"""Probability of crashing a member at each step of a snapshot install."""
+WIPES = 2
+"""Disk losses per run (each only once every earlier one has caught up)."""
+
+
+def _chain(chain: str, seq: int, entry_id: str) -> str:
+    return hashlib.sha256(f"{chain}|{seq}:{entry_id}".encode()).hexdigest()[:32]
+
+
+def replay(history: dict[int, tuple[int, str]], upto: int) -> str:
+    """The state hash a member must have after applying the history up to ``upto``."""
+    chain = ""
+    for seq in sorted(s for s in history if s <= upto):
+        chain = _chain(chain, seq, history[seq][1])
+    return chain
+
+
+@attrs.define
+class LedgerState:
+    seq: int = 0
+    chain: str = ""
+    counts: dict[str, int] = attrs.field(factory=dict)
+    recent: list[str] = attrs.field(factory=list)
+    """The newest entry ids applied (so a snapshot spans several chunks)."""
+
+
+class Ledger:
+    """The scenario's state machine, on the node's simulated disk: the last position
+    applied, a hash chain over the entries applied, counts per submitting node. Snapshots
+    are its JSON; a restore replaces the row in one transaction."""
+
+    def __init__(self, db: Database, report: Any) -> None:
+        self._db = db
+        self._report = report
+        self.state = LedgerState()
+
+    async def open(self) -> None:
+        await self._db.executescript(
+            "CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY CHECK (id = 1),"
+            " state TEXT NOT NULL);"
+        )
+        rows = await self._db.execute("SELECT state FROM ledger WHERE id = 1", sync=False)
+        if rows:
+            self.state = LedgerState(**json.loads(rows[0][0]))
+        self._report(self.state)
+
+    async def _save(self, state: LedgerState) -> None:
+        text = json.dumps(attrs.asdict(state), sort_keys=True)
+        async with self._db.transaction(sync=False) as tx:
+            tx.execute("INSERT OR REPLACE INTO ledger (id, state) VALUES (1, ?)", (text,))
+        self.state = state
+        self._report(state)
+
+    async def apply(self, entry: CommittedEntry) -> None:
+        s = self.state
+        node = entry.entry_id.split(".", 1)[0]
+        await self._save(
+            LedgerState(
+                entry.position.seq,
+                _chain(s.chain, entry.position.seq, entry.entry_id),
+                dict(s.counts, **{node: s.counts.get(node, 0) + 1}),
+                [*s.recent, entry.entry_id][-24:],
+            )
+        )
+
+    async def applied_index(self) -> int:
+        return self.state.seq
+
+    async def save_snapshot(self, out: SnapshotWriter) -> None:
+        await out.write(json.dumps(attrs.asdict(self.state), sort_keys=True).encode())
+
+    async def restore_snapshot(self, snapshot: SnapshotReader) -> None:
+        data = b"".join([chunk async for chunk in snapshot.chunks(100)])
+        state = LedgerState(**json.loads(data))
+        if state.seq > snapshot.index:
+            raise ValueError(f"snapshot says {snapshot.index}, its state {state.seq}")
+        # Positions after the last entry applied may be no-ops, which a state never sees.
+        await self._save(attrs.evolve(state, seq=snapshot.index))
 
 
 def _reachable(sim: Simulation, a: str, b: str) -> bool:
@@ -67,26 +178,29 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
     committed: dict[int, tuple[int, str]] = data.setdefault("committed", {})
     acked: list[tuple[str, int, int, str, float]] = data.setdefault("acked", [])
     failed: list[tuple[str, str, float, str]] = data.setdefault("failed", [])
-    applied: list[tuple[int, int, str]] = []
-    data.setdefault("applied", {})[me] = applied  # this incarnation's view of the log
-    seen: set[str] = set()
+    states: dict[str, LedgerState] = data.setdefault("states", {})
     rng = env.child_rng("tokenring-workload")
+
+    def report(state: LedgerState) -> None:
+        states[me] = state
 
     async def apply(entry: CommittedEntry) -> None:
         seq, epoch = entry.position.seq, entry.position.epoch
-        applied.append((seq, epoch, entry.entry_id))
         first = committed.setdefault(seq, (epoch, entry.entry_id))
         if first != (epoch, entry.entry_id):
             sim.violation(
                 f"fork at seq {seq}: {me} applied {(epoch, entry.entry_id)}, another "
                 f"member applied {first}"
             )
-        if entry.entry_id in seen:
-            sim.violation(f"{me} applied entry {entry.entry_id} twice (seq {seq})")
-        seen.add(entry.entry_id)
         if entry.data != entry.entry_id.encode():
             sim.violation(f"{me}: entry {entry.entry_id} has the wrong data")
+        await ledger.apply(entry)
 
+    # A restarted node with nothing on disk lost its disk (a wipe): it rejoins as a learner.
+    tables = await env.disk.db.execute("SELECT name FROM sqlite_master", sync=False)
+    wiped = sim.nodes[me].incarnation > 1 and not tables
+    ledger = Ledger(env.disk.db, report)
+    await ledger.open()
     config = attrs.evolve(CONFIG, min_members=len(sim.names))
     async with contextlib.AsyncExitStack() as stack:
         rpc = await stack.enter_async_context(RpcNode(env, listen=f"{me}:{PORT}", secret=SECRET))
@@ -97,13 +211,28 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
         else:
             seeds = [f"{n}:{PORT}" for n in sim.names if n != me]
             view = await stack.enter_async_context(Membership(env, rpc, seeds=seeds))
-        ring = await stack.enter_async_context(TokenRing(env, rpc, view, config, apply=apply))
+        machine = _Checked(ledger, apply, data.setdefault("snapshots", {}))
+        ring = await stack.enter_async_context(
+            TokenRing(
+                env,
+                rpc,
+                view,
+                config,
+                state_machine=machine,
+                learner=wiped and not sabotage.get("learner"),
+            )
+        )
+        ring.on_install_step = _install_crasher(sim, me)
         if sabotage.get("epoch_check"):
             ring.core.epoch_check_enabled = False
         if sabotage.get("epoch_bump"):
             ring.core.epoch_bump_enabled = False
         if sabotage.get("majority"):
             ring.core.majority_enabled = False
+        if sabotage.get("trim"):
+            ring.core.trim_guard_enabled = False
+        if sabotage.get("tail"):
+            ring.core.snapshot_tail_enabled = False
         if sabotage.get("fsync"):
             ring.fsync_enabled = False
         task_status.started(ring)
@@ -130,6 +259,44 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
                 break
 
 
+@attrs.define
+class _Checked:
+    """The ledger as the ring sees it: applies go through the checker's ground truth."""
+
+    ledger: Ledger
+    check: Any
+    counts: dict[str, int]
+    """Snapshots taken and restored, over the whole run (to show they happen)."""
+
+    async def apply(self, entry: CommittedEntry) -> None:
+        await self.check(entry)
+
+    async def applied_index(self) -> int:
+        return await self.ledger.applied_index()
+
+    async def save_snapshot(self, out: SnapshotWriter) -> None:
+        self.counts["taken"] = self.counts.get("taken", 0) + 1
+        await self.ledger.save_snapshot(out)
+
+    async def restore_snapshot(self, snapshot: SnapshotReader) -> None:
+        self.counts["restored"] = self.counts.get("restored", 0) + 1
+        await self.ledger.restore_snapshot(snapshot)
+
+
+def _install_crasher(sim: Simulation, me: str) -> Any:
+    """Crash this member at a step of a snapshot install, now and then, before heal."""
+    rng: random.Random = sim.data.setdefault("install-rng", random.Random(f"install:{sim.seed}"))
+
+    async def step(name: str) -> None:
+        if sim.now() < sim.heal_at - 3.0 and rng.random() < INSTALL_CRASH[name]:
+            sim.fault("crash_installing", node=me, step=name)
+            sim.crash(me)
+            sim.data.setdefault("restart", []).append((sim.now() + rng.uniform(0.5, 2.0), me))
+            await anyio.lowlevel.checkpoint()  # cancelled here: the crash takes effect
+
+    return step
+
+
 async def _read_back(sim: Simulation, me: str, eid: str, seq: int, other: str) -> None:
     """Read your write on another member: once it has applied ``seq``, it holds ``eid``."""
     target = sim.nodes[other]
@@ -141,40 +308,90 @@ async def _read_back(sim: Simulation, me: str, eid: str, seq: int, other: str) -
         await ring.wait_applied(LogPosition(seq, 0))
         if target.incarnation != incarnation or not target.up:
             return
-        log = sim.data["applied"].get(other, [])
-        got = next((e for s, _, e in log if s == seq), None)
-        if got is not None and got != eid:
-            sim.violation(f"{me} wrote {eid} at seq {seq} but {other} has {got} there")
+        got = sim.data["committed"].get(seq)
+        if got is not None and got[1] != eid:
+            sim.violation(f"{me} wrote {eid} at seq {seq} but {other} has {got[1]} there")
 
 
-def _state_hash(log: list[tuple[int, int, str]]) -> str:
-    h = hashlib.sha256()
-    for seq, epoch, eid in log:
-        h.update(f"{seq}:{epoch}:{eid}\n".encode())
-    return h.hexdigest()[:16]
+async def workload(sim: Simulation) -> None:
+    """Cut one node off at a time, the first for a long stretch, the others for a few
+    seconds (each comes back behind the others' logs); wipe a node's disk now and then;
+    restart members crashed during a snapshot install."""
+    rng = random.Random(f"tokenring-workload:{sim.seed}")
+    next_cut = rng.uniform(2.0, 5.0)
+    length = rng.uniform(*LONG_PARTITION)
+    pairs: list[tuple[str, str]] = []
+    heal_cut = 0.0
+    wipes = sorted(rng.uniform(3.0, sim.heal_at - 6.0) for _ in range(WIPES))
+    while sim.now() < sim.duration:
+        await anyio.sleep(0.1)
+        now = sim.now()
+        if wipes and now >= wipes[0]:
+            wipes.pop(0)
+            _wipe(sim, rng)
+        if pairs and now >= heal_cut:
+            sim.net.unblock(pairs)
+            pairs = []
+            next_cut = now + rng.uniform(0.5, 1.5)
+            length = rng.uniform(*SHORT_PARTITION)
+        elif not pairs and now >= next_cut and now + length < sim.heal_at - 1.0:
+            victim = rng.choice(sim.names)
+            sim.fault("cut_off", node=victim, seconds=round(length, 3))
+            pairs = sim.net.partition([[victim], [n for n in sim.names if n != victim]])
+            heal_cut = now + length
+        restart: list[tuple[float, str]] = sim.data.get("restart", [])
+        for item in sorted(restart):
+            if item[0] <= now:
+                restart.remove(item)
+                await sim.start(item[1])
+
+
+def _wipe(sim: Simulation, rng: random.Random) -> None:
+    """Lose one node's disk, unless a node that lost it earlier has not caught up yet: a
+    cluster where most members lost their disks has lost its log, and cannot recover."""
+    wiped: list[str] = sim.data.setdefault("wiped", [])
+    for name in wiped:
+        ring = sim.nodes[name].handle
+        if not isinstance(ring, TokenRing) or ring.core.learner:
+            return
+    up = [n for n in sim.names if sim.nodes[n].up]
+    if not up:
+        return
+    victim = rng.choice(up)
+    sim.fault("wipe", node=victim)
+    wiped.append(victim)
+    sim.crash(victim)
+    sim.wipe(victim)
+    sim.data.setdefault("restart", []).append((sim.now() + rng.uniform(1.0, 4.0), victim))
 
 
 def check(sim: Simulation) -> None:
-    applied: dict[str, list[tuple[int, int, str]]] = sim.data.get("applied", {})
+    history: dict[int, tuple[int, str]] = sim.data.get("committed", {})
+    states: dict[str, LedgerState] = sim.data.get("states", {})
     acked: list[tuple[str, int, int, str, float]] = sim.data.get("acked", [])
     failed: list[tuple[str, str, float, str]] = sim.data.get("failed", [])
-    logs = {name: applied.get(name, []) for name in sim.names}
-    longest = max(logs.values(), key=len, default=[])
-    # Convergence: everyone ends with the same applied log and state hash.
-    want = _state_hash(longest)
-    for name, log in logs.items():
-        if _state_hash(log) != want:
+    # State = history: each member's state is the full history replayed to its position.
+    final = {name: states.get(name, LedgerState()) for name in sim.names}
+    for name, state in final.items():
+        want = replay(history, state.seq)
+        if state.chain != want:
             sim.violation(
-                f"{name} did not converge: applied {len(log)} entries (hash "
-                f"{_state_hash(log)}), others {len(longest)} (hash {want})"
+                f"{name}'s state at seq {state.seq} differs from replaying the history "
+                f"({state.chain[:12]} != {want[:12]})"
             )
-    # Token safety: every acknowledged submit is in the final log exactly once, where told.
+    # Convergence: everyone ends with the whole history applied.
+    top = max(history, default=0)
+    want = replay(history, top)
+    for name, state in final.items():
+        if state.chain != want:
+            sim.violation(f"{name} did not converge: applied up to {state.seq}, history {top}")
+    # Token safety: every acknowledged submit is in the history exactly once, where told.
     where: dict[str, list[int]] = {}
-    for seq, _epoch, eid in longest:
+    for seq, (_epoch, eid) in sorted(history.items()):
         where.setdefault(eid, []).append(seq)
     for eid, seq, epoch, src, _ in acked:
         at = where.get(eid, [])
-        if at != [seq]:
+        if at != [seq] or history.get(seq) != (epoch, eid):
             sim.violation(
                 f"acknowledged submit {eid} (from {src}, given ({epoch}, {seq})) is at {at} "
                 "in the final log"
@@ -199,9 +416,11 @@ def check(sim: Simulation) -> None:
 SCENARIO = register(
     Scenario(
         name="tokenring",
-        description="submits on every node under the whole fault model; safety, convergence",
+        description="submits on every node under the whole fault model, with compaction "
+        "and snapshot installs; safety, state = history, convergence",
         node=node,
         check=check,
+        workload=workload,
         nodes=5,
         duration=36.0,
         heal_fraction=0.55,

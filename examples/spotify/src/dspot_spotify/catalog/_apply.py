@@ -1,7 +1,7 @@
 """The catalog state machine: :func:`apply` of one entry at one log position.
 
-The handlers live by subject (``_users``, ``_music``, ``_lists``, ``_blobs``) and share the
-rules of ``_rules``; this module runs one of them (or every part of a
+The handlers live by subject (``_users``, ``_music``, ``_lists``, ``_player``, ``_blobs``) and
+share the rules of ``_rules``; this module runs one of them (or every part of a
 :class:`~dspot_spotify.catalog.Batch`) in a savepoint, records a rejection instead of its
 effect when it refuses, and keeps the last applied position and the log's clock in the same
 transaction. :func:`check` is the same run, always rolled back: what the log would say of
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
-from dspot_spotify.catalog import _blobs, _lists, _music, _users
+from dspot_spotify.catalog import _blobs, _lists, _music, _player, _users
 from dspot_spotify.catalog._entries import (
     NOT_IN_BATCH,
     Batch,
@@ -35,6 +35,7 @@ HANDLERS: Final[Mapping[type[Entry], Any]] = {
     **_music.HANDLERS,
     **_lists.HANDLERS,
     **_blobs.HANDLERS,
+    **_player.HANDLERS,
 }
 """The handler of each entry type (a batch runs those of its parts)."""
 

@@ -1,0 +1,83 @@
+"""The blob store's tuning and the records its public calls return."""
+
+from __future__ import annotations
+
+import attrs
+
+from dspot.blobstore._placement import BlobPlacement, Replication
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@attrs.frozen
+class BlobStoreConfig:
+    """Tuning of a :class:`~dspot.blobstore.BlobStore`. Every node of a cluster should use
+    the same values."""
+
+    replicas: Replication = 3
+    write_quorum: int = 2
+    chunk_size: int = 1 * MiB
+    """Bytes per upload chunk (one RPC frame; must stay well under the 16 MiB frame limit).
+    Each chunk costs a fixed overhead on every hop (a request, a task, two thread hand-offs),
+    so chunks are large; memory per upload is about ``window * chunk_size`` per hop."""
+    window: int = 4
+    """Upload chunks in flight along the whole chain: bounds memory, keeps the pipeline full."""
+    block_size: int = 64 * KiB
+    """Granularity of stored checksums: the unit a replica verifies before serving bytes."""
+    read_size: int = 256 * KiB
+    """Bytes asked for per read request to another node."""
+    local_read_size: int = 1024 * KiB
+    """Bytes read at a time from this node's own copy."""
+    call_timeout: float = 10.0
+    read_timeout: float = 5.0
+    upload_idle_timeout: float = 30.0
+    """A partial upload with no traffic for this long is aborted (its coordinator is gone)."""
+    repair_interval: float = 5.0
+    repair_batch: int = 512
+    repair_parallel: int = 4
+    fetch_timeout: float = 120.0
+    scrub_interval: float = 300.0
+    read_passes: int = 3
+    """How many times a read walks the replica list before giving up."""
+    tombstone_ttl: float = 7 * 86400.0
+    """Tombstones older than this are forgotten. Must exceed the longest time a node holding
+    a copy can stay away and come back, or it would bring the blob back."""
+    sync_before_ack: bool = True
+    """Commit uploads durably before acknowledging. Switched off only by sabotage tests."""
+    repair_enabled: bool = True
+    """Switched off only by sabotage tests."""
+
+    @property
+    def placement(self) -> BlobPlacement:
+        return BlobPlacement(self.replicas, self.write_quorum)
+
+
+@attrs.frozen
+class PutResult:
+    sha256: str
+    size: int
+    replicas: list[str]
+    """Nodes that committed a synced copy before the upload was acknowledged."""
+
+
+@attrs.frozen
+class BlobInfo:
+    sha256: str
+    size: int
+    holders: list[str]
+
+
+@attrs.frozen
+class BlobStats:
+    """One node's share: what it stores and what its last repair round found."""
+
+    blobs: int
+    bytes: int
+    under_replicated: int
+    """Copies held here whose owners (per the last repair round) hold fewer than min(R, live)."""
+    uploads_in_progress: int
+    fetched: int
+    handed_off: int
+    corrupt_found: int
+    healed: int

@@ -1,0 +1,235 @@
+"""Snapshots through the driver: compaction on disk, memory bounded by configuration,
+installs onto members that fell behind or lost their disk, crashes in the middle of an
+install, and the store and snapshot files on the production disk."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import anyio
+import pytest
+import trio
+import trio.testing
+
+from dspot.disk import LocalDisk, SimDisk
+from dspot.env import NodeEnv
+from dspot.tokenring import (
+    Entry,
+    HardState,
+    InstallSnapshot,
+    Persist,
+    SnapshotMeta,
+    TokenRingConfig,
+)
+from dspot.tokenring._snapshot import SnapshotHeader, read_header, write_snapshot
+from dspot.tokenring._store import LogStore
+from dspot.tokenring._transfer import SnapshotReceiver
+from dspot.transport import SimNetwork
+from tests.tokenring.cluster import Cluster, CrashAt, run
+
+NAMES = ["n1", "n2", "n3"]
+CONFIG = TokenRingConfig(
+    max_batch=4,
+    memory_entries=8,
+    compact_every=20,
+    keep_entries=5,
+    dedupe_window=32,
+    snapshot_chunk=64,
+    min_members=3,
+)
+
+
+async def _converged(c: Cluster, names: list[str], timeout: float = 20.0) -> None:
+    """Wait until every member applied the commit point, with one state."""
+    with anyio.fail_after(timeout):
+        while True:
+            top = max(c.rings[n].commit_position.seq for n in names)
+            done = all(c.rings[n].applied_position.seq >= top for n in names)
+            if done and len({c.states[n].chain for n in names}) == 1:
+                return
+            await anyio.sleep(0.1)
+
+
+def test_compaction_keeps_disk_and_memory_bounded_while_the_log_grows() -> None:
+    async def body(c: Cluster) -> None:
+        most_memory = most_disk = 0
+        for batch in range(43):  # 7 at a time: out of step with compact_every
+            await c.fill(7, f"b{batch}-")
+            for n in NAMES:
+                ring = c.rings[n]
+                most_memory = max(most_memory, ring.status().in_memory)
+                most_disk = max(most_disk, await ring.log_entries_on_disk())
+        await _converged(c, NAMES)
+        status = c.rings["n1"].status()
+        assert status.commit_index >= 300 and status.snapshot_index >= 280
+        assert most_memory <= CONFIG.memory_entries
+        # On disk: the kept entries before the snapshot, what came since, one batch more.
+        assert most_disk <= CONFIG.keep_entries + CONFIG.compact_every + 2 * CONFIG.max_batch
+        files = await c.disks["n1"].list_files("tokenring/snapshots/")
+        assert files == [c.rings["n1"].core.snapshot.name]  # type: ignore[union-attr]
+
+    run(body, NAMES, CONFIG, ledgers=True)
+
+
+def test_without_snapshots_the_log_stays_on_disk_and_memory_is_still_bounded() -> None:
+    async def body(c: Cluster) -> None:
+        last = await c.fill(100, "x")
+        ring = c.rings["n2"]
+        await ring.wait_applied(last, timeout=10)
+        assert ring.status().in_memory <= CONFIG.memory_entries
+        assert await ring.log_entries_on_disk() >= 100  # never compacted
+        assert ring.status().base_index == 0
+        committed = await ring.committed()  # read back from disk
+        assert [e.entry_id for e in committed][-100:] == [f"x{i}" for i in range(100)]
+        # A restart applies the whole log again, from disk, in order.
+        c.crash("n2")
+        ring = await c.start("n2")
+        await ring.wait_applied(last, timeout=10)
+        assert [e.entry_id for e in c.applied["n2"]] == [e.entry_id for e in committed]
+
+    run(body, NAMES, CONFIG)
+
+
+def test_a_member_that_lost_its_disk_installs_the_snapshot_as_a_learner() -> None:
+    async def body(c: Cluster) -> None:
+        await c.fill(30, "a")
+        c.crash("n3")
+        c.disks["n3"].wipe()
+        c.views["n1"].down = c.views["n2"].down = {"n3"}
+        await c.fill(50, "b", via=["n1", "n2"])
+        c.views["n1"].down = c.views["n2"].down = set()
+        ring = await c.start("n3", learner=True)
+        assert ring.core.learner
+        await _converged(c, NAMES)
+        core = ring.core
+        assert core.snapshot is not None and core.base_index >= core.snapshot.index - 5
+        assert not core.learner  # caught up with a holder: votes again
+        assert ring.known_members == tuple(NAMES)  # the configured membership came back
+        assert c.states["n3"] == c.states["n1"]
+
+    run(body, NAMES, CONFIG, ledgers=True)
+
+
+@pytest.mark.parametrize("step", ["chunk", "file", "recorded", "restored"])
+def test_a_crash_during_an_install_leaves_the_old_state_or_the_new(step: str) -> None:
+    async def body(c: Cluster) -> None:
+        await c.fill(10, "a")
+        c.isolate("n3")
+        await c.fill(45, "b", via=["n1", "n2"])
+        hook = CrashAt(c, "n3", step)
+        c.crash("n3")
+        await c.start("n3", on_install_step=hook)
+        c.heal()
+        with anyio.fail_after(20):
+            await hook.fired.wait()
+        # Crashed right there. What is on its disk now?
+        loaded = await LogStore(c.disks["n3"].db).load(8, 32)
+        files = await c.disks["n3"].list_files("tokenring/snapshots/")
+        if step in ("chunk", "file"):  # the old state: no snapshot, the log it had
+            assert loaded.snapshot is None and loaded.log.last_index >= 10
+            assert len(files) == (1 if step == "file" else 0)  # a complete, unrecorded file
+        else:  # the new state: the snapshot is the base, its file is there
+            assert loaded.snapshot is not None and loaded.snapshot.index >= 40
+            assert loaded.log.base_index == loaded.snapshot.index
+            assert files == [loaded.snapshot.name]
+        ring = await c.start("n3")
+        await _converged(c, NAMES)
+        assert c.states["n3"] == c.states["n1"]
+        # Nothing left over: one snapshot file, the one recorded.
+        assert await c.disks["n3"].list_files("tokenring/snapshots/") == [
+            ring.core.snapshot.name  # type: ignore[union-attr]
+        ]
+
+    run(body, NAMES, CONFIG, ledgers=True)
+
+
+def test_a_restarted_member_resumes_its_state_machine_where_it_durably_stopped() -> None:
+    async def body(c: Cluster) -> None:
+        await c.fill(30, "a")
+        c.crash("n2")
+        ring = await c.start("n2")
+        durable = c.states["n2"].seq  # what the ledger found on its disk
+        assert durable > 0 and ring.applied_position.seq == durable  # not replayed from 1
+        await c.fill(5, "b")
+        await _converged(c, NAMES)
+
+    run(body, NAMES, CONFIG, ledgers=True)
+
+
+def _env(disk: SimDisk) -> NodeEnv:
+    return NodeEnv("n", SimNetwork(random.Random(1)).transport("n"), disk, random.Random(1))
+
+
+def test_a_snapshot_with_a_bad_checksum_is_never_published() -> None:
+    async def main() -> None:
+        sender, receiver_disk = SimDisk(random.Random(1)), SimDisk(random.Random(2))
+        header = SnapshotHeader(7, 2, [("x", 7, 2)], ["a", "b"])
+        machine = _Blob(b"state " * 40)
+        meta = await write_snapshot(sender, "snap", header, machine)
+        data = await sender.read("snap")
+        receiver = SnapshotReceiver(_env(receiver_disk), "in/")
+
+        async def no_step(step: str) -> None:
+            pass
+
+        async def send(blob: bytes) -> SnapshotMeta | None:
+            got: SnapshotMeta | None = None
+            for offset in range(0, len(blob), 50):
+                msg = InstallSnapshot(1, 0, "a", 7, 2, meta.size, meta.sha256, meta.data_offset,
+                                      offset, blob[offset : offset + 50])  # fmt: skip
+                got, ahead = await receiver.receive(msg, no_step)
+                assert got is not None or ahead == min(offset + 50, len(blob)) or ahead == 0
+            return got
+
+        flipped = bytearray(data)
+        flipped[100] ^= 1
+        assert await send(bytes(flipped)) is None
+        assert await receiver_disk.list_files() == []  # nothing half-written is visible
+        got = await send(data)
+        assert got is not None and got.sha256 == meta.sha256
+        assert await receiver_disk.read(got.name) == data
+        assert (await read_header(receiver_disk, got.name))[0] == header
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+class _Blob:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def save_snapshot(self, out: object) -> None:
+        await out.write(self.data)  # type: ignore[attr-defined]
+
+
+def test_the_store_and_snapshot_files_on_the_production_disk(tmp_path: Path) -> None:
+    async def main() -> None:
+        disk = await LocalDisk.open(tmp_path / "node")
+        async with disk:
+            store = LogStore(disk.db)
+            loaded = await store.load(4, 8)
+            assert loaded.fresh and loaded.log.last_index == 0
+            entries = {i: Entry(1 + i // 5, f"e{i}", b"d%d" % i) for i in range(1, 13)}
+            await store.write(Persist(entries=entries, state=HardState(3, "a", 2, True)))
+            meta = SnapshotMeta(8, 2, "tokenring/snapshots/8", 9, "ab", 3)
+            await store.write(Persist(trim_to=6, base_epoch=2, snapshot=meta, members=("a",)))
+            assert await store.read(5, 9) == []  # 5 and 6 are gone
+            assert [e.entry_id for e in await store.read(7, 9)] == ["e7", "e8", "e9"]
+            assert await store.count() == 6
+        disk = await LocalDisk.open(tmp_path / "node")
+        async with disk:
+            store = LogStore(disk.db)
+            loaded = await store.load(4, 8)
+            assert not loaded.fresh and loaded.state == HardState(3, "a", 2, True)
+            assert loaded.snapshot == meta
+            log = loaded.log
+            assert (log.base_index, log.base_epoch, log.last_index) == (6, 2, 12)
+            assert [log.epoch_at(i) for i in range(6, 13)] == [2, 2, 2, 2, 3, 3, 3]
+            assert [e.entry_id for e in log.in_memory()] == ["e9", "e10", "e11", "e12"]
+            assert [i for i, _, _ in loaded.ids] == [f"e{i}" for i in range(7, 13)]
+            assert await store.load_members() == ["a"]
+            header = SnapshotHeader(8, 2, [], ["a"])
+            written = await write_snapshot(disk, "tokenring/snapshots/8", header, _Blob(b"xyz"))
+            assert (await read_header(disk, written.name)) == (header, written.data_offset)
+
+    anyio.run(main)
