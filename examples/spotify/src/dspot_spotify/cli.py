@@ -96,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--sabotage", action="append", default=[], choices=SABOTAGES, help=argparse.SUPPRESS
     )
+    # Replicas that apply up to a heartbeat late, for tests of what clients see meanwhile.
+    node.add_argument("--no-commit-notice", action="store_true", help=argparse.SUPPRESS)
 
     tls = sub.add_parser(
         "dev-tls", help="issue a member certificate from a development CA (for mutual TLS)"
@@ -309,6 +311,7 @@ def _node(args: argparse.Namespace) -> int:
             tls_ca=args.tls_ca,
             http_advertise=args.http_advertise,
             sabotage=tuple(args.sabotage),
+            commit_notice=not args.no_commit_notice,
         )
     )
 
