@@ -12,8 +12,9 @@ them once no song or album uses them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Final, Literal
 
 import anyio
@@ -78,7 +79,7 @@ class DuplicateSong(Song):
 SongPatch = patch_of(catalog.UpdateSong, SONG_EDITABLE, "SongPatch")
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
+async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
 
 
@@ -170,9 +171,13 @@ async def _store_blobs(api: Api, spool: SpooledUpload, found: InspectedUpload) -
     """The upload's audio and cover into the blob store, acknowledged by W synced copies."""
     blobs = api.node.blobs
     try:
-        await blobs.put(spool.chunks(), sha256=spool.sha256)
+        # Closed here even when a put stops half-way: a generator left to the garbage
+        # collector is closed from outside any task (the simulation's loop refuses that).
+        async with contextlib.aclosing(spool.chunks()) as audio:
+            await blobs.put(audio, sha256=spool.sha256)
         if found.cover is not None and found.cover_sha256 is not None:
-            await blobs.put(_once(found.cover), sha256=found.cover_sha256)
+            async with contextlib.aclosing(_once(found.cover)) as cover:
+                await blobs.put(cover, sha256=found.cover_sha256)
     except (BlobStoreError, IntegrityError) as e:
         raise HTTPError(503, f"could not store the file: {e}") from None
 
