@@ -26,7 +26,7 @@ SESSION_KINDS = {
 """Every client kind is promised read-your-writes and monotonic reads, and what gives them.
 A kind that sends no position keeps one gateway (as a client behind DNS or a load balancer
 does) and is checked per gateway: a switch after its gateway failed starts a new session
-(docs/consistency.md says what holds across gateways)."""
+(docs/service/consistency.md says what holds across gateways)."""
 STICKY_KINDS = frozenset({"rest-plain", "subsonic"})
 """Client kinds that keep their gateway until it fails."""
 

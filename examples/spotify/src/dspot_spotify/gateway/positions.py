@@ -21,7 +21,7 @@ Two scopes (:class:`PositionScope`):
     a request waits only for what its own session saw.
 
 The benchmark ``benchmarks/bench_sessions.py`` measures what each adds to read latency;
-``docs/consistency.md`` has the numbers and the choice.
+``docs/service/consistency.md`` has the numbers and the choice.
 """
 
 from __future__ import annotations
