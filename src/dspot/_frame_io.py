@@ -17,7 +17,7 @@ import anyio
 import anyio.abc
 
 from dspot._wakeup import Waiter, waiter
-from dspot.errors import DspotError, TransportError
+from dspot.errors import STREAM_ERRORS, ConnectionLost, PeerUnavailable, TransportError
 from dspot.wire import Frame, FrameDecoder
 
 READ_CHUNK = 256 * 1024
@@ -26,23 +26,31 @@ _QUEUE_LIMIT = 1024 * 1024
 _WRITE_SLICE = 512 * 1024
 
 
-class ConnectionLost(DspotError):
-    """The connection broke (or was closed) before this frame could be sent or answered."""
-
-
 async def read_frame(stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Frame:
-    """The next frame from ``stream`` (:class:`~dspot.errors.FrameError` if malformed)."""
+    """The next frame from ``stream`` (:class:`~dspot.errors.FrameError` if malformed,
+    :class:`~dspot.errors.ConnectionLost` if the connection is gone)."""
     while True:
         frame = decoder.next_frame()
         if frame is not None:
             return frame
-        decoder.feed(await stream.receive(max(READ_CHUNK, decoder.wanted)))
+        try:
+            data = await stream.receive(max(READ_CHUNK, decoder.wanted))
+        except PeerUnavailable:
+            raise
+        except STREAM_ERRORS as exc:
+            raise ConnectionLost(f"receiving failed: {exc!r}") from exc
+        decoder.feed(data)
 
 
 async def send_frame(stream: anyio.abc.ByteStream, frame: Frame) -> None:
     """Write one frame directly (handshakes, before a :class:`FrameSender` runs)."""
-    for buf in frame.encode():
-        await stream.send(buf)
+    try:
+        for buf in frame.encode():
+            await stream.send(buf)
+    except PeerUnavailable:
+        raise
+    except STREAM_ERRORS as exc:
+        raise ConnectionLost(f"sending failed: {exc!r}") from exc
 
 
 # What a stream's send raises when the connection is gone (a TLS stream whose peer hung up

@@ -48,6 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seeds", type=_seed_range, help="run seeds A-B (inclusive)")
     sim.add_argument("--nodes", type=int, help="cluster size (default: the scenario's)")
     sim.add_argument("--duration", type=float, help="virtual seconds per seed")
+    hostile = sim.add_mutually_exclusive_group()
+    hostile.add_argument(
+        "--stranger",
+        dest="stranger",
+        action="store_true",
+        default=None,
+        help="run the hostile stranger (garbage to every listener) even if the scenario has none",
+    )
+    hostile.add_argument(
+        "--no-stranger", dest="stranger", action="store_false", help="run without the stranger"
+    )
     sim.add_argument(
         "--check-determinism",
         action="store_true",
@@ -74,6 +85,7 @@ class _SeedRun:
     nodes: int | None
     duration: float | None
     check_determinism: bool
+    stranger: bool | None = None
 
 
 @attrs.frozen
@@ -94,12 +106,15 @@ def _run_seed(job: _SeedRun, trace_out: IO[str] | None = None) -> _SeedOutcome:
         nodes=job.nodes,
         duration=job.duration,
         trace_out=trace_out,
+        stranger=job.stranger,
     )
     report: list[str] = []
     violations = len(result.violations)
     if job.check_determinism:
         other = str(random.SystemRandom().randrange(1, 2**32))
-        again = trace_hash_in_subprocess(job.scenario, job.seed, job.nodes, job.duration, other)
+        again = trace_hash_in_subprocess(
+            job.scenario, job.seed, job.nodes, job.duration, other, job.stranger
+        )
         if again != result.trace_hash:
             violations += 1
             report.append(
@@ -109,7 +124,7 @@ def _run_seed(job: _SeedRun, trace_out: IO[str] | None = None) -> _SeedOutcome:
     if result.violations:
         report.append(f"seed {job.seed}: {len(result.violations)} violations")
         report += [f"  - {message[:400]}" for message in result.violations[:5]]
-        cmd = rerun_command(job.scenario, job.seed, job.nodes, job.duration)
+        cmd = rerun_command(job.scenario, job.seed, job.nodes, job.duration, job.stranger)
         report.append(f"  rerun: {cmd}")
     return _SeedOutcome(
         job.seed, violations, result.faults, result.events, result.trace_hash, tuple(report)
@@ -160,7 +175,9 @@ def _sim(args: argparse.Namespace) -> int:
         return 2
     seeds = range(args.seed, args.seed + 1) if args.seed is not None else args.seeds or range(1, 2)
     jobs = [
-        _SeedRun(args.scenario, seed, args.nodes, args.duration, args.check_determinism)
+        _SeedRun(
+            args.scenario, seed, args.nodes, args.duration, args.check_determinism, args.stranger
+        )
         for seed in seeds
     ]
     out = open(args.trace, "w", encoding="utf-8") if args.trace else None  # noqa: SIM115

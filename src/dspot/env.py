@@ -7,12 +7,13 @@ seeded RNG and simulated I/O and replay a run exactly.
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
@@ -119,6 +120,26 @@ async def run_in_thread(fn: Callable[..., _T], /, *args: Any, kind: str = "", si
     return await anyio.to_thread.run_sync(fn, *args)
 
 
+class Mechanism(enum.Enum):
+    """A resilience mechanism a node can be built without: for sabotage tests only.
+
+    Each primitive declares its mechanisms as a subclass (``RpcMechanism`` in
+    :mod:`dspot.rpc`, ...) and reads :meth:`NodeEnv.enabled` when it is built. A test that
+    wants to see a checker catch the bug a mechanism prevents runs nodes with that mechanism
+    in :attr:`NodeEnv.disabled`; :func:`production_env` refuses any.
+    """
+
+
+def _mechanisms(value: Iterable[Mechanism]) -> frozenset[Mechanism]:
+    return frozenset(value)
+
+
+def _production_refuses_sabotage(env: NodeEnv, _: Any, disabled: frozenset[Mechanism]) -> None:
+    if disabled and env.production:
+        names = ", ".join(sorted(m.value for m in disabled))
+        raise ValueError(f"a production environment cannot disable mechanisms ({names})")
+
+
 @attrs.define
 class NodeEnv:
     """What one node may use: from :func:`production_env` or from the simulation."""
@@ -139,10 +160,22 @@ class NodeEnv:
     cpu: SimCpu | None = None
     """The simulation's model of this node's processor; ``None`` in production (the real one).
     Code that measures the loop itself (:class:`~dspot.looplag.LoopLagMonitor`) consults it."""
+    """Where CPU-heavy pure work runs: inline in the simulation (no threads, so replay stays
+    exact), a worker thread in production."""
+    production: bool = attrs.field(default=False, on_setattr=attrs.setters.frozen)
+    """Set by :func:`production_env`; such an env refuses :attr:`disabled` mechanisms."""
+    disabled: frozenset[Mechanism] = attrs.field(
+        default=frozenset(), converter=_mechanisms, validator=_production_refuses_sabotage
+    )
+    """Mechanisms this node is built without (sabotage tests only; empty in production)."""
     ids: IdGenerator = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.ids = IdGenerator(self.rng)
+
+    def enabled(self, mechanism: Mechanism) -> bool:
+        """Whether ``mechanism`` is on (always, except in a sabotage test)."""
+        return mechanism not in self.disabled
 
     def secure_token(self, nbytes: int = 16) -> bytes:
         """Bytes an attacker cannot predict in production (deterministic in the simulation)."""
@@ -189,4 +222,5 @@ def production_env(
         logger=logger or logging.getLogger(f"dspot.{node_id}"),
         entropy=secrets.token_bytes,
         offload=run_in_thread,
+        production=True,
     )

@@ -13,13 +13,16 @@ Guarantees:
   remembers each call id's response for ``dedupe_window`` seconds and answers a retry from
   that memory, and a retry that reaches a *restarted* server (different boot id, memory
   lost) is refused with :class:`~dspot.errors.OutcomeUnknown` instead of running twice.
-* **Hostile input is contained.** A malformed or oversize frame closes that one connection
-  with a logged reason; the node keeps serving everyone else.
+* **Hostile input is contained.** A malformed or oversize frame (over 4 KiB before the
+  peer has proved the secret, JSON nested over 64 deep) closes that one connection with a
+  logged reason; anything unexpected on a connection is logged with its traceback and closes
+  that connection too. The node keeps serving everyone else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -31,21 +34,35 @@ import anyio.abc
 import attrs
 
 from dspot import wire
-from dspot._frame_io import ConnectionLost, FrameSender, read_frame, send_frame
+from dspot._frame_io import FrameSender, read_frame, send_frame
 from dspot._handshake import ClientHandshake, Peer, ServerHandshake, handshake_proof, refusal
 from dspot._wakeup import Waiter, current_time, waiter
-from dspot.env import NodeEnv
+from dspot.env import Mechanism, NodeEnv
 from dspot.errors import (
+    ConnectionLost,
     ConnectTimeout,
     FrameError,
     HandshakeFailed,
     OutcomeUnknown,
+    PeerUnavailable,
     RemoteError,
-    RpcError,
     RpcTimeout,
-    TransportError,
+    RpcUnavailable,
 )
 from dspot.wire import Frame, FrameDecoder, Kind
+
+
+class RpcMechanism(Mechanism):
+    """What sabotage tests can build an :class:`RpcNode` without (``NodeEnv.disabled``)."""
+
+    DEDUPE = "rpc.dedupe"
+    """At-most-once: remember each non-idempotent call's response and answer retries from it."""
+    BOOT_CHECK = "rpc.boot_check"
+    """Refuse a retry that reaches a restarted server (its memory of calls is gone)."""
+    DECODE_GUARD = "rpc.decode_guard"
+    """Frame meta parsed within limits, every failure a FrameError (without it: plain
+    ``json.loads``, catching ``ValueError`` only, as before issue 13)."""
+
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -192,8 +209,9 @@ class RpcNode:
         self.connect_timeout = connect_timeout
         self.max_frame = max_frame
         self.dedupe_window = dedupe_window
-        self.dedupe_enabled = True  # switched off only by sabotage tests
-        self.boot_check_enabled = True  # likewise
+        self._dedupe = env.enabled(RpcMechanism.DEDUPE)
+        self._boot_check = env.enabled(RpcMechanism.BOOT_CHECK)
+        self._loads = wire.loads if env.enabled(RpcMechanism.DECODE_GUARD) else _unguarded_loads
         self.duplicate_rate = 0.0
         """Fault injection: probability that a request frame is sent twice (as a network
         retransmission at the message level would); the duplicate's response is ignored."""
@@ -267,7 +285,8 @@ class RpcNode:
 
         Raises :class:`RpcTimeout` when the deadline passes, :class:`RemoteError` when the
         handler refused, :class:`OutcomeUnknown` when a non-idempotent call cannot be known
-        to have run, :class:`RpcError` when every attempt failed to reach the peer.
+        to have run, :class:`~dspot.errors.RpcUnavailable` (a
+        :class:`~dspot.errors.PeerUnavailable`) when every attempt failed to reach the peer.
         """
         policy = retry or self.retry
         timeout = self.call_timeout if timeout is None else timeout
@@ -308,30 +327,25 @@ class RpcNode:
                 last_exc = exc
                 if conn is not None:
                     await self._discard(address, conn)
-            except (
-                TransportError,
-                anyio.BrokenResourceError,
-                anyio.EndOfStream,
-                anyio.ClosedResourceError,
-                _ConnectionLost,
-                FrameError,
-            ) as exc:
+            except (PeerUnavailable, FrameError) as exc:
                 last_exc = exc
                 if conn is not None:
                     await self._discard(address, conn)
                 if isinstance(exc, HandshakeFailed):
-                    raise RpcError(f"{name} to {address}: {exc}") from exc
+                    raise RpcUnavailable(f"{name} to {address}: {exc}") from exc
             attempt += 1
             if attempt >= policy.attempts:
-                if isinstance(last_exc, TimeoutError):
+                if isinstance(last_exc, TimeoutError) and not isinstance(last_exc, PeerUnavailable):
                     raise RpcTimeout(f"{name} to {address} timed out") from last_exc
-                raise RpcError(f"{name} to {address} failed after {attempt} attempts: {last_exc!r}")
+                raise RpcUnavailable(
+                    f"{name} to {address} failed after {attempt} attempts: {last_exc!r}"
+                ) from last_exc
             pause = min(policy.backoff(attempt, self._rng), max(0.0, deadline - current_time()))
             await anyio.sleep(pause)
             now = current_time()
 
     def _response(self, frame: Frame, name: str, address: str) -> Any:
-        meta = wire.loads(frame.meta)
+        meta = self._loads(frame.meta)
         if frame.kind is Kind.ERROR:
             code = str(meta.get("code", "error"))
             text = str(meta.get("message", ""))
@@ -399,7 +413,7 @@ class RpcNode:
         # Until the server has proved the secret it is a stranger: small frames only.
         decoder = FrameDecoder(wire.PREAUTH_MAX_FRAME)
         nonce = self.env.secure_token(16).hex()
-        handshake = ClientHandshake(self.secret, self.node_id, self.boot, nonce)
+        handshake = ClientHandshake(self.secret, self.node_id, self.boot, nonce, self._loads)
         await _send_frame(stream, handshake.hello())
         try:
             auth, peer = handshake.answer(await _read_frame(stream, decoder), address)
@@ -422,16 +436,12 @@ class RpcNode:
         except FrameError as e:
             self._log.warning("closing connection to %s: %s", address, e)
             exc = e
-        except (
-            anyio.BrokenResourceError,
-            anyio.EndOfStream,
-            anyio.ClosedResourceError,
-            OSError,
-        ) as e:
+        except PeerUnavailable as e:
             exc = e
         except Exception as e:
             # Whatever goes wrong on one connection costs that connection, never the node.
             self._log.exception("closing connection to %s after an unexpected error", address)
+            self.env.trace("conn.crash", error=type(e).__name__)
             exc = e
         conn.fail_all(_ConnectionLost(f"connection to {address} lost: {exc!r}"))
         await self._discard(address, conn)
@@ -466,10 +476,11 @@ class RpcNode:
                 await self._serve_requests(conn)  # this task is the first worker
         except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError):
             pass
-        except Exception:
+        except Exception as exc:
             # Nothing from one connection may reach the listener's task group (and take
             # every other connection, and the node, with it): log it, close this one.
             self._log.exception("%s closing a connection after an unexpected error", self.node_id)
+            self.env.trace("conn.crash", error=type(exc).__name__)
         finally:
             await anyio.aclose_forcefully(stream)
 
@@ -535,11 +546,11 @@ class RpcNode:
     async def _server_handshake(self, stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Peer:
         hello = await _read_frame(stream, decoder)
         nonce = self.env.secure_token(16).hex()
-        handshake = ServerHandshake(self.secret, self.node_id, self.boot, nonce)
+        handshake = ServerHandshake(self.secret, self.node_id, self.boot, nonce, self._loads)
         await _send_frame(stream, handshake.answer_hello(hello))
         try:
             frame = await _read_frame(stream, decoder)
-        except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+        except ConnectionLost as exc:
             # A client with the wrong secret rejects our proof and hangs up here: log it as
             # a refusal on this side too, not as a silent disconnect.
             raise HandshakeFailed(
@@ -554,7 +565,7 @@ class RpcNode:
 
     async def _execute(self, peer: Peer, frame: Frame) -> Frame:
         try:
-            meta = wire.loads(frame.meta)
+            meta = self._loads(frame.meta)
             if not isinstance(meta, dict):
                 raise FrameError("request meta is not an object")
             entry = self._handlers.get(frame.name)
@@ -564,9 +575,9 @@ class RpcNode:
             request = wire.decode_body(frame.name, meta.get("body"), frame.payload)
         except FrameError as exc:
             return _error("bad_request", str(exc))
-        if idempotent or not self.dedupe_enabled:
+        if idempotent or not self._dedupe:
             return await self._run(handler, request, peer, frame.name)
-        if self.boot_check_enabled and meta.get("boot") != self.boot:
+        if self._boot_check and meta.get("boot") != self.boot:
             return _error("outcome_unknown", "the server restarted since the first attempt")
         key = (peer.node_id, str(meta.get("call")))
         now = anyio.current_time()
@@ -625,9 +636,26 @@ def _hand_over_reading(promote: Callable[[_Inbound], None], conn: _Inbound) -> A
     return loop.call_soon(promote, conn)
 
 
+def _unguarded_loads(meta: bytes) -> Any:
+    # RpcMechanism.DECODE_GUARD switched off (sabotage tests only): wire.loads as it was
+    # before issue 13, which let RecursionError through.
+    try:
+        return json.loads(meta)
+    except ValueError as exc:
+        raise FrameError(f"frame meta is not JSON: {exc}") from None
+
+
 def _error(code: str, message: str) -> Frame:
     return Frame(Kind.ERROR, 0, "error", wire.dumps({"code": code, "message": message}))
 
 
-__all__ = ["NO_RETRY", "ClientHandshake", "Peer", "RetryPolicy", "RpcNode", "handshake_proof"]
+__all__ = [
+    "NO_RETRY",
+    "ClientHandshake",
+    "Peer",
+    "RetryPolicy",
+    "RpcMechanism",
+    "RpcNode",
+    "handshake_proof",
+]
 _ = logging  # module logger comes from the env

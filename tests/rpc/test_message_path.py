@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dspot import wire
-from dspot._frame_io import ConnectionLost, FrameSender
+from dspot._frame_io import FrameSender
 from dspot._wakeup import waiter
 from dspot.disk import SimDisk
 from dspot.env import NodeEnv
+from dspot.errors import ConnectionLost
 from dspot.rpc import NO_RETRY, Peer, RpcNode
 from dspot.sim import run_virtual
 from dspot.transport import SimNetwork

@@ -27,6 +27,12 @@ Fsync rules, and why each one exists
 6. **sync=False files** skip rules 1, 2 and 4; :meth:`LocalDisk.sync` later fsyncs each such
    file and its directory.
 
+Permissions: everything is private to the owner from the moment it exists. Directories are
+created with mode 0700, the database and every file with 0600 (the SQLite file is created
+empty by us, and SQLite gives its ``-wal``/``-shm`` the database's mode). The modes are
+passed to ``mkdir``/``open``, never set with ``chmod`` afterwards, so there is no window in
+which another user could open them; a umask can only take more bits away.
+
 Caveats: on macOS ``fsync`` does not flush the drive's cache (``F_FULLFSYNC`` would);
 Linux is the production target. Windows cannot fsync a directory; that step is skipped.
 
@@ -81,6 +87,13 @@ DEFAULT_READERS = 4
 
 P = ParamSpec("P")
 T = TypeVar("T")
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+
+
+def _private_opener(path: str, flags: int) -> int:
+    """``open(..., opener=)`` that creates files readable by their owner only."""
+    return os.open(path, flags, _FILE_MODE)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -115,7 +128,7 @@ def _makedirs_durable(path: Path) -> None:
         probe = probe.parent
     for directory in reversed(missing):
         try:
-            directory.mkdir()
+            directory.mkdir(mode=_DIR_MODE)
         except FileExistsError:
             if not directory.is_dir():
                 raise
@@ -333,7 +346,7 @@ class _LocalFileWriter(FileWriter):
             while True:
                 tmp = directory / f".{os.getpid()}.{next(_tmp_counter)}{_TMP_SUFFIX}"
                 try:
-                    self._file = await anyio.open_file(tmp, "xb")
+                    self._file = await anyio.open_file(tmp, "xb", opener=_private_opener)
                 except FileExistsError:
                     continue
                 self._tmp = tmp
@@ -551,7 +564,12 @@ def _open_sync(
     root: Path, readers: int
 ) -> tuple[sqlite3.Connection, list[sqlite3.Connection], int, int]:
     _makedirs_durable(root / _FILES_DIR)
-    conn = _connect(root / _DB_NAME)
+    db = root / _DB_NAME
+    with contextlib.suppress(FileExistsError):
+        # An empty file is an empty database: create it ourselves, private from the start
+        # (SQLite would create it 0644 and its WAL and shared memory with the same mode).
+        os.close(_private_opener(str(db), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    conn = _connect(db)
     pool: list[sqlite3.Connection] = []
     try:
         conn.execute("PRAGMA journal_mode=WAL").fetchall()

@@ -27,8 +27,11 @@ from dspot.http._client import (
     Connector,
     HttpClient,
     HttpClientError,
+    HttpProtocolError,
     HTTPStatusError,
+    InvalidRequest,
     ReadTimeout,
+    ServerDisconnected,
     Timeouts,
     WriteTimeout,
     parse_url,
@@ -55,9 +58,10 @@ from dspot.http._range import (
     representation_response,
 )
 from dspot.http._router import Router
-from dspot.http._server import HttpServer, ServerConfig, access_log
+from dspot.http._server import KNOWN_METHODS, SERVED_METHODS, HttpServer, ServerConfig, access_log
 from dspot.http._static import StaticFiles, content_type_for, safe_relative_path
 from dspot.http._tls import MINIMUM_TLS, client_ssl_context, server_ssl_context
+from dspot.http._validate import JsonLimits
 from dspot.http._websocket import (
     WebSocket,
     WebSocketClosed,
@@ -68,8 +72,10 @@ from dspot.http._websocket import (
 
 __all__ = [
     "IDEMPOTENT",
+    "KNOWN_METHODS",
     "MINIMUM_TLS",
     "PROBLEM_JSON",
+    "SERVED_METHODS",
     "URL",
     "ByteRange",
     "ClientResponse",
@@ -81,7 +87,10 @@ __all__ = [
     "Headers",
     "HttpClient",
     "HttpClientError",
+    "HttpProtocolError",
     "HttpServer",
+    "InvalidRequest",
+    "JsonLimits",
     "Problem",
     "RangeNotSatisfiable",
     "ReadSlice",
@@ -90,6 +99,7 @@ __all__ = [
     "Response",
     "Router",
     "ServerConfig",
+    "ServerDisconnected",
     "StaticFiles",
     "Timeouts",
     "WebSocket",

@@ -27,11 +27,13 @@ import h11
 import sniffio
 from anyio.streams.tls import TLSStream
 
-from dspot.env import Clock
+from dspot.env import Clock, Tracer, null_tracer
+from dspot.errors import STREAM_ERRORS
 from dspot.http._conditional import http_date
 from dspot.http._message import Handler, Headers, Request, Response, WebSocketUpgrade
 from dspot.http._problem import HTTPError, Problem, status_phrase
 from dspot.http._range import FileSlice
+from dspot.http._validate import JsonLimits
 from dspot.transport import ProtocolStream, can_send_file, send_file
 
 access_log = logging.getLogger("dspot.http.access")
@@ -55,7 +57,16 @@ def redact_target(target: str) -> str:
 """One INFO line per response: ``client "METHOD target HTTP/v" status bytes seconds``."""
 error_log = logging.getLogger("dspot.http.error")
 
-_STREAM_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
+_STREAM_GONE = STREAM_ERRORS
+
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+"""The methods of RFC 9110 plus PATCH: any other method is answered 501 Not Implemented."""
+
+SERVED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+"""The default :attr:`ServerConfig.allowed_methods`: a known method outside it (TRACE,
+CONNECT) is answered 405 before any handler runs."""
 
 
 @attrs.frozen
@@ -69,6 +80,13 @@ class ServerConfig:
     connection gets a 503 and is closed. ``drain_limit``: an unread request body up to this
     size is skipped to keep the connection; ``linger_*``: how long and how much input is
     dropped before closing on a client still sending.
+
+    Before any handler runs, a request with an HTTP version other than 1.0/1.1 gets 505, one
+    with both ``Content-Length`` and ``Transfer-Encoding`` gets 400 and the connection is
+    closed (its framing cannot be trusted), an unknown method gets 501 and a known one not
+    in ``allowed_methods`` 405. ``response_headers`` are added to every response that does
+    not set them itself (``Strict-Transport-Security``, ``X-Content-Type-Options``...).
+    ``json_limits`` is what :meth:`Request.json` enforces unless told otherwise.
     """
 
     max_header_size: int = 16 * 1024
@@ -90,6 +108,9 @@ class ServerConfig:
     ws_ping_timeout: float = 20.0
     ws_max_message_size: int = 16 * 1024 * 1024
     ws_queue_size: int = 16
+    allowed_methods: frozenset[str] = SERVED_METHODS
+    response_headers: Headers = attrs.field(factory=Headers, converter=Headers)
+    json_limits: JsonLimits = attrs.field(factory=JsonLimits)
 
 
 class StreamListener(Protocol):
@@ -116,6 +137,8 @@ class HttpServer:
     server has no clock and, as RFC 9110 (6.6.1) requires of such a server, sends no
     ``Date``: it never reads the system clock behind the caller's back, so a simulation
     that forgets to pass its clock still replays exactly.
+    ``trace`` (a node's ``env.trace``) hears of every connection that ended in an unexpected
+    error.
     """
 
     def __init__(
@@ -124,10 +147,12 @@ class HttpServer:
         config: ServerConfig | None = None,
         *,
         clock: Clock | None = None,
+        trace: Tracer = null_tracer,
     ) -> None:
         self.handler = handler
         self.config = config or ServerConfig()
         self._clock = clock
+        self._trace = trace
         # A dict as an ordered set: shutdown closes idle connections in the order they
         # came, not in memory-address order (which differs from run to run).
         self._connections: dict[_ServerConnection, None] = {}
@@ -237,13 +262,14 @@ class HttpServer:
             )
             try:
                 await conn.run()
-            except Exception:
-                # A bug must cost one connection, never the server (or the listener's tasks).
-                error_log.exception("connection from %s failed", conn.peer or "-")
             finally:
                 self._connections.pop(conn, None)
                 if not self._connections:
                     self._no_connections.set()
+        except Exception as exc:
+            # A bug must cost one connection, never the server (or the listener's tasks).
+            error_log.exception("connection from %s failed", _peer(stream) or "-")
+            self._trace("conn.crash", error=type(exc).__name__)
         finally:
             with (
                 anyio.CancelScope(shield=True),
@@ -486,12 +512,17 @@ class _ServerConnection:
             http_version=event.http_version.decode("ascii"),
             client=self.peer,
             max_body_size=self.config.max_body_size,
+            json_limits=self.config.json_limits,
             receive=self._receive_body,
         )
+        # Which of the two frames the body? Proxies disagree (request smuggling): the body
+        # is never read and the connection closes after the answer.
+        refuse_body = "content-length" in request.headers and "transfer-encoding" in request.headers
         try:
             head_size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
             if head_size > self.config.max_header_size:
                 raise HTTPError(431, f"request head exceeds {self.config.max_header_size} bytes")
+            self._check_request(request, refuse_body)
             response = await self.server.handler(request)
         except HTTPError as e:
             response = Response.from_error(e)
@@ -510,7 +541,7 @@ class _ServerConnection:
                 response = Response.problem(Problem(400, "Bad Request", "invalid upgrade request"))
             close = True
         else:
-            drained = await self._drain(request)
+            drained = not refuse_body and await self._drain(request)
             close = self.server.shutting_down or not drained
         try:
             sent = await self._write_response(request, response, close=close)
@@ -534,6 +565,19 @@ class _ServerConnection:
                 self._now() - start,
             )
         return not close
+
+    def _check_request(self, request: Request, ambiguous_length: bool) -> None:
+        """Raise the answer to a request no handler should see."""
+        if request.http_version not in ("1.0", "1.1"):
+            raise HTTPError(505, f"HTTP/{request.http_version[:10]} is not supported; use 1.1")
+        if ambiguous_length:
+            raise HTTPError(400, "Content-Length and Transfer-Encoding together")
+        method = request.method
+        if method not in self.config.allowed_methods:
+            if method not in KNOWN_METHODS:
+                raise HTTPError(501, f"method {method[:20]!r} is not implemented")
+            allow = ", ".join(sorted(self.config.allowed_methods))
+            raise HTTPError(405, f"{method} is not served here", headers=[("allow", allow)])
 
     async def _write_response(
         self, request: Request | None, response: Response, *, close: bool
@@ -593,6 +637,9 @@ class _ServerConnection:
                 raw.append((name.encode("latin-1"), value.encode("latin-1")))
             except UnicodeEncodeError:
                 raise h11.LocalProtocolError(f"header {name} is not latin-1") from None
+        for name, value in self.config.response_headers:
+            if name not in seen:
+                raw.append((name.encode("latin-1"), value.encode("latin-1")))
         if isinstance(body, bytes) and not no_body and "content-length" not in seen:
             raw.append((b"content-length", str(len(body)).encode()))
         if "date" not in seen and (date := self.server._date(self._now())) is not None:

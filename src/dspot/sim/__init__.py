@@ -1,8 +1,9 @@
 """Deterministic simulation: a seeded cluster on a simulated network, with faults and checks.
 
 Re-exports only; see ``_scenario.py`` for running, ``_cluster.py`` for the world a scenario
-sees, ``_nemesis.py`` for fault injection, ``_faults.py`` for the record of what it did,
-``_liveness.py`` for the liveness-first check and ``_trace.py`` for the replay hash.
+sees, ``_nemesis.py`` for fault injection, ``_stranger.py`` for the hostile stranger,
+``_faults.py`` for the record of what it did, ``_liveness.py`` for the liveness-first check
+and ``_trace.py`` for the replay hash.
 """
 
 from dspot.sim._cluster import SIM_WALL_BASE, NodeMain, SimNode, Simulation
@@ -28,9 +29,11 @@ from dspot.sim._scenario import (
     trace_hash_in_subprocess,
     wait_until_end,
 )
+from dspot.sim._stranger import ATTACKS, Stranger, StrangerConfig
 from dspot.sim._trace import TraceLog, combined_trace_hash
 
 __all__ = [
+    "ATTACKS",
     "FAULT_KINDS",
     "SIM_WALL_BASE",
     "Declaration",
@@ -44,6 +47,8 @@ __all__ = [
     "SimNode",
     "Simulation",
     "SimulationDeadlock",
+    "Stranger",
+    "StrangerConfig",
     "TraceLog",
     "VirtualTimeLoop",
     "check_no_false_deaths",

@@ -27,7 +27,7 @@ import attrs
 
 from dspot.cpu import CostModel, CpuGatedTransport, SimCpu
 from dspot.disk import SimDisk
-from dspot.env import EventLoopClock, NodeEnv
+from dspot.env import EventLoopClock, Mechanism, NodeEnv
 from dspot.sim._faults import FaultRecord, FaultSpan
 from dspot.sim._trace import TraceLog
 from dspot.transport import LinkModel, SimNetwork
@@ -98,18 +98,27 @@ class Simulation:
         self.faults = 0
         self.data: dict[str, Any] = {}
         """Scratch space where a scenario's nodes, workload and checker share ground truth."""
+        self.disabled: frozenset[Mechanism] = frozenset()
+        """Mechanisms every node is built without (``NodeEnv.disabled``): sabotage tests."""
         self._main = node_main
         self._tg: anyio.abc.TaskGroup | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def run(self, workload: Callable[[Simulation], Awaitable[None]], nemesis: Any) -> None:
+    async def run(
+        self,
+        workload: Callable[[Simulation], Awaitable[None]],
+        nemesis: Any,
+        stranger: Any = None,
+    ) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             for name in self.nodes:
                 await self.start(name)
             if nemesis is not None:
                 tg.start_soon(nemesis.run, self)
+            if stranger is not None:
+                tg.start_soon(stranger.run, self)
             await workload(self)
             tg.cancel_scope.cancel()
         for node in self.nodes.values():
@@ -161,6 +170,7 @@ class Simulation:
             trace=self.trace.for_node(name),
             offload=node.cpu.offload,
             cpu=node.cpu,
+            disabled=self.disabled,
         )
         node.handle = await self._tg.start(self._run_node, node)
         node.up = True

@@ -310,7 +310,7 @@ class SimListener:
         async with anyio.create_task_group() as tg:
             try:
                 async for stream in self._receive:
-                    tg.start_soon(_run_handler, handler, stream)
+                    tg.start_soon(_run_handler, handler, stream, self._net.trace)
             except anyio.ClosedResourceError:
                 pass
 
@@ -325,12 +325,13 @@ class SimListener:
         self.close_now()  # no checkpoint: see SimStream.aclose
 
 
-async def _run_handler(handler: StreamHandler, stream: anyio.abc.ByteStream) -> None:
+async def _run_handler(handler: StreamHandler, stream: SimStream, trace: Tracer) -> None:
     try:
         await handler(stream)
-    except Exception:
+    except Exception as exc:
         # As on TCP: whatever escapes one connection costs that connection, not the listener.
-        _log.exception("connection %s failed; closing it", getattr(stream, "conn_id", "?"))
+        _log.exception("connection %s failed; closing it", stream.conn_id)
+        trace("conn.crash", conn=stream.conn_id, error=type(exc).__name__)
         await anyio.aclose_forcefully(stream)
 
 
@@ -395,6 +396,14 @@ class SimNetwork:
     def hosts(self) -> list[str]:
         """Every host ever seen, in creation order."""
         return list(self._hosts)
+
+    def listening(self, host: str) -> list[str]:
+        """The addresses ``host`` listens on now, in port order (for probes like the
+        simulation's hostile stranger, which must find listeners without being told)."""
+        h = self._hosts.get(host)
+        if h is None or not h.up:
+            return []
+        return [listener.address for _, listener in sorted(h.listeners.items())]
 
     def is_up(self, host: str) -> bool:
         h = self._hosts.get(host)

@@ -23,7 +23,15 @@ import sniffio
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSStream
 
-from dspot.errors import AddressInUse, ConnectRefused, ConnectTimeout, HandshakeFailed
+from dspot.errors import (
+    STREAM_ERRORS,
+    AddressInUse,
+    ConnectRefused,
+    ConnectTimeout,
+    HandshakeFailed,
+    PeerUnavailable,
+    handshake_failed,
+)
 from dspot.transport._asyncio_stream import accept_stream
 from dspot.transport._base import StreamHandler, join_address, split_address
 
@@ -31,14 +39,6 @@ log = logging.getLogger("dspot.transport")
 
 _ACCEPT_TRANSIENT = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _ACCEPT_RETRY_DELAY = 0.1
-
-_HANDSHAKE_ERRORS = (
-    TimeoutError,
-    ssl.SSLError,
-    OSError,
-    anyio.BrokenResourceError,
-    anyio.EndOfStream,
-)
 
 
 class TcpListener:
@@ -115,7 +115,7 @@ class TcpListener:
                         )
                 except BaseException as exc:
                     await anyio.aclose_forcefully(raw)
-                    if isinstance(exc, _HANDSHAKE_ERRORS):
+                    if isinstance(exc, STREAM_ERRORS):  # timeouts are OSErrors too
                         log.info("tls handshake failed on %s: %r", self._address, exc)
                         return
                     raise
@@ -167,14 +167,14 @@ class TcpTransport:
         except TimeoutError as exc:
             raise ConnectTimeout(f"connecting to {address} timed out after {timeout:g}s") from exc
         except ssl.SSLError as exc:
-            raise HandshakeFailed(f"TLS handshake with {address} failed: {exc}") from exc
+            raise handshake_failed(f"TLS handshake with {address} failed", exc) from exc
         except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
             raise HandshakeFailed(f"{address} closed the connection during the handshake") from exc
         except OSError as exc:
             causes = (exc, exc.__cause__)
             if any(isinstance(c, ConnectionRefusedError) for c in causes):
                 raise ConnectRefused(f"connection to {address} refused") from exc
-            raise
+            raise PeerUnavailable(f"cannot connect to {address}: {exc}") from exc
         return stream
 
     async def listen(self, address: str) -> TcpListener:

@@ -45,6 +45,7 @@ from dspot.rpc import RetryPolicy, RpcNode
 from dspot.sim._cluster import Simulation
 from dspot.sim._nemesis import FAULT_KINDS, FaultConfig, Nemesis
 from dspot.sim._scenario import Scenario, register
+from dspot.sim._stranger import StrangerConfig
 
 SECRET = b"simulated cluster secret"
 PORT = 7100
@@ -390,6 +391,7 @@ SCENARIO = register(
         duration=30.0,
         faults=FaultConfig(kinds=(*FAULT_KINDS, "corrupt", "churn")),
         nemesis=lambda cfg: Nemesis(cfg, on_fault=on_fault),
+        stranger=StrangerConfig(),
     )
 )
 
