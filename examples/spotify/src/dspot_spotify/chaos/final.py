@@ -143,13 +143,11 @@ def final_user_state(
             c.position = None
             reply = c.rest("POST", "/api/auth/login", {"username": c.name, "password": PASSWORD})
             c.token = reply.json()["token"]
-            liked = {
-                i["blob_sha256"] for i in c.rest("GET", "/api/me/likes?limit=1000").json()["items"]
-            }
+            liked = {i["blob_sha256"] for i in _get_json(c, "/api/me/likes?limit=1000")["items"]}
             for sha in c.likes:
                 final[f"like:{c.name}:{sha}"] = True if sha in liked else None
-            for pl in c.rest("GET", "/api/playlists").json()["items"]:
-                doc = c.rest("GET", f"/api/playlists/{pl['id']}").json()
+            for pl in _get_json(c, "/api/playlists")["items"]:
+                doc = _get_json(c, f"/api/playlists/{pl['id']}")
                 final[f"playlist:{pl['id']}"] = tuple(
                     i["song"]["blob_sha256"] for i in doc["items"]
                 )
@@ -167,3 +165,16 @@ def final_user_state(
         return final, bad
 
     return in_namespace(ns, read)
+
+
+def _get_json(client: Client, path: str, tries: int = 10) -> Any:
+    """The JSON of a GET that must succeed: a 503 (a node still catching up after heal)
+    is asked again, a second apart; anything else, or too many, is a clear error."""
+    for _ in range(tries):
+        reply = client.rest("GET", path)
+        if reply.status == 200:
+            return reply.json()
+        if reply.status != 503:
+            break
+        time.sleep(1.0)
+    raise RuntimeError(f"GET {path}: HTTP {reply.status}: {reply.body[:200]!r}")

@@ -91,8 +91,13 @@ class PositionTracker:
         return "address:" + (request.headers.get("x-forwarded-for") or client)
 
     def required(self, request: Request) -> catalog.LogPosition | None:
-        """The position ``request`` must see: the client's own, or what its scope saw."""
-        own = read_position(request.headers.get(LOG_POSITION_HEADER))
+        """The position ``request`` must see: the client's own, or what its scope saw; None
+        for a malformed position of the client's (forwarded untouched: the node answers it
+        with a 400, rather than the gateway replacing it with a good one)."""
+        text = request.headers.get(LOG_POSITION_HEADER)
+        own = read_position(text)
+        if text is not None and own is None:
+            return None
         if self.scope is PositionScope.GATEWAY:
             seen = self._gateway
         else:
