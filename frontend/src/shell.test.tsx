@@ -114,6 +114,7 @@ describe("the cluster page", () => {
     log_position: "1.1",
     blobs: 1,
     bytes: 1,
+    orphaned_bytes: 0,
   });
   const threeNodes: Cluster = {
     ...cluster(true),

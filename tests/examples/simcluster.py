@@ -59,6 +59,10 @@ CONFIG = NodeConfig(
     scrypt=ScryptParams(n=2**4),  # cheap hashing: tests are about the cluster, not scrypt
     blobstore=BlobStoreConfig(chunk_size=32 * 1024, read_size=16 * 1024),
     max_upload=2 * 1024 * 1024,
+    # Short lease and grace, so tests see orphaned blobs collected within seconds.
+    upload_lease=10.0,
+    blob_grace=1.0,
+    collect_interval=0.5,
 )
 
 

@@ -421,8 +421,9 @@ def test_delete_song_album_artist_and_their_blobs(song_file: bytes) -> None:
             status, _ = await carol.call("DELETE", "n1", apath)
             assert status == 403
 
-            # Deleting the song: gone everywhere, its audio blob too; the cover stays while
-            # the album uses it.
+            # Deleting the song: gone everywhere; the collector deletes its audio blob once
+            # its upload lease and grace period are over; the cover stays while the album
+            # uses it.
             status, _ = await bob.call("DELETE", "n2", f"/api/songs/{sid}")
             assert status == 204
             for seen in await everywhere(c, bob.pos, catalog.get_song, sid):
@@ -431,7 +432,7 @@ def test_delete_song_album_artist_and_their_blobs(song_file: bytes) -> None:
             assert status == 404
             await wait_until(
                 lambda: all(n.blobs.local.get(audio) is None for n in c.nodes.values()),
-                timeout=10.0,
+                timeout=30.0,
                 step=0.1,
             )
             assert await c.nodes["n3"].blobs.stat(audio) is None
@@ -442,7 +443,11 @@ def test_delete_song_album_artist_and_their_blobs(song_file: bytes) -> None:
             assert status == 403
             status, _ = await bob.call("DELETE", "n1", path)
             assert status == 204
-            assert await c.nodes["n2"].blobs.stat(cover) is None
+            await wait_until(
+                lambda: all(n.blobs.local.get(cover) is None for n in c.nodes.values()),
+                timeout=30.0,
+                step=0.1,
+            )
             status, _ = await bob.call("GET", "n2", path)
             assert status == 404
             alice.pos = bob.pos

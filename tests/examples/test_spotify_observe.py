@@ -227,9 +227,11 @@ def test_events_websocket(song_file: bytes) -> None:
                 await ws.send("ignored")
                 _, pos = await upload(c, "n1", auth, song_file)
                 event = await next_event(
-                    ws, lambda m: m["type"] == "catalog" and m["kind"] == "song.create"
+                    ws,
+                    lambda m: m["type"] == "catalog" and "song.create" in m["kind"].split("+"),
                 )
-                assert event["position"] == pos  # the song is the upload's last entry
+                assert event["position"] == pos  # the upload's one entry
+                assert event["kind"] == "artist.create+album.create+song.create"
                 c.net.crash("n3")
                 event = await next_event(
                     ws, lambda m: m["type"] == "membership" and m["event"] == "dead"
@@ -299,7 +301,10 @@ def test_metrics(song_file: bytes) -> None:
             assert value("dspot_catalog_songs") == 1
             assert value("dspot_songs_under_replicated") == 0
             assert value("dspot_blobstore_blobs") == c.nodes["n1"].blobs.stats().blobs
-            assert value("dspot_catalog_entries_applied_total", kind="song.create") == 1
+            # An upload is a lease on its blobs, then one entry with artist, album and song.
+            assert value("dspot_catalog_entries_applied_total", kind="blob.lease") == 1
+            assert value("dspot_catalog_entries_applied_total", kind="batch") == 1
+            assert value("dspot_blobs_orphaned_bytes") == 0
             # Each node has its own registry: n2 answered none of those requests.
             resp = await c.client.get(url("n2", "/metrics"))
             other = await resp.text()

@@ -65,7 +65,7 @@ def _violations(sabotage: str, seeds: list[int], faults: FaultConfig | None = No
         # a token inside a minority (or alone) commits: the two sides fork
         ("majority", [1, 2, 3], None, "fork at seq|did not converge|final log"),
         # regenerating the token without a higher epoch: two holders assign one (epoch, seq)
-        ("epoch_bump", [1, 2, 3], None, "fork at seq|did not converge|final log"),
+        ("epoch_bump", [3, 4, 5], None, "fork at seq|did not converge|final log"),
         # acknowledging entries (and votes) before they are durable: a power loss of a
         # majority loses acknowledged entries, and amnesiac members elect an empty log
         ("fsync", [1, 2], POWER_LOSS, "fork at seq|did not converge|final log|twice"),
@@ -74,7 +74,7 @@ def _violations(sabotage: str, seeds: list[int], faults: FaultConfig | None = No
         ("tail", [1, 2], None, "differs from replaying the history"),
         # keeping just the newest entries: entries no snapshot covers, which the others
         # still need (not yet on a majority), are gone
-        ("trim", [1, 2], None, "final log|did not converge|after heal"),
+        ("trim", [3, 4], None, "final log|did not converge|after heal"),
         # a member back from a disk loss votes at once: it may elect a log without an
         # entry it had acknowledged
         ("learner", list(range(1, 6)), None, "differs from replaying|fork at seq|final log"),

@@ -485,7 +485,7 @@ export interface paths {
         get: operations["getApiSongsBySongId"];
         put?: never;
         post?: never;
-        /** Delete a song (creator or admin); unused blobs go too */
+        /** Delete a song (creator or admin); unused blobs are collected later */
         delete: operations["deleteApiSongsBySongId"];
         options?: never;
         head?: never;
@@ -749,6 +749,8 @@ export interface components {
             members: components["schemas"]["Member"][];
             songs: number;
             under_replicated: number;
+            /** @description bytes of blob copies no entry owns, awaiting collection, summed over the members that answered */
+            orphaned_bytes: number;
             under_replicated_songs: components["schemas"]["UnderReplicated"][];
         };
         ClusterEvent: components["schemas"]["Hello"] | components["schemas"]["MembershipChange"] | components["schemas"]["TokenEvent"] | components["schemas"]["CatalogEvent"] | components["schemas"]["QuorumEvent"];
@@ -827,6 +829,8 @@ export interface components {
             log_position: string | null;
             blobs: number | null;
             bytes: number | null;
+            /** @description bytes of its copies that no entry owns, to collect */
+            orphaned_bytes: number | null;
         };
         /** @description A member joined, changed state, left, or changed its metadata. */
         MembershipChange: {

@@ -27,6 +27,7 @@ const member = (id: string, state: Member["state"], extra: Partial<Member> = {})
   log_position: "3.41",
   blobs: 12,
   bytes: 3 * 1024 * 1024,
+  orphaned_bytes: 0,
   ...extra,
 });
 
@@ -40,7 +41,7 @@ const doc: Cluster = {
   members: [
     member("n1", "alive"),
     member("n2", "alive"),
-    member("n3", "dead", { log_position: null, blobs: null, bytes: null }),
+    member("n3", "dead", { log_position: null, blobs: null, bytes: null, orphaned_bytes: null }),
     member("gateway", "alive", {
       role: "observer",
       log_position: null,
@@ -51,6 +52,7 @@ const doc: Cluster = {
   ],
   songs: 30,
   under_replicated: 1,
+  orphaned_bytes: 0,
   under_replicated_songs: [{ id: "s1", title: "Blue Tone", copies: 1, wanted: 2 }],
 };
 

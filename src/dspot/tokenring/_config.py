@@ -31,6 +31,11 @@ class TokenRingConfig:
     (the target may have taken it), so the old holder steps down."""
     submit_timeout: float = 10.0
     """Default wait in :meth:`TokenRing.submit` before :class:`CommitTimeout`."""
+    commit_notify: bool = True
+    """The holder tells every live member at once when the commit index moves (an append
+    with no new entries), instead of letting it ride on the next heartbeat: members apply a
+    committed entry one round trip after the holder instead of up to ``heartbeat_interval``
+    later. Off only to measure the difference."""
     max_batch: int = 256
     """Most entries in one append; a member further behind catches up over several, and
     is skipped as token target until it is within one batch of the holder."""

@@ -291,6 +291,8 @@ class TokenRingCore(CoreState):
             progress = reply.ok or self.next_index[peer] < before
             if progress and self.next_index[peer] <= self.last_index:
                 self._replicate(peer)
+            else:
+                self._notify_commit(peer)
             self._maybe_pass(now)
         return self._take()
 

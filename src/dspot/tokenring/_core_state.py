@@ -85,6 +85,8 @@ class CoreState:
         self.inflight: dict[str, Append | SnapshotOffer | Fetch] = {}
         self.last_ack: dict[str, float] = {}
         self.peer_pending: dict[str, int] = {}
+        self.sent_commit: dict[str, int] = {}
+        """Holder: the commit index each peer was last sent (to tell it when it moves)."""
         self.acquired_at = 0.0
         self.quorum_seen_at = 0.0
         """Holder: when a majority (itself included) last answered it, or its predecessor."""
@@ -250,6 +252,7 @@ class CoreState:
         self.inflight.clear()
         self.last_ack.clear()
         self.peer_pending.clear()
+        self.sent_commit.clear()
         self.passing_to = None
         self.draining = False
         self.votes = []
@@ -372,6 +375,20 @@ class CoreState:
             self._out.committed = True
             self._resolve()
             self._forget_ids()
+            if self.role is Role.HOLDER:
+                for peer in self.live:
+                    self._notify_commit(peer)
+
+    def _notify_commit(self, peer: str) -> None:
+        """Holder: send ``peer`` the commit index if it has not been sent it yet (an append
+        in flight to it is answered first; its reply comes back here)."""
+        if (
+            self.config.commit_notify
+            and peer != self.node_id
+            and peer not in self.inflight
+            and self.sent_commit.get(peer, 0) < self.commit_index
+        ):
+            self._replicate(peer)
 
     def _resolve(self) -> None:
         self._out.resolved += self.submits.resolve(self.commit_index, self.ids)
@@ -454,6 +471,7 @@ class CoreState:
             holder_last=self.last_index,
         )
         self.inflight[peer] = msg
+        self.sent_commit[peer] = self.commit_index
         self._out.sends.append(Send(peer, msg))
 
     def _offer_snapshot(self, peer: str) -> None:

@@ -36,7 +36,8 @@ from dspot_spotify.process.supervisor import LocalCluster, NodeFailed, default_f
 from dspot_spotify.tags import MediaError, TrackTags, read_tags
 from dspot_spotify.tools import add_commands, run_command
 
-SABOTAGES = tuple(s.value for s in Sabotage)
+SABOTAGES = tuple(s.value for s in Sabotage if s is not Sabotage.NO_LOG_POSITIONS)
+GATEWAY_SABOTAGES = (Sabotage.NO_LOG_POSITIONS.value,)
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -95,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--sabotage", action="append", default=[], choices=SABOTAGES, help=argparse.SUPPRESS
     )
+    # Replicas that apply up to a heartbeat late, for tests of what clients see meanwhile.
+    node.add_argument("--no-commit-notice", action="store_true", help=argparse.SUPPRESS)
 
     tls = sub.add_parser(
         "dev-tls", help="issue a member certificate from a development CA (for mutual TLS)"
@@ -149,6 +152,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     _cluster_tls_arguments(gw)
     gw.add_argument("--name", default="gateway", help="member id in the cluster (gateway)")
+    gw.add_argument(
+        "--positions",
+        choices=("gateway", "session"),
+        default="gateway",
+        help="whose log positions a relayed request must see: everything this gateway saw "
+        "(default) or only its own session's",
+    )
+    gw.add_argument(
+        "--sabotage", action="append", default=[], choices=GATEWAY_SABOTAGES, help=argparse.SUPPRESS
+    )
     gw.add_argument("--pid-file", type=Path, help="write the process id here while running")
     gw.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     return p
@@ -298,6 +311,7 @@ def _node(args: argparse.Namespace) -> int:
             tls_ca=args.tls_ca,
             http_advertise=args.http_advertise,
             sabotage=tuple(args.sabotage),
+            commit_notice=not args.no_commit_notice,
         )
     )
 
@@ -317,6 +331,13 @@ def _gateway(args: argparse.Namespace) -> int:
     if not args.join:
         raise ConfigError("--join needs at least one node's RPC address")
     _process_setup(args)
+    for bug in args.sabotage:
+        logging.getLogger("dspot_spotify").critical(
+            "SABOTAGED GATEWAY: %s is switched on; clients without X-Log-Position lose their "
+            "session guarantees on purpose (a chaos test's check must catch it). Never run it "
+            "in production.",
+            bug,
+        )
     return serve_gateway(
         GatewaySettings(
             listen=args.listen,
@@ -331,6 +352,8 @@ def _gateway(args: argparse.Namespace) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             tls_ca=args.tls_ca,
+            positions=args.positions,
+            sabotage=tuple(args.sabotage),
         )
     )
 

@@ -13,14 +13,16 @@ from collections.abc import Callable, Sequence
 from typing import Concatenate, ParamSpec, TypeVar
 
 import anyio
-from dspot.disk import Database
+from dspot.disk import Database, Transaction
 
 from dspot_spotify import catalog
 
-__all__ = ["CatalogReplica"]
+__all__ = ["CatalogReplica", "Effects"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Effects = Callable[[Transaction, catalog.LogPosition, catalog.ApplyResult], None]
+"""What a node does in the transaction that applied an entry (its outbox messages)."""
 
 
 class CatalogReplica:
@@ -49,18 +51,33 @@ class CatalogReplica:
         return self._position
 
     async def apply(
-        self, position: catalog.LogPosition, data: bytes, *, sync: bool = True
+        self,
+        position: catalog.LogPosition,
+        data: bytes,
+        *,
+        sync: bool = True,
+        effects: Effects | None = None,
     ) -> catalog.ApplyResult:
-        """Apply one encoded entry in its own transaction (durable when ``sync``)."""
-        [result] = await self.apply_many([(position, data)], sync=sync)
+        """Apply one encoded entry in its own transaction (durable when ``sync``);
+        ``effects`` runs in that transaction once the entry is applied (not skipped)."""
+        [result] = await self.apply_many([(position, data)], sync=sync, effects=effects)
         return result
 
     async def apply_many(
-        self, items: Sequence[tuple[catalog.LogPosition, bytes]], *, sync: bool = True
+        self,
+        items: Sequence[tuple[catalog.LogPosition, bytes]],
+        *,
+        sync: bool = True,
+        effects: Effects | None = None,
     ) -> list[catalog.ApplyResult]:
         """Apply consecutive encoded entries in one transaction (one fsync for the batch)."""
         async with self._db.transaction(sync=sync) as tx:
-            results = [catalog.apply_encoded(tx, pos, data) for pos, data in items]
+            results = []
+            for pos, data in items:
+                result = catalog.apply_encoded(tx, pos, data)
+                if effects is not None and result.status == "applied":
+                    effects(tx, pos, result)
+                results.append(result)
             after = catalog.applied_position(tx)
         self._position = after  # only once committed
         self._wake()
@@ -80,7 +97,10 @@ class CatalogReplica:
 
     async def wait_applied(self, position: catalog.LogPosition) -> None:
         """Return once ``position`` is applied here (wrap in ``anyio.fail_after``); a wait
-        that is cancelled (timed out) leaves nothing behind."""
+        that is cancelled (timed out) leaves nothing behind. ``0.0`` (what an answer says
+        before the first entry) is reached at once, even by a replica that applied nothing."""
+        if position <= catalog.LogPosition(0, 0):
+            return
         if self._position is not None and position <= self._position:
             return
         waiter = (position, anyio.Event())

@@ -1,7 +1,8 @@
 """What every member holds: the ``spotify.status`` RPC and the survey that asks all members.
 
 **Asking the other members.** Each node serves one RPC, ``spotify.status``
-(:class:`StatusRequest`): its applied log position, its blob count and bytes, and — for a
+(:class:`StatusRequest`): its applied log position, its blob count and bytes, the bytes of
+its copies that no entry owns (awaiting collection), and — for a
 list of sha256 digests sent as raw 32-byte values — a bitmap of which of them it holds. A
 cluster document asks every live voter once, concurrently, with a short deadline
 (:data:`STATUS_TIMEOUT`); a member that does not answer in time is shown with nulls. So the
@@ -72,6 +73,8 @@ class StatusReply:
     blob_bytes: int
     payload: bytes = b""
     """Bitmap: bit ``i`` (byte ``i // 8``, bit ``i % 8``) set when digest ``i`` is held."""
+    orphaned_bytes: int = 0
+    """Bytes of copies no catalog entry owns, awaiting collection."""
 
 
 @attrs.frozen
@@ -83,6 +86,7 @@ class MemberStatus:
     blobs: int
     bytes: int
     held: frozenset[int]
+    orphaned_bytes: int = 0
 
 
 def _pack(hashes: Sequence[str]) -> bytes:
@@ -118,6 +122,7 @@ def serve_status(node: NodeParts) -> None:
             blobs=local.count,
             blob_bytes=local.bytes,
             payload=_bitmap([local.get(d.hex()) is not None for d in digests]),
+            orphaned_bytes=node.collector.orphaned_bytes,
         )
 
     node.rpc.handle(StatusRequest, on_status)
@@ -130,6 +135,7 @@ def _local_status(node: NodeParts, hashes: Sequence[str]) -> MemberStatus:
         blobs=local.count,
         bytes=local.bytes,
         held=frozenset(i for i, h in enumerate(hashes) if local.get(h) is not None),
+        orphaned_bytes=node.collector.orphaned_bytes,
     )
 
 
@@ -156,6 +162,7 @@ async def _ask(node: NodeParts, member: Member, hashes: Sequence[str]) -> Member
         blobs=reply.blobs,
         bytes=reply.blob_bytes,
         held=frozenset(held),
+        orphaned_bytes=reply.orphaned_bytes,
     )
 
 

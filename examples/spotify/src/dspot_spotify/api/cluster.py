@@ -83,6 +83,9 @@ class Member:
     log_position: str | None = attrs.field(metadata=_POSITION)
     blobs: int | None
     bytes: int | None
+    orphaned_bytes: int | None = attrs.field(
+        metadata=json_schema(description="bytes of its copies that no entry owns, to collect")
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -116,6 +119,12 @@ class Cluster:
     members: tuple[Member, ...]
     songs: int
     under_replicated: int
+    orphaned_bytes: int = attrs.field(
+        metadata=json_schema(
+            description="bytes of blob copies no entry owns, awaiting collection, summed "
+            "over the members that answered"
+        )
+    )
     under_replicated_songs: tuple[UnderReplicated, ...] = attrs.field(
         metadata=json_schema(maxItems=MAX_LISTED)
     )
@@ -219,6 +228,7 @@ def member_row(
         log_position=format_position(status.log_position) if status else None,
         blobs=status.blobs if status else None,
         bytes=status.bytes if status else None,
+        orphaned_bytes=status.orphaned_bytes if status else None,
     )
 
 
@@ -264,6 +274,7 @@ async def cluster_document(node: NodeParts) -> Cluster:
         members=tuple(member_row(node, m, statuses.get(m.node_id), http) for m in members),
         songs=len(songs),
         under_replicated=len(under),
+        orphaned_bytes=sum(s.orphaned_bytes for s in statuses.values() if s is not None),
         under_replicated_songs=tuple(under[:MAX_LISTED]),
     )
 

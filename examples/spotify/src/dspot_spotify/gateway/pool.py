@@ -14,7 +14,8 @@ from dspot.http import HttpClient, ServerConfig, Timeouts
 from dspot.membership import MembershipConfig
 from dspot.registry import Endpoint, NoEndpoint, Registry, RegistryClient
 
-from dspot_spotify.config import HTTP_SERVICE
+from dspot_spotify.config import HTTP_SERVICE, Sabotage
+from dspot_spotify.gateway.positions import PositionScope
 
 __all__ = ["GatewayConfig", "NodePool"]
 
@@ -39,6 +40,13 @@ class GatewayConfig:
     """Largest request body relayed (nodes apply their own, lower, upload limit)."""
     membership: MembershipConfig | None = None
     server: ServerConfig = attrs.field(factory=ServerConfig)
+    positions: PositionScope = PositionScope.GATEWAY
+    """Whose log positions a forwarded request must see (:mod:`.positions`)."""
+    position_wait: float = 2.0
+    """How long a node may wait to reach a request's position before the gateway tries a
+    node that has caught up."""
+    sabotage: frozenset[Sabotage] = frozenset()
+    """Deliberate bugs for tests (:attr:`Sabotage.NO_LOG_POSITIONS`); empty in production."""
 
 
 class NodePool:

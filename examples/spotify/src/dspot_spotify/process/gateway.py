@@ -21,7 +21,8 @@ from dspot.errors import AddressInUse
 from dspot.http import server_ssl_context
 from dspot.transport import TcpTransport
 
-from dspot_spotify.gateway import Gateway
+from dspot_spotify.config import Sabotage
+from dspot_spotify.gateway import Gateway, GatewayConfig, PositionScope
 from dspot_spotify.process.setup import (
     ConfigError,
     SplitTransport,
@@ -53,6 +54,10 @@ class GatewaySettings:
     """Certificate for mutual TLS with the nodes' RPC (the nodes' ``--tls-*``)."""
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    positions: str = "gateway"
+    """Whose log positions a relayed request must see (``gateway`` or ``session``)."""
+    sabotage: tuple[str, ...] = ()
+    """Deliberate bugs (:class:`~dspot_spotify.config.Sabotage` values), for chaos tests."""
 
 
 async def _serve(
@@ -77,6 +82,10 @@ async def _serve(
         ssl_context=ssl_context,
         frontend=settings.frontend,
         upstream_connect=TcpTransport().connect,
+        config=GatewayConfig(
+            positions=PositionScope(settings.positions),
+            sabotage=frozenset(Sabotage(s) for s in settings.sabotage),
+        ),
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tg:

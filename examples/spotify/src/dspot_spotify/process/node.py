@@ -48,11 +48,16 @@ class NodeSettings:
     http_advertise: str | None = None
     sabotage: tuple[str, ...] = ()
     """Deliberate bugs (:class:`~dspot_spotify.config.Sabotage` values), for chaos tests only."""
+    commit_notice: bool = True
+    """Off: members apply a committed entry up to a heartbeat late
+    (:attr:`~dspot.tokenring.TokenRingConfig.commit_notify`), as every node did before the
+    commit notice; tests of session guarantees use it so that replicas lag behind."""
 
 
 async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
     from dspot.disk import LocalDisk
     from dspot.env import production_env
+    from dspot.tokenring import TokenRingConfig
     from dspot.transport import TcpTransport
 
     from dspot_spotify.config import NodeConfig, Sabotage
@@ -78,6 +83,7 @@ async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
                 config=NodeConfig(
                     cluster_size=settings.cluster_size,
                     sabotage=frozenset(Sabotage(s) for s in settings.sabotage),
+                    tokenring=TokenRingConfig(commit_notify=settings.commit_notice),
                 ),
             )
             async with anyio.create_task_group() as tg:

@@ -9,6 +9,7 @@ from dspot.sim import Simulation
 
 from dspot_spotify.node import SpotifyNode
 from dspot_spotify.simulation.cluster import ATTEMPTS, CLIENTS, GATEWAY, SETTLE, SimGateway
+from dspot_spotify.simulation.sessions import check_sessions
 from dspot_spotify.simulation.tracks import FINAL_TRACKS, WORKLOAD_TRACKS, tracks
 from dspot_spotify.simulation.workload import ZERO, Client, downloads, failures, songs, successes
 
@@ -132,6 +133,7 @@ def check(sim: Simulation) -> None:
         if not done:
             sim.violation(f"liveness: no operation of {name} succeeded after heal + {SETTLE:g}s")
     check_gateway_streams(sim)
+    check_sessions(sim)
 
 
 def check_gateway_streams(sim: Simulation) -> None:

@@ -19,12 +19,13 @@ from dspot.sim import SIM_WALL_BASE, FaultConfig, Nemesis, Simulation
 from dspot.transport import LinkModel
 
 from dspot_spotify.auth import ScryptParams
-from dspot_spotify.config import NodeConfig
+from dspot_spotify.config import NodeConfig, Sabotage
 from dspot_spotify.gateway import Gateway, GatewayConfig
 from dspot_spotify.node import SpotifyNode
 
 __all__ = [
     "ATTEMPTS",
+    "BLOB_GRACE",
     "GATEWAY",
     "SECRET",
     "STREAMER",
@@ -33,6 +34,7 @@ __all__ = [
     "nemesis",
     "node",
     "node_config",
+    "sabotage",
 ]
 
 SECRET: Final = b"simulated spotify cluster secret"
@@ -74,6 +76,24 @@ BLOBSTORE = BlobStoreConfig(
     fetch_timeout=10.0,
 )
 SABOTAGE_BLOBSTORE = attrs.evolve(BLOBSTORE, replicas=1, write_quorum=1, sync_before_ack=False)
+BLOB_GRACE = 2.0
+"""Seconds an unowned blob stays before the collector deletes it."""
+
+
+SABOTAGES: Final = {
+    "unsynced_single_copy": frozenset[Sabotage](),  # (a blob store setting, above)
+    "gateway_no_positions": frozenset({Sabotage.NO_LOG_POSITIONS}),
+    "split_writes": frozenset({Sabotage.SPLIT_WRITES}),
+    "collector_off": frozenset({Sabotage.COLLECTOR_OFF}),
+    "collect_pending": frozenset({Sabotage.COLLECT_PENDING}),
+}
+"""``sim.data["sabotage"]`` values, and the switches each turns on."""
+
+
+def sabotage(sim: Simulation) -> frozenset[Sabotage]:
+    """The deliberate bugs this seed runs with (``sim.data["sabotage"]``)."""
+    name = sim.data.get("sabotage")
+    return frozenset() if name is None else SABOTAGES[name]
 
 
 def node_config(sim: Simulation) -> NodeConfig:
@@ -86,6 +106,11 @@ def node_config(sim: Simulation) -> NodeConfig:
         rpc_call_timeout=3.0,
         commit_timeout=4.0,
         read_wait_timeout=4.0,
+        upload_lease=10.0,
+        blob_grace=BLOB_GRACE,
+        collect_interval=0.5,
+        position_gossip_interval=0.5,
+        sabotage=sabotage(sim) - {Sabotage.NO_LOG_POSITIONS},
     )
 
 
@@ -114,7 +139,9 @@ class SimGateway(Gateway):
             secret=SECRET,
             seeds=[f"{n}:{RPC_PORT}" for n in sim.names],
             ssl_context=None,
-            config=GatewayConfig(attempts=ATTEMPTS),
+            config=GatewayConfig(
+                attempts=ATTEMPTS, sabotage=sabotage(sim) & {Sabotage.NO_LOG_POSITIONS}
+            ),
         )
         self.sim = sim
         self.resume_failures: list[tuple[float, str]] = []

@@ -9,6 +9,7 @@ from dspot.sim import FaultConfig, Scenario, Simulation
 
 from dspot_spotify.simulation.checks import check, check_gateway_is_observer, final_checks
 from dspot_spotify.simulation.cluster import (
+    BLOB_GRACE,
     CLIENTS,
     GATEWAY,
     GATEWAY_LINK,
@@ -20,7 +21,9 @@ from dspot_spotify.simulation.cluster import (
     nemesis,
     node,
 )
-from dspot_spotify.simulation.tracks import tracks
+from dspot_spotify.simulation.ownership import check_ownership
+from dspot_spotify.simulation.sessions import SESSION_CLIENTS, SessionClient
+from dspot_spotify.simulation.tracks import session_tracks, tracks
 from dspot_spotify.simulation.workload import Client, Streamer
 
 __all__ = ["SCENARIO", "scenario", "workload"]
@@ -28,6 +31,7 @@ __all__ = ["SCENARIO", "scenario", "workload"]
 
 async def workload(sim: Simulation) -> None:
     tracks()
+    session_tracks()
     stop_at = sim.duration - STOP_BEFORE_END
     names = [f"c{i}" for i in range(1, CLIENTS + 1)]
     for name in sim.names:
@@ -63,6 +67,7 @@ async def workload(sim: Simulation) -> None:
         outer.start_soon(stream)
         async with anyio.create_task_group() as tg:
             clients: list[Client] = []
+            sessions: list[SessionClient] = []
             for name in names:
                 http = HttpClient(
                     connect=sim.net.transport(name).connect,
@@ -71,10 +76,22 @@ async def workload(sim: Simulation) -> None:
                 client = Client(sim, name, http)
                 clients.append(client)
                 tg.start_soon(client.run, stop_at)
+            # Clients without positions, through the gateway only (Subsonic apps, curl).
+            for i in range(SESSION_CLIENTS):
+                name = f"s{i + 1}"
+                http = HttpClient(
+                    connect=sim.net.transport(name).connect,
+                    timeouts=Timeouts(connect=2.0, read=12.0, write=12.0),
+                )
+                session = SessionClient(sim, name, i, http)
+                sessions.append(session)
+                tg.start_soon(session.run, stop_at)
             await anyio.sleep(stop_at - sim.now())
             tg.cancel_scope.cancel()
         for client in clients:
             await client.http.aclose()
+        for session in sessions:
+            await session.http.aclose()
         await anyio.sleep(QUIET)
         with anyio.move_on_after(max(1.0, sim.duration - sim.now() + 30.0)) as scope:
             await final_checks(sim, checker_http)
@@ -84,6 +101,8 @@ async def workload(sim: Simulation) -> None:
             await streamer_done.wait()
         if scope.cancelled_caught:
             sim.violation("the streaming client did not finish its last download in time")
+        # Blobs have owners once the faults healed and a grace period passed (inv. 12).
+        await check_ownership(sim, bound=BLOB_GRACE + 15.0)
         check_gateway_is_observer(sim)
         sim.data["gateway_resumed"] = gateway.resumed
         sim.trace.record("gateway.end", resumed=gateway.resumed)
@@ -92,7 +111,8 @@ async def workload(sim: Simulation) -> None:
 
 SCENARIO = Scenario(
     name="spotify",
-    description="whole SpotifyNodes over HTTP under the fault model; clients check inv. 1, 2, 7",
+    description="whole SpotifyNodes over HTTP under the fault model; clients check inv. 1, 2, "
+    "7, 11 and 12",
     node=node,
     check=check,
     workload=workload,
