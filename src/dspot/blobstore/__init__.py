@@ -5,7 +5,13 @@ no I/O), ``_store.py`` for the driver around them, ``_local.py`` for a node's ow
 ``_view.py`` for the scripted membership view used by tests and scenarios.
 """
 
-from dspot.blobstore._config import BlobInfo, BlobStats, BlobStoreConfig, PutResult
+from dspot.blobstore._config import (
+    BlobInfo,
+    BlobStats,
+    BlobStoreConfig,
+    BlobStoreMechanism,
+    PutResult,
+)
 from dspot.blobstore._errors import (
     BlobStoreError,
     BlobUnavailable,
@@ -28,6 +34,7 @@ __all__ = [
     "BlobStore",
     "BlobStoreConfig",
     "BlobStoreError",
+    "BlobStoreMechanism",
     "BlobUnavailable",
     "BlockHasher",
     "Copy",

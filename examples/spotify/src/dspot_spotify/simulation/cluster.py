@@ -11,7 +11,7 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 import attrs
-from dspot.blobstore import BlobStoreConfig
+from dspot.blobstore import BlobStoreConfig, BlobStoreMechanism
 from dspot.disk import SimDisk
 from dspot.env import EventLoopClock, NodeEnv
 from dspot.sim import SIM_WALL_BASE, FaultConfig, Nemesis, Simulation
@@ -72,11 +72,14 @@ BLOBSTORE = BlobStoreConfig(
     repair_interval=1.5,
     fetch_timeout=10.0,
 )
-SABOTAGE_BLOBSTORE = attrs.evolve(BLOBSTORE, replicas=1, write_quorum=1, sync_before_ack=False)
+SINGLE_COPY_BLOBSTORE = attrs.evolve(BLOBSTORE, replicas=1, write_quorum=1)
+"""What the nodes run when :attr:`~dspot.blobstore.BlobStoreMechanism.SYNC_BEFORE_ACK` is
+disabled (a sabotage test): with one copy, a single crash of its holder loses the upload."""
 
 
 def node_config(sim: Simulation) -> NodeConfig:
-    blobs = SABOTAGE_BLOBSTORE if sim.data.get("sabotage") == "unsynced_single_copy" else BLOBSTORE
+    unsynced = BlobStoreMechanism.SYNC_BEFORE_ACK in sim.disabled
+    blobs = SINGLE_COPY_BLOBSTORE if unsynced else BLOBSTORE
     return NodeConfig(
         cluster_size=len(sim.names),
         scrypt=ScryptParams(n=2**4),  # cheap hashing: the scenario is about the cluster
