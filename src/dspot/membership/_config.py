@@ -48,7 +48,7 @@ class MembershipConfig:
     indirect_checks: int = 3
     """Members asked to ping the target on our behalf when the direct ping is late. More
     makes a lossy link between two nodes less likely to look like a failure; each costs two
-    round trips. 0 disables indirect probing (sabotage tests do this)."""
+    round trips. 0 disables indirect probing (as does ``MembershipMechanism.INDIRECT_PROBES``)."""
 
     suspicion_mult: float = 2.0
     """A suspect is declared dead after ``suspicion_mult * max(1, log10(n)) * probe_interval``

@@ -82,6 +82,12 @@ def register(scenario: Scenario) -> Scenario:
 
 def _load_builtins() -> None:
     importlib.import_module("dspot.sim.scenarios")
+    # Importing the subpackage binds ``dspot.sim.scenarios`` to it, hiding the function of
+    # that name ``dspot.sim`` exports (``from dspot.sim import scenarios`` would then get
+    # the package): put the function back.
+    package = sys.modules["dspot.sim"]
+    if getattr(package, "scenarios", None) is not scenarios:
+        package.scenarios = scenarios  # type: ignore[attr-defined]
 
 
 def scenarios() -> dict[str, Scenario]:
