@@ -37,7 +37,6 @@ from dspot.blobstore import (
     BlobStoreError,
     BlobStoreMechanism,
     IntegrityError,
-    ScriptedMembership,
 )
 from dspot.disk import SimDisk
 from dspot.env import NodeEnv
@@ -48,6 +47,7 @@ from dspot.sim._cluster import Simulation
 from dspot.sim._nemesis import FAULT_KINDS, FaultConfig, Nemesis
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
+from dspot.testing import ScriptedMembership
 
 READ_CORRECT = "read-correct"
 DURABLE_ACK = "durable-ack"

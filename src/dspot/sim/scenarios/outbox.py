@@ -24,7 +24,6 @@ import anyio
 import anyio.abc
 import attrs
 
-from dspot.blobstore import ScriptedMembership
 from dspot.disk import Transaction
 from dspot.env import NodeEnv
 from dspot.membership import MemberState
@@ -35,6 +34,7 @@ from dspot.sim._cluster import Simulation
 from dspot.sim._nemesis import FaultConfig
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
+from dspot.testing import ScriptedMembership
 
 EXACTLY_ONCE = "exactly-once"
 KEPT = "applied-was-kept"

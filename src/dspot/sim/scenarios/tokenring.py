@@ -58,6 +58,7 @@ from dspot.sim._cluster import Simulation
 from dspot.sim._nemesis import FaultConfig
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
+from dspot.testing import StaticView
 from dspot.tokenring import (
     CommittedEntry,
     CommitTimeout,
@@ -69,7 +70,6 @@ from dspot.tokenring import (
     TokenRingConfig,
     TokenRingMechanism,
 )
-from dspot.tokenring._testing import OracleView, addresses_for
 
 SAFETY = "token-safety"
 ENTRY_DATA = "entry-data"
@@ -217,8 +217,8 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
         rpc = await stack.enter_async_context(RpcNode(env, listen=f"{me}:{PORT}", secret=SECRET))
         view: RingView
         if data.get("view") == "oracle":
-            addresses = addresses_for(sim.names, PORT)
-            view = OracleView(me, addresses, lambda a, b: _reachable(sim, a, b))
+            addresses = {n: f"{n}:{PORT}" for n in sim.names}
+            view = StaticView.fixed(me, addresses, reachable=lambda a, b: _reachable(sim, a, b))
         else:
             seeds = [f"{n}:{PORT}" for n in sim.names if n != me]
             view = await stack.enter_async_context(Membership(env, rpc, seeds=seeds))
