@@ -29,7 +29,7 @@ from dspot_spotify.node import NodeConfig, SpotifyNode
 
 from dspot.blobstore import BlobStoreConfig
 from dspot.disk import Disk, LocalDisk, SimDisk
-from dspot.env import NodeEnv, production_env
+from dspot.env import Mechanism, NodeEnv, production_env
 from dspot.http import ClientResponse, HttpClient
 from dspot.testing import wait_until
 from dspot.transport import SimNetwork, TcpTransport
@@ -115,7 +115,9 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster(seed: int = 1, config: NodeConfig = CONFIG) -> AsyncIterator[Cluster]:
+async def cluster(
+    seed: int = 1, config: NodeConfig = CONFIG, disabled: frozenset[Mechanism] = frozenset()
+) -> AsyncIterator[Cluster]:
     net = SimNetwork(random.Random(seed))
     nodes: dict[str, SpotifyNode] = {}
     async with anyio.create_task_group() as tg:
@@ -125,6 +127,7 @@ async def cluster(seed: int = 1, config: NodeConfig = CONFIG) -> AsyncIterator[C
                 transport=net.transport(name),
                 disk=SimDisk(random.Random(seed * 100 + i)),
                 rng=random.Random(seed * 1000 + i),
+                disabled=disabled,
             )
             node = SpotifyNode(
                 env,

@@ -15,6 +15,8 @@ from dspot_spotify.api import LOG_POSITION_HEADER
 from dspot_spotify.node import EventHub, NodeConfig
 from prometheus_client.parser import text_string_to_metric_families
 
+from dspot.blobstore import BlobStoreMechanism
+from dspot.env import Mechanism
 from dspot.http import WebSocket, WebSocketHandshakeError, connect_websocket
 from dspot.membership import MemberState
 from dspot.testing import run_with_mock_clock, wait_until
@@ -26,8 +28,10 @@ R2 = attrs.evolve(CONFIG, blobstore=attrs.evolve(CONFIG.blobstore, replicas=2, w
 
 
 @asynccontextmanager
-async def cluster(config: NodeConfig = R2, seed: int = 1) -> AsyncIterator[Cluster]:
-    async with simcluster.cluster(seed, config) as c:
+async def cluster(
+    config: NodeConfig = R2, seed: int = 1, disabled: frozenset[Mechanism] = frozenset()
+) -> AsyncIterator[Cluster]:
+    async with simcluster.cluster(seed, config, disabled) as c:
         yield c
 
 
@@ -165,8 +169,7 @@ def test_without_repair_under_replication_stays(song_file: bytes) -> None:
     """The count is measured, not assumed: with repair off it never returns to 0."""
 
     async def main() -> None:
-        config = attrs.evolve(R2, blobstore=attrs.evolve(R2.blobstore, repair_enabled=False))
-        async with cluster(config) as c:
+        async with cluster(config=R2, disabled=frozenset({BlobStoreMechanism.REPAIR})) as c:
             auth = await login(c, "n1")
             song_id, pos = await upload(c, "n1", auth, song_file)
             auth_at = {**auth, LOG_POSITION_HEADER: pos}

@@ -9,7 +9,15 @@ import pytest
 
 from dspot.disk import SimDisk, Transaction
 from dspot.env import NodeEnv
-from dspot.outbox import Backoff, Inbox, InboxConfig, InboxMessage, Outbox, OutboxConfig
+from dspot.outbox import (
+    Backoff,
+    Inbox,
+    InboxConfig,
+    InboxMessage,
+    Outbox,
+    OutboxConfig,
+    OutboxMechanism,
+)
 from dspot.rpc import RpcNode
 from dspot.testing import run_with_mock_clock
 from dspot.transport import SimNetwork
@@ -123,6 +131,8 @@ def test_inbox_applies_a_redelivered_message_once(dedupe: bool) -> None:
     async def main() -> None:
         net = SimNetwork(random.Random(3))
         a, b = Node(net, "a"), Node(net, "b")
+        if not dedupe:
+            b.env.disabled = frozenset({OutboxMechanism.INBOX_DEDUPE})
         await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
         async with (
             RpcNode(a.env, listen="a:1") as rpc_a,
@@ -130,7 +140,6 @@ def test_inbox_applies_a_redelivered_message_once(dedupe: bool) -> None:
             anyio.create_task_group() as tg,
         ):
             inbox = Inbox(b.env, rpc_b)
-            inbox.dedupe_enabled = dedupe
             inbox.handle("note", _record)
             await tg.start(inbox.run)
             outbox = Outbox(a.env, rpc_a)

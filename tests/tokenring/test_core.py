@@ -15,6 +15,7 @@ from dspot.tokenring import (
     Role,
     TokenRingConfig,
     TokenRingCore,
+    TokenRingMechanism,
     Vote,
     VoteReply,
 )
@@ -233,10 +234,10 @@ def test_sabotage_switches_change_the_outcome(broken: str) -> None:
     core = TokenRingCore("a", CFG, rng=random.Random(1), now=0.0, state=HardState(5, None, -1))
     core.set_view(NAMES, NAMES)
     if broken == "majority":
-        core.majority_enabled = False
+        core.disabled = frozenset({TokenRingMechanism.MAJORITY})
         assert core.quorum() == 1
     else:
-        core.epoch_check_enabled = False
+        core.disabled = frozenset({TokenRingMechanism.EPOCH_CHECK})
         reply, _ = core.on_append(_append(epoch=4, entries=[Entry(4, "x", b"")]), 1.0)
         assert reply.ok and core.last_index == 1
 
@@ -248,7 +249,7 @@ def test_epoch_check_keeps_a_deposed_holder_from_overwriting_newer_entries(check
     f = TokenRingCore("f", CFG, rng=random.Random(1), now=0.0)
     f.set_view(NAMES, NAMES)
     f.on_append(_append(epoch=3, entries=[Entry(2, "a", b""), Entry(3, "new", b"")]), 1.0)
-    f.epoch_check_enabled = check
+    f.disabled = frozenset() if check else frozenset({TokenRingMechanism.EPOCH_CHECK})
     reply, _ = f.on_append(
         _append(epoch=2, prev_index=1, prev_epoch=2, entries=[Entry(2, "old", b"")], commit=2),
         2.0,

@@ -21,6 +21,7 @@ The receiver's inbox must remember ids for longer than that (see
 from __future__ import annotations
 
 import logging
+import math
 
 import anyio
 import anyio.abc
@@ -31,6 +32,7 @@ from dspot.env import NodeEnv
 from dspot.errors import DspotError
 from dspot.membership._view import RingView
 from dspot.outbox._backoff import Backoff
+from dspot.outbox._mechanism import OutboxMechanism
 from dspot.outbox._messages import Deliver, Delivered, Envelope
 from dspot.rpc import NO_RETRY, RpcNode
 
@@ -96,7 +98,6 @@ class Outbox:
         self.rpc = rpc
         self.view = view
         self.config = config or OutboxConfig()
-        self.sync_before_send = True  # switched off only by sabotage tests
         self._rng = env.child_rng("outbox")
         self._wake = anyio.Event()
         self._workers: dict[str, None] = {}  # destinations with a running worker
@@ -170,7 +171,10 @@ class Outbox:
     async def _worker(self, destination: str) -> None:
         cfg = self.config
         db = self.env.disk.db
-        backoff = Backoff(self._rng, base=cfg.backoff_base, cap=cfg.backoff_cap)
+        capped = self.env.enabled(OutboxMechanism.BACKOFF_CAP)
+        backoff = Backoff(
+            self._rng, base=cfg.backoff_base, cap=cfg.backoff_cap if capped else math.inf
+        )
         try:
             while True:
                 horizon = self.env.clock.wall() - cfg.max_age
@@ -207,7 +211,7 @@ class Outbox:
                     )
                     bodies.append(bytes(body))
                     total += len(body)
-                if self.sync_before_send:
+                if self.env.enabled(OutboxMechanism.SYNC_BEFORE_SEND):
                     await self.env.disk.sync()
                 try:
                     reply: Delivered = await self.rpc.call(

@@ -44,6 +44,7 @@ import anyio.abc
 import attrs
 
 from dspot.errors import PeerUnavailable, connection_errors
+from dspot.sim._checks import STRANGER_500, STRANGER_CRASH, STRANGER_SERVED
 from dspot.sim._cluster import Simulation
 from dspot.wire import DEFAULT_MAX_FRAME, PREAUTH_MAX_FRAME
 
@@ -235,7 +236,10 @@ class Stranger:
                         data = _rpc_payload(attack, rng)
                     answer = await self._send(transport, address, data)
                     if answer.startswith(b"HTTP/1.1 500") or answer.startswith(b"HTTP/1.0 500"):
-                        sim.violation(f"{node} answered the stranger's {attack} with a 500")
+                        sim.violation(
+                            f"{node} answered the stranger's {attack} with a 500",
+                            check=STRANGER_500,
+                        )
                 await self._check_served(sim, transport, node, incarnation, address, rng, attack)
 
     def _addresses(self, sim: Simulation, node: str) -> list[str]:
@@ -356,7 +360,8 @@ class Stranger:
             self._crashes = crashes
             sim.violation(
                 f"an exception escaped a connection handler while the stranger attacked "
-                f"{node} ({attack}); see conn.crash in the trace and the log (-v)"
+                f"{node} ({attack}); see conn.crash in the trace and the log (-v)",
+                check=STRANGER_CRASH,
             )
         protocol = self._protocol[address]
         answered = await self._probe(transport, address, protocol, rng)
@@ -368,9 +373,13 @@ class Stranger:
             return current.up and current.incarnation == incarnation
 
         if answered == "http:500":
-            sim.violation(f"{node} answered a plain request with a 500 after a {attack} attack")
+            sim.violation(
+                f"{node} answered a plain request with a 500 after a {attack} attack",
+                check=STRANGER_500,
+            )
         elif answered != protocol and same_node():
             sim.violation(
                 f"{node}'s listener {address} did not serve a fresh connection after the "
-                f"stranger's {attack} attack (got {answered or 'nothing'})"
+                f"stranger's {attack} attack (got {answered or 'nothing'})",
+                check=STRANGER_SERVED,
             )

@@ -129,6 +129,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from dspot.tokenring._config import TokenRingMechanism
 from dspot.tokenring._core_state import CoreState
 from dspot.tokenring._log import IdWindow
 from dspot.tokenring._messages import (
@@ -452,7 +453,7 @@ class TokenRingCore(CoreState):
         self.snapshot = meta
         p = self._persist()
         p.snapshot = meta
-        if self.trim_guard_enabled:
+        if TokenRingMechanism.TRIM_GUARD not in self.disabled:
             self._trim(meta.index - self.config.keep_entries)
         else:
             self._trim_naively()

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from dspot.tokenring._config import TokenRingConfig
+from dspot.env import Mechanism
+from dspot.tokenring._config import TokenRingConfig, TokenRingMechanism
 from dspot.tokenring._log import IdWindow, LogWindow
 from dspot.tokenring._messages import Append, AppendReply, Entry, LogPosition, SnapshotMeta, Vote
 from dspot.tokenring._output import (
@@ -42,10 +43,12 @@ class CoreState:
         ids: IdWindow | None = None,
         snapshot: SnapshotMeta | None = None,
         applied: int = 0,
+        disabled: frozenset[Mechanism] = frozenset(),
     ) -> None:
         """``log`` is what the store loaded (or, in tests, the entries of a whole log),
         ``ids`` the remembered entry ids (derived from ``log`` if not given), ``snapshot``
-        the latest one stored, ``applied`` how far the state machine durably applied."""
+        the latest one stored, ``applied`` how far the state machine durably applied,
+        ``disabled`` the :class:`TokenRingMechanism` s switched off (sabotage tests only)."""
         self.node_id = node_id
         self.config = config
         self._rng = rng
@@ -98,17 +101,8 @@ class CoreState:
         self.votes: list[str] = []
         self.submits = Submits()
         self._out = Output()
-        # Switched off only by sabotage tests, to show the checkers notice.
-        self.epoch_check_enabled = True
-        self.majority_enabled = True
-        self.epoch_bump_enabled = True
-        self.trim_guard_enabled = True
-        """Trim only entries a snapshot covers. Off: keep just the newest ``keep_entries``
-        entries whatever they are (a naive bounded log)."""
-        self.snapshot_tail_enabled = True
-        """Offer a snapshot as the state at its own index, so the member then gets the
-        entries after it (the tail) by log transfer. Off: as the state at the commit
-        index, so the member never gets the tail."""
+        self.disabled = disabled
+        """Mechanisms switched off (``NodeEnv.disabled``): sabotage tests only."""
 
     # -- queries --------------------------------------------------------------------------
 
@@ -131,7 +125,7 @@ class CoreState:
 
     def quorum(self) -> int:
         """How many members make a majority of the configured membership."""
-        if not self.majority_enabled:
+        if TokenRingMechanism.MAJORITY in self.disabled:
             return 1
         return max(len(self.configured), self.config.min_members) // 2 + 1
 
@@ -199,7 +193,7 @@ class CoreState:
     def _hear(self, epoch: int, hop: int, holder: str, now: float) -> bool:
         """A holder's request: adopt its epoch (or refuse a stale one) and its holdership."""
         if epoch < self.epoch:
-            if self.epoch_check_enabled:
+            if TokenRingMechanism.EPOCH_CHECK not in self.disabled:
                 return False
             self._adopt_epoch(epoch)  # sabotage: follow an old holder as if current
         if epoch > self.epoch:
@@ -269,7 +263,7 @@ class CoreState:
         self._become_follower(now)
 
     def _start_election(self, now: float) -> None:
-        if self.epoch_bump_enabled:
+        if TokenRingMechanism.EPOCH_BUMP not in self.disabled:
             self.epoch += 1
         self.voted_for = self.node_id
         self.hop = -1
@@ -343,7 +337,7 @@ class CoreState:
 
     def _trim_naively(self) -> None:
         """Sabotage only: keep the newest ``keep_entries`` entries, covered or not."""
-        if not self.trim_guard_enabled:
+        if TokenRingMechanism.TRIM_GUARD in self.disabled:
             self._trim(self.last_index - self.config.keep_entries)
 
     def _append_queued(self) -> None:
@@ -478,7 +472,7 @@ class CoreState:
         meta = self.snapshot
         if meta is None or meta.index < self.base_index:
             return  # a gap between snapshot and log (only a sabotaged trim makes one)
-        if not self.snapshot_tail_enabled:
+        if TokenRingMechanism.SNAPSHOT_TAIL in self.disabled:
             c = self.commit_index
             meta = attrs.evolve(meta, index=c, epoch=self.epoch_at(c))
         offer = SnapshotOffer(self.epoch, self.hop, self.node_id, meta)

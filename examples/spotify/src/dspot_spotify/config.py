@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import enum
-
 import attrs
 from dspot.blobstore import BlobStoreConfig
+from dspot.env import Mechanism
 from dspot.http import ServerConfig
 from dspot.membership import MembershipConfig
 from dspot.tokenring import TokenRingConfig
@@ -20,9 +19,10 @@ HTTP_SERVICE = "spotify-http"
 resolves it)."""
 
 
-class Sabotage(enum.Enum):
+class Sabotage(Mechanism):
     """Deliberate bugs that tests switch on to show their checks catch them; production
-    never does (``dspot-spotify node`` only through a hidden option, logged loudly)."""
+    never does (``dspot-spotify node`` only through a hidden option, logged loudly). In the
+    simulation they are mechanisms the nodes are built without (``NodeEnv.disabled``)."""
 
     ACK_BEFORE_SYNC = "ack-before-sync"
     """Acknowledge an upload before its audio has W synced copies: commit the catalog entry

@@ -205,8 +205,6 @@ class SpotifyNode:
             blob_config = cfg.blobstore
             for bug in sorted(cfg.sabotage, key=lambda b: b.value):
                 env.log(40, "spotify.node.SABOTAGED", bug=bug.value, note="never in production")
-            if Sabotage.ACK_BEFORE_SYNC in cfg.sabotage:
-                blob_config = attrs.evolve(blob_config, sync_before_ack=False)
             self._blobs = BlobStore(env, self._rpc, voters, blob_config)
             await tg.start(self._blobs.run)
             await tg.start(self.collector.run)

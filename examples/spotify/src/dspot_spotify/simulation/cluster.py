@@ -11,7 +11,7 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 import attrs
-from dspot.blobstore import BlobStoreConfig
+from dspot.blobstore import BlobStoreConfig, BlobStoreMechanism
 from dspot.disk import SimDisk
 from dspot.env import EventLoopClock, NodeEnv
 from dspot.errors import ConnectionLost
@@ -75,29 +75,23 @@ BLOBSTORE = BlobStoreConfig(
     repair_interval=1.5,
     fetch_timeout=10.0,
 )
-SABOTAGE_BLOBSTORE = attrs.evolve(BLOBSTORE, replicas=1, write_quorum=1, sync_before_ack=False)
 BLOB_GRACE = 2.0
 """Seconds an unowned blob stays before the collector deletes it."""
 
 
-SABOTAGES: Final = {
-    "unsynced_single_copy": frozenset[Sabotage](),  # (a blob store setting, above)
-    "gateway_no_positions": frozenset({Sabotage.NO_LOG_POSITIONS}),
-    "split_writes": frozenset({Sabotage.SPLIT_WRITES}),
-    "collector_off": frozenset({Sabotage.COLLECTOR_OFF}),
-    "collect_pending": frozenset({Sabotage.COLLECT_PENDING}),
-}
-"""``sim.data["sabotage"]`` values, and the switches each turns on."""
-
-
 def sabotage(sim: Simulation) -> frozenset[Sabotage]:
-    """The deliberate bugs this seed runs with (``sim.data["sabotage"]``)."""
-    name = sim.data.get("sabotage")
-    return frozenset() if name is None else SABOTAGES[name]
+    """The service's deliberate bugs this seed runs with (those of ``sim.disabled``)."""
+    return frozenset(m for m in sim.disabled if isinstance(m, Sabotage))
+
+
+SINGLE_COPY_BLOBSTORE = attrs.evolve(BLOBSTORE, replicas=1, write_quorum=1)
+"""What the nodes run when :attr:`~dspot.blobstore.BlobStoreMechanism.SYNC_BEFORE_ACK` is
+disabled (a sabotage test): with one copy, a single crash of its holder loses the upload."""
 
 
 def node_config(sim: Simulation) -> NodeConfig:
-    blobs = SABOTAGE_BLOBSTORE if sim.data.get("sabotage") == "unsynced_single_copy" else BLOBSTORE
+    unsynced = BlobStoreMechanism.SYNC_BEFORE_ACK in sim.disabled
+    blobs = SINGLE_COPY_BLOBSTORE if unsynced else BLOBSTORE
     return NodeConfig(
         cluster_size=len(sim.names),
         scrypt=ScryptParams(n=2**4),  # cheap hashing: the scenario is about the cluster

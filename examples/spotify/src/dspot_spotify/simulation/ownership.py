@@ -17,6 +17,7 @@ from dspot.sim import Simulation
 
 from dspot_spotify import catalog
 from dspot_spotify.node import SpotifyNode
+from dspot_spotify.simulation.checknames import OWNERSHIP
 
 __all__ = ["check_ownership", "ownership_problems"]
 
@@ -69,4 +70,4 @@ async def check_ownership(sim: Simulation, bound: float) -> None:
         while problems := await ownership_problems(sim):  # noqa: ASYNC110 (polling state)
             await anyio.sleep(0.5)
     for problem in problems:
-        sim.violation(problem)
+        sim.violation(problem, check=OWNERSHIP)

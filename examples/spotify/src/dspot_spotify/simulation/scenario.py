@@ -4,9 +4,27 @@ against the nodes, then the final checks; and its :class:`~dspot.sim.Scenario`."
 from __future__ import annotations
 
 import anyio
+import attrs
+from dspot.blobstore import BlobStoreMechanism
 from dspot.http import HttpClient, Timeouts
-from dspot.sim import FaultConfig, Scenario, Simulation
+from dspot.sim import Check, FaultConfig, Sabotage, Scenario, Simulation
 
+from dspot_spotify.config import Sabotage as ServiceSabotage
+from dspot_spotify.simulation.checknames import (
+    CONVERGENCE,
+    DURABILITY,
+    FINAL_OPS,
+    GATEWAY_OBSERVER,
+    GATEWAY_STREAM,
+    HTTP_ANSWER,
+    LIVENESS,
+    OWNERSHIP,
+    PARTIAL_WRITE,
+    READ_YOUR_WRITES,
+    SEARCH,
+    SESSIONS,
+    STREAM_BYTES,
+)
 from dspot_spotify.simulation.checks import check, check_gateway_is_observer, final_checks
 from dspot_spotify.simulation.cluster import (
     BLOB_GRACE,
@@ -14,6 +32,7 @@ from dspot_spotify.simulation.cluster import (
     GATEWAY,
     GATEWAY_LINK,
     QUIET,
+    SETTLE,
     STOP_BEFORE_END,
     STREAMER,
     SimGateway,
@@ -96,17 +115,24 @@ async def workload(sim: Simulation) -> None:
         with anyio.move_on_after(max(1.0, sim.duration - sim.now() + 30.0)) as scope:
             await final_checks(sim, checker_http)
         if scope.cancelled_caught:
-            sim.violation("the final checks did not finish in time")
+            sim.violation("the final checks did not finish in time", check=LIVENESS)
         with anyio.move_on_after(max(1.0, sim.duration - sim.now() + 30.0)) as scope:
             await streamer_done.wait()
         if scope.cancelled_caught:
-            sim.violation("the streaming client did not finish its last download in time")
+            sim.violation(
+                "the streaming client did not finish its last download in time", check=LIVENESS
+            )
         # Blobs have owners once the faults healed and a grace period passed (inv. 12).
         await check_ownership(sim, bound=BLOB_GRACE + 15.0)
         check_gateway_is_observer(sim)
         sim.data["gateway_resumed"] = gateway.resumed
         sim.trace.record("gateway.end", resumed=gateway.resumed)
         outer.cancel_scope.cancel()
+
+
+def _crashes_only(scenario: Scenario) -> Scenario:
+    """Crashes as the only fault: an unsynced single copy is lost when its holder crashes."""
+    return attrs.evolve(scenario, faults=FaultConfig(kinds=("crash",)))
 
 
 SCENARIO = Scenario(
@@ -134,6 +160,48 @@ SCENARIO = Scenario(
         )
     ),
     nemesis=nemesis,
+    checks=(
+        Check(
+            DURABILITY,
+            "every acknowledged song is listed by every node and streams byte-identical from "
+            "each after heal (invariant 1)",
+            Sabotage({BlobStoreMechanism.SYNC_BEFORE_ACK}, seeds=(1,), adapt=_crashes_only),
+        ),
+        Check(CONVERGENCE, "after heal every node lists the same songs (invariant 2)"),
+        Check(READ_YOUR_WRITES, "a node answering with a client's log position lists its songs"),
+        Check(SEARCH, "a search finds the songs whose titles it names"),
+        Check(STREAM_BYTES, "every stream answer has the status and exact bytes asked for"),
+        Check(HTTP_ANSWER, "every answer is one the API documents (no unexpected status)"),
+        Check(
+            GATEWAY_STREAM,
+            "a download through the gateway is byte-identical, and cut off only when the "
+            "gateway could not resume it elsewhere",
+        ),
+        Check(GATEWAY_OBSERVER, "the gateway is an observer: in membership, not in the ring"),
+        Check(FINAL_OPS, "after heal every node registers, logs in, uploads and lists"),
+        Check(
+            LIVENESS,
+            f"liveness: no operation started {SETTLE:g}s after heal fails on every node tried, "
+            "and every client and the gateway get work done after heal",
+        ),
+        Check(
+            SESSIONS,
+            "clients that send no log position get read-your-writes and monotonic reads "
+            "through the gateway (invariant 11)",
+            Sabotage({ServiceSabotage.NO_LOG_POSITIONS}, seeds=(5, 11, 12)),
+        ),
+        Check(
+            PARTIAL_WRITE,
+            "no read sees part of one request's changes (a star of song, album and artist)",
+            Sabotage({ServiceSabotage.SPLIT_WRITES}, seeds=(2, 3, 4)),
+        ),
+        Check(
+            OWNERSHIP,
+            "after heal and a grace period every stored blob is owned, and every referenced "
+            "blob has its copies (invariant 12)",
+            Sabotage({ServiceSabotage.COLLECTOR_OFF}, seeds=(1, 2)),
+        ),
+    ),
 )
 
 

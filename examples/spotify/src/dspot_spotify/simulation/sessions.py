@@ -35,6 +35,7 @@ from dspot.history import Operation, Outcome, ViolationKind, check
 from dspot.http import HttpClient
 from dspot.sim import Simulation
 
+from dspot_spotify.simulation.checknames import LIVENESS, PARTIAL_WRITE, SESSIONS
 from dspot_spotify.simulation.cluster import GATEWAY
 from dspot_spotify.simulation.tracks import session_tracks
 from dspot_spotify.simulation.workload import Reply, base_url
@@ -361,7 +362,9 @@ class SessionClient:
 
     async def run(self, stop_at: float) -> None:
         if not await self.setup():
-            self.sim.violation(f"{self.name}: could not register through the gateway")
+            self.sim.violation(
+                f"{self.name}: could not register through the gateway", check=LIVENESS
+            )
             return
         steps = [
             (0.25, self.upload),
@@ -389,8 +392,13 @@ def check_sessions(sim: Simulation) -> None:
         if v.kind in (ViolationKind.NEVER_WRITTEN, ViolationKind.FAILED_WRITE_SEEN) and (
             v.key.startswith(COMPOSITE)
         ):
-            sim.violation(f"partial write: {v.client} {where} {v.key}: {v.message}")
+            sim.violation(
+                f"partial write: {v.client} {where} {v.key}: {v.message}", check=PARTIAL_WRITE
+            )
         else:
-            sim.violation(f"session ({v.kind.value}): {v.client} {where} {v.key}: {v.message}")
+            sim.violation(
+                f"session ({v.kind.value}): {v.client} {where} {v.key}: {v.message}",
+                check=SESSIONS,
+            )
     if not any(op.ok and op.name == "getStarred2" for op in ops):
-        sim.violation("session: no client without positions read its stars")
+        sim.violation("session: no client without positions read its stars", check=SESSIONS)
