@@ -56,6 +56,7 @@ from dspot_spotify.events import EventHub
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.router import build_router
+from dspot_spotify.security import API_CSP, hardened
 from dspot_spotify.writer import format_position
 
 __all__ = ["HTTP_SERVICE", "EventHub", "NodeConfig", "Sabotage", "SpotifyNode"]
@@ -192,7 +193,8 @@ class SpotifyNode:
             await tg.start(self._blobs.run)
             survey.serve_status(self)
             handler = self.metrics.instrument(build_router(self))
-            self._http = HttpServer(handler, cfg.http, clock=env.clock)
+            http_config = hardened(cfg.http, csp=API_CSP)
+            self._http = HttpServer(handler, http_config, clock=env.clock)
             listener = await env.transport.listen(self.http_address)
             stack.push_async_callback(listener.aclose)
             self._http_bound = listener.address

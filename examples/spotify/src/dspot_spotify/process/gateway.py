@@ -21,7 +21,7 @@ from dspot.errors import AddressInUse
 from dspot.http import server_ssl_context
 from dspot.transport import TcpTransport
 
-from dspot_spotify.gateway import Gateway
+from dspot_spotify.gateway import Gateway, GatewayConfig
 from dspot_spotify.process.setup import (
     ConfigError,
     SplitTransport,
@@ -53,6 +53,8 @@ class GatewaySettings:
     """Certificate for mutual TLS with the nodes' RPC (the nodes' ``--tls-*``)."""
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    served_by: bool = False
+    """Name the answering node in ``X-Served-By`` (:attr:`GatewayConfig.served_by`)."""
 
 
 async def _serve(
@@ -76,6 +78,7 @@ async def _serve(
         seeds=settings.join,
         ssl_context=ssl_context,
         frontend=settings.frontend,
+        config=GatewayConfig(served_by=settings.served_by),
         upstream_connect=TcpTransport().connect,
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

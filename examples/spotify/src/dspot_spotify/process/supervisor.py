@@ -91,6 +91,8 @@ class GatewaySpec:
     key: Path
     frontend: Path | None = None
     pid_file: Path | None = None
+    served_by: bool = False
+    """``--served-by``: name the answering node in ``X-Served-By``."""
     extra: tuple[str, ...] = ()
     """More command-line arguments (e.g. the cluster's ``--tls-*``)."""
 
@@ -120,6 +122,7 @@ class GatewaySpec:
             str(self.key),
             *(() if self.frontend is None else ("--frontend", str(self.frontend))),
             *(() if self.pid_file is None else ("--pid-file", str(self.pid_file))),
+            *(("--served-by",) if self.served_by else ()),
             *self.extra,
         ]
 
@@ -281,12 +284,14 @@ class LocalCluster:
         *,
         gateway_port: int | None = None,
         frontend: Path | None = None,
+        served_by: bool = False,
     ) -> None:
         self.root = root
         self.secret_file = root / "cluster-secret"
         self.base_port = base_port
         self.gateway_port = gateway_port
         self.frontend = frontend
+        self.served_by = served_by
         addrs = [
             (f"127.0.0.1:{base_port + 2 * i}", f"127.0.0.1:{base_port + 2 * i + 1}")
             for i in range(nodes)
@@ -349,6 +354,7 @@ class LocalCluster:
                 key=tls.key,
                 frontend=self.frontend,
                 pid_file=self.root / "gateway" / "gateway.pid",
+                served_by=self.served_by,
             ),
             self.root / "gateway" / "gateway.log",
         )

@@ -113,7 +113,7 @@ class SimGateway(Gateway):
             secret=SECRET,
             seeds=[f"{n}:{RPC_PORT}" for n in sim.names],
             ssl_context=None,
-            config=GatewayConfig(attempts=ATTEMPTS),
+            config=GatewayConfig(attempts=ATTEMPTS, served_by=True),  # the checks read it
         )
         self.sim = sim
         self.resume_failures: list[tuple[float, str]] = []
