@@ -119,6 +119,7 @@ class Service:
                 stderr=stderr,
                 text=True,
                 start_new_session=True,  # its own process group: killed whole at the end
+                umask=0o022,  # the usual one: what is private must be made so
             )
         proc = Process(name, popen, log, pattern)
         threading.Thread(target=proc.watch, daemon=True).start()

@@ -149,3 +149,18 @@ def test_every_answer_carries_the_security_headers(
         assert "default-src 'self'" in csp and "script-src 'self'" in csp
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert "x-served-by" not in headers  # off unless the gateway is started with --served-by
+
+
+def test_a_node_makes_its_data_owner_only(serving: Service) -> None:
+    """``dspot-spotify node --data DIR`` (run under umask 022) creates DIR 0700 and every
+    directory and file under it, the catalog's database and the blobs included, owner-only."""
+    for node in ("n1", "n2"):
+        data = serving.root / node
+        paths = [data, *data.rglob("*")]
+        assert len(paths) > 5, paths
+        wrong = {
+            str(p.relative_to(serving.root)): oct(p.stat().st_mode & 0o777)
+            for p in paths
+            if p.stat().st_mode & 0o777 != (0o700 if p.is_dir() else 0o600)
+        }
+        assert wrong == {}, "not owner-only"

@@ -156,7 +156,8 @@ class NodeProcess:
         return f"{scheme}://{self.spec.http}"
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Usually the member's data directory too: owner only, as the node would make it.
+        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(
@@ -330,7 +331,8 @@ class LocalCluster:
     def start(self, timeout: float = 60.0) -> None:
         """Start every node and wait until all are ready and see a quorum; then the gateway,
         until it reports every node healthy."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        # Owner only: it holds the cluster secret, the dev CA and every node's data.
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.secret_file.exists():
             write_secret(self.secret_file)
         for p in self.procs:
