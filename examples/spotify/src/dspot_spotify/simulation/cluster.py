@@ -137,6 +137,7 @@ def gateway_env(sim: Simulation) -> NodeEnv:
         clock=EventLoopClock(wall_base=SIM_WALL_BASE),
         logger=logging.getLogger(f"dspot.sim.{GATEWAY}"),
         trace=sim.trace.for_node(GATEWAY),
+        disabled=sim.disabled,  # a sabotage test's mechanisms are missing here too
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import anyio
 from dspot.http import HttpClient, Timeouts
-from dspot.sim import FaultConfig, Scenario, Simulation
+from dspot.sim import FaultConfig, Scenario, Simulation, StrangerConfig
 
 from dspot_spotify.simulation.checks import check, check_gateway_is_observer, final_checks
 from dspot_spotify.simulation.cluster import (
@@ -23,7 +23,7 @@ from dspot_spotify.simulation.cluster import (
 from dspot_spotify.simulation.tracks import tracks
 from dspot_spotify.simulation.workload import Client, Streamer
 
-__all__ = ["SCENARIO", "scenario", "workload"]
+__all__ = ["SCENARIO", "STRANGER", "scenario", "workload"]
 
 
 async def workload(sim: Simulation) -> None:
@@ -90,9 +90,27 @@ async def workload(sim: Simulation) -> None:
         outer.cancel_scope.cancel()
 
 
+STRANGER = StrangerConfig(
+    http_paths=(
+        "/api/auth/login",
+        "/api/auth/register",
+        "/api/playlists",
+        "/api/songs",
+        "/api/songs/s1/stream",
+        "/rest/ping.view",
+        "/metrics",
+        "/",
+    ),
+    also=(GATEWAY,),
+)
+"""The hostile stranger: garbage to every node's RPC and HTTP listener and to the gateway's
+(its HTTP listener relays to the nodes; its RPC one is a cluster member's), aimed at the
+API's JSON endpoints, the stream and the Subsonic API."""
+
 SCENARIO = Scenario(
     name="spotify",
-    description="whole SpotifyNodes over HTTP under the fault model; clients check inv. 1, 2, 7",
+    description="whole SpotifyNodes over HTTP under the fault model and a hostile stranger; "
+    "clients check inv. 1, 2, 7",
     node=node,
     check=check,
     workload=workload,
@@ -114,6 +132,7 @@ SCENARIO = Scenario(
         )
     ),
     nemesis=nemesis,
+    stranger=STRANGER,
 )
 
 
