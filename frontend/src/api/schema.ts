@@ -1098,8 +1098,17 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The body's Content-Type is not application/json */
+        /** @description The body is not of a type this operation takes (JSON; for uploads, audio it reads) */
         UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description This resource speaks WebSocket: send an upgrade request */
+        UpgradeRequired: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1652,6 +1661,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            426: components["responses"]["UpgradeRequired"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -2335,6 +2345,8 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Invalid"];
             503: components["responses"]["Unavailable"];
         };

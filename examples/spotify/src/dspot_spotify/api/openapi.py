@@ -49,7 +49,11 @@ _PROBLEM_NAMES: Final[Mapping[int, tuple[str, str]]] = {
     404: ("NotFound", "Unknown id"),
     409: ("Conflict", "Conflicts with the catalog's state"),
     413: ("TooLarge", "The body is larger than allowed"),
-    415: ("UnsupportedMediaType", "The body's Content-Type is not application/json"),
+    415: (
+        "UnsupportedMediaType",
+        "The body is not of a type this operation takes (JSON; for uploads, audio it reads)",
+    ),
+    426: ("UpgradeRequired", "This resource speaks WebSocket: send an upgrade request"),
     422: ("Invalid", "A field or parameter is invalid (the problem names it)"),
     503: (
         "Unavailable",

@@ -281,7 +281,7 @@ ROUTES: Final = (
         reply=Song,
         also={200: ("The audio already existed: that song", DuplicateSong)},
         write=True,
-        errors=(BAD_REQUEST, INVALID),
+        errors=(BAD_REQUEST, 413, 415, INVALID),  # too large; not audio we can read
     ),
     Route(
         method="GET",
