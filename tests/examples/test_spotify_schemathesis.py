@@ -22,8 +22,8 @@ import requests
 from dspot_spotify.api.openapi import document
 from hypothesis import HealthCheck, settings
 
-from tests.examples.prerequisites import on_ci
-from tests.examples.processes import ProcessCluster, process_cluster, retry_503
+from tests.helpers.prerequisites import on_ci
+from tests.helpers.processes import ProcessCluster, process_cluster, retry_503
 
 try:
     import schemathesis
