@@ -24,6 +24,7 @@ from dspot_spotify.upload import (
     spool_upload,
 )
 
+from dspot.blobstore import BlobUnavailable
 from dspot.testing import run_with_mock_clock, wait_until
 from tests.examples.simcluster import CONFIG, Cluster, Session, cluster, solo_over_tcp, url
 
@@ -301,6 +302,40 @@ def test_token_in_the_query_only_for_stream_and_cover(song_file: bytes) -> None:
                 headers={**alice.auth, **pos, "range": "bytes=0-9"},
             )
             assert resp.status == 206 and await resp.read() == song_file[:10]
+
+    run_with_mock_clock(main)
+
+
+def test_a_blob_the_cluster_cannot_reach_is_a_503_that_names_no_node(
+    song_file: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The blob store's errors name peers and addresses: the node logs them, the client
+    gets a plain 503 with ``Retry-After``."""
+    inside = "n1 at 198.18.7.1:7100 refused"
+
+    async def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise BlobUnavailable(f"no replica answered: {inside}")
+
+    async def main() -> None:
+        async with cluster() as c:
+            alice, _, _ = await users(c)
+            song = await upload(alice, "n1", song_file)
+            blobs = c.nodes["n2"].blobs
+            blobs.read = unreachable  # type: ignore[method-assign]
+            blobs.put = unreachable  # type: ignore[method-assign]
+            pos = {LOG_POSITION_HEADER: alice.pos or ""}
+            for method, path, body in [
+                ("GET", f"/api/songs/{song['id']}/cover", b""),
+                ("POST", "/api/songs", make_wav()),
+            ]:
+                resp = await c.client.request(
+                    method, url("n2", path), body=body, headers={**alice.auth, **pos}
+                )
+                text = await resp.text()
+                assert resp.status == 503, (path, text)
+                assert resp.headers.get("retry-after") == "1"
+                assert "198.18" not in text and "refused" not in text, text
+            assert inside in caplog.text  # the operator still learns what failed
 
     run_with_mock_clock(main)
 

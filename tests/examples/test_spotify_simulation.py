@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -11,21 +12,41 @@ from dspot_spotify.api import LOG_POSITION_HEADER
 from dspot_spotify.config import Sabotage
 from dspot_spotify.gateway import relay
 from dspot_spotify.simulation import downloads, scenario
+from dspot_spotify.simulation.cluster import GATEWAY, GATEWAY_PORT, HTTP_PORT, RPC_PORT
 
+from dspot.rpc import RpcMechanism
 from dspot.sim import Simulation, run_seed
 from dspot.testing import run_with_mock_clock
 from tests.examples.simcluster import cluster, url
 
 
 def test_scenario_passes_its_seeds_with_faults() -> None:
-    """Also: crashes break downloads through the gateway mid-body, and it resumes them."""
+    """Also: crashes break downloads through the gateway mid-body, and it resumes them; the
+    hostile stranger attacked the nodes' RPC and HTTP listeners and both of the gateway's."""
     sims: list[Simulation] = []
+    attacked: set[str] = set()
     for seed in range(1, 6):
-        result = run_seed(scenario(), seed, setup=sims.append)
+        trace = io.StringIO()
+        result = run_seed(scenario(), seed, setup=sims.append, trace_out=trace)
         assert result.violations == (), f"seed {seed}: {result.violations}"
         assert result.faults > 0
+        events = (json.loads(line) for line in trace.getvalue().splitlines())
+        attacked |= {e["address"] for e in events if e["k"] == "stranger.attack"}
     assert all(any(d.outcome == "ok" for d in downloads(sim)) for sim in sims)
     assert sum(sim.data["gateway_resumed"] for sim in sims) >= 2
+    ports = {a.split(":")[1] for a in attacked if not a.startswith(GATEWAY)}
+    assert ports == {str(RPC_PORT), str(HTTP_PORT)}, attacked
+    assert {f"{GATEWAY}:{RPC_PORT}", f"{GATEWAY}:{GATEWAY_PORT}"} <= attacked
+
+
+def test_without_the_decode_guard_the_stranger_in_the_service_finds_it() -> None:
+    """Sabotage: RPC frame meta parsed by plain ``json.loads`` on every node and the gateway
+    (issue 13's one-frame kill). The stranger's nested HELLO raises RecursionError in a
+    connection handler, and the run says so (seed 5 passes in the sweep above)."""
+    result = run_seed(scenario(), 5, disabled={RpcMechanism.DECODE_GUARD})
+    assert any("exception escaped a connection handler" in v for v in result.violations), (
+        result.violations
+    )
 
 
 def test_gateway_stream_check_catches_a_stream_cut_off_without_failover(

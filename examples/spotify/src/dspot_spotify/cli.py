@@ -124,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--admin-password", help="password of the admin user (default: generated)")
     up.add_argument("--no-demo", action="store_true", help="do not import the demo library")
+    up.add_argument(
+        "--served-by",
+        action="store_true",
+        help="the gateway names the node that answered in X-Served-By (for watching failover)",
+    )
     up.add_argument("--demo-artists", type=int, default=3, help="demo artists (default 3)")
     up.add_argument(
         "--demo-seconds", type=float, default=12.0, help="longest demo track (default 12)"
@@ -163,6 +168,11 @@ def _parser() -> argparse.ArgumentParser:
         "--sabotage", action="append", default=[], choices=GATEWAY_SABOTAGES, help=argparse.SUPPRESS
     )
     gw.add_argument("--pid-file", type=Path, help="write the process id here while running")
+    gw.add_argument(
+        "--served-by",
+        action="store_true",
+        help="name the node that answered in an X-Served-By header (off: it names nodes)",
+    )
     gw.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     return p
 
@@ -354,6 +364,7 @@ def _gateway(args: argparse.Namespace) -> int:
             tls_ca=args.tls_ca,
             positions=args.positions,
             sabotage=tuple(args.sabotage),
+            served_by=args.served_by,
         )
     )
 
@@ -370,7 +381,12 @@ def _up(args: argparse.Namespace) -> int:
         raise ConfigError(f"--frontend {frontend} has no index.html (build it first)")
     root: Path = args.data.resolve()
     cluster = LocalCluster(
-        root, nodes=args.nodes, base_port=args.base_port, gateway_port=args.port, frontend=frontend
+        root,
+        nodes=args.nodes,
+        base_port=args.base_port,
+        gateway_port=args.port,
+        frontend=frontend,
+        served_by=args.served_by,
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

@@ -58,6 +58,7 @@ from dspot_spotify.events import EventHub
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.router import build_router
+from dspot_spotify.security import API_CSP, hardened
 from dspot_spotify.writer import (
     POSITION_META,
     CatalogWriter,
@@ -212,7 +213,8 @@ class SpotifyNode:
             # Every answer says how far this replica is (a gateway tracks it for clients).
             answer = position_headers(build_router(self), lambda: self.replica.position)
             handler = self.metrics.instrument(answer)
-            self._http = HttpServer(handler, cfg.http, clock=env.clock)
+            http_config = hardened(cfg.http, csp=API_CSP)
+            self._http = HttpServer(handler, http_config, clock=env.clock)
             listener = await env.transport.listen(self.http_address)
             stack.push_async_callback(listener.aclose)
             self._http_bound = listener.address

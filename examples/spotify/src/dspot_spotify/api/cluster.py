@@ -416,7 +416,7 @@ ROUTES: Final = (
         query_token=True,
         ok=101,
         ok_description="Switching to the WebSocket protocol",
-        errors=(400,),
+        errors=(400, 426),  # 426: a plain GET, not a WebSocket upgrade
     ),
     Route(
         method="GET",

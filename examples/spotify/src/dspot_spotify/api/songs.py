@@ -39,6 +39,7 @@ from dspot_spotify.api.wire import changes, patch_of, read_json
 from dspot_spotify.config import WRITE_BEHIND_DELAY, Sabotage
 from dspot_spotify.ingest import entries_for_upload
 from dspot_spotify.media import cover_response, song_audio
+from dspot_spotify.security import unavailable
 from dspot_spotify.tags import MediaError
 from dspot_spotify.upload import (
     FORM_OVERHEAD,
@@ -179,7 +180,7 @@ async def _store_blobs(api: Api, spool: SpooledUpload, found: InspectedUpload) -
             async with contextlib.aclosing(_once(found.cover)) as cover:
                 await blobs.put(cover, sha256=found.cover_sha256)
     except (BlobStoreError, IntegrityError) as e:
-        raise HTTPError(503, f"could not store the file: {e}") from None
+        raise unavailable(api.node.env, "storing the file", e) from None
 
 
 async def _write_behind(api: Api, spool: SpooledUpload, found: InspectedUpload) -> None:
@@ -229,7 +230,7 @@ async def cover(api: Api, request: Request) -> Response:
     try:
         data = await api.node.blobs.read(song.cover_sha256)
     except BlobStoreError as e:
-        raise HTTPError(503, f"cover unavailable: {e}") from None
+        raise unavailable(api.node.env, "the cover", e) from None
     return cover_response(data, song.cover_sha256)
 
 
@@ -296,7 +297,7 @@ ROUTES: Final = (
         reply=Song,
         also={200: ("The audio already existed: that song", DuplicateSong)},
         write=True,
-        errors=(BAD_REQUEST, INVALID),
+        errors=(BAD_REQUEST, 413, 415, INVALID),  # too large; not audio we can read
     ),
     Route(
         method="GET",

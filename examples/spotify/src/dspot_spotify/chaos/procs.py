@@ -20,6 +20,7 @@ from typing import IO
 
 from dspot_spotify.chaos.netns import Topology
 from dspot_spotify.chaos.settings import GATEWAY_SABOTAGES
+from dspot_spotify.process.setup import write_secret
 
 __all__ = ["Cluster", "Member", "cli"]
 
@@ -157,11 +158,10 @@ class Cluster:
         self.topo = topo
         self.root = root
         shutil.rmtree(root, ignore_errors=True)  # a fresh cluster every run
-        root.mkdir(parents=True)
+        root.mkdir(mode=0o700, parents=True)
         tls = root / "tls"
         secret = root / "cluster-secret"
-        secret.write_text(os.urandom(32).hex() + "\n", encoding="utf-8")
-        secret.chmod(0o600)
+        write_secret(secret)  # 0600 as it is created
         seeds = ",".join(f"{h.internal}:{RPC_PORT}" for h in topo.nodes)
         self.members: dict[str, Member] = {}
         for h in [*topo.nodes, *topo.gateways]:

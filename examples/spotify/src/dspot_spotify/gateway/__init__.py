@@ -31,8 +31,12 @@ What it promises:
   reached it within ``position_wait`` answers 503 ``behind``, and the gateway asks a node
   known to have caught up before answering 503 itself.
 * **Events.** The WebSocket ``/api/events`` is relayed message by message to a node's.
-* Each relayed response says which node answered in ``X-Served-By``. A malformed request
-  costs its own connection a 400, never the other clients their service.
+* **Hygiene.** Every answer carries the security headers of :mod:`dspot_spotify.security`
+  (HSTS, ``nosniff``, ``Referrer-Policy``, the web app's ``Content-Security-Policy``); a
+  502/503/504 names no node address (the gateway's log does). Which node answered is said in
+  ``X-Served-By`` only when :attr:`GatewayConfig.served_by` is on (``--served-by``: tests,
+  the simulation, debugging). A malformed request costs its own connection a 400, never the
+  other clients their service.
 
 The package: :mod:`~dspot_spotify.gateway.pool` (the nodes and their health),
 :mod:`~dspot_spotify.gateway.positions` (the log positions it has seen),

@@ -40,6 +40,8 @@ class GatewayConfig:
     """Largest request body relayed (nodes apply their own, lower, upload limit)."""
     membership: MembershipConfig | None = None
     server: ServerConfig = attrs.field(factory=ServerConfig)
+    """The HTTPS server's limits; :func:`~dspot_spotify.security.hardened` adds the security
+    headers to its ``response_headers``."""
     positions: PositionScope = PositionScope.GATEWAY
     """Whose log positions a forwarded request must see (:mod:`.positions`)."""
     position_wait: float = 2.0
@@ -47,6 +49,10 @@ class GatewayConfig:
     node that has caught up."""
     sabotage: frozenset[Sabotage] = frozenset()
     """Deliberate bugs for tests (:attr:`Sabotage.NO_LOG_POSITIONS`); empty in production."""
+    served_by: bool = False
+    """Say which node answered each relayed request in ``X-Served-By`` (its member id).
+    Off by default: it tells anyone the cluster's node names. Tests, the simulation and the
+    chaos harness switch it on (``dspot-spotify gateway --served-by``)."""
 
 
 class NodePool:

@@ -49,6 +49,7 @@ from dspot_spotify import catalog
 from dspot_spotify.config import Sabotage
 from dspot_spotify.gateway.pool import GatewayConfig, NodePool
 from dspot_spotify.gateway.positions import PositionTracker, read_position
+from dspot_spotify.security import WEB_APP_CSP, hardened
 from dspot_spotify.writer import LOG_POSITION_HEADER, LOG_WAIT_HEADER, format_position
 
 __all__ = ["FORWARDED", "HOP_BY_HOP", "NOT_BUILT_PAGE", "STREAM_PATH", "Gateway"]
@@ -82,7 +83,7 @@ the Subsonic API's ``stream`` and ``download`` (music players)."""
 CONTENT_RANGE: Final = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 NOT_BUILT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dspot-spotify</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<body>
 <h1>dspot-spotify</h1>
 <p>The gateway and the API are running, but the web frontend has not been built.</p>
 <p>Build it from the source checkout and restart:</p>
@@ -133,12 +134,11 @@ def _forward_headers(request: Request) -> Headers:
     return Headers(kept)
 
 
-def _response_headers(resp: ClientResponse, ep: Endpoint) -> Headers:
-    drop = HOP_BY_HOP | {"server", "date"}
+def _response_headers(resp: ClientResponse, ep: Endpoint, *, served_by: bool) -> Headers:
+    drop = HOP_BY_HOP | {"server", "date", "x-served-by"}
     drop |= {t.lower() for t in resp.headers.get_list("connection")}
-    return Headers(
-        [*((k, v) for k, v in resp.headers if k not in drop), ("x-served-by", ep.instance)]
-    )
+    headers = Headers([(k, v) for k, v in resp.headers if k not in drop])
+    return headers.add("x-served-by", ep.instance) if served_by else headers
 
 
 def _span(resp: ClientResponse) -> tuple[int, int] | None:
@@ -217,8 +217,9 @@ class Gateway:
     ) -> None:
         """Join the cluster, start health checks, serve until cancelled or :meth:`shutdown`."""
         cfg = self.config
-        server_cfg = attrs.evolve(
-            cfg.server, ssl_context=self._ssl, max_body_size=cfg.max_body_size
+        server_cfg = hardened(
+            attrs.evolve(cfg.server, ssl_context=self._ssl, max_body_size=cfg.max_body_size),
+            csp=WEB_APP_CSP,
         )
         async with contextlib.AsyncExitStack() as stack:
             self.rpc = await stack.enter_async_context(
@@ -342,23 +343,22 @@ class Gateway:
                 )
             except HTTPError:
                 raise  # the client's own body was bad (413, 408): not the node's fault
-            except (ConnectRefused, ConnectTimeout, HandshakeFailed):
-                self.pool.failed(ep)  # never reached the node: safe to try another
+            except (ConnectRefused, ConnectTimeout, HandshakeFailed) as e:
+                self._failed(ep, request, e)  # never reached the node: safe to try another
                 if sent is not None and sent.started:
                     raise HTTPError(502, "the node failed while receiving the body") from None
                 continue
-            except ReadTimeout:
-                self.pool.failed(ep)
+            except ReadTimeout as e:
+                self._failed(ep, request, e)
                 if retry_anyway:
                     continue
                 raise HTTPError(504, "the node did not answer in time") from None
             except DspotError as e:
-                self.pool.failed(ep)
+                self._failed(ep, request, e)
                 if retry_anyway:
                     continue
                 raise HTTPError(
-                    502,
-                    f"the node failed while handling the request (it may have been applied): {e}",
+                    502, "the node failed while handling the request (it may have been applied)"
                 ) from None
             self.pool.succeeded(ep)
             answered = read_position(resp.headers.get(LOG_POSITION_HEADER))
@@ -386,10 +386,23 @@ class Gateway:
             )
         raise HTTPError(503, "no healthy node", headers=[("retry-after", "1")])
 
+    def _failed(self, ep: Endpoint, request: Request, error: BaseException) -> None:
+        """Take ``ep`` out of rotation; the log, never the client, learns where and why (a
+        5xx answer names no internal address)."""
+        self.pool.failed(ep)
+        log.warning(
+            "node %s (%s) failed %s %s: %r",
+            ep.instance,
+            ep.endpoint,
+            request.method,
+            request.raw_path,
+            error,
+        )
+
     def _response(
         self, request: Request, ep: Endpoint, resp: ClientResponse, headers: Headers
     ) -> Response:
-        out = _response_headers(resp, ep)
+        out = _response_headers(resp, ep, served_by=self.config.served_by)
         if request.method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
             return Response(resp.status, out, b"")  # the client read it (no body): released
         span = _span(resp)

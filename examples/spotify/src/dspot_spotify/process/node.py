@@ -28,6 +28,7 @@ from dspot_spotify.process.setup import (
     load_node_id,
     read_secret,
     say,
+    write_private,
 )
 
 __all__ = ["NodeSettings", "serve_node"]
@@ -119,7 +120,8 @@ async def _watch_quorum(node: Any) -> None:
 
 def serve_node(settings: NodeSettings) -> int:
     """Run one node until SIGINT/SIGTERM; returns the exit status."""
-    settings.data.mkdir(parents=True, exist_ok=True)
+    # Owner only from the start: the catalog, the blobs and the node's identity live here.
+    settings.data.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = read_secret(settings.secret_file)
     for path in (settings.tls_cert, settings.tls_key, settings.tls_ca):
         if path is not None and not path.is_file():
@@ -133,7 +135,7 @@ def serve_node(settings: NodeSettings) -> int:
         )
     node_id = load_node_id(settings.data, settings.name)
     pid_file = settings.data / "node.pid"
-    pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    write_private(pid_file, f"{os.getpid()}\n")
     try:
         anyio.run(_serve, settings, secret, node_id, backend="trio")
     except BaseException as exc:

@@ -134,7 +134,9 @@ class SimGateway(Gateway):
             seeds=[f"{n}:{RPC_PORT}" for n in sim.names],
             ssl_context=None,
             config=GatewayConfig(
-                attempts=ATTEMPTS, sabotage=sabotage(sim) & {Sabotage.NO_LOG_POSITIONS}
+                attempts=ATTEMPTS,
+                sabotage=sabotage(sim) & {Sabotage.NO_LOG_POSITIONS},
+                served_by=True,  # the checks read it
             ),
         )
         self.sim = sim
@@ -159,6 +161,7 @@ def gateway_env(sim: Simulation) -> NodeEnv:
         clock=EventLoopClock(wall_base=SIM_WALL_BASE),
         logger=logging.getLogger(f"dspot.sim.{GATEWAY}"),
         trace=sim.trace.for_node(GATEWAY),
+        disabled=sim.disabled,  # a sabotage test's mechanisms are missing here too
     )
 
 

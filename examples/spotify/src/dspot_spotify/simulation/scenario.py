@@ -7,7 +7,7 @@ import anyio
 import attrs
 from dspot.blobstore import BlobStoreMechanism
 from dspot.http import HttpClient, Timeouts
-from dspot.sim import Check, FaultConfig, Sabotage, Scenario, Simulation
+from dspot.sim import Check, FaultConfig, Sabotage, Scenario, Simulation, StrangerConfig
 
 from dspot_spotify.config import Sabotage as ServiceSabotage
 from dspot_spotify.simulation.checknames import (
@@ -45,7 +45,7 @@ from dspot_spotify.simulation.sessions import SESSION_CLIENTS, SessionClient
 from dspot_spotify.simulation.tracks import session_tracks, tracks
 from dspot_spotify.simulation.workload import Client, Streamer
 
-__all__ = ["SCENARIO", "scenario", "workload"]
+__all__ = ["SCENARIO", "STRANGER", "scenario", "workload"]
 
 
 async def workload(sim: Simulation) -> None:
@@ -135,10 +135,27 @@ def _crashes_only(scenario: Scenario) -> Scenario:
     return attrs.evolve(scenario, faults=FaultConfig(kinds=("crash",)))
 
 
+STRANGER = StrangerConfig(
+    http_paths=(
+        "/api/auth/login",
+        "/api/auth/register",
+        "/api/playlists",
+        "/api/songs",
+        "/api/songs/s1/stream",
+        "/rest/ping.view",
+        "/metrics",
+        "/",
+    ),
+    also=(GATEWAY,),
+)
+"""The hostile stranger: garbage to every node's RPC and HTTP listener and to the gateway's
+(its HTTP listener relays to the nodes; its RPC one is a cluster member's), aimed at the
+API's JSON endpoints, the stream and the Subsonic API."""
+
 SCENARIO = Scenario(
     name="spotify",
-    description="whole SpotifyNodes over HTTP under the fault model; clients check inv. 1, 2, "
-    "7, 11 and 12",
+    description="whole SpotifyNodes over HTTP under the fault model and a hostile stranger; "
+    "clients check inv. 1, 2, 7, 11 and 12",
     node=node,
     check=check,
     workload=workload,
@@ -202,6 +219,7 @@ SCENARIO = Scenario(
             Sabotage({ServiceSabotage.COLLECTOR_OFF}, seeds=(1, 2)),
         ),
     ),
+    stranger=STRANGER,
 )
 
 
