@@ -29,7 +29,8 @@ import pytest
 from dspot_spotify.client import ApiClient
 from dspot_spotify.demo import encode_audio, synthesize, tag_file
 
-from tests.examples.processes import PASSWORD, ProcessCluster, retry_503, until
+from dspot.testing import poll_until
+from tests.helpers.processes import PASSWORD, ProcessCluster, retry_503
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 
@@ -208,7 +209,11 @@ def test_a_refused_upload_stores_nothing(processes: ProcessCluster, tmp_path: Pa
     replica, and nothing ever collected it."""
     web, plain = _cluster(processes)
     _upload(web, _song(tmp_path, "Kept"), "kept.flac")
-    until(lambda: set(_blob_counts(processes).values()) == {1}, 20, "the audio on every node")
+    poll_until(
+        lambda: set(_blob_counts(processes).values()) == {1},
+        timeout=20,
+        what="the audio on every node",
+    )
     before = _blob_counts(processes)
     refused = [
         _song(tmp_path, "x" * 300, album="Long"),
