@@ -116,6 +116,7 @@ describe("the cluster page", () => {
     bytes: 1,
     loop_lag_worst_ms: 2,
     loop_lag_p99_ms: 1,
+    orphaned_bytes: 0,
   });
   const threeNodes: Cluster = {
     ...cluster(true),

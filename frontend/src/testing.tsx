@@ -54,6 +54,7 @@ export const cluster = (quorum: boolean): Cluster => ({
   members: [],
   songs: 1,
   under_replicated: 0,
+  orphaned_bytes: 0,
   under_replicated_songs: [],
 });
 

@@ -34,6 +34,7 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
+from dspot.env import Mechanism
 from dspot.transport import Listener, StreamHandler, Transport
 
 __all__ = ["DEFAULT_KIND_COSTS", "CostModel", "CpuGatedTransport", "SimCpu"]
@@ -92,6 +93,14 @@ class LoopSpan:
     start: float
     end: float
     what: str
+
+
+class CpuMechanism(Mechanism):
+    """What sabotage tests can build a simulated node without (``NodeEnv.disabled``)."""
+
+    OFFLOAD = "cpu.offload"
+    """Slow pure work (``env.offload``) runs on worker threads, off the event loop (off:
+    :attr:`SimCpu.inline`, the work blocks the loop as running it inline would)."""
 
 
 class SimCpu:

@@ -15,6 +15,10 @@ deleted) and a read observes one. :func:`check` then looks for:
 * **read-your-writes**: a client reads a key older than its own acknowledged write of it;
 * **monotonic-reads**: a client reads a key older than a value it already read there.
 
+Both session checks bind an operation to what the client saw acknowledged *before invoking
+it*: a client may have several requests in flight, and a read that overlaps a write of the
+same client may see the value before it.
+
 "Older" is decided without trusting the store: write *a* precedes write *b* when *a* was
 acknowledged before *b* was invoked (real time; an ``unknown`` write never completes, so it
 may take effect any time after its invocation and precedes nothing), or when both were
@@ -31,6 +35,8 @@ The module has no I/O: histories come and go as JSON lines (:func:`dump_jsonl`,
 from __future__ import annotations
 
 import enum
+import heapq
+import itertools
 import json
 import math
 from collections import defaultdict
@@ -226,15 +232,22 @@ def check(
         failed = any(w.outcome is Outcome.FAILED and w.invoke <= before for w in possible)
         return ViolationKind.FAILED_WRITE_SEEN if failed else ViolationKind.NEVER_WRITTEN
 
-    # Per client, in invocation order: what each key must not go back behind.
+    # Per client, in invocation order: what each key must not go back behind. What an
+    # operation saw or wrote binds the client's operations invoked once it completed, not
+    # those it overlapped (a client may have several requests in flight).
     by_client: dict[str, list[int]] = defaultdict(list)
     for i, op in enumerate(history):
         by_client[op.client].append(i)
     for client, indices in by_client.items():
         indices.sort(key=lambda i: (history[i].invoke, i))
         floors: dict[str, list[_Write]] = defaultdict(list)
+        later: list[tuple[float, int, str, _Write]] = []  # raises not in force yet
+        order = itertools.count()
         for i in indices:
             op = history[i]
+            while later and later[0][0] <= op.invoke:
+                _, _, key, write = heapq.heappop(later)
+                _raise_floor(floors[key], write)
             if op.ok:
                 for key, value in op.reads.items():
                     reads_checked += 1
@@ -270,9 +283,11 @@ def check(
                             )
                         )
                         continue
-                    _raise_floor(floors[key], min(found, key=lambda w: w.invoke))
+                    seen = min(found, key=lambda w: w.invoke)
+                    heapq.heappush(later, (op.complete, next(order), key, seen))
                 for key in op.writes:
-                    _raise_floor(floors[key], next(w for w in acked[key] if w.op == i))
+                    write = next(w for w in acked[key] if w.op == i)
+                    heapq.heappush(later, (op.complete, next(order), key, write))
 
     if final is not None:
         keys = set(final) | set(final_keys or ())

@@ -10,7 +10,7 @@ import anyio
 import anyio.abc
 
 from dspot.blobstore import BlobStore, BlobStoreConfig
-from dspot.env import NodeEnv
+from dspot.env import Mechanism, NodeEnv
 from dspot.membership import MemberState
 from dspot.rpc import RetryPolicy, RpcNode
 from dspot.sim import Simulation, TraceLog
@@ -56,6 +56,7 @@ def run_cluster(
     nodes: int = 4,
     config: BlobStoreConfig = SMALL,
     seed: int = 1,
+    disabled: frozenset[Mechanism] = frozenset(),
 ) -> Simulation:
     """Run ``body(sim)`` against ``nodes`` blob store nodes in virtual time."""
     sim = Simulation(
@@ -68,6 +69,7 @@ def run_cluster(
         link=LinkModel(),
     )
     sim.data["config"] = config
+    sim.disabled = disabled
 
     async def main() -> None:
         await sim.run(body, None)

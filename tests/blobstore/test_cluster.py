@@ -10,7 +10,7 @@ import anyio
 import attrs
 import pytest
 
-from dspot.blobstore import DeleteIncomplete, IntegrityError, UploadFailed
+from dspot.blobstore import BlobStoreMechanism, DeleteIncomplete, IntegrityError, UploadFailed
 from dspot.blobstore._messages import ChunkAck, Hop, PutChunk, RangeData, ReadRange
 from dspot.sim import Simulation
 from tests.blobstore.harness import (
@@ -248,7 +248,7 @@ def test_stats_report_bytes_and_under_replication() -> None:
         assert sum(store(sim, n).stats().under_replicated for n in sim.live()) == 0
         assert all(len([h for h in holders(sim, sha) if h != "n2"]) == 3 for sha in shas)
 
-    run_cluster(body, nodes=4, config=attrs.evolve(SMALL, repair_enabled=False))
+    run_cluster(body, nodes=4, disabled=frozenset({BlobStoreMechanism.REPAIR}))
 
 
 def test_upload_is_pipelined_through_the_chain_with_bounded_chunks_in_flight() -> None:

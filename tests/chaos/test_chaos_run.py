@@ -55,3 +55,19 @@ def test_a_node_acknowledging_before_sync_fails_the_run(tmp_path: Path) -> None:
     assert code == 1, text
     assert "FAIL  every download byte-identical" in text
     assert "FAILED (seed 3); rerun with:" in text and "--sabotage ack-before-sync" in text
+
+
+def test_a_gateway_forwarding_no_positions_fails_the_run(tmp_path: Path) -> None:
+    """Sabotage: the gateways forward no log positions. Clients that send none (curl, a
+    Subsonic app) read older state than they saw acknowledged once a node falls behind
+    (cut off by a partition, but still reached by the gateway); the session check is fatal
+    and fails the run."""
+    code, text = chaos(
+        tmp_path,
+        *("--nodes", "3", "--gateways", "1", "--duration", "60", "--heal-bound", "30"),
+        *("--nemesis", "partition", "--clients", "rest-plain,rest-plain,subsonic,subsonic"),
+        *("--sabotage", "no-log-positions"),
+    )
+    assert code == 1, text
+    assert "FAIL  read-your-writes and monotonic reads" in text
+    assert "FAILED (seed 1); rerun with:" in text and "--sabotage no-log-positions" in text

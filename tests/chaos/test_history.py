@@ -181,3 +181,23 @@ def test_histories_round_trip_through_json_lines() -> None:
     assert again == h
     assert again[0].writes["p"] == ("s1", "s2") and again[0].version == (3, 4)
     assert kinds(again, final={"p": ["s1", "s2"]}) == []
+
+
+def test_a_read_overlapping_the_clients_own_write_may_see_either_value() -> None:
+    """A client with several requests in flight: a read invoked before its write completed
+    may see the value before it; one invoked after must see the write (and a read binds
+    only what is invoked after it completed)."""
+    h = [w("a", 0, 1, "x", "a1"), w("a", 2, 6, "x", "a2"), r("a", 3, 4, "x", "a1")]
+    assert kinds(h) == []
+    h = [w("a", 0, 1, "x", "a1"), w("a", 2, 6, "x", "a2"), r("a", 7, 8, "x", "a1")]
+    assert kinds(h) == [ViolationKind.READ_YOUR_WRITES]
+    # Two overlapping reads: the second may be older than the first (neither had completed
+    # when the other began); a read invoked after both completed may not.
+    h = [
+        w("a", 0, 1, "x", "a1"),
+        w("b", 2, 3, "x", "b1"),
+        r("c", 4, 6, "x", "b1"),
+        r("c", 5, 7, "x", "a1"),
+        r("c", 8, 9, "x", "a1"),
+    ]
+    assert kinds(h) == [ViolationKind.MONOTONIC_READS]

@@ -24,7 +24,15 @@ from pathlib import Path
 
 import pytest
 from dspot_spotify.demo import generate_demo_library, make_cover_png, tag_file
-from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 from dspot.testing import poll_until
 from tests.helpers.prerequisites import REPO, require_chromium, require_frontend_build
@@ -49,6 +57,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessCluster
         processes.start_gateway(frontend=dist)
         retry_503(lambda: processes.client().register("admin", ADMIN_PASSWORD))
         yield processes
+
+
+CSP_VIOLATIONS: list[str] = []
+"""What the browser refused under the gateway's Content-Security-Policy, on every page."""
+
+
+def watch_csp(ctx: BrowserContext) -> None:
+    """Record the console's CSP refusals of every page of ``ctx`` in :data:`CSP_VIOLATIONS`."""
+
+    def seen(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            CSP_VIOLATIONS.append(f"{message.page.url if message.page else '?'}: {message.text}")
+
+    ctx.on("console", seen)
 
 
 def kill_9(cluster: ProcessCluster, node: str) -> None:
@@ -93,6 +115,7 @@ def page(browser: Browser, cluster: ProcessCluster) -> Iterator[Page]:
     """The admin, signed in, at desktop size; shared by the tests below, in order."""
     ctx = browser.new_context(ignore_https_errors=True, viewport=DESKTOP)
     ctx.set_default_timeout(20_000)
+    watch_csp(ctx)
     pg = ctx.new_page()
     pg.goto(cluster.url)
     sign_in(pg, "admin", ADMIN_PASSWORD)
@@ -180,9 +203,13 @@ def throttle(pg: Page, *, down: float = -1, up: float = -1) -> None:
 def test_sign_up_then_sign_out_and_in_again(browser: Browser, cluster: ProcessCluster) -> None:
     ctx = browser.new_context(ignore_https_errors=True, viewport=DESKTOP)
     ctx.set_default_timeout(20_000)
+    watch_csp(ctx)
     try:
         pg = ctx.new_page()
-        pg.goto(cluster.url)
+        response = pg.goto(cluster.url)
+        assert response is not None
+        csp = response.headers.get("content-security-policy", "")
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp, csp
         expect(pg.get_by_role("heading", name="Sign in")).to_be_visible()
         shot(pg, "sign-in")
         pg.get_by_role("tab", name="Sign up").click()
@@ -458,3 +485,11 @@ def test_read_only_banner_once_the_majority_is_gone(page: Page, cluster: Process
     page.get_by_label("New playlist name").fill("Not now")
     page.get_by_role("button", name="Create playlist").click()
     expect(page.get_by_text("read-only: no quorum")).to_be_visible()
+
+
+def test_the_app_breaks_no_content_security_policy_rule(page: Page) -> None:
+    """After every view above (sign-in, upload, playback, covers, the live dashboard over its
+    WebSocket, playlists), the browser refused nothing under the gateway's policy."""
+    nav(page, "Cluster")
+    page.wait_for_timeout(500)
+    assert CSP_VIOLATIONS == []

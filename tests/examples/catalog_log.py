@@ -1,4 +1,5 @@
-"""A catalog log for tests: entries applied at increasing positions, and seed data."""
+"""A hand-fed catalog log for the catalog's tests: :class:`Log` applies entries to a
+replica at increasing positions; ``seed_*`` fill it with users and music."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from dspot_spotify.auth import ScryptParams, hash_password
 
 if TYPE_CHECKING:
     from tests.examples.conftest import Db
+
+__all__ = ["FAST", "HASH", "SHA", "Log", "seed_music", "seed_users", "sha"]
 
 FAST = ScryptParams(n=2**4, r=1, p=1)
 HASH = hash_password("correct horse", token_bytes=random.Random(0).randbytes, params=FAST)
@@ -65,9 +68,11 @@ def seed_users(log: Log) -> None:
     log.ok(c.RegisterUser(user_id="bob", username="bob", password_hash=HASH, at=log.at()))
 
 
-def seed_music(log: Log) -> None:
-    """Two artists, three albums, seven songs; ana uploads everything."""
-    seed_users(log)
+def seed_music(log: Log, *, users: bool = True) -> None:
+    """Two artists, three albums, seven songs; ana uploads everything (``users``: register
+    the users first)."""
+    if users:
+        seed_users(log)
     a = log.at
 
     def artist(i: str, name: str) -> None:

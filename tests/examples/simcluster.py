@@ -30,7 +30,7 @@ from dspot_spotify.node import NodeConfig, SpotifyNode
 from dspot.blobstore import BlobStoreConfig
 from dspot.cpu import SimCpu
 from dspot.disk import Disk, LocalDisk, SimDisk
-from dspot.env import NodeEnv, production_env
+from dspot.env import Mechanism, NodeEnv, production_env
 from dspot.http import ClientResponse, HttpClient
 from dspot.testing import wait_until
 from dspot.transport import SimNetwork, TcpTransport
@@ -60,6 +60,10 @@ CONFIG = NodeConfig(
     scrypt=ScryptParams(n=2**4),  # cheap hashing: tests are about the cluster, not scrypt
     blobstore=BlobStoreConfig(chunk_size=32 * 1024, read_size=16 * 1024),
     max_upload=2 * 1024 * 1024,
+    # Short lease and grace, so tests see orphaned blobs collected within seconds.
+    upload_lease=10.0,
+    blob_grace=1.0,
+    collect_interval=0.5,
 )
 
 
@@ -113,9 +117,13 @@ class Cluster:
 
 @asynccontextmanager
 async def cluster(
-    seed: int = 1, config: NodeConfig = CONFIG, cpus: Mapping[str, SimCpu] | None = None
+    seed: int = 1,
+    config: NodeConfig = CONFIG,
+    cpus: Mapping[str, SimCpu] | None = None,
+    disabled: frozenset[Mechanism] = frozenset(),
 ) -> AsyncIterator[Cluster]:
-    """``cpus``: a simulated processor for some nodes (work charged to it costs virtual time)."""
+    """``cpus``: a simulated processor for some nodes (work charged to it costs virtual time);
+    ``disabled``: mechanisms switched off on every node (sabotage tests)."""
     net = SimNetwork(random.Random(seed))
     nodes: dict[str, SpotifyNode] = {}
     async with anyio.create_task_group() as tg:
@@ -126,6 +134,7 @@ async def cluster(
                 disk=SimDisk(random.Random(seed * 100 + i)),
                 rng=random.Random(seed * 1000 + i),
                 cpu=(cpus or {}).get(name),
+                disabled=disabled,
             )
             node = SpotifyNode(
                 env,

@@ -24,6 +24,7 @@ from dspot_spotify.upload import (
     spool_upload,
 )
 
+from dspot.blobstore import BlobUnavailable
 from dspot.testing import run_with_mock_clock, wait_until
 from tests.examples.simcluster import CONFIG, Cluster, Session, cluster, solo_over_tcp, url
 
@@ -305,6 +306,40 @@ def test_token_in_the_query_only_for_stream_and_cover(song_file: bytes) -> None:
     run_with_mock_clock(main)
 
 
+def test_a_blob_the_cluster_cannot_reach_is_a_503_that_names_no_node(
+    song_file: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The blob store's errors name peers and addresses: the node logs them, the client
+    gets a plain 503 with ``Retry-After``."""
+    inside = "n1 at 198.18.7.1:7100 refused"
+
+    async def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise BlobUnavailable(f"no replica answered: {inside}")
+
+    async def main() -> None:
+        async with cluster() as c:
+            alice, _, _ = await users(c)
+            song = await upload(alice, "n1", song_file)
+            blobs = c.nodes["n2"].blobs
+            blobs.read = unreachable  # type: ignore[method-assign]
+            blobs.put = unreachable  # type: ignore[method-assign]
+            pos = {LOG_POSITION_HEADER: alice.pos or ""}
+            for method, path, body in [
+                ("GET", f"/api/songs/{song['id']}/cover", b""),
+                ("POST", "/api/songs", make_wav()),
+            ]:
+                resp = await c.client.request(
+                    method, url("n2", path), body=body, headers={**alice.auth, **pos}
+                )
+                text = await resp.text()
+                assert resp.status == 503, (path, text)
+                assert resp.headers.get("retry-after") == "1"
+                assert "198.18" not in text and "refused" not in text, text
+            assert inside in caplog.text  # the operator still learns what failed
+
+    run_with_mock_clock(main)
+
+
 def test_edit_songs_creator_or_admin(song_file: bytes) -> None:
     async def main() -> None:
         async with cluster() as c:
@@ -421,8 +456,9 @@ def test_delete_song_album_artist_and_their_blobs(song_file: bytes) -> None:
             status, _ = await carol.call("DELETE", "n1", apath)
             assert status == 403
 
-            # Deleting the song: gone everywhere, its audio blob too; the cover stays while
-            # the album uses it.
+            # Deleting the song: gone everywhere; the collector deletes its audio blob once
+            # its upload lease and grace period are over; the cover stays while the album
+            # uses it.
             status, _ = await bob.call("DELETE", "n2", f"/api/songs/{sid}")
             assert status == 204
             for seen in await everywhere(c, bob.pos, catalog.get_song, sid):
@@ -431,7 +467,7 @@ def test_delete_song_album_artist_and_their_blobs(song_file: bytes) -> None:
             assert status == 404
             await wait_until(
                 lambda: all(n.blobs.local.get(audio) is None for n in c.nodes.values()),
-                timeout=10.0,
+                timeout=30.0,
                 step=0.1,
             )
             assert await c.nodes["n3"].blobs.stat(audio) is None
@@ -442,7 +478,11 @@ def test_delete_song_album_artist_and_their_blobs(song_file: bytes) -> None:
             assert status == 403
             status, _ = await bob.call("DELETE", "n1", path)
             assert status == 204
-            assert await c.nodes["n2"].blobs.stat(cover) is None
+            await wait_until(
+                lambda: all(n.blobs.local.get(cover) is None for n in c.nodes.values()),
+                timeout=30.0,
+                step=0.1,
+            )
             status, _ = await bob.call("GET", "n2", path)
             assert status == 404
             alice.pos = bob.pos

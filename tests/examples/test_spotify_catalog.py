@@ -53,6 +53,17 @@ def test_every_entry_type_round_trips() -> None:
         c.Like(actor="a", at=5, target_id="x", target="artist"),
         c.Like(actor="a", target_id="x", target="artist", liked=False),
         c.RecordPlay(actor="a", song_id="s", count=3),
+        c.LeaseBlobs(actor="a", at=1, blobs=(SHA,), until=10),
+        c.LogClock(at=7),
+        c.Batch.of(
+            [
+                c.Like(target_id="s", target="song"),
+                c.Like(target_id="x", target="artist", liked=False),
+                c.AddToPlaylist(playlist_id="p", item_id="i", song_id="s"),
+            ],
+            actor="a",
+            at=9,
+        ),
         c.UpdateUser(actor="a", user_id="u", role="admin", disabled=True),
         c.SealPassword(actor="u", user_id="u", generation=2, sealed_password="s" * 40),
         c.SetSubsonicAccountPassword(actor="a", allowed=False),

@@ -363,7 +363,7 @@ async def gateway_over(
         secret=SECRET,
         seeds=(),
         ssl_context=None,
-        config=GatewayConfig(),
+        config=GatewayConfig(served_by=True),
     )
     async with HttpClient(retries=1) as checks, HttpClient(retries=1) as upstream:
         pool = NodePool(StaticRegistry(env, eps), checks, gw.config, random.Random(0))  # type: ignore[arg-type]
@@ -372,7 +372,9 @@ async def gateway_over(
         yield gw, pool
 
 
-def test_gets_are_retried_on_another_node_and_posts_are_not() -> None:
+def test_gets_are_retried_on_another_node_and_posts_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
 
     from dspot.http import Headers, HTTPError, HttpServer, Request, Response, Router
 
@@ -437,6 +439,9 @@ def test_gets_are_retried_on_another_node_and_posts_are_not() -> None:
                 with pytest.raises(HTTPError) as err:
                     await gw.handle(post)
                 assert err.value.status == 502
+                bad_address = pool.endpoints()[0].endpoint
+                assert bad_address not in str(err.value), "a 502 names no internal address"
+                assert bad_address in caplog.text  # the gateway's log does
                 assert len(hangups) == 1 and hangups[0].endswith(b'{"a": 1}')
                 assert b"x-forwarded-for: 1.2.3.4" in hangups[0].lower()
                 assert posts_to_good == []

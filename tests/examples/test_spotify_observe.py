@@ -15,6 +15,8 @@ from dspot_spotify.api import LOG_POSITION_HEADER
 from dspot_spotify.node import EventHub, NodeConfig
 from prometheus_client.parser import text_string_to_metric_families
 
+from dspot.blobstore import BlobStoreMechanism
+from dspot.env import Mechanism
 from dspot.http import WebSocket, WebSocketHandshakeError, connect_websocket
 from dspot.membership import MemberState
 from dspot.testing import run_with_mock_clock, wait_until
@@ -26,8 +28,10 @@ R2 = attrs.evolve(CONFIG, blobstore=attrs.evolve(CONFIG.blobstore, replicas=2, w
 
 
 @asynccontextmanager
-async def cluster(config: NodeConfig = R2, seed: int = 1) -> AsyncIterator[Cluster]:
-    async with simcluster.cluster(seed, config) as c:
+async def cluster(
+    config: NodeConfig = R2, seed: int = 1, disabled: frozenset[Mechanism] = frozenset()
+) -> AsyncIterator[Cluster]:
+    async with simcluster.cluster(seed, config, disabled) as c:
         yield c
 
 
@@ -165,8 +169,7 @@ def test_without_repair_under_replication_stays(song_file: bytes) -> None:
     """The count is measured, not assumed: with repair off it never returns to 0."""
 
     async def main() -> None:
-        config = attrs.evolve(R2, blobstore=attrs.evolve(R2.blobstore, repair_enabled=False))
-        async with cluster(config) as c:
+        async with cluster(config=R2, disabled=frozenset({BlobStoreMechanism.REPAIR})) as c:
             auth = await login(c, "n1")
             song_id, pos = await upload(c, "n1", auth, song_file)
             auth_at = {**auth, LOG_POSITION_HEADER: pos}
@@ -227,9 +230,11 @@ def test_events_websocket(song_file: bytes) -> None:
                 await ws.send("ignored")
                 _, pos = await upload(c, "n1", auth, song_file)
                 event = await next_event(
-                    ws, lambda m: m["type"] == "catalog" and m["kind"] == "song.create"
+                    ws,
+                    lambda m: m["type"] == "catalog" and "song.create" in m["kind"].split("+"),
                 )
-                assert event["position"] == pos  # the song is the upload's last entry
+                assert event["position"] == pos  # the upload's one entry
+                assert event["kind"] == "artist.create+album.create+song.create"
                 c.net.crash("n3")
                 event = await next_event(
                     ws, lambda m: m["type"] == "membership" and m["event"] == "dead"
@@ -299,7 +304,10 @@ def test_metrics(song_file: bytes) -> None:
             assert value("dspot_catalog_songs") == 1
             assert value("dspot_songs_under_replicated") == 0
             assert value("dspot_blobstore_blobs") == c.nodes["n1"].blobs.stats().blobs
-            assert value("dspot_catalog_entries_applied_total", kind="song.create") == 1
+            # An upload is a lease on its blobs, then one entry with artist, album and song.
+            assert value("dspot_catalog_entries_applied_total", kind="blob.lease") == 1
+            assert value("dspot_catalog_entries_applied_total", kind="batch") == 1
+            assert value("dspot_blobs_orphaned_bytes") == 0
             # Each node has its own registry: n2 answered none of those requests.
             resp = await c.client.get(url("n2", "/metrics"))
             other = await resp.text()

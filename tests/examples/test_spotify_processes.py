@@ -156,6 +156,7 @@ def _run_up(root: Path, base: int, port: int) -> str:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            umask=0o022,  # the usual one: files are private only if made so
         )
         try:
             poll_until(
@@ -184,6 +185,31 @@ def _kill_leftover_nodes(root: Path) -> None:
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def assert_owner_only(root: Path) -> None:
+    """What ``dspot-spotify up`` keeps under ``root`` that is secret or private is the
+    owner's alone: created 0700 (directories) and 0600 (files) under a umask (022) that
+    would have let everyone read them."""
+    private_files = [
+        root / "cluster-secret",
+        *(root / "tls").glob("*-key.pem"),
+    ]
+    private_dirs = [root, root / "tls"]
+    nodes = sorted(root.glob("node*/"))
+    assert len(nodes) == 3, nodes
+    for node in nodes:
+        private_dirs.append(node)
+        for path in (node / "disk").rglob("*"):
+            (private_dirs if path.is_dir() else private_files).append(path)
+    assert len(private_files) > 6, private_files  # the keys, and the node's databases
+    wrong = {str(p.relative_to(root)): oct(mode(p)) for p in private_files if mode(p) != 0o600}
+    wrong |= {str(p.relative_to(root)): oct(mode(p)) for p in private_dirs if mode(p) != 0o700}
+    assert wrong == {}, "not owner-only"
+
+
 def test_up_imports_the_demo_once_and_stops_cleanly(tmp_path: Path) -> None:
     root = tmp_path / "cluster"
     base = free_port_range(7)  # 3 nodes (RPC, HTTP) and the gateway's RPC
@@ -201,8 +227,8 @@ def test_up_imports_the_demo_once_and_stops_cleanly(tmp_path: Path) -> None:
     # Everything went through the HTTPS gateway, with a certificate from the dev CA.
     ca = root / "tls" / "ca.pem"
     assert f"gateway ready: https://localhost:{port}/ (CA: {ca})" in first
-    assert (root / "tls" / "server-key.pem").stat().st_mode & 0o077 == 0
     ca_pem = ca.read_bytes()
+    assert_owner_only(root)
 
     second = _run_up(root, base, port)  # the same data: nothing imported again
     assert "admin user 'admin' already exists" in second

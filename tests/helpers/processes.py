@@ -123,11 +123,13 @@ class ProcessCluster:
         join: Sequence[str] | None = None,
         healthy: int | None = None,
         timeout: float = 30.0,
+        served_by: bool = True,
     ) -> NodeProcess:
         """Start the HTTPS gateway in front of the nodes started so far (a certificate from a
         development CA in ``root/tls`` unless ``cert``/``key`` and the ``ca`` that signed
         them), and wait until it is ready and sees ``healthy`` healthy nodes (default: all
-        of them)."""
+        of them). ``served_by`` (on here, off in production) names the answering node in
+        ``X-Served-By``, which the tests read."""
         if cert is None:
             tls = ensure_dev_tls(self.root / "tls")
             cert, key, ca = tls.cert, tls.key, tls.ca
@@ -143,6 +145,7 @@ class ProcessCluster:
                 cert=cert,
                 key=key or cert,
                 frontend=frontend,
+                served_by=served_by,
                 extra=extra,
             ),
             self.root / name / "gateway.log",

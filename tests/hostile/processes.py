@@ -90,7 +90,12 @@ class Service:
         cert.private_key_pem.write_to_path(str(key_file))
         self.ca.cert_pem.write_to_path(str(ca_file))
         self.cluster.start_gateway(
-            extra=("-q",), cert=cert_file, key=key_file, ca=ca_file, timeout=timeout
+            extra=("-q",),
+            cert=cert_file,
+            key=key_file,
+            ca=ca_file,
+            timeout=timeout,
+            served_by=False,  # as in production: the tests check it is absent
         )
         self.wait_serving(timeout=max(1.0, deadline - time.monotonic()))
 

@@ -1,9 +1,7 @@
 """Issue 13's cases, one by one, against a real node (HTTP) and the real gateway (HTTPS).
 
-Each fixed case but one failed on the code before this branch (a 500, a 201 that stored
-``"123"``, a TRACE routed like a GET...). Cases that need the example service itself to
-change are marked as strict expected failures naming what is missing: they start failing
-(XPASS) the day it is fixed, so the mark cannot outlive the bug.
+Each case but one failed on the code before issue 13 (a 500, a 201 that stored ``"123"``, a
+TRACE routed like a GET, a ``text/plain`` login accepted, no security headers...).
 """
 
 from __future__ import annotations
@@ -15,8 +13,6 @@ import ssl
 import pytest
 
 from tests.hostile.processes import Service, split
-
-NEEDS_EXAMPLE = "fixed in the example service, not in the library"
 
 
 def exchange(
@@ -86,15 +82,10 @@ CASES = {
         request("GET", "/api/songs", extra="X-Log-Position: " + "9" * 5000 + "\r\n"),
         400,
     ),
-    "login_text_plain": pytest.param(
+    "login_text_plain": (
         b"POST /api/auth/login HTTP/1.1\r\nHost: service\r\nContent-Type: text/plain\r\n"
         b'Content-Length: 32\r\n\r\n{"username":"a","password":"bb"}',
         415,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="the service reads JSON with its own read_json (api/wire.py), which does not "
-            f"check Content-Type as Request.json does; {NEEDS_EXAMPLE}",
-        ),
     ),
     "trace": (b"TRACE / HTTP/1.1\r\nHost: service\r\n\r\n", 405),
     "unknown_method": (b"BREW /api/songs HTTP/1.1\r\nHost: service\r\n\r\n", 501),
@@ -129,14 +120,47 @@ def test_content_length_with_transfer_encoding_is_refused_and_closed(
     assert headers.get("connection") == "close" and closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the gateway must set ServerConfig.response_headers (HSTS, nosniff, "
-    f"Referrer-Policy, CSP); {NEEDS_EXAMPLE}",
-)
-def test_the_gateway_sends_security_headers(serving: Service) -> None:
-    _, headers, _, _ = exchange(serving, "gateway", b"GET / HTTP/1.1\r\nHost: service\r\n\r\n")
-    assert headers.get("strict-transport-security", "").startswith("max-age=")
-    assert headers.get("x-content-type-options") == "nosniff"
-    assert "referrer-policy" in headers
-    assert "default-src" in headers.get("content-security-policy", "")
+SECURITY_PROBES = {
+    "frontend": b"GET / HTTP/1.1\r\nHost: service\r\n\r\n",
+    "api": request("GET", "/api/songs"),
+    "problem": b"GET /api/songs HTTP/1.1\r\nHost: service\r\n\r\n",  # 401, no token
+    "refused_method": b"TRACE / HTTP/1.1\r\nHost: service\r\n\r\n",  # the server's own 405
+}
+
+
+@pytest.mark.parametrize("target", ["node", "gateway"])
+@pytest.mark.parametrize("probe", list(SECURITY_PROBES.values()), ids=list(SECURITY_PROBES))
+def test_every_answer_carries_the_security_headers(
+    serving: Service, target: str, probe: bytes
+) -> None:
+    status, headers, _, _ = exchange(serving, target, probe)
+    assert headers.get("x-content-type-options") == "nosniff", status
+    assert headers.get("referrer-policy") == "no-referrer"
+    csp = headers.get("content-security-policy", "")
+    assert "frame-ancestors 'none'" in csp
+    if target == "gateway":
+        assert headers.get("strict-transport-security", "").startswith("max-age=")
+    else:
+        assert "strict-transport-security" not in headers  # plain HTTP: meaningless (RFC 6797)
+    relayed = probe in (SECURITY_PROBES["api"], SECURITY_PROBES["problem"])
+    if target == "node" or relayed:
+        assert csp.startswith("default-src 'none'"), csp  # JSON, covers, audio: load nothing
+    else:  # the gateway's own answers: the web app's policy
+        assert "default-src 'self'" in csp and "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "x-served-by" not in headers  # off unless the gateway is started with --served-by
+
+
+def test_a_node_makes_its_data_owner_only(serving: Service) -> None:
+    """``dspot-spotify node --data DIR`` (run under umask 022) creates DIR 0700 and every
+    directory and file under it, the catalog's database and the blobs included, owner-only."""
+    for node in ("n1", "n2"):
+        data = serving.root / node
+        paths = [data, *data.rglob("*")]
+        assert len(paths) > 5, paths
+        wrong = {
+            str(p.relative_to(serving.root)): oct(p.stat().st_mode & 0o777)
+            for p in paths
+            if p.stat().st_mode & 0o777 != (0o700 if p.is_dir() else 0o600)
+        }
+        assert wrong == {}, "not owner-only"

@@ -86,6 +86,13 @@ def test_an_unknown_method_is_501(method: str) -> None:
     assert status == 501
 
 
+@pytest.mark.parametrize("method", ["QUERY", "CONNECT"])
+def test_a_registered_method_not_served_is_405_not_a_server_error(method: str) -> None:
+    # QUERY (a safe method with a body) is what API fuzzers try next to the document's.
+    status, headers, _, _ = run(f"{method} /songs HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status == 405 and method not in headers["allow"]
+
+
 @pytest.mark.parametrize("version", ["2.0", "1.2", "0.9", "3.0"])
 def test_a_version_other_than_1_0_and_1_1_is_505(version: str) -> None:
     status, _, _, _ = run(f"GET /songs HTTP/{version}\r\nHost: x\r\n\r\n".encode())

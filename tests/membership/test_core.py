@@ -19,6 +19,7 @@ from dspot.membership import (
     MembershipConfig,
     MembershipCore,
     MembershipEvent,
+    MembershipMechanism,
     MemberState,
     Output,
     Ping,
@@ -158,7 +159,7 @@ def test_a_suspected_live_node_refutes_with_a_higher_incarnation() -> None:
 def test_without_refutation_a_suspected_live_node_is_declared_dead() -> None:
     wire = cluster(["a", "b", "c"])
     c = wire.cores["c"]
-    c.refute_enabled = False
+    c.disabled = frozenset({MembershipMechanism.REFUTE})
     accusation = attrs.evolve(c.me, state=MemberState.SUSPECT)
     wire.handle("a", wire.cores["a"].receive(Gossip(wire.cores["b"].me, (accusation,)), wire.now))
     wire.run(5.0)

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import random
+import threading
+from pathlib import Path
 
 import anyio
 import pytest
 
-from dspot.disk import SimDisk, Transaction
+from dspot.disk import LocalDisk, SimDisk, Transaction
 from dspot.env import NodeEnv
-from dspot.outbox import Backoff, Inbox, InboxConfig, InboxMessage, Outbox, OutboxConfig
+from dspot.outbox import (
+    Backoff,
+    Inbox,
+    InboxConfig,
+    InboxMessage,
+    Outbox,
+    OutboxConfig,
+    OutboxMechanism,
+)
 from dspot.rpc import RpcNode
-from dspot.testing import run_with_mock_clock
+from dspot.testing import run_with_mock_clock, wait_until
 from dspot.transport import SimNetwork
 
 
@@ -123,6 +133,8 @@ def test_inbox_applies_a_redelivered_message_once(dedupe: bool) -> None:
     async def main() -> None:
         net = SimNetwork(random.Random(3))
         a, b = Node(net, "a"), Node(net, "b")
+        if not dedupe:
+            b.env.disabled = frozenset({OutboxMechanism.INBOX_DEDUPE})
         await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
         async with (
             RpcNode(a.env, listen="a:1") as rpc_a,
@@ -130,7 +142,6 @@ def test_inbox_applies_a_redelivered_message_once(dedupe: bool) -> None:
             anyio.create_task_group() as tg,
         ):
             inbox = Inbox(b.env, rpc_b)
-            inbox.dedupe_enabled = dedupe
             inbox.handle("note", _record)
             await tg.start(inbox.run)
             outbox = Outbox(a.env, rpc_a)
@@ -208,3 +219,43 @@ def test_a_failing_effect_rolls_back_its_batch_and_is_retried() -> None:
             tg.cancel_scope.cancel()
 
     run_with_mock_clock(main)
+
+
+def test_a_message_added_in_a_write_worker_thread_wakes_the_relay(tmp_path: Path) -> None:
+    """``Database.write`` runs its function in a worker thread on a real disk: a message
+    added there wakes the waiting relay (through the event loop) and is delivered long
+    before the relay's next poll."""
+
+    async def main() -> None:
+        net = SimNetwork(random.Random(6))
+        disk = await LocalDisk.open(tmp_path / "a")
+        a, b = Node(net, "a"), Node(net, "b")
+        a.env = NodeEnv("a", net.transport("a"), disk, random.Random("a"))
+        await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
+        try:
+            async with (
+                RpcNode(a.env, listen="a:1") as rpc_a,
+                RpcNode(b.env, listen="b:1") as rpc_b,
+                anyio.create_task_group() as tg,
+            ):
+                inbox = Inbox(b.env, rpc_b)
+                inbox.handle("note", _record)
+                await tg.start(inbox.run)
+                outbox = Outbox(a.env, rpc_a, None, OutboxConfig(poll_interval=600.0))
+                await tg.start(outbox.run)
+                await anyio.sleep(0.05)  # the relay has looked and waits to be woken
+                threads: list[int] = []
+
+                def write(tx: Transaction) -> None:
+                    threads.append(threading.get_ident())
+                    outbox.add(tx, "b:1", "note", b"from a worker")
+
+                await disk.db.write(write)
+                assert threads != [threading.get_ident()]  # it did run in a worker thread
+                await wait_until(lambda: outbox._delivered == 1, timeout=10)
+                assert await _got(b.disk) == [b"from a worker"]
+                tg.cancel_scope.cancel()
+        finally:
+            await disk.aclose()
+
+    anyio.run(main, backend="trio")

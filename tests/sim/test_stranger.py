@@ -135,7 +135,9 @@ def check(sim: Simulation) -> None:
         for dst in sim.names:
             for kind in ("rpc", "http"):
                 if src != dst and (src, dst, kind) not in after:
-                    sim.violation(f"{src} was not served by {dst} over {kind} after heal")
+                    sim.violation(
+                        f"{src} was not served by {dst} over {kind} after heal", check="served"
+                    )
 
 
 PATHS = ("/", "/api/things", "/api/things?page=3", "/raw", "/close")

@@ -21,6 +21,7 @@ from dspot.tokenring import (
     SnapshotMeta,
     TokenRingConfig,
     TokenRingCore,
+    TokenRingMechanism,
     Vote,
 )
 from tests.tokenring.harness import Harness
@@ -81,7 +82,7 @@ def test_without_the_tail_rule_the_offer_claims_the_commit_index() -> None:
     meta = h.compact(holder)
     _fill(h, "t", 3, via=holder)
     hc = h.cores[holder]
-    hc.snapshot_tail_enabled = False
+    hc.disabled = frozenset({TokenRingMechanism.SNAPSHOT_TAIL})
     h.heal()
     h.advance(3.0)
     offered = [m for src, dst, m in h.offers if dst == "c"]
@@ -151,7 +152,7 @@ def test_naive_trimming_drops_entries_a_lagging_majority_still_needs() -> None:
             h.isolate(n)
     hc = h.cores[holder]
     hc.view_has_quorum = lambda: True  # type: ignore[method-assign]  # its view lags
-    hc.trim_guard_enabled = False
+    hc.disabled = frozenset({TokenRingMechanism.TRIM_GUARD})
     for i in range(6):
         h.submit(holder, f"x{i}")
         h.advance(0.05)

@@ -13,7 +13,9 @@ from dspot.tokenring import (
     Entry,
     HardState,
     Role,
+    TokenRingConfig,
     TokenRingCore,
+    TokenRingMechanism,
     Vote,
     VoteReply,
 )
@@ -232,10 +234,10 @@ def test_sabotage_switches_change_the_outcome(broken: str) -> None:
     core = TokenRingCore("a", CFG, rng=random.Random(1), now=0.0, state=HardState(5, None, -1))
     core.set_view(NAMES, NAMES)
     if broken == "majority":
-        core.majority_enabled = False
+        core.disabled = frozenset({TokenRingMechanism.MAJORITY})
         assert core.quorum() == 1
     else:
-        core.epoch_check_enabled = False
+        core.disabled = frozenset({TokenRingMechanism.EPOCH_CHECK})
         reply, _ = core.on_append(_append(epoch=4, entries=[Entry(4, "x", b"")]), 1.0)
         assert reply.ok and core.last_index == 1
 
@@ -247,7 +249,7 @@ def test_epoch_check_keeps_a_deposed_holder_from_overwriting_newer_entries(check
     f = TokenRingCore("f", CFG, rng=random.Random(1), now=0.0)
     f.set_view(NAMES, NAMES)
     f.on_append(_append(epoch=3, entries=[Entry(2, "a", b""), Entry(3, "new", b"")]), 1.0)
-    f.epoch_check_enabled = check
+    f.disabled = frozenset() if check else frozenset({TokenRingMechanism.EPOCH_CHECK})
     reply, _ = f.on_append(
         _append(epoch=2, prev_index=1, prev_epoch=2, entries=[Entry(2, "old", b"")], commit=2),
         2.0,
@@ -257,3 +259,24 @@ def test_epoch_check_keeps_a_deposed_holder_from_overwriting_newer_entries(check
         assert [e.entry_id for e in f.log.in_memory()] == ["a", "new"]
     else:  # sabotaged: the acknowledged entry is gone, and "old" is applied at seq 2
         assert [e.entry_id for e in f.log.in_memory()] == ["a", "old"] and f.commit_index == 2
+
+
+@pytest.mark.parametrize("notify", [True, False])
+def test_members_hear_of_a_commit_at_once_not_at_the_next_heartbeat(notify: bool) -> None:
+    """The holder sends the new commit index as soon as it moves: every member knows an
+    entry is committed once the messages of that commit are delivered, with no timer
+    running in between. Without ``commit_notify`` they learn it from the next heartbeat."""
+    h = Harness(cfg=TokenRingConfig(commit_notify=notify, idle_hold_time=60.0))
+    h.advance(3.0)
+    [holder] = h.holders()
+    h.feed(holder, h.cores[holder].enqueue("w", b"write", h.now))
+    h.run()  # deliver everything, no time passes
+    index = h.cores[holder].commit_index
+    assert (e := h.cores[holder].log.entry(index)) is not None and e.entry_id == "w"
+    knows = [n for n, c in h.cores.items() if c.commit_index >= index]
+    if notify:
+        assert sorted(knows) == sorted(NAMES)
+    else:
+        assert knows == [holder]
+        h.advance(CFG.heartbeat_interval + 0.02)
+        assert all(c.commit_index >= index for c in h.cores.values())

@@ -29,6 +29,7 @@ const member = (id: string, state: Member["state"], extra: Partial<Member> = {})
   bytes: 3 * 1024 * 1024,
   loop_lag_worst_ms: 4.2,
   loop_lag_p99_ms: 1,
+  orphaned_bytes: 0,
   ...extra,
 });
 
@@ -42,7 +43,7 @@ const doc: Cluster = {
   members: [
     member("n1", "alive"),
     member("n2", "alive"),
-    member("n3", "dead", { log_position: null, blobs: null, bytes: null }),
+    member("n3", "dead", { log_position: null, blobs: null, bytes: null, orphaned_bytes: null }),
     member("gateway", "alive", {
       role: "observer",
       log_position: null,
@@ -53,6 +54,7 @@ const doc: Cluster = {
   ],
   songs: 30,
   under_replicated: 1,
+  orphaned_bytes: 0,
   under_replicated_songs: [{ id: "s1", title: "Blue Tone", copies: 1, wanted: 2 }],
 };
 

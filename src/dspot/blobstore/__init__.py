@@ -5,7 +5,13 @@ no I/O), ``_store.py`` for the driver around them, and ``_local.py`` for a node'
 copies. Tests and scenarios script membership with :mod:`dspot.testing`.
 """
 
-from dspot.blobstore._config import BlobInfo, BlobStats, BlobStoreConfig, PutResult
+from dspot.blobstore._config import (
+    BlobInfo,
+    BlobStats,
+    BlobStoreConfig,
+    BlobStoreMechanism,
+    PutResult,
+)
 from dspot.blobstore._errors import (
     BlobStoreError,
     BlobUnavailable,
@@ -27,6 +33,7 @@ __all__ = [
     "BlobStore",
     "BlobStoreConfig",
     "BlobStoreError",
+    "BlobStoreMechanism",
     "BlobUnavailable",
     "BlockHasher",
     "Copy",

@@ -5,9 +5,28 @@ from __future__ import annotations
 import attrs
 
 from dspot.blobstore._placement import BlobPlacement, Replication
+from dspot.env import Mechanism
 
 KiB = 1024
 MiB = 1024 * KiB
+
+
+class BlobStoreMechanism(Mechanism):
+    """What sabotage tests can build a blob store without (``NodeEnv.disabled``)."""
+
+    SYNC_BEFORE_ACK = "blobstore.sync_before_ack"
+    """A replica commits an upload durably before acknowledging it."""
+    REPAIR = "blobstore.repair"
+    """The background repair loop that brings every blob back to R copies."""
+    READ_VERIFY = "blobstore.read_verify"
+    """Every block a read returns is checked against its digest (off: a corrupt copy's
+    bytes are served as they are on disk)."""
+    SCRUB = "blobstore.scrub"
+    """Every ``scrub_interval`` each node re-verifies its copies and heals a corrupt one
+    from another replica (off: bit rot stays until a verified read meets it)."""
+    TOMBSTONES = "blobstore.tombstones"
+    """A delete leaves a tombstone that beats older copies (off: the copy on a node that
+    missed the delete is repaired back to R copies)."""
 
 
 @attrs.frozen
@@ -43,10 +62,6 @@ class BlobStoreConfig:
     tombstone_ttl: float = 7 * 86400.0
     """Tombstones older than this are forgotten. Must exceed the longest time a node holding
     a copy can stay away and come back, or it would bring the blob back."""
-    sync_before_ack: bool = True
-    """Commit uploads durably before acknowledging. Switched off only by sabotage tests."""
-    repair_enabled: bool = True
-    """Switched off only by sabotage tests."""
 
     @property
     def placement(self) -> BlobPlacement:

@@ -55,8 +55,8 @@ Why acknowledged uploads survive (invariant 1)
 ----------------------------------------------
 1. *W verified, synced copies.* :class:`CommitQuorum` counts only replicas that answered
    ``ok``, and a replica answers ``ok`` only after its own sha256 of the bytes it wrote equals
-   the content address and the file and row are synced (``sync_before_ack``, switched off
-   only by the sabotage test that shows the scenario's checker notices). A blob whose
+   the content address and the file and row are synced (``BlobStoreMechanism.SYNC_BEFORE_ACK``,
+   switched off only by the sabotage test that shows the scenario's checker notices). A blob whose
    checksum fails is never acknowledged: with the hash unknown up front, the coordinator's
    digest names it and every replica checks against that; with the hash given, the replicas
    check against it.

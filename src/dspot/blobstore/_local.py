@@ -14,10 +14,11 @@ import contextlib
 
 import attrs
 
+from dspot.blobstore._config import BlobStoreMechanism
 from dspot.blobstore._errors import CorruptCopy, IntegrityError, Tombstoned
 from dspot.blobstore._hashing import BLOCK_DIGEST, BlockHasher, block_digest
 from dspot.disk import Disk, FileWriter
-from dspot.env import Offload, run_inline
+from dspot.env import Mechanism, Offload, run_inline
 
 __all__ = ["Copy", "CorruptCopy", "Ingest", "IntegrityError", "LocalBlobs", "Tombstoned"]
 
@@ -124,8 +125,17 @@ def _bad_blocks(data: bytes, digests: bytes, first: int, last: int, bs: int) -> 
 class LocalBlobs:
     """The copies this node holds. Call :meth:`open` once before use."""
 
-    def __init__(self, disk: Disk, *, block_size: int, offload: Offload = run_inline) -> None:
+    def __init__(
+        self,
+        disk: Disk,
+        *,
+        block_size: int,
+        offload: Offload = run_inline,
+        disabled: frozenset[Mechanism] = frozenset(),
+    ) -> None:
         self.disk = disk
+        self._verify_reads = BlobStoreMechanism.READ_VERIFY not in disabled
+        self._tombstoning = BlobStoreMechanism.TOMBSTONES not in disabled
         self.block_size = block_size
         self.offload = offload
         """Where block checksums are verified (a worker thread in production)."""
@@ -271,6 +281,8 @@ class LocalBlobs:
     async def drop(self, sha256: str, *, deleted_at: float | None = None) -> bool:
         """Remove the copy (and record a tombstone when ``deleted_at`` is given)."""
         copy = self.get(sha256)
+        if not self._tombstoning:
+            deleted_at = None
         async with self.disk.db.transaction(sync=True) as tx:
             tx.execute("DELETE FROM blob_copy WHERE sha256 = ?", (sha256,))
             if deleted_at is not None:
@@ -317,8 +329,12 @@ class LocalBlobs:
         first, last = offset // bs, (end - 1) // bs
         start = first * bs
         data = await self.disk.read(copy.file, start, min((last + 1) * bs, copy.size) - start)
-        bad = await self.offload(
-            _bad_blocks, data, copy.blocks, first, last, bs, kind="sha256", size=len(data)
+        bad = (
+            await self.offload(
+                _bad_blocks, data, copy.blocks, first, last, bs, kind="sha256", size=len(data)
+            )
+            if self._verify_reads
+            else []
         )
         if bad:
             # Read each failed block once more (a transient read error) before giving up.

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import anyio
 
-from dspot.blobstore._config import BlobStoreConfig
+from dspot.blobstore._config import BlobStoreConfig, BlobStoreMechanism
 from dspot.blobstore._core import FetchOrder, ReadCursor, RepairRound, delete_wins, heal_sources
 from dspot.blobstore._errors import BlobStoreError, IntegrityError, Tombstoned
 from dspot.blobstore._local import LocalBlobs
@@ -76,7 +76,8 @@ class Repairer:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_view)
             tg.start_soon(self._repair_loop)
-            tg.start_soon(self._scrub_loop)
+            if self.env.enabled(BlobStoreMechanism.SCRUB):
+                tg.start_soon(self._scrub_loop)
 
     # -- repair ------------------------------------------------------------------------------
 

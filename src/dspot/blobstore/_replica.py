@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import anyio.abc
 
-from dspot.blobstore._config import BlobStoreConfig
+from dspot.blobstore._config import BlobStoreConfig, BlobStoreMechanism
 from dspot.blobstore._core import MISMATCH, Arrival, ChainReplica, CommittedUploads
 from dspot.blobstore._errors import IntegrityError, Tombstoned
 from dspot.blobstore._local import Ingest, LocalBlobs
@@ -153,7 +153,7 @@ class UploadReceiver:
                 await up.ingest.commit(
                     req.sha256,
                     stored_at=req.stored_at,
-                    sync=self.config.sync_before_ack,
+                    sync=self.env.enabled(BlobStoreMechanism.SYNC_BEFORE_ACK),
                     blocks=req.payload,
                     block_size=req.block_size,
                 )

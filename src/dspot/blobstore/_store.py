@@ -23,7 +23,13 @@ from collections.abc import AsyncGenerator, AsyncIterable
 import anyio
 import anyio.abc
 
-from dspot.blobstore._config import BlobInfo, BlobStats, BlobStoreConfig, PutResult
+from dspot.blobstore._config import (
+    BlobInfo,
+    BlobStats,
+    BlobStoreConfig,
+    BlobStoreMechanism,
+    PutResult,
+)
 from dspot.blobstore._core import (
     SUSPECT_FOR,
     ChunkTally,
@@ -117,7 +123,12 @@ class BlobStore:
         self.view = view
         self.config = config or BlobStoreConfig()
         self.placement = self.config.placement
-        self.local = LocalBlobs(env.disk, block_size=self.config.block_size, offload=env.offload)
+        self.local = LocalBlobs(
+            env.disk,
+            block_size=self.config.block_size,
+            offload=env.offload,
+            disabled=env.disabled,
+        )
         self._rng = env.child_rng("blobstore")
         self._suspect: dict[str, float] = {}
         self._peers = _PeerCalls(self)
@@ -152,7 +163,7 @@ class BlobStore:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._receiver.janitor)
-            if self.config.repair_enabled:
+            if self.env.enabled(BlobStoreMechanism.REPAIR):
                 tg.start_soon(self._repair.run)
             task_status.started()
 

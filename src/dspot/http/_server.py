@@ -58,9 +58,10 @@ def redact_target(target: str) -> str:
 error_log = logging.getLogger("dspot.http.error")
 
 KNOWN_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
 )
-"""The methods of RFC 9110 plus PATCH: any other method is answered 501 Not Implemented."""
+"""The methods of RFC 9110 plus PATCH and QUERY (the safe method with a body, in IANA's
+registry): any other method is answered 501 Not Implemented, these 405 unless served."""
 
 SERVED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 """The default :attr:`ServerConfig.allowed_methods`: a known method outside it (TRACE,

@@ -1,6 +1,6 @@
 """Ring membership with SWIM failure detection (re-exports)."""
 
-from dspot.membership._config import MembershipConfig
+from dspot.membership._config import MembershipConfig, MembershipMechanism
 from dspot.membership._core import MembershipCore, Output, Send
 from dspot.membership._driver import Membership
 from dspot.membership._messages import Ack, Gossip, Ping, PingReq, Received, Sync, SyncReply
@@ -28,6 +28,7 @@ __all__ = [
     "MembershipConfig",
     "MembershipCore",
     "MembershipEvent",
+    "MembershipMechanism",
     "Output",
     "Ping",
     "PingReq",

@@ -12,6 +12,23 @@ import math
 
 import attrs
 
+from dspot.env import Mechanism
+
+
+class MembershipMechanism(Mechanism):
+    """What sabotage tests can build a SWIM member without (``NodeEnv.disabled``)."""
+
+    REFUTE = "membership.refute"
+    """A member suspected (or declared dead) while alive outbids the rumour (off: it
+    cannot clear itself)."""
+    DETECTION = "membership.detection"
+    """A probe round nobody answered makes its target suspect (off: failures go unnoticed)."""
+    INDIRECT_PROBES = "membership.indirect_probes"
+    """A target that missed the direct ping is pinged through ``indirect_checks`` others
+    (off: one lost ping or ack fails the round)."""
+    SUSPICION = "membership.suspicion"
+    """A failed probe round makes a member suspect, not dead (off: dead at once)."""
+
 
 @attrs.frozen
 class MembershipConfig:
@@ -31,7 +48,7 @@ class MembershipConfig:
     indirect_checks: int = 3
     """Members asked to ping the target on our behalf when the direct ping is late. More
     makes a lossy link between two nodes less likely to look like a failure; each costs two
-    round trips. 0 disables indirect probing (sabotage tests do this)."""
+    round trips. 0 disables indirect probing (as does ``MembershipMechanism.INDIRECT_PROBES``)."""
 
     suspicion_mult: float = 2.0
     """A suspect is declared dead after ``suspicion_mult * max(1, log10(n)) * probe_interval``

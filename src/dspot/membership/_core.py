@@ -47,7 +47,8 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from dspot.membership._config import MembershipConfig
+from dspot.env import Mechanism
+from dspot.membership._config import MembershipConfig, MembershipMechanism
 from dspot.membership._messages import Ack, Gossip, Message, Ping, PingReq, Sync, SyncReply
 from dspot.membership._view import EventKind, Member, MembershipEvent, MemberState, ring_order
 
@@ -102,14 +103,13 @@ class MembershipCore:
         meta: Mapping[str, str] | None = None,
         seeds: Sequence[str] = (),
         now: float = 0.0,
+        disabled: frozenset[Mechanism] = frozenset(),
     ) -> None:
         self.config = config or MembershipConfig()
         self.self_id = node_id
         self.address = address
-        self.refute_enabled = True
-        """Switched off only by sabotage tests: then a suspected live node cannot clear itself."""
-        self.suspicion_enabled = True
-        """Switched off only by sabotage tests: then a failed probe round means dead at once."""
+        self.disabled = disabled
+        """:class:`MembershipMechanism` s switched off (``NodeEnv.disabled``): sabotage only."""
         self._rng = rng
         self._members: dict[str, Member] = {
             node_id: Member(node_id, address, 0, MemberState.ALIVE, dict(meta or {}))
@@ -344,7 +344,10 @@ class MembershipCore:
         if target is None or target.state not in _LIVE:
             return
         helpers = [m for m in self._others((MemberState.ALIVE,)) if m.node_id != probe.target]
-        for helper in self._sample(helpers, self.config.indirect_checks):
+        fanout = self.config.indirect_checks
+        if MembershipMechanism.INDIRECT_PROBES in self.disabled:
+            fanout = 0
+        for helper in self._sample(helpers, fanout):
             request = PingReq(
                 self.me, probe.seq, target.node_id, target.address, self._piggyback(helper.node_id)
             )
@@ -352,14 +355,14 @@ class MembershipCore:
 
     def _finish_round(self, out: Output) -> None:
         probe = self._probe
-        if probe is None or probe.acked:
+        if probe is None or probe.acked or MembershipMechanism.DETECTION in self.disabled:
             return
         member = self._members.get(probe.target)
         if member is None or member.state is not MemberState.ALIVE:
             return
         if member.incarnation != probe.incarnation:
             return  # it refuted or restarted during the round
-        if not self.suspicion_enabled:
+        if MembershipMechanism.SUSPICION in self.disabled:
             self._set(attrs.evolve(member, state=MemberState.DEAD), EventKind.DEAD, out)
             return
         suspect = attrs.evolve(member, state=MemberState.SUSPECT)
@@ -445,7 +448,7 @@ class MembershipCore:
             return
         # Someone holds news of us at least as new as ours that is wrong (suspect, dead,
         # left) or from a previous life (we restarted, maybe with other metadata): outbid it.
-        if not self.refute_enabled:
+        if MembershipMechanism.REFUTE in self.disabled:
             return
         fresh = attrs.evolve(me, incarnation=update.incarnation + 1, state=MemberState.ALIVE)
         self._members[self.self_id] = fresh

@@ -69,6 +69,7 @@ class Membership:
             meta=meta,
             seeds=seeds,
             now=env.clock.now(),
+            disabled=env.disabled,
         )
         self._rpc = rpc
         self._tg: anyio.abc.TaskGroup | None = None

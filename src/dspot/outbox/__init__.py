@@ -5,6 +5,7 @@
 
 from dspot.outbox._backoff import Backoff
 from dspot.outbox._inbox import Effect, Inbox, InboxConfig, InboxMessage
+from dspot.outbox._mechanism import OutboxMechanism
 from dspot.outbox._messages import Deliver, Delivered, Envelope
 from dspot.outbox._outbox import Outbox, OutboxConfig, OutboxStats
 
@@ -19,5 +20,6 @@ __all__ = [
     "InboxMessage",
     "Outbox",
     "OutboxConfig",
+    "OutboxMechanism",
     "OutboxStats",
 ]

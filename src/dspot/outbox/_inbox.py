@@ -23,6 +23,7 @@ import attrs
 from dspot.disk import Transaction
 from dspot.env import NodeEnv
 from dspot.errors import RemoteError
+from dspot.outbox._mechanism import OutboxMechanism
 from dspot.outbox._messages import Deliver, Delivered
 from dspot.rpc import Peer, RpcNode
 
@@ -63,7 +64,6 @@ class Inbox:
         self.env = env
         self.rpc = rpc
         self.config = config or InboxConfig()
-        self.dedupe_enabled = True  # switched off only by sabotage tests
         self._effects: dict[str, Effect] = {}
         self._ready = False
 
@@ -103,7 +103,7 @@ class Inbox:
             for env in req.envelopes:
                 body = req.payload[offset : offset + env.size]
                 offset += env.size
-                if self.dedupe_enabled and tx.execute(
+                if self.env.enabled(OutboxMechanism.INBOX_DEDUPE) and tx.execute(
                     "SELECT 1 FROM inbox WHERE id = ?", (env.id,)
                 ):
                     duplicates += 1

@@ -21,9 +21,12 @@ The receiver's inbox must remember ids for longer than that (see
 from __future__ import annotations
 
 import logging
+import math
+import threading
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 import attrs
 
 from dspot.disk import DiskFault, ReadTransaction, Row, Transaction
@@ -31,6 +34,7 @@ from dspot.env import NodeEnv
 from dspot.errors import DspotError
 from dspot.membership._view import RingView
 from dspot.outbox._backoff import Backoff
+from dspot.outbox._mechanism import OutboxMechanism
 from dspot.outbox._messages import Deliver, Delivered, Envelope
 from dspot.rpc import NO_RETRY, RpcNode
 
@@ -96,16 +100,17 @@ class Outbox:
         self.rpc = rpc
         self.view = view
         self.config = config or OutboxConfig()
-        self.sync_before_send = True  # switched off only by sabotage tests
         self._rng = env.child_rng("outbox")
         self._wake = anyio.Event()
         self._workers: dict[str, None] = {}  # destinations with a running worker
         self._retries = 0
         self._delivered = 0
         self._opened = False
+        self._loop_thread = threading.get_ident()
 
     async def open(self) -> None:
         """Create the tables (idempotent). Must run before the first :meth:`add`."""
+        self._loop_thread = threading.get_ident()
         await self.env.disk.db.executescript(_SCHEMA)
         self._opened = True
 
@@ -113,17 +118,28 @@ class Outbox:
         """Queue a message in the caller's open transaction; returns its id.
 
         ``destination`` is a member's node id (resolved through the view when sending) or
-        an RPC address. The message exists only if ``tx`` commits.
+        an RPC address. The message exists only if ``tx`` commits. ``tx`` may be the
+        transaction of a :meth:`~dspot.disk.Database.write`, running in a worker thread.
         """
         if not self._opened:
             raise RuntimeError("Outbox.open() must run before add()")
-        msg_id = self.env.ids()
+        # The id, the clock and the relay's wake-up belong to the event loop: from a
+        # write()'s worker thread, ask the loop for them.
+        if threading.get_ident() == self._loop_thread:
+            msg_id, created = self._stamp()
+        else:
+            msg_id, created = anyio.from_thread.run_sync(self._stamp)
         tx.execute(
             "INSERT INTO outbox (id, destination, kind, body, created) VALUES (?, ?, ?, ?, ?)",
-            (msg_id, destination, kind, bytes(body), self.env.clock.wall()),
+            (msg_id, destination, kind, bytes(body), created),
         )
-        self._wake.set()  # the relay's read waits for this transaction to finish
         return msg_id
+
+    def _stamp(self) -> tuple[str, float]:
+        """A new message's id and creation time; wakes the relay (its read waits for the
+        adding transaction to finish, so it finds the message)."""
+        self._wake.set()
+        return self.env.ids(), self.env.clock.wall()
 
     async def stats(self) -> OutboxStats:
         rows, dead = await self.env.disk.db.read(_stats_rows)
@@ -170,7 +186,10 @@ class Outbox:
     async def _worker(self, destination: str) -> None:
         cfg = self.config
         db = self.env.disk.db
-        backoff = Backoff(self._rng, base=cfg.backoff_base, cap=cfg.backoff_cap)
+        capped = self.env.enabled(OutboxMechanism.BACKOFF_CAP)
+        backoff = Backoff(
+            self._rng, base=cfg.backoff_base, cap=cfg.backoff_cap if capped else math.inf
+        )
         try:
             while True:
                 horizon = self.env.clock.wall() - cfg.max_age
@@ -207,7 +226,7 @@ class Outbox:
                     )
                     bodies.append(bytes(body))
                     total += len(body)
-                if self.sync_before_send:
+                if self.env.enabled(OutboxMechanism.SYNC_BEFORE_SEND):
                     await self.env.disk.sync()
                 try:
                     reply: Delivered = await self.rpc.call(

@@ -29,7 +29,7 @@ import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from dspot.env import NodeEnv
+from dspot.env import Mechanism, NodeEnv
 from dspot.membership import Member, MembershipEvent, MemberState
 
 PREFIX = "svc/"
@@ -97,6 +97,16 @@ def _parse(member: Member, key: str, value: str) -> Endpoint | None:
         return None  # a malformed entry from a newer or broken peer is ignored
 
 
+class RegistryMechanism(Mechanism):
+    """What sabotage tests can build a :class:`Registry` without (``NodeEnv.disabled``)."""
+
+    EXPIRY = "registry.expiry"
+    """Resolve skips endpoints whose lease ran out (off: a hung service stays resolved)."""
+    RENEW = "registry.renew"
+    """A running registry renews its leases before they run out (off: each lease is
+    published once and lapses after one TTL)."""
+
+
 class Registry:
     """Registers this node's services and resolves everyone's.
 
@@ -116,7 +126,6 @@ class Registry:
         self.view = view
         self.default_ttl = default_ttl
         self.renew_fraction = renew_fraction
-        self.check_expiry = True  # switched off only by sabotage tests
         self._mine: dict[str, _Registration] = {}
         self._changed = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
@@ -166,6 +175,8 @@ class Registry:
     ) -> None:
         """Renew this node's leases until cancelled."""
         task_status.started()
+        if not self.env.enabled(RegistryMechanism.RENEW):
+            await anyio.sleep_forever()
         while True:
             if self._mine:
                 interval = min(r.ttl for r in self._mine.values()) * self.renew_fraction
@@ -180,6 +191,7 @@ class Registry:
     def resolve(self, service: str) -> list[Endpoint]:
         """Live, unexpired endpoints of ``service``, ordered by node id then instance."""
         now = self.env.clock.wall()
+        expiry = self.env.enabled(RegistryMechanism.EXPIRY)
         found: list[Endpoint] = []
         for member in self.view.members():
             if member.state is not MemberState.ALIVE:
@@ -190,7 +202,7 @@ class Registry:
                 ep = _parse(member, key, member.meta[key])
                 if ep is None or ep.service != service:
                     continue
-                if self.check_expiry and ep.expires < now:
+                if expiry and ep.expires < now:
                     continue
                 found.append(ep)
         return found

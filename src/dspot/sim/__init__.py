@@ -6,6 +6,7 @@ sees, ``_nemesis.py`` for fault injection, ``_stranger.py`` for the hostile stra
 and ``_trace.py`` for the replay hash.
 """
 
+from dspot.sim._checks import COMMON_CHECKS, NODE_DIED, Check, Sabotage, check_names
 from dspot.sim._cluster import SIM_WALL_BASE, NodeMain, SimNode, Simulation
 from dspot.sim._determinism import deterministic_trio, scheduler_pinning_available
 from dspot.sim._faults import FaultRecord, FaultSpan
@@ -34,8 +35,11 @@ from dspot.sim._trace import TraceLog, combined_trace_hash
 
 __all__ = [
     "ATTACKS",
+    "COMMON_CHECKS",
     "FAULT_KINDS",
+    "NODE_DIED",
     "SIM_WALL_BASE",
+    "Check",
     "Declaration",
     "FaultConfig",
     "FaultRecord",
@@ -43,6 +47,7 @@ __all__ = [
     "Nemesis",
     "NodeMain",
     "RunResult",
+    "Sabotage",
     "Scenario",
     "SimNode",
     "Simulation",
@@ -51,6 +56,7 @@ __all__ = [
     "StrangerConfig",
     "TraceLog",
     "VirtualTimeLoop",
+    "check_names",
     "check_no_false_deaths",
     "check_seeds",
     "combined_trace_hash",

@@ -25,9 +25,10 @@ import anyio
 import anyio.abc
 import attrs
 
-from dspot.cpu import CostModel, CpuGatedTransport, SimCpu
+from dspot.cpu import CostModel, CpuGatedTransport, CpuMechanism, SimCpu
 from dspot.disk import SimDisk
 from dspot.env import EventLoopClock, Mechanism, NodeEnv
+from dspot.sim._checks import NODE_DIED
 from dspot.sim._faults import FaultRecord, FaultSpan
 from dspot.sim._trace import TraceLog
 from dspot.transport import LinkModel, SimNetwork
@@ -95,6 +96,8 @@ class Simulation:
         self.record = FaultRecord()
         """When each node was down and (recorded by the nemesis) which links were cut."""
         self.violations: list[str] = []
+        self.tripped: list[str] = []
+        """The check that reported each of :attr:`violations` (same order)."""
         self.faults = 0
         self.data: dict[str, Any] = {}
         """Scratch space where a scenario's nodes, workload and checker share ground truth."""
@@ -134,10 +137,12 @@ class Simulation:
     def live(self) -> list[str]:
         return [n.name for n in self.nodes.values() if n.up]
 
-    def violation(self, message: str) -> None:
-        """Record an invariant violation (also written to the trace)."""
+    def violation(self, message: str, *, check: str) -> None:
+        """Record an invariant violation found by the check named ``check`` (one of the
+        scenario's :class:`~dspot.sim.Check` s); also written to the trace."""
         self.violations.append(message)
-        self.trace.record("violation", message=message)
+        self.tripped.append(check)
+        self.trace.record("violation", check=check, message=message)
 
     def fault(self, kind: str, **fields: Any) -> None:
         """Count an injected fault (the network and disks trace the details)."""
@@ -160,6 +165,7 @@ class Simulation:
         if node.down_since is not None:
             self.record.end(node.down_since, self.now())
             node.down_since = None
+        node.cpu.inline = CpuMechanism.OFFLOAD in self.disabled
         node.env = NodeEnv(
             node_id=name,
             transport=CpuGatedTransport(self.net.transport(name), node.cpu),
@@ -194,7 +200,7 @@ class Simulation:
             if scope.cancel_called:
                 return  # crashed: what its code did after that never happened
             tb = portable_traceback(exc, limit=-6)
-            self.violation(f"node {node.name} died of an exception: {exc!r}\n{tb}")
+            self.violation(f"node {node.name} died of an exception: {exc!r}\n{tb}", check=NODE_DIED)
             self._went_down(node)
 
     def crash(self, name: str) -> None:

@@ -63,6 +63,10 @@ async def watch_membership(
                 log.append(Declaration(sim.now(), observer, m.node_id, kind, m.incarnation))
 
 
+FALSE_DEATH = "no-false-death"
+"""The name :func:`check_no_false_deaths` reports under."""
+
+
 def check_no_false_deaths(sim: Simulation, *, grace: float) -> dict[str, Any]:
     """Report every death of a member that was up and reachable for ``grace`` seconds before.
 
@@ -86,7 +90,8 @@ def check_no_false_deaths(sim: Simulation, *, grace: float) -> dict[str, Any]:
         false += 1
         sim.violation(
             f"{d.observer} declared {d.subject} dead at {d.at:.3f}s, but {d.subject} had been "
-            f"running and reachable since {start:.3f}s (liveness first)"
+            f"running and reachable since {start:.3f}s (liveness first)",
+            check=FALSE_DEATH,
         )
     suspicions = sum(1 for d in declarations(sim) if d.kind == "suspect")
     return {"deaths": deaths, "excused": excused, "false_deaths": false, "suspicions": suspicions}

@@ -22,6 +22,7 @@ import trio.testing
 
 from dspot.cpu import CostModel
 from dspot.env import Mechanism
+from dspot.sim._checks import Check, check_names
 from dspot.sim._cluster import NodeMain, Simulation
 from dspot.sim._determinism import deterministic_trio
 from dspot.sim._loop import run_virtual
@@ -65,6 +66,9 @@ class Scenario:
     stranger: StrangerConfig | None = None
     """The hostile stranger's attacks (``None``: no stranger unless ``run_seed`` asks for
     one). Every built-in scenario has one: ``stranger=StrangerConfig()``."""
+    checks: tuple[Check, ...] = ()
+    """What ``check`` (and the nodes and workload) verify, by name, each with the sabotage
+    that shows it bites. Empty: the names are not verified (user scenarios)."""
 
 
 _registry: dict[str, Scenario] = {}
@@ -78,6 +82,12 @@ def register(scenario: Scenario) -> Scenario:
 
 def _load_builtins() -> None:
     importlib.import_module("dspot.sim.scenarios")
+    # Importing the subpackage binds ``dspot.sim.scenarios`` to it, hiding the function of
+    # that name ``dspot.sim`` exports (``from dspot.sim import scenarios`` would then get
+    # the package): put the function back.
+    package = sys.modules["dspot.sim"]
+    if getattr(package, "scenarios", None) is not scenarios:
+        package.scenarios = scenarios  # type: ignore[attr-defined]
 
 
 def scenarios() -> dict[str, Scenario]:
@@ -109,6 +119,8 @@ class RunResult:
     scenario: str
     seed: int
     violations: tuple[str, ...]
+    checks: tuple[str, ...]
+    """The name of the check that reported each violation (same order)."""
     faults: int
     trace_hash: str
     events: int
@@ -173,10 +185,14 @@ def run_seed(
         run_virtual(main, seed)
     scenario.check(sim)
     trace.record("sim.end", violations=len(sim.violations), faults=sim.faults)
+    unknown = sorted(set(sim.tripped) - check_names(scenario)) if scenario.checks else []
+    if unknown:
+        raise ValueError(f"scenario {scenario.name} reported unregistered checks {unknown}")
     return RunResult(
         scenario=scenario.name,
         seed=seed,
         violations=tuple(sim.violations),
+        checks=tuple(sim.tripped),
         faults=sim.faults,
         trace_hash=trace.hexdigest,
         events=trace.count,

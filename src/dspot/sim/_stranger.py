@@ -1,8 +1,9 @@
 """The hostile stranger: a host without the cluster secret that attacks every listener.
 
-Theory of operation. Every ``gap`` seconds (seeded) the stranger picks a live node and one of
-the addresses it listens on, found in the simulated network itself (:meth:`SimNetwork.
-listening`), so a scenario needs to do nothing to be attacked. The first contact with an
+Theory of operation. Every ``gap`` seconds (seeded) the stranger picks a live node (or a host
+of ``StrangerConfig.also``, such as a gateway the workload runs) and one of the addresses it
+listens on, found in the simulated network itself (:meth:`SimNetwork.listening`), so a
+scenario needs to do nothing to be attacked. The first contact with an
 address sends a well-formed RPC HELLO: an RPC listener answers with a frame, an HTTP one
 with an HTTP error; that tells which garbage suits it. Then one attack, chosen by the seed:
 
@@ -44,6 +45,7 @@ import anyio.abc
 import attrs
 
 from dspot.errors import PeerUnavailable, connection_errors
+from dspot.sim._checks import STRANGER_500, STRANGER_CRASH, STRANGER_SERVED
 from dspot.sim._cluster import Simulation
 from dspot.wire import DEFAULT_MAX_FRAME, PREAUTH_MAX_FRAME
 
@@ -73,6 +75,10 @@ class StrangerConfig:
     drip_bytes: int = 40
     http_paths: tuple[str, ...] = ("/",)
     """Paths HTTP attacks aim at (a service passes its API's, e.g. ``/api/auth/login``)."""
+    also: tuple[str, ...] = ()
+    """Hosts on the simulated network that are no node of the cluster but are attacked
+    too, e.g. a gateway the workload runs. Their listeners are found the same way while
+    they listen; one that stops listening is taken to have stopped, not to have failed."""
 
 
 def _frame(
@@ -194,6 +200,11 @@ def _http_payload(attack: str, path: str, rng: random.Random) -> bytes:
     )
 
 
+def _incarnation(sim: Simulation, host: str) -> int:
+    node = sim.nodes.get(host)
+    return 0 if node is None else node.incarnation
+
+
 class Stranger:
     """Runs a :class:`StrangerConfig` against a :class:`~dspot.sim.Simulation`."""
 
@@ -211,11 +222,12 @@ class Stranger:
         async with anyio.create_task_group() as background:
             while True:
                 await anyio.sleep(rng.uniform(cfg.min_gap, cfg.max_gap))
-                targets = [(n, a) for n in sim.live() for a in self._addresses(sim, n)]
+                hosts = [*sim.live(), *cfg.also]
+                targets = [(n, a) for n in hosts for a in self._addresses(sim, n)]
                 if not targets:
                     continue
                 node, address = rng.choice(targets)
-                incarnation = sim.nodes[node].incarnation
+                incarnation = _incarnation(sim, node)
                 protocol = self._protocol.get(address)
                 if protocol is None:
                     protocol = await self._probe(transport, address, None, rng)
@@ -235,12 +247,17 @@ class Stranger:
                         data = _rpc_payload(attack, rng)
                     answer = await self._send(transport, address, data)
                     if answer.startswith(b"HTTP/1.1 500") or answer.startswith(b"HTTP/1.0 500"):
-                        sim.violation(f"{node} answered the stranger's {attack} with a 500")
+                        sim.violation(
+                            f"{node} answered the stranger's {attack} with a 500",
+                            check=STRANGER_500,
+                        )
                 await self._check_served(sim, transport, node, incarnation, address, rng, attack)
 
     def _addresses(self, sim: Simulation, node: str) -> list[str]:
         """What ``node`` listens on, and what it listened on before in this incarnation (a
         listener that vanished while its process lives on must be noticed, not forgotten)."""
+        if node not in sim.nodes:
+            return list(sim.net.listening(node))  # not a node: only what it listens on now
         incarnation = sim.nodes[node].incarnation
         known = self._known.get(node)
         addresses = [] if known is None or known[0] != incarnation else known[1]
@@ -356,7 +373,8 @@ class Stranger:
             self._crashes = crashes
             sim.violation(
                 f"an exception escaped a connection handler while the stranger attacked "
-                f"{node} ({attack}); see conn.crash in the trace and the log (-v)"
+                f"{node} ({attack}); see conn.crash in the trace and the log (-v)",
+                check=STRANGER_CRASH,
             )
         protocol = self._protocol[address]
         answered = await self._probe(transport, address, protocol, rng)
@@ -364,13 +382,19 @@ class Stranger:
         def same_node() -> bool:
             # Still the process that was attacked: then its listener must still serve (a
             # crash or restart in between excuses a failed probe, nothing else does).
+            if node not in sim.nodes:  # a host of ``also``: unless it closed the listener
+                return address in sim.net.listening(node)
             current = sim.nodes[node]
             return current.up and current.incarnation == incarnation
 
         if answered == "http:500":
-            sim.violation(f"{node} answered a plain request with a 500 after a {attack} attack")
+            sim.violation(
+                f"{node} answered a plain request with a 500 after a {attack} attack",
+                check=STRANGER_500,
+            )
         elif answered != protocol and same_node():
             sim.violation(
                 f"{node}'s listener {address} did not serve a fresh connection after the "
-                f"stranger's {attack} attack (got {answered or 'nothing'})"
+                f"stranger's {attack} attack (got {answered or 'nothing'})",
+                check=STRANGER_SERVED,
             )

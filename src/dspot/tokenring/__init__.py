@@ -3,7 +3,7 @@
 See ``_core.py`` for the theory of operation and the safety argument.
 """
 
-from dspot.tokenring._config import TokenRingConfig
+from dspot.tokenring._config import TokenRingConfig, TokenRingMechanism
 from dspot.tokenring._core import TokenRingCore
 from dspot.tokenring._driver import ApplyCallback, TokenRing
 from dspot.tokenring._errors import CommitTimeout, NoQuorum, TokenRingError
@@ -58,6 +58,7 @@ __all__ = [
     "TokenRingConfig",
     "TokenRingCore",
     "TokenRingError",
+    "TokenRingMechanism",
     "Vote",
     "VoteReply",
 ]

@@ -4,6 +4,29 @@ from __future__ import annotations
 
 import attrs
 
+from dspot.env import Mechanism
+
+
+class TokenRingMechanism(Mechanism):
+    """What sabotage tests can build a token ring without (``NodeEnv.disabled``)."""
+
+    EPOCH_CHECK = "tokenring.epoch_check"
+    """Refuse appends from a holder of an older epoch (off: follow it as if current)."""
+    MAJORITY = "tokenring.majority"
+    """Commit only on a majority of the configured members (off: a quorum of one)."""
+    EPOCH_BUMP = "tokenring.epoch_bump"
+    """A candidate regenerating the token takes a higher epoch (off: keeps its own)."""
+    TRIM_GUARD = "tokenring.trim_guard"
+    """Trim only entries a snapshot covers (off: keep just the newest ``keep_entries``)."""
+    SNAPSHOT_TAIL = "tokenring.snapshot_tail"
+    """Offer a snapshot as the state at its own index, so the tail follows by log transfer
+    (off: as the state at the commit index, so the member never gets the tail)."""
+    FSYNC = "tokenring.fsync"
+    """Make entries and votes durable before acknowledging them."""
+    LEARNER = "tokenring.learner"
+    """A member back from a disk loss (``learner=True``) votes only once caught up (off:
+    it votes at once, and may elect a log without an entry it had acknowledged)."""
+
 
 @attrs.frozen
 class TokenRingConfig:
@@ -31,6 +54,11 @@ class TokenRingConfig:
     (the target may have taken it), so the old holder steps down."""
     submit_timeout: float = 10.0
     """Default wait in :meth:`TokenRing.submit` before :class:`CommitTimeout`."""
+    commit_notify: bool = True
+    """The holder tells every live member at once when the commit index moves (an append
+    with no new entries), instead of letting it ride on the next heartbeat: members apply a
+    committed entry one round trip after the holder instead of up to ``heartbeat_interval``
+    later. Off only to measure the difference."""
     max_batch: int = 256
     """Most entries in one append; a member further behind catches up over several, and
     is skipped as token target until it is within one batch of the holder."""

@@ -129,6 +129,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from dspot.tokenring._config import TokenRingMechanism
 from dspot.tokenring._core_state import CoreState
 from dspot.tokenring._log import IdWindow
 from dspot.tokenring._messages import (
@@ -291,6 +292,8 @@ class TokenRingCore(CoreState):
             progress = reply.ok or self.next_index[peer] < before
             if progress and self.next_index[peer] <= self.last_index:
                 self._replicate(peer)
+            else:
+                self._notify_commit(peer)
             self._maybe_pass(now)
         return self._take()
 
@@ -450,7 +453,7 @@ class TokenRingCore(CoreState):
         self.snapshot = meta
         p = self._persist()
         p.snapshot = meta
-        if self.trim_guard_enabled:
+        if TokenRingMechanism.TRIM_GUARD not in self.disabled:
             self._trim(meta.index - self.config.keep_entries)
         else:
             self._trim_naively()

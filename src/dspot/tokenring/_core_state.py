@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from dspot.tokenring._config import TokenRingConfig
+from dspot.env import Mechanism
+from dspot.tokenring._config import TokenRingConfig, TokenRingMechanism
 from dspot.tokenring._log import IdWindow, LogWindow
 from dspot.tokenring._messages import Append, AppendReply, Entry, LogPosition, SnapshotMeta, Vote
 from dspot.tokenring._output import (
@@ -42,10 +43,12 @@ class CoreState:
         ids: IdWindow | None = None,
         snapshot: SnapshotMeta | None = None,
         applied: int = 0,
+        disabled: frozenset[Mechanism] = frozenset(),
     ) -> None:
         """``log`` is what the store loaded (or, in tests, the entries of a whole log),
         ``ids`` the remembered entry ids (derived from ``log`` if not given), ``snapshot``
-        the latest one stored, ``applied`` how far the state machine durably applied."""
+        the latest one stored, ``applied`` how far the state machine durably applied,
+        ``disabled`` the :class:`TokenRingMechanism` s switched off (sabotage tests only)."""
         self.node_id = node_id
         self.config = config
         self._rng = rng
@@ -85,6 +88,8 @@ class CoreState:
         self.inflight: dict[str, Append | SnapshotOffer | Fetch] = {}
         self.last_ack: dict[str, float] = {}
         self.peer_pending: dict[str, int] = {}
+        self.sent_commit: dict[str, int] = {}
+        """Holder: the commit index each peer was last sent (to tell it when it moves)."""
         self.acquired_at = 0.0
         self.quorum_seen_at = 0.0
         """Holder: when a majority (itself included) last answered it, or its predecessor."""
@@ -96,17 +101,8 @@ class CoreState:
         self.votes: list[str] = []
         self.submits = Submits()
         self._out = Output()
-        # Switched off only by sabotage tests, to show the checkers notice.
-        self.epoch_check_enabled = True
-        self.majority_enabled = True
-        self.epoch_bump_enabled = True
-        self.trim_guard_enabled = True
-        """Trim only entries a snapshot covers. Off: keep just the newest ``keep_entries``
-        entries whatever they are (a naive bounded log)."""
-        self.snapshot_tail_enabled = True
-        """Offer a snapshot as the state at its own index, so the member then gets the
-        entries after it (the tail) by log transfer. Off: as the state at the commit
-        index, so the member never gets the tail."""
+        self.disabled = disabled
+        """Mechanisms switched off (``NodeEnv.disabled``): sabotage tests only."""
 
     # -- queries --------------------------------------------------------------------------
 
@@ -129,7 +125,7 @@ class CoreState:
 
     def quorum(self) -> int:
         """How many members make a majority of the configured membership."""
-        if not self.majority_enabled:
+        if TokenRingMechanism.MAJORITY in self.disabled:
             return 1
         return max(len(self.configured), self.config.min_members) // 2 + 1
 
@@ -197,7 +193,7 @@ class CoreState:
     def _hear(self, epoch: int, hop: int, holder: str, now: float) -> bool:
         """A holder's request: adopt its epoch (or refuse a stale one) and its holdership."""
         if epoch < self.epoch:
-            if self.epoch_check_enabled:
+            if TokenRingMechanism.EPOCH_CHECK not in self.disabled:
                 return False
             self._adopt_epoch(epoch)  # sabotage: follow an old holder as if current
         if epoch > self.epoch:
@@ -250,6 +246,7 @@ class CoreState:
         self.inflight.clear()
         self.last_ack.clear()
         self.peer_pending.clear()
+        self.sent_commit.clear()
         self.passing_to = None
         self.draining = False
         self.votes = []
@@ -266,7 +263,7 @@ class CoreState:
         self._become_follower(now)
 
     def _start_election(self, now: float) -> None:
-        if self.epoch_bump_enabled:
+        if TokenRingMechanism.EPOCH_BUMP not in self.disabled:
             self.epoch += 1
         self.voted_for = self.node_id
         self.hop = -1
@@ -340,7 +337,7 @@ class CoreState:
 
     def _trim_naively(self) -> None:
         """Sabotage only: keep the newest ``keep_entries`` entries, covered or not."""
-        if not self.trim_guard_enabled:
+        if TokenRingMechanism.TRIM_GUARD in self.disabled:
             self._trim(self.last_index - self.config.keep_entries)
 
     def _append_queued(self) -> None:
@@ -372,6 +369,20 @@ class CoreState:
             self._out.committed = True
             self._resolve()
             self._forget_ids()
+            if self.role is Role.HOLDER:
+                for peer in self.live:
+                    self._notify_commit(peer)
+
+    def _notify_commit(self, peer: str) -> None:
+        """Holder: send ``peer`` the commit index if it has not been sent it yet (an append
+        in flight to it is answered first; its reply comes back here)."""
+        if (
+            self.config.commit_notify
+            and peer != self.node_id
+            and peer not in self.inflight
+            and self.sent_commit.get(peer, 0) < self.commit_index
+        ):
+            self._replicate(peer)
 
     def _resolve(self) -> None:
         self._out.resolved += self.submits.resolve(self.commit_index, self.ids)
@@ -454,13 +465,14 @@ class CoreState:
             holder_last=self.last_index,
         )
         self.inflight[peer] = msg
+        self.sent_commit[peer] = self.commit_index
         self._out.sends.append(Send(peer, msg))
 
     def _offer_snapshot(self, peer: str) -> None:
         meta = self.snapshot
         if meta is None or meta.index < self.base_index:
             return  # a gap between snapshot and log (only a sabotaged trim makes one)
-        if not self.snapshot_tail_enabled:
+        if TokenRingMechanism.SNAPSHOT_TAIL in self.disabled:
             c = self.commit_index
             meta = attrs.evolve(meta, index=c, epoch=self.epoch_at(c))
         offer = SnapshotOffer(self.epoch, self.hop, self.node_id, meta)

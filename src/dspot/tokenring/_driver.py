@@ -24,7 +24,7 @@ from dspot.env import NodeEnv
 from dspot.errors import RemoteError, RpcError
 from dspot.membership import MemberState, RingView
 from dspot.rpc import Peer, RetryPolicy, RpcNode
-from dspot.tokenring._config import TokenRingConfig
+from dspot.tokenring._config import TokenRingConfig, TokenRingMechanism
 from dspot.tokenring._core import TokenRingCore
 from dspot.tokenring._errors import CommitTimeout, NoQuorum
 from dspot.tokenring._log import IdWindow
@@ -127,7 +127,6 @@ class TokenRing:
         self._reading: Counter[str] = Counter()
         """Snapshot files being sent (not deleted until done)."""
         self._receiver = SnapshotReceiver(env, self._snapshots)
-        self.fsync_enabled = True  # switched off only by sabotage tests
         self.on_install_step: InstallStep | None = None
         """Fault injection (simulation): called at each step of a snapshot install —
         ``"chunk"`` (a chunk was written), ``"file"`` (the file is complete and synced),
@@ -142,7 +141,7 @@ class TokenRing:
         cfg = self.config
         loaded = await self._store.load(cfg.memory_entries, cfg.dedupe_window)
         state = loaded.state
-        if loaded.fresh and self._learner:
+        if loaded.fresh and self._learner and self.env.enabled(TokenRingMechanism.LEARNER):
             state = HardState(learner=True)
             await self._store.write(Persist(state=state))  # a crash must not forget it
         self._known = await self._store.load_members()
@@ -161,6 +160,7 @@ class TokenRing:
             ids=IdWindow(ids),
             snapshot=loaded.snapshot,
             applied=applied,
+            disabled=self.env.disabled,
         )
         self._applied = applied
         self._applied_epoch = self._core.epoch_at(applied)
@@ -325,7 +325,7 @@ class TokenRing:
         p = out.persist
         if p is None:
             return out
-        self._store.sync = self.fsync_enabled
+        self._store.sync = self.env.enabled(TokenRingMechanism.FSYNC)
         await self._store.write(p)
         if p.members:
             self._known = sorted(set(self._known) | set(p.members))

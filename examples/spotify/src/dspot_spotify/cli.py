@@ -40,7 +40,8 @@ from dspot_spotify.tags import MediaError, TrackTags, read_tags
 from dspot_spotify.throttle import ThrottleConfig
 from dspot_spotify.tools import add_commands, run_command
 
-SABOTAGES = tuple(s.value for s in Sabotage)
+SABOTAGES = tuple(s.value for s in Sabotage if s is not Sabotage.NO_LOG_POSITIONS)
+GATEWAY_SABOTAGES = (Sabotage.NO_LOG_POSITIONS.value,)
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -126,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--sabotage", action="append", default=[], choices=SABOTAGES, help=argparse.SUPPRESS
     )
+    # Replicas that apply up to a heartbeat late, for tests of what clients see meanwhile.
+    node.add_argument("--no-commit-notice", action="store_true", help=argparse.SUPPRESS)
 
     tls = sub.add_parser(
         "dev-tls", help="issue a member certificate from a development CA (for mutual TLS)"
@@ -156,6 +159,11 @@ def _parser() -> argparse.ArgumentParser:
         "--no-restart",
         action="store_true",
         help="do not restart a node or the gateway that exits (only say so)",
+    )
+    up.add_argument(
+        "--served-by",
+        action="store_true",
+        help="the gateway names the node that answered in X-Served-By (for watching failover)",
     )
     up.add_argument("--demo-artists", type=int, default=3, help="demo artists (default 3)")
     up.add_argument(
@@ -199,7 +207,22 @@ def _parser() -> argparse.ArgumentParser:
         f"once beyond (default {GatewayConfig().max_connections_per_client})",
     )
     gw.add_argument("--name", default="gateway", help="member id in the cluster (gateway)")
+    gw.add_argument(
+        "--positions",
+        choices=("gateway", "session"),
+        default="gateway",
+        help="whose log positions a relayed request must see: everything this gateway saw "
+        "(default) or only its own session's",
+    )
+    gw.add_argument(
+        "--sabotage", action="append", default=[], choices=GATEWAY_SABOTAGES, help=argparse.SUPPRESS
+    )
     gw.add_argument("--pid-file", type=Path, help="write the process id here while running")
+    gw.add_argument(
+        "--served-by",
+        action="store_true",
+        help="name the node that answered in an X-Served-By header (off: it names nodes)",
+    )
     gw.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     return p
 
@@ -354,6 +377,7 @@ def _node(args: argparse.Namespace) -> int:
                 hash_limit=args.hash_limit,
                 uploads_per_user=args.uploads_per_user,
             ),
+            commit_notice=not args.no_commit_notice,
         )
     )
 
@@ -373,6 +397,13 @@ def _gateway(args: argparse.Namespace) -> int:
     if not args.join:
         raise ConfigError("--join needs at least one node's RPC address")
     _process_setup(args)
+    for bug in args.sabotage:
+        logging.getLogger("dspot_spotify").critical(
+            "SABOTAGED GATEWAY: %s is switched on; clients without X-Log-Position lose their "
+            "session guarantees on purpose (a chaos test's check must catch it). Never run it "
+            "in production.",
+            bug,
+        )
     return serve_gateway(
         GatewaySettings(
             listen=args.listen,
@@ -389,6 +420,9 @@ def _gateway(args: argparse.Namespace) -> int:
             tls_ca=args.tls_ca,
             max_connections=args.max_connections,
             max_connections_per_client=args.max_connections_per_client,
+            positions=args.positions,
+            sabotage=tuple(args.sabotage),
+            served_by=args.served_by,
         )
     )
 
@@ -405,7 +439,12 @@ def _up(args: argparse.Namespace) -> int:
         raise ConfigError(f"--frontend {frontend} has no index.html (build it first)")
     root: Path = args.data.resolve()
     cluster = LocalCluster(
-        root, nodes=args.nodes, base_port=args.base_port, gateway_port=args.port, frontend=frontend
+        root,
+        nodes=args.nodes,
+        base_port=args.base_port,
+        gateway_port=args.port,
+        frontend=frontend,
+        served_by=args.served_by,
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

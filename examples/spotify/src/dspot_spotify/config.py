@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import enum
-
 import attrs
 from dspot.blobstore import BlobStoreConfig
+from dspot.env import Mechanism
 from dspot.http import ServerConfig
 from dspot.membership import MembershipConfig
 from dspot.tokenring import TokenRingConfig
@@ -21,15 +20,26 @@ HTTP_SERVICE = "spotify-http"
 resolves it)."""
 
 
-class Sabotage(enum.Enum):
+class Sabotage(Mechanism):
     """Deliberate bugs that tests switch on to show their checks catch them; production
-    never does (``dspot-spotify node`` only through a hidden option, logged loudly)."""
+    never does (``dspot-spotify node`` only through a hidden option, logged loudly). In the
+    simulation they are mechanisms the nodes are built without (``NodeEnv.disabled``)."""
 
     ACK_BEFORE_SYNC = "ack-before-sync"
     """Acknowledge an upload before its audio has W synced copies: commit the catalog entry
     and answer 201 at once, store the blob from a write-behind buffer a few seconds later
     (unsynced). A crash in between loses an acknowledged song."""
-
+    SPLIT_WRITES = "split-writes"
+    """Commit the changes of one request one entry at a time (a Subsonic ``star`` of a song,
+    an album and an artist as three entries): a reader can land between them."""
+    COLLECTOR_OFF = "collector-off"
+    """The blob collector deletes nothing: orphaned blobs stay for ever."""
+    NO_LOG_POSITIONS = "no-log-positions"
+    """The gateway forwards no log positions of its own: a client that sends none (a
+    Subsonic app, curl) gets neither read-your-writes nor monotonic reads."""
+    COLLECT_PENDING = "collect-pending"
+    """The blob collector ignores upload leases and the blobs' own age: it deletes a blob
+    an upload has stored but not yet referred to."""
     HASH_ON_LOOP = "hash-on-loop"
     """Check sign-in passwords the old way: scrypt on the event loop, inside a transaction
     holding the database's writer lock. Membership probes and the token ring wait behind
@@ -62,9 +72,20 @@ class NodeConfig:
     """How long a write waits for its log entry to commit (503 after)."""
     read_wait_timeout: float = 10.0
     """How long a read waits for the ``X-Log-Position`` it was given (503 after)."""
+    position_gossip_interval: float = 0.25
+    """How often a changed applied position is published in the membership metadata."""
     watch_interval: float = 0.25
     """How often the token holder, epoch and quorum are checked for change events."""
     event_queue: int = 256
     """Events an ``/api/events`` subscriber may fall behind before it is dropped."""
+    upload_lease: float = 900.0
+    """Seconds an upload's lease keeps its blobs from the collector: storing them and
+    committing the song must fit in it (an upload that does not is refused, 503)."""
+    blob_grace: float = 600.0
+    """Seconds an unowned blob stays before the collector deletes it (by the log's clock;
+    also the longest clock difference between nodes this tolerates)."""
+    collect_interval: float = 30.0
+    """How often the collector looks for blobs whose grace period is over (it also wakes
+    when one is announced)."""
     sabotage: frozenset[Sabotage] = frozenset()
     """Deliberate bugs for tests (:class:`Sabotage`); empty in production."""

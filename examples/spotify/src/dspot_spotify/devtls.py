@@ -198,8 +198,8 @@ def _make_server_cert(
 
 def _load_ca(root: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """The development CA under ``root`` (made if missing)."""
-    root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o700)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)  # the CA's key lives here
+    os.chmod(root, 0o700)  # also when an older directory is reused
     ca_path, ca_key_path = root / "ca.pem", root / "ca-key.pem"
     if not (ca_path.exists() and ca_key_path.exists()):
         _make_ca(ca_path, ca_key_path)

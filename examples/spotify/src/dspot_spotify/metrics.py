@@ -87,6 +87,16 @@ class NodeMetrics:
         self.blob_bytes = Gauge(
             "dspot_blobstore_bytes", "Bytes of blob copies stored on this node.", registry=r
         )
+        self.orphaned_bytes = Gauge(
+            "dspot_blobs_orphaned_bytes",
+            "Bytes of blob copies on this node that no catalog entry owns (awaiting collection).",
+            registry=r,
+        )
+        self.collected = Counter(
+            "dspot_blobs_collected",
+            "Orphaned blob copies this node deleted (in this process).",
+            registry=r,
+        )
         self.songs = Gauge("dspot_catalog_songs", "Songs in the catalog.", registry=r)
         self.under_replicated = Gauge(
             "dspot_songs_under_replicated",

@@ -38,6 +38,7 @@ from dspot.env import NodeEnv
 from dspot.http import HttpServer
 from dspot.looplag import LoopLagMonitor
 from dspot.membership import Membership, VoterView
+from dspot.outbox import Inbox, Outbox
 from dspot.registry import Registry
 from dspot.rpc import RetryPolicy, RpcNode
 from dspot.tokenring import CommittedEntry, TokenRing
@@ -52,14 +53,22 @@ from dspot_spotify.api.cluster import (
 )
 from dspot_spotify.api.wire import API_JSON
 from dspot_spotify.auth import CredentialBox, TokenSigner, derive_box_key, derive_token_key
+from dspot_spotify.collector import BlobCollector
 from dspot_spotify.config import HTTP_SERVICE, NodeConfig, Sabotage
 from dspot_spotify.events import EventHub
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.router import build_router
+from dspot_spotify.security import API_CSP, hardened
 from dspot_spotify.signin import SignIn
 from dspot_spotify.throttle import UploadSlots
-from dspot_spotify.writer import format_position
+from dspot_spotify.writer import (
+    POSITION_META,
+    CatalogWriter,
+    entry_origin,
+    format_position,
+    position_headers,
+)
 
 __all__ = ["HTTP_SERVICE", "EventHub", "NodeConfig", "Sabotage", "SpotifyNode"]
 
@@ -124,6 +133,8 @@ class SpotifyNode:
         self._http: HttpServer | None = None
         self.background: anyio.abc.TaskGroup | None = None
         """The task group of the running node (work that outlives a request)."""
+        self.collector = BlobCollector(self, CatalogWriter(self))
+        """Deletes blob copies that no catalog entry owns (:mod:`dspot_spotify.collector`)."""
         self._http_bound: str | None = None
 
     # -- running parts -------------------------------------------------------------------
@@ -199,16 +210,27 @@ class SpotifyNode:
             tg = await stack.enter_async_context(anyio.create_task_group())
             self.background = tg
             await tg.start(self.looplag.run)
+            # The collector hears of unowned blobs through the outbox of the node that wrote
+            # the entry; the inbox takes them in.
+            outbox = Outbox(self.env, self._rpc, voters)
+            inbox = Inbox(self.env, self._rpc)
+            self.collector.attach(outbox, inbox)
+            await self.collector.open()
+            await outbox.open()
+            await tg.start(inbox.run)
+            await tg.start(outbox.run)
             blob_config = cfg.blobstore
             for bug in sorted(cfg.sabotage, key=lambda b: b.value):
                 env.log(40, "spotify.node.SABOTAGED", bug=bug.value, note="never in production")
-            if Sabotage.ACK_BEFORE_SYNC in cfg.sabotage:
-                blob_config = attrs.evolve(blob_config, sync_before_ack=False)
             self._blobs = BlobStore(env, self._rpc, voters, blob_config)
             await tg.start(self._blobs.run)
+            await tg.start(self.collector.run)
             survey.serve_status(self)
-            handler = self.metrics.instrument(build_router(self))
-            self._http = HttpServer(handler, cfg.http, clock=env.clock)
+            # Every answer says how far this replica is (a gateway tracks it for clients).
+            answer = position_headers(build_router(self), lambda: self.replica.position)
+            handler = self.metrics.instrument(answer)
+            http_config = hardened(cfg.http, csp=API_CSP)
+            self._http = HttpServer(handler, http_config, clock=env.clock)
             listener = await env.transport.listen(self.http_address)
             stack.push_async_callback(listener.aclose)
             self._http_bound = listener.address
@@ -220,6 +242,7 @@ class SpotifyNode:
             await tg.start(self._registry.run)
             await tg.start(self._watch_membership)
             tg.start_soon(self._watch_ring)
+            tg.start_soon(self._gossip_position)
             env.log(20, "spotify.node.started", rpc=self.rpc_address, http=self.http_address)
             task_status.started(self)
             await anyio.sleep_forever()
@@ -227,11 +250,14 @@ class SpotifyNode:
     async def _apply(self, entry: CommittedEntry) -> None:
         position = catalog.LogPosition(entry.position.epoch, entry.position.seq)
         before = self.replica.position
-        await self.replica.apply(position, entry.data)
+        mine = entry_origin(entry.entry_id) == self.env.node_id
+        effects = self.collector.announcer() if mine else None
+        await self.replica.apply(position, entry.data, effects=effects)
         if before is not None and position <= before:
             return  # already applied before a restart: not news
         kind = _entry_kind(entry.data)
-        self.metrics.entry_applied(kind, position.epoch, position.seq)
+        label = "batch" if "+" in kind else kind  # metric labels stay few
+        self.metrics.entry_applied(label, position.epoch, position.seq)
         self._publish(CatalogEvent(type="catalog", position=format_position(position), kind=kind))
 
     def _publish(self, event: CatalogEvent | MembershipChange | TokenEvent | QuorumEvent) -> None:
@@ -250,6 +276,20 @@ class SpotifyNode:
                     member=member_row(self, event.member),
                 )
                 self._publish(change)
+
+    async def _gossip_position(self) -> None:
+        """Publish the replica's applied position in this member's metadata (at most every
+        ``position_gossip_interval``): gateways learn from it which nodes have caught up,
+        and the positions other gateways acknowledged."""
+        published: catalog.LogPosition | None = None
+        while True:
+            await anyio.sleep(self.config.position_gossip_interval)
+            position = self.replica.position
+            me = self.membership.get(self.env.node_id)
+            if position is None or position == published or me is None:
+                continue
+            self.membership.update_meta({**me.meta, POSITION_META: format_position(position)})
+            published = position
 
     async def _watch_ring(self) -> None:
         """Publish ``token`` and ``quorum`` events when the holder, epoch or quorum change."""
@@ -272,9 +312,14 @@ class SpotifyNode:
 
 
 def _entry_kind(data: bytes) -> str:
-    """The ``type`` of an encoded catalog entry (``"song.create"`` ...), for events."""
+    """The ``type`` of an encoded catalog entry (``"song.create"`` ...), for events; a
+    batch's is its parts' types, in order, each once (``"artist.create+song.create"``)."""
     try:
-        kind = json.loads(data).get("type")
+        doc = json.loads(data)
+        kind = doc.get("type")
+        if kind == "batch":
+            parts = dict.fromkeys(str(p.get("type")) for p in doc.get("entries", ()))
+            return "+".join(parts) or "batch"
     except (ValueError, AttributeError):
         return "unknown"
     return kind if isinstance(kind, str) else "unknown"

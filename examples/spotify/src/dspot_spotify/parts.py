@@ -28,7 +28,14 @@ from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.signin import SignIn
 from dspot_spotify.throttle import UploadSlots
 
-__all__ = ["NodeParts"]
+__all__ = ["BlobCollection", "NodeParts"]
+
+
+class BlobCollection(Protocol):
+    """What the APIs show of the node's blob collector."""
+
+    orphaned_bytes: int
+    """Bytes of local blob copies that no catalog entry owns (awaiting collection)."""
 
 
 class NodeParts(Protocol):
@@ -46,6 +53,11 @@ class NodeParts(Protocol):
     metrics: NodeMetrics
     background: anyio.abc.TaskGroup | None
     """Where work that outlives a request runs (the node's own task group)."""
+
+    @property
+    def collector(self) -> BlobCollection:
+        """The node's blob collector (:mod:`dspot_spotify.collector`)."""
+        ...
 
     @property
     def rpc(self) -> RpcNode: ...

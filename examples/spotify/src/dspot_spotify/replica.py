@@ -13,14 +13,16 @@ from collections.abc import Callable, Sequence
 from typing import Concatenate, ParamSpec, TypeVar
 
 import anyio
-from dspot.disk import Database
+from dspot.disk import Database, Transaction
 
 from dspot_spotify import catalog
 
-__all__ = ["CatalogReplica"]
+__all__ = ["CatalogReplica", "Effects"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Effects = Callable[[Transaction, catalog.LogPosition, catalog.ApplyResult], None]
+"""What a node does in the transaction that applied an entry (its outbox messages)."""
 
 
 class CatalogReplica:
@@ -49,22 +51,38 @@ class CatalogReplica:
         return self._position
 
     async def apply(
-        self, position: catalog.LogPosition, data: bytes, *, sync: bool = True
+        self,
+        position: catalog.LogPosition,
+        data: bytes,
+        *,
+        sync: bool = True,
+        effects: Effects | None = None,
     ) -> catalog.ApplyResult:
-        """Apply one encoded entry in its own transaction (durable when ``sync``)."""
-        [result] = await self.apply_many([(position, data)], sync=sync)
+        """Apply one encoded entry in its own transaction (durable when ``sync``);
+        ``effects`` runs in that transaction once the entry is applied (not skipped)."""
+        [result] = await self.apply_many([(position, data)], sync=sync, effects=effects)
         return result
 
     async def apply_many(
-        self, items: Sequence[tuple[catalog.LogPosition, bytes]], *, sync: bool = True
+        self,
+        items: Sequence[tuple[catalog.LogPosition, bytes]],
+        *,
+        sync: bool = True,
+        effects: Effects | None = None,
     ) -> list[catalog.ApplyResult]:
         """Apply consecutive encoded entries in one transaction (one fsync for the batch).
 
         The statements run on the database's writer connection off the event loop, so a
-        large batch does not hold up the node's probes and token passing."""
+        large batch does not hold up the node's probes and token passing; `effects` runs
+        for each applied entry inside that same transaction."""
 
-        def apply(tx: catalog.Tx) -> tuple[list[catalog.ApplyResult], catalog.LogPosition | None]:
-            results = [catalog.apply_encoded(tx, pos, data) for pos, data in items]
+        def apply(tx: Transaction) -> tuple[list[catalog.ApplyResult], catalog.LogPosition | None]:
+            results = []
+            for pos, data in items:
+                result = catalog.apply_encoded(tx, pos, data)
+                if effects is not None and result.status == "applied":
+                    effects(tx, pos, result)
+                results.append(result)
             return results, catalog.applied_position(tx)
 
         results, after = await self._db.write(apply, sync=sync)
@@ -83,6 +101,19 @@ class CatalogReplica:
         """
         return await self._db.read(fn, *args, **kwargs)
 
+    async def check(
+        self, entry: catalog.Entry, *, leased: Sequence[str] = ()
+    ) -> catalog.ApplyResult:
+        """What applying ``entry`` now would answer (:func:`catalog.check
+        <dspot_spotify.catalog.check>`), with nothing changed. The dry run writes inside a
+        savepoint it rolls back, which a reader connection refuses: it runs on the writer
+        connection, off the event loop."""
+
+        def dry_run(tx: Transaction) -> catalog.ApplyResult:
+            return catalog.check(tx, entry, leased=leased)
+
+        return await self._db.write(dry_run, sync=False)
+
     @property
     def waiting(self) -> int:
         """How many :meth:`wait_applied` calls are waiting now."""
@@ -90,7 +121,10 @@ class CatalogReplica:
 
     async def wait_applied(self, position: catalog.LogPosition) -> None:
         """Return once ``position`` is applied here (wrap in ``anyio.fail_after``); a wait
-        that is cancelled (timed out) leaves nothing behind."""
+        that is cancelled (timed out) leaves nothing behind. ``0.0`` (what an answer says
+        before the first entry) is reached at once, even by a replica that applied nothing."""
+        if position <= catalog.LogPosition(0, 0):
+            return
         if self._position is not None and position <= self._position:
             return
         waiter = (position, anyio.Event())

@@ -1,7 +1,8 @@
 """What every member holds: the ``spotify.status`` RPC and the survey that asks all members.
 
 **Asking the other members.** Each node serves one RPC, ``spotify.status``
-(:class:`StatusRequest`): its applied log position, its blob count and bytes, and — for a
+(:class:`StatusRequest`): its applied log position, its blob count and bytes, the bytes of
+its copies that no entry owns (awaiting collection), and — for a
 list of sha256 digests sent as raw 32-byte values — a bitmap of which of them it holds. A
 cluster document asks every live voter once, concurrently, with a short deadline
 (:data:`STATUS_TIMEOUT`); a member that does not answer in time is shown with nulls. So the
@@ -76,6 +77,8 @@ class StatusReply:
     """The worst event-loop lag in the last minute, in microseconds."""
     loop_lag_p99_us: int = 0
     """The 99th percentile of the event-loop lag (its histogram bucket's bound), in µs."""
+    orphaned_bytes: int = 0
+    """Bytes of copies no catalog entry owns, awaiting collection."""
 
 
 @attrs.frozen
@@ -89,6 +92,7 @@ class MemberStatus:
     held: frozenset[int]
     loop_lag_worst_ms: float = 0.0
     loop_lag_p99_ms: float = 0.0
+    orphaned_bytes: int = 0
 
 
 def _lag_us(node: NodeParts) -> tuple[int, int]:
@@ -137,6 +141,7 @@ def serve_status(node: NodeParts) -> None:
             payload=_bitmap([local.get(d.hex()) is not None for d in digests]),
             loop_lag_worst_us=worst,
             loop_lag_p99_us=p99,
+            orphaned_bytes=node.collector.orphaned_bytes,
         )
 
     node.rpc.handle(StatusRequest, on_status)
@@ -152,6 +157,7 @@ def _local_status(node: NodeParts, hashes: Sequence[str]) -> MemberStatus:
         held=frozenset(i for i, h in enumerate(hashes) if local.get(h) is not None),
         loop_lag_worst_ms=worst / 1000,
         loop_lag_p99_ms=p99 / 1000,
+        orphaned_bytes=node.collector.orphaned_bytes,
     )
 
 
@@ -180,6 +186,7 @@ async def _ask(node: NodeParts, member: Member, hashes: Sequence[str]) -> Member
         held=frozenset(held),
         loop_lag_worst_ms=reply.loop_lag_worst_us / 1000,
         loop_lag_p99_ms=reply.loop_lag_p99_us / 1000,
+        orphaned_bytes=reply.orphaned_bytes,
     )
 
 

@@ -35,18 +35,26 @@ from dspot.blobstore import (
     BlobStore,
     BlobStoreConfig,
     BlobStoreError,
+    BlobStoreMechanism,
     IntegrityError,
 )
 from dspot.disk import SimDisk
 from dspot.env import NodeEnv
 from dspot.membership import Membership, MemberState
 from dspot.rpc import RetryPolicy, RpcNode
+from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import Simulation
 from dspot.sim._nemesis import FAULT_KINDS, FaultConfig, Nemesis
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
 from dspot.testing import ScriptedMembership
 
+READ_CORRECT = "read-correct"
+DURABLE_ACK = "durable-ack"
+REPLICATED = "replicated-after-heal"
+DELETED = "deleted-stays-deleted"
+READABLE = "readable-at-end"
+RESUMES = "ops-resume"
 SECRET = b"simulated cluster secret"
 PORT = 7100
 SETTLE = 5.0
@@ -78,15 +86,6 @@ def _directory(sim: Simulation) -> ScriptedMembership:
     return ScriptedMembership.shared(sim.data, sim.names, PORT)
 
 
-def _config(sim: Simulation) -> BlobStoreConfig:
-    cfg = CONFIG
-    if sim.data.get("sabotage_sync"):
-        cfg = attrs.evolve(cfg, sync_before_ack=False)
-    if sim.data.get("sabotage_repair"):
-        cfg = attrs.evolve(cfg, repair_enabled=False)
-    return cfg
-
-
 async def _pieces(data: bytes, rng: random.Random) -> AsyncGenerator[bytes, None]:
     pos = 0
     while pos < len(data):
@@ -103,7 +102,7 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
     async with RpcNode(
         env, listen=f"{env.node_id}:{PORT}", secret=SECRET, call_timeout=5.0, retry=retry
     ) as rpc:
-        store = BlobStore(env, rpc, directory.view(env.node_id), _config(sim))
+        store = BlobStore(env, rpc, directory.view(env.node_id), CONFIG)
         async with anyio.create_task_group() as tg:
             await tg.start(store.run)
             task_status.started(store)
@@ -122,7 +121,7 @@ async def swim_node(
         membership = Membership(env, rpc, seeds=seeds)
         async with anyio.create_task_group() as tg:
             await tg.start(membership.run)
-            store = BlobStore(env, rpc, membership, _config(sim))
+            store = BlobStore(env, rpc, membership, CONFIG)
             await tg.start(store.run)
             task_status.started(store)
             await _client(env, sim, store)
@@ -188,7 +187,8 @@ async def _client(env: NodeEnv, sim: Simulation, store: BlobStore) -> None:
             want = content(data_id, size)[offset : None if length is None else offset + length]
             if got != want:
                 sim.violation(
-                    f"{me}: read of {sha}[{offset}:{length}] returned {len(got)} wrong bytes"
+                    f"{me}: read of {sha}[{offset}:{length}] returned {len(got)} wrong bytes",
+                    check=READ_CORRECT,
                 )
             succeeded.append(("read", me, sim.now()))
         else:
@@ -240,7 +240,8 @@ def _install_hooks(sim: Simulation) -> None:
             for sha in committed_on.get(name, {}):
                 if sha in live and sha not in durable:
                     sim.violation(
-                        f"{name} acknowledged a synced copy of {sha} that a crash would lose"
+                        f"{name} acknowledged a synced copy of {sha} that a crash would lose",
+                        check=DURABLE_ACK,
                     )
         crash(name)
 
@@ -327,11 +328,12 @@ async def _check_replication(sim: Simulation) -> None:
         if len(have) < want:
             sim.violation(
                 f"blob {sha} has {len(have)} intact copies ({have}) {REPAIR_BOUND:g}s after "
-                f"heal, want {want}"
+                f"heal, want {want}",
+                check=REPLICATED,
             )
     for sha in sim.data.get("deleted", {}):
         if sha in copies:
-            sim.violation(f"deleted blob {sha} is back on {copies[sha]}")
+            sim.violation(f"deleted blob {sha} is back on {copies[sha]}", check=DELETED)
 
 
 async def _check_readable(sim: Simulation) -> None:
@@ -345,10 +347,11 @@ async def _check_readable(sim: Simulation) -> None:
         try:
             got = await store.read(sha)
         except BlobStoreError as exc:
-            sim.violation(f"acknowledged blob {sha} unreadable at the end: {exc!r}")
+            message = f"acknowledged blob {sha} unreadable at the end: {exc!r}"
+            sim.violation(message, check=READABLE)
             continue
         if got != content(data_id, size):
-            sim.violation(f"acknowledged blob {sha} reads back wrong at the end")
+            sim.violation(f"acknowledged blob {sha} reads back wrong at the end", check=READABLE)
 
 
 async def workload(sim: Simulation) -> None:
@@ -365,6 +368,18 @@ async def workload(sim: Simulation) -> None:
         tg.cancel_scope.cancel()
 
 
+def bit_rot(scenario: Scenario) -> Scenario:
+    """Corruption as the only fault, every fraction of a second (reads meet bad copies)."""
+    faults = FaultConfig(kinds=("corrupt",), warmup=3.0, min_gap=0.1, max_gap=0.4)
+    return attrs.evolve(scenario, faults=faults)
+
+
+def churning(scenario: Scenario) -> Scenario:
+    """Churn and crashes only, often: copies outside the owners, deletes missed by some."""
+    faults = FaultConfig(kinds=("churn", "churn", "crash"), min_gap=0.3, max_gap=1.0)
+    return attrs.evolve(scenario, faults=faults)
+
+
 def check(sim: Simulation) -> None:
     failed: list[tuple[str, str, float, str]] = sim.data.get("failed", [])
     succeeded: list[tuple[str, str, float]] = sim.data.get("succeeded", [])
@@ -372,12 +387,13 @@ def check(sim: Simulation) -> None:
     for kind, node_name, started, error in failed:
         if started > settled and not (kind == "read" and _skip(sim, error.split(":")[0])):
             sim.violation(
-                f"{kind} on {node_name} started at {started:.3f}s (after heal) failed: {error}"
+                f"{kind} on {node_name} started at {started:.3f}s (after heal) failed: {error}",
+                check=RESUMES,
             )
     for name in sim.names:
         for kind in ("put", "read"):
             if not any(k == kind and n == name and t > settled for k, n, t in succeeded):
-                sim.violation(f"no {kind} on {name} succeeded after heal")
+                sim.violation(f"no {kind} on {name} succeeded after heal", check=RESUMES)
 
 
 SCENARIO = register(
@@ -392,6 +408,44 @@ SCENARIO = register(
         faults=FaultConfig(kinds=(*FAULT_KINDS, "corrupt", "churn")),
         nemesis=lambda cfg: Nemesis(cfg, on_fault=on_fault),
         stranger=StrangerConfig(),
+        checks=(
+            Check(
+                READ_CORRECT,
+                "every read returns the bytes uploaded (invariant 1)",
+                Sabotage({BlobStoreMechanism.READ_VERIFY}, seeds=(1,), adapt=bit_rot),
+            ),
+            Check(
+                DURABLE_ACK,
+                "a replica that acknowledged a commit holds it durably when it crashes",
+                Sabotage({BlobStoreMechanism.SYNC_BEFORE_ACK}, seeds=(1,)),
+            ),
+            Check(
+                REPLICATED,
+                f"liveness: {REPAIR_BOUND:g}s after heal every blob has min(R, live) intact "
+                "copies on live members (invariant 5)",
+                Sabotage({BlobStoreMechanism.REPAIR}, seeds=(1,)),
+            ),
+            Check(
+                DELETED,
+                "a deleted blob has no copy on a live member after heal",
+                Sabotage({BlobStoreMechanism.TOMBSTONES}, seeds=(1,), adapt=churning),
+            ),
+            Check(
+                READABLE,
+                "every acknowledged blob reads back whole and right at the end, unless wipes "
+                "destroyed every copy",
+                Sabotage(
+                    {BlobStoreMechanism.READ_VERIFY, BlobStoreMechanism.SCRUB},
+                    seeds=(1,),
+                    adapt=bit_rot,
+                ),
+            ),
+            Check(
+                RESUMES,
+                f"liveness: {SETTLE:g}s after heal every node's puts and reads succeed, none "
+                "fails (invariant 7)",
+            ),
+        ),
     )
 )
 

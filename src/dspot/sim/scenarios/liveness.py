@@ -16,8 +16,8 @@ Checks:
 * the users got work done (so the checks had something to hold against).
 
 Offloaded, the work waits for one of a node's few worker slots and the loop stays free.
-The sabotage ``SimCpu.inline = True`` (set for every node by a test's ``setup``) charges
-the same work to the node's loop, as running it on the event loop would: probes then go
+The sabotage ``CpuMechanism.OFFLOAD`` disabled (``SimCpu.inline``) charges the same work
+to the node's loop, as running it on the event loop would: probes then go
 unanswered behind a queue of password hashes and both checks fail.
 """
 
@@ -28,15 +28,17 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 
-from dspot.cpu import CostModel
+from dspot.cpu import CostModel, CpuMechanism
 from dspot.disk import ReadTransaction, Row, Transaction
 from dspot.env import NodeEnv
 from dspot.looplag import LoopLagMonitor
 from dspot.membership import Membership, MembershipConfig
 from dspot.rpc import RpcNode
+from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import Simulation
-from dspot.sim._liveness import check_no_false_deaths, watch_membership
+from dspot.sim._liveness import FALSE_DEATH, check_no_false_deaths, watch_membership
 from dspot.sim._nemesis import FaultConfig
 from dspot.sim._scenario import Scenario, register
 
@@ -97,6 +99,11 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
                 tg.start_soon(_user, env, sim, index)
 
 
+def _starved(scenario: Scenario) -> Scenario:
+    """Each password hash costs 3 s of CPU: on the loop, users get a handful done."""
+    return attrs.evolve(scenario, costs=CostModel(kinds={"scrypt": 3.0}))
+
+
 def check(sim: Simulation) -> None:
     summary = check_no_false_deaths(sim, grace=CONFIG.detection_bound(len(sim.names)))
     worst = 0.0
@@ -108,12 +115,15 @@ def check(sim: Simulation) -> None:
             sim.violation(
                 f"{name}'s event loop lagged up to {monitor.recorder.max * 1000:.0f} ms (the "
                 f"last stall: {last.lag * 1000:.0f} ms at {last.at:.3f}s, running "
-                f"{last.running or '?'})"
+                f"{last.running or '?'})",
+                check="no-stall",
             )
     work: dict[str, int] = sim.data.get("liveness.work", {})
     for name in sim.names:
         if work.get(name, 0) < 10:
-            sim.violation(f"{name}'s users got only {work.get(name, 0)} requests done")
+            sim.violation(
+                f"{name}'s users got only {work.get(name, 0)} requests done", check="work-done"
+            )
     sim.data["liveness.summary"] = {**summary, "worst_lag": worst, "work": sum(work.values())}
     sim.trace.record("liveness.summary", **summary, worst_lag=round(worst, 6))
 
@@ -131,5 +141,22 @@ SCENARIO = register(
             kinds=("crash", "partition"), min_gap=2.0, max_gap=6.0, max_duration=3.0
         ),
         costs=COSTS,
+        checks=(
+            Check(
+                FALSE_DEATH,
+                "no member declared dead while running and reachable for a detection bound",
+                Sabotage({CpuMechanism.OFFLOAD}, seeds=(1,)),
+            ),
+            Check(
+                "no-stall",
+                "no node's loop monitor saw a lag of STALL or more",
+                Sabotage({CpuMechanism.OFFLOAD}, seeds=(1,)),
+            ),
+            Check(
+                "work-done",
+                "every node's users got at least 10 requests done (liveness of the work)",
+                Sabotage({CpuMechanism.OFFLOAD}, seeds=(1,), adapt=_starved),
+            ),
+        ),
     )
 )

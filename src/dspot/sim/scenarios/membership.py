@@ -34,14 +34,20 @@ from dspot.membership import (
     Membership,
     MembershipConfig,
     MembershipEvent,
+    MembershipMechanism,
     MemberState,
 )
 from dspot.rpc import RpcNode
+from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import Simulation
 from dspot.sim._nemesis import FaultConfig
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
+from dspot.transport import LinkModel
 
+DETECTION = "detection"
+CONVERGENCE = "convergence"
+NO_FALSE_DEATH = "no-false-death-after-heal"
 SECRET = b"simulated membership secret"
 PORT = 7100
 CONFIG = MembershipConfig()
@@ -95,7 +101,6 @@ async def _record(
 async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
     name = env.node_id
     lives: list[Life] = sim.data.setdefault("membership.lives", [])
-    sabotage: dict[str, bool] = sim.data.get("membership.sabotage", {})
     config = _config(sim)
     rng = env.child_rng("scenario")
     first_boot = sim.nodes[name].incarnation == 1
@@ -119,11 +124,6 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
                 seeds=seeds,
                 meta={"version": "1", "life": str(life.index)},
             )
-            membership.core.refute_enabled = not sabotage.get("no_refute", False)
-            membership.core.suspicion_enabled = not sabotage.get("no_suspicion", False)
-            core_hook = sim.data.get("membership.core_hook")
-            if core_hook is not None:
-                core_hook(membership.core)  # sabotage tests reach into the core here
             try:
                 async with anyio.create_task_group() as tg:
                     await tg.start(_record, membership, life, sim)
@@ -225,7 +225,8 @@ def check(sim: Simulation) -> None:
                 sim.violation(
                     f"{crashed.node} crashed at {t_crash:.3f}s (down until {back:.3f}s) but "
                     f"{observer.node} (instance {observer.index}) still had it live "
-                    f"{bound:.2f}s later"
+                    f"{bound:.2f}s later",
+                    check=DETECTION,
                 )
     sim.data["membership.detections_checked"] = checked
 
@@ -244,7 +245,8 @@ def check(sim: Simulation) -> None:
         sim.op("membership.false_positive", observer=node, subject=about, incarnation=inc, t=when)
         if when > sim.heal_at + bound:
             sim.violation(
-                f"{node} declared running {about} dead at {when:.3f}s, after faults healed"
+                f"{node} declared running {about} dead at {when:.3f}s, after faults healed",
+                check=NO_FALSE_DEATH,
             )
     sim.data["membership.false_positives"] = false_positives
     sim.trace.record(
@@ -256,7 +258,7 @@ def check(sim: Simulation) -> None:
     )
     running_now = sorted(x.node for x in lives if x.end is None or x.reason == "end")
     if not final:
-        sim.violation("no member was running at the end")
+        sim.violation("no member was running at the end", check=CONVERGENCE)
         return
     views = sorted(final.items())
     first_name, first_view = views[0]
@@ -264,15 +266,24 @@ def check(sim: Simulation) -> None:
         if view != first_view:
             sim.violation(
                 f"views differ at the end: {first_name} has {_brief(first_view)}, "
-                f"{name} has {_brief(view)}"
+                f"{name} has {_brief(view)}",
+                check=CONVERGENCE,
             )
     for name, view in views:
         live = sorted(m[0] for m in view if m[1] in LIVE_STATES)
         if live != running_now:
-            sim.violation(f"{name} sees live {live} at the end; running: {running_now}")
+            message = f"{name} sees live {live} at the end; running: {running_now}"
+            sim.violation(message, check=CONVERGENCE)
         not_alive = [m[0] for m in view if m[1] == MemberState.SUSPECT.value]
         if not_alive:
-            sim.violation(f"{name} still suspects {not_alive} at the end")
+            sim.violation(f"{name} still suspects {not_alive} at the end", check=CONVERGENCE)
+
+
+def lossy(scenario: Scenario) -> Scenario:
+    """A steady 5 % loss and no other fault, from the start: every death is a false one."""
+    return attrs.evolve(
+        scenario, faults=FaultConfig(kinds=()), link=LinkModel(loss=0.05), heal_fraction=0.0
+    )
 
 
 def _brief(view: list[tuple[str, str, int, tuple[tuple[str, str], ...]]]) -> str:
@@ -291,5 +302,26 @@ SCENARIO = register(
         duration=35.0,
         faults=FaultConfig(max_duration=12.0, max_loss=0.10),
         stranger=StrangerConfig(),
+        checks=(
+            Check(
+                DETECTION,
+                "a node down for a detection bound is not live in any member's view by then",
+                Sabotage({MembershipMechanism.DETECTION}, seeds=(2,)),
+            ),
+            Check(
+                CONVERGENCE,
+                "at the end every running member has the same view: the running members, alive",
+                Sabotage({MembershipMechanism.REFUTE}, seeds=(1,)),
+            ),
+            Check(
+                NO_FALSE_DEATH,
+                "after heal plus one bound nobody declares a running member dead",
+                Sabotage(
+                    {MembershipMechanism.SUSPICION, MembershipMechanism.INDIRECT_PROBES},
+                    seeds=(1,),
+                    adapt=lossy,
+                ),
+            ),
+        ),
     )
 )

@@ -22,17 +22,25 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 
 from dspot.disk import Transaction
 from dspot.env import NodeEnv
 from dspot.membership import MemberState
-from dspot.outbox import Inbox, InboxMessage, Outbox, OutboxConfig
+from dspot.outbox import Inbox, InboxMessage, Outbox, OutboxConfig, OutboxMechanism
 from dspot.rpc import RetryPolicy, RpcNode
+from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import Simulation
+from dspot.sim._nemesis import FaultConfig
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
 from dspot.testing import ScriptedMembership
 
+EXACTLY_ONCE = "exactly-once"
+KEPT = "applied-was-kept"
+RECEIVER = "right-receiver"
+ORDER = "in-order"
+DRAINED = "drained"
 SECRET = b"simulated cluster secret"
 PORT = 7200
 DRAIN = 8.0
@@ -71,9 +79,7 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
             directory.view(env.node_id),
             OutboxConfig(batch=16, poll_interval=0.5, backoff_cap=1.0, call_timeout=2.0),
         )
-        outbox.sync_before_send = not sim.data.get("sabotage_sync_before_send", False)
         inbox = Inbox(env, rpc)
-        inbox.dedupe_enabled = not sim.data.get("sabotage_inbox", False)
         inbox.handle("order", _apply)
         await outbox.open()
         async with anyio.create_task_group() as tg:
@@ -133,10 +139,16 @@ async def workload(sim: Simulation) -> None:
     sim.data["truth"] = truth
 
 
+def outages(scenario: Scenario) -> Scenario:
+    """Crashes only, often and long: relays fail against a down receiver many times over."""
+    faults = FaultConfig(kinds=("crash",), min_gap=0.3, max_gap=1.0, min_duration=3.0)
+    return attrs.evolve(scenario, faults=faults)
+
+
 def check(sim: Simulation) -> None:
     truth: dict[str, dict[str, list[tuple[Any, ...]]]] = sim.data.get("truth", {})
     if not truth:
-        sim.violation("no ground truth collected")
+        sim.violation("no ground truth collected", check=DRAINED)
         return
     committed: dict[tuple[str, str], tuple[str, int]] = {}
     for sender, tables in truth.items():
@@ -144,25 +156,30 @@ def check(sim: Simulation) -> None:
             committed[(sender, op)] = (dst, n)
     for sender, stats in sim.data.get("stats", {}).items():
         if stats.pending:
-            sim.violation(f"{sender}: {stats.pending} messages still in the outbox at the end")
+            message = f"{sender}: {stats.pending} messages still in the outbox at the end"
+            sim.violation(message, check=DRAINED)
     applied: dict[tuple[str, str], int] = {}
     for receiver, tables in truth.items():
         last: dict[str, int] = {}
         for op, sender, n in tables["applied"]:
             applied[(sender, op)] = applied.get((sender, op), 0) + 1
             if (sender, op) not in committed:
-                sim.violation(f"{receiver} applied {op} from {sender}, which {sender} never kept")
+                message = f"{receiver} applied {op} from {sender}, which {sender} never kept"
+                sim.violation(message, check=KEPT)
             elif committed[(sender, op)][0] != receiver:
-                sim.violation(f"{receiver} applied {op} meant for {committed[(sender, op)][0]}")
+                message = f"{receiver} applied {op} meant for {committed[(sender, op)][0]}"
+                sim.violation(message, check=RECEIVER)
             if n <= last.get(sender, 0):
-                sim.violation(f"{receiver} applied {sender}'s #{n} after #{last[sender]}")
+                message = f"{receiver} applied {sender}'s #{n} after #{last[sender]}"
+                sim.violation(message, check=ORDER)
             last[sender] = max(n, last.get(sender, 0))
     for key, (dst, _n) in committed.items():
         count = applied.get(key, 0)
         if count != 1:
-            sim.violation(f"message {key[1]} {key[0]}->{dst} applied {count} times")
+            message = f"message {key[1]} {key[0]}->{dst} applied {count} times"
+            sim.violation(message, check=EXACTLY_ONCE)
     if not committed:
-        sim.violation("no message was ever committed")
+        sim.violation("no message was ever committed", check=DRAINED)
 
 
 SCENARIO = register(
@@ -175,5 +192,28 @@ SCENARIO = register(
         nodes=5,
         duration=30.0,
         stranger=StrangerConfig(),
+        checks=(
+            Check(
+                EXACTLY_ONCE,
+                "each order in a sender's durable table is applied exactly once",
+                Sabotage({OutboxMechanism.INBOX_DEDUPE}, seeds=(1,), duration=20.0),
+            ),
+            Check(
+                KEPT,
+                "nothing is applied that its sender did not durably commit",
+                Sabotage({OutboxMechanism.SYNC_BEFORE_SEND}, seeds=(2,), duration=20.0),
+            ),
+            Check(RECEIVER, "each message is applied by the receiver it was meant for"),
+            Check(
+                ORDER,
+                "each sender's messages are applied in order per receiver",
+                Sabotage({OutboxMechanism.INBOX_DEDUPE}, seeds=(1,), duration=20.0),
+            ),
+            Check(
+                DRAINED,
+                f"liveness: every outbox is empty {DRAIN:g}s after clients stop committing",
+                Sabotage({OutboxMechanism.BACKOFF_CAP}, seeds=(2,), adapt=outages),
+            ),
+        ),
     )
 )

@@ -19,12 +19,16 @@ import anyio.abc
 
 from dspot.env import NodeEnv
 from dspot.membership import Membership
-from dspot.registry import Registry
+from dspot.registry import Registry, RegistryMechanism
 from dspot.rpc import RpcNode
+from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import SIM_WALL_BASE, Simulation
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
 
+LEASE = "lease"
+GRANTED = "granted"
+RESOLVES = "resolves-after-heal"
 SECRET = b"simulated cluster secret"
 PORT = 7000
 TTL = 1.0
@@ -55,8 +59,6 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
         async with Membership(env, rpc, seeds=seeds) as membership:
             registry = _RecordingRegistry(env, membership, default_ttl=TTL)
             registry.sim = sim
-            if sim.data.get("sabotage_expiry"):
-                registry.check_expiry = False
             registry.register("api", f"{me}:8080", instance="main")
             task_status.started(registry)
 
@@ -113,13 +115,14 @@ def check(sim: Simulation) -> None:
         for key in found:
             end = _lease_end(key, t, renewals, withdrawn)
             if end is None:
-                sim.violation(f"{who} resolved {key} at {t:.3f}, never registered")
+                sim.violation(f"{who} resolved {key} at {t:.3f}, never registered", check=GRANTED)
             elif t > end + TTL:
                 stale += 1
                 if stale <= 5:
                     sim.violation(
                         f"{who} resolved {key} at {t:.3f}: its lease ended at {end:.3f}, "
-                        f"more than one TTL ({TTL:g}s) before"
+                        f"more than one TTL ({TTL:g}s) before",
+                        check=LEASE,
                     )
     settled = SIM_WALL_BASE + sim.heal_at + SETTLE
     everyone = sorted((n, "main") for n in sim.names)
@@ -127,7 +130,8 @@ def check(sim: Simulation) -> None:
         last = [found for t, who, found in resolved if who == name and t >= settled]
         if not last or sorted(last[-1]) != everyone:
             got = sorted(last[-1]) if last else None
-            sim.violation(f"{name} does not resolve every endpoint after heal: {got}")
+            message = f"{name} does not resolve every endpoint after heal: {got}"
+            sim.violation(message, check=RESOLVES)
 
 
 SCENARIO = register(
@@ -139,5 +143,18 @@ SCENARIO = register(
         nodes=5,
         duration=30.0,
         stranger=StrangerConfig(),
+        checks=(
+            Check(
+                LEASE,
+                "no resolved endpoint's lease ended more than one TTL before (invariant 6)",
+                Sabotage({RegistryMechanism.EXPIRY}, seeds=(1,), duration=20.0),
+            ),
+            Check(GRANTED, "every resolved endpoint was registered (a lease was granted)"),
+            Check(
+                RESOLVES,
+                f"liveness: {SETTLE:g}s after heal every node resolves every node's endpoint",
+                Sabotage({RegistryMechanism.RENEW}, seeds=(1,), duration=20.0),
+            ),
+        ),
     )
 )

@@ -21,11 +21,16 @@ import attrs
 from dspot import wire
 from dspot.env import NodeEnv
 from dspot.errors import RpcError
-from dspot.rpc import Peer, RetryPolicy, RpcNode
+from dspot.rpc import Peer, RetryPolicy, RpcMechanism, RpcNode
+from dspot.sim._checks import STRANGER_CRASH, Check, Sabotage
 from dspot.sim._cluster import Simulation
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
 
+AT_MOST_ONCE = "at-most-once"
+ACKED_RAN = "acked-ran"
+PAYLOAD = "payload-intact"
+RESUMES = "calls-resume"
 SECRET = b"simulated cluster secret"
 PORT = 7000
 SETTLE = 5.0
@@ -95,7 +100,7 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
                 if i % 4 == 0:
                     value = await rpc.call(f"{dst}:{PORT}", Read(4096))
                     if value.payload != bytes(range(256)) * 16:
-                        sim.violation(f"{env.node_id}: payload from {dst} corrupted")
+                        sim.violation(f"{env.node_id}: payload from {dst} corrupted", check=PAYLOAD)
                     sim.op("read.ok", src=env.node_id, dst=dst)
                     answered.append((env.node_id, dst, sim.now()))
                     continue
@@ -115,23 +120,25 @@ def check(sim: Simulation) -> None:
     failed: list[tuple[str, str, float, float, str]] = sim.data.get("failed", [])
     for op, src, dst, _ in acked:
         if executed.get(op, 0) < 1:
-            sim.violation(f"acknowledged Incr {op} ({src}->{dst}) never ran")
+            sim.violation(f"acknowledged Incr {op} ({src}->{dst}) never ran", check=ACKED_RAN)
     for op, count in executed.items():
         if count > 1:
-            sim.violation(f"non-idempotent Incr {op} ran {count} times")
+            sim.violation(f"non-idempotent Incr {op} ran {count} times", check=AT_MOST_ONCE)
     answered: list[tuple[str, str, float]] = sim.data.get("answered", [])
     resumed = {(src, dst) for src, dst, t in answered if t > sim.heal_at}
     for src in sim.names:
         for dst in sim.names:
             if src != dst and (src, dst) not in resumed:
-                sim.violation(f"no call {src}->{dst} succeeded after heal at {sim.heal_at:g}s")
+                message = f"no call {src}->{dst} succeeded after heal at {sim.heal_at:g}s"
+                sim.violation(message, check=RESUMES)
     for src, dst, started, _ended, error in failed:
         if started > sim.heal_at + SETTLE:
             sim.violation(
-                f"call {src}->{dst} started at {started:.3f}s, after heal, failed with {error}"
+                f"call {src}->{dst} started at {started:.3f}s, after heal, failed with {error}",
+                check=RESUMES,
             )
     if not acked:
-        sim.violation("no call succeeded at all")
+        sim.violation("no call succeeded at all", check=RESUMES)
 
 
 SCENARIO = register(
@@ -143,5 +150,24 @@ SCENARIO = register(
         nodes=5,
         duration=30.0,
         stranger=StrangerConfig(),
+        checks=(
+            Check(
+                AT_MOST_ONCE,
+                "no non-idempotent Incr runs twice (retries, duplicates, restarts)",
+                Sabotage({RpcMechanism.DEDUPE}, seeds=(1,), duration=20.0),
+            ),
+            Check(ACKED_RAN, "every acknowledged Incr ran"),
+            Check(
+                STRANGER_CRASH,
+                "no exception escapes a connection handler while the stranger attacks",
+                Sabotage({RpcMechanism.DECODE_GUARD}, seeds=(5, 6), duration=15.0),
+            ),
+            Check(PAYLOAD, "every Read returns the payload the server sent"),
+            Check(
+                RESUMES,
+                f"liveness: after heal every ordered pair of nodes exchanges calls again, and "
+                f"no call started {SETTLE:g}s after heal fails",
+            ),
+        ),
     )
 )

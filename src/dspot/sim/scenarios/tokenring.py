@@ -53,7 +53,9 @@ from dspot.disk import Database
 from dspot.env import NodeEnv
 from dspot.membership import Membership, RingView
 from dspot.rpc import RpcNode
+from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import Simulation
+from dspot.sim._nemesis import FaultConfig
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
 from dspot.testing import StaticView
@@ -66,8 +68,16 @@ from dspot.tokenring import (
     SnapshotWriter,
     TokenRing,
     TokenRingConfig,
+    TokenRingMechanism,
 )
 
+SAFETY = "token-safety"
+ENTRY_DATA = "entry-data"
+READ_YOUR_WRITES = "read-your-writes"
+STATE = "state-is-history"
+CONVERGENCE = "convergence"
+ACKED = "acked-once"
+RESUMES = "submits-resume"
 SECRET = b"simulated cluster secret"
 PORT = 7100
 SETTLE = 5.0
@@ -175,7 +185,6 @@ def _reachable(sim: Simulation, a: str, b: str) -> bool:
 async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
     me = env.node_id
     data = sim.data
-    sabotage: dict[str, bool] = data.get("sabotage", {})
     committed: dict[int, tuple[int, str]] = data.setdefault("committed", {})
     acked: list[tuple[str, int, int, str, float]] = data.setdefault("acked", [])
     failed: list[tuple[str, str, float, str]] = data.setdefault("failed", [])
@@ -191,10 +200,11 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
         if first != (epoch, entry.entry_id):
             sim.violation(
                 f"fork at seq {seq}: {me} applied {(epoch, entry.entry_id)}, another "
-                f"member applied {first}"
+                f"member applied {first}",
+                check=SAFETY,
             )
         if entry.data != entry.entry_id.encode():
-            sim.violation(f"{me}: entry {entry.entry_id} has the wrong data")
+            sim.violation(f"{me}: entry {entry.entry_id} has the wrong data", check=ENTRY_DATA)
         await ledger.apply(entry)
 
     # A restarted node with nothing on disk lost its disk (a wipe): it rejoins as a learner.
@@ -220,22 +230,10 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
                 view,
                 config,
                 state_machine=machine,
-                learner=wiped and not sabotage.get("learner"),
+                learner=wiped,
             )
         )
         ring.on_install_step = _install_crasher(sim, me)
-        if sabotage.get("epoch_check"):
-            ring.core.epoch_check_enabled = False
-        if sabotage.get("epoch_bump"):
-            ring.core.epoch_bump_enabled = False
-        if sabotage.get("majority"):
-            ring.core.majority_enabled = False
-        if sabotage.get("trim"):
-            ring.core.trim_guard_enabled = False
-        if sabotage.get("tail"):
-            ring.core.snapshot_tail_enabled = False
-        if sabotage.get("fsync"):
-            ring.fsync_enabled = False
         task_status.started(ring)
         incarnation = sim.nodes[me].incarnation
         k = 0
@@ -311,7 +309,8 @@ async def _read_back(sim: Simulation, me: str, eid: str, seq: int, other: str) -
             return
         got = sim.data["committed"].get(seq)
         if got is not None and got[1] != eid:
-            sim.violation(f"{me} wrote {eid} at seq {seq} but {other} has {got[1]} there")
+            message = f"{me} wrote {eid} at seq {seq} but {other} has {got[1]} there"
+            sim.violation(message, check=READ_YOUR_WRITES)
 
 
 async def workload(sim: Simulation) -> None:
@@ -366,6 +365,17 @@ def _wipe(sim: Simulation, rng: random.Random) -> None:
     sim.data.setdefault("restart", []).append((sim.now() + rng.uniform(1.0, 4.0), victim))
 
 
+POWER_LOSS = FaultConfig(
+    kinds=("crash",), min_gap=0.3, max_gap=1.5, min_duration=0.3, max_duration=3.0, max_down=4
+)
+"""Frequent crashes of up to four of the five nodes at once (a rack losing power)."""
+
+
+def power_loss(scenario: Scenario) -> Scenario:
+    """The scenario with :data:`POWER_LOSS` as its only faults."""
+    return attrs.evolve(scenario, faults=POWER_LOSS)
+
+
 def check(sim: Simulation) -> None:
     history: dict[int, tuple[int, str]] = sim.data.get("committed", {})
     states: dict[str, LedgerState] = sim.data.get("states", {})
@@ -378,14 +388,16 @@ def check(sim: Simulation) -> None:
         if state.chain != want:
             sim.violation(
                 f"{name}'s state at seq {state.seq} differs from replaying the history "
-                f"({state.chain[:12]} != {want[:12]})"
+                f"({state.chain[:12]} != {want[:12]})",
+                check=STATE,
             )
     # Convergence: everyone ends with the whole history applied.
     top = max(history, default=0)
     want = replay(history, top)
     for name, state in final.items():
         if state.chain != want:
-            sim.violation(f"{name} did not converge: applied up to {state.seq}, history {top}")
+            message = f"{name} did not converge: applied up to {state.seq}, history {top}"
+            sim.violation(message, check=CONVERGENCE)
     # Token safety: every acknowledged submit is in the history exactly once, where told.
     where: dict[str, list[int]] = {}
     for seq, (_epoch, eid) in sorted(history.items()):
@@ -395,23 +407,26 @@ def check(sim: Simulation) -> None:
         if at != [seq] or history.get(seq) != (epoch, eid):
             sim.violation(
                 f"acknowledged submit {eid} (from {src}, given ({epoch}, {seq})) is at {at} "
-                "in the final log"
+                "in the final log",
+                check=ACKED,
             )
     for eid, seqs in where.items():
         if len(seqs) > 1:
-            sim.violation(f"entry {eid} is in the final log {len(seqs)} times: {seqs}")
+            message = f"entry {eid} is in the final log {len(seqs)} times: {seqs}"
+            sim.violation(message, check=ACKED)
     # Liveness after heal.
     since = sim.heal_at + SETTLE
     for eid, src, started, error in failed:
         if started > since:
             sim.violation(
-                f"submit {eid} on {src} started at {started:.2f}s (after heal) failed: {error}"
+                f"submit {eid} on {src} started at {started:.2f}s (after heal) failed: {error}",
+                check=RESUMES,
             )
     for name in sim.names:
         if not any(src == name and started > since for _, _, _, src, started in acked):
-            sim.violation(f"no submit on {name} succeeded after heal + {SETTLE:g}s")
+            sim.violation(f"no submit on {name} succeeded after heal + {SETTLE:g}s", check=RESUMES)
     if not acked:
-        sim.violation("no submit succeeded at all")
+        sim.violation("no submit succeeded at all", check=RESUMES)
 
 
 SCENARIO = register(
@@ -426,5 +441,38 @@ SCENARIO = register(
         duration=36.0,
         heal_fraction=0.55,
         stranger=StrangerConfig(),
+        checks=(
+            Check(
+                SAFETY,
+                "no two members apply different entries at one seq",
+                Sabotage({TokenRingMechanism.MAJORITY}, seeds=(1,)),
+            ),
+            Check(ENTRY_DATA, "every applied entry carries the data it was submitted with"),
+            Check(
+                READ_YOUR_WRITES,
+                "a member that applied an acknowledged submit's seq holds that entry there",
+                Sabotage({TokenRingMechanism.MAJORITY}, seeds=(1,)),
+            ),
+            Check(
+                STATE,
+                "every member's state is the history replayed up to its position",
+                Sabotage({TokenRingMechanism.SNAPSHOT_TAIL}, seeds=(1,)),
+            ),
+            Check(
+                CONVERGENCE,
+                f"after heal and {QUIET:g}s without submits every member has the whole history",
+                Sabotage({TokenRingMechanism.SNAPSHOT_TAIL}, seeds=(1,)),
+            ),
+            Check(
+                ACKED,
+                "every acknowledged submit is in the history once, where it was told",
+                Sabotage({TokenRingMechanism.FSYNC}, seeds=(1,), adapt=power_loss),
+            ),
+            Check(
+                RESUMES,
+                f"liveness: {SETTLE:g}s after heal every node's submits succeed, none fails",
+                Sabotage({TokenRingMechanism.EPOCH_BUMP}, seeds=(1,)),
+            ),
+        ),
     )
 )

@@ -21,6 +21,7 @@ from dspot_spotify.api.route import (
     CONFLICT,
     FORBIDDEN,
     INVALID,
+    TOO_MANY,
     UNAUTHORIZED,
     UNAVAILABLE,
     Route,
@@ -317,7 +318,7 @@ ROUTES: Final = (
         body=Credentials,
         ok_description="A token (403: the account is disabled)",
         reply=Session,
-        errors=(BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, INVALID),
+        errors=(BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, INVALID, TOO_MANY, UNAVAILABLE),
     ),
     Route(
         method="POST",
@@ -348,7 +349,7 @@ ROUTES: Final = (
         ok=204,
         ok_description="Changed",
         write=True,
-        errors=(BAD_REQUEST, FORBIDDEN, INVALID),
+        errors=(BAD_REQUEST, FORBIDDEN, INVALID, TOO_MANY),
     ),
     Route(
         method="GET",

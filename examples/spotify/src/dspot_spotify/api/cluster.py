@@ -97,6 +97,9 @@ class Member:
             " (ms; the upper bound of its histogram bucket)"
         )
     )
+    orphaned_bytes: int | None = attrs.field(
+        metadata=json_schema(description="bytes of its copies that no entry owns, to collect")
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -130,6 +133,12 @@ class Cluster:
     members: tuple[Member, ...]
     songs: int
     under_replicated: int
+    orphaned_bytes: int = attrs.field(
+        metadata=json_schema(
+            description="bytes of blob copies no entry owns, awaiting collection, summed "
+            "over the members that answered"
+        )
+    )
     under_replicated_songs: tuple[UnderReplicated, ...] = attrs.field(
         metadata=json_schema(maxItems=MAX_LISTED)
     )
@@ -235,6 +244,7 @@ def member_row(
         bytes=status.bytes if status else None,
         loop_lag_worst_ms=status.loop_lag_worst_ms if status else None,
         loop_lag_p99_ms=status.loop_lag_p99_ms if status else None,
+        orphaned_bytes=status.orphaned_bytes if status else None,
     )
 
 
@@ -280,6 +290,7 @@ async def cluster_document(node: NodeParts) -> Cluster:
         members=tuple(member_row(node, m, statuses.get(m.node_id), http) for m in members),
         songs=len(songs),
         under_replicated=len(under),
+        orphaned_bytes=sum(s.orphaned_bytes for s in statuses.values() if s is not None),
         under_replicated_songs=tuple(under[:MAX_LISTED]),
     )
 
@@ -422,7 +433,7 @@ ROUTES: Final = (
         query_token=True,
         ok=101,
         ok_description="Switching to the WebSocket protocol",
-        errors=(400,),
+        errors=(400, 426),  # 426: a plain GET, not a WebSocket upgrade
     ),
     Route(
         method="GET",

@@ -28,7 +28,7 @@ from dspot_spotify.api.route import (
 )
 from dspot_spotify.api.schema import json_schema
 from dspot_spotify.api.songs import ARTIST as ARTIST_PARAM
-from dspot_spotify.api.songs import GENRE, Q, Song, collect_blobs
+from dspot_spotify.api.songs import GENRE, Q, Song
 from dspot_spotify.api.wire import changes, patch_of, read_json
 
 __all__ = [
@@ -172,9 +172,7 @@ async def delete_album(api: Api, request: Request) -> Response:
     claims = await api.authenticate(request)
     current = await album(api, request.path_params["album_id"])
     entry = catalog.DeleteAlbum(actor=claims.user_id, at=api.node.now_ms(), album_id=current.id)
-    pos = await api.writer.commit(entry)
-    await collect_blobs(api, current.cover_sha256)
-    return api.written(pos)
+    return api.written(await api.writer.commit(entry))
 
 
 async def list_genres(api: Api, request: Request) -> Response:

@@ -49,11 +49,22 @@ _PROBLEM_NAMES: Final[Mapping[int, tuple[str, str]]] = {
     404: ("NotFound", "Unknown id"),
     409: ("Conflict", "Conflicts with the catalog's state"),
     413: ("TooLarge", "The body is larger than allowed"),
+    415: (
+        "UnsupportedMediaType",
+        "The body is not of a type this operation takes (JSON; for uploads, audio it reads)",
+    ),
+    426: ("UpgradeRequired", "This resource speaks WebSocket: send an upgrade request"),
     422: ("Invalid", "A field or parameter is invalid (the problem names it)"),
+    429: (
+        "TooManyRequests",
+        "Too many failed sign-ins (this client or username) or uploads in progress; "
+        "retry after `Retry-After` seconds",
+    ),
     503: (
         "Unavailable",
-        "No quorum (`read-only: no quorum`), or the replica has not reached the requested "
-        "log position yet; retry later",
+        "No quorum (`read-only: no quorum`), the replica has not reached the requested "
+        "log position yet, or stored data (a song's file, a cover) cannot be reached right "
+        "now, or every password hasher is busy; retry later",
     ),
 }
 _POSITION: Final[Schema] = {"type": "string", "pattern": POSITION_PATTERN}
@@ -149,8 +160,10 @@ def _operation(route: Route, builder: SchemaBuilder) -> dict[str, Any]:
     errors = set(route.errors)
     if route.auth:
         errors.add(401)
-    if route.write:
-        errors.add(503)
+    if route.write or route.auth:
+        errors |= {400, 503}  # a malformed X-Log-Position; one this replica has not reached
+    if route.body is not None and not isinstance(route.body, Mapping):
+        errors |= {400, 413, 415, 422}  # a JSON body: not JSON, too large, wrong type, shape
     for status in sorted(errors):
         responses[str(status)] = {"$ref": f"#/components/responses/{_PROBLEM_NAMES[status][0]}"}
     out: dict[str, Any] = {

@@ -19,6 +19,7 @@ __all__ = [
     "FORBIDDEN",
     "INVALID",
     "NOT_FOUND",
+    "TOO_MANY",
     "UNAUTHORIZED",
     "UNAVAILABLE",
     "Handler",
@@ -36,6 +37,7 @@ FORBIDDEN: Final = 403
 NOT_FOUND: Final = 404
 CONFLICT: Final = 409
 INVALID: Final = 422
+TOO_MANY: Final = 429
 UNAVAILABLE: Final = 503
 
 

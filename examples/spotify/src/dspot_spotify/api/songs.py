@@ -4,14 +4,17 @@
 ``X-Filename``) or as field ``file`` of a ``multipart/form-data`` body (file name from its
 part; other fields ignored; no ``file``: 422; a broken form: 400) and answers 201 with the
 song; the same bytes again answer **200 with the existing song** and ``"duplicate": true``;
-too large: 413; not audio: 415; a corrupt file: 422. ``DELETE`` removes the song's audio and
-cover blobs too, once no song or album uses them.
+too large: 413; not audio: 415; a corrupt file: 422; tags the catalog refuses (a title over
+200 characters, more than 10 genres): 422, before anything is stored. ``DELETE`` leaves the
+song's audio and cover to the blob collector (:mod:`dspot_spotify.collector`), which deletes
+them once no song or album uses them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Final, Literal
 
 import anyio
@@ -26,6 +29,7 @@ from dspot_spotify.api.route import (
     FORBIDDEN,
     INVALID,
     NOT_FOUND,
+    TOO_MANY,
     UNAVAILABLE,
     Route,
     TextParam,
@@ -37,6 +41,7 @@ from dspot_spotify.auth import TokenClaims
 from dspot_spotify.config import WRITE_BEHIND_DELAY, Sabotage
 from dspot_spotify.ingest import entries_for_upload
 from dspot_spotify.media import cover_response, song_audio
+from dspot_spotify.security import unavailable
 from dspot_spotify.signin import throttle_error
 from dspot_spotify.tags import MediaError
 from dspot_spotify.throttle import Throttled
@@ -50,7 +55,7 @@ from dspot_spotify.upload import (
     spool_upload,
 )
 
-__all__ = ["ROUTES", "SONG_EDITABLE", "DuplicateSong", "Song", "SongPatch", "collect_blobs"]
+__all__ = ["ROUTES", "SONG_EDITABLE", "DuplicateSong", "Song", "SongPatch", "lease"]
 
 SONG_EDITABLE: Final = ("title", "artist_id", "album_id", "track", "year", "genres")
 """What a PATCH may change (the rest of the entry comes from the replica)."""
@@ -79,20 +84,7 @@ class DuplicateSong(Song):
 SongPatch = patch_of(catalog.UpdateSong, SONG_EDITABLE, "SongPatch")
 
 
-async def collect_blobs(api: Api, *hashes: str | None) -> None:
-    """Delete the blobs among ``hashes`` that no song or album uses any more (after the
-    commit that dropped their last use is applied here). Best effort: a failure is
-    logged, never raised, and leaves at worst an orphan blob."""
-    node = api.node
-    for sha in dict.fromkeys(h for h in hashes if h is not None):
-        try:
-            if await api.read(catalog.blob_references, sha) == 0:
-                await node.blobs.delete(sha)
-        except Exception as e:  # the write is done; an orphan blob is only space
-            node.env.log(logging.WARNING, "spotify.blob_delete_failed", sha256=sha, error=e)
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
+async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
 
 
@@ -142,6 +134,25 @@ async def _upload(api: Api, request: Request, claims: TokenClaims) -> Response:
             found = await inspect_upload(received, filename=filename)
         except MediaError as e:
             raise HTTPError(e.status, e.message) from None
+        song_id = node.env.ids()
+        at = node.now_ms()
+        entries = await api.read(
+            entries_for_upload,
+            found.tags,
+            actor=claims.user_id,
+            at=at,
+            song_id=song_id,
+            blob_sha256=received.sha256,
+            size=received.size,
+            cover_sha256=found.cover_sha256,
+        )
+        batch = catalog.Batch.of(entries, actor=claims.user_id, at=at)
+        blobs = tuple(dict.fromkeys(h for e in batch.entries for h in catalog.named_blobs(e)))
+        # Everything the log will check, checked before a byte is stored (a refused upload
+        # leaves nothing behind); then a lease, so the collector keeps the blobs until the
+        # song refers to them; then the blobs; then the song, as one entry.
+        await api.writer.check(batch, leased=blobs)
+        until = await lease(api, claims.user_id, blobs)
         if Sabotage.ACK_BEFORE_SYNC in node.config.sabotage and node.background:
             node.background.start_soon(_write_behind, api, received, found)
             spool = None  # the write-behind task owns it now
@@ -150,32 +161,41 @@ async def _upload(api: Api, request: Request, claims: TokenClaims) -> Response:
     finally:
         if spool is not None:
             spool.close()
-    song_id = node.env.ids()
-    entries = await api.read(
-        entries_for_upload,
-        found.tags,
-        actor=claims.user_id,
-        at=node.now_ms(),
-        song_id=song_id,
-        blob_sha256=received.sha256,
-        size=received.size,
-        cover_sha256=found.cover_sha256,
-    )
-    pos = await api.writer.commit_in_order(entries)  # the last entry is the song itself
+    if node.now_ms() >= until - int(node.config.upload_lease * 1000 * LEASE_MARGIN):
+        raise HTTPError(503, "storing the upload took longer than its lease: upload again")
+    done = catalog.Batch.of(batch.entries, actor=claims.user_id, at=node.now_ms())
+    pos = await api.writer.commit(done)
     song = await api.song(song_id)
     location = [("location", f"/api/songs/{song_id}")]
     return api.reply(Song.of(song), 201, position=pos, headers=location)
+
+
+LEASE_MARGIN: Final = 0.1
+"""An upload commits its song only while this share of its lease is left."""
+
+
+async def lease(api: Api, actor: str, blobs: tuple[str, ...]) -> int:
+    """Lease ``blobs`` for an upload (committed before they are stored); its end (ms)."""
+    node = api.node
+    at = node.now_ms()
+    until = at + int(node.config.upload_lease * 1000)
+    await api.writer.commit(catalog.LeaseBlobs(actor=actor, at=at, blobs=blobs, until=until))
+    return until
 
 
 async def _store_blobs(api: Api, spool: SpooledUpload, found: InspectedUpload) -> None:
     """The upload's audio and cover into the blob store, acknowledged by W synced copies."""
     blobs = api.node.blobs
     try:
-        await blobs.put(spool.chunks(), sha256=spool.sha256)
+        # Closed here even when a put stops half-way: a generator left to the garbage
+        # collector is closed from outside any task (the simulation's loop refuses that).
+        async with contextlib.aclosing(spool.chunks()) as audio:
+            await blobs.put(audio, sha256=spool.sha256)
         if found.cover is not None and found.cover_sha256 is not None:
-            await blobs.put(_once(found.cover), sha256=found.cover_sha256)
+            async with contextlib.aclosing(_once(found.cover)) as cover:
+                await blobs.put(cover, sha256=found.cover_sha256)
     except (BlobStoreError, IntegrityError) as e:
-        raise HTTPError(503, f"could not store the file: {e}") from None
+        raise unavailable(api.node.env, "storing the file", e) from None
 
 
 async def _write_behind(api: Api, spool: SpooledUpload, found: InspectedUpload) -> None:
@@ -225,7 +245,7 @@ async def cover(api: Api, request: Request) -> Response:
     try:
         data = await api.node.blobs.read(song.cover_sha256)
     except BlobStoreError as e:
-        raise HTTPError(503, f"cover unavailable: {e}") from None
+        raise unavailable(api.node.env, "the cover", e) from None
     return cover_response(data, song.cover_sha256)
 
 
@@ -258,9 +278,7 @@ async def delete_song(api: Api, request: Request) -> Response:
     claims = await api.authenticate(request)
     song = await api.song(request.path_params["song_id"])
     entry = catalog.DeleteSong(actor=claims.user_id, at=api.node.now_ms(), song_id=song.id)
-    pos = await api.writer.commit(entry)
-    await collect_blobs(api, song.blob_sha256, song.cover_sha256)
-    return api.written(pos)
+    return api.written(await api.writer.commit(entry))
 
 
 Q: Final = TextParam("q", "full-text search")
@@ -294,7 +312,7 @@ ROUTES: Final = (
         reply=Song,
         also={200: ("The audio already existed: that song", DuplicateSong)},
         write=True,
-        errors=(BAD_REQUEST, INVALID),
+        errors=(BAD_REQUEST, 413, 415, INVALID, TOO_MANY),  # too large; not audio we can read
     ),
     Route(
         method="GET",
@@ -330,7 +348,7 @@ ROUTES: Final = (
         method="DELETE",
         path=SONG,
         handler=delete_song,
-        summary="Delete a song (creator or admin); unused blobs go too",
+        summary="Delete a song (creator or admin); unused blobs are collected later",
         tag="songs",
         ok=204,
         ok_description="Deleted",

@@ -8,9 +8,10 @@ surrogate) is refused; extra keys are refused too. Its errors name the field.
 What a request gets for bad input (the limits are checked before anything is parsed):
 
 =========================================  ==============================================
+a ``Content-Type`` that is not JSON        415
 a JSON body over :data:`MAX_JSON_BODY`     413
-not JSON, or nested deeper than            400
-:data:`MAX_JSON_DEPTH`
+not UTF-8 JSON, nested deeper than         400
+:data:`MAX_JSON_DEPTH`, a lone surrogate
 not an object, a wrong type, an unknown    422 naming the field
 or missing field
 an integer query parameter that is not     422 (``?limit=x``, ``?page=0``)
@@ -26,20 +27,20 @@ each one optional (:data:`UNCHANGED` when absent).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import attrs
 import cattrs
 from cattrs.preconf.json import JsonConverter, make_converter
-from dspot.http import HTTPError, Request
+from dspot.http import HTTPError, JsonLimits, Request
 
 from dspot_spotify.strictjson import make_strict
 
 __all__ = [
     "API_JSON",
+    "JSON_LIMITS",
     "MAX_JSON_BODY",
     "MAX_JSON_DEPTH",
     "UNCHANGED",
@@ -58,31 +59,18 @@ MAX_JSON_BODY: Final = 64 * 1024
 """Largest JSON request body, in bytes (uploads are not JSON)."""
 MAX_JSON_DEPTH: Final = 32
 """Deepest nesting of arrays and objects in a JSON request body."""
-_STRINGS: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKETS: Final = bytes(range(256)).translate(None, b"[]{}")
-
-
-def json_depth(data: bytes) -> int:
-    """How deeply ``data`` nests arrays and objects (brackets inside strings aside); linear
-    and without recursion, so it can run on input that would overflow a recursive parser."""
-    depth = deepest = 0
-    for byte in _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS):
-        depth += 1 if byte in b"[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
+JSON_LIMITS: Final = JsonLimits(max_size=MAX_JSON_BODY, max_depth=MAX_JSON_DEPTH)
+"""What :func:`read_json` enforces (a body without ``Content-Type`` is read as JSON: the
+command-line tools and older clients send none)."""
+_DOCUMENT: Final = cast("type[Any]", Any)  # cattrs passes Any through: the parsed document
 
 
 async def read_json(request: Request, cls: type[T]) -> T:
-    """The request body as ``cls``: 413 if too big, 400 if not JSON or too deep, 422 (naming
-    the field) if it is not an object of that shape."""
-    request.max_body_size = min(request.max_body_size, MAX_JSON_BODY)
-    data = await request.body()
-    if json_depth(data) > MAX_JSON_DEPTH:
-        raise HTTPError(400, f"body nests JSON deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        raw = json.loads(data)
-    except (ValueError, RecursionError) as e:
-        raise HTTPError(400, f"body is not valid JSON: {e}") from None
+    """The request body as ``cls``, read by the library's :meth:`Request.json
+    <dspot.http.Request.json>` within :data:`JSON_LIMITS`: 415 if its ``Content-Type`` is
+    not JSON, 413 if too big, 400 if not JSON, too deep or a lone surrogate, 422 (naming the
+    field) if it is not an object of that shape."""
+    raw = await request.json(_DOCUMENT, limits=JSON_LIMITS)
     if not isinstance(raw, dict):
         raise HTTPError(422, "the body must be a JSON object")
     try:

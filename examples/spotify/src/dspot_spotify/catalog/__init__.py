@@ -29,20 +29,35 @@ This module only re-exports. Inside: ``_entries`` (entry types and their JSON), 
 ``_lists``) over shared ``_rules``; the read side: ``_views``, ``_queries`` (music),
 ``_people`` (users, playlists, likes, log records, settings), ``_listening`` (ratings,
 bookmarks, play queues, now playing, lyrics) and ``_subsonic`` (what only the Subsonic API
-asks).
+asks); ``_blobs``: who owns the blobs (references, upload leases, the log's clock).
+
+Several changes of one request go in one :class:`Batch`, applied all or nothing, so a reader
+never sees part of a request.
 """
 
 from __future__ import annotations
 
 from dspot_spotify.catalog._apply import (
+    BATCH_MAX,
     HANDLERS,
     applied_position,
     apply,
     apply_encoded,
+    check,
+)
+from dspot_spotify.catalog._blobs import (
+    LEASE_MAX_MS,
+    BlobOwnership,
+    blob_refs,
+    log_clock,
+    named_blobs,
+    ownership,
+    referenced_blobs,
 )
 from dspot_spotify.catalog._entries import (
     ENTRY_TYPES,
     AddToPlaylist,
+    Batch,
     ChangePassword,
     CreateAlbum,
     CreateArtist,
@@ -55,7 +70,9 @@ from dspot_spotify.catalog._entries import (
     DeleteSong,
     Entry,
     InvalidEntry,
+    LeaseBlobs,
     Like,
+    LogClock,
     MovePlaylistItem,
     NowPlaying,
     Rate,
@@ -130,6 +147,7 @@ from dspot_spotify.catalog._queries import (
     song_blobs,
     song_with_blob,
 )
+from dspot_spotify.catalog._rules import SHA256_RE
 from dspot_spotify.catalog._schema import (
     ADDED_COLUMNS,
     LIKE_TABLES,
@@ -190,8 +208,10 @@ __all__ = [
     "ADDED_COLUMNS",
     "ALBUM_COVER",
     "ALBUM_LISTS",
+    "BATCH_MAX",
     "ENTRY_TYPES",
     "HANDLERS",
+    "LEASE_MAX_MS",
     "LIKE_TABLES",
     "MAX_LIMIT",
     "NOW_PLAYING_GRACE_MS",
@@ -199,6 +219,7 @@ __all__ = [
     "REJECT_STATUS",
     "SCHEMA",
     "SETTINGS",
+    "SHA256_RE",
     "AddToPlaylist",
     "AlbumDetail",
     "AlbumRow",
@@ -207,6 +228,8 @@ __all__ = [
     "ArtistDetail",
     "ArtistEntry",
     "ArtistView",
+    "Batch",
+    "BlobOwnership",
     "Bookmark",
     "ChangePassword",
     "CreateAlbum",
@@ -220,8 +243,10 @@ __all__ = [
     "DeleteSong",
     "Entry",
     "InvalidEntry",
+    "LeaseBlobs",
     "Like",
     "LikeTarget",
+    "LogClock",
     "LogPosition",
     "MovePlaylistItem",
     "NowPlaying",
@@ -268,7 +293,9 @@ __all__ = [
     "artist_entries",
     "artist_genres",
     "blob_references",
+    "blob_refs",
     "bookmarks",
+    "check",
     "create_schema",
     "decode_entry",
     "encode_entry",
@@ -295,10 +322,14 @@ __all__ = [
     "list_artists",
     "list_songs",
     "list_users",
+    "log_clock",
     "lyrics",
+    "named_blobs",
     "now_playing",
+    "ownership",
     "play_queue",
     "ratings",
+    "referenced_blobs",
     "rejection_at",
     "rejections",
     "related_artists",

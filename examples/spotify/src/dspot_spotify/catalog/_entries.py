@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
@@ -369,6 +369,49 @@ class NowPlaying(Entry):
     client: str
 
 
+@attrs.frozen(kw_only=True)
+class LeaseBlobs(Entry):
+    """An upload is about to store these blobs and reference them: none of them is
+    collected before ``until`` (ms), referenced or not. Committed before the blobs are
+    stored; a :class:`Batch` may then reference a blob nothing referenced before only
+    while its lease lasts (by the log's clock, :func:`~dspot_spotify.catalog.log_clock`).
+    Readers see nothing of it."""
+
+    kind: ClassVar[str] = "blob.lease"
+    blobs: tuple[str, ...]
+    until: int
+
+
+@attrs.frozen(kw_only=True)
+class LogClock(Entry):
+    """Changes nothing but the log's clock (the largest ``at`` applied): the blob collector
+    commits one when the log is idle and a lease it waits for has run out by the wall
+    clock, so that the log's clock shows it too."""
+
+    kind: ClassVar[str] = "log.clock"
+
+
+@attrs.frozen(kw_only=True)
+class Batch(Entry):
+    """Every change of one request, applied atomically: all of ``entries`` (in order, each
+    with the batch's ``actor`` and ``at``) or, when any of them is rejected, none.
+
+    Inside a batch, creating an artist or album whose id already exists does nothing (an
+    upload names its artist and album by derived ids, :mod:`dspot_spotify.ingest`, so two
+    concurrent uploads of a new artist's songs both land under one artist); and a blob
+    that nothing referenced before the batch may be referenced only under a live
+    :class:`LeaseBlobs`. A batch holds no batch, lease or clock entry."""
+
+    kind: ClassVar[str] = "batch"
+    entries: tuple[Entry, ...]
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry], *, actor: str | None, at: int) -> Batch:
+        """A batch of ``entries``, each given the batch's ``actor`` and ``at``."""
+        parts = tuple(attrs.evolve(e, actor=actor, at=at) for e in entries)
+        return cls(actor=actor, at=at, entries=parts)
+
+
 _LIKE_KINDS: Final[Mapping[str, tuple[LikeTarget, bool]]] = {
     f"{target}.{verb}": (target, verb == "like")
     for target in ("song", "album", "artist")
@@ -408,11 +451,17 @@ ENTRY_TYPES: Final[Mapping[str, type[Entry]]] = {
             DeleteBookmark,
             SavePlayQueue,
             NowPlaying,
+            LeaseBlobs,
+            LogClock,
+            Batch,
         )
     },
     **{kind: Like for kind in _LIKE_KINDS},
 }
 """Every entry type by its ``type`` on the wire."""
+
+NOT_IN_BATCH: Final = frozenset({Batch, LeaseBlobs, LogClock})
+"""Entry types a :class:`Batch` may not hold."""
 
 
 def entry_type(entry: Entry) -> str:
@@ -426,15 +475,33 @@ def entry_type(entry: Entry) -> str:
 _converter = make_strict(cattrs.Converter(forbid_extra_keys=True))
 
 
-def encode_entry(entry: Entry) -> bytes:
-    """Canonical JSON bytes: ``{"type": kind, ...fields}``, sorted keys, no NaN."""
+def _unstructure(entry: Entry) -> dict[str, Any]:
+    """The entry as a JSON object (``type`` included), sub-entries of a batch without
+    their ``actor`` and ``at`` (they are the batch's)."""
     if type(entry) not in ENTRY_TYPES.values():
         raise InvalidEntry(f"not a catalog entry type: {type(entry).__name__}")
+    if isinstance(entry, Batch):
+        parts = []
+        for part in entry.entries:
+            if type(part) in NOT_IN_BATCH:
+                raise InvalidEntry(f"a batch cannot hold a {type(part).__name__}")
+            if (part.actor, part.at) != (entry.actor, entry.at):
+                raise InvalidEntry("a batch's entries take the batch's actor and at")
+            fields = _unstructure(part)
+            del fields["actor"], fields["at"]
+            parts.append(fields)
+        return {"type": Batch.kind, "actor": entry.actor, "at": entry.at, "entries": parts}
     data: dict[str, Any] = _converter.unstructure(entry)
     if isinstance(entry, Like):
         del data["target"], data["liked"]
         data[f"{entry.target}_id"] = data.pop("target_id")
     data["type"] = entry_type(entry)
+    return data
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """Canonical JSON bytes: ``{"type": kind, ...fields}``, sorted keys, no NaN."""
+    data = _unstructure(entry)
     try:
         text = json.dumps(
             data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -450,12 +517,33 @@ def decode_entry(data: bytes) -> Entry:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidEntry(f"entry is not JSON: {exc}") from exc
+    return _structure(obj)
+
+
+def _structure(obj: Any) -> Entry:
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
         raise InvalidEntry("entry has no type")
+    obj = dict(obj)
     kind = obj.pop("type")
     cls = ENTRY_TYPES.get(kind)
     if cls is None:
         raise InvalidEntry(f"unknown entry type {kind!r}")
+    if cls is Batch:
+        extra = sorted(set(obj) - {"actor", "at", "entries"})
+        parts = obj.get("entries")
+        if extra or not isinstance(parts, list):
+            raise InvalidEntry(f"malformed batch entry: needs entries, not {extra}")
+        shared = {"actor": obj.get("actor"), "at": obj.get("at", 0)}
+        entries: list[Entry] = []
+        for part in parts:
+            if not isinstance(part, dict) or "actor" in part or "at" in part:
+                raise InvalidEntry("a batch's entries take the batch's actor and at")
+            entry = _structure({**part, **shared})
+            if type(entry) in NOT_IN_BATCH:
+                raise InvalidEntry(f"a batch cannot hold a {part.get('type')!r} entry")
+            entries.append(entry)
+        header = _structure_fields({**shared, "entries": ()}, Batch, kind)
+        return Batch(actor=header.actor, at=header.at, entries=tuple(entries))
     if cls is Like:
         target, liked = _LIKE_KINDS[kind]
         id_key = f"{target}_id"
@@ -464,6 +552,10 @@ def decode_entry(data: bytes) -> Entry:
             raise InvalidEntry(f"malformed {kind} entry: needs {id_key}, not {extra}")
         target_id = obj.pop(id_key)
         obj = {**obj, "target": target, "liked": liked, "target_id": target_id}
+    return _structure_fields(obj, cls, kind)
+
+
+def _structure_fields(obj: dict[str, Any], cls: type[Entry], kind: str) -> Entry:
     try:
         return _converter.structure(obj, cls)
     except Exception as exc:  # cattrs raises exception groups of many kinds

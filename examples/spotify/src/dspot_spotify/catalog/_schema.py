@@ -125,15 +125,83 @@ SETTINGS: Final[Mapping[str, int]] = {"subsonic_account_password": 1}
 """Every cluster setting and its value until an admin changes it."""
 
 
+def _count(column: str, delta: str) -> str:
+    """SQL that adds ``delta`` (``+ 1`` / ``- 1``) to the reference count of the blob in
+    ``column`` (``new.x`` / ``old.x``) when it is not NULL; a count that drops to zero
+    records the log's clock as the blob's release time and lists the blob in
+    ``blob_released`` for the entry being applied."""
+    if delta == "+ 1":
+        return (
+            f"INSERT INTO blobs (sha256, refs) SELECT {column}, 1 WHERE {column} IS NOT NULL "
+            "ON CONFLICT (sha256) DO UPDATE SET refs = refs + 1;"
+        )
+    clock = "COALESCE((SELECT value FROM catalog_meta WHERE key = 'log_clock'), 0)"
+    return (
+        f"UPDATE blobs SET refs = refs - 1, released_at = CASE WHEN refs = 1 THEN {clock} "
+        f"ELSE released_at END WHERE sha256 = {column}; "
+        f"INSERT OR IGNORE INTO blob_released (sha256) SELECT {column} "
+        f"WHERE (SELECT refs FROM blobs WHERE sha256 = {column}) = 0;"
+    )
+
+
+def _triggers(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """Triggers that keep ``blobs.refs`` equal to the references ``columns`` of ``table``
+    hold."""
+    add = " ".join(_count(f"new.{c}", "+ 1") for c in columns)
+    drop = " ".join(_count(f"old.{c}", "- 1") for c in columns)
+    changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in columns)
+    of = ", ".join(columns)
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS {table}_blobs_insert AFTER INSERT ON {table} "
+        f"BEGIN {add} END",
+        f"CREATE TRIGGER IF NOT EXISTS {table}_blobs_delete AFTER DELETE ON {table} "
+        f"BEGIN {drop} END",
+        f"CREATE TRIGGER IF NOT EXISTS {table}_blobs_update AFTER UPDATE OF {of} ON {table} "
+        f"WHEN {changed} BEGIN {add} {drop} END",
+    )
+
+
+BLOB_SCHEMA: Final[tuple[str, ...]] = (
+    # Every blob an applied entry refers to or leased: how many song audios, song covers and
+    # album covers refer to it, until when an upload lease protects it, and when (by the
+    # log's clock) its last reference went. A row with no references and no live lease is
+    # garbage for the blob collector. Kept by the triggers below, so no handler forgets.
+    """CREATE TABLE IF NOT EXISTS blobs (
+        sha256 TEXT PRIMARY KEY, refs INTEGER NOT NULL DEFAULT 0,
+        lease_until INTEGER NOT NULL DEFAULT 0, released_at INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE INDEX IF NOT EXISTS blobs_refs ON blobs (refs, sha256)",
+    # Scratch: the blobs the entry being applied released (empty between entries).
+    "CREATE TABLE IF NOT EXISTS blob_released (sha256 TEXT PRIMARY KEY)",
+    *_triggers("songs", ("blob_sha256", "cover_sha256")),
+    *_triggers("albums", ("cover_sha256",)),
+)
+
+_BACKFILL: Final = """INSERT INTO blobs (sha256, refs)
+    SELECT sha, COUNT(*) FROM (
+        SELECT blob_sha256 AS sha FROM songs
+        UNION ALL SELECT cover_sha256 FROM songs WHERE cover_sha256 IS NOT NULL
+        UNION ALL SELECT cover_sha256 FROM albums WHERE cover_sha256 IS NOT NULL)
+    GROUP BY sha ORDER BY sha"""
+
+
 def create_schema(tx: Tx) -> None:
     """Create the catalog tables if missing, and add the columns of :data:`ADDED_COLUMNS`
-    that an older replica lacks (idempotent; run inside a transaction)."""
+    that an older replica lacks (idempotent; run inside a transaction).
+
+    A catalog written before blobs were reference-counted gets its ``blobs`` table filled
+    from the songs and albums it holds, once (the same rows on every replica, since they
+    hold the same catalog at the same position)."""
     for stmt in SCHEMA:
         _exec(tx, stmt)
     for table, column, declaration in ADDED_COLUMNS:
         have = {str(r[1]) for r in _exec(tx, f"PRAGMA table_info({table})")}
         if column not in have:
             _exec(tx, f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    counted = _exec(tx, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blobs'")
+    for stmt in BLOB_SCHEMA:
+        _exec(tx, stmt)
+    if not counted:
+        _exec(tx, _BACKFILL)
 
 
 @attrs.frozen(order=True)
@@ -164,6 +232,9 @@ class ApplyResult:
     status: Literal["applied", "rejected", "skipped"]
     reason: str | None = None
     code: RejectCode | None = None
+    unowned: tuple[str, ...] = ()
+    """Blobs the entry left without a reference, or leased (unowned once the lease ends):
+    what the blob collector should look at after its grace period."""
 
     @property
     def ok(self) -> bool:

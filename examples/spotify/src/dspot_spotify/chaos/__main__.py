@@ -10,12 +10,8 @@ from pathlib import Path
 from dspot_spotify.chaos.nemesis import KINDS
 from dspot_spotify.chaos.netns import can_create_namespaces
 from dspot_spotify.chaos.run import Settings, run
+from dspot_spotify.chaos.settings import SABOTAGES
 from dspot_spotify.chaos.workload import CLIENT_KINDS
-
-SABOTAGES = {
-    "ack-before-sync": "nodes acknowledge uploads before W copies are synced",
-    # The gateway that drops log positions needs issue 15 (a gateway that forwards them).
-}
 
 
 def _list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
@@ -60,16 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds after heal to converge with R copies (120)",
     )
     p.add_argument(
-        "--strict-sessions",
-        action="store_true",
-        help="fail on session-guarantee violations of clients without X-Log-Position",
-    )
-    p.add_argument(
         "--sabotage",
         action="append",
         default=[],
         choices=sorted(SABOTAGES),
-        help="switch on a deliberate bug the checks must catch",
+        help="switch on a deliberate bug the checks must catch: "
+        + "; ".join(f"{k}: {v}" for k, v in SABOTAGES.items()),
     )
     args = p.parse_args(args_list)
     if args.nodes < 3 or args.duration < 20:
@@ -88,7 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             clients=args.clients,
             out=args.out,
             heal_bound=args.heal_bound,
-            strict_sessions=args.strict_sessions,
             sabotage=tuple(args.sabotage),
             argv=tuple(args_list),
         )

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from dspot_spotify.chaos.netns import enter
+from dspot_spotify.chaos.settings import STICKY_KINDS
 from dspot_spotify.chaos.subsonic import SubsonicClient
 from dspot_spotify.chaos.workload import Client, Http, Library, Recorder, RestClient
 
@@ -33,7 +34,8 @@ def run_clients(
         name = f"c{i + 1}-{kind}"
         rng = random.Random(f"{seed}/{name}")
         cls: type[Client] = SubsonicClient if kind == "subsonic" else RestClient
-        client = cls(name, kind, Http(gateway_urls, ca, rng), library, recorder, rng)
+        http = Http(gateway_urls, ca, rng, sticky=kind in STICKY_KINDS)
+        client = cls(name, kind, http, library, recorder, rng)
 
         def loop(client: Client = client) -> None:
             try:

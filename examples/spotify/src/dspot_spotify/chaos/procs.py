@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import IO
 
 from dspot_spotify.chaos.netns import Topology
+from dspot_spotify.chaos.settings import GATEWAY_SABOTAGES
+from dspot_spotify.process.setup import write_secret
 
 __all__ = ["Cluster", "Member", "cli"]
 
@@ -156,11 +158,10 @@ class Cluster:
         self.topo = topo
         self.root = root
         shutil.rmtree(root, ignore_errors=True)  # a fresh cluster every run
-        root.mkdir(parents=True)
+        root.mkdir(mode=0o700, parents=True)
         tls = root / "tls"
         secret = root / "cluster-secret"
-        secret.write_text(os.urandom(32).hex() + "\n", encoding="utf-8")
-        secret.chmod(0o600)
+        write_secret(secret)  # 0600 as it is created
         seeds = ",".join(f"{h.internal}:{RPC_PORT}" for h in topo.nodes)
         self.members: dict[str, Member] = {}
         for h in [*topo.nodes, *topo.gateways]:
@@ -185,7 +186,12 @@ class Cluster:
                     *("--seeds", seeds, "--secret-file", str(secret)),
                     *("--cluster-size", str(len(topo.nodes))),
                     *member_tls,
-                    *(x for s in sabotage for x in ("--sabotage", s)),
+                    *(x for s in sabotage if s not in GATEWAY_SABOTAGES for x in ("--sabotage", s)),
+                    # A gateway forwarding no positions is caught once a read reaches a
+                    # replica behind; without the commit notice replicas lag by up to a
+                    # heartbeat, so the run shows it every time, not only when a
+                    # partition happens to cut the right node off.
+                    *(("--no-commit-notice",) if set(sabotage) & set(GATEWAY_SABOTAGES) else ()),
                 ]
             else:
                 argv = [
@@ -201,6 +207,7 @@ class Cluster:
                         str(tls / f"{h.name}-key.pem"),
                     ),
                     *member_tls,
+                    *(x for s in sabotage if s in GATEWAY_SABOTAGES for x in ("--sabotage", s)),
                     *gateway_args,
                 ]
             self.members[h.name] = Member(

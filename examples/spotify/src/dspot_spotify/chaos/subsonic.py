@@ -70,7 +70,8 @@ class SubsonicClient(Client):
         return self.loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT + 1))
 
     def conn(self) -> Any:
-        return self.rng.choice(self.conns)
+        """The connection to this client's gateway (it keeps one until it fails)."""
+        return self.conns[self.http.home]
 
     def step(self) -> None:
         if not self.library.known():
@@ -80,6 +81,7 @@ class SubsonicClient(Client):
         getattr(self, "do_" + self.rng.choice(choices))()
 
     def sonic(self, name: str, body: Callable[[Any], Any], **intended: Any) -> Outcome:
+        import aiohttp
         from libopensonic import errors
 
         def call() -> Any:
@@ -92,6 +94,8 @@ class SubsonicClient(Client):
             except Exception as e:  # aiohttp errors: may or may not have been applied
                 if isinstance(e, Failed):
                     raise
+                if isinstance(e, OSError | aiohttp.ClientConnectionError | TimeoutError):
+                    self.http.failed()  # its gateway is gone: the next one
                 raise Failed(Outcome.UNKNOWN, {"error": repr(e)}) from None
 
         return self.op(name, call, **intended)  # type: ignore[no-any-return]

@@ -8,6 +8,9 @@ Client kinds:
 ``rest-plain``    the REST API without the header (curl, scripts);
 ``subsonic``      a Subsonic app: py-opensonic, from PyPI.
 
+The two kinds without the header keep one gateway until it fails (their sessions are that
+gateway's: ``cN-KIND@gM`` in the history); ``rest-session`` picks a gateway per request.
+
 Keys of the history (each written by one client only, since only owners may change them):
 ``song:SHA`` (title; None while absent), ``like:CLIENT:SHA`` (True / None) and
 ``playlist:ID`` (the tuple of song hashes in order). A REST write answered 2xx is ``ok``,
@@ -146,12 +149,29 @@ class Reply:
 
 
 class Http:
-    """Blocking HTTPS requests to the gateways (one connection per request)."""
+    """Blocking HTTPS requests to the gateways (one connection per request): to any of them
+    at random, or (``sticky``) to one home gateway until it fails, then the next."""
 
-    def __init__(self, urls: list[str], ca: Path, rng: random.Random) -> None:
+    def __init__(
+        self, urls: list[str], ca: Path, rng: random.Random, *, sticky: bool = False
+    ) -> None:
         self.urls = [urllib.parse.urlsplit(u) for u in urls]
         self.ctx = ssl.create_default_context(cafile=str(ca))
         self.rng = rng
+        self.sticky = sticky
+        self.home = rng.randrange(len(self.urls))
+
+    @property
+    def gateway(self) -> str:
+        """The home gateway's name (``g1``...)."""
+        return f"g{self.home + 1}"
+
+    def pick(self) -> urllib.parse.SplitResult:
+        return self.urls[self.home] if self.sticky else self.rng.choice(self.urls)
+
+    def failed(self) -> None:
+        """The home gateway did not answer: move to the next."""
+        self.home = (self.home + 1) % len(self.urls)
 
     def request(
         self,
@@ -160,7 +180,7 @@ class Http:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
-        url = self.rng.choice(self.urls)
+        url = self.pick()
         assert url.hostname is not None
         conn = http.client.HTTPSConnection(
             url.hostname, url.port, timeout=TIMEOUT, context=self.ctx
@@ -170,6 +190,10 @@ class Http:
             resp = conn.getresponse()
             data = resp.read()
             return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+        except (OSError, http.client.HTTPException):
+            if self.sticky:
+                self.failed()
+            raise
         finally:
             conn.close()
 
@@ -207,6 +231,12 @@ class Client:
         self.edits = 0
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    @property
+    def session(self) -> str:
+        """The name its operations are checked under: a client that keeps its gateway is a
+        session of that gateway (``cN-KIND@gM``)."""
+        return f"{self.name}@{self.http.gateway}" if self.http.sticky else self.name
 
     def rest(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Reply:
         headers = {}
@@ -246,7 +276,7 @@ class Client:
             outcome, written, reads, detail = e.outcome, writes.get("intended", {}), {}, e.detail
         self.rec.add(
             Operation(
-                client=self.name,
+                client=self.session,
                 name=name,
                 invoke=invoke,
                 complete=self.rec.now(),

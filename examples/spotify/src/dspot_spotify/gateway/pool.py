@@ -14,7 +14,8 @@ from dspot.http import HttpClient, ServerConfig, Timeouts
 from dspot.membership import MembershipConfig
 from dspot.registry import Endpoint, NoEndpoint, Registry, RegistryClient
 
-from dspot_spotify.config import HTTP_SERVICE
+from dspot_spotify.config import HTTP_SERVICE, Sabotage
+from dspot_spotify.gateway.positions import PositionScope
 
 __all__ = ["GatewayConfig", "NodePool"]
 
@@ -39,10 +40,23 @@ class GatewayConfig:
     """Largest request body relayed (nodes apply their own, lower, upload limit)."""
     membership: MembershipConfig | None = None
     server: ServerConfig = attrs.field(factory=ServerConfig)
-    """The HTTPS server; ``server.max_connections`` is the global connection cap."""
+    """The HTTPS server's limits (``server.max_connections`` is the global connection cap);
+    :func:`~dspot_spotify.security.hardened` adds the security headers to its
+    ``response_headers``."""
     max_connections_per_client: int = 64
     """Open connections one client address may hold (closed at once beyond); well under
     the global cap, so one client cannot take every connection."""
+    positions: PositionScope = PositionScope.GATEWAY
+    """Whose log positions a forwarded request must see (:mod:`.positions`)."""
+    position_wait: float = 2.0
+    """How long a node may wait to reach a request's position before the gateway tries a
+    node that has caught up."""
+    sabotage: frozenset[Sabotage] = frozenset()
+    """Deliberate bugs for tests (:attr:`Sabotage.NO_LOG_POSITIONS`); empty in production."""
+    served_by: bool = False
+    """Say which node answered each relayed request in ``X-Served-By`` (its member id).
+    Off by default: it tells anyone the cluster's node names. Tests, the simulation and the
+    chaos harness switch it on (``dspot-spotify gateway --served-by``)."""
 
 
 class NodePool:

@@ -1,5 +1,7 @@
-"""The gateway itself: relays ``/api/*``, ``/rest/*`` and ``/metrics`` to a healthy node,
-resumes broken song streams on another, relays the event WebSocket, serves the frontend."""
+"""The gateway itself: relays ``/api/*``, ``/rest/*`` and ``/metrics`` to a healthy node
+with the log position the request must see (:mod:`.positions`), tries a node that has
+caught up when one is behind, resumes broken song streams on another, relays the event
+WebSocket, serves the frontend."""
 
 from __future__ import annotations
 
@@ -43,8 +45,13 @@ from dspot.membership import Membership, observer_meta
 from dspot.registry import Endpoint, Registry
 from dspot.rpc import RpcNode
 
+from dspot_spotify import catalog
+from dspot_spotify.config import Sabotage
 from dspot_spotify.gateway.limits import PerClientListener
 from dspot_spotify.gateway.pool import GatewayConfig, NodePool
+from dspot_spotify.gateway.positions import PositionTracker, read_position
+from dspot_spotify.security import WEB_APP_CSP, hardened
+from dspot_spotify.writer import LOG_POSITION_HEADER, LOG_WAIT_HEADER, format_position
 
 __all__ = ["FORWARDED", "HOP_BY_HOP", "NOT_BUILT_PAGE", "STREAM_PATH", "Gateway"]
 
@@ -67,6 +74,8 @@ HOP_BY_HOP: Final = frozenset(
 FORWARDED: Final = frozenset(
     {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"}
 )
+REPLAYABLE: Final = 64 * 1024
+"""Request bodies up to this size are read whole before relaying, so they can be retried."""
 STREAM_PATH: Final = re.compile(
     r"^(?:/api/songs/[^/]+/stream|/rest/(?:stream|download)(?:\.view)?)$"
 )
@@ -75,7 +84,7 @@ the Subsonic API's ``stream`` and ``download`` (music players)."""
 CONTENT_RANGE: Final = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 NOT_BUILT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dspot-spotify</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<body>
 <h1>dspot-spotify</h1>
 <p>The gateway and the API are running, but the web frontend has not been built.</p>
 <p>Build it from the source checkout and restart:</p>
@@ -126,12 +135,11 @@ def _forward_headers(request: Request) -> Headers:
     return Headers(kept)
 
 
-def _response_headers(resp: ClientResponse, ep: Endpoint) -> Headers:
-    drop = HOP_BY_HOP | {"server", "date"}
+def _response_headers(resp: ClientResponse, ep: Endpoint, *, served_by: bool) -> Headers:
+    drop = HOP_BY_HOP | {"server", "date", "x-served-by"}
     drop |= {t.lower() for t in resp.headers.get_list("connection")}
-    return Headers(
-        [*((k, v) for k, v in resp.headers if k not in drop), ("x-served-by", ep.instance)]
-    )
+    headers = Headers([(k, v) for k, v in resp.headers if k not in drop])
+    return headers.add("x-served-by", ep.instance) if served_by else headers
 
 
 def _span(resp: ClientResponse) -> tuple[int, int] | None:
@@ -196,6 +204,11 @@ class Gateway:
         self.rpc: RpcNode | None = None
         self.resumed = 0
         """How many broken song streams were continued from another node."""
+        self.positions = PositionTracker(self.config.positions)
+        """The log positions seen in node answers (and gossip): what requests must see."""
+        self.retried_behind = 0
+        """Requests sent again to another node because the first was behind."""
+        self._membership: Membership | None = None
 
     @property
     def pool(self) -> NodePool:
@@ -207,8 +220,9 @@ class Gateway:
     ) -> None:
         """Join the cluster, start health checks, serve until cancelled or :meth:`shutdown`."""
         cfg = self.config
-        server_cfg = attrs.evolve(
-            cfg.server, ssl_context=self._ssl, max_body_size=cfg.max_body_size
+        server_cfg = hardened(
+            attrs.evolve(cfg.server, ssl_context=self._ssl, max_body_size=cfg.max_body_size),
+            csp=WEB_APP_CSP,
         )
         async with contextlib.AsyncExitStack() as stack:
             self.rpc = await stack.enter_async_context(
@@ -219,6 +233,10 @@ class Gateway:
                     self.env, self.rpc, cfg.membership, seeds=self.seeds, meta=observer_meta()
                 )
             )
+            self._membership = membership
+            if Sabotage.NO_LOG_POSITIONS in cfg.sabotage:
+                log.error("SABOTAGED: this gateway forwards no log positions (tests only)")
+                self.env.log(40, "spotify.gateway.SABOTAGED", bug="no-log-positions")
             registry = Registry(self.env, membership)  # resolving only: we publish nothing
             connect = self._upstream_connect or self.env.transport.connect
             # One retry: a check must not fail on a keep-alive connection the node just closed.
@@ -273,56 +291,124 @@ class Gateway:
         query = request.query_string
         return request.raw_path + (f"?{query}" if query else "")
 
+    def _required(self, request: Request) -> catalog.LogPosition | None:
+        """The position the request must see (None: the sabotaged gateway's answer)."""
+        if Sabotage.NO_LOG_POSITIONS in self.config.sabotage:
+            return None
+        if self._membership is not None:
+            self.positions.gossip(self._membership.members())
+        return self.positions.required(request)
+
+    def _caught_up(self, tried: set[str], required: catalog.LogPosition) -> Endpoint | None:
+        """A healthy node not tried yet that is known to have reached ``required``, the
+        furthest first."""
+        zero = catalog.LogPosition(0, 0)
+        known = [
+            (self.positions.node(ep.instance) or zero, ep)
+            for ep in self.pool.healthy()
+            if ep.endpoint not in tried
+        ]
+        ahead = [(pos, ep) for pos, ep in known if pos >= required]
+        return max(ahead, key=lambda item: item[0])[1] if ahead else None
+
     async def _relay(self, request: Request) -> Response:
         upstream = self._upstream
         assert upstream is not None
         target = self._target(request)
         headers = _forward_headers(request)
+        required = self._required(request)
+        if required is not None:
+            headers = headers.set(LOG_POSITION_HEADER, format_position(required))
+            if LOG_WAIT_HEADER not in request.headers:
+                headers = headers.set(LOG_WAIT_HEADER, f"{self.config.position_wait:g}")
         method = request.method
         retry_anyway = method in ("GET", "HEAD", "OPTIONS")
-        has_body = "transfer-encoding" in request.headers or request.headers.get(
-            "content-length", "0"
-        ) not in ("", "0")
+        length = request.headers.get("content-length", "0")
+        has_body = "transfer-encoding" in request.headers or length not in ("", "0")
+        whole: bytes | None = None
+        if has_body and length.isdigit() and int(length) <= REPLAYABLE:
+            # Small (forms, JSON, a Subsonic POST): read it first, so it can go to another
+            # node when the first is behind.
+            whole = b"".join([chunk async for chunk in request.stream()])
+            has_body = False
         tried: set[str] = set()
+        behind: catalog.LogPosition | None = None
         for _ in range(self.config.attempts):
-            ep = self.pool.pick(tried)
+            ep = None
+            if behind is not None and required is not None:
+                ep = self._caught_up(tried, required)
+            ep = ep or self.pool.pick(tried)
             if ep is None:
                 break
             tried.add(ep.endpoint)
             sent = _Once(request.stream()) if has_body else None
-            body: bytes | AsyncIterable[bytes] = b"" if sent is None else sent
+            body: bytes | AsyncIterable[bytes] = whole or b"" if sent is None else sent
             try:
                 resp = await upstream.request(
                     method, f"http://{ep.endpoint}{target}", headers=headers, body=body
                 )
             except HTTPError:
                 raise  # the client's own body was bad (413, 408): not the node's fault
-            except (ConnectRefused, ConnectTimeout, HandshakeFailed):
-                self.pool.failed(ep)  # never reached the node: safe to try another
+            except (ConnectRefused, ConnectTimeout, HandshakeFailed) as e:
+                self._failed(ep, request, e)  # never reached the node: safe to try another
                 if sent is not None and sent.started:
                     raise HTTPError(502, "the node failed while receiving the body") from None
                 continue
-            except ReadTimeout:
-                self.pool.failed(ep)
+            except ReadTimeout as e:
+                self._failed(ep, request, e)
                 if retry_anyway:
                     continue
                 raise HTTPError(504, "the node did not answer in time") from None
             except DspotError as e:
-                self.pool.failed(ep)
+                self._failed(ep, request, e)
                 if retry_anyway:
                     continue
                 raise HTTPError(
-                    502,
-                    f"the node failed while handling the request (it may have been applied): {e}",
+                    502, "the node failed while handling the request (it may have been applied)"
                 ) from None
             self.pool.succeeded(ep)
+            answered = read_position(resp.headers.get(LOG_POSITION_HEADER))
+            if (
+                resp.status == 503
+                and required is not None
+                and answered is not None
+                and answered < required
+                and not (sent is not None and sent.started)
+            ):
+                # The node waited for the position and is still behind: nothing was done
+                # there, so another node that has caught up may answer instead.
+                self.positions.behind(ep.instance, answered)
+                behind = answered
+                self.retried_behind += 1
+                await resp.aclose()
+                continue
+            self.positions.saw(request, ep.instance, answered)
             return self._response(request, ep, resp, headers)
+        if behind is not None and required is not None:
+            raise HTTPError(
+                503,
+                f"no node has reached log position {format_position(required)} yet",
+                headers=[("retry-after", "1")],
+            )
         raise HTTPError(503, "no healthy node", headers=[("retry-after", "1")])
+
+    def _failed(self, ep: Endpoint, request: Request, error: BaseException) -> None:
+        """Take ``ep`` out of rotation; the log, never the client, learns where and why (a
+        5xx answer names no internal address)."""
+        self.pool.failed(ep)
+        log.warning(
+            "node %s (%s) failed %s %s: %r",
+            ep.instance,
+            ep.endpoint,
+            request.method,
+            request.raw_path,
+            error,
+        )
 
     def _response(
         self, request: Request, ep: Endpoint, resp: ClientResponse, headers: Headers
     ) -> Response:
-        out = _response_headers(resp, ep)
+        out = _response_headers(resp, ep, served_by=self.config.served_by)
         if request.method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
             return Response(resp.status, out, b"")  # the client read it (no body): released
         span = _span(resp)

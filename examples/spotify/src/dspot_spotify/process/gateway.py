@@ -21,8 +21,8 @@ from dspot.errors import AddressInUse
 from dspot.http import ServerConfig, server_ssl_context
 from dspot.transport import TcpTransport
 
-from dspot_spotify.gateway import Gateway
-from dspot_spotify.gateway.pool import GatewayConfig
+from dspot_spotify.config import Sabotage
+from dspot_spotify.gateway import Gateway, GatewayConfig, PositionScope
 from dspot_spotify.process.setup import (
     ConfigError,
     SplitTransport,
@@ -30,6 +30,7 @@ from dspot_spotify.process.setup import (
     find_exception,
     read_secret,
     say,
+    write_private,
 )
 
 __all__ = ["GatewaySettings", "serve_gateway"]
@@ -58,6 +59,12 @@ class GatewaySettings:
     """Open HTTPS connections at most (new ones are closed at once beyond)."""
     max_connections_per_client: int = GatewayConfig().max_connections_per_client
     """Open HTTPS connections one client address may hold."""
+    positions: str = "gateway"
+    """Whose log positions a relayed request must see (``gateway`` or ``session``)."""
+    sabotage: tuple[str, ...] = ()
+    """Deliberate bugs (:class:`~dspot_spotify.config.Sabotage` values), for chaos tests."""
+    served_by: bool = False
+    """Name the answering node in ``X-Served-By`` (:attr:`GatewayConfig.served_by`)."""
 
 
 async def _serve(
@@ -85,6 +92,9 @@ async def _serve(
         config=GatewayConfig(
             server=ServerConfig(max_connections=settings.max_connections),
             max_connections_per_client=settings.max_connections_per_client,
+            served_by=settings.served_by,
+            positions=PositionScope(settings.positions),
+            sabotage=frozenset(Sabotage(s) for s in settings.sabotage),
         ),
     )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -126,8 +136,8 @@ def serve_gateway(settings: GatewaySettings) -> int:
     if settings.tls_cert is not None:
         cluster_rpc = cluster_tls(settings.tls_cert, settings.tls_key, settings.tls_ca)
     if settings.pid_file is not None:
-        settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        settings.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        settings.pid_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(settings.pid_file, f"{os.getpid()}\n")
     try:
         anyio.run(_serve, settings, secret, ssl_context, cluster_rpc, backend="trio")
     except BaseException as exc:

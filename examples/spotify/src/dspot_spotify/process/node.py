@@ -28,6 +28,7 @@ from dspot_spotify.process.setup import (
     load_node_id,
     read_secret,
     say,
+    write_private,
 )
 from dspot_spotify.throttle import ThrottleConfig
 
@@ -65,11 +66,16 @@ class NodeSettings:
     """Deliberate bugs (:class:`~dspot_spotify.config.Sabotage` values), for chaos tests only."""
     throttle: ThrottleConfig = attrs.field(factory=ThrottleConfig)
     """Sign-in, password-hash and upload throttles."""
+    commit_notice: bool = True
+    """Off: members apply a committed entry up to a heartbeat late
+    (:attr:`~dspot.tokenring.TokenRingConfig.commit_notify`), as every node did before the
+    commit notice; tests of session guarantees use it so that replicas lag behind."""
 
 
 async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
     from dspot.disk import LocalDisk
     from dspot.env import production_env
+    from dspot.tokenring import TokenRingConfig
     from dspot.transport import TcpTransport
 
     from dspot_spotify.config import NodeConfig, Sabotage
@@ -96,6 +102,7 @@ async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
                     cluster_size=settings.cluster_size,
                     throttle=settings.throttle,
                     sabotage=frozenset(Sabotage(s) for s in settings.sabotage),
+                    tokenring=TokenRingConfig(commit_notify=settings.commit_notice),
                 ),
             )
             async with anyio.create_task_group() as tg:
@@ -131,7 +138,8 @@ async def _watch_quorum(node: Any) -> None:
 
 def serve_node(settings: NodeSettings) -> int:
     """Run one node until SIGINT/SIGTERM; returns the exit status."""
-    settings.data.mkdir(parents=True, exist_ok=True)
+    # Owner only from the start: the catalog, the blobs and the node's identity live here.
+    settings.data.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = read_secret(settings.secret_file)
     for path in (settings.tls_cert, settings.tls_key, settings.tls_ca):
         if path is not None and not path.is_file():
@@ -145,7 +153,7 @@ def serve_node(settings: NodeSettings) -> int:
         )
     node_id = load_node_id(settings.data, settings.name)
     pid_file = settings.data / "node.pid"
-    pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    write_private(pid_file, f"{os.getpid()}\n")
     try:
         anyio.run(_serve, settings, secret, node_id, backend="trio")
     except BaseException as exc:

@@ -25,6 +25,7 @@ __all__ = [
     "parse_address",
     "read_secret",
     "say",
+    "write_private",
     "write_secret",
 ]
 
@@ -67,6 +68,17 @@ def write_secret(path: Path) -> bytes:
     return secret
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, as a file created owner-only (0600: never readable by
+    others, not even between its creation and a ``chmod``)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def load_node_id(data_dir: Path, wanted: str | None = None) -> str:
     """This node's id, kept in ``DATA/node-id`` so a restart keeps its identity."""
     path = data_dir / "node-id"
@@ -80,9 +92,7 @@ def load_node_id(data_dir: Path, wanted: str | None = None) -> str:
     node_id = wanted or f"node-{secrets.token_hex(4)}"
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", node_id):
         raise ConfigError(f"bad node name {node_id!r}: use letters, digits, '.', '_' and '-'")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(node_id + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(path, node_id + "\n")
     return node_id
 
 

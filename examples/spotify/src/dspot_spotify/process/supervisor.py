@@ -91,6 +91,8 @@ class GatewaySpec:
     key: Path
     frontend: Path | None = None
     pid_file: Path | None = None
+    served_by: bool = False
+    """``--served-by``: name the answering node in ``X-Served-By``."""
     extra: tuple[str, ...] = ()
     """More command-line arguments (e.g. the cluster's ``--tls-*``)."""
 
@@ -120,6 +122,7 @@ class GatewaySpec:
             str(self.key),
             *(() if self.frontend is None else ("--frontend", str(self.frontend))),
             *(() if self.pid_file is None else ("--pid-file", str(self.pid_file))),
+            *(("--served-by",) if self.served_by else ()),
             *self.extra,
         ]
 
@@ -153,8 +156,11 @@ class NodeProcess:
         return f"{scheme}://{self.spec.http}"
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115
+        # Usually the member's data directory too: owner only, as the node would make it.
+        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The log names addresses and users: owner only too.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._log = os.fdopen(fd, "a", encoding="utf-8")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(
             self.spec.argv(),
@@ -289,12 +295,14 @@ class LocalCluster:
         *,
         gateway_port: int | None = None,
         frontend: Path | None = None,
+        served_by: bool = False,
     ) -> None:
         self.root = root
         self.secret_file = root / "cluster-secret"
         self.base_port = base_port
         self.gateway_port = gateway_port
         self.frontend = frontend
+        self.served_by = served_by
         addrs = [
             (f"127.0.0.1:{base_port + 2 * i}", f"127.0.0.1:{base_port + 2 * i + 1}")
             for i in range(nodes)
@@ -339,7 +347,8 @@ class LocalCluster:
     def start(self, timeout: float = 60.0) -> None:
         """Start every node and wait until all are ready and see a quorum; then the gateway,
         until it reports every node healthy."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        # Owner only: it holds the cluster secret, the dev CA and every node's data.
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.secret_file.exists():
             write_secret(self.secret_file)
         for p in self.procs:
@@ -363,6 +372,7 @@ class LocalCluster:
                 key=tls.key,
                 frontend=self.frontend,
                 pid_file=self.root / "gateway" / "gateway.pid",
+                served_by=self.served_by,
             ),
             self.root / "gateway" / "gateway.log",
         )

@@ -42,8 +42,8 @@ Checks, all from a client's point of view (DESIGN.md invariants 1, 2, 7):
   downloads started ``SETTLE`` seconds after heal all complete; after the run the gateway is
   in every node's membership and in no node's token-ring membership (known or configured).
 
-``sim.data["sabotage"] = "unsynced_single_copy"`` (set from ``run_seed(setup=...)``) runs
-the nodes with one blob copy, written without sync before the acknowledgement: the upload
+``run_seed(..., disabled={BlobStoreMechanism.SYNC_BEFORE_ACK})`` runs the nodes with one
+blob copy, written without sync before the acknowledgement: the upload
 is acknowledged before the data is durable anywhere, and the durability check catches the
 loss when the holder crashes.
 

@@ -8,7 +8,16 @@ from dspot.membership import is_observer
 from dspot.sim import Simulation
 
 from dspot_spotify.node import SpotifyNode
+from dspot_spotify.simulation.checknames import (
+    CONVERGENCE,
+    DURABILITY,
+    FINAL_OPS,
+    GATEWAY_OBSERVER,
+    GATEWAY_STREAM,
+    LIVENESS,
+)
 from dspot_spotify.simulation.cluster import ATTEMPTS, CLIENTS, GATEWAY, SETTLE, SimGateway
+from dspot_spotify.simulation.sessions import check_sessions
 from dspot_spotify.simulation.tracks import FINAL_TRACKS, WORKLOAD_TRACKS, tracks
 from dspot_spotify.simulation.workload import ZERO, Client, downloads, failures, songs, successes
 
@@ -20,16 +29,20 @@ def check_gateway_is_observer(sim: Simulation) -> None:
     for name in sim.names:
         spotify = sim.nodes[name].handle
         if not isinstance(spotify, SpotifyNode):
-            sim.violation(f"final: {name} is not running at the end")
+            sim.violation(f"final: {name} is not running at the end", check=FINAL_OPS)
             continue
         member = spotify.membership.get(GATEWAY)
         if member is None or not is_observer(member):
-            sim.violation(f"gateway: {name}'s membership has no observer {GATEWAY} ({member})")
+            sim.violation(
+                f"gateway: {name}'s membership has no observer {GATEWAY} ({member})",
+                check=GATEWAY_OBSERVER,
+            )
         ring = spotify.ring
         if GATEWAY in ring.known_members or GATEWAY in ring.core.configured:
             sim.violation(
                 f"gateway: {name}'s token ring counts the observer {GATEWAY} as a member "
-                f"(known {ring.known_members}, configured {ring.core.configured})"
+                f"(known {ring.known_members}, configured {ring.core.configured})",
+                check=GATEWAY_OBSERVER,
             )
 
 
@@ -38,25 +51,25 @@ async def final_checks(sim: Simulation, http: HttpClient) -> None:
     checker = Client(sim, "checker", http)
     # Liveness: every node registers, logs in and stores a fresh upload.
     if not await checker.register(nodes=[sim.names[0]]):
-        sim.violation(f"final: registration on {sim.names[0]} failed after heal")
+        sim.violation(f"final: registration on {sim.names[0]} failed after heal", check=FINAL_OPS)
     for i, name in enumerate(sim.names):
         late = Client(sim, f"late-{name}", http)
         late.pos = checker.pos
         if not await late.register(nodes=[name]):
-            sim.violation(f"final: registration on {name} failed after heal")
+            sim.violation(f"final: registration on {name} failed after heal", check=FINAL_OPS)
             continue
         checker.see_pos(late.pos)
         if not await late.login(nodes=[name]):
-            sim.violation(f"final: login on {name} failed after heal")
+            sim.violation(f"final: login on {name} failed after heal", check=FINAL_OPS)
         track = tracks()[WORKLOAD_TRACKS + i % FINAL_TRACKS]
         song = await late.upload(track, nodes=[name])
         if song is None:
-            sim.violation(f"final: upload on {name} failed after heal")
+            sim.violation(f"final: upload on {name} failed after heal", check=FINAL_OPS)
         else:
             checker.see_pos(song.pos or ZERO)
     known = songs(sim)
     if not any(s.client.startswith("c") for s in known.values()):
-        sim.violation("no upload by a workload client was acknowledged")
+        sim.violation("no upload by a workload client was acknowledged", check=FINAL_OPS)
     # Convergence and durability: every node lists every acknowledged song, identically.
     listings: dict[str, list[tuple[str, str, int, str]]] = {}
     for name in sim.names:
@@ -64,7 +77,9 @@ async def final_checks(sim: Simulation, http: HttpClient) -> None:
             "final.list", "GET", "/api/songs?limit=200", headers=checker.headers(), nodes=[name]
         )
         if reply is None or reply.status != 200:
-            sim.violation(f"final: {name} does not list songs after heal ({reply})")
+            sim.violation(
+                f"final: {name} does not list songs after heal ({reply})", check=FINAL_OPS
+            )
             continue
         items = reply.json()["items"]
         listings[name] = sorted(
@@ -76,14 +91,19 @@ async def final_checks(sim: Simulation, http: HttpClient) -> None:
             if item is None:
                 sim.violation(
                     f"durability: {name} does not list {song.song_id} (track {song.track}, "
-                    f"acknowledged to {song.client} at {song.at:.3f}s, position {song.pos})"
+                    f"acknowledged to {song.client} at {song.at:.3f}s, position {song.pos})",
+                    check=DURABILITY,
                 )
             elif item["blob_sha256"] != song.sha256 or item["size"] != song.size:
-                sim.violation(f"durability: {name} lists {song.song_id} as {item}")
+                sim.violation(
+                    f"durability: {name} lists {song.song_id} as {item}", check=DURABILITY
+                )
     distinct = {tuple(v) for v in listings.values()}
     if len(distinct) > 1:
         sizes = {name: len(v) for name, v in listings.items()}
-        sim.violation(f"convergence: the nodes list different songs after heal ({sizes})")
+        sim.violation(
+            f"convergence: the nodes list different songs after heal ({sizes})", check=CONVERGENCE
+        )
     # Every acknowledged song streams byte-identical from every node (and through the
     # gateway), whole and by Range.
     for song in sorted(known.values(), key=lambda s: s.song_id):
@@ -101,7 +121,8 @@ async def final_checks(sim: Simulation, http: HttpClient) -> None:
                 sim.violation(
                     f"durability: {song.song_id} (track {song.track}, acknowledged to "
                     f"{song.client} at {song.at:.3f}s) does not stream byte-identical from "
-                    f"{name} after heal (status {status})"
+                    f"{name} after heal (status {status})",
+                    check=DURABILITY,
                 )
                 continue
             start = checker.rng.randrange(len(data))
@@ -114,7 +135,8 @@ async def final_checks(sim: Simulation, http: HttpClient) -> None:
             )
             if reply is None or reply.status != 206 or reply.body != data[start:]:
                 sim.violation(
-                    f"durability: {song.song_id} bytes {start}- from {name} after heal differ"
+                    f"durability: {song.song_id} bytes {start}- from {name} after heal differ",
+                    check=DURABILITY,
                 )
 
 
@@ -124,14 +146,19 @@ def check(sim: Simulation) -> None:
         if started > settled:
             sim.violation(
                 f"liveness: {op} by {client} started at {started:.3f}s (heal at "
-                f"{sim.heal_at:g}s) failed on {ATTEMPTS} nodes; last: {error}"
+                f"{sim.heal_at:g}s) failed on {ATTEMPTS} nodes; last: {error}",
+                check=LIVENESS,
             )
     for i in range(1, CLIENTS + 1):
         name = f"c{i}"
         done = {op for op, c, t in successes(sim) if c == name and t > settled}
         if not done:
-            sim.violation(f"liveness: no operation of {name} succeeded after heal + {SETTLE:g}s")
+            sim.violation(
+                f"liveness: no operation of {name} succeeded after heal + {SETTLE:g}s",
+                check=LIVENESS,
+            )
     check_gateway_streams(sim)
+    check_sessions(sim)
 
 
 def check_gateway_streams(sim: Simulation) -> None:
@@ -148,14 +175,17 @@ def check_gateway_streams(sim: Simulation) -> None:
                 sim.violation(
                     f"gateway stream: download of bytes {d.first}-{d.last} started at "
                     f"{d.started:.3f}s from {d.served_by} was cut off after {d.received} bytes "
-                    f"at {d.ended:.3f}s, and the gateway did not fail to resume it ({d.error})"
+                    f"at {d.ended:.3f}s, and the gateway did not fail to resume it ({d.error})",
+                    check=GATEWAY_STREAM,
                 )
         if d.outcome != "ok" and d.started > settled:
             sim.violation(
                 f"liveness: download through the gateway started at {d.started:.3f}s (heal at "
-                f"{sim.heal_at:g}s) ended {d.outcome}: status {d.status}, {d.error}"
+                f"{sim.heal_at:g}s) ended {d.outcome}: status {d.status}, {d.error}",
+                check=LIVENESS,
             )
     if not any(d.outcome == "ok" and d.started > settled for d in done):
         sim.violation(
-            f"liveness: no download through the gateway completed after heal + {SETTLE:g}s"
+            f"liveness: no download through the gateway completed after heal + {SETTLE:g}s",
+            check=LIVENESS,
         )

@@ -11,7 +11,7 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 import attrs
-from dspot.blobstore import BlobStoreConfig
+from dspot.blobstore import BlobStoreConfig, BlobStoreMechanism
 from dspot.disk import SimDisk
 from dspot.env import EventLoopClock, NodeEnv
 from dspot.errors import ConnectionLost
@@ -19,12 +19,13 @@ from dspot.sim import SIM_WALL_BASE, FaultConfig, Nemesis, Simulation
 from dspot.transport import LinkModel
 
 from dspot_spotify.auth import ScryptParams
-from dspot_spotify.config import NodeConfig
+from dspot_spotify.config import NodeConfig, Sabotage
 from dspot_spotify.gateway import Gateway, GatewayConfig
 from dspot_spotify.node import SpotifyNode
 
 __all__ = [
     "ATTEMPTS",
+    "BLOB_GRACE",
     "GATEWAY",
     "SECRET",
     "STREAMER",
@@ -33,6 +34,7 @@ __all__ = [
     "nemesis",
     "node",
     "node_config",
+    "sabotage",
 ]
 
 SECRET: Final = b"simulated spotify cluster secret"
@@ -73,11 +75,23 @@ BLOBSTORE = BlobStoreConfig(
     repair_interval=1.5,
     fetch_timeout=10.0,
 )
-SABOTAGE_BLOBSTORE = attrs.evolve(BLOBSTORE, replicas=1, write_quorum=1, sync_before_ack=False)
+BLOB_GRACE = 2.0
+"""Seconds an unowned blob stays before the collector deletes it."""
+
+
+def sabotage(sim: Simulation) -> frozenset[Sabotage]:
+    """The service's deliberate bugs this seed runs with (those of ``sim.disabled``)."""
+    return frozenset(m for m in sim.disabled if isinstance(m, Sabotage))
+
+
+SINGLE_COPY_BLOBSTORE = attrs.evolve(BLOBSTORE, replicas=1, write_quorum=1)
+"""What the nodes run when :attr:`~dspot.blobstore.BlobStoreMechanism.SYNC_BEFORE_ACK` is
+disabled (a sabotage test): with one copy, a single crash of its holder loses the upload."""
 
 
 def node_config(sim: Simulation) -> NodeConfig:
-    blobs = SABOTAGE_BLOBSTORE if sim.data.get("sabotage") == "unsynced_single_copy" else BLOBSTORE
+    unsynced = BlobStoreMechanism.SYNC_BEFORE_ACK in sim.disabled
+    blobs = SINGLE_COPY_BLOBSTORE if unsynced else BLOBSTORE
     return NodeConfig(
         cluster_size=len(sim.names),
         scrypt=ScryptParams(n=2**4),  # cheap hashing: the scenario is about the cluster
@@ -86,6 +100,11 @@ def node_config(sim: Simulation) -> NodeConfig:
         rpc_call_timeout=3.0,
         commit_timeout=4.0,
         read_wait_timeout=4.0,
+        upload_lease=10.0,
+        blob_grace=BLOB_GRACE,
+        collect_interval=0.5,
+        position_gossip_interval=0.5,
+        sabotage=sabotage(sim) - {Sabotage.NO_LOG_POSITIONS},
     )
 
 
@@ -114,7 +133,11 @@ class SimGateway(Gateway):
             secret=SECRET,
             seeds=[f"{n}:{RPC_PORT}" for n in sim.names],
             ssl_context=None,
-            config=GatewayConfig(attempts=ATTEMPTS),
+            config=GatewayConfig(
+                attempts=ATTEMPTS,
+                sabotage=sabotage(sim) & {Sabotage.NO_LOG_POSITIONS},
+                served_by=True,  # the checks read it
+            ),
         )
         self.sim = sim
         self.resume_failures: list[tuple[float, str]] = []
@@ -138,6 +161,7 @@ def gateway_env(sim: Simulation) -> NodeEnv:
         clock=EventLoopClock(wall_base=SIM_WALL_BASE),
         logger=logging.getLogger(f"dspot.sim.{GATEWAY}"),
         trace=sim.trace.for_node(GATEWAY),
+        disabled=sim.disabled,  # a sabotage test's mechanisms are missing here too
     )
 
 

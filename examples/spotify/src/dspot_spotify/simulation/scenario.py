@@ -4,15 +4,35 @@ against the nodes, then the final checks; and its :class:`~dspot.sim.Scenario`."
 from __future__ import annotations
 
 import anyio
+import attrs
+from dspot.blobstore import BlobStoreMechanism
 from dspot.http import HttpClient, Timeouts
-from dspot.sim import FaultConfig, Scenario, Simulation
+from dspot.sim import Check, FaultConfig, Sabotage, Scenario, Simulation, StrangerConfig
 
+from dspot_spotify.config import Sabotage as ServiceSabotage
+from dspot_spotify.simulation.checknames import (
+    CONVERGENCE,
+    DURABILITY,
+    FINAL_OPS,
+    GATEWAY_OBSERVER,
+    GATEWAY_STREAM,
+    HTTP_ANSWER,
+    LIVENESS,
+    OWNERSHIP,
+    PARTIAL_WRITE,
+    READ_YOUR_WRITES,
+    SEARCH,
+    SESSIONS,
+    STREAM_BYTES,
+)
 from dspot_spotify.simulation.checks import check, check_gateway_is_observer, final_checks
 from dspot_spotify.simulation.cluster import (
+    BLOB_GRACE,
     CLIENTS,
     GATEWAY,
     GATEWAY_LINK,
     QUIET,
+    SETTLE,
     STOP_BEFORE_END,
     STREAMER,
     SimGateway,
@@ -20,14 +40,17 @@ from dspot_spotify.simulation.cluster import (
     nemesis,
     node,
 )
-from dspot_spotify.simulation.tracks import tracks
+from dspot_spotify.simulation.ownership import check_ownership
+from dspot_spotify.simulation.sessions import SESSION_CLIENTS, SessionClient
+from dspot_spotify.simulation.tracks import session_tracks, tracks
 from dspot_spotify.simulation.workload import Client, Streamer
 
-__all__ = ["SCENARIO", "scenario", "workload"]
+__all__ = ["SCENARIO", "STRANGER", "scenario", "workload"]
 
 
 async def workload(sim: Simulation) -> None:
     tracks()
+    session_tracks()
     stop_at = sim.duration - STOP_BEFORE_END
     names = [f"c{i}" for i in range(1, CLIENTS + 1)]
     for name in sim.names:
@@ -63,6 +86,7 @@ async def workload(sim: Simulation) -> None:
         outer.start_soon(stream)
         async with anyio.create_task_group() as tg:
             clients: list[Client] = []
+            sessions: list[SessionClient] = []
             for name in names:
                 http = HttpClient(
                     connect=sim.net.transport(name).connect,
@@ -71,28 +95,67 @@ async def workload(sim: Simulation) -> None:
                 client = Client(sim, name, http)
                 clients.append(client)
                 tg.start_soon(client.run, stop_at)
+            # Clients without positions, through the gateway only (Subsonic apps, curl).
+            for i in range(SESSION_CLIENTS):
+                name = f"s{i + 1}"
+                http = HttpClient(
+                    connect=sim.net.transport(name).connect,
+                    timeouts=Timeouts(connect=2.0, read=12.0, write=12.0),
+                )
+                session = SessionClient(sim, name, i, http)
+                sessions.append(session)
+                tg.start_soon(session.run, stop_at)
             await anyio.sleep(stop_at - sim.now())
             tg.cancel_scope.cancel()
         for client in clients:
             await client.http.aclose()
+        for session in sessions:
+            await session.http.aclose()
         await anyio.sleep(QUIET)
         with anyio.move_on_after(max(1.0, sim.duration - sim.now() + 30.0)) as scope:
             await final_checks(sim, checker_http)
         if scope.cancelled_caught:
-            sim.violation("the final checks did not finish in time")
+            sim.violation("the final checks did not finish in time", check=LIVENESS)
         with anyio.move_on_after(max(1.0, sim.duration - sim.now() + 30.0)) as scope:
             await streamer_done.wait()
         if scope.cancelled_caught:
-            sim.violation("the streaming client did not finish its last download in time")
+            sim.violation(
+                "the streaming client did not finish its last download in time", check=LIVENESS
+            )
+        # Blobs have owners once the faults healed and a grace period passed (inv. 12).
+        await check_ownership(sim, bound=BLOB_GRACE + 15.0)
         check_gateway_is_observer(sim)
         sim.data["gateway_resumed"] = gateway.resumed
         sim.trace.record("gateway.end", resumed=gateway.resumed)
         outer.cancel_scope.cancel()
 
 
+def _crashes_only(scenario: Scenario) -> Scenario:
+    """Crashes as the only fault: an unsynced single copy is lost when its holder crashes."""
+    return attrs.evolve(scenario, faults=FaultConfig(kinds=("crash",)))
+
+
+STRANGER = StrangerConfig(
+    http_paths=(
+        "/api/auth/login",
+        "/api/auth/register",
+        "/api/playlists",
+        "/api/songs",
+        "/api/songs/s1/stream",
+        "/rest/ping.view",
+        "/metrics",
+        "/",
+    ),
+    also=(GATEWAY,),
+)
+"""The hostile stranger: garbage to every node's RPC and HTTP listener and to the gateway's
+(its HTTP listener relays to the nodes; its RPC one is a cluster member's), aimed at the
+API's JSON endpoints, the stream and the Subsonic API."""
+
 SCENARIO = Scenario(
     name="spotify",
-    description="whole SpotifyNodes over HTTP under the fault model; clients check inv. 1, 2, 7",
+    description="whole SpotifyNodes over HTTP under the fault model and a hostile stranger; "
+    "clients check inv. 1, 2, 7, 11 and 12",
     node=node,
     check=check,
     workload=workload,
@@ -114,6 +177,49 @@ SCENARIO = Scenario(
         )
     ),
     nemesis=nemesis,
+    checks=(
+        Check(
+            DURABILITY,
+            "every acknowledged song is listed by every node and streams byte-identical from "
+            "each after heal (invariant 1)",
+            Sabotage({BlobStoreMechanism.SYNC_BEFORE_ACK}, seeds=(1,), adapt=_crashes_only),
+        ),
+        Check(CONVERGENCE, "after heal every node lists the same songs (invariant 2)"),
+        Check(READ_YOUR_WRITES, "a node answering with a client's log position lists its songs"),
+        Check(SEARCH, "a search finds the songs whose titles it names"),
+        Check(STREAM_BYTES, "every stream answer has the status and exact bytes asked for"),
+        Check(HTTP_ANSWER, "every answer is one the API documents (no unexpected status)"),
+        Check(
+            GATEWAY_STREAM,
+            "a download through the gateway is byte-identical, and cut off only when the "
+            "gateway could not resume it elsewhere",
+        ),
+        Check(GATEWAY_OBSERVER, "the gateway is an observer: in membership, not in the ring"),
+        Check(FINAL_OPS, "after heal every node registers, logs in, uploads and lists"),
+        Check(
+            LIVENESS,
+            f"liveness: no operation started {SETTLE:g}s after heal fails on every node tried, "
+            "and every client and the gateway get work done after heal",
+        ),
+        Check(
+            SESSIONS,
+            "clients that send no log position get read-your-writes and monotonic reads "
+            "through the gateway (invariant 11)",
+            Sabotage({ServiceSabotage.NO_LOG_POSITIONS}, seeds=(5, 11, 12)),
+        ),
+        Check(
+            PARTIAL_WRITE,
+            "no read sees part of one request's changes (a star of song, album and artist)",
+            Sabotage({ServiceSabotage.SPLIT_WRITES}, seeds=(2, 3, 4)),
+        ),
+        Check(
+            OWNERSHIP,
+            "after heal and a grace period every stored blob is owned, and every referenced "
+            "blob has its copies (invariant 12)",
+            Sabotage({ServiceSabotage.COLLECTOR_OFF}, seeds=(1, 2)),
+        ),
+    ),
+    stranger=STRANGER,
 )
 
 

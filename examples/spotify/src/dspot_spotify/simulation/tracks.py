@@ -11,9 +11,19 @@ from typing import Final
 
 import attrs
 
-__all__ = ["FINAL_TRACKS", "WORKLOAD_TRACKS", "Track", "big_track", "tracks"]
+__all__ = [
+    "FINAL_TRACKS",
+    "SESSION_TRACKS",
+    "WORKLOAD_TRACKS",
+    "Track",
+    "big_track",
+    "session_tracks",
+    "tracks",
+]
 
 WORKLOAD_TRACKS: Final = 8
+SESSION_TRACKS: Final = 12
+"""Tracks of the clients that send no log position (their own, not the others' tracks)."""
 FINAL_TRACKS: Final = 5  # one fresh upload per node at the end (up to 5 nodes)
 BIG_SECONDS: Final = 18.0
 """Length of the streaming client's song (16 kHz mono 16-bit WAV: about 580 KB)."""
@@ -31,31 +41,61 @@ class Track:
     data: bytes
 
 
+@attrs.frozen(kw_only=True)
+class _Tags:
+    title: str
+    artist: str
+    album: str
+    track: int
+    genre: str
+
+
+def _flac(tmp: Path, name: str, seed: str, seconds: float, tags: _Tags, *, cover: bool) -> bytes:
+    """A tagged 16 kHz FLAC of ``seconds`` synthesized from ``seed`` (with a tiny cover)."""
+    from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_file
+
+    rng = random.Random(seed)
+    path = tmp / name
+    path.write_bytes(encode_audio(synthesize(rng, seconds, 16000), 16000, "flac"))
+    tag_file(
+        path,
+        title=tags.title,
+        artist=tags.artist,
+        album=tags.album,
+        track=tags.track,
+        year=2026,
+        genre=tags.genre,
+        cover=make_cover_png(rng, 8) if cover else None,
+    )
+    return path.read_bytes()
+
+
 @functools.cache
 def tracks() -> tuple[Track, ...]:
     """Tiny tagged FLAC files (about a second, mono, 16 kHz): a few tens of KiB each; the
     last one is :func:`big_track`."""
-    from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_file
+    from dspot_spotify.demo import encode_audio, synthesize, tag_file
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(WORKLOAD_TRACKS + FINAL_TRACKS):
-            rng = random.Random(f"spotify-sim-track:{i}")
             word = WORDS[i % len(WORDS)]
             title = f"{word} Song {i}"
-            path = Path(tmp) / f"t{i}.flac"
-            path.write_bytes(encode_audio(synthesize(rng, 1.0, 16000), 16000, "flac"))
-            tag_file(
-                path,
-                title=title,
-                artist=f"Sim Artist {i % 3}",
-                album=f"Sim Album {i % 4}",
-                track=i + 1,
-                year=2026,
-                genre="Ambient",
-                cover=make_cover_png(rng, 8) if i % 2 == 0 else None,
+            data = _flac(
+                Path(tmp),
+                f"t{i}.flac",
+                f"spotify-sim-track:{i}",
+                1.0,
+                _Tags(
+                    title=title,
+                    artist=f"Sim Artist {i % 3}",
+                    album=f"Sim Album {i % 4}",
+                    track=i + 1,
+                    genre="Ambient",
+                ),
+                cover=i % 2 == 0,
             )
-            out.append(Track(i, title, word, path.read_bytes()))
+            out.append(Track(i, title, word, data))
         # The big one, streamed through the gateway (WAV: the size is what matters).
         i = WORKLOAD_TRACKS + FINAL_TRACKS
         rng = random.Random(f"spotify-sim-track:{i}")
@@ -63,6 +103,32 @@ def tracks() -> tuple[Track, ...]:
         path.write_bytes(encode_audio(synthesize(rng, BIG_SECONDS, 16000), 16000, "wav"))
         tag_file(path, title=f"Nebula Song {i}", artist="Sim Artist Big", album="Sim Long")
         out.append(Track(i, f"Nebula Song {i}", "Nebula", path.read_bytes()))
+    return tuple(out)
+
+
+@functools.cache
+def session_tracks() -> tuple[Track, ...]:
+    """Tiny tagged FLAC files for the clients without positions: two albums of two
+    artists, half with a cover (so uploads create artists, albums and covers at once)."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(SESSION_TRACKS):
+            title = f"Session Song {i}"
+            data = _flac(
+                Path(tmp),
+                f"s{i}.flac",
+                f"spotify-sim-session-track:{i}",
+                0.5,
+                _Tags(
+                    title=title,
+                    artist=f"Session Artist {i % 2}",
+                    album=f"Session Album {i % 4}",
+                    track=i + 1,
+                    genre="Drone",
+                ),
+                cover=i % 2 == 1,
+            )
+            out.append(Track(i, title, "Session", data))
     return tuple(out)
 
 

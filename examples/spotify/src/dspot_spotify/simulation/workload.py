@@ -15,6 +15,13 @@ from dspot.errors import DspotError
 from dspot.http import HttpClient
 from dspot.sim import Simulation
 
+from dspot_spotify.simulation.checknames import (
+    GATEWAY_STREAM,
+    HTTP_ANSWER,
+    READ_YOUR_WRITES,
+    SEARCH,
+    STREAM_BYTES,
+)
 from dspot_spotify.simulation.cluster import ATTEMPTS, GATEWAY, GATEWAY_PORT, HTTP_PORT
 from dspot_spotify.simulation.tracks import WORKLOAD_TRACKS, Track, big_track, tracks
 from dspot_spotify.writer import LOG_POSITION_HEADER
@@ -191,7 +198,8 @@ class Client:
     def unexpected(self, op: str, reply: Reply) -> None:
         self.sim.violation(
             f"{self.name}: {op} on {reply.node} at {self.sim.now():.3f}s got an unexpected "
-            f"{reply.status}: {reply.body[:300]!r}"
+            f"{reply.status}: {reply.body[:300]!r}",
+            check=HTTP_ANSWER,
         )
 
     # -- operations ---------------------------------------------------------------------------
@@ -250,10 +258,14 @@ class Client:
             return None
         self.see(reply)
         if doc.get("title") != track.title or doc.get("size") != len(track.data):
-            self.sim.violation(f"{self.name}: upload of track {track.index} answered {doc}")
+            self.sim.violation(
+                f"{self.name}: upload of track {track.index} answered {doc}", check=HTTP_ANSWER
+            )
         pos = parse_pos(reply.headers.get(LOG_POSITION_HEADER)) if reply.status == 201 else None
         if reply.status == 201 and pos is None:
-            self.sim.violation(f"{self.name}: upload acknowledged without {LOG_POSITION_HEADER}")
+            self.sim.violation(
+                f"{self.name}: upload acknowledged without {LOG_POSITION_HEADER}", check=HTTP_ANSWER
+            )
         song = Song(
             doc["id"], track.index, doc["blob_sha256"], doc["size"], pos, self.name, self.sim.now()
         )
@@ -281,7 +293,8 @@ class Client:
             if song_id not in listed:
                 self.sim.violation(
                     f"{self.name}: {reply.node} lists {len(listed)} songs without {song_id}, "
-                    f"acknowledged to this client (read your writes at {format_pos(self.pos)})"
+                    f"acknowledged to this client (read your writes at {format_pos(self.pos)})",
+                    check=READ_YOUR_WRITES,
                 )
         self.ok("list")
         if not mine:
@@ -300,7 +313,8 @@ class Client:
         found = {item["id"] for item in reply.json()["items"]}
         if song.song_id not in found:
             self.sim.violation(
-                f"{self.name}: search {q!r} on {reply.node} misses {song.song_id} ({track.title})"
+                f"{self.name}: search {q!r} on {reply.node} misses {song.song_id} ({track.title})",
+                check=SEARCH,
             )
         self.ok("search")
 
@@ -328,7 +342,8 @@ class Client:
             self.sim.violation(
                 f"{self.name}: stream of {song.song_id} bytes {start}-{end} from {reply.node} "
                 f"got {reply.status} with {len(reply.body)} bytes "
-                f"(want {want_status}, {end + 1 - start} exact bytes)"
+                f"(want {want_status}, {end + 1 - start} exact bytes)",
+                check=STREAM_BYTES,
             )
             return False
         self.ok("stream")
@@ -429,7 +444,8 @@ class Streamer(Client):
         if d.outcome == "wrong":
             sim.violation(
                 f"gateway stream: bytes {first}-{last} of {song.song_id} downloaded through the "
-                f"gateway (from {d.served_by}, started {d.started:.3f}s) differ from the upload"
+                f"gateway (from {d.served_by}, started {d.started:.3f}s) differ from the upload",
+                check=GATEWAY_STREAM,
             )
         return d
 

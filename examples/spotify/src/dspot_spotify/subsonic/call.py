@@ -65,6 +65,13 @@ class Call:
         """Commit one write through the token ring and wait for its outcome."""
         self.written.append(await self.writer.commit(entry))
 
+    async def commit_all(self, entries: Sequence[catalog.Entry]) -> None:
+        """Commit every change of the call as one entry, applied all or nothing (the user's,
+        now); nothing when there is none."""
+        if entries:
+            at = self.node.now_ms()
+            self.written.append(await self.writer.commit_all(entries, actor=self.me.id, at=at))
+
     async def song(self, song_id: str) -> catalog.SongView:
         """The song ``song_id`` (error 70 if there is none)."""
         song = await self.read(catalog.get_song, song_id)

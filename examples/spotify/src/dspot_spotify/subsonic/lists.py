@@ -26,8 +26,8 @@ __all__ = ["ENDPOINTS"]
 
 
 async def _star(call: Call, *, like: bool) -> Mapping[str, Any]:
-    """Star or unstar every ``id`` (a song, album or artist id), ``albumId`` and ``artistId``;
-    all are checked before the first is written."""
+    """Star or unstar every ``id`` (a song, album or artist id), ``albumId`` and ``artistId``,
+    all in one entry."""
     p = call.params
     named: list[tuple[str, catalog.LikeTarget | None]] = [
         *((i, None) for i in p.all("id") if i),
@@ -48,10 +48,12 @@ async def _star(call: Call, *, like: bool) -> Mapping[str, Any]:
             out.append((found, item_id))
         return out
 
-    me, now = call.me, call.node.now_ms
-    for target, item_id in dict.fromkeys(await call.read(resolve)):
-        entry = catalog.Like(actor=me.id, at=now(), target=target, target_id=item_id, liked=like)
-        await call.commit(entry)
+    await call.commit_all(
+        [
+            catalog.Like(target=target, target_id=item_id, liked=like)
+            for target, item_id in dict.fromkeys(await call.read(resolve))
+        ]
+    )
     return {}
 
 
@@ -94,11 +96,9 @@ async def scrobble(call: Call) -> Mapping[str, Any]:
     if not p.flag("submission", True):  # a "now playing" notification, not a play
         await record_now_playing(call, ids[-1])
         return {}
-    for song_id, count in Counter(ids).items():
-        entry = catalog.RecordPlay(
-            actor=call.me.id, at=call.node.now_ms(), song_id=song_id, count=count
-        )
-        await call.commit(entry)
+    await call.commit_all(
+        [catalog.RecordPlay(song_id=song_id, count=n) for song_id, n in Counter(ids).items()]
+    )
     return {}
 
 
@@ -159,63 +159,46 @@ async def get_playlist(call: Call) -> Mapping[str, Any]:
     return {"playlist": await _playlist_element(call, detail.playlist, entries=True)}
 
 
-async def _add_songs(call: Call, playlist_id: str, song_ids: Sequence[str]) -> None:
-    for song_id in song_ids:
-        await call.song(song_id)
-    for song_id in song_ids:
-        entry = catalog.AddToPlaylist(
-            actor=call.me.id,
-            at=call.node.now_ms(),
-            playlist_id=playlist_id,
-            item_id=call.node.env.ids(),
-            song_id=song_id,
-        )
-        await call.commit(entry)
+def _additions(call: Call, playlist_id: str, song_ids: Sequence[str]) -> list[catalog.Entry]:
+    return [
+        catalog.AddToPlaylist(playlist_id=playlist_id, item_id=call.node.env.ids(), song_id=s)
+        for s in song_ids
+    ]
 
 
-async def _remove_items(call: Call, playlist_id: str, item_ids: Sequence[str]) -> None:
-    for item_id in item_ids:
-        entry = catalog.RemoveFromPlaylist(
-            actor=call.me.id, at=call.node.now_ms(), playlist_id=playlist_id, item_id=item_id
-        )
-        await call.commit(entry)
-
-
-async def _rename(call: Call, playlist_id: str, name: str) -> None:
-    entry = catalog.RenamePlaylist(
-        actor=call.me.id, at=call.node.now_ms(), playlist_id=playlist_id, name=name
-    )
-    await call.commit(entry)
+def _removals(playlist_id: str, item_ids: Sequence[str]) -> list[catalog.Entry]:
+    return [catalog.RemoveFromPlaylist(playlist_id=playlist_id, item_id=i) for i in item_ids]
 
 
 async def create_playlist(call: Call) -> Mapping[str, Any]:
+    """A new playlist with its songs, or (``playlistId``) an existing one's songs replaced:
+    one entry either way."""
     p = call.params
     song_ids = [s for s in p.all("songId") if s]
     playlist_id = p.get("playlistId")
     name = p.get("name")
+    for song_id in song_ids:
+        await call.song(song_id)
+    changes: list[catalog.Entry] = []
     if playlist_id:  # replace an existing playlist's songs
         detail = await _own_playlist(call, playlist_id)
         if name:
-            await _rename(call, playlist_id, name)
-        await _remove_items(call, playlist_id, [i.item_id for i in detail.items])
+            changes.append(catalog.RenamePlaylist(playlist_id=playlist_id, name=name))
+        changes += _removals(playlist_id, [i.item_id for i in detail.items])
     else:
         if not name:
             raise SubsonicError(
                 MISSING_PARAMETER, "required parameter is missing: name or playlistId"
             )
-        for song_id in song_ids:
-            await call.song(song_id)
         playlist_id = call.node.env.ids()
-        entry = catalog.CreatePlaylist(
-            actor=call.me.id, at=call.node.now_ms(), playlist_id=playlist_id, name=name
-        )
-        await call.commit(entry)
-    await _add_songs(call, playlist_id, song_ids)
+        changes.append(catalog.CreatePlaylist(playlist_id=playlist_id, name=name))
+    await call.commit_all([*changes, *_additions(call, playlist_id, song_ids)])
     detail = await _playlist(call, playlist_id)
     return {"playlist": await _playlist_element(call, detail.playlist, entries=True)}
 
 
 async def update_playlist(call: Call) -> Mapping[str, Any]:
+    """Rename, remove by index and add songs, as one entry."""
     p = call.params
     playlist_id = p.require("playlistId")
     detail = await _own_playlist(call, playlist_id)
@@ -230,10 +213,11 @@ async def update_playlist(call: Call) -> Mapping[str, Any]:
     add = [s for s in p.all("songIdToAdd") if s]
     for song_id in add:
         await call.song(song_id)
+    changes: list[catalog.Entry] = []
     if name := p.get("name"):
-        await _rename(call, playlist_id, name)
-    await _remove_items(call, playlist_id, [detail.items[i].item_id for i in sorted(set(remove))])
-    await _add_songs(call, playlist_id, add)
+        changes.append(catalog.RenamePlaylist(playlist_id=playlist_id, name=name))
+    changes += _removals(playlist_id, [detail.items[i].item_id for i in sorted(set(remove))])
+    await call.commit_all([*changes, *_additions(call, playlist_id, add)])
     return {}
 
 

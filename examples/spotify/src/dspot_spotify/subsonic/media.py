@@ -66,7 +66,8 @@ async def get_cover_art(call: Call) -> Response:
     try:
         data = await call.node.blobs.read(sha)
     except BlobStoreError as e:
-        raise SubsonicError(GENERIC, f"cover unavailable: {e}") from None
+        call.node.env.log(logging.WARNING, "spotify.unavailable", what="the cover", error=e)
+        raise SubsonicError(GENERIC, "the cover is unavailable right now") from None
     return cover_response(data, sha)
 
 

@@ -28,7 +28,7 @@ from dspot_spotify.subsonic.protocol import (
     render,
     render_error,
 )
-from dspot_spotify.writer import LOG_POSITION_HEADER, CatalogWriter, format_position
+from dspot_spotify.writer import BEHIND, LOG_POSITION_HEADER, CatalogWriter, format_position
 
 __all__ = ["ENDPOINTS", "PUBLIC", "SubsonicApi", "add_routes"]
 
@@ -76,6 +76,8 @@ class SubsonicApi:
         except HTTPError as e:
             if e.status in (304, 412, 416):  # the HTTP answers of a byte-range request
                 raise
+            if e.problem.extensions.get("code") == BEHIND:
+                raise  # a 503 a gateway answers by asking a node that has caught up
             response = render_error(from_http(e), params)
         if written:  # also after a failure part-way through a call of several writes
             position = format_position(max(written))
