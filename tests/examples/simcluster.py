@@ -119,11 +119,11 @@ class Cluster:
 async def cluster(
     seed: int = 1,
     config: NodeConfig = CONFIG,
-    cpus: Mapping[str, SimCpu] | None = None,
     disabled: frozenset[Mechanism] = frozenset(),
+    cpus: Mapping[str, SimCpu] | None = None,
 ) -> AsyncIterator[Cluster]:
-    """``cpus``: a simulated processor for some nodes (work charged to it costs virtual time);
-    ``disabled``: mechanisms switched off on every node (sabotage tests)."""
+    """``disabled``: mechanisms switched off on every node (sabotage tests); ``cpus``: a
+    simulated processor for some nodes (work charged to it costs virtual time)."""
     net = SimNetwork(random.Random(seed))
     nodes: dict[str, SpotifyNode] = {}
     async with anyio.create_task_group() as tg:

@@ -5,7 +5,7 @@ Clients send wrong-password logins for one user to every node as fast as they ar
 sign-in throttles opened wide so every attempt costs a real scrypt hash (the throttles have
 their own tests). Meanwhile another user signs in with the right password and a third keeps
 writing. Passing means no member was suspected or declared dead, the right password kept
-working quickly, and writes kept committing.
+working quickly, and writes kept committing at a steady rate.
 
 The same flood against nodes built with :attr:`~dspot_spotify.config.Sabotage.HASH_ON_LOOP`
 (scrypt back on the event loop, inside a transaction holding the database's writer lock, as
@@ -39,6 +39,11 @@ LOGIN_WITHIN: Final = 1.0
 :data:`LOGIN_SLOWDOWN` times what it took just before the flood (the hash itself slows
 down with everything else on the machine)."""
 LOGIN_SLOWDOWN: Final = 8.0
+MIN_WRITES: Final = 2 * FLOOD_SECONDS
+"""Writes one client, writing one after another, must commit during the flood: about 2 a
+second, where it commits some 20 a second through a flood that hashes off the loop. Since
+members hear of commits at once, a write behind hashes that hold the writer lock still
+commits now and then (in about 2 s), so this is a rate, not a mere "some did"."""
 
 
 @attrs.define
@@ -66,7 +71,7 @@ class Outcome:
             and not self.login_errors
             and max(self.logins, default=0.0) <= self.login_bound
             and not self.write_errors
-            and len(self.writes) >= FLOOD_SECONDS / 2
+            and len(self.writes) >= MIN_WRITES
         )
 
 
@@ -184,7 +189,7 @@ def test_a_login_flood_never_costs_a_member_its_liveness(processes: ProcessClust
     assert out.liveness_events == [], summary
     assert out.login_errors == [], summary
     assert max(out.logins) <= out.login_bound, summary
-    assert out.write_errors == [] and len(out.writes) >= FLOOD_SECONDS / 2, summary
+    assert out.write_errors == [] and len(out.writes) >= MIN_WRITES, summary
 
 
 @pytest.mark.parametrize("sabotage", ["hash-on-loop"])
