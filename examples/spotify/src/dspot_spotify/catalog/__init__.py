@@ -28,7 +28,8 @@ This module only re-exports. Inside: ``_entries`` (entry types and their JSON), 
 (tables, positions), ``_apply`` with its handlers by subject (``_users``, ``_music``,
 ``_lists``) over shared ``_rules``; the read side: ``_views``, ``_queries`` (music),
 ``_people`` (users, playlists, likes, log records) and ``_subsonic`` (what only the Subsonic
-API asks).
+API asks). One public submodule is not re-exported here: :mod:`dspot_spotify.catalog.snapshot`
+(the catalog's tables as one unit, for token-ring snapshots).
 """
 
 from __future__ import annotations

@@ -102,3 +102,8 @@ def _record_rejection(
         "VALUES (?, ?, ?, ?, ?, ?)",
         (pos.epoch, pos.seq, kind, actor, reason, code),
     )
+
+
+def set_applied_position(tx: Tx, position: LogPosition) -> None:
+    """Record ``position`` as the last one applied (a snapshot restore sets it)."""
+    _set_position(tx, position)
