@@ -42,7 +42,7 @@ from dspot.http import HttpServer
 from dspot.membership import Membership, VoterView
 from dspot.registry import Registry
 from dspot.rpc import RetryPolicy, RpcNode
-from dspot.tokenring import TokenRing
+from dspot.tokenring import StateMachine, TokenRing
 
 from dspot_spotify import catalog, survey
 from dspot_spotify.api.cluster import (
@@ -117,6 +117,9 @@ class SpotifyNode:
             on_restored=self._restored,
             on_taken=self.metrics.snapshots.labels("taken").inc,
         )
+        self.ring_machine: StateMachine = self.machine
+        """What the token ring drives: :attr:`machine`, unless replaced before :meth:`run`
+        (the simulation wraps it to check every entry applied against its history)."""
         self._rpc: RpcNode | None = None
         self._membership: Membership | None = None
         self._ring: TokenRing | None = None
@@ -200,7 +203,7 @@ class SpotifyNode:
                     self._rpc,
                     voters,
                     ring_config,
-                    state_machine=self.machine,
+                    state_machine=self.ring_machine,
                     learner=self.learner,
                 )
             )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import IO
 
 import anyio.lowlevel
@@ -63,7 +63,7 @@ class SpooledUpload:
     sha256: str
     size: int
 
-    async def chunks(self, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    async def chunks(self, chunk_size: int = 256 * 1024) -> AsyncGenerator[bytes, None]:
         """The content again from the start, in chunks (for streaming into the blob store)."""
         self.file.seek(0)
         while chunk := self.file.read(chunk_size):

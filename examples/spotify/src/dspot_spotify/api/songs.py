@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Final, Literal
 
 import anyio
@@ -157,7 +158,9 @@ async def _store_blobs(api: Api, spool: SpooledUpload, found: InspectedUpload) -
     """The upload's audio and cover into the blob store, acknowledged by W synced copies."""
     blobs = api.node.blobs
     try:
-        await blobs.put(spool.chunks(), sha256=spool.sha256)
+        # Closed here, not whenever it is collected: a put given up halfway leaves it open.
+        async with aclosing(spool.chunks()) as chunks:
+            await blobs.put(chunks, sha256=spool.sha256)
         if found.cover is not None and found.cover_sha256 is not None:
             await blobs.put(_once(found.cover), sha256=found.cover_sha256)
     except (BlobStoreError, IntegrityError) as e:

@@ -104,6 +104,10 @@ def _record_rejection(
     )
 
 
+POSITION_KEYS: Final = frozenset({"applied_epoch", "applied_seq"})
+"""The ``catalog_meta`` keys of the applied position."""
+
+
 def set_applied_position(tx: Tx, position: LogPosition) -> None:
     """Record ``position`` as the last one applied (a snapshot restore sets it)."""
     _set_position(tx, position)

@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import attrs
 
-from dspot_spotify.catalog._apply import set_applied_position
+from dspot_spotify.catalog._apply import POSITION_KEYS, set_applied_position
 from dspot_spotify.catalog._schema import SCHEMA, LogPosition
 from dspot_spotify.catalog._sql import Tx
 from dspot_spotify.catalog._sql import exec_ as _exec
@@ -291,20 +291,28 @@ def finish_restore(tx: Tx, position: LogPosition) -> None:
 
 
 def catalog_digest(tx: Tx) -> str:
-    """A sha256 over every row (with its rowid) of every catalog table: two replicas with
-    the same digest hold the same catalog, row for row."""
+    """A sha256 over every row (with its rowid) of every catalog table but the applied
+    position: two replicas with the same digest hold the same catalog, row for row. (The
+    position is left out because the ring's no-op entries are never applied: a replica that
+    restored a snapshot taken at a no-op stands there, one that applied the log stands at the
+    last entry before it.)"""
     h = hashlib.sha256()
     for table in layout().tables:
         rowid = _has_rowid(tx, table.name)
         h.update(f"\0table {table.name}\0".encode())
         for row in _exec(tx, _select(table, table.columns, rowid=rowid)):
+            if table.name == "catalog_meta" and row[1] in POSITION_KEYS:
+                continue
             h.update(repr(tuple(row)).encode())
             h.update(b"\n")
     return h.hexdigest()
 
 
 def database_file(tx: Tx) -> str:
-    """The file of the transaction's main database (``""`` for one in memory)."""
+    """The file of the transaction's main database (``""`` for one in memory, which keeps
+    its journal in memory too: SQLite may still give such a database a made-up name)."""
+    if str(_exec(tx, "PRAGMA main.journal_mode")[0][0]).lower() == "memory":
+        return ""
     for row in _exec(tx, "PRAGMA database_list"):
         if row[1] == "main":
             return str(row[2] or "")

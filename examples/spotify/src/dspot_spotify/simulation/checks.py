@@ -9,6 +9,7 @@ from dspot.sim import Simulation
 
 from dspot_spotify.node import SpotifyNode
 from dspot_spotify.simulation.cluster import ATTEMPTS, CLIENTS, GATEWAY, SETTLE, SimGateway
+from dspot_spotify.simulation.snapshots import check_state_is_history
 from dspot_spotify.simulation.tracks import FINAL_TRACKS, WORKLOAD_TRACKS, tracks
 from dspot_spotify.simulation.workload import ZERO, Client, downloads, failures, songs, successes
 
@@ -84,6 +85,7 @@ async def final_checks(sim: Simulation, http: HttpClient) -> None:
     if len(distinct) > 1:
         sizes = {name: len(v) for name, v in listings.items()}
         sim.violation(f"convergence: the nodes list different songs after heal ({sizes})")
+    await check_state_is_history(sim)
     # Every acknowledged song streams byte-identical from every node (and through the
     # gateway), whole and by Range.
     for song in sorted(known.values(), key=lambda s: s.song_id):

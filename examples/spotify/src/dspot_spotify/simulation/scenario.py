@@ -20,6 +20,8 @@ from dspot_spotify.simulation.cluster import (
     nemesis,
     node,
 )
+from dspot_spotify.simulation.listener import Listener
+from dspot_spotify.simulation.snapshots import LISTENERS, disrupt
 from dspot_spotify.simulation.tracks import tracks
 from dspot_spotify.simulation.workload import Client, Streamer
 
@@ -42,6 +44,7 @@ async def workload(sim: Simulation) -> None:
         anyio.create_task_group() as outer,
     ):
         sim.data["tasks"] = outer
+        outer.start_soon(disrupt, sim)
         await outer.start(gateway.run)
         # Its read timeout outlasts the gateway's resume window: a resume is not a stall. It
         # finishes the download it is in at ``stop_at`` (no cut-off of our own making).
@@ -71,6 +74,17 @@ async def workload(sim: Simulation) -> None:
                 client = Client(sim, name, http)
                 clients.append(client)
                 tg.start_soon(client.run, stop_at)
+            for i in range(1, LISTENERS + 1):
+                listener = Listener(
+                    sim,
+                    f"l{i}",
+                    HttpClient(
+                        connect=sim.net.transport(f"l{i}").connect,
+                        timeouts=Timeouts(connect=2.0, read=6.0, write=6.0),
+                    ),
+                )
+                clients.append(listener)
+                tg.start_soon(listener.run, stop_at)
             await anyio.sleep(stop_at - sim.now())
             tg.cancel_scope.cancel()
         for client in clients:
