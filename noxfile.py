@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 
 import nox
 
@@ -78,16 +79,31 @@ def frontend(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def sim(session: nox.Session) -> None:
-    """The long seed sweep: every built-in scenario over 200 seeds, plus a replay check."""
+    """The long seed sweep: every built-in scenario over 200 seeds, plus a replay check.
+
+    ``nox -s sim -- 1-50`` sweeps other seeds; seeds run in one process per core
+    (``DSPOT_SIM_JOBS`` overrides), which changes neither the output nor the trace hash.
+    """
     session.install("-e", ".", *_examples())
     seeds = session.posargs[0] if session.posargs else "1-200"
+    jobs = os.environ.get("DSPOT_SIM_JOBS", str(os.cpu_count() or 1))
     listing = session.run("dspot", "sim", "--list", silent=True)
     names = [line.split()[0] for line in str(listing).splitlines() if line.strip()]
     if _examples():
         names.append("dspot_spotify.simulation:scenario")
     for name in names:
-        session.run("dspot", "sim", "--scenario", name, "--seeds", seeds)
-        session.run("dspot", "sim", "--scenario", name, "--seeds", "1-3", "--check-determinism")
+        session.run("dspot", "sim", "--scenario", name, "--seeds", seeds, "--jobs", jobs)
+        session.run(
+            "dspot",
+            "sim",
+            "--scenario",
+            name,
+            "--seeds",
+            "1-3",
+            "--check-determinism",
+            "--jobs",
+            jobs,
+        )
 
 
 @nox.session(python=PYTHON)
@@ -120,7 +136,7 @@ def types(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """Build the documentation site (strict: warnings are errors)."""
-    session.install("-e", ".", "mkdocs-material", "mkdocstrings[python]")
+    session.install("-e", ".", "-e", "examples/spotify", "mkdocs-material", "mkdocstrings[python]")
     session.run("mkdocs", "build", "--strict")
 
 

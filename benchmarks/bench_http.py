@@ -41,7 +41,9 @@ NGINX = "/usr/sbin/nginx"
 def serve_dspot(port: int, root: str, backend: str) -> None:
     import anyio
 
+    from dspot.env import EventLoopClock, real_wall_base
     from dspot.http import HttpServer, Request, Response, Router, ServerConfig, StaticFiles
+    from dspot.transport import TcpTransport
 
     app = Router()
 
@@ -52,8 +54,12 @@ def serve_dspot(port: int, root: str, backend: str) -> None:
     app.mount("/", StaticFiles(root))
 
     async def main() -> None:
-        server = HttpServer(app, ServerConfig(keepalive_timeout=120, max_connections=5000))
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
+        server = HttpServer(
+            app,
+            ServerConfig(keepalive_timeout=120, max_connections=5000),
+            clock=EventLoopClock(wall_base=real_wall_base()),  # a Date header, as the peers send
+        )
+        listener = await TcpTransport().listen(f"127.0.0.1:{port}")  # as dspot nodes listen
         await server.serve(listener)
 
     anyio.run(main, backend=backend)

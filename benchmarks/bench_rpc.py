@@ -2,15 +2,17 @@
 
 Small calls per second (one connection, 32 callers in flight) and MB/s for 1 MiB payloads
 (a request carrying 1 MiB, answered with 1 MiB), compared with a raw anyio TCP echo moving
-the same bytes with no framing. Printed, never asserted. Target: RPC >= 0.5x raw for 1 MiB.
+the same bytes with no framing. RPC and raw rounds alternate; printed are medians. Printed,
+never asserted. Targets: small calls >= 0.5x raw, 1 MiB payloads >= 0.6x raw.
 
-    python benchmarks/bench_rpc.py [--backend asyncio|trio]
+    python benchmarks/bench_rpc.py [--backend asyncio|trio] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import time
 
 import anyio
@@ -114,28 +116,46 @@ def main() -> None:
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parser.add_argument("--small", type=int, default=20000)
     parser.add_argument("--big", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rpc/raw rounds")
     add_json_option(parser)
     args = parser.parse_args()
-    rpc = anyio.run(bench_rpc, args.small, args.big, backend=args.backend)
-    raw = anyio.run(bench_raw, args.small, args.big, backend=args.backend)
-    print(f"{machine_line()}, anyio backend {args.backend}")
+    # RPC and the raw echo alternate, round after round, so both see the same machine load;
+    # the figures are medians over rounds, the ratios medians of each round's own ratio.
+    rounds: list[tuple[tuple[float, float], tuple[float, float]]] = []
+    for _ in range(args.rounds):
+        rpc = anyio.run(bench_rpc, args.small, args.big, backend=args.backend)
+        raw = anyio.run(bench_raw, args.small, args.big, backend=args.backend)
+        rounds.append((rpc, raw))
+    rpc_small = statistics.median(r[0][0] for r in rounds)
+    raw_small = statistics.median(r[1][0] for r in rounds)
+    rpc_big = statistics.median(r[0][1] for r in rounds)
+    raw_big = statistics.median(r[1][1] for r in rounds)
+    small_ratio = statistics.median(r[0][0] / r[1][0] for r in rounds)
+    big_ratio = statistics.median(r[0][1] / r[1][1] for r in rounds)
+    print(f"{machine_line()}, anyio backend {args.backend}, median of {args.rounds} rounds")
     print(f"{'':24} {'dspot rpc':>12} {'raw anyio echo':>15} {'ratio':>7}")
-    print(f"{'small calls/s':24} {rpc[0]:>12.0f} {raw[0]:>15.0f} {rpc[0] / raw[0]:>6.2f}x")
-    print(f"{'1 MiB payload MB/s':24} {rpc[1]:>12.0f} {raw[1]:>15.0f} {rpc[1] / raw[1]:>6.2f}x")
+    print(f"{'small calls/s':24} {rpc_small:>12.0f} {raw_small:>15.0f} {small_ratio:>6.2f}x")
+    print(f"{'1 MiB payload MB/s':24} {rpc_big:>12.0f} {raw_big:>15.0f} {big_ratio:>6.2f}x")
+    print(
+        "per round (small, 1 MiB): "
+        + ", ".join(f"{r[0][0] / r[1][0]:.2f}/{r[0][1] / r[1][1]:.2f}" for r in rounds)
+    )
     print("note: rpc small calls run 32 in flight on one connection; raw echo is one at a time")
-    print("target: 1 MiB payloads >= 0.5x raw")
+    print("target: small calls >= 0.5x raw, 1 MiB payloads >= 0.6x raw")
     results = Results("rpc", f"RPC over TCP against a raw stream ({args.backend})", args)
     results.table(
-        f"{args.small} small calls, {args.big} round trips of 1 MiB, anyio backend {args.backend}",
+        f"{args.small} small calls, {args.big} round trips of 1 MiB, anyio backend "
+        f"{args.backend}, median of {args.rounds} alternating rounds",
         ["measure", "dspot rpc", "raw anyio echo", "ratio"],
         [
-            ["small calls/s", round(rpc[0]), round(raw[0]), round(rpc[0] / raw[0], 2)],
-            ["1 MiB payload MB/s", round(rpc[1]), round(raw[1]), round(rpc[1] / raw[1], 2)],
+            ["small calls/s", round(rpc_small), round(raw_small), round(small_ratio, 2)],
+            ["1 MiB payload MB/s", round(rpc_big), round(raw_big), round(big_ratio, 2)],
         ],
         plot={"x": 0, "y": [1, 2], "ylabel": "per second", "log": True},
         note="rpc small calls run 32 in flight on one connection; raw echo is one at a time",
     )
-    results.target("1 MiB payloads >= 0.5x raw", rpc[1] / raw[1] >= 0.5)
+    results.target("small calls >= 0.5x raw", small_ratio >= 0.5)
+    results.target("1 MiB payloads >= 0.6x raw", big_ratio >= 0.6)
     results.write()
 
 

@@ -7,6 +7,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
 import trio
 import trio.testing
@@ -19,10 +20,14 @@ class Net:
     """Makes transports of one kind and runs a test body on the right clock.
 
     ``memory`` runs under trio's MockClock (virtual time jumps when all tasks wait);
-    ``tcp`` and ``tls`` use the real clock and loopback sockets.
+    ``tcp`` and ``tls`` use the real clock and loopback sockets, on trio; ``tcp-asyncio`` the
+    same on asyncio, where accepted TCP streams are dspot's ``ProtocolStream`` (TLS over it
+    is covered by the HTTP suite's ``transport-tcp-asyncio`` runs).
     """
 
     def __init__(self, kind: str, tmp_path: Any) -> None:
+        self.backend = "asyncio" if kind.endswith("-asyncio") else "trio"
+        kind = kind.removesuffix("-asyncio")
         self.kind = kind
         self.sim = SimNetwork(random.Random(1)) if kind == "memory" else None
         self._server_ssl: ssl.SSLContext | None = None
@@ -48,6 +53,8 @@ class Net:
     def run(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         if self.sim is not None:
             return trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
+        if self.backend == "asyncio":
+            return anyio.run(fn, backend="asyncio")
         return trio.run(fn)
 
 
@@ -59,7 +66,7 @@ def _write_pem(tmp_path: Any, cert: Any) -> tuple[str, str]:
     return str(certfile), str(keyfile)
 
 
-@pytest.fixture(params=["memory", "tcp", "tls"])
+@pytest.fixture(params=["memory", "tcp", "tls", "tcp-asyncio"])
 def net(request: pytest.FixtureRequest, tmp_path: Any) -> Net:
     return Net(request.param, tmp_path)
 

@@ -107,7 +107,12 @@ export function setup(handler: Handler, options: boolean | SetupOptions = true) 
     const r = handler(url, init ?? {});
     if (r) return r;
     if (url.pathname === "/api/me")
-      return ok({ user_id: "u1", username: "ana", role: admin ? "admin" : "user" });
+      return ok({
+        user_id: "u1",
+        username: "ana",
+        role: admin ? "admin" : "user",
+        roles: admin ? ["user", "admin"] : ["user"],
+      });
     if (url.pathname === "/api/cluster") return ok(cluster(true));
     if (url.pathname === "/api/playlists") return ok({ items: [] });
     if (url.pathname.startsWith("/api/")) return ok({ items: [], page: 1, limit: 50, total: 0 });
@@ -124,7 +129,13 @@ export function setup(handler: Handler, options: boolean | SetupOptions = true) 
   const client = () =>
     new ApiClient({ fetch: fetch as unknown as typeof globalThis.fetch, storage });
   const api = client();
-  const me: Session = { token: "tok", user_id: "u1", username: "ana", role: "user" };
+  const me: Session = {
+    token: "tok",
+    user_id: "u1",
+    username: "ana",
+    role: "user",
+    roles: ["user"],
+  };
   if (session) api.setSession(me);
   render(<App api={api} />);
   const reload = () => {

@@ -18,6 +18,7 @@ tools that speak raw frames (probes, fuzzers) can use :class:`ClientHandshake` d
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from hashlib import sha256
 from typing import Any
 
@@ -43,8 +44,11 @@ def handshake_proof(secret: bytes | None, role: bytes, first: str, second: str) 
     return hmac.new(secret, role + first.encode() + b"|" + second.encode(), sha256).hexdigest()
 
 
-def _meta(frame: Frame) -> dict[str, Any]:
-    meta = wire.loads(frame.meta)
+Loads = Callable[[bytes], Any]
+
+
+def _meta(frame: Frame, loads: Loads) -> dict[str, Any]:
+    meta = loads(frame.meta)
     if not isinstance(meta, dict):
         raise FrameError(f"{frame.kind.name} meta is not a JSON object")
     return meta
@@ -68,6 +72,7 @@ class ClientHandshake:
     node_id: str
     boot: str
     nonce: str
+    loads: Loads = wire.loads
 
     def hello(self) -> Frame:
         meta = {"node": self.node_id, "boot": self.boot, "nonce": self.nonce}
@@ -79,7 +84,7 @@ class ClientHandshake:
         Raises :class:`HandshakeFailed` when the server refused us or cannot prove the
         secret, :class:`FrameError` when its frame is malformed.
         """
-        meta = _meta(frame)
+        meta = _meta(frame, self.loads)
         if frame.kind is Kind.ERROR:
             raise HandshakeFailed(f"{address} refused us: {_text(meta, 'message')[:200]}")
         if frame.kind is not Kind.HELLO_ACK:
@@ -101,6 +106,7 @@ class ServerHandshake:
     node_id: str
     boot: str
     nonce: str
+    loads: Loads = wire.loads
     _hello: dict[str, Any] = attrs.field(factory=dict, init=False)
 
     @property
@@ -110,7 +116,7 @@ class ServerHandshake:
 
     def answer_hello(self, frame: Frame) -> Frame:
         """The HELLO_ACK for the client's HELLO; :class:`FrameError` if it is not one."""
-        meta = _meta(frame)
+        meta = _meta(frame, self.loads)
         if frame.kind is not Kind.HELLO:
             raise FrameError(f"expected HELLO, got {frame.kind.name}")
         self._hello = meta
@@ -124,7 +130,7 @@ class ServerHandshake:
 
     def check_auth(self, frame: Frame) -> Peer:
         """The proved peer; :class:`HandshakeFailed` if the AUTH frame does not prove it."""
-        auth = _meta(frame)
+        auth = _meta(frame, self.loads)
         their_nonce = _text(self._hello, "nonce")
         expected = handshake_proof(self.secret, b"client", self.nonce, their_nonce)
         if frame.kind is not Kind.AUTH or not _proof_matches(expected, auth.get("proof")):

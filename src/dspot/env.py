@@ -7,12 +7,13 @@ seeded RNG and simulated I/O and replay a run exactly.
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
@@ -20,6 +21,7 @@ import anyio.to_thread
 import attrs
 
 if TYPE_CHECKING:
+    from dspot.cpu import SimCpu
     from dspot.disk import Disk
     from dspot.transport import Transport
 
@@ -38,7 +40,8 @@ class Clock(Protocol):
 
 @attrs.frozen
 class EventLoopClock:
-    """The event loop's clock. Under trio's ``MockClock`` it is virtual time.
+    """The event loop's clock. In the simulation (and under trio's ``MockClock``) it is
+    virtual time.
 
     ``wall_base`` anchors :meth:`wall`: production passes the real epoch once at startup
     (:func:`real_wall_base`); the simulation passes a fixed instant.
@@ -93,20 +96,48 @@ _T = TypeVar("_T")
 
 
 class Offload(Protocol):
-    """Runs a CPU-heavy pure function (checksums) and returns its result."""
+    """Runs a slow pure function (checksums, password hashes, tag parsing) off the event loop
+    and returns its result.
 
-    def __call__(self, fn: Callable[..., _T], /, *args: Any) -> Awaitable[_T]: ...
+    ``kind`` names the work (``"scrypt"``, ``"sha256"``) and ``size`` is how many bytes it
+    covers: production ignores both; the simulation prices the work by them (see
+    :class:`dspot.cpu.CostModel`).
+    """
+
+    def __call__(
+        self, fn: Callable[..., _T], /, *args: Any, kind: str = "", size: int = 0
+    ) -> Awaitable[_T]: ...
 
 
-async def run_inline(fn: Callable[..., _T], /, *args: Any) -> _T:
-    """:data:`Offload` for the simulation: runs ``fn`` on the event loop, deterministically."""
+async def run_inline(fn: Callable[..., _T], /, *args: Any, kind: str = "", size: int = 0) -> _T:
+    """:data:`Offload` that runs ``fn`` on the event loop at no virtual cost (unit tests)."""
     return fn(*args)
 
 
-async def run_in_thread(fn: Callable[..., _T], /, *args: Any) -> _T:
+async def run_in_thread(fn: Callable[..., _T], /, *args: Any, kind: str = "", size: int = 0) -> _T:
     """:data:`Offload` for real processes: a worker thread, so the work overlaps the event
-    loop (hashlib releases the GIL on large buffers)."""
+    loop (hashlib, scrypt and SQLite release the GIL while they work)."""
     return await anyio.to_thread.run_sync(fn, *args)
+
+
+class Mechanism(enum.Enum):
+    """A resilience mechanism a node can be built without: for sabotage tests only.
+
+    Each primitive declares its mechanisms as a subclass (``RpcMechanism`` in
+    :mod:`dspot.rpc`, ...) and reads :meth:`NodeEnv.enabled` when it is built. A test that
+    wants to see a checker catch the bug a mechanism prevents runs nodes with that mechanism
+    in :attr:`NodeEnv.disabled`; :func:`production_env` refuses any.
+    """
+
+
+def _mechanisms(value: Iterable[Mechanism]) -> frozenset[Mechanism]:
+    return frozenset(value)
+
+
+def _production_refuses_sabotage(env: NodeEnv, _: Any, disabled: frozenset[Mechanism]) -> None:
+    if disabled and env.production:
+        names = ", ".join(sorted(m.value for m in disabled))
+        raise ValueError(f"a production environment cannot disable mechanisms ({names})")
 
 
 @attrs.define
@@ -123,12 +154,28 @@ class NodeEnv:
     entropy: Callable[[int], bytes] | None = None
     """Unpredictable bytes for nonces and tokens; ``None`` draws them from ``rng`` (simulation)."""
     offload: Offload = run_inline
+    """Where CPU-heavy pure work runs: a worker thread in production; in the simulation the
+    node's :class:`~dspot.cpu.SimCpu` charges its cost in virtual time and runs it inline (no
+    threads, so replay stays exact)."""
+    cpu: SimCpu | None = None
+    """The simulation's model of this node's processor; ``None`` in production (the real one).
+    Code that measures the loop itself (:class:`~dspot.looplag.LoopLagMonitor`) consults it."""
     """Where CPU-heavy pure work runs: inline in the simulation (no threads, so replay stays
     exact), a worker thread in production."""
+    production: bool = attrs.field(default=False, on_setattr=attrs.setters.frozen)
+    """Set by :func:`production_env`; such an env refuses :attr:`disabled` mechanisms."""
+    disabled: frozenset[Mechanism] = attrs.field(
+        default=frozenset(), converter=_mechanisms, validator=_production_refuses_sabotage
+    )
+    """Mechanisms this node is built without (sabotage tests only; empty in production)."""
     ids: IdGenerator = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.ids = IdGenerator(self.rng)
+
+    def enabled(self, mechanism: Mechanism) -> bool:
+        """Whether ``mechanism`` is on (always, except in a sabotage test)."""
+        return mechanism not in self.disabled
 
     def secure_token(self, nbytes: int = 16) -> bytes:
         """Bytes an attacker cannot predict in production (deterministic in the simulation)."""
@@ -175,4 +222,5 @@ def production_env(
         logger=logger or logging.getLogger(f"dspot.{node_id}"),
         entropy=secrets.token_bytes,
         offload=run_in_thread,
+        production=True,
     )

@@ -70,6 +70,9 @@ class Kind(enum.IntEnum):
     ERROR = 6
 
 
+_KINDS = {k.value: k for k in Kind}  # Kind(n) is a Python-level enum lookup
+
+
 @attrs.frozen
 class Frame:
     """One decoded frame."""
@@ -95,26 +98,37 @@ class Frame:
 class FrameDecoder:
     """Incremental frame parser: ``feed(data)``, then ``next_frame()`` until it returns None.
 
-    Small frames are parsed out of one buffer; a large payload is collected as a list of
-    chunks and joined once, so each payload byte is copied a single time.
+    Small frames are parsed in place out of the bytes fed (a read position moves along; no
+    buffer is shifted per frame). A large payload is collected as a list of chunks (the
+    first a view of the buffer it arrived in) and joined once, so each payload byte is
+    copied a single time.
     """
 
     _LARGE = 256 * 1024
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""
+        self._pos = 0
         self.max_frame = max_frame
         """Largest frame accepted (name + meta + payload); may be raised after a handshake."""
         self._head: tuple[Kind, int, str, bytes, int] | None = None  # frame awaiting payload
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes | memoryview] = []
         self._have = 0
 
     def feed(self, data: bytes) -> None:
         if self._head is not None:
             self._chunks.append(data)
             self._have += len(data)
-        else:
+        elif self._pos >= len(self._buf):
+            self._buf = data  # everything before was consumed: parse the new bytes in place
+            self._pos = 0
+        elif isinstance(self._buf, bytearray) and self._pos == 0:
             self._buf += data
+        else:  # a partial frame is left: keep it and the new bytes in one growing buffer
+            rest = bytearray(memoryview(self._buf)[self._pos :])
+            rest += data
+            self._buf = rest
+            self._pos = 0
 
     @property
     def wanted(self) -> int:
@@ -135,52 +149,56 @@ class FrameDecoder:
         self._head = None
         self._chunks = []
         self._have = 0
-        self._buf += rest
+        self._buf = rest
+        self._pos = 0
         return Frame(kind, msg_id, name, meta, payload)
 
     def next_frame(self) -> Frame | None:
         if self._head is not None:
             return self._take_payload()
-        buf = self._buf
-        if len(buf) < HEADER.size:
-            if buf and not MAGIC.startswith(bytes(buf[:2])):
-                raise FrameError(f"bad magic {bytes(buf[:2])!r}")
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if avail < HEADER.size:
+            if (avail and buf[pos] != MAGIC[0]) or (avail > 1 and buf[pos + 1] != MAGIC[1]):
+                raise FrameError(f"bad magic {bytes(buf[pos : pos + 2])!r}")
             return None
-        magic, version, kind, msg_id, name_len, meta_len, payload_len = HEADER.unpack_from(buf)
+        magic, version, kind, msg_id, name_len, meta_len, payload_len = HEADER.unpack_from(buf, pos)
         if magic != MAGIC:
             raise FrameError(f"bad magic {magic!r}")
         if version != VERSION:
             raise FrameError(f"unsupported frame version {version}")
-        try:
-            kind = Kind(kind)
-        except ValueError:
-            raise FrameError(f"unknown frame kind {kind}") from None
+        kind = _KINDS.get(kind)
+        if kind is None:
+            raise FrameError(f"unknown frame kind {HEADER.unpack_from(buf, pos)[2]}")
         total = name_len + meta_len + payload_len
         if total > self.max_frame:
             raise FrameError(f"frame of {total} bytes exceeds the {self.max_frame}-byte limit")
-        head_end = HEADER.size + name_len + meta_len
+        name_at = pos + HEADER.size
+        head_end = name_at + name_len + meta_len
         end = head_end + payload_len
         if len(buf) < head_end or (len(buf) < end and payload_len < self._LARGE):
             return None
         try:
-            name = bytes(buf[HEADER.size : HEADER.size + name_len]).decode()
+            name = bytes(buf[name_at : name_at + name_len]).decode()
         except UnicodeDecodeError:
             raise FrameError("frame name is not utf-8") from None
-        meta = bytes(buf[HEADER.size + name_len : head_end])
+        meta = bytes(buf[name_at + name_len : head_end])
         if len(buf) >= end:
             payload = bytes(buf[head_end:end])
-            del buf[:end]
+            self._pos = end
             return Frame(kind, msg_id, name, meta, payload)
-        # A large payload still arriving: collect it as chunks from here on.
+        # A large payload still arriving: collect it as chunks from here on, the first a
+        # view of this buffer (no copy until the one join).
         self._head = (kind, msg_id, name, meta, payload_len)
-        self._chunks = [bytes(buf[head_end:])]
-        self._have = len(self._chunks[0])
-        buf.clear()
+        self._chunks = [memoryview(buf)[head_end:]]
+        self._have = len(buf) - head_end
+        self._buf = b""
+        self._pos = 0
         return self._take_payload()
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) + self._have
+        return len(self._buf) - self._pos + self._have
 
 
 # -- message registry -------------------------------------------------------------------
@@ -224,13 +242,22 @@ def is_idempotent(cls: type[Any]) -> bool:
     return _idempotent.get(cls, False)
 
 
+_payload_fields: dict[type[Any], bool] = {}
+
+
 def _has_payload(cls: type[Any]) -> bool:
-    return any(a.name == "payload" for a in attrs.fields(cls))
+    found = _payload_fields.get(cls)
+    if found is None:
+        found = _payload_fields[cls] = any(a.name == "payload" for a in attrs.fields(cls))
+    return found
+
+
+_encoder = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # json.dumps builds one per call
 
 
 def dumps(obj: Any) -> bytes:
     """Compact JSON, keys sorted (so traces and hashes are stable)."""
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+    return _encoder.encode(obj).encode()
 
 
 def encode_body(msg: Any) -> tuple[str, Any, bytes]:

@@ -138,3 +138,39 @@ def test_sqlite_has_fts5() -> None:
         assert hits.fetchall() == [("Vitamin C",)]
     finally:
         conn.close()
+
+
+async def test_directories_and_files_are_private_from_creation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_chmod(*args: object, **kwargs: object) -> None:
+        raise AssertionError("modes are set at creation, never with chmod afterwards")
+
+    monkeypatch.setattr(os, "chmod", no_chmod)
+    monkeypatch.setattr(os, "fchmod", no_chmod)
+    old_umask = os.umask(0)  # the most permissive umask: modes must not rely on it
+    try:
+        root = tmp_path / "data" / "node"
+        disk = await LocalDisk.open(root)
+        try:
+            await disk.db.executescript("CREATE TABLE t (x INTEGER)")
+            await disk.db.execute("INSERT INTO t VALUES (1)")
+            writer = disk.create("blobs/ab/abc")
+            await writer.write(b"secret audio")
+            temp = [p for p in (root / "files" / "blobs" / "ab").iterdir()]
+            assert [_mode(p) for p in temp] == [0o600], "the temporary file too"
+            await writer.commit()
+            for directory in (root.parent, root, root / "files", root / "files" / "blobs"):
+                assert _mode(directory) == 0o700, directory
+            assert _mode(root / "files" / "blobs" / "ab") == 0o700
+            for name in ("meta.sqlite3", "meta.sqlite3-wal", "meta.sqlite3-shm"):
+                assert _mode(root / name) == 0o600, name
+            assert _mode(root / "files" / "blobs" / "ab" / "abc") == 0o600
+        finally:
+            await disk.aclose()
+    finally:
+        os.umask(old_umask)
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777

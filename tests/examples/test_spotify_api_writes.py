@@ -594,8 +594,12 @@ def test_plays_and_me(song_file: bytes, tmp_path: Path) -> None:
 
             status, me = await alice.call("GET", "n3", "/api/me")
             assert status == 200
-            assert set(me) == {"user_id", "username", "role"}
-            assert (me["username"], me["role"]) == ("alice", "admin")
+            assert set(me) == {"user_id", "username", "role", "roles"}
+            assert (me["username"], me["role"], me["roles"]) == (
+                "alice",
+                "admin",
+                ["user", "admin"],
+            )
             status, me_bob = await bob.call("GET", "n2", "/api/me")
             assert (me_bob["username"], me_bob["role"]) == ("bob", "user")
             assert me_bob["user_id"] != me["user_id"]

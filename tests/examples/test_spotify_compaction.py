@@ -11,7 +11,7 @@ from dspot_spotify.simulation import scenario
 
 from dspot.sim import Simulation, run_seed
 
-SEED = 2
+SEED = 3
 
 
 def test_nodes_take_and_install_snapshots_and_end_with_the_history() -> None:
@@ -26,10 +26,10 @@ def test_nodes_take_and_install_snapshots_and_end_with_the_history() -> None:
 def test_the_state_check_catches_a_snapshot_without_a_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Sabotage: the snapshot leaves the likes out. A node that installs one ends without
-    the likes the others have, and its catalog is no longer the history replayed."""
+    """Sabotage: the snapshot leaves the users out. A node that installs one ends without
+    the accounts the others have, and its catalog is no longer the history replayed."""
     plan = snapshot.layout()
-    without = attrs.evolve(plan, tables=tuple(t for t in plan.tables if t.name != "likes"))
+    without = attrs.evolve(plan, tables=tuple(t for t in plan.tables if t.name != "users"))
     monkeypatch.setattr(snapshot, "layout", lambda: without)
     violations = run_seed(scenario(), SEED).violations
     assert any(v.startswith("state:") for v in violations), violations

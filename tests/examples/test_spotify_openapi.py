@@ -208,6 +208,21 @@ def test_every_json_answer_fits_its_documented_schema(song_file: bytes) -> None:
             await api.call("GET", f"/api/playlists/{pid}")
             await api.call("DELETE", f"/api/playlists/{pid}/songs/{item['item_id']}")
             await api.call("GET", "/api/cluster")
+            # Users and settings (alice, the first user, is the admin).
+            users = await api.call("GET", "/api/users")
+            await api.call(
+                "POST", "/api/auth/register", {"username": "bob", "password": "pw of bob"}
+            )
+            bob = next(
+                u for u in (await api.call("GET", "/api/users"))["users"] if u["username"] == "bob"
+            )
+            await api.call("PATCH", f"/api/users/{bob['id']}", {"roles": ["user", "admin"]})
+            await api.call(
+                "POST", f"/api/users/{bob['id']}/password", {"password": "new pw of bob"}
+            )
+            await api.call("GET", "/api/settings")
+            await api.call("PATCH", "/api/settings", {"subsonic_account_password": True})
+            await api.call("PATCH", f"/api/users/{users['users'][0]['id']}", {"disabled": True})
             await api.call("GET", "/healthz")
             await api.call("GET", "/api/openapi.json")
             # Errors are problem documents of their documented statuses.
@@ -215,6 +230,14 @@ def test_every_json_answer_fits_its_documented_schema(song_file: bytes) -> None:
             await api.call("PATCH", f"/api/songs/{sid}", {"titel": "x"})
             await api.call("GET", "/api/songs?page=0")
             await api.call("DELETE", f"/api/artists/{artist}")  # still has an album: 409
+            # A password change, then a logout (after it, the token is no longer good).
+            change = {"old": "correct horse battery", "new": "correct horse battery 2"}
+            await api.call("POST", "/api/me/password", change)
+            creds["password"] = change["new"]
+            session = await api.call("POST", "/api/auth/login", creds)
+            api.auth = {"authorization": f"Bearer {session['token']}"}
+            await api.call("POST", "/api/auth/logout")
+            await api.call("GET", "/api/me")  # 401
             missing = json_operations(api.doc) - api.seen
             assert missing == set(), "documented JSON answers never checked"
 

@@ -320,17 +320,19 @@ def test_wrong_credentials_are_code_40(server: Server) -> None:
     assert reply.subsonic["error"]["code"] == 40
 
 
-def test_token_auth_needs_the_subsonic_password(server: Server) -> None:
-    # t/s with the *web* password cannot be checked: web passwords are scrypt hashes.
+def test_token_auth_takes_the_account_password_too(server: Server) -> None:
+    # t/s with the account (web) password: the catalog keeps it sealed, so it can be checked.
     web = attrs.evolve(server.alice, subsonic_password=ALICE[1])
-    with pytest.raises(libsonic.errors.CredentialError):
-        server.sonic(web).ping()
-    # A user who never asked for Subsonic credentials: token auth is impossible (41).
+    assert server.sonic(web).ping() is True
+    # A user who never asked for Subsonic credentials signs in with their account password.
     salt = "abcdef"
     token = hashlib.md5((BOB[1] + salt).encode()).hexdigest()
     reply = http(server.rest("ping", u="bob", t=token, s=salt, f="json"))
-    assert reply.subsonic["error"]["code"] == 41
-    # ...but the web password works with p=.
+    assert reply.subsonic["status"] == "ok"
+    token = hashlib.md5((BOB[1] + "x" + salt).encode()).hexdigest()
+    reply = http(server.rest("ping", u="bob", t=token, s=salt, f="json"))
+    assert reply.subsonic["error"]["code"] == 40
+    # ...and with p= as before.
     assert server.sonic(attrs.evolve(server.bob), legacy=True, web=True).ping() is True
 
 

@@ -21,6 +21,7 @@ import trio.testing
 import trustme
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from dspot.env import EventLoopClock
 from dspot.http import Handler, HttpServer, ServerConfig
 from dspot.transport import SimNetwork, TcpTransport
 
@@ -96,6 +97,9 @@ def close_memory_streams() -> None:
         _memory_streams.pop().close()
 
 
+_CLOCK = EventLoopClock()  # loop time from a fixed epoch: a Date header, and deterministic
+
+
 class Net:
     """A network to run a server suite on: ``tcp`` / ``transport-tcp`` (real clock) or
     ``sim`` (virtual time)."""
@@ -106,7 +110,11 @@ class Net:
         self.opened: list[anyio.abc.ByteStream] = []
 
     def run(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        return run_virtual(fn) if self.kind == "sim" else run_real(fn)
+        if self.kind == "sim":
+            return run_virtual(fn)
+        if self.kind.endswith("-asyncio"):
+            return anyio.run(fn, backend="asyncio")
+        return run_real(fn)
 
     def _network(self) -> Any:
         if self._sim is None:
@@ -120,7 +128,7 @@ class Net:
             host, _, port = address.rpartition(":")
             with anyio.fail_after(timeout):
                 stream = await anyio.connect_tcp(host, int(port))
-        elif self.kind == "transport-tcp":
+        elif self.kind.startswith("transport-tcp"):
             stream = await TcpTransport().connect(address, timeout=timeout)
         else:
             stream = await self._network().transport("client").connect(address, timeout=timeout)
@@ -129,15 +137,15 @@ class Net:
 
     @contextlib.asynccontextmanager
     async def serving(
-        self, handler: Handler, config: ServerConfig | None = None
+        self, handler: Handler, config: ServerConfig | None = None, *, clock: Any = _CLOCK
     ) -> AsyncIterator[tuple[HttpServer, str]]:
         """Run an :class:`HttpServer` for ``handler``; yields it and its address."""
-        server = HttpServer(handler, config)
+        server = HttpServer(handler, config, clock=clock)
         if self.kind == "tcp":
             listener: Any = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
             port = listener.extra(anyio.abc.SocketAttribute.local_port)
             address = f"127.0.0.1:{port}"
-        elif self.kind == "transport-tcp":
+        elif self.kind.startswith("transport-tcp"):
             listener = await TcpTransport().listen("127.0.0.1:0")
             address = listener.address
         else:
@@ -156,8 +164,9 @@ class Net:
                 await anyio.aclose_forcefully(stream)
 
 
-# tcp: an anyio TCP listener; transport-tcp: dspot's TcpTransport; sim: dspot's SimNetwork.
-NET_KINDS = ["tcp", "transport-tcp", "sim"]
+# tcp: an anyio TCP listener; transport-tcp: dspot's TcpTransport; sim: dspot's SimNetwork;
+# transport-tcp-asyncio: TcpTransport on asyncio, where its streams are ProtocolStreams.
+NET_KINDS = ["tcp", "transport-tcp", "sim", "transport-tcp-asyncio"]
 
 
 class Raw:

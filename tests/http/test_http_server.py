@@ -105,6 +105,26 @@ def get(path: str, *extra: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def test_a_server_without_a_clock_sends_no_date(net: Net, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 9110 6.6.1: no clock, no Date. The server must not read the system clock on
+    its own (a simulation that forgot to pass one would stop replaying)."""
+
+    def no_system_clock() -> float:
+        raise AssertionError("the server read the system clock")
+
+    async def main() -> None:
+        async with (
+            net.serving(make_app(), CONFIG, clock=None) as (_, addr),
+            HttpClient(net.connect) as client,
+        ):
+            monkeypatch.setattr("time.time", no_system_clock)
+            r = await client.get(f"http://{addr}/hello")
+            assert r.status == 200
+            assert "date" not in r.headers
+
+    net.run(main)
+
+
 def test_get_json_and_problem(net: Net) -> None:
     async def main() -> None:
         async with (
@@ -372,5 +392,39 @@ def test_route_may_raise_the_body_limit(net: Net) -> None:
             r = await c.put(f"http://{addr}/count", body=b"u" * 300_000)
             assert r.status == 413
             await r.read()
+
+    net.run(main)
+
+
+def test_a_handler_cannot_smuggle_headers(net: Net) -> None:
+    """A header value with a line break (or a name that is no token) from a handler is
+    refused: the client gets a 500, never a second header of the attacker's choosing."""
+    app = Router()
+
+    @app.get("/value")
+    async def value(request: Request) -> Response:
+        return Response(200, [("x-note", "a\r\nset-cookie: evil=1")], b"x")
+
+    @app.get("/name")
+    async def name(request: Request) -> Response:
+        return Response(200, [("x note:", "a")], b"x")
+
+    @app.get("/ok")
+    async def ok(request: Request) -> Response:
+        return Response(200, [("x-note", "fine\tstill")], b"x")
+
+    async def main() -> None:
+        async with net.serving(app, CONFIG) as (_, addr):
+            for path in ("/value", "/name"):
+                raw = Raw(await net.connect(addr))
+                await raw.send(get(path))
+                status, headers, _ = await raw.response()
+                assert status == 500
+                assert "set-cookie" not in headers and "x-note" not in headers
+                assert await raw.closed()
+            raw = Raw(await net.connect(addr))
+            await raw.send(get("/ok"))
+            status, headers, body = await raw.response()
+            assert (status, headers["x-note"], body) == (200, "fine\tstill", b"x")
 
     net.run(main)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from dspot.http import (
     client_ssl_context,
     server_ssl_context,
 )
-from tests.http.helpers import Net, Raw, TlsFiles, run_real
+from tests.http.helpers import Net, Raw, TlsFiles
 
 SECRET = b"TOP-SECRET-CONTENT"
 BIG = random.Random(7).randbytes(1_300_000)
@@ -56,10 +56,10 @@ def scheme(request: pytest.FixtureRequest) -> str:
 
 
 class Site:
-    def __init__(self, scheme: str, tls: TlsFiles) -> None:
+    def __init__(self, scheme: str, tls: TlsFiles, kind: str = "tcp") -> None:
         self.scheme = scheme
         self.tls = tls
-        self.net = Net("tcp")
+        self.net = Net(kind)
         self.client_ctx = client_ssl_context(cadata=tls.ca_pem)
 
     @asynccontextmanager
@@ -84,13 +84,11 @@ class Site:
         return Raw(stream)
 
 
-@pytest.fixture
-def web(scheme: str, tls_files: TlsFiles) -> Iterator[Site]:
-    yield Site(scheme, tls_files)
-
-
-def run(fn: Callable[[], Any]) -> None:
-    run_real(fn)
+@pytest.fixture(params=["tcp", "transport-tcp-asyncio"])
+def web(scheme: str, tls_files: TlsFiles, request: pytest.FixtureRequest) -> Iterator[Site]:
+    """Plain TCP sends files with sendfile(2) (trio: on the raw socket; asyncio: through the
+    transport of a ProtocolStream); TLS reads and sends them in chunks."""
+    yield Site(scheme, tls_files, request.param)
 
 
 def test_files_types_and_cache_headers(web: Site, site: Path) -> None:
@@ -127,7 +125,7 @@ def test_files_types_and_cache_headers(web: Site, site: Path) -> None:
             assert r.status == 404
             await r.read()
 
-    run(main)
+    web.net.run(main)
 
 
 def test_ranges_conditionals_and_head(web: Site, site: Path) -> None:
@@ -166,7 +164,7 @@ def test_ranges_conditionals_and_head(web: Site, site: Path) -> None:
             assert r.status == 200  # stale If-Range: whole file
             await r.aclose()
 
-    run(main)
+    web.net.run(main)
 
 
 TRAVERSALS = [
@@ -202,7 +200,7 @@ def test_no_escape_from_root(web: Site, site: Path, path: str) -> None:
             assert (await raw.response())[2] == b"body{}"
             await raw.aclose()
 
-    run(main)
+    web.net.run(main)
 
 
 def test_spa_fallback(web: Site, site: Path) -> None:
@@ -222,4 +220,4 @@ def test_spa_fallback(web: Site, site: Path) -> None:
             assert r.status == 404
             await r.read()
 
-    run(main)
+    web.net.run(main)

@@ -16,7 +16,7 @@ import pytest
 from dspot import wire
 from dspot._json import JsonRejected, JsonTooDeep, loads_limited, nesting_exceeds
 from dspot.errors import FrameError
-from dspot.rpc import ClientHandshake, RpcNode
+from dspot.rpc import ClientHandshake, RpcMechanism, RpcNode
 from dspot.wire import FrameDecoder, Kind
 from tests.conftest import Net
 from tests.rpc.test_rpc import Echo, make_env, serve_test_handlers
@@ -72,8 +72,10 @@ def test_hostile_frame_before_the_handshake_closes_only_that_connection(
     net: Net, frame: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main() -> None:
+        env = make_env(net, "a")
         async with (
-            RpcNode(make_env(net, "a"), listen=net.address("a"), secret=b"s") as server,
+            # A HELLO that parses gets its HELLO_ACK, then waits for an AUTH that never comes.
+            RpcNode(env, listen=net.address("a"), secret=b"s", handshake_timeout=0.5) as server,
             RpcNode(make_env(net, "b"), secret=b"s") as client,
         ):
             serve_test_handlers(server)
@@ -94,7 +96,9 @@ def test_hostile_frame_before_the_handshake_closes_only_that_connection(
     [b'"\\u00e9"', b'"\\ud800"', b"123", b"null", b'["a"]', b'"' + b"a" * 64 + b'"'],
     ids=["non_ascii", "surrogate", "number", "null", "list", "wrong"],
 )
-def test_hostile_auth_is_refused_and_the_server_keeps_serving(net: Net, proof: bytes) -> None:
+def test_hostile_auth_is_refused_and_the_server_keeps_serving(
+    net: Net, proof: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     async def main() -> None:
         async with (
             RpcNode(make_env(net, "a"), listen=net.address("a"), secret=b"s") as server,
@@ -109,7 +113,9 @@ def test_hostile_auth_is_refused_and_the_server_keeps_serving(net: Net, proof: b
             assert b"wrong cluster secret" in answer
             assert (await client.call(server.address, Echo("after"))).text == "after"
 
-    net.run(main)
+    with caplog.at_level(logging.WARNING):
+        net.run(main)
+    assert not [r for r in caplog.records if r.exc_info], "a wrong proof is not a bug"
 
 
 @pytest.mark.parametrize(
@@ -194,3 +200,46 @@ def test_limited_json_turns_every_failure_into_one_error() -> None:
         loads_limited(b'"\\ud800x"', max_depth=4, reject_lone_surrogates=True)
     assert loads_limited(b'"\\ud83c\\udfb5"', max_depth=4, reject_lone_surrogates=True) == "🎵"
     assert loads_limited(b'"\\\\ud800"', max_depth=4, reject_lone_surrogates=True) == "\\ud800"
+
+
+def test_an_unexpected_error_in_a_connection_costs_only_that_connection(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With the decode guard switched off, a deep HELLO raises RecursionError inside the
+    # handshake: the connection's own guard must log it, trace it and close that connection.
+    traced: list[tuple[str, dict[str, object]]] = []
+
+    async def main() -> None:
+        env = make_env(net, "a")
+        env.disabled = frozenset({RpcMechanism.DECODE_GUARD})
+        env.trace = lambda kind, **fields: traced.append((kind, fields))
+        async with (
+            RpcNode(env, listen=net.address("a"), secret=b"s") as server,
+            RpcNode(make_env(net, "b"), secret=b"s") as client,
+        ):
+            serve_test_handlers(server)
+            assert server.address is not None
+            stream = await net.transport("raw").connect(server.address)
+            await stream.send(raw_frame(Kind.HELLO, b"hello", b"[" * 3000))
+            await read_until_closed(stream)
+            assert (await client.call(server.address, Echo("after"))).text == "after"
+
+    with caplog.at_level(logging.ERROR, logger="test.a"):
+        net.run(main)
+    assert [kind for kind, _ in traced if kind == "conn.crash"] == ["conn.crash"]
+    assert any(r.exc_info and r.exc_info[0] is RecursionError for r in caplog.records)
+
+
+def test_a_stranger_gets_small_frames_only(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    hello = b'{"node":"' + b"x" * wire.PREAUTH_MAX_FRAME + b'","boot":"b","nonce":"n"}'
+
+    async def main() -> None:
+        async with RpcNode(make_env(net, "a"), listen=net.address("a"), secret=b"s") as server:
+            assert server.address is not None
+            stream = await net.transport("raw").connect(server.address)
+            await stream.send(raw_frame(Kind.HELLO, b"hello", hello))
+            assert await read_until_closed(stream) == b"", "no HELLO_ACK for an oversize HELLO"
+
+    with caplog.at_level(logging.WARNING):
+        net.run(main)
+    assert any("4096-byte limit" in r.getMessage() for r in caplog.records)

@@ -187,3 +187,26 @@ def test_same_seed_same_delays() -> None:
 
     assert once(7) == once(7)
     assert once(7) != once(8)
+
+
+def test_closing_raises_no_cancellation_of_its_own() -> None:
+    """Cleanup code closes streams and listeners inside cancelled scopes. A checkpoint in
+    ``aclose`` raised a fresh cancellation there, which ``AsyncExitStack`` chained into a
+    ``__context__`` cycle when the next exit callback (an anyio task group) re-raised it;
+    anyio's asyncio task group then looped forever walking that chain."""
+
+    async def main() -> None:
+        net = SimNetwork(random.Random(0))
+        async with anyio.create_task_group() as tg:
+            client, server, listener = await _pair(net, tg)
+            closed = []
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await client.aclose()
+                await server.aclose()
+                await listener.aclose()
+                closed.append(True)
+            assert closed == [True]
+            tg.cancel_scope.cancel()
+
+    run(main)

@@ -82,7 +82,7 @@ describe("ApiClient", () => {
       json(200, {}, { "X-Log-Position": "3.1" }),
       json(200, {}),
     ]);
-    api.setSession({ token: "t", user_id: "u", username: "x", role: "user" });
+    api.setSession({ token: "t", user_id: "u", username: "x", role: "user", roles: ["user"] });
     await api.post("/api/playlists", { name: "a" });
     await api.get("/api/playlists/p1");
     expect(header(calls[1].init, "X-Log-Position")).toBe("2.17");
@@ -148,14 +148,14 @@ describe("ApiClient", () => {
     const { api } = client([
       json(401, { title: "Unauthorized", status: 401, detail: "token revoked" }),
     ]);
-    api.setSession({ token: "old", user_id: "u", username: "x", role: "user" });
+    api.setSession({ token: "old", user_id: "u", username: "x", role: "user", roles: ["user"] });
     await expect(api.get("/api/songs")).rejects.toThrow("token revoked");
     expect(api.session).toBeNull();
   });
 
   it("puts the token in media and event URLs", () => {
     const { api } = client([]);
-    api.setSession({ token: "a b", user_id: "u", username: "x", role: "user" });
+    api.setSession({ token: "a b", user_id: "u", username: "x", role: "user", roles: ["user"] });
     expect(api.mediaUrl("s1", "stream")).toBe("/api/songs/s1/stream?token=a%20b");
     expect(api.eventsUrl({ protocol: "https:", host: "h:8443" })).toBe(
       "wss://h:8443/api/events?token=a%20b",
@@ -202,7 +202,7 @@ describe("ApiClient", () => {
       storage: memoryStorage(),
       xhr: () => new FakeXhr() as unknown as XMLHttpRequest,
     });
-    api.setSession({ token: "tk", user_id: "u", username: "x", role: "user" });
+    api.setSession({ token: "tk", user_id: "u", username: "x", role: "user", roles: ["user"] });
     api.notePosition("4.1");
     const progress: number[] = [];
     const file = new File([new Uint8Array(10)], "Blue Ñ.wav", { type: "audio/wav" });

@@ -308,18 +308,19 @@ export class ApiClient {
   }
 }
 
-// -- Endpoints the generated types do not describe yet (shapes in ./pending.ts) ----------------
+// -- Accounts, users, Subsonic ------------------------------------------------------------------
 // (An import may stand here: ES imports are hoisted; kept in this block so it merges cleanly.)
+import type { SubsonicPlayQueue } from "./subsonic";
 import type {
   Me,
+  ServerSettings,
   SubsonicCredentials,
-  SubsonicPlayQueue,
   UserList,
   UserPatch,
   UserRow,
-} from "./pending";
+} from "./types";
 
-/** True when the server does not offer the endpoint (yet): 404, 405 or 501. */
+/** True when the server does not offer the endpoint (an older server): 404, 405 or 501. */
 export function isMissingEndpoint(e: unknown): boolean {
   return e instanceof ApiError && (e.status === 404 || e.status === 405 || e.status === 501);
 }
@@ -328,8 +329,8 @@ export function getMe(api: ApiClient, signal?: AbortSignal): Promise<Me> {
   return api.get<Me>("/api/me", undefined, signal);
 }
 
-/** Whether `me` may administer the cluster (`role` today, `roles` in the new contract). */
-export function isAdmin(me: Pick<Me, "role" | "roles"> | null | undefined): boolean {
+/** Whether `me` may administer the cluster ("admin" in `roles`; `role` says the same). */
+export function isAdmin(me: Partial<Pick<Me, "role" | "roles">> | null | undefined): boolean {
   return !!me && (me.role === "admin" || !!me.roles?.includes("admin"));
 }
 
@@ -373,6 +374,17 @@ export function updateUser(api: ApiClient, id: string, patch: UserPatch): Promis
 
 export function resetUserPassword(api: ApiClient, id: string, password: string): Promise<void> {
   return api.post<void>(`/api/users/${encodeURIComponent(id)}/password`, { password });
+}
+
+export function getSettings(api: ApiClient, signal?: AbortSignal): Promise<ServerSettings> {
+  return api.get<ServerSettings>("/api/settings", undefined, signal);
+}
+
+export function changeSettings(
+  api: ApiClient,
+  change: Partial<ServerSettings>,
+): Promise<ServerSettings> {
+  return api.patch<ServerSettings>("/api/settings", change);
 }
 
 /** A Subsonic call answered `status="failed"` (code 0: generic, e.g. "not implemented"). */

@@ -129,6 +129,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Log out: revoke the presented token */
+        post: operations["postApiAuthLogout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/register": {
         parameters: {
             query?: never;
@@ -153,7 +170,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The cluster as the answering node sees it */
+        /** The cluster as the answering node sees it (members' internal addresses only for admins) */
         get: operations["getApiCluster"];
         put?: never;
         post?: never;
@@ -170,7 +187,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** WebSocket of cluster events (`ClusterEvent`: hello, membership, token, catalog, quorum); JSON text messages from the server, client messages ignored */
+        /** WebSocket of cluster events (`ClusterEvent`: hello, membership, token, catalog, quorum); JSON text messages from the server, client messages ignored; members' internal addresses only for admins */
         get: operations["getApiEvents"];
         put?: never;
         post?: never;
@@ -259,6 +276,23 @@ export interface paths {
         get: operations["getApiMeLikesArtists"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Change my password; every token and Subsonic app password of mine stops working (sign in again) */
+        post: operations["postApiMePassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -404,6 +438,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The cluster's settings */
+        get: operations["getApiSettings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change the cluster's settings (admins only) */
+        patch: operations["patchApiSettings"];
+        trace?: never;
+    };
     "/api/songs": {
         parameters: {
             query?: never;
@@ -521,6 +573,57 @@ export interface paths {
         get: operations["getApiSongsBySongIdStream"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every user (admins only) */
+        get: operations["getApiUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change a user's roles or disable them (admins only; the last enabled admin stays one, and no admin disables themselves) */
+        patch: operations["patchApiUsersByUserId"];
+        trace?: never;
+    };
+    "/api/users/{user_id}/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Set a user's password (admins only); every session of theirs ends */
+        post: operations["postApiUsersByUserIdPassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -701,18 +804,20 @@ export interface components {
             node: string;
             cluster: components["schemas"]["Cluster"];
         };
-        /** @description Who a token belongs to. */
+        /** @description Who a token belongs to. `roles` says the same as `role` as a list (`admin` in it: an admin). */
         Me: {
             user_id: string;
             username: string;
             /** @enum {string} */
             role: "admin" | "user";
+            roles: ("admin" | "user")[];
         };
         /** @description A cluster member as this node sees it, with what it answered when asked (nulls when it did not). */
         Member: {
             id: string;
-            /** @description RPC address */
-            address: string;
+            /** @description RPC address (null unless the reader is an admin) */
+            address: string | null;
+            /** @description HTTP address (null unless the reader is an admin) */
             http: string | null;
             /** @enum {string} */
             state: "alive" | "suspect" | "dead" | "left";
@@ -730,6 +835,15 @@ export interface components {
             /** @enum {string} */
             event: "joined" | "suspect" | "alive" | "dead" | "left" | "updated";
             member: components["schemas"]["Member"];
+        };
+        /** @description My current password and the new one. */
+        PasswordChange: {
+            old: string;
+            new: string;
+        };
+        /** @description A new password for a user. */
+        PasswordReset: {
+            password: string;
         };
         /** @description A playlist with its song count and total duration. */
         Playlist: {
@@ -804,13 +918,23 @@ export interface components {
             wanted: number;
             replicas: components["schemas"]["ReplicaRow"][];
         };
+        /** @description Settings of the whole cluster. */
+        ServerSettings: {
+            /** @description Subsonic apps may sign in with account passwords (kept sealed with a key derived from the cluster secret); false: only app passwords and API keys */
+            subsonic_account_password: boolean;
+        };
         /** @description A signed-in user and their bearer token. */
         Session: {
             user_id: string;
             username: string;
             /** @enum {string} */
             role: "admin" | "user";
+            roles: ("admin" | "user")[];
             token: string;
+        };
+        /** @description The settings to change; a field left out stays as it is. */
+        SettingsPatch: {
+            subsonic_account_password?: boolean | null;
         };
         /** @description A song: names resolved, genres, its audio blob, counters. `cover_sha256` is the song's own cover, else its album's. */
         Song: {
@@ -860,6 +984,8 @@ export interface components {
             updated_at: number;
             /** @description where the Subsonic API is served */
             path: string;
+            /** @description whether Subsonic apps may also sign in with the account password (else an admin requires app passwords) */
+            account_password: boolean;
         };
         /** @description Who holds the token ring's token, in which epoch. */
         Token: {
@@ -879,6 +1005,24 @@ export interface components {
             title: string;
             copies: number;
             wanted: number;
+        };
+        /** @description Every user, by username. */
+        UserList: {
+            users: components["schemas"]["UserRow"][];
+        };
+        /** @description What to change of a user; a field left out stays as it is. `roles` with `admin` makes an admin, without it a plain user; disabling ends every session of the user. */
+        UserPatch: {
+            roles?: ("admin" | "user")[] | null;
+            disabled?: boolean | null;
+        };
+        /** @description A user as the admins' list shows them (`admin` in `roles`: an admin). */
+        UserRow: {
+            id: string;
+            username: string;
+            roles: ("admin" | "user")[];
+            disabled: boolean;
+            /** @description milliseconds since the Unix epoch */
+            created_at: number;
         };
     };
     responses: {
@@ -1355,7 +1499,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A token */
+            /** @description A token (403: the account is disabled) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1366,7 +1510,33 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["Invalid"];
+        };
+    };
+    postApiAuthLogout: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description read your writes: wait until this node applied the position */
+                "X-Log-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked (on every node once it has applied the write) */
+            204: {
+                headers: {
+                    /** @description Log position of the write: send it back on reads to see it */
+                    "X-Log-Position"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            503: components["responses"]["Unavailable"];
         };
     };
     postApiAuthRegister: {
@@ -1591,6 +1761,38 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             422: components["responses"]["Invalid"];
+        };
+    };
+    postApiMePassword: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description read your writes: wait until this node applied the position */
+                "X-Log-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Changed */
+            204: {
+                headers: {
+                    /** @description Log position of the write: send it back on reads to see it */
+                    "X-Log-Position"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getApiMeSubsonic: {
@@ -1920,6 +2122,64 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getApiSettings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description read your writes: wait until this node applied the position */
+                "X-Log-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerSettings"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    patchApiSettings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description read your writes: wait until this node applied the position */
+                "X-Log-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsPatch"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Log position of the write: send it back on reads to see it */
+                    "X-Log-Position"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerSettings"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -2285,6 +2545,104 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getApiUsers: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description read your writes: wait until this node applied the position */
+                "X-Log-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    patchApiUsersByUserId: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description read your writes: wait until this node applied the position */
+                "X-Log-Position"?: string;
+            };
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserPatch"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Log position of the write: send it back on reads to see it */
+                    "X-Log-Position"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserRow"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    postApiUsersByUserIdPassword: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description read your writes: wait until this node applied the position */
+                "X-Log-Position"?: string;
+            };
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordReset"];
+            };
+        };
+        responses: {
+            /** @description Set */
+            204: {
+                headers: {
+                    /** @description Log position of the write: send it back on reads to see it */
+                    "X-Log-Position"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Invalid"];
             503: components["responses"]["Unavailable"];
         };
     };

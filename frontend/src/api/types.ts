@@ -20,6 +20,17 @@ export type Playlist = Schemas["Playlist"];
 export type PlaylistItem = Schemas["PlaylistItem"];
 export type PlaylistDetail = Schemas["PlaylistDetail"];
 export type Session = Schemas["Session"];
+/** `GET /api/me`: who I am (`"admin"` in `roles`: an admin). */
+export type Me = Schemas["Me"];
+/** `GET /api/me/subsonic` and `POST /api/me/subsonic/rotate`: my Subsonic app credentials. */
+export type SubsonicCredentials = Schemas["SubsonicCredentials"];
+/** One row of `GET /api/users` (admins). */
+export type UserRow = Schemas["UserRow"];
+export type UserList = Schemas["UserList"];
+/** `PATCH /api/users/{id}`: a field left out stays as it is. */
+export type UserPatch = Schemas["UserPatch"];
+/** `GET` / `PATCH /api/settings`: the cluster's settings. */
+export type ServerSettings = Schemas["ServerSettings"];
 export type Member = Schemas["Member"];
 export type MemberState = Member["state"];
 export type UnderReplicated = Schemas["UnderReplicated"];

@@ -10,7 +10,7 @@ import {
   type ReactNode,
 } from "react";
 import { ApiClient, ApiError, getMe, isAdmin } from "../api/client";
-import type { Me } from "../api/pending";
+import type { Me } from "../api/types";
 import type { Page, Session, Song } from "../api/types";
 
 /** What can be liked: the path segment of its like list and of its like endpoint. */

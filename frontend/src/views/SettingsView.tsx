@@ -1,10 +1,12 @@
 // Settings: the credentials a Subsonic app signs in with (server URL, username, app password,
 // API key, each with a copy button, and a way to replace them), how to set up such an app,
-// and changing the account password.
+// changing the account password and, for admins, whether apps may use account passwords.
 import { useId, useRef, useState, type FormEvent } from "react";
 import {
   ApiError,
   changeMyPassword,
+  changeSettings,
+  getSettings,
   getSubsonicCredentials,
   isMissingEndpoint,
   rotateSubsonicCredentials,
@@ -116,8 +118,9 @@ function SubsonicSection() {
       <h2 id="subsonic-h">Subsonic apps</h2>
       <p className="muted">
         Music players that speak the Subsonic API (on phones, desktops, TVs) can play this library.
-        Give them these details; the app password is made for apps, so your sign-in password never
-        has to be stored in one.
+        {creds.data?.account_password === false
+          ? " This server asks apps for the app password below: your sign-in password does not work in them."
+          : " Sign them in with your username and the password you sign in here with, or, to keep that password out of the app, with the app password below."}
       </p>
       {creds.loading && !creds.data ? (
         <Loading />
@@ -174,8 +177,19 @@ function SubsonicSection() {
           that itself.
         </li>
         <li>
-          Sign in with the <strong>username</strong> and the <strong>app password</strong>. An app
-          that supports OpenSubsonic API keys can take the <strong>API key</strong> instead.
+          Sign in with the <strong>username</strong> and
+          {creds.data?.account_password === false ? (
+            <>
+              {" "}
+              the <strong>app password</strong>.
+            </>
+          ) : (
+            <>
+              {" "}
+              your password (or the <strong>app password</strong>).
+            </>
+          )}{" "}
+          An app that supports OpenSubsonic API keys can take the <strong>API key</strong> instead.
         </li>
         <li>
           If the app refuses the server's certificate (a cluster run with its own development
@@ -253,8 +267,58 @@ function PasswordSection() {
   );
 }
 
+/** Admins: whether Subsonic apps may sign in with account passwords (see the docs' trade-off). */
+function AppSignInSection() {
+  const { api, notify } = useApp();
+  const settings = useLoad((signal) => getSettings(api, signal), [api]);
+  const [busy, setBusy] = useState(false);
+  const allowed = settings.data?.subsonic_account_password;
+  const toggle = async (value: boolean) => {
+    setBusy(true);
+    try {
+      settings.setData(await changeSettings(api, { subsonic_account_password: value }));
+      notify(
+        value
+          ? "Apps may use account passwords again (each from its user's next sign-in)."
+          : "Apps must now use app passwords.",
+      );
+    } catch (e) {
+      notify(`Could not change it: ${e instanceof ApiError ? e.detail : String(e)}`);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (settings.error && isMissingEndpoint(settings.error)) return null;
+  return (
+    <section aria-labelledby="app-sign-in-h" className="settings-section">
+      <h2 id="app-sign-in-h">Sign-in of apps (admins)</h2>
+      {allowed === undefined ? (
+        settings.error ? (
+          <ErrorBox error={settings.error} onRetry={settings.reload} />
+        ) : (
+          <Loading />
+        )
+      ) : (
+        <label className="check">
+          <input
+            type="checkbox"
+            checked={allowed}
+            disabled={busy}
+            onChange={(e) => void toggle(e.target.checked)}
+          />
+          Subsonic apps may sign in with account passwords
+        </label>
+      )}
+      <p className="muted small">
+        To check the passwords apps send, the server keeps account passwords encrypted with a key of
+        the cluster. Turned off, apps need the app password, and those copies are deleted.
+      </p>
+    </section>
+  );
+}
+
 export function SettingsView() {
-  const { session } = useApp();
+  const { session, admin } = useApp();
   return (
     <section aria-labelledby="settings-h">
       <div className="view-head">
@@ -263,6 +327,7 @@ export function SettingsView() {
       </div>
       <SubsonicSection />
       <PasswordSection />
+      {admin && <AppSignInSection />}
     </section>
   );
 }

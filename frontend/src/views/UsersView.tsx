@@ -9,12 +9,14 @@ import {
   resetUserPassword,
   updateUser,
 } from "../api/client";
-import type { UserPatch, UserRow } from "../api/pending";
+import type { UserPatch, UserRow } from "../api/types";
 import { useApp, useLoad } from "../app/context";
 import { Empty, ErrorBox, Loading } from "../components/States";
 
+type Roles = UserRow["roles"];
+
 /** `roles` with "admin" added or taken away; never empty (a plain user is ["user"]). */
-export function withAdmin(roles: string[], admin: boolean): string[] {
+export function withAdmin(roles: Roles, admin: boolean): Roles {
   const rest = roles.filter((r) => r !== "admin");
   if (admin) return [...rest, "admin"];
   return rest.length ? rest : ["user"];

@@ -1,19 +1,20 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
-import type { UserRow } from "../api/pending";
+import type { UserRow } from "../api/types";
 import { ok, problem, setup, useFakeBrowser } from "../testing";
 import { serverUrl } from "./SettingsView";
 import { withAdmin } from "./UsersView";
 
 useFakeBrowser();
 
-const creds = (n: number) => ({
+const creds = (n: number, accountPassword = true) => ({
   username: "ana",
   password: `app-password-${n}`,
   api_key: `api-key-${n}`,
   updated_at: n,
   path: "/rest",
+  account_password: accountPassword,
 });
 
 const body = (init: RequestInit) => JSON.parse(String(init.body)) as unknown;
@@ -55,6 +56,44 @@ describe("settings", () => {
     await waitFor(() => expect(password.value).toBe("app-password-2"));
     expect((screen.getByLabelText("API key") as HTMLInputElement).value).toBe("api-key-2");
     expect(calls.filter((c) => c.url.pathname === "/api/me/subsonic/rotate")).toHaveLength(1);
+  });
+
+  it("says whether apps take the account password, and lets admins require app passwords", async () => {
+    window.history.replaceState(null, "", "/settings");
+    let allowed = true;
+    const { calls } = setup(
+      (url, init) => {
+        if (url.pathname === "/api/me/subsonic") return ok(creds(1, allowed));
+        if (url.pathname === "/api/settings") {
+          if (init.method === "PATCH")
+            allowed = (body(init) as { subsonic_account_password: boolean })
+              .subsonic_account_password;
+          return ok({ subsonic_account_password: allowed });
+        }
+        return undefined;
+      },
+      { admin: true },
+    );
+    const user = userEvent.setup();
+    expect(await screen.findByText(/the password you sign in here with/)).toBeTruthy();
+    const toggle = await screen.findByRole("checkbox", {
+      name: "Subsonic apps may sign in with account passwords",
+    });
+    expect((toggle as HTMLInputElement).checked).toBe(true);
+    await user.click(toggle);
+    await waitFor(() => expect((toggle as HTMLInputElement).checked).toBe(false));
+    const patch = calls.find(
+      (c) => c.url.pathname === "/api/settings" && c.init.method === "PATCH",
+    );
+    expect(body(patch!.init)).toEqual({ subsonic_account_password: false });
+    expect(await screen.findByText(/Apps must now use app passwords/)).toBeTruthy();
+  });
+
+  it("tells users when only the app password works, and hides the switch from them", async () => {
+    window.history.replaceState(null, "", "/settings");
+    setup((url) => (url.pathname === "/api/me/subsonic" ? ok(creds(1, false)) : undefined));
+    expect(await screen.findByText(/your sign-in password does not work in them/)).toBeTruthy();
+    expect(screen.queryByRole("checkbox")).toBeNull();
   });
 
   it("gives the server URL without a trailing slash, under a base path", () => {
@@ -171,6 +210,6 @@ describe("user management", () => {
   it("adds and removes the admin role without losing others or leaving none", () => {
     expect(withAdmin(["user"], true)).toEqual(["user", "admin"]);
     expect(withAdmin(["admin"], false)).toEqual(["user"]);
-    expect(withAdmin(["user", "admin", "dj"], false)).toEqual(["user", "dj"]);
+    expect(withAdmin(["user", "admin"], false)).toEqual(["user"]);
   });
 });

@@ -72,7 +72,7 @@ class Ingest:
     async def write(self, data: bytes) -> None:
         # Hashed off the event loop (a worker thread in production), so a replica keeps
         # receiving and forwarding chunks while it hashes this one.
-        await self._owner.offload(self.hasher.update, data)
+        await self._owner.offload(self.hasher.update, data, kind="sha256", size=len(data))
         await self.writer.write(data)
 
     async def commit(
@@ -142,8 +142,8 @@ class LocalBlobs:
         """
         db = self.disk.db
         await db.executescript(_SCHEMA)
-        rows = await db.execute(
-            "SELECT sha256, file, size, block_size, blocks, stored_at FROM blob_copy", sync=False
+        rows = await db.query(
+            "SELECT sha256, file, size, block_size, blocks, stored_at FROM blob_copy"
         )
         copies = [
             Copy(str(r[0]), str(r[1]), int(r[2]), int(r[3]), bytes(r[4]), float(r[5])) for r in rows
@@ -160,7 +160,7 @@ class LocalBlobs:
         self._copies = {
             c.sha256: c for c in sorted(copies, key=lambda c: c.sha256) if c.file in present
         }
-        tombs = await db.execute("SELECT sha256, deleted_at FROM blob_tombstone", sync=False)
+        tombs = await db.query("SELECT sha256, deleted_at FROM blob_tombstone")
         self._tombstones = {str(r[0]): float(r[1]) for r in tombs}
         self.count = len(self._copies)
         self.bytes = sum(c.size for c in self._copies.values())
@@ -317,7 +317,9 @@ class LocalBlobs:
         first, last = offset // bs, (end - 1) // bs
         start = first * bs
         data = await self.disk.read(copy.file, start, min((last + 1) * bs, copy.size) - start)
-        bad = await self.offload(_bad_blocks, data, copy.blocks, first, last, bs)
+        bad = await self.offload(
+            _bad_blocks, data, copy.blocks, first, last, bs, kind="sha256", size=len(data)
+        )
         if bad:
             # Read each failed block once more (a transient read error) before giving up.
             fixed = bytearray(data)

@@ -12,6 +12,8 @@ from dspot.disk._base import (
     DiskFault,
     DiskStats,
     FileWriter,
+    ReadTransaction,
+    Row,
     Transaction,
     validate_name,
 )
@@ -25,6 +27,8 @@ __all__ = [
     "DiskStats",
     "FileWriter",
     "LocalDisk",
+    "ReadTransaction",
+    "Row",
     "SimDisk",
     "Transaction",
     "validate_name",

@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import anyio
 import attrs
@@ -26,6 +26,9 @@ import attrs
 from dspot.errors import DspotError
 
 SqlParams = Sequence[Any] | Mapping[str, Any]
+Row = tuple[Any, ...]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class DiskFault(DspotError, OSError):
@@ -91,6 +94,10 @@ class Transaction:
         self._check = check
         self._changes_at_start = conn.total_changes
         self._wrote = False
+        self.statements = 0
+        """Statements run so far (the simulation prices them)."""
+        self.rows = 0
+        """Rows returned so far."""
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -102,17 +109,18 @@ class Transaction:
         """Run one statement and return every row it produced (empty for most writes)."""
         conn = self._connection()
         self._wrote = self._wrote or _may_write(sql)
-        cursor = conn.execute(sql, params)
-        try:
-            return cursor.fetchall()
-        finally:
-            cursor.close()
+        rows = _fetch(conn, sql, params)
+        self.statements += 1
+        self.rows += len(rows)
+        return rows
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> None:
         """Run one statement once per parameter tuple in ``seq``."""
         conn = self._connection()
         self._wrote = True
-        conn.executemany(sql, seq).close()
+        params = list(seq)
+        conn.executemany(sql, params).close()
+        self.statements += len(params)
 
     @property
     def wrote(self) -> bool:
@@ -125,22 +133,98 @@ class Transaction:
         self._conn = None
 
 
+def _fetch(conn: sqlite3.Connection, sql: str, params: SqlParams) -> list[Row]:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+class ReadTransaction:
+    """Runs queries on one consistent snapshot of committed state (see :meth:`Database.read`).
+
+    Writing raises ``sqlite3.OperationalError`` (the connection is ``query_only``).
+    Unusable once the read function has returned.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self.statements = 0
+        """Statements run so far (the simulation prices them)."""
+        self.rows = 0
+        """Rows returned so far."""
+
+    def execute(self, sql: str, params: SqlParams = ()) -> list[Row]:
+        """Run one query and return every row it produced."""
+        if self._conn is None:
+            raise anyio.ClosedResourceError("read already finished")
+        rows = _fetch(self._conn, sql, params)
+        self.statements += 1
+        self.rows += len(rows)
+        return rows
+
+    def _finish(self) -> None:
+        self._conn = None
+
+
+def _query(tx: ReadTransaction, sql: str, params: SqlParams) -> list[Row]:
+    return tx.execute(sql, params)
+
+
 class Database(abc.ABC):
-    """A node's SQLite database. Transactions are serialized; one runs at a time."""
+    """A node's SQLite database.
+
+    Writes are serialized: one write transaction (:meth:`transaction`, :meth:`write`) runs
+    at a time, on the writer connection. Reads (:meth:`read`, :meth:`query`) never wait for
+    them: they run on a snapshot of committed state, off the event loop (a pool of reader
+    connections in worker threads in production; priced in virtual time in the simulation).
+    """
 
     async def execute(
         self, sql: str, params: SqlParams = (), *, sync: bool = True
     ) -> list[tuple[Any, ...]]:
-        """Run one statement in its own transaction and return the fetched rows."""
+        """Run one statement in its own write transaction and return the fetched rows."""
         async with self.transaction(sync=sync) as tx:
             return tx.execute(sql, params)
+
+    async def query(self, sql: str, params: SqlParams = ()) -> list[Row]:
+        """Run one read-only statement through :meth:`read` and return its rows."""
+        return await self.read(_query, sql, params)
+
+    @abc.abstractmethod
+    async def read(
+        self,
+        fn: Callable[Concatenate[ReadTransaction, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Return ``fn(tx, *args, **kwargs)`` run on a snapshot of committed state.
+
+        ``fn`` runs in a worker thread in production, so it must not touch the event loop;
+        keep CPU-heavy work that needs no database (password hashes) out of it, it would hold
+        a reader connection. Every commit that returned before this call is visible. Calling
+        it while the same task holds a write transaction raises ``RuntimeError`` (the
+        snapshot could not see that transaction's writes).
+        """
+
+    @abc.abstractmethod
+    async def write(self, fn: Callable[[Transaction], T], *, sync: bool = True) -> T:
+        """Run ``fn(tx)`` in a write transaction off the event loop and commit; its result.
+
+        Like :meth:`transaction`, but the statements run in a worker thread in production:
+        for write paths that do real work per transaction (applying a batch of log entries).
+        ``fn`` must not touch the event loop. Rolls back if ``fn`` raises.
+        """
 
     @abc.abstractmethod
     def transaction(self, *, sync: bool = True) -> AbstractAsyncContextManager[Transaction]:
         """Open a transaction: commit on normal exit, roll back on exception.
 
-        Waits for any other transaction to finish first. With ``sync=True`` the commit is
-        durable when the ``async with`` block exits.
+        Waits for any other write transaction to finish first. With ``sync=True`` the
+        commit is durable when the ``async with`` block exits. Its statements run on the
+        event loop: keep them few and quick, or use :meth:`write`.
         """
 
     @abc.abstractmethod
@@ -170,14 +254,32 @@ class SqliteDatabase(Database):
     async def _commit(self, conn: sqlite3.Connection, *, sync: bool, wrote: bool) -> None:
         """Commit the open transaction on ``conn`` (durably if ``sync``)."""
 
+    async def _run_write(self, fn: Callable[[Transaction], T], tx: Transaction) -> T:
+        """Run the body of :meth:`write` (a hook: LocalDisk runs it in a worker thread)."""
+        return fn(tx)
+
+    async def _body_done(self, tx: Transaction, *, on_loop: bool) -> None:
+        """Called after a transaction's statements, before its commit (a hook: the
+        simulation charges their cost to the loop or to a worker)."""
+
+    def _held_by_current_task(self) -> bool:
+        owner = self._lock.statistics().owner
+        return owner is not None and owner == anyio.get_current_task()
+
+    def _refuse_nested(self, what: str) -> None:
+        if self._held_by_current_task():
+            raise RuntimeError(f"{what} inside a write transaction of the same task")
+
     @asynccontextmanager
-    async def _transaction(self, *, sync: bool) -> AsyncIterator[Transaction]:
+    async def _transaction(self, *, sync: bool, on_loop: bool = True) -> AsyncIterator[Transaction]:
+        self._refuse_nested("a write transaction")  # the lock is not reentrant: a deadlock
         async with self._lock:
             conn, check = self._connection()
             self._begin(conn, sync=sync)
             tx = Transaction(conn, check)
             try:
                 yield tx
+                await self._body_done(tx, on_loop=on_loop)
                 check()  # before touching the connection: a crash may have closed it
                 wrote = tx.wrote
                 tx._finish()
@@ -189,6 +291,10 @@ class SqliteDatabase(Database):
 
     def transaction(self, *, sync: bool = True) -> AbstractAsyncContextManager[Transaction]:
         return self._transaction(sync=sync)
+
+    async def write(self, fn: Callable[[Transaction], T], *, sync: bool = True) -> T:
+        async with self._transaction(sync=sync, on_loop=False) as tx:
+            return await self._run_write(fn, tx)
 
 
 def _rollback_quietly(conn: sqlite3.Connection, check: Callable[[], None]) -> None:

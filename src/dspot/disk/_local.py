@@ -23,18 +23,32 @@ Fsync rules, and why each one exists
    transaction (a few ms on SSD, more on spinning disks); batch writes into one transaction
    when that matters. A ``sync=False`` transaction commits with ``synchronous=NORMAL`` (no
    fsync: it may be lost by a power failure, never corrupted) until the next synced commit
-   or :meth:`LocalDisk.sync`, which checkpoints the WAL (checkpoints fsync the WAL first).
+   or :meth:`LocalDisk.sync`, which fsyncs the WAL.
 6. **sync=False files** skip rules 1, 2 and 4; :meth:`LocalDisk.sync` later fsyncs each such
    file and its directory.
+
+Permissions: everything is private to the owner from the moment it exists. Directories are
+created with mode 0700, the database and every file with 0600 (the SQLite file is created
+empty by us, and SQLite gives its ``-wal``/``-shm`` the database's mode). The modes are
+passed to ``mkdir``/``open``, never set with ``chmod`` afterwards, so there is no window in
+which another user could open them; a umask can only take more bits away.
 
 Caveats: on macOS ``fsync`` does not flush the drive's cache (``F_FULLFSYNC`` would);
 Linux is the production target. Windows cannot fsync a directory; that step is skipped.
 
+Threads and connections
+-----------------------
 File I/O runs in worker threads through :func:`anyio.open_file` and
 :func:`anyio.to_thread.run_sync` (``aiofiles`` would tie us to asyncio; this runs on trio
-too). SQLite uses one connection (``check_same_thread=False``) guarded by one lock; slow
-calls (commit, script, checkpoint) run in a thread, statements inside a transaction run on
-the event loop thread while the lock is held.
+too). SQLite has one **writer** connection guarded by one lock: commits, scripts and WAL
+syncs run in a worker thread; statements of :meth:`~dspot.disk.Database.transaction` run on
+the event loop thread while the lock is held (keep them quick), those of
+:meth:`~dspot.disk.Database.write` in a worker thread. **Reads**
+(:meth:`~dspot.disk.Database.read`) use a pool of ``query_only`` reader connections, one
+worker thread each: WAL gives each read a snapshot of committed state while the writer goes
+on, so a long search never holds the lock the token ring's log and the catalog's apply
+path write under, and never runs on the event loop. All connections use
+``check_same_thread=False``; each is used by one thread at a time.
 """
 
 from __future__ import annotations
@@ -46,6 +60,7 @@ import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -54,7 +69,9 @@ from dspot.disk._base import (
     Disk,
     DiskStats,
     FileWriter,
+    ReadTransaction,
     SqliteDatabase,
+    Transaction,
     check_range,
     validate_name,
 )
@@ -65,6 +82,18 @@ _DB_NAME = "meta.sqlite3"
 _FILES_DIR = "files"
 _TMP_SUFFIX = ".tmp"
 _tmp_counter = itertools.count()
+DEFAULT_READERS = 4
+"""Reader connections (and worker threads) a LocalDisk serves reads with."""
+
+P = ParamSpec("P")
+T = TypeVar("T")
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+
+
+def _private_opener(path: str, flags: int) -> int:
+    """``open(..., opener=)`` that creates files readable by their owner only."""
+    return os.open(path, flags, _FILE_MODE)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,6 +114,11 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_if_present(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _fsync_file(path)
+
+
 def _makedirs_durable(path: Path) -> None:
     """Create ``path`` and missing parents, fsyncing each new directory's parent (rule 3)."""
     missing: list[Path] = []
@@ -94,7 +128,7 @@ def _makedirs_durable(path: Path) -> None:
         probe = probe.parent
     for directory in reversed(missing):
         try:
-            directory.mkdir()
+            directory.mkdir(mode=_DIR_MODE)
         except FileExistsError:
             if not directory.is_dir():
                 raise
@@ -161,12 +195,62 @@ def _list(files_root: Path, prefix: str) -> list[str]:
     return names
 
 
-class _LocalDatabase(SqliteDatabase):
-    """The SQLite half of a :class:`LocalDisk`."""
+def _read_snapshot(conn: sqlite3.Connection, call: Callable[[ReadTransaction], T]) -> T:
+    """Run ``call`` in one read transaction on ``conn`` (in a worker thread)."""
+    conn.execute("BEGIN")  # deferred: the first query takes the snapshot every later one sees
+    tx = ReadTransaction(conn)
+    try:
+        return call(tx)
+    finally:
+        tx._finish()
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+
+class _ReaderPool:
+    """Reader connections handed out one per read, each used by one worker thread."""
+
+    def __init__(self, conns: list[sqlite3.Connection]) -> None:
+        self._idle = list(conns)
+        self._size = len(conns)
+        self._free = anyio.Semaphore(len(conns))
+        self._threads = anyio.CapacityLimiter(len(conns))
+        self._closed = False
+
+    async def run(self, call: Callable[[ReadTransaction], T]) -> T:
+        async with self._free:
+            if self._closed:
+                raise anyio.ClosedResourceError("disk is closed")
+            conn = self._idle.pop()
+            try:
+                # Not abandoned on cancellation: the connection comes back only when done.
+                return await anyio.to_thread.run_sync(
+                    _read_snapshot, conn, call, limiter=self._threads
+                )
+            finally:
+                self._idle.append(conn)
+
+    async def close(self) -> None:
+        """Wait for the reads under way, then close every connection. Idempotent."""
+        self._closed = True
+        for _ in range(self._size):
+            await self._free.acquire()
+        conns, self._idle = self._idle, []
+        self._size = 0
+        for conn in conns:
+            await anyio.to_thread.run_sync(conn.close)
+
+
+class _LocalDatabase(SqliteDatabase):
+    """The SQLite half of a :class:`LocalDisk`: one writer connection, a pool of readers."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, readers: list[sqlite3.Connection], wal: Path
+    ) -> None:
         super().__init__()
         self._conn: sqlite3.Connection | None = conn
+        self._readers = _ReaderPool(readers)
+        self._wal = wal
         self._synchronous = "FULL"
         self._unsynced = False  # a sync=False commit may not be durable yet
 
@@ -189,6 +273,9 @@ class _LocalDatabase(SqliteDatabase):
         self._set_synchronous(conn, "FULL" if sync else "NORMAL")
         conn.execute("BEGIN")
 
+    async def _run_write(self, fn: Callable[[Transaction], T], tx: Transaction) -> T:
+        return await anyio.to_thread.run_sync(fn, tx)
+
     async def _commit(self, conn: sqlite3.Connection, *, sync: bool, wrote: bool) -> None:
         if not wrote:
             conn.execute("COMMIT")  # nothing to write, nothing to wait for
@@ -198,6 +285,21 @@ class _LocalDatabase(SqliteDatabase):
         await anyio.to_thread.run_sync(conn.execute, "COMMIT")
         # A FULL commit's fsync of the WAL also covers frames of earlier NORMAL commits.
         self._unsynced = not sync
+
+    async def read(
+        self,
+        fn: Callable[Concatenate[ReadTransaction, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        self._refuse_nested("Database.read")
+        self._check()
+
+        def call(tx: ReadTransaction) -> T:
+            return fn(tx, *args, **kwargs)
+
+        return await self._readers.run(call)
 
     async def executescript(self, script: str) -> None:
         async with self._lock:
@@ -214,13 +316,15 @@ class _LocalDatabase(SqliteDatabase):
     async def _sync(self) -> None:
         async with self._lock:
             if self._unsynced and self._conn is not None:
-                conn = self._conn
-                await anyio.to_thread.run_sync(
-                    lambda: conn.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
-                )
+                # Unsynced commits sit in the WAL (or, once checkpointed, in the database
+                # file, which a checkpoint fsyncs): fsyncing the WAL makes them durable. A
+                # checkpoint would do it too, but waits for readers to leave old snapshots.
+                wal = self._wal
+                await anyio.to_thread.run_sync(_fsync_if_present, wal)
                 self._unsynced = False
 
     async def _close(self) -> None:
+        await self._readers.close()
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
@@ -242,7 +346,7 @@ class _LocalFileWriter(FileWriter):
             while True:
                 tmp = directory / f".{os.getpid()}.{next(_tmp_counter)}{_TMP_SUFFIX}"
                 try:
-                    self._file = await anyio.open_file(tmp, "xb")
+                    self._file = await anyio.open_file(tmp, "xb", opener=_private_opener)
                 except FileExistsError:
                     continue
                 self._tmp = tmp
@@ -317,10 +421,19 @@ class LocalDisk(Disk):
 
     db: _LocalDatabase
 
-    def __init__(self, root: Path, conn: sqlite3.Connection, files: int, nbytes: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        conn: sqlite3.Connection,
+        files: int,
+        nbytes: int,
+        readers: list[sqlite3.Connection],
+    ) -> None:
         """Use :meth:`open`; this only wires up already opened parts."""
+        if not readers:
+            raise ValueError("a disk needs at least one reader connection")
         self.root = root
-        self.db = _LocalDatabase(conn)
+        self.db = _LocalDatabase(conn, readers, root / f"{_DB_NAME}-wal")
         self._files_root = root / _FILES_DIR
         self._files_lock = anyio.Lock()  # keeps the stats counters exact
         self._files = files
@@ -331,14 +444,19 @@ class LocalDisk(Disk):
         self._closed = False
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> LocalDisk:
+    async def open(
+        cls, path: str | os.PathLike[str], *, readers: int = DEFAULT_READERS
+    ) -> LocalDisk:
         """Open (creating if needed) the disk rooted at ``path``.
 
-        Leftover temporary files from a crash are removed.
+        ``readers`` is how many reads run at once (each on its own connection and worker
+        thread). Leftover temporary files from a crash are removed.
         """
+        if readers < 1:
+            raise ValueError("a disk needs at least one reader connection")
         root = Path(path)
-        conn, files, nbytes = await anyio.to_thread.run_sync(_open_sync, root)
-        return cls(root, conn, files, nbytes)
+        conn, pool, files, nbytes = await anyio.to_thread.run_sync(_open_sync, root, readers)
+        return cls(root, conn, files, nbytes, pool)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -438,15 +556,32 @@ class LocalDisk(Disk):
         return DiskStats(files=self._files, bytes=self._bytes)
 
 
-def _open_sync(root: Path) -> tuple[sqlite3.Connection, int, int]:
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def _open_sync(
+    root: Path, readers: int
+) -> tuple[sqlite3.Connection, list[sqlite3.Connection], int, int]:
     _makedirs_durable(root / _FILES_DIR)
-    conn = sqlite3.connect(root / _DB_NAME, isolation_level=None, check_same_thread=False)
+    db = root / _DB_NAME
+    with contextlib.suppress(FileExistsError):
+        # An empty file is an empty database: create it ourselves, private from the start
+        # (SQLite would create it 0644 and its WAL and shared memory with the same mode).
+        os.close(_private_opener(str(db), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    conn = _connect(db)
+    pool: list[sqlite3.Connection] = []
     try:
         conn.execute("PRAGMA journal_mode=WAL").fetchall()
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        for _ in range(readers):
+            reader = _connect(root / _DB_NAME)
+            pool.append(reader)
+            reader.execute("PRAGMA query_only=ON")
         files, nbytes = _scan(root / _FILES_DIR, remove_temps=True)
     except BaseException:
-        conn.close()
+        for c in [conn, *pool]:
+            c.close()
         raise
-    return conn, files, nbytes
+    return conn, pool, files, nbytes

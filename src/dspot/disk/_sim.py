@@ -9,6 +9,16 @@ The database is an in-memory ``sqlite3`` connection whose durable state is a
 No threads, no real files, no ``to_thread``: a worker thread would let ``MockClock`` jump
 virtual time while it runs and break replay. Every random choice (latency jitter, which
 byte a corrupt read flips) comes from the ``rng`` passed in.
+
+Work has a price once the simulation gives the disk its node's :class:`~dspot.cpu.SimCpu`
+(:attr:`SimDisk.cpu`): a statement by the SQLite virtual-machine steps it ran, a file
+operation by its bytes. Reads (:meth:`~dspot.disk.Database.read`) and
+:meth:`~dspot.disk.Database.write` bodies are charged to a worker, as LocalDisk runs them in
+worker threads; statements of :meth:`~dspot.disk.Database.transaction` are charged to the
+node's event loop, where LocalDisk runs them. A read runs at once on the one in-memory
+connection, between write transactions (it waits for the write lock, holds it for no virtual
+time, then pays its cost outside it), so it sees committed state as a reader connection
+would.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import random
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -26,21 +37,21 @@ from dspot.disk._base import (
     DiskFault,
     DiskStats,
     FileWriter,
+    ReadTransaction,
     SqliteDatabase,
     Transaction,
     check_range,
     validate_name,
 )
 
+if TYPE_CHECKING:
+    from dspot.cpu import SimCpu
+
 __all__ = ["SimDisk"]
 
-
-def _new_connection(image: bytes | None) -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    if image:
-        conn.deserialize(image)
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
+P = ParamSpec("P")
+T = TypeVar("T")
+_STEPS_PER_TICK = 1000  # SQLite VM instructions between two progress-handler calls
 
 
 def _serialize(conn: sqlite3.Connection) -> bytes | None:
@@ -57,6 +68,7 @@ class _SimDatabase(SqliteDatabase):
     def __init__(self, disk: SimDisk) -> None:
         super().__init__()
         self._disk = disk
+        self._ticks_at_begin = 0
 
     def _connection(self) -> tuple[sqlite3.Connection, Callable[[], None]]:
         disk = self._disk
@@ -65,14 +77,67 @@ class _SimDatabase(SqliteDatabase):
     def transaction(self, *, sync: bool = True) -> AbstractAsyncContextManager[Transaction]:
         return self._requested(sync)
 
+    async def write(self, fn: Callable[[Transaction], T], *, sync: bool = True) -> T:
+        async with self._requested(sync, on_loop=False) as tx:
+            return await self._run_write(fn, tx)
+
     @asynccontextmanager
-    async def _requested(self, sync: bool) -> AsyncIterator[Transaction]:
+    async def _requested(self, sync: bool, *, on_loop: bool = True) -> AsyncIterator[Transaction]:
         # A transaction asked for before a crash and let in after it belongs to the dead
         # process: it must not run against the disk the restarted node now uses.
         check = self._disk._epoch_check()
-        async with self._transaction(sync=sync) as tx:
+        async with self._transaction(sync=sync, on_loop=on_loop) as tx:
             check()
             yield tx
+
+    def _begin(self, conn: sqlite3.Connection, *, sync: bool) -> None:
+        self._ticks_at_begin = self._disk._ticks
+        conn.execute("BEGIN")
+
+    async def _body_done(self, tx: Transaction, *, on_loop: bool) -> None:
+        cpu = self._disk.cpu
+        if cpu is None:
+            return
+        cost = cpu.costs.sql(tx.statements, self._disk._ticks - self._ticks_at_begin, tx.rows)
+        if on_loop:
+            await cpu.on_loop(cost, "sql")
+        else:
+            await cpu.in_worker(cost)
+
+    async def read(
+        self,
+        fn: Callable[Concatenate[ReadTransaction, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        self._refuse_nested("Database.read")
+        disk = self._disk
+        disk._check_open()
+        check = disk._epoch_check()
+        cpu = disk.cpu
+        async with self._lock:
+            check()
+            conn = disk._live_connection()
+            ticks = disk._ticks
+            conn.execute("PRAGMA query_only=ON")
+            tx = ReadTransaction(conn)
+            try:
+                result = fn(tx, *args, **kwargs)
+            finally:
+                tx._finish()
+                conn.execute("PRAGMA query_only=OFF")
+            cost = 0.0
+            if cpu is not None:
+                cost = cpu.costs.sql(tx.statements, disk._ticks - ticks, tx.rows)
+                if cpu.inline:
+                    # The sabotage: the read, and the write lock, on the event loop.
+                    await cpu.on_loop(cost, "sql")
+        await disk._io()
+        if cpu is not None and not cpu.inline:
+            await cpu.in_worker(cost)
+        check()
+        return result
 
     async def _commit(self, conn: sqlite3.Connection, *, sync: bool, wrote: bool) -> None:
         disk = self._disk
@@ -120,6 +185,7 @@ class _SimFileWriter(FileWriter):
     async def write(self, data: bytes) -> None:
         self._check()
         await self._disk._io()
+        await self._disk._charge_file(len(data))
         self._check()
         self._buffer += data
         self.bytes_written += len(data)
@@ -167,10 +233,14 @@ class SimDisk(Disk):
         self.latency = latency
         self.latency_jitter = latency_jitter
         self.corrupt_read_rate = corrupt_read_rate
+        self.cpu: SimCpu | None = None
+        """The processor that pays for this disk's work (set by the simulation); ``None``
+        makes work free (every operation is still a checkpoint)."""
         self.db: _SimDatabase = _SimDatabase(self)
         self._epoch = 0
         self._closed = False
-        self._conn: sqlite3.Connection | None = _new_connection(None)
+        self._ticks = 0  # thousands of SQLite VM steps run, ever
+        self._conn: sqlite3.Connection | None = self._new_connection(None)
         self._db_image: bytes | None = None  # durable database
         self._closed_image: bytes | None = None  # live database while closed
         self._db_dirty = False  # live database differs from _db_image
@@ -195,7 +265,7 @@ class SimDisk(Disk):
         """Reopen after :meth:`aclose`, keeping everything (synced or not)."""
         if self._closed:
             self._closed = False
-            self._conn = _new_connection(self._closed_image)
+            self._conn = self._new_connection(self._closed_image)
             self._closed_image = None
             self.db._lock = anyio.Lock()
 
@@ -224,7 +294,7 @@ class SimDisk(Disk):
             self._conn.close()
         self._closed = False
         self._closed_image = None
-        self._conn = _new_connection(image)
+        self._conn = self._new_connection(image)
         self._db_dirty = False
         self._files = files
         self._unsynced = set()
@@ -234,6 +304,24 @@ class SimDisk(Disk):
         self.db._lock = anyio.Lock()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _new_connection(self, image: bytes | None) -> sqlite3.Connection:
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        if image:
+            conn.deserialize(image)
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.set_progress_handler(self._tick, _STEPS_PER_TICK)
+        return conn
+
+    def _tick(self) -> int:
+        self._ticks += 1
+        return 0  # non-zero would abort the statement
+
+    async def _charge_file(self, nbytes: int) -> None:
+        """Pay for moving ``nbytes`` of a file (a worker thread's work in production)."""
+        cpu = self.cpu
+        if cpu is not None:
+            await cpu.in_worker(cpu.costs.file(nbytes))
 
     def _epoch_check(self) -> Callable[[], None]:
         epoch = self._epoch
@@ -303,6 +391,10 @@ class SimDisk(Disk):
             raise FileNotFoundError(name)
         end = len(data) if length is None else offset + length
         chunk = data[offset:end]
+        if self.cpu is not None:
+            check = self._epoch_check()
+            await self._charge_file(len(chunk))
+            check()
         if chunk and self.corrupt_read_rate > 0 and self.rng.random() < self.corrupt_read_rate:
             chunk = _flip(chunk, self.rng.randrange(len(chunk)), 1 << self.rng.randrange(8))
         return chunk

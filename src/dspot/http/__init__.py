@@ -11,7 +11,8 @@ answers conditional and Range requests for anything with a size. Client: :class:
     async def song(request: Request) -> Response:
         return Response.json(await catalog.get(request.path_params["song_id"]))
 
-    server = HttpServer(app, ServerConfig(ssl_context=server_ssl_context(cert, key)))
+    config = ServerConfig(ssl_context=server_ssl_context(cert, key))
+    server = HttpServer(app, config, clock=env.clock)  # no clock: no Date header
     await server.serve(await transport.listen("node1:443"))   # until shutdown()
 
     async with HttpClient(connect=transport.connect) as client:
@@ -26,8 +27,11 @@ from dspot.http._client import (
     Connector,
     HttpClient,
     HttpClientError,
+    HttpProtocolError,
     HTTPStatusError,
+    InvalidRequest,
     ReadTimeout,
+    ServerDisconnected,
     Timeouts,
     WriteTimeout,
     parse_url,
@@ -45,16 +49,19 @@ from dspot.http._message import (
 from dspot.http._problem import PROBLEM_JSON, HTTPError, Problem
 from dspot.http._range import (
     ByteRange,
+    FileSlice,
     RangeNotSatisfiable,
     ReadSlice,
     bytes_reader,
+    file_reader,
     parse_range,
     representation_response,
 )
 from dspot.http._router import Router
-from dspot.http._server import HttpServer, ServerConfig, access_log
+from dspot.http._server import KNOWN_METHODS, SERVED_METHODS, HttpServer, ServerConfig, access_log
 from dspot.http._static import StaticFiles, content_type_for, safe_relative_path
 from dspot.http._tls import MINIMUM_TLS, client_ssl_context, server_ssl_context
+from dspot.http._validate import JsonLimits
 from dspot.http._websocket import (
     WebSocket,
     WebSocketClosed,
@@ -65,19 +72,25 @@ from dspot.http._websocket import (
 
 __all__ = [
     "IDEMPOTENT",
+    "KNOWN_METHODS",
     "MINIMUM_TLS",
     "PROBLEM_JSON",
+    "SERVED_METHODS",
     "URL",
     "ByteRange",
     "ClientResponse",
     "Connector",
+    "FileSlice",
     "HTTPError",
     "HTTPStatusError",
     "Handler",
     "Headers",
     "HttpClient",
     "HttpClientError",
+    "HttpProtocolError",
     "HttpServer",
+    "InvalidRequest",
+    "JsonLimits",
     "Problem",
     "RangeNotSatisfiable",
     "ReadSlice",
@@ -86,6 +99,7 @@ __all__ = [
     "Response",
     "Router",
     "ServerConfig",
+    "ServerDisconnected",
     "StaticFiles",
     "Timeouts",
     "WebSocket",
@@ -101,6 +115,7 @@ __all__ = [
     "connect_websocket",
     "content_type_for",
     "evaluate_preconditions",
+    "file_reader",
     "http_date",
     "json_converter",
     "parse_http_date",

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 
 import anyio
 
+from dspot.env import EventLoopClock, real_wall_base
 from dspot.http._server import HttpServer, ServerConfig
 from dspot.http._static import StaticFiles
 from dspot.http._tls import server_ssl_context
+from dspot.transport import TcpTransport, join_address
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -37,19 +39,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     ssl_context = server_ssl_context(args.tls_cert, args.tls_key) if args.tls_cert else None
-    server = HttpServer(StaticFiles(args.root, spa=args.spa), ServerConfig(ssl_context=ssl_context))
-    listener = await anyio.create_tcp_listener(local_host=args.host, local_port=args.port)
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    server = HttpServer(
+        StaticFiles(args.root, spa=args.spa),
+        ServerConfig(ssl_context=ssl_context),
+        clock=EventLoopClock(wall_base=real_wall_base()),
+    )
+    # dspot's TCP listener: on asyncio its streams are the lean ProtocolStream, and plain
+    # HTTP sends files with sendfile(2).
+    listener = await TcpTransport().listen(join_address(args.host, args.port))
     scheme = "https" if ssl_context else "http"
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving {scheme}://{host}:{port}", flush=True)
-    async with listener, anyio.create_task_group() as tg:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            tg.start_soon(server.serve, listener)
-            async for _ in signals:
-                break
-        await server.shutdown()
-        tg.cancel_scope.cancel()
+    print(f"serving {scheme}://{listener.address}", flush=True)
+    try:
+        async with anyio.create_task_group() as tg:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                tg.start_soon(server.serve, listener)
+                async for _ in signals:
+                    break
+            await server.shutdown()
+            tg.cancel_scope.cancel()
+    finally:
+        await listener.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

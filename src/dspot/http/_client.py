@@ -23,7 +23,16 @@ import h11
 from anyio.streams.tls import TLSStream
 from cattrs.preconf.json import JsonConverter
 
-from dspot.errors import ConnectRefused, ConnectTimeout, DspotError, HandshakeFailed
+from dspot.errors import (
+    STREAM_ERRORS,
+    ConnectionLost,
+    ConnectRefused,
+    ConnectTimeout,
+    DspotError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    handshake_failed,
+)
 from dspot.http._message import Headers, json_converter
 from dspot.http._problem import PROBLEM_JSON, Problem, status_phrase
 from dspot.http._server import _coalesce
@@ -31,7 +40,6 @@ from dspot.http._server import _coalesce
 T = TypeVar("T")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
-_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
 
 
 class Connector(Protocol):
@@ -41,7 +49,24 @@ class Connector(Protocol):
 
 
 class HttpClientError(DspotError):
-    """A request failed without an HTTP response (the connection or the protocol broke)."""
+    """A request failed without an HTTP response (the connection or the protocol broke).
+
+    Connecting raises the transport's :class:`~dspot.errors.PeerUnavailable` subclasses
+    (``ConnectRefused``, ``ConnectTimeout``, ``HandshakeFailed``); a connection that breaks
+    later raises :class:`ServerDisconnected`, also a ``PeerUnavailable``.
+    """
+
+
+class ServerDisconnected(HttpClientError, ConnectionLost):
+    """The connection broke (reset, closed) before the response or its body was complete."""
+
+
+class HttpProtocolError(HttpClientError, RemoteProtocolError):
+    """The server's response is not valid HTTP/1.1."""
+
+
+class InvalidRequest(HttpClientError, LocalProtocolError):
+    """The request cannot be sent as given (an invalid header, say): a bug of the caller."""
 
 
 class ReadTimeout(HttpClientError, TimeoutError):
@@ -137,9 +162,9 @@ async def open_stream(
     except TimeoutError:
         await anyio.aclose_forcefully(stream)
         raise ConnectTimeout(f"TLS handshake with {url.address} timed out") from None
-    except (anyio.EndOfStream, anyio.BrokenResourceError) as e:
+    except STREAM_ERRORS as e:  # ssl.SSLError (a certificate not trusted), a reset, EOF
         await anyio.aclose_forcefully(stream)
-        raise HandshakeFailed(f"TLS handshake with {url.address} failed: {e!r}") from e
+        raise handshake_failed(f"TLS handshake with {url.address} failed", e) from e
     except BaseException:
         await anyio.aclose_forcefully(stream)
         raise
@@ -154,18 +179,31 @@ class _Connection:
         self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
         self.reused = False
+        self._eof = False
 
     async def send(self, event: h11.Event, timeout: float) -> None:
-        for piece in _coalesce(self.h11.send_with_data_passthrough(event)):
+        try:
+            pieces = self.h11.send_with_data_passthrough(event)
+        except h11.LocalProtocolError as e:
+            raise InvalidRequest(str(e)) from None
+        for piece in _coalesce(pieces):
             try:
                 with anyio.fail_after(timeout):
                     await self.stream.send(piece)
             except TimeoutError:
                 raise WriteTimeout("server did not accept the request in time") from None
+            except STREAM_ERRORS as e:
+                raise ServerDisconnected(f"connection lost while sending: {e!r}") from e
 
     async def next_event(self, timeout: float) -> h11.Event | type[h11.PAUSED]:
         while True:
-            event = self.h11.next_event()
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as e:
+                if self.h11.their_state is h11.ERROR and self._eof:
+                    # The server closed in the middle of the response: gone, not garbling.
+                    raise ServerDisconnected(f"connection closed mid-response: {e}") from None
+                raise HttpProtocolError(f"invalid response from the server: {e}") from None
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
             try:
@@ -174,7 +212,10 @@ class _Connection:
             except TimeoutError:
                 raise ReadTimeout("no data from server in time") from None
             except anyio.EndOfStream:
-                data = b""
+                data = b""  # h11 decides whether that ends the response or breaks it
+                self._eof = True
+            except STREAM_ERRORS as e:
+                raise ServerDisconnected(f"connection lost while receiving: {e!r}") from e
             self.h11.receive_data(data)
 
     async def aclose(self) -> None:
@@ -218,10 +259,7 @@ class ClientResponse:
             raise HttpClientError("response body already consumed or closed")
         try:
             while True:
-                try:
-                    event = await conn.next_event(self._read_timeout)
-                except h11.RemoteProtocolError as e:
-                    raise HttpClientError(f"bad response body: {e}") from None
+                event = await conn.next_event(self._read_timeout)
                 if isinstance(event, h11.Data):
                     yield bytes(event.data)
                 elif isinstance(event, h11.EndOfMessage):
@@ -229,7 +267,7 @@ class ClientResponse:
                     await self._client._release(conn)
                     return
                 else:
-                    raise HttpClientError(f"unexpected {event!r} in response body")
+                    raise ServerDisconnected(f"connection closed in the response body ({event!r})")
         finally:
             if self._conn is not None:
                 self._conn = None
@@ -399,15 +437,15 @@ class HttpClient:
                 continue
             try:
                 response = await self._exchange(conn, method, parsed.target, h, body, t)
-            except (HttpClientError, h11.ProtocolError, *_GONE) as e:
+            except HttpClientError as e:
                 await conn.aclose()
-                if isinstance(e, TimeoutError):
-                    raise  # the server may be working on it: not safe to assume it failed
+                if isinstance(e, TimeoutError | InvalidRequest):
+                    raise  # the server may be working on it / sending it again cannot help
                 retry = replayable and method in IDEMPOTENT and attempt < self.retries
                 if not retry:
-                    if isinstance(e, HttpClientError | ConnectRefused):
-                        raise
-                    raise HttpClientError(f"{method} {url} failed: {e!r}") from e
+                    if isinstance(e, ServerDisconnected | HttpProtocolError):
+                        raise type(e)(f"{method} {url}: {e}") from e
+                    raise
                 if not conn.reused:
                     await anyio.sleep(self.retry_backoff * (2**attempt))
                     attempt += 1
@@ -446,7 +484,7 @@ class HttpClient:
                         with anyio.CancelScope(shield=True):
                             await aclose()
             await conn.send(h11.EndOfMessage(), t.write)
-        except (*_GONE, WriteTimeout):
+        except (ServerDisconnected, WriteTimeout):
             # The server may have answered early (413, 401...) and stopped reading: prefer
             # its response to our write error. The connection is not reused afterwards.
             with contextlib.suppress(Exception):
@@ -460,7 +498,7 @@ class HttpClient:
                 continue
             if isinstance(event, h11.Response):
                 return event
-            raise HttpClientError(f"connection closed before a response ({event!r})")
+            raise ServerDisconnected(f"connection closed before a response ({event!r})")
 
     async def get(self, url: str, **kw: Any) -> ClientResponse:
         return await self.request("GET", url, **kw)

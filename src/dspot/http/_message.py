@@ -7,6 +7,7 @@ or an async iterable of chunks that the server writes with backpressure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import (
     AsyncIterable,
@@ -24,7 +25,14 @@ import attrs
 import cattrs
 from cattrs.preconf.json import JsonConverter, make_converter
 
+from dspot._json import strict_primitives
 from dspot.http._problem import PROBLEM_JSON, HTTPError, Problem
+from dspot.http._validate import (
+    JsonLimits,
+    check_json_content_type,
+    parse_int,
+    parse_json_body,
+)
 
 if TYPE_CHECKING:
     from dspot.http._websocket import WebSocket
@@ -32,7 +40,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 json_converter: JsonConverter = make_converter()
-"""The cattrs converter used for JSON bodies (requests and responses) unless one is passed."""
+"""The cattrs converter used for JSON bodies (requests and responses) unless one is passed.
+
+It does not coerce: a ``str`` field refuses ``123`` and ``null``, an ``int`` field ``"7"``.
+"""
+strict_primitives(json_converter)
+
+
+def _dumps(obj: Any, converter: JsonConverter) -> str:
+    if converter is json_converter and type(obj) in (dict, list):
+        # Plain JSON data needs no cattrs: json.dumps alone is several times faster, and it
+        # raises TypeError on the first value that needs a hook (attrs, datetime, bytes,
+        # sets, plain enums), which then goes the cattrs way. Same text either way.
+        with contextlib.suppress(TypeError, ValueError):
+            return json.dumps(obj, separators=(",", ":"))
+    return converter.dumps(obj, separators=(",", ":"))
 
 
 @attrs.frozen(init=False)
@@ -117,6 +139,8 @@ class Headers:
         return len(self.items_)
 
 
+_JSON = Headers([("content-type", "application/json")])
+
 Body = bytes | AsyncIterable[bytes]
 
 
@@ -142,8 +166,8 @@ class Response:
         converter: JsonConverter = json_converter,
     ) -> Response:
         """``obj`` (attrs classes, dicts, lists...) as JSON through the cattrs converter."""
-        data = converter.dumps(obj, separators=(",", ":")).encode()
-        h = Headers(headers).setdefault("content-type", "application/json")
+        data = _dumps(obj, converter).encode()
+        h = Headers(headers).setdefault("content-type", "application/json") if headers else _JSON
         return cls(status, h, data)
 
     @classmethod
@@ -197,6 +221,8 @@ class Request:
     """The path template of the route that matched (``"/songs/{song_id}"``), set by the
     router; None until then or when nothing matched (for metrics and logs)."""
     max_body_size: int = 16 * 1024 * 1024
+    json_limits: JsonLimits = attrs.field(factory=JsonLimits)
+    """Limits :meth:`json` applies unless given others (from :class:`ServerConfig`)."""
     _receive: BodyReceiver = _no_body
     _body: bytes | None = None
     _consumed: bool = False
@@ -221,6 +247,42 @@ class Request:
     def query(self) -> dict[str, str]:
         """Query parameters (last value wins)."""
         return dict(parse_qsl(self.query_string, keep_blank_values=True))
+
+    @overload
+    def query_int(self, name: str, default: int, *, minimum: int, maximum: int) -> int: ...
+
+    @overload
+    def query_int(
+        self, name: str, default: None = None, *, minimum: int, maximum: int
+    ) -> int | None: ...
+
+    def query_int(
+        self, name: str, default: int | None = None, *, minimum: int, maximum: int
+    ) -> int | None:
+        """Query parameter ``name`` as an integer in ``[minimum, maximum]`` (400 otherwise);
+        ``default`` when it is absent or empty."""
+        text = self.query.get(name)
+        if not text:
+            return default
+        return parse_int(text, f"query parameter {name!r}", minimum=minimum, maximum=maximum)
+
+    @overload
+    def header_int(self, name: str, default: int, *, minimum: int, maximum: int) -> int: ...
+
+    @overload
+    def header_int(
+        self, name: str, default: None = None, *, minimum: int, maximum: int
+    ) -> int | None: ...
+
+    def header_int(
+        self, name: str, default: int | None = None, *, minimum: int, maximum: int
+    ) -> int | None:
+        """Header ``name`` as an integer in ``[minimum, maximum]`` (400 otherwise);
+        ``default`` when it is absent."""
+        text = self.headers.get(name)
+        if text is None:
+            return default
+        return parse_int(text.strip(), f"header {name!r}", minimum=minimum, maximum=maximum)
 
     @property
     def is_websocket_upgrade(self) -> bool:
@@ -255,13 +317,27 @@ class Request:
             self._body = b"".join([c async for c in self.stream()])
         return self._body
 
-    async def json(self, cls: type[T], *, converter: JsonConverter = json_converter) -> T:
-        """The body as JSON structured into ``cls``: 400 if not JSON, 422 if it does not fit."""
-        data = await self.body()
-        try:
-            raw = json.loads(data)
-        except ValueError as e:
-            raise HTTPError(400, f"body is not valid JSON: {e}") from None
+    async def json(
+        self,
+        cls: type[T],
+        *,
+        converter: JsonConverter = json_converter,
+        limits: JsonLimits | None = None,
+    ) -> T:
+        """The body as JSON structured into ``cls``, within ``limits`` (default
+        :attr:`json_limits`): 415 for a ``Content-Type`` that is not JSON, 413 when too large,
+        400 when not UTF-8 JSON or nested too deep, 422 when it does not fit ``cls``."""
+        limits = limits or self.json_limits
+        check_json_content_type(self.headers.get("content-type"), limits)
+        if self._body is None:
+            allowed = self.max_body_size
+            self.max_body_size = min(allowed, limits.max_size)
+            try:
+                await self.body()
+            finally:
+                self.max_body_size = allowed
+        assert self._body is not None
+        raw = parse_json_body(self._body, limits)
         try:
             return converter.structure(raw, cls)
         except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as e:

@@ -25,27 +25,44 @@ from dspot.http._problem import HTTPError
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::(path))?\}$")
 
 
+def _compile(segments: tuple[str, ...]) -> tuple[tuple[str, str | None, bool], ...]:
+    """Each segment as ``(literal, parameter name or None, is a {name:path})``, parsed once."""
+    out: list[tuple[str, str | None, bool]] = []
+    for seg in segments:
+        m = _PARAM.match(seg)
+        out.append((seg, m.group(1), m.group(2) == "path") if m else (seg, None, False))
+    return tuple(out)
+
+
 @attrs.frozen
 class _Route:
     segments: tuple[str, ...]  # literal text, or "{name}" / "{name:path}"
     handlers: dict[str, Handler]
+    template: str = attrs.field(init=False)
+    _compiled: tuple[tuple[str, str | None, bool], ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "template", "/" + "/".join(self.segments))
+        object.__setattr__(self, "_compiled", _compile(self.segments))
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
+        compiled = self._compiled
+        if len(parts) < len(compiled) - (1 if compiled and compiled[-1][2] else 0):
+            return None
         params: dict[str, str] = {}
-        for i, seg in enumerate(self.segments):
-            m = _PARAM.match(seg)
-            if m and m.group(2) == "path":
-                params[m.group(1)] = "/".join(parts[i:])
+        for i, (literal, name, rest) in enumerate(compiled):
+            if rest:
+                params[name or ""] = "/".join(parts[i:])
                 return params
             if i >= len(parts):
                 return None
-            if m:
+            if name is not None:
                 if not parts[i]:
                     return None
-                params[m.group(1)] = parts[i]
-            elif seg != parts[i]:
+                params[name] = parts[i]
+            elif literal != parts[i]:
                 return None
-        return params if len(parts) == len(self.segments) else None
+        return params if len(parts) == len(compiled) else None
 
 
 def _split(path: str) -> tuple[str, ...]:
@@ -136,7 +153,7 @@ class Router:
         return deco
 
     async def __call__(self, request: Request) -> Response:
-        parts = [unquote(p) for p in request.raw_path[1:].split("/")]
+        parts = [unquote(p) if "%" in p else p for p in request.raw_path[1:].split("/")]
         allowed: set[str] = set()
         for route in self._routes:
             params = route.match(parts)
@@ -147,7 +164,7 @@ class Router:
                 handler = route.handlers.get("GET")
             if handler is not None:
                 request.path_params = params
-                request.route = "/" + "/".join(route.segments)
+                request.route = route.template
                 return await handler(request)
             allowed.update(route.handlers)
         if allowed:

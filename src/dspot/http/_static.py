@@ -2,7 +2,8 @@
 
 Paths are checked twice: every decoded segment is rejected if it could climb (``..``, ``.``)
 or smuggle a separator or terminator (``\\``, NUL), and the resolved real path (symlinks
-followed) must still lie inside the root. Files are streamed in chunks and never read whole.
+followed) must still lie inside the root. Files are streamed in chunks and never read whole;
+over plain TCP the kernel sends them (:class:`~dspot.http.FileSlice`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 import mimetypes
 import os
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 
 from dspot.http._message import Request, Response
 from dspot.http._problem import HTTPError
-from dspot.http._range import ReadSlice, representation_response
+from dspot.http._range import ReadSlice, file_reader, representation_response
 
 
 def content_type_for(name: str) -> str:
@@ -103,33 +104,22 @@ class StaticFiles:
 
     async def _find(self, rel: str) -> tuple[Path, os.stat_result] | None:
         """The regular file for ``rel`` (a directory's index) inside the root, or ``None``."""
+        return await anyio.to_thread.run_sync(self._find_sync, rel)  # one trip to a thread
+
+    def _find_sync(self, rel: str) -> tuple[Path, os.stat_result] | None:
         try:
-            real = Path(await anyio.Path(self.root, rel).resolve(strict=True))
+            real = Path(self.root, rel).resolve(strict=True)
             if not real.is_relative_to(self.root):
                 return None  # a symlink pointing outside the root
-            st = await anyio.Path(real).stat()
+            st = real.stat()
             if stat.S_ISDIR(st.st_mode):
-                real = Path(await anyio.Path(real, self.index).resolve(strict=True))
+                real = Path(real, self.index).resolve(strict=True)
                 if not real.is_relative_to(self.root):
                     return None
-                st = await anyio.Path(real).stat()
+                st = real.stat()
         except (OSError, ValueError):
             return None
         return (real, st) if stat.S_ISREG(st.st_mode) else None
 
     def _reader(self, path: Path) -> ReadSlice:
-        chunk_size = self.chunk_size
-
-        async def read(offset: int, length: int) -> AsyncIterator[bytes]:
-            async with await anyio.open_file(path, "rb") as f:
-                if offset:
-                    await f.seek(offset)
-                remaining = length
-                while remaining > 0:
-                    chunk = await f.read(min(chunk_size, remaining))
-                    if not chunk:
-                        raise OSError(f"{path} shrank while being sent")
-                    remaining -= len(chunk)
-                    yield chunk
-
-        return read
+        return file_reader(path, self.chunk_size)

@@ -22,7 +22,7 @@ import wsproto.utilities
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 
-from dspot.errors import DspotError
+from dspot.errors import STREAM_ERRORS, DspotError
 from dspot.http._message import Request, Response, WebSocketUpgrade
 from dspot.http._problem import Problem
 
@@ -32,9 +32,8 @@ if TYPE_CHECKING:
 
 import ssl
 
-_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
 # What a send from the reader may hit when the socket is closing or gone: not an error there.
-_SEND_FAILED = (*_GONE, TimeoutError, wsproto.utilities.LocalProtocolError)
+_SEND_FAILED = (*STREAM_ERRORS, wsproto.utilities.LocalProtocolError)
 Message = str | bytes
 
 
@@ -112,7 +111,7 @@ class WebSocket:
             event = wse.BytesMessage(data=bytes(message))
         try:
             await self._send_event(event)
-        except (wsproto.utilities.LocalProtocolError, *_GONE):
+        except (wsproto.utilities.LocalProtocolError, *STREAM_ERRORS):
             # Closed while we waited for the lock, or the link broke under us.
             raise WebSocketClosed(self.close_code or 1006, self.close_reason) from None
 
@@ -196,7 +195,7 @@ class WebSocket:
                         return
                 try:
                     data: bytes | None = await self._stream.receive(self._config.receive_size)
-                except _GONE:
+                except STREAM_ERRORS:
                     data = None
                 self._ws.receive_data(data)
         finally:
@@ -271,7 +270,7 @@ async def serve_websocket(
     try:
         with anyio.fail_after(cfg.send_timeout):
             await conn.stream.send(handshake)
-    except (*_GONE, TimeoutError):
+    except (*STREAM_ERRORS, TimeoutError):
         return None
     if leftover:
         ws_conn.receive_data(leftover)
@@ -327,7 +326,7 @@ async def connect_websocket(
             while accepted is None:
                 try:
                     data = await stream.receive()
-                except _GONE:
+                except STREAM_ERRORS:
                     raise WebSocketHandshakeError(0, "connection closed") from None
                 ws_conn.receive_data(data)
                 for event in ws_conn.events():

@@ -26,7 +26,7 @@ import anyio
 import anyio.abc
 import attrs
 
-from dspot.disk import DiskFault, Transaction
+from dspot.disk import DiskFault, ReadTransaction, Row, Transaction
 from dspot.env import NodeEnv
 from dspot.errors import DspotError
 from dspot.membership._view import RingView
@@ -126,13 +126,7 @@ class Outbox:
         return msg_id
 
     async def stats(self) -> OutboxStats:
-        db = self.env.disk.db
-        async with db.transaction(sync=False) as tx:
-            rows = tx.execute(
-                "SELECT destination, COUNT(*), MIN(created) FROM outbox "
-                "GROUP BY destination ORDER BY destination"
-            )
-            dead = tx.execute("SELECT COUNT(*) FROM outbox_dead")[0][0]
+        rows, dead = await self.env.disk.db.read(_stats_rows)
         oldest = min((float(r[2]) for r in rows), default=None)
         return OutboxStats(
             pending=sum(int(r[1]) for r in rows),
@@ -154,6 +148,8 @@ class Outbox:
             task_status.started()
             while True:
                 self._wake = anyio.Event()
+                # On the writer, not a reader: a transaction that sets _wake above has not
+                # committed yet, and this read must wait for it to see its message.
                 rows = await self.env.disk.db.execute(
                     "SELECT DISTINCT destination FROM outbox ORDER BY destination", sync=False
                 )
@@ -243,3 +239,11 @@ class Outbox:
             raise
         finally:
             self._workers.pop(destination, None)
+
+
+def _stats_rows(tx: ReadTransaction) -> tuple[list[Row], int]:
+    rows = tx.execute(
+        "SELECT destination, COUNT(*), MIN(created) FROM outbox "
+        "GROUP BY destination ORDER BY destination"
+    )
+    return rows, int(tx.execute("SELECT COUNT(*) FROM outbox_dead")[0][0])

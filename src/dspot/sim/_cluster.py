@@ -5,12 +5,18 @@ cancels that scope, resets its connections and drops its unsynced disk writes; r
 runs the node function again with a fresh environment on the same disk. Exceptions that
 escape a node are recorded as violations (a node must not die of its own bugs) rather than
 tearing down the whole run.
+
+Each node also has a :class:`~dspot.cpu.SimCpu` that prices its work (``env.offload``, its
+disk) in virtual time and stalls its network I/O while its event loop is busy, and the
+simulation keeps a :class:`~dspot.sim.FaultRecord` of when each node was down.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -19,8 +25,10 @@ import anyio
 import anyio.abc
 import attrs
 
+from dspot.cpu import CostModel, CpuGatedTransport, SimCpu
 from dspot.disk import SimDisk
-from dspot.env import EventLoopClock, NodeEnv
+from dspot.env import EventLoopClock, Mechanism, NodeEnv
+from dspot.sim._faults import FaultRecord, FaultSpan
 from dspot.sim._trace import TraceLog
 from dspot.transport import LinkModel, SimNetwork
 
@@ -41,12 +49,14 @@ class SimNode:
 
     name: str
     disk: SimDisk
+    cpu: SimCpu
     up: bool = False
     incarnation: int = 0
     handle: Any = None
     """What the node function passed to ``task_status.started`` in its current incarnation."""
     scope: anyio.CancelScope | None = None
     env: NodeEnv | None = None
+    down_since: FaultSpan | None = None
 
 
 class Simulation:
@@ -62,34 +72,53 @@ class Simulation:
         heal_at: float,
         trace: TraceLog,
         link: LinkModel,
+        costs: CostModel | None = None,
+        workers: int = 4,
     ) -> None:
         self.seed = seed
         self.duration = duration
         self.heal_at = heal_at
         self.trace = trace
         self.rng = random.Random(f"sim:{seed}")
-        self.net = SimNetwork(random.Random(f"net:{seed}"), link=link, tracer=trace.record)
+        self.net = SimNetwork(
+            random.Random(f"net:{seed}"),
+            link=link,
+            tracer=trace.record,
+            segment_tracer=trace.segment,
+        )
         self.base_link = link
-        self.nodes: dict[str, SimNode] = {
-            name: SimNode(name, SimDisk(random.Random(f"disk:{seed}:{name}")))
-            for name in node_names
-        }
+        self.nodes: dict[str, SimNode] = {}
+        for name in node_names:
+            disk = SimDisk(random.Random(f"disk:{seed}:{name}"))
+            disk.cpu = SimCpu(costs, workers=workers)
+            self.nodes[name] = SimNode(name, disk, disk.cpu)
+        self.record = FaultRecord()
+        """When each node was down and (recorded by the nemesis) which links were cut."""
         self.violations: list[str] = []
         self.faults = 0
         self.data: dict[str, Any] = {}
         """Scratch space where a scenario's nodes, workload and checker share ground truth."""
+        self.disabled: frozenset[Mechanism] = frozenset()
+        """Mechanisms every node is built without (``NodeEnv.disabled``): sabotage tests."""
         self._main = node_main
         self._tg: anyio.abc.TaskGroup | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def run(self, workload: Callable[[Simulation], Awaitable[None]], nemesis: Any) -> None:
+    async def run(
+        self,
+        workload: Callable[[Simulation], Awaitable[None]],
+        nemesis: Any,
+        stranger: Any = None,
+    ) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             for name in self.nodes:
                 await self.start(name)
             if nemesis is not None:
                 tg.start_soon(nemesis.run, self)
+            if stranger is not None:
+                tg.start_soon(stranger.run, self)
             await workload(self)
             tg.cancel_scope.cancel()
         for node in self.nodes.values():
@@ -128,18 +157,31 @@ class Simulation:
         assert self._tg is not None
         node.incarnation += 1
         self.net.restart(name)
+        if node.down_since is not None:
+            self.record.end(node.down_since, self.now())
+            node.down_since = None
         node.env = NodeEnv(
             node_id=name,
-            transport=self.net.transport(name),
+            transport=CpuGatedTransport(self.net.transport(name), node.cpu),
             disk=node.disk,
             rng=random.Random(f"node:{self.seed}:{name}:{node.incarnation}"),
             clock=EventLoopClock(wall_base=SIM_WALL_BASE),
             logger=logging.getLogger(f"dspot.sim.{name}"),
             trace=self.trace.for_node(name),
+            offload=node.cpu.offload,
+            cpu=node.cpu,
+            disabled=self.disabled,
         )
         node.handle = await self._tg.start(self._run_node, node)
         node.up = True
         return node.handle
+
+    def _went_down(self, node: SimNode) -> None:
+        node.up = False
+        node.handle = None
+        node.cpu.reset()
+        if node.down_since is None:
+            node.down_since = self.record.begin("down", self.now(), nodes=(node.name,))
 
     async def _run_node(self, node: SimNode, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
         assert node.env is not None
@@ -151,18 +193,16 @@ class Simulation:
         except Exception as exc:
             if scope.cancel_called:
                 return  # crashed: what its code did after that never happened
-            tb = "".join(traceback.format_exception(exc, limit=-6))
+            tb = portable_traceback(exc, limit=-6)
             self.violation(f"node {node.name} died of an exception: {exc!r}\n{tb}")
-            node.up = False
-            node.handle = None
+            self._went_down(node)
 
     def crash(self, name: str) -> None:
         """Kill the node's process: cancel its code, reset its connections, lose unsynced writes."""
         node = self.nodes[name]
         if not node.up:
             return
-        node.up = False
-        node.handle = None
+        self._went_down(node)
         if node.scope is not None:
             node.scope.cancel()
         self.net.crash(name)
@@ -172,3 +212,26 @@ class Simulation:
         """Permanently lose the node's disk (it must be crashed first)."""
         self.nodes[name].disk.wipe()
         self.trace.record("fault.wipe", host=name)
+
+
+def portable_traceback(exc: BaseException, *, limit: int | None = None) -> str:
+    """``exc``'s traceback with each file named relative to the ``sys.path`` entry it was
+    imported from (``dspot/rpc.py``, not ``/home/me/src/dspot/rpc.py``): violation messages
+    go into the trace, whose hash must not depend on where the code is checked out."""
+    te = traceback.TracebackException.from_exception(exc, limit=limit)
+    roots = sorted((os.path.join(os.path.abspath(p), "") for p in sys.path if p), key=len)
+    pending = [te]
+    while pending:
+        item = pending.pop()
+        for frame in item.stack:
+            frame.filename = _relative_to(frame.filename, roots)
+        pending += [e for e in (item.__cause__, item.__context__) if e is not None]
+        pending += getattr(item, "exceptions", None) or []
+    return "".join(te.format())
+
+
+def _relative_to(filename: str, roots: list[str]) -> str:
+    for root in reversed(roots):  # the longest matching entry: the innermost package root
+        if filename.startswith(root):
+            return filename[len(root) :]
+    return os.path.basename(filename)

@@ -8,7 +8,9 @@ own through ``on_fault``. Message duplication is not a network fault here (strea
 TCP, never duplicate or reorder bytes): scenarios inject it at the RPC layer with
 ``RpcNode.duplicate_rate``. Overlapping partitions are undone one by one; loss and latency
 spikes replace the default link model while they last. At ``heal_at`` every fault is undone
-and every node restarted, so checkers can demand liveness after heal.
+and every node restarted, so checkers can demand liveness after heal. Every network and disk
+fault is also written to the simulation's :class:`~dspot.sim.FaultRecord` (crashes are
+recorded by the simulation itself), so checkers know which links were cut when.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import anyio
 import attrs
 
+from dspot.sim._faults import FaultSpan
 from dspot.transport import LinkModel
 
 FAULT_KINDS = ("crash", "partition", "isolate", "one_way", "loss", "latency", "slow_disk", "wipe")
@@ -76,6 +79,7 @@ class Nemesis:
             kind = rng.choice(cfg.kinds)
             until = now + rng.uniform(cfg.min_duration, cfg.max_duration)
             names = sim.names
+            pairs: list[tuple[str, str]] = []
             if kind in ("crash", "wipe"):
                 candidates = [n for n in sim.live() if n not in down]
                 if len(down) >= max_down or not candidates:
@@ -100,7 +104,8 @@ class Nemesis:
                 cut = rng.randint(1, len(shuffled) - 1)
                 groups = [sorted(shuffled[:cut]), sorted(shuffled[cut:])]
                 sim.fault(kind, groups=groups)
-                action: Callable[[], Any] = _unblocker(sim, sim.net.partition(groups))
+                pairs = sim.net.partition(groups)
+                action: Callable[[], Any] = _unblocker(sim, pairs)
             elif kind == "isolate":
                 victim = rng.choice(names)
                 sim.fault(kind, node=victim)
@@ -109,7 +114,8 @@ class Nemesis:
             elif kind == "one_way":
                 src, dst = rng.sample(names, 2)
                 sim.fault(kind, src=src, dst=dst)
-                action = _unblocker(sim, sim.net.block(src, dst))
+                pairs = sim.net.block(src, dst)
+                action = _unblocker(sim, pairs)
             elif kind == "loss":
                 loss = rng.uniform(0.0, cfg.max_loss)
                 sim.fault(kind, loss=round(loss, 6))
@@ -137,8 +143,15 @@ class Nemesis:
                 continue
             else:
                 raise ValueError(f"unknown fault kind {kind!r}")
+            span = sim.record.begin(
+                kind,
+                now,
+                nodes=[victim] if kind == "slow_disk" else [],
+                cut=pairs,
+                degraded=kind in ("loss", "latency"),
+            )
             seq += 1
-            undo.append((until, seq, action))
+            undo.append((until, seq, _ending(sim, span, action)))
         # Heal everything: the run's remaining time checks liveness.
         await anyio.sleep(max(0.0, sim.heal_at - sim.now()))
         for item in sorted(undo):
@@ -162,6 +175,16 @@ def _restore_link(sim: Any) -> Callable[[], None]:
         sim.net.set_default_link(base)
 
     return restore
+
+
+def _ending(sim: Any, span: FaultSpan, action: Callable[[], Any]) -> Callable[[], Any]:
+    """``action``, which undoes a fault, also closing the fault's span in the record."""
+
+    def undo() -> Any:
+        sim.record.end(span, sim.now())
+        return action()
+
+    return undo
 
 
 async def _call(action: Callable[[], Any]) -> None:

@@ -2,8 +2,8 @@
 
 A scenario is registered by name (:func:`register`); user code can also be named as
 ``module:function`` where the function returns a :class:`Scenario`. :func:`run_seed` runs
-one seed under trio's ``MockClock`` with the scheduler pinned, and returns the violations,
-the number of faults injected and the trace hash.
+one seed on the virtual-time asyncio loop (:mod:`dspot.sim._loop`), whose schedule the seed
+fixes, and returns the violations, the number of faults injected and the trace hash.
 """
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterable
-from typing import IO
+from typing import IO, Literal
 
 import anyio
 import attrs
 import trio.testing
 
+from dspot.cpu import CostModel
+from dspot.env import Mechanism
 from dspot.sim._cluster import NodeMain, Simulation
 from dspot.sim._determinism import deterministic_trio
+from dspot.sim._loop import run_virtual
 from dspot.sim._nemesis import FaultConfig, Nemesis
+from dspot.sim._stranger import Stranger, StrangerConfig
 from dspot.sim._trace import TraceLog
 from dspot.transport import LinkModel
 
@@ -54,6 +58,13 @@ class Scenario:
     faults: FaultConfig = attrs.field(factory=FaultConfig)
     link: LinkModel = attrs.field(factory=LinkModel)
     nemesis: Callable[[FaultConfig], Nemesis] = Nemesis
+    costs: CostModel = attrs.field(factory=CostModel)
+    """What the nodes' work costs in virtual time (see :class:`~dspot.cpu.SimCpu`)."""
+    workers: int = 4
+    """Worker slots per node: how much offloaded work overlaps."""
+    stranger: StrangerConfig | None = None
+    """The hostile stranger's attacks (``None``: no stranger unless ``run_seed`` asks for
+    one). Every built-in scenario has one: ``stranger=StrangerConfig()``."""
 
 
 _registry: dict[str, Scenario] = {}
@@ -112,10 +123,20 @@ def run_seed(
     duration: float | None = None,
     trace_out: IO[str] | None = None,
     setup: Callable[[Simulation], None] | None = None,
+    loop: Literal["asyncio", "trio"] = "asyncio",
+    disabled: Iterable[Mechanism] = (),
+    stranger: bool | None = None,
 ) -> RunResult:
     """Run one seed of ``scenario`` to completion in virtual time.
 
-    ``setup`` runs before the nodes start; sabotage tests use it to switch a mechanism off.
+    ``stranger``: True runs the hostile stranger even if the scenario has none (with its
+    config, or the default one), False runs none, None follows the scenario.
+
+    ``disabled``: mechanisms every node is built without, for sabotage tests (so is
+    ``setup``, which runs before the nodes start, for anything else a test must arrange).
+    ``loop="trio"`` runs the seed on trio's ``MockClock`` instead, its scheduler pinned by
+    :func:`deterministic_trio`: another schedule for the same seed (and the benchmark's
+    peer); it replays too, but its hashes differ from the default loop's.
     """
     n = nodes or scenario.nodes
     length = float(duration or scenario.duration)
@@ -128,18 +149,28 @@ def run_seed(
         heal_at=length * scenario.heal_fraction,
         trace=trace,
         link=scenario.link,
+        costs=scenario.costs,
+        workers=scenario.workers,
     )
+    sim.disabled = frozenset(disabled)
     if setup is not None:
         setup(sim)
     nemesis = scenario.nemesis(scenario.faults) if scenario.faults.kinds else None
+    stranger_config = scenario.stranger
+    if stranger is True and stranger_config is None:
+        stranger_config = StrangerConfig()
+    hostile = Stranger(stranger_config) if stranger_config and stranger is not False else None
     trace.record("sim.start", scenario=scenario.name, seed=seed, nodes=n, duration=length)
 
     async def main() -> None:
-        await sim.run(scenario.workload, nemesis)
+        await sim.run(scenario.workload, nemesis, hostile)
 
-    clock = trio.testing.MockClock(autojump_threshold=0)
-    with deterministic_trio(seed):
-        anyio.run(main, backend="trio", backend_options={"clock": clock})
+    if loop == "trio":
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        with deterministic_trio(seed):
+            anyio.run(main, backend="trio", backend_options={"clock": clock})
+    else:
+        run_virtual(main, seed)
     scenario.check(sim)
     trace.record("sim.end", violations=len(sim.violations), faults=sim.faults)
     return RunResult(
@@ -153,18 +184,29 @@ def run_seed(
     )
 
 
-def rerun_command(name: str, seed: int, nodes: int | None, duration: float | None) -> str:
+def _stranger_flag(stranger: bool | None) -> list[str]:
+    return [] if stranger is None else ["--stranger" if stranger else "--no-stranger"]
+
+
+def rerun_command(
+    name: str, seed: int, nodes: int | None, duration: float | None, stranger: bool | None = None
+) -> str:
     """The exact command that reruns one seed."""
     parts = ["dspot", "sim", "--scenario", name, "--seed", str(seed)]
     if nodes is not None:
         parts += ["--nodes", str(nodes)]
     if duration is not None:
         parts += ["--duration", f"{duration:g}"]
-    return shlex.join(parts)
+    return shlex.join(parts + _stranger_flag(stranger))
 
 
 def trace_hash_in_subprocess(
-    name: str, seed: int, nodes: int | None, duration: float | None, hashseed: str
+    name: str,
+    seed: int,
+    nodes: int | None,
+    duration: float | None,
+    hashseed: str,
+    stranger: bool | None = None,
 ) -> str:
     """Run one seed in a fresh interpreter with another ``PYTHONHASHSEED``; its trace hash."""
     cmd = [sys.executable, "-m", "dspot", "sim", "--scenario", name, "--seed", str(seed)]
@@ -172,6 +214,7 @@ def trace_hash_in_subprocess(
         cmd += ["--nodes", str(nodes)]
     if duration is not None:
         cmd += ["--duration", f"{duration:g}"]
+    cmd += _stranger_flag(stranger)
     env = dict(os.environ, PYTHONHASHSEED=hashseed)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""

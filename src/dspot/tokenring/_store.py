@@ -140,7 +140,7 @@ class LogStore:
 
     async def load_members(self) -> list[str]:
         """The configured membership this member has seen (see :meth:`save_members`)."""
-        rows = await self.db.execute(f"SELECT node_id FROM {self._members} ORDER BY node_id")
+        rows = await self.db.query(f"SELECT node_id FROM {self._members} ORDER BY node_id")
         return [str(r[0]) for r in rows]
 
     async def save_members(self, members: list[str]) -> None:

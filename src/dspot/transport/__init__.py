@@ -1,5 +1,6 @@
 """Pluggable transports: a simulated network and TCP/TLS behind one interface (re-exports)."""
 
+from dspot.transport._asyncio_stream import ProtocolStream, can_send_file, send_file
 from dspot.transport._base import Listener, StreamHandler, Transport, join_address, split_address
 from dspot.transport._memory import LinkModel, MemoryTransport, SimListener, SimNetwork, SimStream
 from dspot.transport._tcp import TcpListener, TcpTransport
@@ -8,6 +9,7 @@ __all__ = [
     "LinkModel",
     "Listener",
     "MemoryTransport",
+    "ProtocolStream",
     "SimListener",
     "SimNetwork",
     "SimStream",
@@ -15,6 +17,8 @@ __all__ = [
     "TcpListener",
     "TcpTransport",
     "Transport",
+    "can_send_file",
     "join_address",
+    "send_file",
     "split_address",
 ]

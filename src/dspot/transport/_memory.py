@@ -28,6 +28,7 @@ import anyio.lowlevel
 import attrs
 from anyio.abc import SocketAttribute
 
+from dspot._wakeup import Waiter, current_time, waiter
 from dspot.env import Tracer, null_tracer
 from dspot.errors import AddressInUse, ConnectionReset, ConnectRefused, ConnectTimeout, DspotError
 from dspot.transport._base import StreamHandler, join_address, split_address
@@ -51,23 +52,32 @@ class LinkModel:
 
 _log = logging.getLogger("dspot.transport")
 
+SegmentTracer = Callable[[str, int, str, str, int], None]
+
 _SEND_BUFFER = 256 * 1024  # bytes in flight per direction before send() blocks
 
 
 class _Pipe:
-    """One direction of a connection: ordered segments with delivery times."""
+    """One direction of a connection: ordered segments with delivery times.
+
+    At most one task receives from a pipe; ``reader`` is its waiter while it waits (with
+    ``reader_until`` the time it wakes by itself, or None), and ``writers`` are senders
+    waiting for buffer space.
+    """
 
     __slots__ = (
         "buffered",
-        "changed",
         "dst",
         "eof",
         "last_due",
         "queue",
+        "reader",
         "reader_closed",
+        "reader_until",
         "reset",
         "src",
         "stalled",
+        "writers",
     )
 
     def __init__(self, src: str, dst: str) -> None:
@@ -80,11 +90,16 @@ class _Pipe:
         self.reset = False
         self.reader_closed = False
         self.stalled = False
-        self.changed = anyio.Event()
+        self.reader: Waiter | None = None
+        self.reader_until: float | None = None
+        self.writers: list[Waiter] = []
 
     def notify(self) -> None:
-        self.changed.set()
-        self.changed = anyio.Event()
+        """Something changed (a fault, a close): every waiting task re-checks now."""
+        if self.reader is not None:
+            self.reader.wake()
+        for w in self.writers:
+            w.wake()
 
 
 class _Connection:
@@ -104,7 +119,12 @@ class _Connection:
 
 
 class SimStream(anyio.abc.ByteStream):
-    """One end of a simulated connection: an anyio byte stream in virtual time."""
+    """One end of a simulated connection: an anyio byte stream in virtual time.
+
+    A receiver waiting for bytes is woken once, when they are due (the sender sets the
+    wakeup), rather than once when they are sent and again when they arrive; everything
+    due by then comes out of one ``receive``, up to ``max_bytes``.
+    """
 
     def __init__(
         self,
@@ -138,79 +158,115 @@ class SimStream(anyio.abc.ByteStream):
     async def receive(self, max_bytes: int = 65536) -> bytes:
         pipe = self._in
         net = self._net
-        waited = False
         while True:
             if self._closed:
                 raise anyio.ClosedResourceError
             if pipe.reset:
                 raise ConnectionReset(f"connection {self._conn.conn_id} reset")
-            changed = pipe.changed
+            until: float | None
             if pipe.queue:
-                now = anyio.current_time()
                 if net.is_blocked(pipe.src, pipe.dst):
                     pipe.stalled = True
-                    await net.wait_change(changed, None)
-                    waited = True
-                    continue
-                if pipe.stalled:
-                    # The link healed: held bytes arrive after a retransmission.
-                    pipe.stalled = False
-                    resend = now + net.link(pipe.src, pipe.dst).rto
-                    for seg in pipe.queue:
-                        if seg[0] < resend:
-                            seg[0] = resend
-                    pipe.last_due = max(pipe.last_due, resend)
-                head = pipe.queue[0]
-                if head[0] <= now:
-                    data: bytes = head[1]
-                    if len(data) > max_bytes:
-                        head[1] = data[max_bytes:]
-                        data = data[:max_bytes]
-                    else:
-                        pipe.queue.popleft()
-                    pipe.buffered -= len(data)
-                    pipe.notify()
-                    net.trace(
-                        "net.deliver",
-                        conn=self._conn.conn_id,
-                        src=pipe.src,
-                        dst=pipe.dst,
-                        n=len(data),
-                    )
-                    if not waited:  # every receive is a schedule point, but one is enough
-                        await anyio.lowlevel.checkpoint()
-                    return data
-                await net.wait_change(changed, head[0] - now)
-                waited = True
-                continue
-            if pipe.eof:
+                    until = None  # held until the link heals
+                else:
+                    now = current_time()
+                    if pipe.stalled:
+                        # The link healed: held bytes arrive after a retransmission.
+                        pipe.stalled = False
+                        resend = now + net.link(pipe.src, pipe.dst).rto
+                        for seg in pipe.queue:
+                            if seg[0] < resend:
+                                seg[0] = resend
+                        pipe.last_due = max(pipe.last_due, resend)
+                    until = pipe.queue[0][0]
+                    if until <= now:
+                        return self._take(pipe, max_bytes, now)
+            elif pipe.eof:
                 raise anyio.EndOfStream
-            await net.wait_change(changed, None)
-            waited = True
+            else:
+                until = None
+            # Wait (inline, not in a helper: this is the hottest wait of a simulation).
+            if pipe.reader is not None:
+                raise anyio.BusyResourceError("receiving")
+            pipe.reader = w = waiter()
+            pipe.reader_until = until
+            try:
+                await w.wait(until)
+            finally:
+                pipe.reader = None
+
+    def _take(self, pipe: _Pipe, max_bytes: int, now: float) -> bytes:
+        """Everything due by ``now``, up to ``max_bytes``."""
+        queue = pipe.queue
+        head = queue[0]
+        data: bytes = head[1]
+        if len(data) > max_bytes:
+            head[1] = data[max_bytes:]
+            data = data[:max_bytes]
+        else:
+            queue.popleft()
+            if queue and queue[0][0] <= now and len(data) + len(queue[0][1]) <= max_bytes:
+                parts = [data]
+                size = len(data)
+                while queue and queue[0][0] <= now and size + len(queue[0][1]) <= max_bytes:
+                    part = queue.popleft()[1]
+                    parts.append(part)
+                    size += len(part)
+                data = b"".join(parts)
+        before = pipe.buffered
+        pipe.buffered -= len(data)
+        if pipe.writers and before >= _SEND_BUFFER > pipe.buffered:
+            for w in pipe.writers:
+                w.wake()
+        self._net.trace_segment("net.deliver", self._conn.conn_id, pipe.src, pipe.dst, len(data))
+        return data
+
+    def _writable(self) -> bool:
+        """Whether a send now would not wait; raises what a send would raise."""
+        pipe = self._out
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if pipe.reset or pipe.reader_closed:
+            raise ConnectionReset(f"connection {self._conn.conn_id} reset")
+        if pipe.eof:
+            raise anyio.ClosedResourceError("send after send_eof")
+        return pipe.buffered < _SEND_BUFFER
+
+    def send_nowait(self, item: bytes) -> bool:
+        """Send ``item`` if that needs no waiting (True); otherwise send nothing (False).
+
+        Not part of anyio's stream API: RPC's frame sender uses it when present to write
+        from the caller's task instead of waking its own.
+        """
+        if not self._writable():
+            return False
+        if item:
+            self._enqueue(bytes(item))
+        return True
 
     async def send(self, item: bytes) -> None:
         pipe = self._out
+        while not self._writable():
+            w = waiter()
+            pipe.writers.append(w)
+            try:
+                await w.wait()
+            finally:
+                pipe.writers.remove(w)
+        if item:
+            self._enqueue(bytes(item))
+
+    def _enqueue(self, data: bytes) -> None:
+        pipe = self._out
         net = self._net
-        while True:
-            if self._closed:
-                raise anyio.ClosedResourceError
-            if pipe.reset or pipe.reader_closed:
-                raise ConnectionReset(f"connection {self._conn.conn_id} reset")
-            if pipe.eof:
-                raise anyio.ClosedResourceError("send after send_eof")
-            if pipe.buffered < _SEND_BUFFER:
-                break
-            await net.wait_change(pipe.changed, None)
-        if not item:
-            await anyio.lowlevel.checkpoint()
-            return
-        data = bytes(item)
         due = net.due_time(pipe, len(data))
         pipe.queue.append([due, data])
         pipe.buffered += len(data)
-        pipe.notify()
-        net.trace("net.send", conn=self._conn.conn_id, src=pipe.src, dst=pipe.dst, n=len(data))
-        await anyio.lowlevel.checkpoint()
+        reader = pipe.reader
+        if reader is not None and pipe.reader_until is None:
+            reader.wake_at(due)  # the one wakeup, when the bytes arrive
+            pipe.reader_until = due
+        net.trace_segment("net.send", self._conn.conn_id, pipe.src, pipe.dst, len(data))
 
     async def send_eof(self) -> None:
         if self._closed:
@@ -227,7 +283,10 @@ class SimStream(anyio.abc.ByteStream):
             self._in.reader_closed = True
             self._in.notify()
             self._net.forget(self._conn, self)
-        await anyio.lowlevel.checkpoint()
+        # No checkpoint: closing takes no time, and one here raised a fresh cancellation
+        # from cleanup code that AsyncExitStack then chained into a __context__ cycle
+        # (CPython's _fix_exception_context when the next exit re-raises it), on which
+        # anyio's asyncio task group loops forever. Cleanup must not raise needlessly.
 
 
 class SimListener:
@@ -251,7 +310,7 @@ class SimListener:
         async with anyio.create_task_group() as tg:
             try:
                 async for stream in self._receive:
-                    tg.start_soon(_run_handler, handler, stream)
+                    tg.start_soon(_run_handler, handler, stream, self._net.trace)
             except anyio.ClosedResourceError:
                 pass
 
@@ -263,16 +322,16 @@ class SimListener:
             self._receive.close()
 
     async def aclose(self) -> None:
-        self.close_now()
-        await anyio.lowlevel.checkpoint()
+        self.close_now()  # no checkpoint: see SimStream.aclose
 
 
-async def _run_handler(handler: StreamHandler, stream: anyio.abc.ByteStream) -> None:
+async def _run_handler(handler: StreamHandler, stream: SimStream, trace: Tracer) -> None:
     try:
         await handler(stream)
-    except Exception:
+    except Exception as exc:
         # As on TCP: whatever escapes one connection costs that connection, not the listener.
-        _log.exception("connection %s failed; closing it", getattr(stream, "conn_id", "?"))
+        _log.exception("connection %s failed; closing it", stream.conn_id)
+        trace("conn.crash", conn=stream.conn_id, error=type(exc).__name__)
         await anyio.aclose_forcefully(stream)
 
 
@@ -302,6 +361,7 @@ class SimNetwork:
         *,
         link: LinkModel | None = None,
         tracer: Tracer = null_tracer,
+        segment_tracer: SegmentTracer | None = None,
     ) -> None:
         self._rng = rng
         self._default = link or LinkModel()
@@ -311,6 +371,13 @@ class SimNetwork:
         self._next_conn = 0
         self._changed = anyio.Event()
         self.trace = tracer
+        self.trace_segment: SegmentTracer = segment_tracer or self._segment
+        """Traces a segment sent or delivered: ``(kind, conn, src, dst, nbytes)``; the
+        simulation passes :meth:`~dspot.sim.TraceLog.segment`, the same event as
+        ``trace(kind, conn=, src=, dst=, n=)`` made cheaply (one per message and hop)."""
+
+    def _segment(self, kind: str, conn: int, src: str, dst: str, n: int) -> None:
+        self.trace(kind, conn=conn, src=src, dst=dst, n=n)
 
     # -- topology -------------------------------------------------------------------------
 
@@ -329,6 +396,14 @@ class SimNetwork:
     def hosts(self) -> list[str]:
         """Every host ever seen, in creation order."""
         return list(self._hosts)
+
+    def listening(self, host: str) -> list[str]:
+        """The addresses ``host`` listens on now, in port order (for probes like the
+        simulation's hostile stranger, which must find listeners without being told)."""
+        h = self._hosts.get(host)
+        if h is None or not h.up:
+            return []
+        return [listener.address for _, listener in sorted(h.listeners.items())]
 
     def is_up(self, host: str) -> bool:
         h = self._hosts.get(host)
@@ -355,7 +430,7 @@ class SimNetwork:
     # -- partitions -----------------------------------------------------------------------
 
     def is_blocked(self, src: str, dst: str) -> bool:
-        return (src, dst) in self._blocked
+        return bool(self._blocked) and (src, dst) in self._blocked
 
     def block(self, src: str, dst: str) -> list[tuple[str, str]]:
         """Stop bytes flowing from ``src`` to ``dst`` (one way); returns the pairs it added."""
@@ -433,16 +508,10 @@ class SimNetwork:
                 conn.a_to_b.notify()
                 conn.b_to_a.notify()
 
-    async def wait_change(self, event: anyio.Event, timeout: float | None) -> None:
-        if timeout is None:
-            await event.wait()
-        else:
-            with anyio.move_on_after(timeout):
-                await event.wait()
-
     def due_time(self, pipe: _Pipe, nbytes: int) -> float:
-        model = self.link(pipe.src, pipe.dst)
-        now = anyio.current_time()
+        links = self._links
+        model = links.get((pipe.src, pipe.dst), self._default) if links else self._default
+        now = current_time()
         delay = model.latency
         if model.jitter:
             delay += self._rng.random() * model.jitter
@@ -511,7 +580,8 @@ class SimNetwork:
             remaining = deadline - anyio.current_time()
             if remaining <= 0:
                 break
-            await self.wait_change(changed, remaining)
+            with anyio.move_on_after(remaining):
+                await changed.wait()
         self.trace("net.connect_timeout", src=src, dst=dst, port=port)
         raise ConnectTimeout(f"connecting {src} -> {address} timed out after {timeout:g}s")
 

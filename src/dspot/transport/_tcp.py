@@ -11,29 +11,34 @@ failed ``accept`` for want of file descriptors (retried after a pause).
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import anyio.abc
+import sniffio
+from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSStream
 
-from dspot.errors import AddressInUse, ConnectRefused, ConnectTimeout, HandshakeFailed
+from dspot.errors import (
+    STREAM_ERRORS,
+    AddressInUse,
+    ConnectRefused,
+    ConnectTimeout,
+    HandshakeFailed,
+    PeerUnavailable,
+    handshake_failed,
+)
+from dspot.transport._asyncio_stream import accept_stream
 from dspot.transport._base import StreamHandler, join_address, split_address
 
 log = logging.getLogger("dspot.transport")
 
 _ACCEPT_TRANSIENT = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _ACCEPT_RETRY_DELAY = 0.1
-
-_HANDSHAKE_ERRORS = (
-    TimeoutError,
-    ssl.SSLError,
-    OSError,
-    anyio.BrokenResourceError,
-    anyio.EndOfStream,
-)
 
 
 class TcpListener:
@@ -50,6 +55,7 @@ class TcpListener:
         self._handshake_timeout = handshake_timeout
         sockname: Any = listener.extra(anyio.abc.SocketAttribute.local_address)
         self._address = join_address(str(sockname[0]), int(sockname[1]))
+        self._accept_scopes: set[anyio.CancelScope] = set()
 
     @property
     def address(self) -> str:
@@ -68,9 +74,24 @@ class TcpListener:
         handler: StreamHandler,
         tg: anyio.abc.TaskGroup,
     ) -> None:
+        accept: Callable[[], Awaitable[anyio.abc.ByteStream]] = listener.accept
+        if sniffio.current_async_library() == "asyncio":
+            # A leaner stream than anyio's on asyncio (see _asyncio_stream).
+            accept = functools.partial(accept_stream, listener.extra(SocketAttribute.raw_socket))
+        with anyio.CancelScope() as scope:
+            self._accept_scopes.add(scope)
+            await self._accept_each(accept, handler, tg)
+        self._accept_scopes.discard(scope)
+
+    async def _accept_each(
+        self,
+        accept: Callable[[], Awaitable[anyio.abc.ByteStream]],
+        handler: StreamHandler,
+        tg: anyio.abc.TaskGroup,
+    ) -> None:
         while True:
             try:
-                raw = await listener.accept()
+                raw = await accept()
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return  # the listener was closed: serving is over
             except OSError as exc:
@@ -94,7 +115,7 @@ class TcpListener:
                         )
                 except BaseException as exc:
                     await anyio.aclose_forcefully(raw)
-                    if isinstance(exc, _HANDSHAKE_ERRORS):
+                    if isinstance(exc, STREAM_ERRORS):  # timeouts are OSErrors too
                         log.info("tls handshake failed on %s: %r", self._address, exc)
                         return
                     raise
@@ -106,6 +127,8 @@ class TcpListener:
             await anyio.aclose_forcefully(stream)
 
     async def aclose(self) -> None:
+        for scope in list(self._accept_scopes):
+            scope.cancel()  # an accept waiting on the socket would never see it close
         await self._listener.aclose()
 
 
@@ -144,14 +167,14 @@ class TcpTransport:
         except TimeoutError as exc:
             raise ConnectTimeout(f"connecting to {address} timed out after {timeout:g}s") from exc
         except ssl.SSLError as exc:
-            raise HandshakeFailed(f"TLS handshake with {address} failed: {exc}") from exc
+            raise handshake_failed(f"TLS handshake with {address} failed", exc) from exc
         except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
             raise HandshakeFailed(f"{address} closed the connection during the handshake") from exc
         except OSError as exc:
             causes = (exc, exc.__cause__)
             if any(isinstance(c, ConnectionRefusedError) for c in causes):
                 raise ConnectRefused(f"connection to {address} refused") from exc
-            raise
+            raise PeerUnavailable(f"cannot connect to {address}: {exc}") from exc
         return stream
 
     async def listen(self, address: str) -> TcpListener:

@@ -28,6 +28,7 @@ from dspot_spotify.auth import (
 )
 
 __all__ = [
+    "AccountDisabled",
     "InvalidCredentials",
     "SubsonicSecrets",
     "authenticate_token",
@@ -47,6 +48,11 @@ _DUMMY_HASH: Final = (
 
 class InvalidCredentials(ValueError):
     """Wrong username or password (HTTP 401); deliberately does not say which."""
+
+
+class AccountDisabled(ValueError):
+    """The right password of a user an admin disabled (HTTP 403): said only to someone who
+    proved the password."""
 
 
 def registration(
@@ -75,11 +81,14 @@ def registration(
 
 
 def check_login(tx: catalog.Tx, username: str, password: str) -> catalog.UserRecord:
-    """The user whose username and password these are, else :class:`InvalidCredentials`."""
+    """The user whose username and password these are, else :class:`InvalidCredentials`
+    (or :class:`AccountDisabled` for the right password of a disabled user)."""
     user = catalog.get_user_by_username(tx, username)
     ok = verify_password(password, user.password_hash if user else _DUMMY_HASH)
     if user is None or not ok:
         raise InvalidCredentials("wrong username or password")
+    if user.disabled:
+        raise AccountDisabled("this account is disabled")
     return user
 
 
@@ -93,17 +102,21 @@ def authenticate_token(
 
 
 def check_not_revoked(tx: catalog.Tx, claims: TokenClaims) -> None:
-    """:class:`InvalidToken` if the (signature-checked) token was revoked, its user removed,
-    or it was issued before the user's last password change."""
+    """:class:`InvalidToken` if the (signature-checked) token was revoked, its user removed
+    or disabled, or it is of an older token generation (a password change since)."""
     if catalog.is_token_revoked(
-        tx, token_id=claims.token_id, user_id=claims.user_id, issued_at=claims.issued_at
+        tx,
+        token_id=claims.token_id,
+        user_id=claims.user_id,
+        issued_at=claims.issued_at,
+        generation=claims.generation,
     ):
         raise InvalidToken("token revoked")
 
 
 class SubsonicSecrets:
-    """Makes and opens users' Subsonic passwords and API keys with the cluster's credential
-    box (:class:`~dspot_spotify.auth.CredentialBox`).
+    """Makes and opens users' Subsonic passwords and API keys, and sealed copies of account
+    passwords, with the cluster's credential box (:class:`~dspot_spotify.auth.CredentialBox`).
 
     Subsonic's token scheme (``t = md5(password + salt)``) needs the plain password on every
     node: the log and every replica hold it *sealed*, and only a keyed hash of the API key
@@ -125,6 +138,22 @@ class SubsonicSecrets:
             self.on_unreadable(creds.user_id)
             return None
 
+    def account_password(self, user: catalog.UserRecord) -> str | None:
+        """The user's account password in clear from its sealed copy, or None (no copy, or
+        one that does not open)."""
+        if user.sealed_password is None:
+            return None
+        try:
+            return self.box.open(user.sealed_password, owner=f"account\0{user.id}")
+        except SealedValueError:
+            self.on_unreadable(user.id)
+            return None
+
+    def seal_account(self, user_id: str, password: str, *, token_bytes: TokenBytes) -> str:
+        """``password`` sealed as the account password of ``user_id`` (bound to that use, so
+        it never opens as the user's app password, nor the other way round)."""
+        return self.box.seal(password, owner=f"account\0{user_id}", nonce=token_bytes(12))
+
     def api_key(self, user_id: str, password: str) -> str:
         """The user's API key: a keyed hash of their Subsonic password (rotates with it)."""
         return self.box.tag(f"api-key\0{user_id}\0{password}")
@@ -134,9 +163,10 @@ class SubsonicSecrets:
         return self.box.tag(api_key)
 
     def new(
-        self, user_id: str, *, at: int, token_bytes: TokenBytes
+        self, user_id: str, *, at: int, token_bytes: TokenBytes, first: bool = False
     ) -> tuple[catalog.SetSubsonicCredentials, str]:
-        """The log entry that gives ``user_id`` a new Subsonic password, and that password."""
+        """The log entry that gives ``user_id`` a new Subsonic password (``first``: only if
+        they have none that works), and that password."""
         raw = token_bytes(self.SECRET_BYTES)
         password = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
         entry = catalog.SetSubsonicCredentials(
@@ -145,5 +175,6 @@ class SubsonicSecrets:
             user_id=user_id,
             password=self.box.seal(password, owner=user_id, nonce=token_bytes(12)),
             api_key=self.box.tag(self.api_key(user_id, password)),
+            first=first,
         )
         return entry, password

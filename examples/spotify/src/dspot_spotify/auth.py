@@ -11,15 +11,18 @@ Passwords
 
 Tokens: HMAC-signed, with expiry, revocable
     ``v1.<payload>.<signature>``: the payload (base64url JSON) carries the user id, a random
-    token id, issue and expiry times (milliseconds); the signature is HMAC-SHA256 under a key
-    derived from the cluster secret. **Why signed rather than random-and-stored:** a random
-    token must be written to the replicated catalog before it can be used anywhere, and
-    writes need the token ring and a majority, so a user could not log in on the minority
-    side of a partition (which still serves reads and streams). A signed token is issued by
+    token id, issue and expiry times (milliseconds) and the user's *token generation* when
+    it was issued; the signature is HMAC-SHA256 under a key derived from the cluster
+    secret. **Why signed rather than random-and-stored:** a random token must be written
+    to the replicated catalog before it can be used anywhere, and writes need the token
+    ring and a majority, so a user could not log in on the minority side of a partition
+    (which still serves reads and streams). A signed token is issued by
     any gateway that can read the user's password hash and is verified by any node with no
     write at all. Revocation stays possible: logging out writes the token id to the
-    catalog's revocation list (kept only until the token would expire anyway), and changing
-    a password invalidates every token issued before it (see :mod:`dspot_spotify.catalog`).
+    catalog's revocation list (kept only until the token would expire anyway); changing a
+    password or disabling the user raises the user's token generation in the catalog, and a
+    token of an older generation is refused by every node that has applied that entry (a
+    counter, not a time: nodes' clocks may disagree; see :mod:`dspot_spotify.catalog`).
     Randomness (salts, token ids) comes from an injected ``token_bytes`` callable — the
     library never reads global randomness — and time from the caller's clock.
 """
@@ -236,6 +239,8 @@ class TokenClaims:
     token_id: str
     issued_at: int
     expires_at: int
+    generation: int = 0
+    """The user's token generation at issue (tokens from before generations existed: 0)."""
 
 
 @attrs.frozen
@@ -272,19 +277,22 @@ class TokenSigner:
     def _sign(self, key: bytes, payload: str) -> bytes:
         return hmac.new(key, f"{_TOKEN_PREFIX}.{payload}".encode("ascii"), hashlib.sha256).digest()
 
-    def issue(self, user_id: str, *, now_ms: int) -> IssuedToken:
-        """A new token for ``user_id``, valid from ``now_ms`` for ``ttl_ms``."""
+    def issue(self, user_id: str, *, now_ms: int, generation: int = 0) -> IssuedToken:
+        """A new token for ``user_id``, valid from ``now_ms`` for ``ttl_ms``, of the user's
+        token ``generation``."""
         claims = TokenClaims(
             user_id=user_id,
             token_id=_b64e(self._token_bytes(16)),
             issued_at=now_ms,
             expires_at=now_ms + self.ttl_ms,
+            generation=generation,
         )
         body = {
             "uid": claims.user_id,
             "jti": claims.token_id,
             "iat": claims.issued_at,
             "exp": claims.expires_at,
+            "gen": claims.generation,
         }
         payload = _b64e(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
         token = f"{_TOKEN_PREFIX}.{payload}.{_b64e(self._sign(self._keys[0], payload))}"
@@ -309,6 +317,7 @@ class TokenSigner:
                 token_id=_expect(body, "jti", str),
                 issued_at=_expect(body, "iat", int),
                 expires_at=_expect(body, "exp", int),
+                generation=_expect(body, "gen", int) if "gen" in body else 0,
             )
         except (ValueError, binascii.Error, TypeError):
             raise InvalidToken("malformed token payload") from None

@@ -118,6 +118,7 @@ def entries_for_upload(
             mime=tags.mime,
             size=size,
             cover_sha256=song_cover,
+            lyrics=tags.lyrics,
         )
     )
     return entries

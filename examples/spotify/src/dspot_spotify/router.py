@@ -11,6 +11,7 @@ from dspot_spotify import subsonic
 from dspot_spotify.api.context import Api
 from dspot_spotify.api.openapi import ROUTES
 from dspot_spotify.parts import NodeParts
+from dspot_spotify.sealing import PasswordSealer
 from dspot_spotify.writer import CatalogWriter
 
 __all__ = ["build_router"]
@@ -19,9 +20,10 @@ __all__ = ["build_router"]
 def build_router(node: NodeParts) -> Router:
     """The routes of ``node``."""
     writer = CatalogWriter(node)
-    api = Api(node, writer)
+    sealer = PasswordSealer(node, writer)
+    api = Api(node, writer, sealer)
     router = Router()
     for route in ROUTES:
         router.add(route.method, route.path, functools.partial(route.handler, api))
-    subsonic.add_routes(router, node, writer)
+    subsonic.add_routes(router, node, writer, sealer)
     return router

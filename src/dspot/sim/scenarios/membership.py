@@ -40,6 +40,7 @@ from dspot.rpc import RpcNode
 from dspot.sim._cluster import Simulation
 from dspot.sim._nemesis import FaultConfig
 from dspot.sim._scenario import Scenario, register
+from dspot.sim._stranger import StrangerConfig
 
 SECRET = b"simulated membership secret"
 PORT = 7100
@@ -289,5 +290,6 @@ SCENARIO = register(
         nodes=5,
         duration=35.0,
         faults=FaultConfig(max_duration=12.0, max_loss=0.10),
+        stranger=StrangerConfig(),
     )
 )

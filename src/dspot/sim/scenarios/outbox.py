@@ -31,6 +31,7 @@ from dspot.outbox import Inbox, InboxMessage, Outbox, OutboxConfig
 from dspot.rpc import RetryPolicy, RpcNode
 from dspot.sim._cluster import Simulation
 from dspot.sim._scenario import Scenario, register
+from dspot.sim._stranger import StrangerConfig
 
 SECRET = b"simulated cluster secret"
 PORT = 7200
@@ -173,5 +174,6 @@ SCENARIO = register(
         workload=workload,
         nodes=5,
         duration=30.0,
+        stranger=StrangerConfig(),
     )
 )

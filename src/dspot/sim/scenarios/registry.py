@@ -23,6 +23,7 @@ from dspot.registry import Registry
 from dspot.rpc import RpcNode
 from dspot.sim._cluster import SIM_WALL_BASE, Simulation
 from dspot.sim._scenario import Scenario, register
+from dspot.sim._stranger import StrangerConfig
 
 SECRET = b"simulated cluster secret"
 PORT = 7000
@@ -137,5 +138,6 @@ SCENARIO = register(
         check=check,
         nodes=5,
         duration=30.0,
+        stranger=StrangerConfig(),
     )
 )

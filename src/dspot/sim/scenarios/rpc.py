@@ -24,6 +24,7 @@ from dspot.errors import RpcError
 from dspot.rpc import Peer, RetryPolicy, RpcNode
 from dspot.sim._cluster import Simulation
 from dspot.sim._scenario import Scenario, register
+from dspot.sim._stranger import StrangerConfig
 
 SECRET = b"simulated cluster secret"
 PORT = 7000
@@ -78,10 +79,6 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
     async with RpcNode(
         env, listen=f"{env.node_id}:{PORT}", secret=SECRET, call_timeout=8.0, retry=retry
     ) as rpc:
-        if sim.data.get("sabotage_dedupe"):
-            rpc.dedupe_enabled = False
-        if sim.data.get("sabotage_boot_check"):
-            rpc.boot_check_enabled = False
         rpc.handle(Incr, incr)
         rpc.handle(Read, read)
         task_status.started(rpc)
@@ -145,5 +142,6 @@ SCENARIO = register(
         check=check,
         nodes=5,
         duration=30.0,
+        stranger=StrangerConfig(),
     )
 )

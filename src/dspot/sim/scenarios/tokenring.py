@@ -55,6 +55,7 @@ from dspot.membership import Membership, RingView
 from dspot.rpc import RpcNode
 from dspot.sim._cluster import Simulation
 from dspot.sim._scenario import Scenario, register
+from dspot.sim._stranger import StrangerConfig
 from dspot.tokenring import (
     CommittedEntry,
     CommitTimeout,
@@ -424,5 +425,6 @@ SCENARIO = register(
         nodes=5,
         duration=36.0,
         heal_fraction=0.55,
+        stranger=StrangerConfig(),
     )
 )

@@ -24,6 +24,7 @@ from dspot_spotify.api.route import NOT_FOUND, Route
 from dspot_spotify.api.schema import json_schema
 from dspot_spotify.api.wire import API_JSON
 from dspot_spotify.config import HTTP_SERVICE
+from dspot_spotify.events import Event
 from dspot_spotify.metrics import CONTENT_TYPE
 from dspot_spotify.parts import NodeParts
 from dspot_spotify.survey import LIVE, MemberStatus, survey
@@ -44,8 +45,10 @@ __all__ = [
     "Replicas",
     "TokenEvent",
     "cluster_document",
+    "event_without_addresses",
     "member_row",
     "replicas_document",
+    "without_addresses",
 ]
 
 MAX_LISTED: Final = 100
@@ -68,8 +71,12 @@ class Member:
     it did not)."""
 
     id: str
-    address: str = attrs.field(metadata=json_schema(description="RPC address"))
-    http: str | None
+    address: str | None = attrs.field(
+        metadata=json_schema(description="RPC address (null unless the reader is an admin)")
+    )
+    http: str | None = attrs.field(
+        metadata=json_schema(description="HTTP address (null unless the reader is an admin)")
+    )
     state: MemberStateName
     role: Literal["voter", "observer"]
     incarnation: int
@@ -261,6 +268,20 @@ async def cluster_document(node: NodeParts) -> Cluster:
     )
 
 
+def without_addresses(doc: Cluster) -> Cluster:
+    """``doc`` with every member's internal addresses left out (what a non-admin sees)."""
+    members = tuple(attrs.evolve(m, address=None, http=None) for m in doc.members)
+    return attrs.evolve(doc, members=members)
+
+
+def event_without_addresses(event: Event) -> Event:
+    """A published event (JSON form) as a non-admin subscriber gets it: the members of a
+    ``hello`` and the member of a ``membership`` event without internal addresses."""
+    if event.get("type") == "membership":
+        return {**event, "member": {**event["member"], "address": None, "http": None}}
+    return event
+
+
 async def replicas_document(node: NodeParts, song: catalog.SongView) -> Replicas:
     """The ``/api/songs/{id}/replicas`` document: one row per voter that should or does
     hold the song's audio."""
@@ -284,8 +305,9 @@ async def replicas_document(node: NodeParts, song: catalog.SongView) -> Replicas
 
 
 async def cluster(api: Api, request: Request) -> Response:
-    await api.authenticate(request)
-    return api.reply(await cluster_document(api.node))
+    _, user = await api.user(request)
+    doc = await cluster_document(api.node)
+    return api.reply(doc if user.admin else without_addresses(doc))
 
 
 async def replicas(api: Api, request: Request) -> Response:
@@ -296,10 +318,12 @@ async def replicas(api: Api, request: Request) -> Response:
 
 async def events(api: Api, request: Request) -> Response:
     # Bearer header, else ?token= (a browser cannot send headers on a WebSocket).
-    await api.authenticate(request, allow_query_token=True)
+    _, user = await api.user(request, allow_query_token=True)
     if not request.is_websocket_upgrade:
         raise HTTPError(426, "this resource speaks WebSocket", headers=[("upgrade", "websocket")])
     node = api.node
+    # Internal addresses are for admins (decided when the subscription starts).
+    admin = user.admin
 
     async def session(ws: WebSocket) -> None:
         # Subscribe before building the hello document, so nothing falls in between.
@@ -312,12 +336,15 @@ async def events(api: Api, request: Request) -> Response:
 
             tg.start_soon(ignore_client)
             with contextlib.suppress(WebSocketClosed):
+                doc = await cluster_document(node)
                 hello = Hello(
-                    type="hello", node=node.env.node_id, cluster=await cluster_document(node)
+                    type="hello",
+                    node=node.env.node_id,
+                    cluster=doc if admin else without_addresses(doc),
                 )
                 await ws.send(API_JSON.dumps(hello))
                 async for event in queue:
-                    await ws.send(json.dumps(event))
+                    await ws.send(json.dumps(event if admin else event_without_addresses(event)))
                 # The hub dropped us: we fell too far behind.
                 await ws.close(1013, "too slow: events dropped")
             tg.cancel_scope.cancel()
@@ -354,7 +381,8 @@ ROUTES: Final = (
         method="GET",
         path="/api/cluster",
         handler=cluster,
-        summary="The cluster as the answering node sees it",
+        summary="The cluster as the answering node sees it (members' internal addresses "
+        "only for admins)",
         tag="cluster",
         reply=Cluster,
     ),
@@ -372,7 +400,8 @@ ROUTES: Final = (
         path="/api/events",
         handler=events,
         summary="WebSocket of cluster events (`ClusterEvent`: hello, membership, token, "
-        "catalog, quorum); JSON text messages from the server, client messages ignored",
+        "catalog, quorum); JSON text messages from the server, client messages ignored; "
+        "members' internal addresses only for admins",
         tag="cluster",
         query_token=True,
         ok=101,

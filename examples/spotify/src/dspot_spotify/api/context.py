@@ -21,6 +21,7 @@ from dspot_spotify import accounts, catalog
 from dspot_spotify.api.wire import API_JSON, IntParam
 from dspot_spotify.auth import InvalidToken, TokenClaims
 from dspot_spotify.parts import NodeParts
+from dspot_spotify.sealing import PasswordSealer
 from dspot_spotify.writer import LOG_POSITION_HEADER, CatalogWriter, format_position
 
 __all__ = ["LIMIT", "MAX_PAGE", "PAGE", "Api"]
@@ -40,9 +41,15 @@ _CHALLENGE: Final = [("www-authenticate", 'Bearer realm="dspot"')]
 class Api:
     """The REST API of one node: the parts its handlers use."""
 
-    def __init__(self, node: NodeParts, writer: CatalogWriter | None = None) -> None:
+    def __init__(
+        self,
+        node: NodeParts,
+        writer: CatalogWriter | None = None,
+        sealer: PasswordSealer | None = None,
+    ) -> None:
         self.node = node
         self.writer = writer or CatalogWriter(node)
+        self.sealer = sealer or PasswordSealer(node, self.writer)
 
     async def authenticate(
         self, request: Request, *, allow_query_token: bool = False
@@ -63,6 +70,24 @@ class Api:
         except InvalidToken as e:
             raise HTTPError(401, str(e), headers=_CHALLENGE) from None
         return claims
+
+    async def user(
+        self, request: Request, *, allow_query_token: bool = False
+    ) -> tuple[TokenClaims, catalog.UserRecord]:
+        """The claims of the request's token and the user they name (401 as
+        :meth:`authenticate`)."""
+        claims = await self.authenticate(request, allow_query_token=allow_query_token)
+        user = await self.read(catalog.get_user, claims.user_id)
+        if user is None:  # authenticate() found the user; only a broken replica gets here
+            raise HTTPError(401, "unknown user", headers=_CHALLENGE)
+        return claims, user
+
+    async def admin(self, request: Request) -> tuple[TokenClaims, catalog.UserRecord]:
+        """As :meth:`user`, and 403 unless that user is an admin."""
+        claims, user = await self.user(request)
+        if not user.admin:
+            raise HTTPError(403, "only admins may do this")
+        return claims, user
 
     async def read(
         self, fn: Callable[Concatenate[catalog.Tx, P], T], *args: P.args, **kwargs: P.kwargs

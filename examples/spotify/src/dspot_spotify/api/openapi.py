@@ -19,7 +19,7 @@ import attrs
 from dspot.http import Request, Response
 
 from dspot_spotify import __version__
-from dspot_spotify.api import accounts, cluster, library, playlists, songs
+from dspot_spotify.api import accounts, cluster, library, playlists, songs, users
 from dspot_spotify.api.context import Api
 from dspot_spotify.api.route import Route
 from dspot_spotify.api.schema import Schema, SchemaBuilder
@@ -65,6 +65,7 @@ async def serve_document(api: Api, request: Request) -> Response:
 
 ROUTES: Final[tuple[Route, ...]] = (
     *accounts.ROUTES,
+    *users.ROUTES,
     *songs.ROUTES,
     *library.ROUTES,
     *playlists.ROUTES,

@@ -1,8 +1,9 @@
 """The catalog state machine: :func:`apply` of one entry at one log position.
 
-The handlers live by subject (``_users``, ``_music``, ``_lists``) and share the rules of
-``_rules``; this module runs one of them in a savepoint, records a rejection instead of
-its effect when it refuses, and keeps the last applied position in the same transaction.
+The handlers live by subject (``_users``, ``_music``, ``_lists``, ``_player``) and share
+the rules of ``_rules``; this module runs one of them in a savepoint, records a rejection
+instead of its effect when it refuses, and keeps the last applied position in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from dspot_spotify.catalog import _lists, _music, _users
+from dspot_spotify.catalog import _lists, _music, _player, _users
 from dspot_spotify.catalog._entries import Entry, InvalidEntry, decode_entry, entry_type
 from dspot_spotify.catalog._rules import Reject, check_common
 from dspot_spotify.catalog._schema import ApplyResult, LogPosition, RejectCode
@@ -21,6 +22,7 @@ HANDLERS: Final[Mapping[type[Entry], Any]] = {
     **_users.HANDLERS,
     **_music.HANDLERS,
     **_lists.HANDLERS,
+    **_player.HANDLERS,
 }
 """The handler of each entry type."""
 

@@ -33,13 +33,16 @@ class Entry:
 
 @attrs.frozen(kw_only=True)
 class RegisterUser(Entry):
-    """A new account. ``password_hash`` comes from :func:`dspot_spotify.auth.hash_password`."""
+    """A new account. ``password_hash`` comes from :func:`dspot_spotify.auth.hash_password`;
+    ``sealed_password`` is the password sealed for Subsonic's token auth (see
+    :class:`SealPassword`), dropped while the cluster requires app passwords."""
 
     kind: ClassVar[str] = "user.register"
     user_id: str
     username: str
     password_hash: str = attrs.field(repr=False)
     role: Role = "user"
+    sealed_password: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -53,11 +56,52 @@ class SetUserRole(Entry):
 
 @attrs.frozen(kw_only=True)
 class ChangePassword(Entry):
-    """New password hash; revokes every token issued before ``at``."""
+    """New password hash (the user, or an admin setting one); raises the user's token
+    generation, so every token and Subsonic app credential of the user stops working.
+    ``sealed_password`` as in :class:`RegisterUser`."""
 
     kind: ClassVar[str] = "user.change_password"
     user_id: str
     password_hash: str = attrs.field(repr=False)
+    sealed_password: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class UpdateUser(Entry):
+    """An admin changes a user's ``role`` and/or ``disabled`` state (None: unchanged).
+
+    Disabling raises the user's token generation (every session ends); a disabled user
+    cannot sign in or use Subsonic. The last enabled admin can be neither demoted nor
+    disabled, and no admin disables their own account.
+    """
+
+    kind: ClassVar[str] = "user.update"
+    user_id: str
+    role: Role | None = None
+    disabled: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SealPassword(Entry):
+    """Keep the user's account password sealed (with the cluster's credential key) so that
+    Subsonic's token auth (``t = md5(password + salt)``) can check it: written after the
+    user proved the password, for an account that has no sealed copy yet. Rejected when the
+    user's token ``generation`` changed since (the password may have changed) or when the
+    cluster requires app passwords."""
+
+    kind: ClassVar[str] = "user.seal_password"
+    user_id: str
+    generation: int
+    sealed_password: str = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class SetSubsonicAccountPassword(Entry):
+    """Whether Subsonic apps may sign in with account passwords (admins only). Turning it
+    off also forgets every sealed account password: only app passwords and API keys work."""
+
+    kind: ClassVar[str] = "settings.subsonic_account_password"
+    allowed: bool
 
 
 @attrs.frozen(kw_only=True)
@@ -75,6 +119,9 @@ class SetSubsonicCredentials(Entry):
     user_id: str
     password: str = attrs.field(repr=False)
     api_key: str = attrs.field(repr=False)
+    first: bool = False
+    """Made on first use: refused (``conflict``) if the user has working ones already, so
+    two nodes asked at once both answer with the one pair that was stored first."""
 
 
 @attrs.frozen(kw_only=True)
@@ -162,6 +209,8 @@ class CreateSong(Entry):
     mime: str
     size: int
     cover_sha256: str | None = None
+    lyrics: str | None = attrs.field(default=None, repr=False)
+    """Unsynchronised lyrics from the tags (LRC time stamps kept as they are)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -269,6 +318,57 @@ class RecordPlay(Entry):
     count: int = 1
 
 
+@attrs.frozen(kw_only=True)
+class Rate(Entry):
+    """The actor rates a song, album or artist from 1 to 5 stars; 0 removes the rating."""
+
+    kind: ClassVar[str] = "rating.set"
+    target: LikeTarget
+    target_id: str
+    rating: int
+
+
+@attrs.frozen(kw_only=True)
+class SetBookmark(Entry):
+    """The actor's bookmark in a song: ``position`` in milliseconds, an optional comment
+    (one bookmark per song: a new one replaces it)."""
+
+    kind: ClassVar[str] = "bookmark.set"
+    song_id: str
+    position: int
+    comment: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DeleteBookmark(Entry):
+    """Remove the actor's bookmark in a song."""
+
+    kind: ClassVar[str] = "bookmark.delete"
+    song_id: str
+
+
+@attrs.frozen(kw_only=True)
+class SavePlayQueue(Entry):
+    """The actor's play queue, to resume on another device: the songs in order, the current
+    one and ``position`` (milliseconds) in it, and which ``client`` saved it. No songs
+    clears it."""
+
+    kind: ClassVar[str] = "player.save_queue"
+    song_ids: tuple[str, ...]
+    current: str | None = None
+    position: int = 0
+    client: str
+
+
+@attrs.frozen(kw_only=True)
+class NowPlaying(Entry):
+    """The actor's ``client`` started playing a song (Subsonic's "now playing")."""
+
+    kind: ClassVar[str] = "player.now_playing"
+    song_id: str
+    client: str
+
+
 _LIKE_KINDS: Final[Mapping[str, tuple[LikeTarget, bool]]] = {
     f"{target}.{verb}": (target, verb == "like")
     for target in ("song", "album", "artist")
@@ -282,6 +382,9 @@ ENTRY_TYPES: Final[Mapping[str, type[Entry]]] = {
             RegisterUser,
             SetUserRole,
             ChangePassword,
+            UpdateUser,
+            SealPassword,
+            SetSubsonicAccountPassword,
             SetSubsonicCredentials,
             RevokeToken,
             CreateArtist,
@@ -300,6 +403,11 @@ ENTRY_TYPES: Final[Mapping[str, type[Entry]]] = {
             RemoveFromPlaylist,
             MovePlaylistItem,
             RecordPlay,
+            Rate,
+            SetBookmark,
+            DeleteBookmark,
+            SavePlayQueue,
+            NowPlaying,
         )
     },
     **{kind: Like for kind in _LIKE_KINDS},

@@ -18,6 +18,7 @@ from dspot_spotify.catalog._entries import (
     UpdateArtist,
     UpdateSong,
 )
+from dspot_spotify.catalog._player import forget_rated, forget_song
 from dspot_spotify.catalog._rules import (
     Reject,
     actor_of,
@@ -37,6 +38,7 @@ from dspot_spotify.catalog._sql import Tx
 from dspot_spotify.catalog._sql import exec_ as _exec
 from dspot_spotify.catalog._sql import one as _one
 from dspot_spotify.catalog._sql import scalar as _scalar
+from dspot_spotify.tags import MAX_LYRICS
 
 
 def _reindex_artist(tx: Tx, artist_id: str) -> None:
@@ -107,6 +109,7 @@ def _delete_artist(tx: Tx, e: DeleteArtist) -> None:
         raise Reject("artist still has songs", "conflict")
     n = _scalar(tx, "SELECT n FROM artists WHERE id = ?", (e.artist_id,))
     _exec(tx, "DELETE FROM artist_likes WHERE artist_id = ?", (e.artist_id,))
+    forget_rated(tx, "artist", e.artist_id)
     _exec(tx, "DELETE FROM artists_fts WHERE rowid = ?", (n,))
     _exec(tx, "DELETE FROM artists WHERE id = ?", (e.artist_id,))
 
@@ -155,6 +158,7 @@ def _delete_album(tx: Tx, e: DeleteAlbum) -> None:
         raise Reject("album still has songs", "conflict")
     n = _scalar(tx, "SELECT n FROM albums WHERE id = ?", (e.album_id,))
     _exec(tx, "DELETE FROM album_likes WHERE album_id = ?", (e.album_id,))
+    forget_rated(tx, "album", e.album_id)
     _exec(tx, "DELETE FROM albums_fts WHERE rowid = ?", (n,))
     _exec(tx, "DELETE FROM albums WHERE id = ?", (e.album_id,))
 
@@ -215,6 +219,10 @@ def _create_song(tx: Tx, e: CreateSong) -> None:
         ),
     )
     _set_genres(tx, e.song_id, genres)
+    if e.lyrics is not None and e.lyrics.strip():
+        if len(e.lyrics) > MAX_LYRICS:
+            raise Reject(f"lyrics must have at most {MAX_LYRICS} characters")
+        _exec(tx, "INSERT INTO song_lyrics (song_id, lyrics) VALUES (?, ?)", (e.song_id, e.lyrics))
     _reindex_song(tx, e.song_id)
 
 
@@ -250,6 +258,8 @@ def _delete_song(tx: Tx, e: DeleteSong) -> None:
     _exec(tx, "DELETE FROM likes WHERE song_id = ?", (e.song_id,))
     _exec(tx, "DELETE FROM plays WHERE song_id = ?", (e.song_id,))
     _exec(tx, "DELETE FROM song_genres WHERE song_id = ?", (e.song_id,))
+    _exec(tx, "DELETE FROM song_lyrics WHERE song_id = ?", (e.song_id,))
+    forget_song(tx, e.song_id)
     n = _scalar(tx, "SELECT n FROM songs WHERE id = ?", (e.song_id,))
     _exec(tx, "DELETE FROM songs_fts WHERE rowid = ?", (n,))
     _exec(tx, "DELETE FROM songs WHERE id = ?", (e.song_id,))

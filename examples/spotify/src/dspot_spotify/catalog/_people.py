@@ -16,7 +16,7 @@ from dspot_spotify.catalog._queries import (
     paging,
     song_views,
 )
-from dspot_spotify.catalog._schema import LogPosition
+from dspot_spotify.catalog._schema import SETTINGS, LogPosition
 from dspot_spotify.catalog._sql import Tx
 from dspot_spotify.catalog._sql import exec_ as _exec
 from dspot_spotify.catalog._sql import one as _one
@@ -41,7 +41,8 @@ def user_count(tx: Tx) -> int:
 
 
 _USER_SELECT: Final = (
-    "SELECT id, username, role, created_at, password_hash, tokens_valid_after FROM users"
+    "SELECT id, username, role, created_at, password_hash, tokens_valid_after, disabled, "
+    "token_generation, sealed_password FROM users"
 )
 
 
@@ -53,6 +54,9 @@ def _user(r: Sequence[Any]) -> UserRecord:
         created_at=int(r[3]),
         password_hash=r[4],
         tokens_valid_after=int(r[5]),
+        disabled=bool(r[6]),
+        token_generation=int(r[7]),
+        sealed_password=r[8],
     )
 
 
@@ -64,6 +68,11 @@ def list_users(tx: Tx, *, page: int = 1, limit: int = 50) -> Page[UserRecord]:
         tx, f"{_USER_SELECT} ORDER BY username LIMIT ? OFFSET ?", (limit, (page - 1) * limit)
     )
     return Page(tuple(_user(r) for r in rows), page, limit, total)
+
+
+def all_users(tx: Tx) -> list[UserRecord]:
+    """Every user, by username (for the admins' user list: a self-hosted server has few)."""
+    return [_user(r) for r in _exec(tx, f"{_USER_SELECT} ORDER BY username, id")]
 
 
 def get_user(tx: Tx, user_id: str) -> UserRecord | None:
@@ -83,14 +92,20 @@ def get_user_by_username(tx: Tx, username: str) -> UserRecord | None:
 
 
 _SUBSONIC_SELECT: Final = (
-    "SELECT c.user_id, u.username, c.password, c.api_key, c.updated_at "
+    "SELECT c.user_id, u.username, c.password, c.api_key, c.updated_at, "
+    "c.generation >= u.token_generation "
     "FROM subsonic_credentials c JOIN users u ON u.id = c.user_id"
 )
 
 
 def _subsonic(r: Sequence[Any]) -> SubsonicCredentials:
     return SubsonicCredentials(
-        user_id=r[0], username=r[1], password=r[2], api_key=r[3], updated_at=int(r[4])
+        user_id=r[0],
+        username=r[1],
+        password=r[2],
+        api_key=r[3],
+        updated_at=int(r[4]),
+        current=bool(r[5]),
     )
 
 
@@ -106,13 +121,34 @@ def subsonic_credentials_by_api_key(tx: Tx, api_key: str) -> SubsonicCredentials
     return None if row is None else _subsonic(row)
 
 
-def is_token_revoked(tx: Tx, *, token_id: str, user_id: str, issued_at: int) -> bool:
-    """Whether a (signature-checked) token was revoked, its user removed, or issued before
-    the user's last password change."""
-    row = _one(tx, "SELECT tokens_valid_after FROM users WHERE id = ?", (user_id,))
-    if row is None or issued_at < int(row[0]):
+def is_token_revoked(
+    tx: Tx, *, token_id: str, user_id: str, issued_at: int, generation: int = 0
+) -> bool:
+    """Whether a (signature-checked) token was revoked, its user removed or disabled, or it
+    is of an older token generation than the user's (a password change, a disabling since).
+
+    A token of a *newer* generation than this replica knows was issued by a replica further
+    along the log: it is genuine, and this one simply has not applied the change yet.
+    """
+    row = _one(
+        tx,
+        "SELECT tokens_valid_after, disabled, token_generation FROM users WHERE id = ?",
+        (user_id,),
+    )
+    if row is None or issued_at < int(row[0]) or row[1] or generation < int(row[2]):
         return True
     return _one(tx, "SELECT 1 FROM revoked_tokens WHERE token_id = ?", (token_id,)) is not None
+
+
+def setting(tx: Tx, key: str) -> int:
+    """A cluster setting's value (its default from ``SETTINGS`` until an admin changed it)."""
+    row = _one(tx, "SELECT value FROM settings WHERE key = ?", (key,))
+    return SETTINGS[key] if row is None else int(row[0])
+
+
+def subsonic_account_password(tx: Tx) -> bool:
+    """Whether Subsonic apps may sign in with account passwords (else app passwords only)."""
+    return bool(setting(tx, "subsonic_account_password"))
 
 
 def _playlist_view(r: Sequence[Any]) -> PlaylistView:

@@ -40,9 +40,15 @@ def paging(page: int, limit: int) -> tuple[int, int]:
     return page, min(limit, MAX_LIMIT)
 
 
+ALBUM_COVER: Final = (
+    "COALESCE(al.cover_sha256, (SELECT t.cover_sha256 FROM songs t WHERE t.album_id = al.id "
+    "AND t.cover_sha256 IS NOT NULL ORDER BY t.track IS NULL, t.track, t.n LIMIT 1))"
+)
+"""An album's cover (``al``): its own, else the art of its first track that has some, so
+an album whose first upload had no art shows the art a later track brought."""
 SONG_COLUMNS: Final = (
     "s.id, s.title, s.artist_id, ar.name, s.album_id, al.title, s.track, s.year, s.duration, "
-    "s.blob_sha256, s.mime, s.size, COALESCE(s.cover_sha256, al.cover_sha256), s.play_count, "
+    f"s.blob_sha256, s.mime, s.size, COALESCE(s.cover_sha256, {ALBUM_COVER}), s.play_count, "
     "s.like_count, s.created_by, s.created_at"
 )
 SONG_FROM: Final = (
@@ -149,17 +155,13 @@ def list_songs(
 ALBUM_FROM: Final = "FROM albums al JOIN artists ar ON ar.id = al.artist_id"
 
 
-def album_columns(cover: str = "al.cover_sha256") -> str:
-    """The columns of :func:`album_view`, with ``cover`` as the cover column (the REST API
-    shows the album's own cover; Subsonic falls back to a track's)."""
-    return (
-        f"al.id, al.title, al.artist_id, ar.name, al.year, {cover}, "
-        "(SELECT COUNT(*) FROM songs s WHERE s.album_id = al.id), "
-        "(SELECT COALESCE(SUM(s.duration), 0) FROM songs s WHERE s.album_id = al.id)"
-    )
-
-
-ALBUM_SELECT: Final = f"SELECT {album_columns()} {ALBUM_FROM}"
+ALBUM_COLUMNS: Final = (
+    f"al.id, al.title, al.artist_id, ar.name, al.year, {ALBUM_COVER}, "
+    "(SELECT COUNT(*) FROM songs s WHERE s.album_id = al.id), "
+    "(SELECT COALESCE(SUM(s.duration), 0) FROM songs s WHERE s.album_id = al.id)"
+)
+"""The columns of :func:`album_view`."""
+ALBUM_SELECT: Final = f"SELECT {ALBUM_COLUMNS} {ALBUM_FROM}"
 
 
 def album_view(r: Sequence[Any]) -> AlbumView:

@@ -99,11 +99,15 @@ class Actor:
 
 
 def actor_of(tx: Tx, entry: Entry) -> Actor:
+    """Who writes ``entry``: a registered user who is not disabled (a request authenticated
+    just before its user was disabled is refused when its entry comes after)."""
     if entry.actor is None:
         raise Reject("sign in required", "unauthenticated")
-    row = _one(tx, "SELECT role FROM users WHERE id = ?", (entry.actor,))
+    row = _one(tx, "SELECT role, disabled FROM users WHERE id = ?", (entry.actor,))
     if row is None:
         raise Reject("unknown actor", "unauthenticated")
+    if row[1]:
+        raise Reject("this account is disabled", "forbidden")
     return Actor(entry.actor, str(row[0]))
 
 

@@ -13,15 +13,24 @@ from dspot_spotify.catalog._sql import exec_ as _exec
 SCHEMA: Final[tuple[str, ...]] = (
     """CREATE TABLE IF NOT EXISTS catalog_meta (
         key TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
+    # ``token_generation``: tokens (and Subsonic app credentials) of an older generation are
+    # refused; ``tokens_valid_after``: the same by time, from password changes applied before
+    # generations existed. ``sealed_password``: the account password sealed for Subsonic's
+    # token auth (None when unknown or when the cluster requires app passwords).
     """CREATE TABLE IF NOT EXISTS users (
         n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
         username TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL,
         role TEXT NOT NULL, created_at INTEGER NOT NULL,
-        tokens_valid_after INTEGER NOT NULL DEFAULT 0)""",
-    # Subsonic API credentials: the password sealed, the API key as a keyed hash (auth.py).
+        tokens_valid_after INTEGER NOT NULL DEFAULT 0,
+        disabled INTEGER NOT NULL DEFAULT 0, token_generation INTEGER NOT NULL DEFAULT 0,
+        sealed_password TEXT)""",
+    # Subsonic API credentials: the password sealed, the API key as a keyed hash (auth.py);
+    # valid while ``generation`` is the user's token generation.
     """CREATE TABLE IF NOT EXISTS subsonic_credentials (
         user_id TEXT PRIMARY KEY, password TEXT NOT NULL, api_key TEXT NOT NULL UNIQUE,
-        updated_at INTEGER NOT NULL)""",
+        updated_at INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0)""",
+    # Cluster-wide settings an admin changes through the log (``SETTINGS`` has the defaults).
+    """CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS revoked_tokens (
         token_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_at INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS artists (
@@ -73,6 +82,23 @@ SCHEMA: Final[tuple[str, ...]] = (
         user_id TEXT NOT NULL, song_id TEXT NOT NULL, count INTEGER NOT NULL,
         last_at INTEGER NOT NULL, PRIMARY KEY (user_id, song_id))""",
     "CREATE INDEX IF NOT EXISTS plays_song ON plays (song_id)",
+    # What players keep per user: ratings, bookmarks, the play queue, what plays now.
+    """CREATE TABLE IF NOT EXISTS ratings (
+        user_id TEXT NOT NULL, target TEXT NOT NULL, target_id TEXT NOT NULL,
+        rating INTEGER NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (user_id, target, target_id))""",
+    "CREATE INDEX IF NOT EXISTS ratings_target ON ratings (target_id)",
+    """CREATE TABLE IF NOT EXISTS bookmarks (
+        user_id TEXT NOT NULL, song_id TEXT NOT NULL, position INTEGER NOT NULL,
+        comment TEXT, created_at INTEGER NOT NULL, changed_at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, song_id))""",
+    "CREATE INDEX IF NOT EXISTS bookmarks_song ON bookmarks (song_id)",
+    """CREATE TABLE IF NOT EXISTS play_queues (
+        user_id TEXT PRIMARY KEY, song_ids TEXT NOT NULL, current TEXT,
+        position INTEGER NOT NULL, changed_at INTEGER NOT NULL, changed_by TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS now_playing (
+        user_id TEXT NOT NULL, client TEXT NOT NULL, song_id TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, client))""",
+    """CREATE TABLE IF NOT EXISTS song_lyrics (song_id TEXT PRIMARY KEY, lyrics TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS rejections (
         epoch INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, actor TEXT,
         reason TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (epoch, seq))""",
@@ -86,10 +112,28 @@ SCHEMA: Final[tuple[str, ...]] = (
 )
 
 
+ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
+    ("users", "disabled", "INTEGER NOT NULL DEFAULT 0"),
+    ("users", "token_generation", "INTEGER NOT NULL DEFAULT 0"),
+    ("users", "sealed_password", "TEXT"),
+    ("subsonic_credentials", "generation", "INTEGER NOT NULL DEFAULT 0"),
+)
+"""Columns added to tables after a release: ``(table, column, declaration)``. A replica made
+before gets them with their defaults when it opens (:func:`create_schema`)."""
+
+SETTINGS: Final[Mapping[str, int]] = {"subsonic_account_password": 1}
+"""Every cluster setting and its value until an admin changes it."""
+
+
 def create_schema(tx: Tx) -> None:
-    """Create the catalog tables if missing (idempotent; run inside a transaction)."""
+    """Create the catalog tables if missing, and add the columns of :data:`ADDED_COLUMNS`
+    that an older replica lacks (idempotent; run inside a transaction)."""
     for stmt in SCHEMA:
         _exec(tx, stmt)
+    for table, column, declaration in ADDED_COLUMNS:
+        have = {str(r[1]) for r in _exec(tx, f"PRAGMA table_info({table})")}
+        if column not in have:
+            _exec(tx, f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 @attrs.frozen(order=True)

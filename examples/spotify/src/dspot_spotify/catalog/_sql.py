@@ -40,3 +40,17 @@ def scalar(tx: Tx, sql: str, params: Sequence[Any] = ()) -> Any:
 def marks(values: Sequence[Any]) -> str:
     """``?, ?, ?``: one placeholder per value (``NULL`` for none, so ``IN ()`` stays valid)."""
     return ",".join("?" * len(values)) or "NULL"
+
+
+def values_by_id(
+    tx: Tx, sql: str, params: Sequence[Any], ids: Sequence[str], *, chunk: int = 500
+) -> dict[str, int]:
+    """``{id: value}`` from ``sql``, whose rows are ``(id, integer)`` and which ends with
+    ``IN ({marks})``: run for ``ids`` (deduplicated) ``chunk`` at a time, after ``params``."""
+    out: dict[str, int] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), chunk):
+        part = unique[start : start + chunk]
+        for item_id, value in exec_(tx, sql.format(marks=marks(part)), [*params, *part]):
+            out[str(item_id)] = int(value)
+    return out

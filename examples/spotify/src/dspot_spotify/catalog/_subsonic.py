@@ -8,9 +8,9 @@ from typing import Any, Final
 
 import attrs
 
-from dspot_spotify.catalog._queries import ALBUM_FROM, album_columns, album_view
+from dspot_spotify.catalog._queries import ALBUM_COLUMNS, ALBUM_FROM, album_view
 from dspot_spotify.catalog._schema import LIKE_TABLES, LikeTarget
-from dspot_spotify.catalog._sql import Tx, marks
+from dspot_spotify.catalog._sql import Tx, marks, values_by_id
 from dspot_spotify.catalog._sql import exec_ as _exec
 from dspot_spotify.catalog._sql import one as _one
 from dspot_spotify.catalog._sql import scalar as _scalar
@@ -19,20 +19,15 @@ from dspot_spotify.catalog._views import AlbumView
 
 @attrs.frozen(kw_only=True)
 class AlbumRow(AlbumView):
-    """An album with what Subsonic shows of it. Its ``cover_sha256`` is the album's cover,
-    else the first cover among its tracks."""
+    """An album with what Subsonic shows of it."""
 
     created_at: int
     play_count: int
     genre: str | None
 
 
-_TRACK_COVER: Final = (
-    "COALESCE(al.cover_sha256, (SELECT s.cover_sha256 FROM songs s WHERE s.album_id = al.id "
-    "AND s.cover_sha256 IS NOT NULL ORDER BY s.track IS NULL, s.track, s.id LIMIT 1))"
-)
 _ALBUM_ROW: Final = (
-    f"SELECT {album_columns(_TRACK_COVER)}, al.created_at, "
+    f"SELECT {ALBUM_COLUMNS}, al.created_at, "
     "(SELECT COALESCE(SUM(s.play_count), 0) FROM songs s WHERE s.album_id = al.id), "
     "(SELECT g.genre FROM songs s JOIN song_genres g ON g.song_id = s.id "
     "WHERE s.album_id = al.id ORDER BY s.track IS NULL, s.track, g.position LIMIT 1) "
@@ -175,17 +170,8 @@ def stars(tx: Tx, user_id: str, ids: Sequence[str], target: LikeTarget = "song")
     """When ``user_id`` starred (liked) each of the songs (albums, artists) ``ids`` they
     like."""
     table, column, _ = LIKE_TABLES[target]
-    out: dict[str, int] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        for item_id, at in _exec(
-            tx,
-            f"SELECT {column}, at FROM {table} WHERE user_id = ? AND {column} IN ({marks(chunk)})",
-            [user_id, *chunk],
-        ):
-            out[str(item_id)] = int(at)
-    return out
+    sql = f"SELECT {column}, at FROM {table} WHERE user_id = ? AND {column} IN ({{marks}})"
+    return values_by_id(tx, sql, [user_id], ids)
 
 
 def liked_song_ids(tx: Tx, user_id: str) -> list[str]:
@@ -255,3 +241,69 @@ def exists(tx: Tx, target: LikeTarget, item_id: str) -> bool:
     """Whether a song, album or artist (``target``) with id ``item_id`` exists."""
     table = LIKE_TABLES[target][2]
     return _one(tx, f"SELECT 1 FROM {table} WHERE id = ?", (item_id,)) is not None
+
+
+def genre_counts(tx: Tx) -> list[tuple[str, int, int]]:
+    """Every genre with its song and album counts, by name (``Rock`` and ``rock`` are one)."""
+    rows = _exec(
+        tx,
+        "SELECT g.genre, COUNT(DISTINCT g.song_id), COUNT(DISTINCT s.album_id) "
+        "FROM song_genres g JOIN songs s ON s.id = g.song_id "
+        "GROUP BY g.genre ORDER BY g.genre",
+    )
+    return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
+def top_song_ids(tx: Tx, artist_id: str, count: int) -> list[str]:
+    """An artist's most played songs (then most liked, then by title), at most ``count``."""
+    rows = _exec(
+        tx,
+        "SELECT id FROM songs WHERE artist_id = ? "
+        "ORDER BY play_count DESC, like_count DESC, title COLLATE NOCASE, id LIMIT ?",
+        (artist_id, count),
+    )
+    return [str(r[0]) for r in rows]
+
+
+def artist_genres(tx: Tx, artist_id: str) -> list[str]:
+    """The genres of an artist's songs, most used first."""
+    rows = _exec(
+        tx,
+        "SELECT g.genre FROM song_genres g JOIN songs s ON s.id = g.song_id "
+        "WHERE s.artist_id = ? GROUP BY g.genre ORDER BY COUNT(*) DESC, g.genre",
+        (artist_id,),
+    )
+    return [str(r[0]) for r in rows]
+
+
+def related_song_ids(tx: Tx, artist_id: str, genres: Sequence[str]) -> list[str]:
+    """Songs by ``artist_id`` or of any of ``genres``, sorted by id (to sample from)."""
+    unique = list(dict.fromkeys(genres))
+    rows = _exec(
+        tx,
+        "SELECT id FROM songs WHERE artist_id = ? OR id IN (SELECT song_id FROM song_genres "
+        f"WHERE genre IN ({marks(unique)})) ORDER BY id",
+        [artist_id, *unique],
+    )
+    return [str(r[0]) for r in rows]
+
+
+def related_artists(tx: Tx, user_id: str, artist_id: str, count: int) -> list[ArtistEntry]:
+    """Other artists with songs of the genres of ``artist_id``'s songs, those sharing the
+    most songs' genres first (``user_id``'s stars with them)."""
+    rows = _exec(
+        tx,
+        "SELECT ar.id, ar.name, (SELECT COUNT(*) FROM albums al WHERE al.artist_id = ar.id), "
+        "(SELECT l.at FROM artist_likes l WHERE l.user_id = ? AND l.artist_id = ar.id) "
+        "FROM artists ar JOIN songs s ON s.artist_id = ar.id "
+        "JOIN song_genres g ON g.song_id = s.id WHERE ar.id != ? AND g.genre IN "
+        "(SELECT g2.genre FROM song_genres g2 JOIN songs s2 ON s2.id = g2.song_id "
+        "WHERE s2.artist_id = ?) GROUP BY ar.id ORDER BY COUNT(*) DESC, ar.name, ar.id LIMIT ?",
+        (user_id, artist_id, artist_id, count),
+    )
+    return [_artist_entry(r) for r in rows]
+
+
+def song_count(tx: Tx) -> int:
+    """How many songs the catalog holds."""
+    return int(_scalar(tx, "SELECT COUNT(*) FROM songs"))

@@ -115,6 +115,15 @@ class UserRecord:
     created_at: int
     password_hash: str = attrs.field(repr=False)
     tokens_valid_after: int
+    disabled: bool = False
+    token_generation: int = 0
+    sealed_password: str | None = attrs.field(default=None, repr=False)
+    """The account password sealed for Subsonic's token auth (see ``SealPassword``)."""
+
+    @property
+    def admin(self) -> bool:
+        """Whether the user is an admin (a disabled admin acts as no one)."""
+        return self.role == "admin" and not self.disabled
 
 
 @attrs.frozen(kw_only=True)
@@ -168,6 +177,9 @@ class SubsonicCredentials:
     password: str = attrs.field(repr=False)
     api_key: str = attrs.field(repr=False)
     updated_at: int
+    current: bool = True
+    """False once the user's token generation moved past them (a password change, a
+    disabling): they no longer work, and the user gets new ones on asking."""
 
 
 @attrs.frozen(kw_only=True)

@@ -10,16 +10,20 @@ endpoints (``stream``, ``download``, ``getCoverArt``) answer bytes on success.
 Authentication (every endpoint but ``getOpenSubsonicExtensions``): ``u`` + ``p``,
 ``u`` + ``t`` + ``s`` or ``apiKey`` (:mod:`~dspot_spotify.subsonic.auth`).
 
-The Subsonic password and API key are random strings the server makes for each user
-(``GET /api/me/subsonic`` shows them, creating them on first use;
-``POST /api/me/subsonic/rotate`` replaces them). They are stored in the replicated catalog
-through a :class:`~dspot_spotify.catalog.SetSubsonicCredentials` entry, so every replica can
-check them. Ids are the catalog's ids; a cover-art id is a song or album id.
+Apps sign in with the user's account password (kept sealed for token auth, see
+:mod:`dspot_spotify.sealing`) unless an admin requires app passwords. The app password and
+API key are random strings the server makes for each user (``GET /api/me/subsonic`` shows
+them, creating them on first use; ``POST /api/me/subsonic/rotate`` replaces them). They are
+stored in the replicated catalog through a
+:class:`~dspot_spotify.catalog.SetSubsonicCredentials` entry, so every replica can check
+them. Ids are the catalog's ids; a cover-art id is a song or album id.
 
 The package: :mod:`~dspot_spotify.subsonic.protocol` (errors, parameters, rendering),
 :mod:`~dspot_spotify.subsonic.auth`, :mod:`~dspot_spotify.subsonic.service` (dispatch), the
-endpoints in :mod:`~dspot_spotify.subsonic.browse`, :mod:`~dspot_spotify.subsonic.media` and
-:mod:`~dspot_spotify.subsonic.lists`; every SQL statement they need is in
+endpoints in :mod:`~dspot_spotify.subsonic.browse`, :mod:`~dspot_spotify.subsonic.folders`
+(the non-ID3 forms), :mod:`~dspot_spotify.subsonic.info`,
+:mod:`~dspot_spotify.subsonic.media`, :mod:`~dspot_spotify.subsonic.lists` and
+:mod:`~dspot_spotify.subsonic.player`; every SQL statement they need is in
 :mod:`dspot_spotify.catalog`. Writes go through the REST API's
 :class:`~dspot_spotify.writer.CatalogWriter`.
 """
@@ -27,6 +31,15 @@ endpoints in :mod:`~dspot_spotify.subsonic.browse`, :mod:`~dspot_spotify.subsoni
 from __future__ import annotations
 
 from dspot_spotify.subsonic.protocol import API_VERSION, EXTENSIONS, XMLNS, SubsonicError
-from dspot_spotify.subsonic.service import SubsonicApi, add_routes
+from dspot_spotify.subsonic.service import ENDPOINTS, PUBLIC, SubsonicApi, add_routes
 
-__all__ = ["API_VERSION", "EXTENSIONS", "XMLNS", "SubsonicApi", "SubsonicError", "add_routes"]
+__all__ = [
+    "API_VERSION",
+    "ENDPOINTS",
+    "EXTENSIONS",
+    "PUBLIC",
+    "XMLNS",
+    "SubsonicApi",
+    "SubsonicError",
+    "add_routes",
+]

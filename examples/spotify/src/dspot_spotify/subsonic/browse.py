@@ -8,7 +8,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from dspot_spotify import catalog
-from dspot_spotify.subsonic.call import Call, Endpoint, album_elements, children, songs_by_id
+from dspot_spotify.subsonic.call import (
+    Call,
+    Endpoint,
+    album_elements,
+    children,
+    search_text,
+    songs_by_id,
+    window,
+)
 from dspot_spotify.subsonic.protocol import (
     EXTENSIONS,
     GENERIC,
@@ -17,9 +25,10 @@ from dspot_spotify.subsonic.protocol import (
     MAX_NUMBER,
     MISSING_PARAMETER,
     MUSIC_FOLDER_ID,
+    NOT_AUTHORIZED,
     NOT_FOUND,
     SubsonicError,
-    album_id3,
+    artist_element,
     iso,
 )
 
@@ -52,27 +61,40 @@ async def get_music_folders(call: Call) -> Mapping[str, Any]:
     return {"musicFolders": {"musicFolder": [{"id": MUSIC_FOLDER_ID, "name": "Music"}]}}
 
 
+def user_element(user: catalog.UserRecord) -> dict[str, Any]:
+    """A user as Subsonic's ``User``: every role flag, what they may do here. There is no
+    e-mail address in this catalog (``email`` is empty) and no bit-rate limit (0)."""
+    return {
+        "username": user.username,
+        "email": "",
+        "scrobblingEnabled": True,
+        "maxBitRate": 0,
+        "adminRole": user.admin,
+        "settingsRole": True,
+        "downloadRole": True,
+        "uploadRole": True,
+        "playlistRole": True,
+        "coverArtRole": False,
+        "commentRole": False,
+        "podcastRole": False,
+        "streamRole": True,
+        "jukeboxRole": False,
+        "shareRole": False,
+        "videoConversionRole": False,
+        "folder": [MUSIC_FOLDER_ID],
+    }
+
+
 async def get_user(call: Call) -> Mapping[str, Any]:
     user = await call.visible_user(call.params.require("username"))
-    return {
-        "user": {
-            "username": user.username,
-            "scrobblingEnabled": True,
-            "adminRole": user.role == "admin",
-            "settingsRole": True,
-            "downloadRole": True,
-            "uploadRole": True,
-            "playlistRole": True,
-            "coverArtRole": False,
-            "commentRole": False,
-            "podcastRole": False,
-            "streamRole": True,
-            "jukeboxRole": False,
-            "shareRole": False,
-            "videoConversionRole": False,
-            "folder": [MUSIC_FOLDER_ID],
-        }
-    }
+    return {"user": user_element(user)}
+
+
+async def get_users(call: Call) -> Mapping[str, Any]:
+    if not call.me.admin:
+        raise SubsonicError(NOT_AUTHORIZED, "only admins may list users")
+    users = await call.read(catalog.all_users)
+    return {"users": {"user": [user_element(u) for u in users]}}
 
 
 # -- the artist index ----------------------------------------------------------------------------
@@ -171,8 +193,8 @@ async def get_album(call: Call) -> Mapping[str, Any]:
         detail = catalog.get_album(tx, album_id)
         if album is None or detail is None:
             return None
-        starred = catalog.stars(tx, me.id, [album_id], "album").get(album_id)
-        return {"album": {**album_id3(album, starred), "song": children(tx, me.id, detail.tracks)}}
+        [element] = album_elements(tx, me.id, [album])
+        return {"album": {**element, "song": children(tx, me.id, detail.tracks)}}
 
     result = await call.read(query)
     if result is None:
@@ -197,7 +219,8 @@ async def get_song(call: Call) -> Mapping[str, Any]:
 # -- lists -----------------------------------------------------------------------------------------
 
 
-async def get_album_list2(call: Call) -> Mapping[str, Any]:
+async def album_list(call: Call, *, id3: bool) -> list[dict[str, Any]]:
+    """The albums of ``getAlbumList2`` (``id3=False``: of ``getAlbumList``, as directories)."""
     p = call.params
     kind = p.require("type")
     size = p.number("size", 10, high=MAX_LIST)
@@ -223,9 +246,13 @@ async def get_album_list2(call: Call) -> Mapping[str, Any]:
             albums = catalog.album_list(
                 tx, kind, user_id=me.id, size=size, offset=offset, years=years, genre=genre
             )
-        return album_elements(tx, me.id, albums)
+        return album_elements(tx, me.id, albums, id3=id3)
 
-    return {"albumList2": {"album": await call.read(query)}}
+    return await call.read(query)
+
+
+async def get_album_list2(call: Call) -> Mapping[str, Any]:
+    return {"albumList2": {"album": await album_list(call, id3=True)}}
 
 
 async def get_random_songs(call: Call) -> Mapping[str, Any]:
@@ -244,69 +271,47 @@ async def get_random_songs(call: Call) -> Mapping[str, Any]:
     return {"randomSongs": {"song": await call.read(query)}}
 
 
-def _window(
-    query: Callable[..., catalog.Page[Any]], tx: catalog.Tx, offset: int, count: int, **kw: Any
-) -> list[Any]:
-    """``count`` items from ``offset`` of a paged catalog listing."""
-    if count <= 0:
-        return []
-    size = catalog.MAX_LIMIT
-    out: list[Any] = []
-    first = offset // size + 1
-    last = (offset + count - 1) // size + 1
-    for page in range(first, last + 1):
-        result = query(tx, page=page, limit=size, **kw)
-        out.extend(result.items)
-        if len(result.items) < size:
-            break
-    skip = offset - (first - 1) * size
-    return out[skip : skip + count]
-
-
-def _search_text(raw: str | None) -> str:
-    text = (raw or "").strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1].strip()
-    return text
-
-
-async def search3(call: Call) -> Mapping[str, Any]:
+def search(call: Call, result: str, *, id3: bool) -> Callable[[catalog.Tx], Mapping[str, Any]]:
+    """The query of ``search3`` (``search2`` with ``id3=False``: artists and albums in
+    their folder-based forms), answering under ``result``."""
     p = call.params
     if p.get("query") is None:
         raise SubsonicError(MISSING_PARAMETER, "required parameter is missing: query")
-    q = _search_text(p.get("query")) or None  # OpenSubsonic: an empty query lists everything
+    q = search_text(p.get("query")) or None  # OpenSubsonic: an empty query lists everything
     counts = {
         kind: (p.number(f"{kind}Count", 20, high=MAX_LIST), p.number(f"{kind}Offset", 0))
         for kind in ("artist", "album", "song")
     }
     me = call.me
 
-    def window(kind: str, query: Callable[..., catalog.Page[Any]], tx: catalog.Tx) -> list[Any]:
+    def take(kind: str, query: Callable[..., catalog.Page[Any]], tx: catalog.Tx) -> list[Any]:
         count, offset = counts[kind]
-        return _window(query, tx, offset, count, q=q)
+        return window(query, tx, offset, count, q=q)
 
     def query(tx: catalog.Tx) -> Mapping[str, Any]:
-        artists = window("artist", catalog.list_artists, tx)
-        albums = catalog.album_rows(tx, [a.id for a in window("album", catalog.list_albums, tx)])
-        songs = window("song", catalog.list_songs, tx)
-        artist_stars = catalog.stars(tx, me.id, [a.id for a in artists], "artist")
+        artists = take("artist", catalog.list_artists, tx)
+        albums = catalog.album_rows(tx, [a.id for a in take("album", catalog.list_albums, tx)])
+        songs = take("song", catalog.list_songs, tx)
+        stars = catalog.stars(tx, me.id, [a.id for a in artists], "artist")
+        entries = [
+            catalog.ArtistEntry(
+                id=a.id, name=a.name, album_count=a.album_count, starred=stars.get(a.id)
+            )
+            for a in artists
+        ]
         return {
-            "searchResult3": {
-                "artist": [
-                    {
-                        "id": a.id,
-                        "name": a.name,
-                        "albumCount": a.album_count,
-                        "starred": iso(artist_stars.get(a.id)),
-                    }
-                    for a in artists
-                ],
-                "album": album_elements(tx, me.id, albums),
+            result: {
+                "artist": [artist_element(a, id3=id3) for a in entries],
+                "album": album_elements(tx, me.id, albums, id3=id3),
                 "song": children(tx, me.id, songs),
             }
         }
 
-    return await call.read(query)
+    return query
+
+
+async def search3(call: Call) -> Mapping[str, Any]:
+    return await call.read(search(call, "searchResult3", id3=True))
 
 
 ENDPOINTS: Final[Mapping[str, Endpoint]] = {
@@ -316,6 +321,7 @@ ENDPOINTS: Final[Mapping[str, Endpoint]] = {
     "tokenInfo": token_info,
     "getMusicFolders": get_music_folders,
     "getUser": get_user,
+    "getUsers": get_users,
     "getIndexes": get_indexes,
     "getArtists": get_artists,
     "getArtist": get_artist,

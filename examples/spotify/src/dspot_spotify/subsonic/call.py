@@ -16,12 +16,21 @@ from dspot_spotify.subsonic.protocol import (
     WRONG_CREDENTIALS,
     Params,
     SubsonicError,
+    album_dir,
     album_id3,
     song_child,
 )
 from dspot_spotify.writer import CatalogWriter
 
-__all__ = ["Call", "Endpoint", "album_elements", "children", "songs_by_id"]
+__all__ = [
+    "Call",
+    "Endpoint",
+    "album_elements",
+    "children",
+    "search_text",
+    "songs_by_id",
+    "window",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -79,19 +88,52 @@ Endpoint = Callable[[Call], Awaitable[Mapping[str, Any] | Response]]
 
 
 def album_elements(
-    tx: catalog.Tx, user_id: str, albums: Sequence[catalog.AlbumRow]
+    tx: catalog.Tx, user_id: str, albums: Sequence[catalog.AlbumRow], *, id3: bool = True
 ) -> list[dict[str, Any]]:
-    """``albums`` as ``AlbumID3`` elements, starred as ``user_id`` starred them."""
-    stars = catalog.stars(tx, user_id, [a.id for a in albums], "album")
-    return [album_id3(a, stars.get(a.id)) for a in albums]
+    """``albums`` as ``AlbumID3`` elements (``id3=False``: directory ``Child`` elements),
+    starred and rated as ``user_id`` starred and rated them."""
+    ids = [a.id for a in albums]
+    stars = catalog.stars(tx, user_id, ids, "album")
+    ratings = catalog.ratings(tx, user_id, ids, "album")
+    element = album_id3 if id3 else album_dir
+    return [element(a, stars.get(a.id), ratings.get(a.id)) for a in albums]
 
 
 def children(
     tx: catalog.Tx, user_id: str, songs: Sequence[catalog.SongView]
 ) -> list[dict[str, Any]]:
-    """``songs`` as ``Child`` elements, starred as ``user_id`` starred them."""
-    stars = catalog.stars(tx, user_id, [s.id for s in songs])
-    return [song_child(s, stars.get(s.id)) for s in songs]
+    """``songs`` as ``Child`` elements, starred and rated as ``user_id`` did."""
+    ids = [s.id for s in songs]
+    stars = catalog.stars(tx, user_id, ids)
+    ratings = catalog.ratings(tx, user_id, ids)
+    return [song_child(s, stars.get(s.id), ratings.get(s.id)) for s in songs]
+
+
+def window(
+    query: Callable[..., catalog.Page[Any]], tx: catalog.Tx, offset: int, count: int, **kw: Any
+) -> list[Any]:
+    """``count`` items from ``offset`` of a paged catalog listing."""
+    if count <= 0:
+        return []
+    size = catalog.MAX_LIMIT
+    out: list[Any] = []
+    first = offset // size + 1
+    last = (offset + count - 1) // size + 1
+    for page in range(first, last + 1):
+        result = query(tx, page=page, limit=size, **kw)
+        out.extend(result.items)
+        if len(result.items) < size:
+            break
+    skip = offset - (first - 1) * size
+    return out[skip : skip + count]
+
+
+def search_text(raw: str | None) -> str:
+    """A search query as clients send it: blank, or quoted (``""`` lists everything)."""
+    text = (raw or "").strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip()
+    return text
 
 
 def songs_by_id(tx: catalog.Tx, ids: Sequence[str]) -> list[catalog.SongView]:

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from dspot_spotify import catalog
 from dspot_spotify.subsonic.call import Call, Endpoint, album_elements, children, songs_by_id
+from dspot_spotify.subsonic.player import record_now_playing
 from dspot_spotify.subsonic.protocol import (
     GENERIC,
     MISSING_PARAMETER,
@@ -90,8 +91,9 @@ async def scrobble(call: Call) -> Mapping[str, Any]:
         raise SubsonicError(MISSING_PARAMETER, "required parameter is missing: id")
     for song_id in dict.fromkeys(ids):
         await call.song(song_id)
-    if not p.flag("submission", True):
-        return {}  # a "now playing" notification: nothing is recorded
+    if not p.flag("submission", True):  # a "now playing" notification, not a play
+        await record_now_playing(call, ids[-1])
+        return {}
     for song_id, count in Counter(ids).items():
         entry = catalog.RecordPlay(
             actor=call.me.id, at=call.node.now_ms(), song_id=song_id, count=count

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -19,7 +20,16 @@ __all__ = ["ENDPOINTS"]
 
 
 async def stream(call: Call) -> Response:
-    song = await call.song(call.params.require("id"))
+    song_id = call.params.require("id")
+    try:
+        song = await call.song(song_id)
+    except SubsonicError:
+        # The specification's answer (HTTP 200, error 70) is easy to miss in a player, which
+        # just plays nothing: say it where the operator looks too.
+        call.node.env.log(
+            logging.WARNING, "subsonic.stream_unknown_song", song=song_id, user=call.me.id
+        )
+        raise
     return song_audio(call.node.blobs, call.request, song)
 
 

@@ -23,6 +23,7 @@ IGNORED_ARTICLES: Final = ("The", "El", "La", "Los", "Las", "Le", "Les")
 EXTENSIONS: Final[Mapping[str, tuple[int, ...]]] = {
     "apiKeyAuthentication": (1,),
     "formPost": (1,),
+    "songLyrics": (1,),
 }
 """The OpenSubsonic extensions served, with their versions."""
 
@@ -238,8 +239,11 @@ def _path_part(text: str) -> str:
     return re.sub(r"[/\\\x00-\x1f]", "_", text).strip() or "_"
 
 
-def song_child(song: catalog.SongView, starred: int | None) -> dict[str, Any]:
-    """A song as a Subsonic ``Child`` (with OpenSubsonic's ``mediaType`` and ``genres``)."""
+def song_child(
+    song: catalog.SongView, starred: int | None, rating: int | None = None
+) -> dict[str, Any]:
+    """A song as a Subsonic ``Child`` (with OpenSubsonic's ``mediaType`` and ``genres``);
+    ``starred`` and ``rating`` are the caller's."""
     ext = suffix(song.mime)
     seconds = round(song.duration)
     folder = [_path_part(song.artist_name)]
@@ -267,6 +271,7 @@ def song_child(song: catalog.SongView, starred: int | None) -> dict[str, Any]:
         "playCount": song.play_count,
         "created": iso(song.created_at),
         "starred": iso(starred),
+        "userRating": rating,
         "albumId": song.album_id,
         "artistId": song.artist_id,
         "type": "music",
@@ -275,8 +280,10 @@ def song_child(song: catalog.SongView, starred: int | None) -> dict[str, Any]:
     }
 
 
-def album_id3(album: catalog.AlbumRow, starred: int | None = None) -> dict[str, Any]:
-    """An album as a Subsonic ``AlbumID3`` (``starred``: when the caller starred it)."""
+def album_id3(
+    album: catalog.AlbumRow, starred: int | None = None, rating: int | None = None
+) -> dict[str, Any]:
+    """An album as a Subsonic ``AlbumID3`` (``starred``, ``rating``: the caller's)."""
     return {
         "id": album.id,
         "name": album.title,
@@ -291,7 +298,43 @@ def album_id3(album: catalog.AlbumRow, starred: int | None = None) -> dict[str, 
         "genre": album.genre,
         "genres": [{"name": album.genre}] if album.genre else [],
         "starred": iso(starred),
+        "userRating": rating,
     }
+
+
+def album_dir(
+    album: catalog.AlbumRow, starred: int | None = None, rating: int | None = None
+) -> dict[str, Any]:
+    """An album as a directory ``Child`` (the non-ID3 forms: ``getAlbumList``,
+    ``getStarred``, ``getMusicDirectory`` of an artist)."""
+    return {
+        "id": album.id,
+        "parent": album.artist_id,
+        "isDir": True,
+        "title": album.title,
+        "name": album.title,
+        "album": album.title,
+        "artist": album.artist_name,
+        "artistId": album.artist_id,
+        "year": album.year,
+        "genre": album.genre,
+        "coverArt": album.id if album.cover_sha256 else None,
+        "duration": round(album.duration),
+        "songCount": album.song_count,
+        "playCount": album.play_count,
+        "created": iso(album.created_at),
+        "starred": iso(starred),
+        "userRating": rating,
+        "mediaType": "album",
+    }
+
+
+def artist_element(artist: catalog.ArtistEntry, *, id3: bool = True) -> dict[str, Any]:
+    """An artist as an ``ArtistID3`` (or, ``id3=False``, the folder-based ``Artist``)."""
+    out: dict[str, Any] = {"id": artist.id, "name": artist.name, "starred": iso(artist.starred)}
+    if id3:
+        out["albumCount"] = artist.album_count
+    return out
 
 
 def decode_password(value: str) -> str:

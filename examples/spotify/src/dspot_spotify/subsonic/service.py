@@ -4,7 +4,6 @@ specification's error (HTTP 200, ``status="failed"``)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Final
 from urllib.parse import parse_qsl
@@ -12,9 +11,10 @@ from urllib.parse import parse_qsl
 import attrs
 from dspot.http import HTTPError, Request, Response, Router
 
-from dspot_spotify import accounts, catalog
+from dspot_spotify import catalog
 from dspot_spotify.parts import NodeParts
-from dspot_spotify.subsonic import browse, lists, media
+from dspot_spotify.sealing import PasswordSealer
+from dspot_spotify.subsonic import browse, folders, info, lists, media, player
 from dspot_spotify.subsonic.auth import SubsonicAuth
 from dspot_spotify.subsonic.call import Call, Endpoint
 from dspot_spotify.subsonic.protocol import (
@@ -33,8 +33,11 @@ __all__ = ["ENDPOINTS", "PUBLIC", "SubsonicApi", "add_routes"]
 
 ENDPOINTS: Final[Mapping[str, Endpoint]] = {
     **browse.ENDPOINTS,
+    **folders.ENDPOINTS,
+    **info.ENDPOINTS,
     **media.ENDPOINTS,
     **lists.ENDPOINTS,
+    **player.ENDPOINTS,
 }
 """Every endpoint served, by name."""
 PUBLIC: Final = frozenset({"getOpenSubsonicExtensions"})
@@ -44,15 +47,12 @@ PUBLIC: Final = frozenset({"getOpenSubsonicExtensions"})
 class SubsonicApi:
     """The Subsonic endpoints of one node; writes go through ``writer`` (the token ring)."""
 
-    def __init__(self, node: NodeParts, writer: CatalogWriter) -> None:
+    def __init__(
+        self, node: NodeParts, writer: CatalogWriter, sealer: PasswordSealer | None = None
+    ) -> None:
         self.node = node
         self.writer = writer
-        log = node.env.log
-        secrets = accounts.SubsonicSecrets(
-            node.credentials,
-            lambda user: log(logging.WARNING, "subsonic.credentials_unreadable", user=user),
-        )
-        self.auth = SubsonicAuth(node.replica, secrets)
+        self.auth = SubsonicAuth(node.replica, sealer or PasswordSealer(node, writer))
 
     async def handle(self, request: Request) -> Response:
         """Answer ``/rest/NAME[.view]``: authenticate, run the endpoint, render."""
@@ -84,8 +84,10 @@ class SubsonicApi:
         return response
 
 
-def add_routes(router: Router, node: NodeParts, writer: CatalogWriter) -> SubsonicApi:
+def add_routes(
+    router: Router, node: NodeParts, writer: CatalogWriter, sealer: PasswordSealer | None = None
+) -> SubsonicApi:
     """Register ``/rest/{endpoint}`` (GET, POST) on ``router``."""
-    subsonic = SubsonicApi(node, writer)
+    subsonic = SubsonicApi(node, writer, sealer)
     router.add(["GET", "POST"], "/rest/{endpoint}", subsonic.handle)
     return subsonic

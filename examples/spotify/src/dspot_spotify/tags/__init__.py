@@ -30,6 +30,7 @@ from __future__ import annotations
 from dspot_spotify.tags._model import (
     AUDIO_MIME,
     MAX_COVER_BYTES,
+    MAX_LYRICS,
     CorruptMedia,
     Cover,
     FilenameGuess,
@@ -45,6 +46,7 @@ from dspot_spotify.tags._read import Source, read_tags
 __all__ = [
     "AUDIO_MIME",
     "MAX_COVER_BYTES",
+    "MAX_LYRICS",
     "CorruptMedia",
     "Cover",
     "FilenameGuess",

@@ -39,6 +39,7 @@ class RawTags:
     year: int | None = None
     genres: tuple[str, ...] = ()
     cover: Cover | None = None
+    lyrics: str | None = None
 
 
 def extract(audio: mutagen.FileType) -> RawTags:
@@ -122,6 +123,7 @@ def _from_id3(tags: ID3) -> RawTags:
         year=_year(year_text),
         genres=_split_genres(_clean(genres)),
         cover=cover,
+        lyrics=_first(fr.text for fr in tags.getall("USLT")),  # USLT's text is one string
     )
 
 
@@ -149,6 +151,7 @@ def _from_vorbis(tags: Any) -> RawTags:
         year=_year(one("date", "year", "originaldate")),
         genres=_split_genres(get("genre")),
         cover=_vorbis_cover(get("metadata_block_picture"), get("coverart"), one("coverartmime")),
+        lyrics=one("lyrics", "unsyncedlyrics", "unsynced lyrics"),
     )
 
 
@@ -356,4 +359,5 @@ def _from_mp4(tags: Any) -> RawTags:
         year=_year(text("\xa9day")),
         genres=_split_genres(genres),
         cover=cover,
+        lyrics=text("\xa9lyr"),
     )

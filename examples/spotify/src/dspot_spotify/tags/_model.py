@@ -24,6 +24,8 @@ AUDIO_MIME: Final[Mapping[str, str]] = {
 
 #: Embedded cover art above this size is ignored (the upload itself is limited elsewhere).
 MAX_COVER_BYTES: Final = 16 * 1024 * 1024
+#: Lyrics longer than this many characters are ignored (the catalog refuses longer ones).
+MAX_LYRICS: Final = 64 * 1024
 SUPPORTED_TEXT = "MP3, FLAC, Ogg Vorbis, Ogg Opus, M4A/AAC or WAV"
 SNIFF_BYTES = 4096
 
@@ -81,6 +83,8 @@ class TrackTags:
     channels: int | None = None
     bitrate: int | None = None
     cover: Cover | None = None
+    lyrics: str | None = attrs.field(default=None, repr=False)
+    """Unsynchronised lyrics (USLT, ``LYRICS``, ``©lyr``), LRC time stamps as written."""
 
     @property
     def genre(self) -> str | None:

@@ -25,6 +25,7 @@ from dspot_spotify.tags._formats import extract, int_or_none, merge_riff_info, r
 from dspot_spotify.tags._model import (
     AUDIO_MIME,
     MAX_COVER_BYTES,
+    MAX_LYRICS,
     SNIFF_BYTES,
     SUPPORTED_TEXT,
     CorruptMedia,
@@ -146,6 +147,7 @@ def _read(f: IO[bytes], filename: str | None, max_cover_bytes: int) -> TrackTags
         channels=int_or_none(getattr(info, "channels", None)),
         bitrate=int_or_none(getattr(info, "bitrate", None)) or None,
         cover=raw.cover if raw.cover and len(raw.cover.data) <= max_cover_bytes else None,
+        lyrics=raw.lyrics if raw.lyrics and len(raw.lyrics) <= MAX_LYRICS else None,
     )
 
 
