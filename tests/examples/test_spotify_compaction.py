@@ -4,6 +4,8 @@ replaying the whole history, and the check says so when a snapshot is wrong."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import attrs
 import pytest
 from dspot_spotify.catalog import snapshot
@@ -26,11 +28,14 @@ def test_nodes_take_and_install_snapshots_and_end_with_the_history() -> None:
 def test_the_state_check_catches_a_snapshot_without_a_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Sabotage: the snapshot leaves the users out. A node that installs one ends without
-    the accounts the others have, and its catalog is no longer the history replayed."""
-    plan = snapshot.layout()
-    without = attrs.evolve(plan, tables=tuple(t for t in plan.tables if t.name != "users"))
-    monkeypatch.setattr(snapshot, "layout", lambda: without)
+    """Sabotage: a restore leaves the accounts out. A node that installs a snapshot ends
+    without the users the others have, and its catalog is no longer the history replayed."""
+    plans = snapshot.read_plans
+
+    def without_users(copy: sqlite3.Connection) -> list[snapshot.CopyPlan]:
+        return [p for p in plans(copy) if p.table.name != "users"]
+
+    monkeypatch.setattr(snapshot, "read_plans", without_users)
     violations = run_seed(scenario(), SEED).violations
     assert any(v.startswith("state:") for v in violations), violations
 

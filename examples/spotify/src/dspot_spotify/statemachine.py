@@ -112,7 +112,7 @@ class CatalogMachine:
                     while data := await self._offload(f.read, CHUNK):
                         await out.write(data)
                 finally:
-                    await self._offload(f.close)
+                    f.close()  # here, not offloaded: a cancelled await would leak it
             finally:
                 await self._offload(_unlink, path)
         self.taken += 1
@@ -137,11 +137,11 @@ class CatalogMachine:
                             if self.on_restore_batch is not None:
                                 await self.on_restore_batch()
                     finally:
-                        await self._offload(cursor.close)
+                        cursor.close()
 
             await self.replica.replace(position, fill)
         finally:
-            await self._offload(copy.close)
+            copy.close()
             if path is not None:
                 await self._offload(_unlink, path)
         self.restored += 1
@@ -171,7 +171,7 @@ class CatalogMachine:
             async for chunk in snap.chunks(CHUNK):
                 await self._offload(f.write, chunk)
         finally:
-            await self._offload(f.close)
+            f.close()
         return await self._offload(snapshot.open_copy, path)
 
 
