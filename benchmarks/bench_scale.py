@@ -9,8 +9,8 @@ directory, the given compaction settings), then:
 
 1. **Fill**: ``--songs`` tiny distinct tagged WAV files uploaded **through the nodes' HTTP
    API** (each is several catalog entries and an R=3 blob); every node has applied them all
-   before anything is measured. At about 70 songs/s on a 2-core machine, 100,000 songs take
-   about 25 minutes and 1,000,000 about four hours.
+   before anything is measured. At 35 to 70 songs/s on a 2-core machine, 100,000 songs take
+   half an hour to 50 minutes and 1,000,000 five to eight hours.
 2. **Memory and disk**: each node's RSS (``/proc/PID/status``) against its RSS before the
    fill (the peer); the database file; the catalog's own size (a snapshot copy made with the
    node's snapshot code); log entries ever committed against those still on disk (target:
