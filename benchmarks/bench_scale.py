@@ -42,22 +42,11 @@ from typing import Any
 
 from _machine import machine_line
 from _results import Results, add_json_option
-from bench_gateway import ADJECTIVES, NOUNS, port_is_free, upload_catalog
+from bench_gateway import ADJECTIVES, NOUNS, free_base_port, upload_catalog
 
 MiB = 1024 * 1024
 QUICK = {"songs": 150, "writes": 100, "seconds": 1.0, "compact_every": 50, "keep_entries": 10}
 """``--quick``: sizes for a smoke run (the test suite runs it) — a minute, not an hour."""
-
-
-def base_port(count: int) -> int:
-    """A port P such that P .. P+count-1 are free, below the ephemeral range (a node started
-    late must not find its port taken by some client's outgoing connection)."""
-    rng = random.Random()
-    for _ in range(500):
-        base = rng.randrange(20000, 32768 - count)
-        if all(port_is_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no free port range")
 
 
 def rss_mib(pid: int) -> float:
@@ -130,7 +119,7 @@ class Nodes:
         self.secret = root / "cluster-secret"
         root.mkdir(parents=True, exist_ok=True)
         write_secret(self.secret)
-        self.base = base_port(8)
+        self.base = free_base_port(8)
         self.seeds = tuple(f"127.0.0.1:{self.base + 2 * i}" for i in range(3))
         self.procs: dict[str, Any] = {}
 
