@@ -46,8 +46,8 @@ RING: Final = TokenRingConfig(
     dedupe_window=64,
     snapshot_chunk=16 * 1024,
 )
-"""Tiny on purpose: a snapshot every 4 applied entries, 1 entry kept before it, a few
-in memory, snapshots sent in 16 KiB chunks (a catalog copy is a few hundred KiB)."""
+"""Tiny on purpose: a snapshot every 3 applied entries, no entry kept before it, a few in
+memory, snapshots sent in 16 KiB chunks (a catalog copy is a few hundred KiB)."""
 LISTENERS: Final = 3
 """Clients that make many small writes (plays, likes, playlists; see ``listener``)."""
 LONG_CUT: Final = (4.0, 6.0)
