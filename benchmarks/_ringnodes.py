@@ -10,8 +10,8 @@ from pathlib import Path
 from dspot.disk import LocalDisk
 from dspot.env import NodeEnv
 from dspot.rpc import RpcNode
+from dspot.testing import StaticView
 from dspot.tokenring import ApplyCallback, StateMachine, TokenRing, TokenRingConfig
-from dspot.tokenring.testing import StaticView
 from dspot.transport import TcpTransport
 
 
@@ -40,7 +40,7 @@ async def ring_members(
         ring = TokenRing(
             env,
             rpc,
-            StaticView(env.node_id, addresses),
+            StaticView.fixed(env.node_id, addresses),
             config,
             apply=apply() if apply else None,
             state_machine=state_machine() if state_machine else None,

@@ -37,11 +37,12 @@ import anyio.abc
 from _machine import machine_line
 from _results import Results, add_json_option
 
-from dspot.blobstore import BlobStore, BlobStoreConfig, ScriptedMembership
+from dspot.blobstore import BlobStore, BlobStoreConfig
 from dspot.disk import LocalDisk
 from dspot.env import NodeEnv, production_env
 from dspot.membership import MemberState
 from dspot.rpc import RpcNode
+from dspot.testing import ScriptedMembership
 from dspot.transport import TcpTransport
 
 MiB = 1024 * 1024

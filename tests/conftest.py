@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 from dspot import tls
+from dspot.testing import run_with_mock_clock
 from dspot.transport import SimNetwork, TcpTransport, Transport
 
 
@@ -52,7 +53,7 @@ class Net:
 
     def run(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         if self.sim is not None:
-            return trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
+            return run_with_mock_clock(fn)
         if self.backend == "asyncio":
             return anyio.run(fn, backend="asyncio")
         return trio.run(fn)

@@ -23,7 +23,7 @@ from dspot.http import HttpClient, HttpProtocolError, ServerDisconnected, Timeou
 from dspot.rpc import NO_RETRY, RpcNode
 from dspot.transport import TcpTransport
 from tests.conftest import Net
-from tests.rpc.test_rpc import Echo, make_env
+from tests.helpers.rpc import Echo, make_env
 
 
 def test_the_hierarchy_keeps_the_builtin_names_working() -> None:

@@ -17,7 +17,7 @@ import anyio
 import anyio.abc
 
 from dspot._wakeup import Waiter, waiter
-from dspot.errors import STREAM_ERRORS, ConnectionLost, PeerUnavailable, TransportError
+from dspot.errors import STREAM_ERRORS, ConnectionLost, PeerUnavailable
 from dspot.wire import Frame, FrameDecoder
 
 READ_CHUNK = 256 * 1024
@@ -51,17 +51,6 @@ async def send_frame(stream: anyio.abc.ByteStream, frame: Frame) -> None:
         raise
     except STREAM_ERRORS as exc:
         raise ConnectionLost(f"sending failed: {exc!r}") from exc
-
-
-# What a stream's send raises when the connection is gone (a TLS stream whose peer hung up
-# raises EndOfStream).
-_STREAM_ERRORS = (
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-    OSError,
-    TransportError,
-)
 
 
 class FrameSender:
@@ -108,7 +97,7 @@ class FrameSender:
             try:
                 if self._nowait(buffers[0]):
                     return
-            except _STREAM_ERRORS as exc:
+            except STREAM_ERRORS as exc:
                 self.stop(exc)
                 raise ConnectionLost(f"connection lost while sending: {exc!r}") from exc
         for buf in buffers:

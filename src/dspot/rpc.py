@@ -474,8 +474,8 @@ class RpcNode:
                 conn = _Inbound(stream, decoder, peer, tg)
                 tg.start_soon(conn.sender.run)
                 await self._serve_requests(conn)  # this task is the first worker
-        except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError):
-            pass
+        except PeerUnavailable:
+            pass  # the peer went away: nothing to answer
         except Exception as exc:
             # Nothing from one connection may reach the listener's task group (and take
             # every other connection, and the node, with it): log it, close this one.
@@ -505,12 +505,7 @@ class RpcNode:
                     self._log.warning("%s closing connection from %s: %s", self.node_id, who, exc)
                     conn.close()
                     return
-                except (
-                    anyio.BrokenResourceError,
-                    anyio.EndOfStream,
-                    anyio.ClosedResourceError,
-                    OSError,
-                ):
+                except PeerUnavailable:
                     conn.close()
                     return
                 finally:

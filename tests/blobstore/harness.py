@@ -8,14 +8,14 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import trio.testing
 
-from dspot.blobstore import BlobStore, BlobStoreConfig, ScriptedMembership
+from dspot.blobstore import BlobStore, BlobStoreConfig
 from dspot.env import NodeEnv
 from dspot.membership import MemberState
 from dspot.rpc import RetryPolicy, RpcNode
 from dspot.sim import Simulation, TraceLog
 from dspot.sim._determinism import deterministic_trio
+from dspot.testing import ScriptedMembership, run_with_mock_clock
 from dspot.transport import LinkModel
 
 PORT = 7100
@@ -73,11 +73,7 @@ def run_cluster(
         await sim.run(body, None)
 
     with deterministic_trio(seed):
-        anyio.run(
-            main,
-            backend="trio",
-            backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)},
-        )
+        run_with_mock_clock(main)
     return sim
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +17,6 @@ from dspot.blobstore import (
     CorruptCopy,
     IntegrityError,
     LocalBlobs,
-    ScriptedMembership,
     Tombstoned,
     is_content_address,
 )
@@ -26,12 +24,7 @@ from dspot.blobstore._store import _rechunk
 from dspot.disk import LocalDisk, SimDisk
 from dspot.env import run_in_thread
 from dspot.membership import EventKind, Member, MemberState, ring_successors
-
-
-def run(fn: object) -> None:
-    anyio.run(  # type: ignore[arg-type]
-        fn, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)}
-    )
+from dspot.testing import ScriptedMembership, run_with_mock_clock
 
 
 def test_block_hasher_is_independent_of_how_bytes_are_cut() -> None:
@@ -96,7 +89,7 @@ def test_rechunk_cuts_to_size_and_always_yields_once() -> None:
 
         assert [c async for c in _rechunk(reused(), 3)] == [b"abc", b"d"]
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 @settings(max_examples=50, deadline=None)
@@ -147,7 +140,7 @@ def test_local_copy_round_trip_verification_and_reconcile() -> None:
         assert again.tombstone(copy.sha256) == 5.0
         assert await disk.list_files("blobs/") == []
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_scripted_membership_view_and_events() -> None:
@@ -166,7 +159,7 @@ def test_scripted_membership_view_and_events() -> None:
         assert sorted(m.node_id for m in view.live()) == ["a", "c"]
         assert [m.node_id for m in view.configured()] == ["a", "b", "c"]
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_an_upload_older_than_a_delete_loses_and_a_newer_one_wins() -> None:
@@ -187,7 +180,7 @@ def test_an_upload_older_than_a_delete_loses_and_a_newer_one_wins() -> None:
         await fresh.commit(sha, stored_at=11.0)
         assert local.get(sha) is not None and local.tombstone(sha) is None
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_concurrent_writers_of_the_same_content_leave_one_copy() -> None:
@@ -211,7 +204,7 @@ def test_concurrent_writers_of_the_same_content_leave_one_copy() -> None:
         assert await disk.list_files("blobs/") == [copy.file]
         assert local.count == 1 and local.bytes == 500
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_checksums_verified_in_a_worker_thread_on_a_real_disk(tmp_path: Path) -> None:

@@ -26,8 +26,9 @@ import pytest
 from dspot_spotify.demo import generate_demo_library, make_cover_png, tag_file
 from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
 
-from tests.examples.prerequisites import REPO, require_chromium, require_frontend_build
-from tests.examples.processes import ProcessCluster, process_cluster, retry_503, until
+from dspot.testing import poll_until
+from tests.helpers.prerequisites import REPO, require_chromium, require_frontend_build
+from tests.helpers.processes import ProcessCluster, process_cluster, retry_503
 
 pytestmark = pytest.mark.slow
 
@@ -279,7 +280,7 @@ def test_search_play_kill_the_serving_node_and_keep_playing(
     throttle(page, down=120_000)
     page.get_by_role("button", name=f"Play {LONG_TITLE}").click()
     expect(page.get_by_test_id("now-playing")).to_have_text(LONG_TITLE)
-    until(lambda: audio_time(page) > 2.0, 20, "playback to start")
+    poll_until(lambda: audio_time(page) > 2.0, timeout=20, what="playback to start")
     expect(page.get_by_role("button", name="Pause", exact=True)).to_be_visible()
     assert page.evaluate("navigator.mediaSession.metadata.title") == LONG_TITLE
     assert page.evaluate("navigator.mediaSession.playbackState") == "playing"
@@ -288,7 +289,11 @@ def test_search_play_kill_the_serving_node_and_keep_playing(
     at_kill = audio_time(page)
     kill_9(cluster, victim)
 
-    until(lambda: audio_time(page) > at_kill + 4.0, 30, f"playback to go on after killing {victim}")
+    poll_until(
+        lambda: audio_time(page) > at_kill + 4.0,
+        timeout=30,
+        what=f"playback to go on after killing {victim}",
+    )
     assert page.evaluate("document.querySelector('audio').error") is None
     assert not page.evaluate("document.querySelector('audio').paused")
 
@@ -301,11 +306,17 @@ def test_search_play_kill_the_serving_node_and_keep_playing(
     expect(page.locator(f'svg g[data-node="{victim}"]')).to_have_attribute("data-state", "dead")
     # Still playing, past everything above, while the dashboard is shown.
     later = audio_time(page)
-    until(lambda: audio_time(page) > later + 1.0, 15, "playback to go on on the dashboard")
+    poll_until(
+        lambda: audio_time(page) > later + 1.0,
+        timeout=15,
+        what="playback to go on on the dashboard",
+    )
     throttle(page)
     # A seek makes a new ranged request, which the gateway sends to a live node.
     page.evaluate(f"document.querySelector('audio').currentTime = {LONG_SECONDS - 15}")
-    until(lambda: audio_time(page) > LONG_SECONDS - 13, 20, "playback after a seek")
+    poll_until(
+        lambda: audio_time(page) > LONG_SECONDS - 13, timeout=20, what="playback after a seek"
+    )
     page.get_by_label("Find a song").fill("failover")
     page.get_by_role("button", name=LONG_TITLE).click()
     copies = page.get_by_role("table", name=f"Copies of {LONG_TITLE}")
@@ -338,7 +349,11 @@ def test_library_views_and_player(page: Page, music: list[Path]) -> None:
     # The cover the WAV carried, fetched with the token in the URL (an <img> sends no header).
     cover = page.locator('main img[alt="Cover of Browser Sessions"]')
     expect(cover).to_be_visible()
-    until(lambda: cover.evaluate("i => i.complete && i.naturalWidth") > 0, 10, "the cover")
+    poll_until(
+        lambda: cover.evaluate("i => i.complete && i.naturalWidth") > 0,
+        timeout=10,
+        what="the cover",
+    )
     shot(page, "album")
     main = page.get_by_role("main")
     main.get_by_role("button", name="Like", exact=True).click()  # the album, not a track

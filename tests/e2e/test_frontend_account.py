@@ -25,9 +25,10 @@ import pytest
 from dspot_spotify.demo import make_cover_png, tag_file
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from dspot.testing import poll_until
 from tests.e2e import test_frontend
 from tests.e2e.test_frontend import DESKTOP, audio_time, nav, shot, sign_in, write_tone
-from tests.examples.processes import ProcessCluster, until
+from tests.helpers.processes import ProcessCluster
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +113,11 @@ def test_sign_up_copy_the_subsonic_credentials_and_sign_out(
         # gateway picks may apply the credentials' entry a moment after the one that wrote it.)
         for password in (copied["App password"], "settler's password"):
             params = token_auth("settler", password)
-            until(lambda p=params: subsonic(cluster, "ping", **p)["status"] == "ok", 10, "a ping")
+            poll_until(
+                lambda p=params: subsonic(cluster, "ping", **p)["status"] == "ok",
+                timeout=10,
+                what="a ping",
+            )
         by_key = subsonic(cluster, "tokenInfo", apiKey=copied["API key"])
         assert by_key["tokenInfo"]["username"] == "settler"
         # Signing out revokes the token on the server, not only in this browser: every node
@@ -120,10 +125,10 @@ def test_sign_up_copy_the_subsonic_credentials_and_sign_out(
         token = session_token(pg)
         pg.get_by_role("button", name="Sign out").click()
         expect(pg.get_by_role("heading", name="Sign in")).to_be_visible()
-        until(
-            lambda: all(me_status(pg, token) == 401 for _ in range(6)),  # whichever node answers
-            15,
-            "every node to refuse the token",
+        poll_until(
+            lambda: all(me_status(pg, token) == 401 for _ in range(6)),
+            timeout=15,
+            what="every node to refuse the token",
         )
 
 
@@ -212,11 +217,19 @@ def test_an_album_shows_the_cover_its_second_track_brought(
         expect(card).to_be_visible()
         image = card.locator("img")
         expect(image).to_be_visible()
-        until(lambda: image.evaluate("i => i.complete && i.naturalWidth") == 96, 15, "the card")
+        poll_until(
+            lambda: image.evaluate("i => i.complete && i.naturalWidth") == 96,
+            timeout=15,
+            what="the card",
+        )
         card.click()
         cover = pg.locator('main img[alt="Cover of Second Light"]')
         expect(cover).to_be_visible()
-        until(lambda: cover.evaluate("i => i.complete && i.naturalWidth") == 96, 15, "the cover")
+        poll_until(
+            lambda: cover.evaluate("i => i.complete && i.naturalWidth") == 96,
+            timeout=15,
+            what="the cover",
+        )
         # The bytes shown are the second track's art.
         shown = pg.evaluate(
             "async (src) => Array.from(new Uint8Array(await (await fetch(src)).arrayBuffer()))",
@@ -244,14 +257,18 @@ def test_a_reload_keeps_the_queue_and_the_position(
         pg.get_by_label("Search songs").fill("resume point")
         pg.get_by_role("button", name="Play Resume Point").click()
         expect(pg.get_by_test_id("now-playing")).to_have_text("Resume Point")
-        until(lambda: audio_time(pg) > 1.0, 20, "playback to start")
+        poll_until(lambda: audio_time(pg) > 1.0, timeout=20, what="playback to start")
         pg.evaluate("document.querySelector('audio').currentTime = 20")
-        until(lambda: audio_time(pg) >= 20.5, 20, "playback after the seek")
+        poll_until(lambda: audio_time(pg) >= 20.5, timeout=20, what="playback after the seek")
         pg.get_by_role("button", name="Pause", exact=True).click()
         paused_at = audio_time(pg)
         pg.reload()
         expect(pg.get_by_test_id("now-playing")).to_have_text("Resume Point")
-        until(lambda: abs(audio_time(pg) - paused_at) < 1.0, 15, "the position after a reload")
+        poll_until(
+            lambda: abs(audio_time(pg) - paused_at) < 1.0,
+            timeout=15,
+            what="the position after a reload",
+        )
         expect(pg.get_by_role("button", name="Play", exact=True)).to_be_visible()  # paused
         # The server has it too (the app saved it with savePlayQueue)...
         queue = subsonic(cluster, "getPlayQueue", **token_auth(*ADMIN))["playQueue"]
@@ -263,4 +280,8 @@ def test_a_reload_keeps_the_queue_and_the_position(
     with page_of(browser, cluster) as other:
         sign_in(other, *ADMIN)
         expect(other.get_by_test_id("now-playing")).to_have_text("Resume Point")
-        until(lambda: abs(audio_time(other) - paused_at) < 1.5, 15, "the position elsewhere")
+        poll_until(
+            lambda: abs(audio_time(other) - paused_at) < 1.5,
+            timeout=15,
+            what="the position elsewhere",
+        )

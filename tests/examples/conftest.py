@@ -1,5 +1,5 @@
 """Fixtures for the example service's tests: a SQLite adapter, the tagged song most tests
-upload, and real-process clusters (:mod:`tests.examples.processes`; in-process ones are in
+upload, and real-process clusters (:mod:`tests.helpers.processes`; in-process ones are in
 :mod:`tests.examples.simcluster`)."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from dspot_spotify import catalog
 
-from tests.examples.processes import ProcessCluster, process_cluster
+from tests.examples.catalog_log import Log
 from tests.examples.simcluster import tagged_flac
+from tests.helpers.processes import ProcessCluster, process_cluster
 
 
 class SqliteTx:
@@ -70,6 +71,12 @@ class Db:
 @pytest.fixture
 def db() -> Db:
     return Db()
+
+
+@pytest.fixture
+def log(db: Db) -> Log:
+    """A catalog log feeding ``db`` from position (1, 1)."""
+    return Log(db)
 
 
 @pytest.fixture

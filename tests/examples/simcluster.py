@@ -8,28 +8,30 @@ in-process tests build a cluster (self-contained, so it can move into a testing 
                 auth = await login(c, "n1")      # alice, registered and logged in
                 resp = await c.client.get(url("n2", "/api/songs"), headers=auth)
 
-        run(main)                                # trio with MockClock: timeouts cost nothing
+        run_with_mock_clock(main)                # trio with MockClock: timeouts cost nothing
 """
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import attrs
-import trio
-import trio.testing
+from dspot_spotify.api import LOG_POSITION_HEADER
 from dspot_spotify.auth import ScryptParams
 from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_file
 from dspot_spotify.node import NodeConfig, SpotifyNode
 
 from dspot.blobstore import BlobStoreConfig
-from dspot.disk import LocalDisk, SimDisk
+from dspot.disk import Disk, LocalDisk, SimDisk
 from dspot.env import NodeEnv, production_env
 from dspot.http import ClientResponse, HttpClient
+from dspot.testing import wait_until
 from dspot.transport import SimNetwork, TcpTransport
 
 __all__ = [
@@ -39,12 +41,12 @@ __all__ = [
     "RPC_PORT",
     "SECRET",
     "Cluster",
+    "Session",
     "cluster",
     "login",
-    "run",
+    "solo_node",
     "solo_over_tcp",
     "tagged_flac",
-    "until",
     "url",
 ]
 
@@ -64,13 +66,28 @@ def url(node: str, path: str) -> str:
     return f"http://{node}:{HTTP_PORT}{path}"
 
 
-async def until(predicate: Callable[[], object], timeout: float) -> None:
-    """Poll ``predicate`` in virtual time until it holds (TimeoutError after ``timeout``)."""
-    with anyio.fail_after(timeout):
-        while True:
-            if predicate():
-                return
-            await anyio.sleep(0.1)
+class Session:
+    """One user's client: sends back the log position of its last write (read your writes)."""
+
+    def __init__(self, c: Cluster, auth: dict[str, str], pos: str | None = None) -> None:
+        self.c = c
+        self.auth = auth
+        self.pos = pos
+
+    async def call(self, method: str, node: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = dict(self.auth)
+        if self.pos is not None:
+            headers[LOG_POSITION_HEADER] = self.pos
+        resp = await self.c.client.request(method, url(node, path), headers=headers, json=body)
+        data = await resp.read()
+        pos = resp.headers.get(LOG_POSITION_HEADER)
+        if resp.status < 300:
+            if method != "GET":
+                assert pos is not None, (method, path)
+                self.pos = pos
+        else:
+            assert resp.headers.get("content-type") == "application/problem+json"
+        return resp.status, json.loads(data) if data else None
 
 
 class Cluster:
@@ -80,8 +97,10 @@ class Cluster:
         self.client = client
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
-        await until(
-            lambda: all(n.has_quorum() and n.ring.holder for n in self.nodes.values()), timeout
+        await wait_until(
+            lambda: all(n.has_quorum() and n.ring.holder for n in self.nodes.values()),
+            timeout=timeout,
+            step=0.1,
         )
 
     async def register(self, node: str, username: str, password: str) -> ClientResponse:
@@ -120,10 +139,6 @@ async def cluster(seed: int = 1, config: NodeConfig = CONFIG) -> AsyncIterator[C
         tg.cancel_scope.cancel()
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-
-
 def tagged_flac(path: Path) -> bytes:
     """A 3 s tagged FLAC with a cover ("Quorum Blues" by The Replicas, album "Token Ring")."""
     path.write_bytes(encode_audio(synthesize(random.Random(7), 3.0), 44100, "flac"))
@@ -152,18 +167,27 @@ async def login(c: Cluster, node: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
+def solo_node(disk: Disk, config: NodeConfig) -> SpotifyNode:
+    """A node on ``disk`` over real TCP that counts on no other (``config.cluster_size`` 1),
+    its ports picked by the kernel; the caller runs it and closes the disk."""
+    env = production_env("solo", TcpTransport(), disk, seed=1)
+    return SpotifyNode(
+        env,
+        rpc_address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+        secret=SECRET,
+        config=config,
+    )
+
+
 @asynccontextmanager
 async def solo_over_tcp(path: Path) -> AsyncIterator[tuple[str, HttpClient, str]]:
     """A one-node cluster over real TCP on a local disk under ``path``, with a registered
     user: yields ``(base URL, client, token)``."""
     disk = await LocalDisk.open(path / "disk")
-    env = production_env("solo", TcpTransport(), disk, seed=1)
-    node = SpotifyNode(
-        env,
-        rpc_address="127.0.0.1:0",
-        http_address="127.0.0.1:0",
-        secret=SECRET,
-        config=attrs.evolve(
+    node = solo_node(
+        disk,
+        attrs.evolve(
             CONFIG,
             cluster_size=1,
             blobstore=attrs.evolve(CONFIG.blobstore, replicas=1, write_quorum=1),
@@ -173,7 +197,7 @@ async def solo_over_tcp(path: Path) -> AsyncIterator[tuple[str, HttpClient, str]
         async with anyio.create_task_group() as tg:
             await tg.start(node.run)
             base = f"http://{node.http_bound_address}"
-            await until(lambda: node.has_quorum() and node.ring.holder, 10.0)
+            await wait_until(lambda: node.has_quorum() and node.ring.holder, timeout=10.0, step=0.1)
             async with HttpClient(connect=TcpTransport().connect) as client:
                 creds = {"username": "solo", "password": "solo password"}
                 resp = await client.post(f"{base}/api/auth/register", json=creds)

@@ -16,8 +16,8 @@ from dspot_spotify.auth import (
     is_password_hash,
 )
 
+from .catalog_log import Log
 from .conftest import Db
-from .test_spotify_catalog import Log
 
 FAST = ScryptParams(n=2**4, r=1, p=1)
 

@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from dspot_spotify.api import LOG_POSITION_HEADER
 
-from tests.examples.simcluster import Cluster, cluster, login, run, until, url
-
-
-class Session:
-    """One user's client: sends back the log position of its last write (read your writes)."""
-
-    def __init__(self, c: Cluster, auth: dict[str, str], pos: str | None = None) -> None:
-        self.c = c
-        self.auth = auth
-        self.pos = pos
-
-    async def call(self, method: str, node: str, path: str, body: Any = None) -> tuple[int, Any]:
-        headers = dict(self.auth)
-        if self.pos is not None:
-            headers[LOG_POSITION_HEADER] = self.pos
-        resp = await self.c.client.request(method, url(node, path), headers=headers, json=body)
-        data = await resp.read()
-        pos = resp.headers.get(LOG_POSITION_HEADER)
-        if resp.status < 300:
-            if method != "GET":
-                assert pos is not None, (method, path)
-                self.pos = pos
-        else:
-            assert resp.headers.get("content-type") == "application/problem+json"
-        return resp.status, json.loads(data) if data else None
+from dspot.testing import run_with_mock_clock, wait_until
+from tests.examples.simcluster import Cluster, Session, cluster, login, url
 
 
 def ids(playlist: dict[str, Any]) -> list[str]:
@@ -106,7 +82,7 @@ def test_artists_and_albums(song_file: bytes) -> None:
                 status, _ = await anonymous.call("GET", "n2", path)
                 assert status == 401, path
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_playlists(song_file: bytes) -> None:
@@ -199,7 +175,7 @@ def test_playlists(song_file: bytes) -> None:
             status, mine = await alice.call("GET", "n1", "/api/playlists")
             assert mine["items"] == []
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_likes(song_file: bytes) -> None:
@@ -237,7 +213,7 @@ def test_likes(song_file: bytes) -> None:
             status, _ = await Session(c, {}).call("PUT", "n2", f"/api/songs/{sid}/like")
             assert status == 401
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_healthz() -> None:
@@ -250,10 +226,10 @@ def test_healthz() -> None:
                 assert doc == {"status": "ok", "quorum": True}
             c.net.partition([["n1"], ["n2", "n3", "client"]])
             c.net.unblock([("client", "n1"), ("n1", "client")])
-            await until(lambda: not c.nodes["n1"].has_quorum(), 20.0)
+            await wait_until(lambda: not c.nodes["n1"].has_quorum(), timeout=20.0, step=0.1)
             status, doc = await anonymous.call("GET", "n1", "/healthz")
             assert status == 200 and doc == {"status": "ok", "quorum": False}
             status, doc = await anonymous.call("GET", "n2", "/healthz")
             assert doc["quorum"] is True
 
-    run(main)
+    run_with_mock_clock(main)

@@ -24,16 +24,8 @@ from dspot_spotify.upload import (
     spool_upload,
 )
 
-from tests.examples.simcluster import (
-    CONFIG,
-    Cluster,
-    cluster,
-    run,
-    solo_over_tcp,
-    until,
-    url,
-)
-from tests.examples.test_spotify_api_more import Session
+from dspot.testing import run_with_mock_clock, wait_until
+from tests.examples.simcluster import CONFIG, Cluster, Session, cluster, solo_over_tcp, url
 
 BOUNDARY = "----dspotFormBoundary7MA4YWxkTrZu0gW"
 FORM_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
@@ -310,7 +302,7 @@ def test_token_in_the_query_only_for_stream_and_cover(song_file: bytes) -> None:
             )
             assert resp.status == 206 and await resp.read() == song_file[:10]
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_edit_songs_creator_or_admin(song_file: bytes) -> None:
@@ -384,7 +376,7 @@ def test_edit_songs_creator_or_admin(song_file: bytes) -> None:
                 status, _ = await Session(c, {}).call(method, "n1", f"/api/songs/{sid}", {})
                 assert status == 401, method
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_delete_song_album_artist_and_their_blobs(song_file: bytes) -> None:
@@ -437,8 +429,10 @@ def test_delete_song_album_artist_and_their_blobs(song_file: bytes) -> None:
                 assert seen is None
             status, _ = await bob.call("GET", "n3", f"/api/songs/{sid}")
             assert status == 404
-            await until(
-                lambda: all(n.blobs.local.get(audio) is None for n in c.nodes.values()), 10.0
+            await wait_until(
+                lambda: all(n.blobs.local.get(audio) is None for n in c.nodes.values()),
+                timeout=10.0,
+                step=0.1,
             )
             assert await c.nodes["n3"].blobs.stat(audio) is None
             assert await c.nodes["n3"].blobs.stat(cover) is not None
@@ -460,7 +454,7 @@ def test_delete_song_album_artist_and_their_blobs(song_file: bytes) -> None:
                 status, _ = await alice.call(method, "n1", p, {"name": "x"})
                 assert status == 404, (method, p)
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_like_albums_and_artists(song_file: bytes) -> None:
@@ -546,7 +540,7 @@ def test_like_albums_and_artists(song_file: bytes) -> None:
                 status, page = await carol.call("GET", "n3", f"/api/me/likes/{kind}")
                 assert page["items"] == [] and page["total"] == 0, kind
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_deleting_a_song_succeeds_when_its_blob_cannot_be_deleted(song_file: bytes) -> None:
@@ -560,7 +554,7 @@ def test_deleting_a_song_succeeds_when_its_blob_cannot_be_deleted(song_file: byt
             status, _ = await alice.call("GET", "n2", f"/api/songs/{song['id']}")
             assert status == 404
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_plays_and_me(song_file: bytes, tmp_path: Path) -> None:
@@ -606,7 +600,7 @@ def test_plays_and_me(song_file: bytes, tmp_path: Path) -> None:
             status, _ = await Session(c, {}).call("GET", "n2", "/api/me")
             assert status == 401
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_genres_with_song_counts(song_file: bytes) -> None:
@@ -651,4 +645,4 @@ def test_genres_with_song_counts(song_file: bytes) -> None:
             status, problem = await Session(c, {}).call("GET", "n1", "/api/genres")
             assert status == 401, problem
 
-    run(main)
+    run_with_mock_clock(main)

@@ -29,16 +29,10 @@ from dspot_spotify.demo import tag_file
 from dspot_spotify.devtls import ensure_dev_tls
 from dspot_spotify.process.supervisor import NodeProcess
 
+from dspot.errors import ConnectionLost
 from dspot.http import WebSocketClosed, client_ssl_context, connect_websocket
-from tests.examples.processes import (
-    PASSWORD,
-    SECRET,
-    ProcessCluster,
-    free_ports,
-    process_cluster,
-    retry_503,
-    until,
-)
+from dspot.testing import free_ports, poll_until
+from tests.helpers.processes import PASSWORD, SECRET, ProcessCluster, process_cluster, retry_503
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -233,7 +227,11 @@ def test_a_node_killed_mid_song_the_client_gets_the_whole_song(
 
     # The gateway keeps serving with the node dead: requests go to the others.
     survivors = {p.node_id for p in cluster.processes.procs.values() if p.poll() is None}
-    until(lambda: cluster.gateway.healthy_nodes == 2, 15.0, "the gateway to drop the dead node")
+    poll_until(
+        lambda: cluster.gateway.healthy_nodes == 2,
+        timeout=15.0,
+        what="the gateway to drop the dead node",
+    )
     for _ in range(6):
         status, headers, _ = alice.request("GET", "/api/songs?limit=1")
         assert status == 200 and headers["x-served-by"] in survivors
@@ -531,7 +529,7 @@ def test_a_song_body_cut_off_mid_way_continues_from_another_node(target: str) ->
                 pool._next = 0  # the flaky node answers first
                 resp = await gw.handle(Request("GET", target, client="1.2.3.4:5"))
                 first = resp.headers.get("x-served-by")
-                with contextlib.suppress(anyio.BrokenResourceError):
+                with contextlib.suppress(ConnectionLost):
                     async for chunk in resp.body:  # type: ignore[union-attr]
                         got += chunk
             for server in servers:

@@ -28,7 +28,8 @@ from dspot_spotify.client import ApiClient
 from dspot_spotify.demo import encode_audio, synthesize, tag_file
 from dspot_spotify.process.supervisor import NodeProcess, wait_for
 
-from tests.examples.processes import PASSWORD, ProcessCluster, until
+from dspot.testing import poll_until
+from tests.helpers.processes import PASSWORD, ProcessCluster
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -125,12 +126,14 @@ def test_a_new_node_joins_and_receives_its_share(cluster: Cluster, music: Path) 
         rows = cluster.get("g1", f"/api/songs/{song_id}/replicas")["replicas"]
         return len(rows) == R and all(r["has"] for r in rows)
 
-    until(lambda: settled({"g1", "g2", "g3"}), 20.0, "every song on all three nodes")
+    poll_until(
+        lambda: settled({"g1", "g2", "g3"}), timeout=20.0, what="every song on all three nodes"
+    )
     before = voters(cluster.get("g1", "/api/cluster"))
     assert [before[n]["blobs"] for n in ("g1", "g2", "g3")] == [SONGS] * 3
 
     [g4] = cluster.start(["g4"])
-    until(lambda: settled({"g1", "g2", "g3", "g4"}), 30.0, "g4 to get its share")
+    poll_until(lambda: settled({"g1", "g2", "g3", "g4"}), timeout=30.0, what="g4 to get its share")
     after = voters(cluster.get("g2", "/api/cluster"))
     assert after["g4"]["blobs"] > 0  # its share came to it ...
     assert sum(after[n]["blobs"] for n in ("g1", "g2", "g3")) < R * SONGS  # ... from the others
@@ -164,10 +167,10 @@ def test_a_killed_node_is_re_replicated_and_its_songs_still_play(
 ) -> None:
     cluster.start(["k1", "k2", "k3", "k4"])
     songs = upload_all(cluster, "k1", music)
-    until(
+    poll_until(
         lambda: cluster.get("k1", "/api/cluster")["under_replicated"] == 0,
-        20.0,
-        "R copies of every song",
+        timeout=20.0,
+        what="R copies of every song",
     )
     doc = cluster.get("k1", "/api/cluster")
     assert {n for n, m in voters(doc).items() if m["state"] == "alive"} == {"k1", "k2", "k3", "k4"}
@@ -190,7 +193,7 @@ def test_a_killed_node_is_re_replicated_and_its_songs_still_play(
             and sum(members[n]["blobs"] or 0 for n in survivors) == R * SONGS
         )
 
-    until(repaired, 30.0, f"the survivors to re-replicate {victim}'s copies")
+    poll_until(repaired, timeout=30.0, what=f"the survivors to re-replicate {victim}'s copies")
     # Right after the kill its copies were missing (the songs it held were under-replicated).
     assert seen_under[0] > 0, seen_under
     # Before the kill the survivors held fewer than R copies of some songs; now R of each.

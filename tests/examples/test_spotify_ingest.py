@@ -6,8 +6,8 @@ from dspot_spotify import catalog as c
 from dspot_spotify.ingest import UNKNOWN_ARTIST, album_id_for, artist_id_for, entries_for_upload
 from dspot_spotify.tags import TrackTags
 
+from .catalog_log import Log, seed_users
 from .conftest import Db
-from .test_spotify_catalog import Log, seed_users
 
 
 def tags(

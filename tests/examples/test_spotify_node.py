@@ -9,7 +9,8 @@ import anyio
 import trio
 from dspot_spotify.api import LOG_POSITION_HEADER, NO_QUORUM
 
-from tests.examples.simcluster import CONFIG, cluster, login, run, solo_over_tcp, until, url
+from dspot.testing import run_with_mock_clock, wait_until
+from tests.examples.simcluster import CONFIG, cluster, login, solo_over_tcp, url
 
 
 def test_register_login_and_bearer_auth() -> None:
@@ -56,7 +57,7 @@ def test_register_login_and_bearer_auth() -> None:
             assert resp.status == 200, await resp.text()
             assert (await resp.json(dict))["total"] == 0
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_upload_search_elsewhere_stream_range(song_file: bytes) -> None:
@@ -132,7 +133,7 @@ def test_upload_search_elsewhere_stream_range(song_file: bytes) -> None:
             again = await resp.json(dict)
             assert again["id"] == song_id and again["duplicate"] is True
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_bad_uploads(song_file: bytes) -> None:
@@ -160,7 +161,7 @@ def test_bad_uploads(song_file: bytes) -> None:
             assert resp.status == 422
             await resp.read()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_minority_side_is_read_only(song_file: bytes) -> None:
@@ -188,11 +189,11 @@ def test_minority_side_is_read_only(song_file: bytes) -> None:
             assert resp.status == 201, await resp.text()
             # After the heal, the former minority writes again.
             c.net.heal()
-            await until(c.nodes["n1"].has_quorum, 20.0)
+            await wait_until(c.nodes["n1"].has_quorum, timeout=20.0, step=0.1)
             resp = await c.register("n1", "dave", "pw of dave!")
             assert resp.status == 201, await resp.text()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_read_your_writes_waits_for_the_log_position() -> None:
@@ -230,7 +231,7 @@ def test_read_your_writes_waits_for_the_log_position() -> None:
             assert resp.status == 400
             await resp.read()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_stream_survives_a_crashed_node(song_file: bytes) -> None:
@@ -249,7 +250,7 @@ def test_stream_survives_a_crashed_node(song_file: bytes) -> None:
             assert resp.status == 206, await resp.text()
             assert await resp.read() == song_file[-5000:]
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_one_node_over_tcp(tmp_path: Path, song_file: bytes) -> None:

@@ -17,18 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dspot.http import WebSocket, WebSocketHandshakeError, connect_websocket
 from dspot.membership import MemberState
+from dspot.testing import run_with_mock_clock, wait_until
 from tests.examples import simcluster
-from tests.examples.simcluster import (
-    CONFIG,
-    HTTP_PORT,
-    NAMES,
-    RPC_PORT,
-    Cluster,
-    login,
-    run,
-    until,
-    url,
-)
+from tests.examples.simcluster import CONFIG, HTTP_PORT, NAMES, RPC_PORT, Cluster, login, url
 
 # Two copies of each blob on three nodes: a crash leaves one copy until repair makes two.
 R2 = attrs.evolve(CONFIG, blobstore=attrs.evolve(CONFIG.blobstore, replicas=2, write_quorum=2))
@@ -122,7 +113,7 @@ def test_cluster_document_after_a_write(song_file: bytes) -> None:
             assert resp.status == 404
             await resp.read()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_crash_is_reported_and_repair_clears_under_replication(song_file: bytes) -> None:
@@ -167,7 +158,7 @@ def test_crash_is_reported_and_repair_clears_under_replication(song_file: bytes)
                 n for n in NAMES if n != victim
             )
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_without_repair_under_replication_stays(song_file: bytes) -> None:
@@ -184,12 +175,16 @@ def test_without_repair_under_replication_stays(song_file: bytes) -> None:
             observer = next(n for n in NAMES if n != victim)
             c.net.crash(victim)
             view = c.nodes[observer].membership
-            await until(lambda: getattr(view.get(victim), "state", None) is MemberState.DEAD, 30)
+            await wait_until(
+                lambda: getattr(view.get(victim), "state", None) is MemberState.DEAD,
+                timeout=30,
+                step=0.1,
+            )
             await anyio.sleep(20.0)  # several repair intervals
             doc = await get_json(c, observer, "/api/cluster", auth_at)
             assert doc["under_replicated"] == 1
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 async def next_event(ws: WebSocket, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -206,7 +201,9 @@ def test_events_websocket(song_file: bytes) -> None:
         async with cluster() as c:
             auth = await login(c, "n1")
             n1, n2 = c.nodes["n1"].replica, c.nodes["n2"].replica
-            await until(lambda: n2.position == n1.position, 10.0)  # n2 knows the user
+            await wait_until(
+                lambda: n2.position == n1.position, timeout=10.0, step=0.1
+            )  # n2 knows the user
             token = auth["authorization"].removeprefix("Bearer ")
             connect = c.net.transport("client").connect
             ws_url = f"ws://n2:{HTTP_PORT}/api/events"
@@ -240,9 +237,9 @@ def test_events_websocket(song_file: bytes) -> None:
                 assert event["member"]["id"] == "n3" and event["member"]["state"] == "dead"
                 assert event["member"]["role"] == "voter"
             # Closed by the client: the node forgets the subscriber.
-            await until(lambda: c.nodes["n2"].events.subscribers == 0, 5.0)
+            await wait_until(lambda: c.nodes["n2"].events.subscribers == 0, timeout=5.0, step=0.1)
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_event_hub_drops_a_slow_subscriber_without_blocking() -> None:
@@ -258,7 +255,7 @@ def test_event_hub_drops_a_slow_subscriber_without_blocking() -> None:
             assert hub.subscribers == 1
         assert hub.subscribers == 0
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_metrics(song_file: bytes) -> None:
@@ -308,7 +305,7 @@ def test_metrics(song_file: bytes) -> None:
             other = await resp.text()
             assert 'route="/api/songs"' not in other
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_events_follow_the_token_and_the_quorum() -> None:
@@ -319,7 +316,9 @@ def test_events_follow_the_token_and_the_quorum() -> None:
             epoch = c.nodes["n1"].ring.epoch
             assert holder is not None
             watcher, other = [n for n in NAMES if n != holder]
-            await until(lambda: c.nodes[watcher].replica.position is not None, 10.0)
+            await wait_until(
+                lambda: c.nodes[watcher].replica.position is not None, timeout=10.0, step=0.1
+            )
             ws_url = f"ws://{watcher}:{HTTP_PORT}/api/events"
             connect = c.net.transport("client").connect
             async with connect_websocket(ws_url, connect=connect, headers=auth.items()) as ws:
@@ -336,4 +335,4 @@ def test_events_follow_the_token_and_the_quorum() -> None:
                     "quorum": False,
                 }
 
-    run(main)
+    run_with_mock_clock(main)

@@ -22,9 +22,10 @@ from openapi_spec_validator import validate
 from dspot.disk import SimDisk
 from dspot.env import NodeEnv
 from dspot.http import Request, Router
+from dspot.testing import run_with_mock_clock
 from dspot.transport import SimNetwork
-from tests.examples.prerequisites import FRONTEND, require
-from tests.examples.simcluster import Cluster, cluster, run, url
+from tests.examples.simcluster import Cluster, cluster, url
+from tests.helpers.prerequisites import FRONTEND, require
 
 COMMITTED_DOCUMENT = FRONTEND / "src" / "api" / "openapi.json"
 COMMITTED_TYPES = FRONTEND / "src" / "api" / "schema.ts"
@@ -241,7 +242,7 @@ def test_every_json_answer_fits_its_documented_schema(song_file: bytes) -> None:
             missing = json_operations(api.doc) - api.seen
             assert missing == set(), "documented JSON answers never checked"
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 # -- the web frontend's types are generated from the document ---------------------------------

@@ -22,14 +22,8 @@ import pytest
 from dspot_spotify.client import ApiClient, ApiError
 from dspot_spotify.demo import encode_audio, synthesize, tag_file
 
-from tests.examples.processes import (
-    PASSWORD,
-    ProcessCluster,
-    free_port_range,
-    free_ports,
-    retry_503,
-    until,
-)
+from dspot.testing import free_port_range, free_ports, poll_until
+from tests.helpers.processes import PASSWORD, ProcessCluster, retry_503
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -101,16 +95,20 @@ def test_a_node_with_the_wrong_secret_never_joins(processes: ProcessCluster) -> 
     [bad] = processes.start_nodes(
         ["intruder"], secret=b"not the cluster secret at all!", seeds=[p.spec.rpc for p in good]
     )
-    until(lambda: "does not know the cluster secret" in processes.log("intruder"), 15.0, "refusal")
+    poll_until(
+        lambda: "does not know the cluster secret" in processes.log("intruder"),
+        timeout=15.0,
+        what="refusal",
+    )
     # The good nodes refused it: it could not prove the secret, so it is never a member.
-    until(
+    poll_until(
         lambda: any(
             "node 'intruder' hung up before proving the cluster secret"
             in processes.log(p.spec.name)
             for p in good
         ),
-        15.0,
-        "a good node to log the refusal",
+        timeout=15.0,
+        what="a good node to log the refusal",
     )
     time.sleep(1.0)
     assert not bad.quorum.is_set()
@@ -160,10 +158,10 @@ def _run_up(root: Path, base: int, port: int) -> str:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
-            until(
+            poll_until(
                 lambda: "Press Ctrl-C" in out_path.read_text() or proc.poll() is not None,
-                90.0,
-                "up to finish starting",
+                timeout=90.0,
+                what="up to finish starting",
             )
             assert proc.poll() is None, out_path.read_text()
             proc.send_signal(signal.SIGINT)
@@ -234,7 +232,7 @@ def test_mutual_tls_between_nodes(processes: ProcessCluster, tmp_path: Path) -> 
             return False
         return True
 
-    until(logged_in, 10.0, "the registration to reach t3")
+    poll_until(logged_in, timeout=10.0, what="the registration to reach t3")
     # The RPC port speaks TLS only: plain bytes get the connection closed.
     with socket.create_connection(("127.0.0.1", int(procs[0].spec.rpc.split(":")[1]))) as s:
         s.settimeout(10)

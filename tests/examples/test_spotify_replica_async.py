@@ -13,8 +13,9 @@ from dspot_spotify import catalog as c
 from dspot_spotify.replica import CatalogReplica
 
 from dspot.disk import SimDisk
+from dspot.testing import run_with_mock_clock
 
-from .test_spotify_catalog import HASH
+from .catalog_log import HASH
 
 
 def entries() -> list[tuple[c.LogPosition, bytes]]:
@@ -25,10 +26,6 @@ def entries() -> list[tuple[c.LogPosition, bytes]]:
         c.CreateArtist(actor="u", at=3, artist_id="b", name="Second"),
     ]
     return [(c.LogPosition(1, k), c.encode_entry(e)) for k, e in enumerate(es, start=1)]
-
-
-def run(fn: object) -> None:
-    trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))  # type: ignore[arg-type]
 
 
 def test_writer_waits_for_its_position_and_learns_the_outcome() -> None:
@@ -65,7 +62,7 @@ def test_writer_waits_for_its_position_and_learns_the_outcome() -> None:
             with anyio.fail_after(5):
                 await replica.wait_applied(c.LogPosition(2, 0))
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_batch_and_crash_recovery() -> None:
@@ -87,4 +84,4 @@ def test_batch_and_crash_recovery() -> None:
         assert [r.status for r in results] == ["skipped", "skipped", "rejected", "applied"]
         assert (await replica.read(c.get_artist, "b")) is not None
 
-    run(main)
+    run_with_mock_clock(main)

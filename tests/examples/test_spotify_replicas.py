@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import random
 
-import trio
-import trio.testing
 from dspot_spotify import catalog as c
 
 from dspot.disk import SimDisk
+from dspot.testing import run_with_mock_clock
 
+from .catalog_log import HASH
 from .conftest import Db
-from .test_spotify_catalog import HASH
 
 
 def random_log(rng: random.Random, n: int) -> list[c.Entry]:
@@ -165,4 +164,4 @@ def test_applies_through_a_dspot_simdisk_transaction_and_survives_a_crash() -> N
             assert results == ["skipped", "skipped", "applied"]
             assert [a.name for a in c.list_artists(tx, q="volatile").items] == ["Volatile"]
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_with_mock_clock(main)

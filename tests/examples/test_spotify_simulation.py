@@ -13,7 +13,8 @@ from dspot_spotify.gateway import relay
 from dspot_spotify.simulation import downloads, scenario
 
 from dspot.sim import FaultConfig, Simulation, run_seed
-from tests.examples.simcluster import cluster, run, url
+from dspot.testing import run_with_mock_clock
+from tests.examples.simcluster import cluster, url
 
 
 def test_scenario_passes_its_seeds_with_faults() -> None:
@@ -85,4 +86,4 @@ def test_a_fresh_token_waits_for_its_log_position_on_a_lagging_node() -> None:
                 assert resp.status == 200, await resp.text()
                 await resp.read()
 
-    run(main)
+    run_with_mock_clock(main)

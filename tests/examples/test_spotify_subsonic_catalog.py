@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from dspot_spotify import catalog as c
 
+from .catalog_log import Log, seed_users
 from .conftest import Db
-from .test_spotify_catalog import Log, seed_users
 
 PASSWORD = "p" * 24
 KEY = "k" * 43
-
-
-@pytest.fixture
-def log(db: Db) -> Log:
-    return Log(db)
 
 
 def creds(actor: str, user: str, password: str = PASSWORD, key: str = KEY) -> c.Entry:

@@ -31,8 +31,7 @@ from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_fil
 from dspot_spotify.subsonic import ENDPOINTS, XMLNS
 from mutagen.flac import FLAC
 
-from tests.examples.prerequisites import REPO
-from tests.examples.test_spotify_subsonic import (
+from tests.examples.subsonic_node import (
     NodeThread,
     User,
     api_json,
@@ -40,6 +39,7 @@ from tests.examples.test_spotify_subsonic import (
     opensonic,
     register,
 )
+from tests.helpers.prerequisites import REPO
 
 ADMIN = ("admin", "admin account password")
 CAROL = ("carol", "carol account password")

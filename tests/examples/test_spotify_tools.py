@@ -33,10 +33,8 @@ from dspot_spotify.node import NodeConfig, SpotifyNode
 
 from dspot.blobstore import BlobStoreConfig
 from dspot.disk import LocalDisk
-from dspot.env import production_env
-from dspot.transport import TcpTransport
+from tests.examples.simcluster import solo_node
 
-SECRET = b"a test cluster secret, 16+ bytes"
 USER, PASSWORD = "importer", "importer password"
 MAX_UPLOAD = 1024 * 1024
 
@@ -65,13 +63,9 @@ class SoloNode:
         self._token = trio.lowlevel.current_trio_token()
         disk = await LocalDisk.open(self.root / "disk")
         try:
-            env = production_env("solo", TcpTransport(), disk, seed=1)
-            node = SpotifyNode(
-                env,
-                rpc_address="127.0.0.1:0",
-                http_address="127.0.0.1:0",
-                secret=SECRET,
-                config=NodeConfig(
+            node = solo_node(
+                disk,
+                NodeConfig(
                     cluster_size=1,
                     scrypt=ScryptParams(n=2**4),
                     blobstore=BlobStoreConfig(replicas=1, write_quorum=1),

@@ -13,22 +13,17 @@ from urllib.parse import urlencode
 
 import anyio
 import attrs
-import pytest
 from dspot_spotify import catalog as c
 from dspot_spotify.node import SpotifyNode
 
 from dspot.http import connect_websocket
-from tests.examples.simcluster import HTTP_PORT, Cluster, cluster, run, until, url
+from dspot.testing import run_with_mock_clock, wait_until
+from tests.examples.simcluster import HTTP_PORT, Cluster, cluster, url
 
+from .catalog_log import HASH, Log, seed_users
 from .conftest import Db, SqliteTx
-from .test_spotify_catalog import HASH, Log, seed_users
 
 SEALED = "s" * 40
-
-
-@pytest.fixture
-def log(db: Db) -> Log:
-    return Log(db)
 
 
 # -- the catalog's rules ---------------------------------------------------------------------
@@ -229,7 +224,7 @@ async def applied_everywhere(c: Cluster, position: str | None) -> None:
     def done() -> bool:
         return all(_pos(n) >= wanted for n in c.nodes.values())
 
-    await until(done, 10.0)
+    await wait_until(done, timeout=10.0, step=0.1)
 
 
 def _pos(node: SpotifyNode) -> tuple[int, int]:
@@ -277,7 +272,7 @@ def test_logout_and_password_change_on_one_node_end_sessions_on_another() -> Non
             fresh = Client(c, await sign_in(c, "n3", "bob", "bob's new password"))
             assert (await fresh.call("GET", "n1", "/api/me"))[0] == 200
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_an_admin_disables_a_user_and_changes_roles_everywhere() -> None:
@@ -349,7 +344,7 @@ def test_an_admin_disables_a_user_and_changes_roles_everywhere() -> None:
             last = await admin.call("PATCH", "n1", f"/api/users/{me['user_id']}", demote)
             assert last[0] == 409
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def token_auth(username: str, password: str) -> dict[str, str]:
@@ -384,7 +379,7 @@ def test_internal_addresses_are_for_admins() -> None:
                     if redacted:
                         assert event["member"]["http"] is None
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_two_nodes_asked_at_once_make_one_app_password() -> None:
@@ -414,4 +409,4 @@ def test_two_nodes_asked_at_once_make_one_app_password() -> None:
             )
             assert doc["subsonic-response"]["status"] == "ok"
 
-    run(main)
+    run_with_mock_clock(main)

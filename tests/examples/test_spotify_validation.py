@@ -16,7 +16,8 @@ import pytest
 from dspot_spotify.api.wire import MAX_JSON_DEPTH, json_depth
 from dspot_spotify.writer import LOG_POSITION_HEADER
 
-from tests.examples.simcluster import CONFIG, Cluster, cluster, login, run, url
+from dspot.testing import run_with_mock_clock
+from tests.examples.simcluster import CONFIG, Cluster, cluster, login, url
 
 
 async def call(
@@ -57,7 +58,7 @@ def test_a_playlist_name_of_the_wrong_json_type_is_refused(name: bytes) -> None:
             )
             assert status == 422 and "name" in problem["detail"], problem
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_a_lone_surrogate_in_a_string_is_a_422_not_a_500() -> None:
@@ -75,7 +76,7 @@ def test_a_lone_surrogate_in_a_string_is_a_422_not_a_500() -> None:
             status, mine = await call(c, "GET", "/api/playlists", headers=auth)
             assert status == 200 and mine["items"] == []
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_a_deeply_nested_body_is_a_400_and_the_node_keeps_serving() -> None:
@@ -93,7 +94,7 @@ def test_a_deeply_nested_body_is_a_400_and_the_node_keeps_serving() -> None:
             status, session = await call(c, "POST", "/api/auth/login", body=creds)
             assert status == 200 and session["token"]
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_the_depth_check_counts_brackets_outside_strings_only() -> None:
@@ -125,7 +126,7 @@ def test_a_page_or_limit_beyond_its_bound_is_a_400(query: str) -> None:
             status, _ = await call(c, "GET", query.split("?")[0] + "?page=1", headers=auth)
             assert status == 200
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_a_5000_digit_log_position_is_a_400() -> None:
@@ -141,7 +142,7 @@ def test_a_5000_digit_log_position_is_a_400() -> None:
             status, _ = await call(c, "POST", "/api/auth/login", body=body, headers=headers)
             assert status == 400
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_a_forged_token_with_a_far_position_is_refused_at_once() -> None:
@@ -160,7 +161,7 @@ def test_a_forged_token_with_a_far_position_is_refused_at_once() -> None:
             assert took < 1.0 < CONFIG.read_wait_timeout, took
             assert replica.waiting == 0
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_a_read_that_times_out_leaves_no_waiter_behind() -> None:
@@ -185,7 +186,7 @@ def test_a_read_that_times_out_leaves_no_waiter_behind() -> None:
             assert status == 503 and "not reached" in problem["detail"]
             assert replica.waiting == 0
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_subsonic_numbers_are_bounded() -> None:
@@ -209,4 +210,4 @@ def test_subsonic_numbers_are_bounded() -> None:
             doc = (await resp.json(dict))["subsonic-response"]
             assert doc["status"] == "failed" and doc["error"]["code"] == 0
 
-    run(main)
+    run_with_mock_clock(main)

@@ -1,8 +1,9 @@
 """Real service processes for the hostile-input tests, started only through the CLI.
 
 :class:`Service` starts ``dspot-spotify node`` processes and a ``dspot-spotify gateway`` on
-loopback, waits for their "ready" lines, and kills them (process group and all) when the
-block ends, also on failure. Probes are plain blocking sockets: what an attacker has.
+loopback through the tests' one :class:`~tests.helpers.processes.ProcessCluster`, waits
+until they serve, and kills them when the block ends, also on failure. Probes are plain
+blocking sockets: what an attacker has.
 """
 
 from __future__ import annotations
@@ -11,14 +12,9 @@ import contextlib
 import http.client
 import json
 import os
-import re
-import signal
 import socket
 import ssl
 import struct
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,27 +22,13 @@ from typing import Any
 
 import attrs
 import trustme
+from dspot_spotify.process.supervisor import NodeProcess
 
 from dspot.wire import Frame, FrameDecoder, Kind
+from tests.helpers.processes import ProcessCluster
 
 SECRET = b"cluster secret of the hostile-input tests"
 USER = {"username": "prober", "password": "a long enough password"}
-
-_NODE_READY = re.compile(r"^node (\S+) ready: rpc (\S+) http (\S+)$")
-_GATEWAY_READY = re.compile(r"^gateway (\S+) ready: https (\S+) rpc (\S+)$")
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def split(address: str) -> tuple[str, int]:
@@ -55,107 +37,65 @@ def split(address: str) -> tuple[str, int]:
 
 
 @attrs.define
-class Process:
-    """One process started from the CLI; ``ready`` holds its ready line's groups."""
-
-    name: str
-    popen: subprocess.Popen[str]
-    log: Path
-    pattern: re.Pattern[str]
-    ready: threading.Event = attrs.field(factory=threading.Event)
-    groups: tuple[str, ...] = ()
-
-    def watch(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            m = self.pattern.match(line.strip())
-            if m and not self.ready.is_set():
-                self.groups = m.groups()
-                self.ready.set()
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(10)
-        if self.popen.stdout is not None:
-            self.popen.stdout.close()
-
-
-@attrs.define
 class Service:
-    """N nodes and the HTTPS gateway, as real processes on 127.0.0.1."""
+    """N nodes and the HTTPS gateway, as real processes on 127.0.0.1 (a
+    :class:`~tests.helpers.processes.ProcessCluster` with a gateway certificate of our own CA)."""
 
     root: Path
-    nodes: list[Process] = attrs.field(factory=list)
-    gateway: Process | None = None
+    cluster: ProcessCluster = attrs.field(init=False)
     ca: trustme.CA = attrs.field(factory=trustme.CA)
-    node_rpc: list[str] = attrs.field(factory=list)
-    node_http: list[str] = attrs.field(factory=list)
-    gateway_https: str = ""
-    gateway_rpc: str = ""
     token: str = ""
 
+    def __attrs_post_init__(self) -> None:
+        self.cluster = ProcessCluster(self.root, SECRET)
+
     @property
-    def processes(self) -> list[Process]:
+    def nodes(self) -> list[NodeProcess]:
+        return list(self.cluster.procs.values())
+
+    @property
+    def gateway(self) -> NodeProcess | None:
+        return self.cluster.gateway
+
+    @property
+    def processes(self) -> list[NodeProcess]:
         return [*self.nodes, *([self.gateway] if self.gateway else [])]
 
-    def _spawn(self, name: str, argv: list[str], pattern: re.Pattern[str]) -> Process:
-        log = self.root / f"{name}.log"
-        with log.open("w") as stderr:  # the child keeps its own copy
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "dspot_spotify.cli", *argv],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                start_new_session=True,  # its own process group: killed whole at the end
-            )
-        proc = Process(name, popen, log, pattern)
-        threading.Thread(target=proc.watch, daemon=True).start()
-        return proc
+    @property
+    def node_rpc(self) -> list[str]:
+        return [p.spec.rpc for p in self.nodes]
+
+    @property
+    def node_http(self) -> list[str]:
+        return [p.spec.http for p in self.nodes]
+
+    @property
+    def gateway_https(self) -> str:
+        assert self.gateway is not None
+        return self.gateway.spec.http
+
+    @property
+    def gateway_rpc(self) -> str:
+        assert self.gateway is not None
+        return self.gateway.spec.rpc
 
     def start(self, n: int = 2, timeout: float = 60.0) -> None:
-        secret = self.root / "secret"
-        secret.write_bytes(SECRET)
-        ports = free_ports(2 * n + 2)
-        self.node_rpc = [f"127.0.0.1:{p}" for p in ports[0 : 2 * n : 2]]
-        self.node_http = [f"127.0.0.1:{p}" for p in ports[1 : 2 * n : 2]]
-        for i in range(n):
-            argv = ["node", "--name", f"n{i + 1}", "--data", str(self.root / f"n{i + 1}")]
-            argv += ["--rpc", self.node_rpc[i], "--http", self.node_http[i]]
-            argv += ["--seeds", ",".join(self.node_rpc), "--cluster-size", str(n)]
-            argv += ["--secret-file", str(secret), "-q"]
-            self.nodes.append(self._spawn(f"n{i + 1}", argv, _NODE_READY))
+        deadline = time.monotonic() + timeout
+        names = [f"n{i + 1}" for i in range(n)]
+        self.cluster.start_nodes(names, cluster_size=n, extra=("-q",), timeout=timeout)
         cert = self.ca.issue_cert("127.0.0.1", "localhost")
         cert_file, key_file = self.root / "gw.pem", self.root / "gw.key"
+        ca_file = self.root / "ca.pem"
         cert.cert_chain_pems[0].write_to_path(str(cert_file))
         cert.private_key_pem.write_to_path(str(key_file))
-        self.gateway_https = f"127.0.0.1:{ports[-2]}"
-        self.gateway_rpc = f"127.0.0.1:{ports[-1]}"
-        argv = ["gateway", "--listen", self.gateway_https, "--rpc", self.gateway_rpc]
-        argv += ["--join", ",".join(self.node_rpc), "--secret-file", str(secret)]
-        argv += ["--cert", str(cert_file), "--key", str(key_file), "-q"]
-        self.gateway = self._spawn("gateway", argv, _GATEWAY_READY)
-        deadline = time.monotonic() + timeout
-        for proc in self.processes:
-            while not proc.ready.wait(0.1):
-                if not proc.alive() or time.monotonic() > deadline:
-                    raise RuntimeError(f"{proc.name} did not start:\n{proc.tail()}")
+        self.ca.cert_pem.write_to_path(str(ca_file))
+        self.cluster.start_gateway(
+            extra=("-q",), cert=cert_file, key=key_file, ca=ca_file, timeout=timeout
+        )
         self.wait_serving(timeout=max(1.0, deadline - time.monotonic()))
 
     def stop(self) -> None:
-        for proc in self.processes:
-            proc.kill()
+        self.cluster.kill_all()
 
     # -- probes ---------------------------------------------------------------------------
 
@@ -206,8 +146,8 @@ class Service:
     def serving(self) -> Any:
         """True, or what is wrong."""
         for proc in self.processes:
-            if not proc.alive():
-                return f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}"
+            if proc.poll() is not None:
+                return f"{proc.spec.name} exited with {proc.poll()}:\n{proc.log_tail(30)}"
         for address in self.node_http:
             status, doc = self.request(address, "GET", "/healthz")
             if status != 200 or not doc.get("quorum"):

@@ -16,11 +16,11 @@ import select
 import socket
 import ssl
 
+from dspot_spotify.process.supervisor import NodeProcess
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.hostile.processes import (
-    Process,
     Service,
     authenticated_rpc,
     raw_frame,
@@ -235,9 +235,9 @@ def _send(address: str, data: bytes, tls: ssl.SSLContext | None = None, wait: fl
             sock.close()
 
 
-def _alive(proc: Process | None) -> None:
+def _alive(proc: NodeProcess | None) -> None:
     assert proc is not None
-    assert proc.alive(), f"{proc.name} died:\n{proc.tail()}"
+    assert proc.poll() is None, f"{proc.spec.name} died:\n{proc.log_tail(30)}"
 
 
 # -- tests ------------------------------------------------------------------------------------

@@ -24,5 +24,5 @@ def test_one_nested_frame_does_not_end_the_process(serving: Service, target: str
     proc = serving.nodes[0] if target == "node" else serving.gateway
     assert proc is not None
     send_and_wait_close(address, FRAME)  # the process closes that one connection
-    assert proc.alive(), f"{proc.name} died:\n{proc.tail()}"
+    assert proc.poll() is None, f"{proc.spec.name} died:\n{proc.log_tail(30)}"
     assert rpc_listener_answers(address), "the RPC listener still accepts and answers"

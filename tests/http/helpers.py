@@ -17,19 +17,13 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import attrs
-import trio.testing
 import trustme
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from dspot.env import EventLoopClock
 from dspot.http import Handler, HttpServer, ServerConfig
+from dspot.testing import run_with_mock_clock
 from dspot.transport import SimNetwork, TcpTransport
-
-
-def run_virtual(fn: Callable[[], Awaitable[Any]]) -> Any:
-    """Run ``fn`` on trio with a MockClock that jumps whenever every task is blocked."""
-    clock = trio.testing.MockClock(autojump_threshold=0)
-    return anyio.run(fn, backend="trio", backend_options={"clock": clock})
 
 
 def run_real(fn: Callable[[], Awaitable[Any]]) -> Any:
@@ -111,7 +105,7 @@ class Net:
 
     def run(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         if self.kind == "sim":
-            return run_virtual(fn)
+            return run_with_mock_clock(fn)
         if self.kind.endswith("-asyncio"):
             return anyio.run(fn, backend="asyncio")
         return run_real(fn)
@@ -246,12 +240,3 @@ def make_tls_files(d: Path) -> TlsFiles:
         extra.write_to_path(str(d / "chain.pem"), append=True)
     cert.private_key_pem.write_to_path(str(d / "key.pem"))
     return TlsFiles(ca.cert_pem.bytes().decode(), str(d / "chain.pem"), str(d / "key.pem"))
-
-
-async def wait_until(condition: Callable[[], bool], *, timeout: float, step: float = 0.01) -> None:
-    """Poll ``condition`` every ``step`` seconds; TimeoutError after ``timeout``."""
-    with anyio.fail_after(timeout):
-        for _ in iter(int, 1):  # forever, until the deadline
-            if condition():
-                return
-            await anyio.sleep(step)

@@ -20,7 +20,8 @@ from dspot.http import (
     connect_websocket,
     representation_response,
 )
-from tests.http.helpers import memory_pair, run_virtual
+from dspot.testing import run_with_mock_clock
+from tests.http.helpers import memory_pair
 
 DATA = bytes(range(256)) * 3
 
@@ -117,4 +118,4 @@ def test_back_to_back(n: int) -> None:
                 assert await ws.receive() == b"\x00" * 300
             tg.cancel_scope.cancel()
 
-    run_virtual(main)
+    run_with_mock_clock(main)

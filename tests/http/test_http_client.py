@@ -22,7 +22,8 @@ from dspot.http import (
     ServerConfig,
     Timeouts,
 )
-from tests.http.helpers import Net, run_virtual
+from dspot.testing import run_with_mock_clock
+from tests.http.helpers import Net
 
 
 def make_app() -> Router:
@@ -177,7 +178,7 @@ def test_stale_keep_alive_connection_is_retried_transparently() -> None:
             second = await (await c.get(f"http://{addr}/peer")).read()
             assert first != second
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_read_timeout() -> None:
@@ -193,7 +194,7 @@ def test_read_timeout() -> None:
                 await c.get(f"http://{addr}/slow")
             assert anyio.current_time() - start == pytest.approx(5, abs=0.1)
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_early_413_is_returned_while_uploading() -> None:
@@ -219,4 +220,4 @@ def test_early_413_is_returned_while_uploading() -> None:
             assert r.status == 413
             assert (await r.json())["status"] == 413
 
-    run_virtual(main)
+    run_with_mock_clock(main)

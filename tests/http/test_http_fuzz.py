@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from dspot.http import HttpServer, Request, Response, Router, ServerConfig, bytes_reader
 from dspot.http import representation_response as represent
-from tests.http.helpers import memory_pair, run_virtual
+from dspot.testing import run_with_mock_clock
+from tests.http.helpers import memory_pair
 
 DATA = bytes(range(256)) * 4
 
@@ -183,7 +184,7 @@ def test_server_survives_any_input(data: bytes, piece: int) -> None:
     errors = _ErrorLog()
     logging.getLogger("dspot.http.error").addHandler(errors)
     try:
-        out = run_virtual(main)
+        out = run_with_mock_clock(main)
     finally:
         logging.getLogger("dspot.http.error").removeHandler(errors)
     assert not errors.records, [r.getMessage() for r in errors.records]

@@ -22,7 +22,8 @@ from dspot.http import (
     bytes_reader,
     representation_response,
 )
-from tests.http.helpers import Net, Raw, wait_until
+from dspot.testing import wait_until
+from tests.http.helpers import Net, Raw
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
 

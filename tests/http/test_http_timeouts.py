@@ -11,7 +11,8 @@ import anyio.abc
 import pytest
 
 from dspot.http import HttpServer, Request, Response, Router, ServerConfig
-from tests.http.helpers import Raw, memory_pair, run_virtual
+from dspot.testing import run_with_mock_clock
+from tests.http.helpers import Raw, memory_pair
 
 CONFIG = ServerConfig(
     header_timeout=10, keepalive_timeout=15, body_timeout=20, send_timeout=30, shutdown_timeout=40
@@ -74,7 +75,7 @@ def test_slowloris_head_is_cut_at_header_timeout() -> None:
             assert anyio.current_time() - start == pytest.approx(10, abs=1)
             assert await raw.closed()
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_silent_connection_is_closed_at_header_timeout() -> None:
@@ -86,7 +87,7 @@ def test_silent_connection_is_closed_at_header_timeout() -> None:
             assert await raw.closed(limit=100)
             assert anyio.current_time() - start == pytest.approx(10)
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_idle_keep_alive_timeout() -> None:
@@ -103,7 +104,7 @@ def test_idle_keep_alive_timeout() -> None:
             assert await raw.closed(limit=100)
             assert anyio.current_time() - start == pytest.approx(15)
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_slow_body_gets_408() -> None:
@@ -117,7 +118,7 @@ def test_slow_body_gets_408() -> None:
             assert status == 408 and headers["connection"] == "close"
             assert anyio.current_time() - start == pytest.approx(20)
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_expect_100_continue() -> None:
@@ -134,7 +135,7 @@ def test_expect_100_continue() -> None:
             assert (await raw.response())[2] == b"abc"
             tg.cancel_scope.cancel()
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_response_backpressure_and_send_timeout() -> None:
@@ -173,7 +174,7 @@ def test_response_backpressure_and_send_timeout() -> None:
             assert len(produced) < 10
             tg.cancel_scope.cancel()
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 class MemoryListener:
@@ -227,7 +228,7 @@ def test_graceful_shutdown_finishes_in_flight_responses() -> None:
             assert returned.is_set() and server.connection_count == 0
         listener.close()
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_shutdown_timeout_cancels_stuck_requests() -> None:
@@ -245,7 +246,7 @@ def test_shutdown_timeout_cancels_stuck_requests() -> None:
             assert await stuck.closed(limit=1)
         listener.close()
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_access_log(caplog: pytest.LogCaptureFixture) -> None:
@@ -263,7 +264,7 @@ def test_access_log(caplog: pytest.LogCaptureFixture) -> None:
             tg.cancel_scope.cancel()
 
     with caplog.at_level(logging.INFO, logger="dspot.http.access"):
-        run_virtual(main)
+        run_with_mock_clock(main)
     lines = [r.getMessage() for r in caplog.records if r.name == "dspot.http.access"]
     assert lines[0].startswith('- "GET /hello HTTP/1.1" 200 ')
     assert lines[1].startswith('- "GET /missing?q=1 HTTP/1.1" 404 ')

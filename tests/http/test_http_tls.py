@@ -21,7 +21,8 @@ from dspot.http import (
     connect_websocket,
     server_ssl_context,
 )
-from tests.http.helpers import Net, Raw, TlsFiles, memory_pair, run_real, run_virtual
+from dspot.testing import run_with_mock_clock
+from tests.http.helpers import Net, Raw, TlsFiles, memory_pair, run_real
 
 
 def make_app() -> Router:
@@ -141,7 +142,7 @@ def test_handshake_timeout(tls_files: TlsFiles) -> None:
             assert await Raw(client).closed(limit=100)
             assert anyio.current_time() - start == pytest.approx(7)
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_mutual_tls(tmp_path: Path) -> None:

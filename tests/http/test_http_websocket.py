@@ -16,7 +16,8 @@ from dspot.http import (
     WebSocketHandshakeError,
     connect_websocket,
 )
-from tests.http.helpers import Net, Raw, run_virtual, wait_until
+from dspot.testing import run_with_mock_clock, wait_until
+from tests.http.helpers import Net, Raw
 
 received_close: list[int | None] = []
 consumed: list[int] = []
@@ -128,7 +129,7 @@ def test_keepalive_drops_a_silent_peer() -> None:
                 assert anyio.current_time() - start <= 10 + 5 + 1
                 net._network().heal()
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_backpressure_holds_a_fast_sender() -> None:
@@ -151,7 +152,7 @@ def test_backpressure_holds_a_fast_sender() -> None:
                 await anyio.sleep(40)  # the server starts reading: everything is consumed
                 assert len(consumed) == sent
 
-    run_virtual(main)
+    run_with_mock_clock(main)
 
 
 def test_shutdown_closes_websockets_with_1001() -> None:
@@ -173,4 +174,4 @@ def test_shutdown_closes_websockets_with_1001() -> None:
                 assert info.value.code == 1001
             assert anyio.current_time() - start < 5  # not the 60 s shutdown timeout
 
-    run_virtual(main)
+    run_with_mock_clock(main)

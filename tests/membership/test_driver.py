@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import pytest
-import trio
-import trio.testing
 
-from dspot.disk import SimDisk
-from dspot.env import NodeEnv
 from dspot.errors import RemoteError
 from dspot.membership import (
     EventKind,
@@ -26,24 +20,12 @@ from dspot.membership import (
     RingView,
 )
 from dspot.rpc import NO_RETRY, RpcNode
+from dspot.testing import run_with_mock_clock
 from dspot.transport import SimNetwork
+from tests.helpers.envs import env_for
 
 SECRET = b"test cluster secret"
 CONFIG = MembershipConfig()
-
-
-def run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
-
-
-def env_for(net: SimNetwork, name: str) -> NodeEnv:
-    return NodeEnv(
-        node_id=name,
-        transport=net.transport(name),
-        disk=SimDisk(random.Random(name)),
-        rng=random.Random(f"env:{name}"),
-        logger=logging.getLogger(f"dspot.test.{name}"),
-    )
 
 
 @asynccontextmanager
@@ -83,7 +65,7 @@ def test_membership_implements_ring_view() -> None:
             assert [m.node_id for m in view.live()] == ["a"]
             assert view.get("a") is not None
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_join_events_and_crash_detection_in_virtual_time() -> None:
@@ -126,7 +108,7 @@ def test_join_events_and_crash_detection_in_virtual_time() -> None:
                 assert seen[-1].kind is EventKind.LEFT
                 tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_metadata_spreads_and_update_meta_raises_incarnation() -> None:
@@ -144,7 +126,7 @@ def test_metadata_spreads_and_update_meta_raises_incarnation() -> None:
             assert seen is not None and dict(seen.meta) == {"http": "b:8081"}
             assert seen.incarnation == b.core.incarnation == 1
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_a_node_without_the_secret_is_never_admitted() -> None:
@@ -158,7 +140,7 @@ def test_a_node_without_the_secret_is_never_admitted() -> None:
             for view in (a, b):
                 assert [m.node_id for m in view.members()] == ["a", "b"]
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_a_message_claiming_another_origin_is_refused() -> None:
@@ -174,7 +156,7 @@ def test_a_message_claiming_another_origin_is_refused() -> None:
                 assert info.value.code == "forbidden"
             assert "eve" not in [m.node_id for m in a.members()]
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_start_reports_started_even_when_no_seed_answers() -> None:
@@ -190,4 +172,4 @@ def test_start_reports_started_even_when_no_seed_answers() -> None:
                 await anyio.sleep(0.5)
                 assert a.get("b") is not None
 
-    run(main)
+    run_with_mock_clock(main)

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import anyio
 import pytest
-import trio.testing
 
 from dspot.disk import SimDisk, Transaction
 from dspot.env import NodeEnv
 from dspot.outbox import Backoff, Inbox, InboxConfig, InboxMessage, Outbox, OutboxConfig
 from dspot.rpc import RpcNode
+from dspot.testing import run_with_mock_clock
 from dspot.transport import SimNetwork
-
-
-def run(fn: Any) -> None:
-    anyio.run(
-        fn, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)}
-    )
 
 
 def test_backoff_grows_caps_and_resets() -> None:
@@ -79,7 +72,7 @@ def test_messages_commit_with_the_transaction_and_arrive_in_order_once() -> None
             assert stats.pending == 0 and stats.delivered == 10 and stats.oldest_age is None
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_relay_retries_through_a_partition_and_resumes_after_a_crash() -> None:
@@ -122,7 +115,7 @@ def test_relay_retries_through_a_partition_and_resumes_after_a_crash() -> None:
             assert await _got(b.disk) == [f"m{i}".encode() for i in range(5)]
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 @pytest.mark.parametrize("dedupe", [True, False])
@@ -159,7 +152,7 @@ def test_inbox_applies_a_redelivered_message_once(dedupe: bool) -> None:
             assert got == ([b"once"] if dedupe else [b"once", b"once"])
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_inbox_forgets_ids_after_the_window() -> None:
@@ -176,7 +169,7 @@ def test_inbox_forgets_ids_after_the_window() -> None:
             assert await inbox.expire() == 1
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_a_failing_effect_rolls_back_its_batch_and_is_retried() -> None:
@@ -214,4 +207,4 @@ def test_a_failing_effect_rolls_back_its_batch_and_is_retried() -> None:
             assert stats.by_destination == {"nowhere": 1}
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)

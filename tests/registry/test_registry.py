@@ -4,58 +4,22 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
-import attrs
 import pytest
-import trio
-import trio.testing
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from dspot.disk import SimDisk
 from dspot.env import NodeEnv
-from dspot.membership import EventKind, Member, MembershipEvent, MemberState
+from dspot.membership import Member, MemberState
 from dspot.registry import NoEndpoint, Registry, RegistryClient
 from dspot.sim import check_seeds, get_scenario, run_seed
+from dspot.testing import ScriptedMembership, StaticView, run_with_mock_clock
 from dspot.transport import SimNetwork
 
 
-class ScriptedView:
-    """A membership view the test edits by hand; ``update_meta`` writes our own member."""
-
-    def __init__(self, self_id: str) -> None:
-        self.self_id = self_id
-        self._members: dict[str, Member] = {self_id: Member(self_id, f"{self_id}:1")}
-        self._subscribers: list[MemoryObjectSendStream[MembershipEvent]] = []
-
-    def members(self) -> list[Member]:
-        return [self._members[k] for k in sorted(self._members)]
-
-    def get(self, node_id: str) -> Member | None:
-        return self._members.get(node_id)
-
-    def put(self, member: Member) -> None:
-        self._members[member.node_id] = member
-        for s in self._subscribers:
-            s.send_nowait(MembershipEvent(EventKind.UPDATED, member))
-
-    def update_meta(self, meta: Mapping[str, str]) -> None:
-        me = self._members[self.self_id]
-        self.put(attrs.evolve(me, meta=dict(meta), incarnation=me.incarnation + 1))
-
-    @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[MemoryObjectReceiveStream[MembershipEvent]]:
-        send, receive = anyio.create_memory_object_stream[MembershipEvent](100)
-        self._subscribers.append(send)
-        try:
-            yield receive
-        finally:
-            self._subscribers.remove(send)
-            send.close()
-            receive.close()
+def _view(self_id: str) -> StaticView:
+    """A membership view the test edits by hand, knowing only ``self_id`` at first."""
+    return ScriptedMembership.of({self_id: f"{self_id}:1"}).view(self_id)
 
 
 def _env(name: str) -> NodeEnv:
@@ -64,23 +28,19 @@ def _env(name: str) -> NodeEnv:
 
 
 def _remote(
-    view: ScriptedView,
+    view: StaticView,
     node: str,
     endpoint: str,
     expires: float,
     state: MemberState = MemberState.ALIVE,
 ) -> None:
     entry = json.dumps({"endpoint": endpoint, "meta": {}, "expires": expires})
-    view.put(Member(node, f"{node}:1", state=state, meta={f"svc/api/{node}": entry}))
-
-
-def run(fn: Any) -> Any:
-    return trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
+    view.directory.put(Member(node, f"{node}:1", state=state, meta={f"svc/api/{node}": entry}))
 
 
 def test_register_publishes_a_lease_and_keeps_other_metadata() -> None:
     async def main() -> None:
-        view = ScriptedView("a")
+        view = _view("a")
         view.update_meta({"http": "a:80"})
         reg = Registry(_env("a"), view, default_ttl=5)
         reg.register("api", "a:8080", instance="x", meta={"zone": "1"})
@@ -92,12 +52,12 @@ def test_register_publishes_a_lease_and_keeps_other_metadata() -> None:
         assert reg.resolve("api") == []
         assert view.get("a").meta == {"http": "a:80"}  # type: ignore[union-attr]
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_expired_and_non_alive_endpoints_are_not_resolved() -> None:
     async def main() -> None:
-        view = ScriptedView("a")
+        view = _view("a")
         env = _env("a")
         reg = Registry(env, view)
         now = env.clock.wall()
@@ -111,12 +71,12 @@ def test_expired_and_non_alive_endpoints_are_not_resolved() -> None:
         reg.check_expiry = False  # the sabotage switch really is what filters
         assert [e.endpoint for e in reg.resolve("api")] == ["b:1", "c:1"]
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_leases_are_renewed_while_running_and_lapse_when_not() -> None:
     async def main() -> None:
-        view = ScriptedView("a")
+        view = _view("a")
         reg = Registry(_env("a"), view, default_ttl=3)
         reg.register("api", "a:8080")
         async with anyio.create_task_group() as tg:
@@ -127,12 +87,12 @@ def test_leases_are_renewed_while_running_and_lapse_when_not() -> None:
         await anyio.sleep(3.1)
         assert reg.resolve("api") == [], "without renewals the lease runs out"
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_watch_reports_changes_and_expiry() -> None:
     async def main() -> None:
-        view = ScriptedView("a")
+        view = _view("a")
         env = _env("a")
         reg = Registry(env, view)
         seen: list[list[str]] = []
@@ -144,12 +104,12 @@ def test_watch_reports_changes_and_expiry() -> None:
                 seen.append([e.endpoint for e in await updates.receive()])
         assert seen == [[], ["b:1"], []]
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_client_round_robin_and_backoff() -> None:
     async def main() -> None:
-        view = ScriptedView("a")
+        view = _view("a")
         env = _env("a")
         reg = Registry(env, view)
         for n in ("b", "c", "d"):
@@ -169,12 +129,12 @@ def test_client_round_robin_and_backoff() -> None:
             client.report_failure(ep)
         assert client.pick().endpoint in {"b:1", "c:1", "d:1"}
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_client_least_outstanding_prefers_idle_endpoints() -> None:
     async def main() -> None:
-        view = ScriptedView("a")
+        view = _view("a")
         env = _env("a")
         reg = Registry(env, view)
         for n in ("b", "c"):
@@ -185,16 +145,16 @@ def test_client_least_outstanding_prefers_idle_endpoints() -> None:
                 assert client.pick().endpoint != busy.endpoint
         assert client.outstanding(busy.endpoint) == 0
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_no_endpoint_is_a_clear_error() -> None:
     async def main() -> None:
-        reg = Registry(_env("a"), ScriptedView("a"))
+        reg = Registry(_env("a"), _view("a"))
         with pytest.raises(NoEndpoint, match="api"):
             RegistryClient(reg, "api").pick()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_registry_scenario_holds_over_seeds() -> None:

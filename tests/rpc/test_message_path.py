@@ -13,8 +13,6 @@ import anyio
 import anyio.abc
 import attrs
 import pytest
-import trio
-import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +24,7 @@ from dspot.env import NodeEnv
 from dspot.errors import ConnectionLost
 from dspot.rpc import NO_RETRY, Peer, RpcNode
 from dspot.sim import run_virtual
+from dspot.testing import run_with_mock_clock
 from dspot.transport import SimNetwork
 
 
@@ -33,11 +32,9 @@ def run_asyncio(fn: Callable[[], Awaitable[Any]]) -> Any:
     return run_virtual(fn, 1)
 
 
-def run_trio(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
-
-
-BACKENDS = pytest.mark.parametrize("run", [run_asyncio, run_trio], ids=["asyncio", "trio"])
+BACKENDS = pytest.mark.parametrize(
+    "run", [run_asyncio, run_with_mock_clock], ids=["asyncio", "trio"]
+)
 
 
 # -- waiters ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dspot.errors import FrameError
 from dspot.rpc import ClientHandshake, RpcMechanism, RpcNode
 from dspot.wire import FrameDecoder, Kind
 from tests.conftest import Net
-from tests.rpc.test_rpc import Echo, make_env, serve_test_handlers
+from tests.helpers.rpc import Echo, make_env, serve_test_handlers
 
 NESTED = b"[" * 50_000 + b"]" * 50_000
 

@@ -6,25 +6,17 @@ Everything here runs in virtual time (trio's MockClock): the costs are exact.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
-import trio.testing
 
 from dspot.cpu import CostModel, CpuGatedTransport, SimCpu
 from dspot.disk import ReadTransaction, SimDisk, Transaction
+from dspot.testing import run_with_mock_clock
 from dspot.transport import SimNetwork
 
 SCRYPT = CostModel(kinds={"scrypt": 0.05}, per_byte={"sha256": 1e-9}, offload=0.001)
-
-
-def run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return anyio.run(
-        fn, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)}
-    )
 
 
 def test_cost_model_prices_named_work_and_sql() -> None:
@@ -55,7 +47,7 @@ def test_offloaded_work_costs_its_caller_not_the_loop() -> None:
         assert cpu.loop_seconds == 0
         assert cpu.worker_seconds == pytest.approx(0.05)
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_workers_bound_how_much_offloaded_work_overlaps() -> None:
@@ -72,7 +64,7 @@ def test_workers_bound_how_much_offloaded_work_overlaps() -> None:
                 tg.start_soon(one)
         assert sorted(done) == pytest.approx([0.05] * 4 + [0.1] * 4)
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_inline_work_stalls_the_loop_and_queues_behind_work_there() -> None:
@@ -99,7 +91,7 @@ def test_inline_work_stalls_the_loop_and_queues_behind_work_there() -> None:
         assert cpu.loop_seconds == pytest.approx(0.15)
         assert cpu.busy_with(0.0, 0.15) == "scrypt x3"
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_a_stalled_node_neither_hears_nor_speaks() -> None:
@@ -133,7 +125,7 @@ def test_a_stalled_node_neither_hears_nor_speaks() -> None:
         assert got[0][0] >= 0.5  # the handler ran only once the stall was over
         assert answered >= 0.5
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def _fill(tx: Transaction) -> None:
@@ -169,7 +161,7 @@ def test_sim_disk_prices_reads_by_work_and_charges_a_worker() -> None:
         assert cpu.loop_seconds > 0.001
         await disk.aclose()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_sim_disk_read_in_inline_mode_holds_the_write_lock_and_the_loop() -> None:
@@ -191,7 +183,7 @@ def test_sim_disk_read_in_inline_mode_holds_the_write_lock_and_the_loop() -> Non
         # The write waited for the read (0.2 s under the lock), then paid its own statement.
         assert wrote_at[0] == pytest.approx(0.4, abs=1e-3)
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_sim_disk_charges_file_bytes_to_a_worker() -> None:
@@ -205,7 +197,7 @@ def test_sim_disk_charges_file_bytes_to_a_worker() -> None:
         assert len(await disk.read("a", 0, 50_000)) == 50_000
         assert anyio.current_time() - t0 == pytest.approx(0.05)
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_a_crash_leaves_the_next_incarnation_an_idle_loop() -> None:
@@ -217,7 +209,7 @@ def test_a_crash_leaves_the_next_incarnation_an_idle_loop() -> None:
         cpu.reset()
         assert not cpu.stalled()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_blob_ingest_hashes_on_a_worker() -> None:
@@ -236,4 +228,4 @@ def test_blob_ingest_hashes_on_a_worker() -> None:
         await ingest.commit(None, stored_at=1.0)
         assert cpu.loop_seconds - loop_before < 0.001  # only the commit's bookkeeping
 
-    run(main)
+    run_with_mock_clock(main)

@@ -7,8 +7,6 @@ import subprocess
 import sys
 
 import anyio
-import trio
-import trio.testing
 
 from dspot.sim import (
     TraceLog,
@@ -19,6 +17,7 @@ from dspot.sim import (
     scheduler_pinning_available,
     trace_hash_in_subprocess,
 )
+from dspot.testing import run_with_mock_clock
 
 
 def _tied_wakeup_order(seed: int) -> list[int]:
@@ -35,7 +34,7 @@ def _tied_wakeup_order(seed: int) -> list[int]:
                 tg.start_soon(sleeper, i)
 
     with deterministic_trio(seed):
-        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+        run_with_mock_clock(main)
     return order
 
 
@@ -64,7 +63,7 @@ def test_unpinned_scheduler_is_not_reproducible() -> None:
                 for i in range(30):
                     tg.start_soon(sleeper, i)
 
-        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+        run_with_mock_clock(main)
         return order
 
     runs = {tuple(unpinned()) for _ in range(8)}

@@ -14,15 +14,13 @@ from collections.abc import Awaitable, Callable
 import anyio
 import anyio.abc
 import anyio.lowlevel
-import trio
-import trio.testing
 
 from dspot.disk import SimDisk
 from dspot.env import NodeEnv
 from dspot.rpc import RpcNode
 from dspot.sim.scenarios.tokenring import Ledger, LedgerState
+from dspot.testing import StaticView, run_with_mock_clock
 from dspot.tokenring import CommittedEntry, LogPosition, TokenRing, TokenRingConfig
-from dspot.tokenring._testing import StaticView, addresses_for
 from dspot.transport import SimNetwork
 
 SECRET = b"test secret"
@@ -45,7 +43,7 @@ class Cluster:
         self.ledgers = ledgers
         self.net = SimNetwork(random.Random(7))
         self.disks = {n: SimDisk(random.Random(n)) for n in names}
-        self.views = {n: StaticView(n, addresses_for(names, PORT)) for n in names}
+        self.views = {n: StaticView.fixed(n, {m: f"{m}:{PORT}" for m in names}) for n in names}
         self.rings: dict[str, TokenRing] = {}
         self.applied: dict[str, list[CommittedEntry]] = {}
         self.states: dict[str, LedgerState] = {}
@@ -168,7 +166,7 @@ def run(
             await test(cluster)
             tg.cancel_scope.cancel()
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_with_mock_clock(main)
 
 
 class CrashAt:

@@ -6,8 +6,8 @@ import anyio
 import anyio.abc
 import pytest
 
+from dspot.testing import StaticView
 from dspot.tokenring import LogPosition, NoQuorum
-from dspot.tokenring._testing import StaticView
 from tests.tokenring.cluster import PORT, Cluster, run
 
 
@@ -103,13 +103,6 @@ def test_token_holder_crash_is_survived() -> None:
     run(body, ["n1", "n2", "n3", "n4", "n5"])
 
 
-class _OnlySelfView(StaticView):
-    """What a restarted member's membership may say for a while: only itself is known."""
-
-    def __init__(self, self_id: str, address: str) -> None:
-        super().__init__(self_id, {self_id: address})
-
-
 def test_a_restarted_member_that_sees_only_itself_stays_read_only() -> None:
     async def body(c: Cluster) -> None:
         for i in range(3):
@@ -118,7 +111,7 @@ def test_a_restarted_member_that_sees_only_itself_stays_read_only() -> None:
         c.crash("n3")
         c.crash("n1")
         # n1 comes back alone; its membership knows nobody else yet.
-        c.views["n1"] = _OnlySelfView("n1", f"n1:{PORT}")
+        c.views["n1"] = StaticView.fixed("n1", {"n1": f"n1:{PORT}"})
         ring = await c.start("n1")
         await anyio.sleep(5)
         with pytest.raises(NoQuorum):

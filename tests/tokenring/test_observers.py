@@ -9,17 +9,12 @@ over four members, and the same failure leaves the cluster read-only.
 
 from __future__ import annotations
 
-import logging
 import random
 from contextlib import AsyncExitStack
 
 import anyio
 import pytest
-import trio
-import trio.testing
 
-from dspot.disk import SimDisk
-from dspot.env import NodeEnv
 from dspot.membership import (
     Membership,
     MembershipConfig,
@@ -30,21 +25,13 @@ from dspot.membership import (
     observer_meta,
 )
 from dspot.rpc import RpcNode
+from dspot.testing import run_with_mock_clock
 from dspot.tokenring import CommitTimeout, NoQuorum, TokenRing, TokenRingConfig
 from dspot.transport import SimNetwork
+from tests.helpers.envs import env_for
 
 SECRET = b"observer test secret"
 VOTERS = ["a", "b", "c"]
-
-
-def env_for(net: SimNetwork, name: str) -> NodeEnv:
-    return NodeEnv(
-        node_id=name,
-        transport=net.transport(name),
-        disk=SimDisk(random.Random(name)),
-        rng=random.Random(f"env:{name}"),
-        logger=logging.getLogger(f"dspot.test.{name}"),
-    )
 
 
 async def cluster_survives_losing_a_voter_and_the_observer(*, voter_view: bool) -> bool:
@@ -116,7 +103,7 @@ def run(voter_view: bool) -> bool:
     async def main() -> bool:
         return await cluster_survives_losing_a_voter_and_the_observer(voter_view=voter_view)
 
-    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return run_with_mock_clock(main)
 
 
 def test_an_observer_never_counts_in_majorities() -> None:
@@ -152,4 +139,4 @@ def test_voter_view_hides_observers_everywhere() -> None:
             gw = a.get("gw")
             assert gw is not None and gw.state is MemberState.ALIVE and is_observer(gw)
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_with_mock_clock(main)

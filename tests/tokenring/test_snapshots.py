@@ -9,11 +9,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-import trio
-import trio.testing
 
 from dspot.disk import LocalDisk, SimDisk
 from dspot.env import NodeEnv
+from dspot.testing import run_with_mock_clock
 from dspot.tokenring import (
     Entry,
     HardState,
@@ -191,7 +190,7 @@ def test_a_snapshot_with_a_bad_checksum_is_never_published() -> None:
         assert await receiver_disk.read(got.name) == data
         assert (await read_header(receiver_disk, got.name))[0] == header
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_with_mock_clock(main)
 
 
 class _Blob:

@@ -7,15 +7,10 @@ import random
 import anyio
 import anyio.abc
 import pytest
-import trio
-import trio.testing
 
 from dspot.errors import ConnectionReset, ConnectRefused, ConnectTimeout
+from dspot.testing import run_with_mock_clock
 from dspot.transport import LinkModel, SimNetwork
-
-
-def run(fn):  # type: ignore[no-untyped-def]
-    return trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 async def _pair(net: SimNetwork, tg: anyio.abc.TaskGroup):  # type: ignore[no-untyped-def]
@@ -46,7 +41,7 @@ def test_latency_is_virtual_and_follows_the_link_model() -> None:
             await listener.aclose()
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_loss_costs_retransmission_time_but_loses_no_bytes() -> None:
@@ -65,7 +60,7 @@ def test_loss_costs_retransmission_time_but_loses_no_bytes() -> None:
             await listener.aclose()
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_one_way_block_stops_bytes_until_heal() -> None:
@@ -87,7 +82,7 @@ def test_one_way_block_stops_bytes_until_heal() -> None:
             await listener.aclose()
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_partition_makes_connects_time_out() -> None:
@@ -106,7 +101,7 @@ def test_partition_makes_connects_time_out() -> None:
             await net.transport("a").connect("b:1", timeout=3)
         await listener.aclose()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_connect_waiting_on_partition_succeeds_when_it_heals() -> None:
@@ -127,7 +122,7 @@ def test_connect_waiting_on_partition_succeeds_when_it_heals() -> None:
             await stream.aclose()
             await listener.aclose()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_crash_resets_peers_and_removes_listeners() -> None:
@@ -147,7 +142,7 @@ def test_crash_resets_peers_and_removes_listeners() -> None:
             await again.aclose()
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_backpressure_blocks_a_sender_whose_reader_is_slow() -> None:
@@ -164,7 +159,7 @@ def test_backpressure_blocks_a_sender_whose_reader_is_slow() -> None:
             await listener.aclose()
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)
 
 
 def test_same_seed_same_delays() -> None:
@@ -182,7 +177,7 @@ def test_same_seed_same_delays() -> None:
                 await listener.aclose()
                 tg.cancel_scope.cancel()
 
-        run(main)
+        run_with_mock_clock(main)
         return times
 
     assert once(7) == once(7)
@@ -209,4 +204,4 @@ def test_closing_raises_no_cancellation_of_its_own() -> None:
             assert closed == [True]
             tg.cancel_scope.cancel()
 
-    run(main)
+    run_with_mock_clock(main)

@@ -1,8 +1,8 @@
 """Replicated, content-addressed blob store (re-exports only).
 
 See ``_core.py`` for the theory of operation and the safety argument (the decisions, with
-no I/O), ``_store.py`` for the driver around them, ``_local.py`` for a node's own copies and
-``_view.py`` for the scripted membership view used by tests and scenarios.
+no I/O), ``_store.py`` for the driver around them, and ``_local.py`` for a node's own
+copies. Tests and scenarios script membership with :mod:`dspot.testing`.
 """
 
 from dspot.blobstore._config import BlobInfo, BlobStats, BlobStoreConfig, PutResult
@@ -19,7 +19,6 @@ from dspot.blobstore._hashing import BlockHasher, is_content_address
 from dspot.blobstore._local import Copy, LocalBlobs
 from dspot.blobstore._placement import BlobPlacement, Replication
 from dspot.blobstore._store import BlobStore
-from dspot.blobstore._view import ScriptedMembership, StaticView
 
 __all__ = [
     "BlobInfo",
@@ -37,8 +36,6 @@ __all__ = [
     "LocalBlobs",
     "PutResult",
     "Replication",
-    "ScriptedMembership",
-    "StaticView",
     "Tombstoned",
     "UploadFailed",
     "is_content_address",

@@ -59,17 +59,12 @@ from dspot.blobstore._messages import (
 )
 from dspot.blobstore._repair import Repairer
 from dspot.blobstore._replica import UploadReceiver
-from dspot.disk import DiskFault
 from dspot.env import NodeEnv
 from dspot.errors import DspotError, RemoteError
 from dspot.membership._view import Member, RingView
 from dspot.rpc import Peer, RetryPolicy, RpcNode
 
 MiB = 1024 * 1024
-
-# What a call to another node may raise when that node cannot help (DspotError covers
-# RpcError, transport errors and a malformed address).
-_FAIL = (DspotError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)
 
 
 async def _rechunk(source: AsyncIterable[bytes], size: int) -> AsyncGenerator[bytes, None]:
@@ -223,7 +218,7 @@ class BlobStore:
                     retry=self._chain_retry,
                 )
                 tally.acked(ack.reached)
-            except _FAIL as exc:
+            except DspotError as exc:
                 tally.failed(repr(exc))
             finally:
                 limiter.release()
@@ -270,7 +265,7 @@ class BlobStore:
                     hop.address, msg, timeout=self.config.call_timeout, retry=self._chain_retry
                 )
                 ok, reason = done.ok, done.reason
-            except _FAIL as exc:
+            except DspotError as exc:
                 reason = repr(exc)
             finally:
                 quorum.answered(hop.node, ok, reason)
@@ -290,7 +285,7 @@ class BlobStore:
 
     async def _abort_one(self, hop: Hop, upload: str) -> None:
         # On failure the replica's janitor aborts it after upload_idle_timeout.
-        with contextlib.suppress(*_FAIL):
+        with contextlib.suppress(DspotError):
             await self.rpc.call(hop.address, PutAbort(upload), timeout=2.0)
 
     # -- reads -------------------------------------------------------------------------------
@@ -348,7 +343,7 @@ class BlobStore:
                         if piece:
                             progressed = True
                             yield piece
-                except (*_FAIL, CorruptCopy, FileNotFoundError, BlobUnavailable, DiskFault) as exc:
+                except (DspotError, OSError) as exc:  # OSError: the local copy is unreadable
                     last_error = f"{source.node if source else 'local'}: {exc!r}"
                     if source is not None:
                         self._suspect[source.node] = self.env.clock.now() + SUSPECT_FOR
@@ -434,7 +429,7 @@ class BlobStore:
                     m.address, Delete(sha256, deleted_at), timeout=self.config.call_timeout
                 )
                 acked.append(m.node_id)
-            except _FAIL:
+            except DspotError:
                 pass
 
         async with anyio.create_task_group() as tg:
@@ -490,7 +485,7 @@ class _PeerCalls:
                 timeout=self._config.call_timeout,
                 retry=self._store._chain_retry,
             )
-        except _FAIL as exc:
+        except DspotError as exc:
             self._env.log(logging.WARNING, "blob.chain.cut", to=successor.node, error=repr(exc))
             self._env.trace("blob.chain.cut", to=successor.node, error=type(exc).__name__)
             return None
@@ -504,12 +499,12 @@ class _PeerCalls:
                 timeout=self._config.read_timeout,
                 retry=self._store._read_retry,
             )
-        except _FAIL:
+        except DspotError:
             return None
         return reply.items
 
     async def order_fetch(self, order: FetchOrder) -> None:
-        with contextlib.suppress(*_FAIL):
+        with contextlib.suppress(DspotError):
             await self._rpc.call(
                 order.target.address,
                 Fetch(order.sha256, order.sources, order.stored_at),

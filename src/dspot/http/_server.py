@@ -57,8 +57,6 @@ def redact_target(target: str) -> str:
 """One INFO line per response: ``client "METHOD target HTTP/v" status bytes seconds``."""
 error_log = logging.getLogger("dspot.http.error")
 
-_STREAM_GONE = STREAM_ERRORS
-
 KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
@@ -250,7 +248,7 @@ class HttpServer:
                             ssl_context=self.config.ssl_context,
                             standard_compatible=False,
                         )
-                except (TimeoutError, ssl.SSLError, *_STREAM_GONE) as e:
+                except (TimeoutError, ssl.SSLError, *STREAM_ERRORS) as e:
                     error_log.debug("TLS handshake failed: %r", e)
                     return
                 finally:
@@ -274,7 +272,7 @@ class HttpServer:
             with (
                 anyio.CancelScope(shield=True),
                 anyio.move_on_after(1),
-                contextlib.suppress(*_STREAM_GONE),
+                contextlib.suppress(*STREAM_ERRORS),
             ):
                 await stream.aclose()
 
@@ -291,7 +289,7 @@ class HttpServer:
         data = conn.send(
             h11.Response(status_code=503, headers=headers, reason=b"Service Unavailable")
         )
-        with anyio.move_on_after(1), contextlib.suppress(*_STREAM_GONE):
+        with anyio.move_on_after(1), contextlib.suppress(*STREAM_ERRORS):
             await stream.send((data or b"") + body)
 
 
@@ -329,14 +327,14 @@ class _ServerConnection:
         if self._fast is not None:
             try:
                 return await self._fast.receive_within(timeout, self.config.receive_size)
-            except _STREAM_GONE:
+            except STREAM_ERRORS:
                 return b""
         scope = scope or anyio.CancelScope()
         scope.deadline = self._now() + timeout
         with scope:
             try:
                 return await self.stream.receive(self.config.receive_size)
-            except _STREAM_GONE:
+            except STREAM_ERRORS:
                 return b""
         return None
 
@@ -380,13 +378,13 @@ class _ServerConnection:
         if self.h11.their_state not in (h11.SEND_BODY, h11.ERROR):
             return
         with anyio.move_on_after(self.config.linger_timeout):
-            with contextlib.suppress(*_STREAM_GONE, NotImplementedError):
+            with contextlib.suppress(*STREAM_ERRORS, NotImplementedError):
                 await self.stream.send_eof()
             dropped = 0
             while dropped < self.config.linger_limit:
                 try:
                     dropped += len(await self.stream.receive(self.config.receive_size))
-                except _STREAM_GONE:
+                except STREAM_ERRORS:
                     return
 
     async def _next_request(self, first: bool) -> h11.Request | None:
@@ -496,7 +494,7 @@ class _ServerConnection:
         if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         response = Response.problem(Problem(status, status_phrase(status), detail))
-        with contextlib.suppress(h11.LocalProtocolError, TimeoutError, *_STREAM_GONE):
+        with contextlib.suppress(h11.LocalProtocolError, TimeoutError, *STREAM_ERRORS):
             await self._write_response(None, response, close=True)
         access_log.info('%s "-" %d -', self.peer or "-", status)
 
@@ -545,7 +543,7 @@ class _ServerConnection:
             close = self.server.shutting_down or not drained
         try:
             sent = await self._write_response(request, response, close=close)
-        except (TimeoutError, h11.LocalProtocolError, *_STREAM_GONE) as e:
+        except (TimeoutError, h11.LocalProtocolError, *STREAM_ERRORS) as e:
             error_log.debug("response to %s aborted: %r", self.peer, e)
             return False
         except Exception:

@@ -111,7 +111,7 @@ class WebSocket:
             event = wse.BytesMessage(data=bytes(message))
         try:
             await self._send_event(event)
-        except (wsproto.utilities.LocalProtocolError, *STREAM_ERRORS):
+        except _SEND_FAILED:
             # Closed while we waited for the lock, or the link broke under us.
             raise WebSocketClosed(self.close_code or 1006, self.close_reason) from None
 

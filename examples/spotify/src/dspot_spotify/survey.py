@@ -34,7 +34,6 @@ __all__ = [
     "HASHES_PER_CALL",
     "LIVE",
     "STATUS_TIMEOUT",
-    "UNREACHABLE",
     "MemberStatus",
     "StatusReply",
     "StatusRequest",
@@ -50,15 +49,6 @@ _DIGEST = 32
 LIVE: Final = (MemberState.ALIVE, MemberState.SUSPECT)
 """The states of members that count as live (asked, holding copies)."""
 _STATUS_RETRY = RetryPolicy(attempts=1, attempt_timeout=STATUS_TIMEOUT)
-# What asking a member may raise when it cannot help (down, partitioned, not started).
-UNREACHABLE: Final = (
-    DspotError,
-    OSError,
-    TimeoutError,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-)
 
 
 # -- the status RPC ------------------------------------------------------------------------------
@@ -158,7 +148,7 @@ async def _ask(node: NodeParts, member: Member, hashes: Sequence[str]) -> Member
                     retry=_STATUS_RETRY,
                 )
                 held |= _bits(reply.payload, len(batch), start)
-    except UNREACHABLE:
+    except (DspotError, TimeoutError):  # down, partitioned, not started, too slow
         return None
     assert reply is not None
     return MemberStatus(

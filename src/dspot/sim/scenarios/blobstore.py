@@ -36,7 +36,6 @@ from dspot.blobstore import (
     BlobStoreConfig,
     BlobStoreError,
     IntegrityError,
-    ScriptedMembership,
 )
 from dspot.disk import SimDisk
 from dspot.env import NodeEnv
@@ -46,6 +45,7 @@ from dspot.sim._cluster import Simulation
 from dspot.sim._nemesis import FAULT_KINDS, FaultConfig, Nemesis
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
+from dspot.testing import ScriptedMembership
 
 SECRET = b"simulated cluster secret"
 PORT = 7100

@@ -23,7 +23,6 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from dspot.blobstore import ScriptedMembership
 from dspot.disk import Transaction
 from dspot.env import NodeEnv
 from dspot.membership import MemberState
@@ -32,6 +31,7 @@ from dspot.rpc import RetryPolicy, RpcNode
 from dspot.sim._cluster import Simulation
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
+from dspot.testing import ScriptedMembership
 
 SECRET = b"simulated cluster secret"
 PORT = 7200

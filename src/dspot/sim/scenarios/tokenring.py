@@ -56,6 +56,7 @@ from dspot.rpc import RpcNode
 from dspot.sim._cluster import Simulation
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
+from dspot.testing import StaticView
 from dspot.tokenring import (
     CommittedEntry,
     CommitTimeout,
@@ -66,7 +67,6 @@ from dspot.tokenring import (
     TokenRing,
     TokenRingConfig,
 )
-from dspot.tokenring._testing import OracleView, addresses_for
 
 SECRET = b"simulated cluster secret"
 PORT = 7100
@@ -207,8 +207,8 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
         rpc = await stack.enter_async_context(RpcNode(env, listen=f"{me}:{PORT}", secret=SECRET))
         view: RingView
         if data.get("view") == "oracle":
-            addresses = addresses_for(sim.names, PORT)
-            view = OracleView(me, addresses, lambda a, b: _reachable(sim, a, b))
+            addresses = {n: f"{n}:{PORT}" for n in sim.names}
+            view = StaticView.fixed(me, addresses, reachable=lambda a, b: _reachable(sim, a, b))
         else:
             seeds = [f"{n}:{PORT}" for n in sim.names if n != me]
             view = await stack.enter_async_context(Membership(env, rpc, seeds=seeds))

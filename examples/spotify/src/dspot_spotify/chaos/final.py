@@ -129,6 +129,24 @@ def node_catalogs(ns: str, nodes: dict[str, str], user: str) -> dict[str, dict[s
     return in_namespace(ns, read)
 
 
+def _answer(c: Client, method: str, path: str, body: Any = None, tries: int = 20) -> Any:
+    """The JSON of a 200 answer to ``c``'s request, asking again while the cluster answers
+    otherwise (a node still catching up after the heal says 503); a harness error after
+    ``tries``, naming the request and the last answer."""
+    status, text = 0, b""
+    for _ in range(tries):
+        try:
+            reply = c.rest(method, path, body)
+        except (OSError, http.client.HTTPException) as e:
+            status, text = 0, repr(e).encode()
+        else:
+            if reply.status == 200:
+                return reply.json()
+            status, text = reply.status, reply.body
+        time.sleep(0.5)
+    raise RuntimeError(f"{method} {path} as {c.name}: HTTP {status} {text[:200]!r}")
+
+
 def final_user_state(
     ns: str, clients: list[Client], library: Library
 ) -> tuple[dict[str, Any], list[str]]:
@@ -141,15 +159,14 @@ def final_user_state(
         for c in clients:
             c.token = None
             c.position = None
-            reply = c.rest("POST", "/api/auth/login", {"username": c.name, "password": PASSWORD})
-            c.token = reply.json()["token"]
-            liked = {
-                i["blob_sha256"] for i in c.rest("GET", "/api/me/likes?limit=1000").json()["items"]
-            }
+            login = {"username": c.name, "password": PASSWORD}
+            c.token = _answer(c, "POST", "/api/auth/login", login)["token"]
+            likes = _answer(c, "GET", "/api/me/likes?limit=1000")["items"]
+            liked = {i["blob_sha256"] for i in likes}
             for sha in c.likes:
                 final[f"like:{c.name}:{sha}"] = True if sha in liked else None
-            for pl in c.rest("GET", "/api/playlists").json()["items"]:
-                doc = c.rest("GET", f"/api/playlists/{pl['id']}").json()
+            for pl in _answer(c, "GET", "/api/playlists")["items"]:
+                doc = _answer(c, "GET", f"/api/playlists/{pl['id']}")
                 final[f"playlist:{pl['id']}"] = tuple(
                     i["song"]["blob_sha256"] for i in doc["items"]
                 )

@@ -22,7 +22,13 @@ class SubsonicClient(Client):
 
     def setup(self) -> None:
         RestClient.register(self)  # type: ignore[arg-type]
-        r = self.rest("GET", "/api/me/subsonic")
+        # Set-up, not a checked operation: a node that has not applied the registration yet
+        # does not know the account (401) or says it is behind (503); ask until one does.
+        for _ in range(20):
+            r = self.rest("GET", "/api/me/subsonic")
+            if r.status not in (401, 503):
+                break
+            time.sleep(0.5)
         judge(r, (200,))
         creds = r.json()
         self.loop = asyncio.new_event_loop()

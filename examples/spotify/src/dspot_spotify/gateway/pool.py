@@ -5,30 +5,20 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Set
-from typing import Final
 
 import anyio
 import anyio.abc
 import attrs
 from dspot.errors import DspotError
-from dspot.http import HttpClient, HttpClientError, ServerConfig, Timeouts
+from dspot.http import HttpClient, ServerConfig, Timeouts
 from dspot.membership import MembershipConfig
 from dspot.registry import Endpoint, NoEndpoint, Registry, RegistryClient
 
 from dspot_spotify.config import HTTP_SERVICE
 
-__all__ = ["UPSTREAM_GONE", "GatewayConfig", "NodePool"]
+__all__ = ["GatewayConfig", "NodePool"]
 
 log = logging.getLogger("dspot_spotify.gateway")
-
-UPSTREAM_GONE: Final = (
-    HttpClientError,
-    DspotError,
-    OSError,
-    anyio.BrokenResourceError,
-    anyio.EndOfStream,
-)
-"""What a relayed request may raise when its node fails."""
 
 
 @attrs.frozen(kw_only=True)
@@ -157,6 +147,6 @@ class NodePool:
                 ) as resp:
                     await resp.read()
                     return resp.status == 200
-            except (*UPSTREAM_GONE, TimeoutError):
+            except (DspotError, TimeoutError):
                 return False
         return False

@@ -15,7 +15,13 @@ import anyio
 import anyio.abc
 import attrs
 from dspot.env import NodeEnv
-from dspot.errors import ConnectRefused, ConnectTimeout, HandshakeFailed
+from dspot.errors import (
+    ConnectionLost,
+    ConnectRefused,
+    ConnectTimeout,
+    DspotError,
+    HandshakeFailed,
+)
 from dspot.http import (
     ClientResponse,
     Connector,
@@ -37,7 +43,7 @@ from dspot.membership import Membership, observer_meta
 from dspot.registry import Endpoint, Registry
 from dspot.rpc import RpcNode
 
-from dspot_spotify.gateway.pool import UPSTREAM_GONE, GatewayConfig, NodePool
+from dspot_spotify.gateway.pool import GatewayConfig, NodePool
 
 __all__ = ["FORWARDED", "HOP_BY_HOP", "NOT_BUILT_PAGE", "STREAM_PATH", "Gateway"]
 
@@ -295,7 +301,7 @@ class Gateway:
                 if retry_anyway:
                     continue
                 raise HTTPError(504, "the node did not answer in time") from None
-            except UPSTREAM_GONE as e:
+            except DspotError as e:
                 self.pool.failed(ep)
                 if retry_anyway:
                     continue
@@ -332,10 +338,10 @@ class Gateway:
             async with contextlib.aclosing(_chunks(resp)) as chunks:
                 async for chunk in chunks:
                     yield chunk
-        except UPSTREAM_GONE as e:
+        except DspotError as e:
             self.pool.failed(ep)
             # Aborting the client's response is all that is left: it sees a cut-off body.
-            raise anyio.BrokenResourceError(f"node {ep.instance} broke off: {e!r}") from e
+            raise ConnectionLost(f"node {ep.instance} broke off: {e!r}") from e
         finally:
             await resp.aclose()
 
@@ -360,7 +366,7 @@ class Gateway:
                             offset += len(chunk)
                             yield chunk
                     return
-                except UPSTREAM_GONE as e:
+                except DspotError as e:
                     self.pool.failed(ep)
                     log.warning(
                         "node %s broke off %s at byte %d (%r): resuming elsewhere",
@@ -404,7 +410,7 @@ class Gateway:
                     resp = await upstream.get(
                         f"http://{ep.endpoint}{target}", headers=resume_headers
                     )
-                except UPSTREAM_GONE:
+                except DspotError:
                     self.pool.failed(ep)
                     failed = ep
                     continue
@@ -416,10 +422,10 @@ class Gateway:
                     return ep, resp
                 await resp.aclose()
                 # Another representation (or an error): these bytes cannot be spliced on.
-                raise anyio.BrokenResourceError(
+                raise ConnectionLost(
                     f"node {ep.instance} answered {resp.status} to the resume of {target}"
                 )
-        raise anyio.BrokenResourceError(f"no healthy node to resume {target} at byte {offset}")
+        raise ConnectionLost(f"no healthy node to resume {target} at byte {offset}")
 
     async def _relay_websocket(self, client: WebSocket) -> None:
         """Relay ``/api/events`` to a node's: messages both ways until either side closes."""
@@ -452,7 +458,7 @@ class Gateway:
                     await client.close(4000 + e.status, f"refused by the node ({e.status})")
                     return
                 self.pool.failed(ep)
-            except UPSTREAM_GONE:
+            except DspotError:
                 self.pool.failed(ep)
         await client.close(1013, "no healthy node")
 

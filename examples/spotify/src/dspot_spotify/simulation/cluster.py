@@ -14,6 +14,7 @@ import attrs
 from dspot.blobstore import BlobStoreConfig
 from dspot.disk import SimDisk
 from dspot.env import EventLoopClock, NodeEnv
+from dspot.errors import ConnectionLost
 from dspot.sim import SIM_WALL_BASE, FaultConfig, Nemesis, Simulation
 from dspot.transport import LinkModel
 
@@ -134,7 +135,7 @@ class SimGateway(Gateway):
     async def _resume(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super()._resume(*args, **kwargs)
-        except anyio.BrokenResourceError as exc:
+        except ConnectionLost as exc:
             self.resume_failures.append((self.sim.now(), str(exc)))
             self.sim.op("spotify.gateway_resume_failed", error=str(exc))
             raise

@@ -33,14 +33,6 @@ __all__ = [
 
 Position = tuple[int, int]
 ZERO: Position = (0, 0)
-GONE: tuple[type[BaseException], ...] = (
-    DspotError,
-    OSError,
-    TimeoutError,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-)
 
 
 def base_url(host: str) -> str:
@@ -171,7 +163,7 @@ class Client:
                         headers=headers or {},
                     )
                     content = await resp.read()
-            except GONE as exc:
+            except (DspotError, TimeoutError) as exc:
                 last = f"{target}: {type(exc).__name__}: {exc}"
                 await anyio.sleep(0.2 + 0.3 * self.rng.random())
                 continue
@@ -414,12 +406,12 @@ class Streamer(Client):
                             async for chunk in resp.iter_bytes():
                                 digest.update(chunk)
                                 d.received += len(chunk)
-                        except GONE as exc:
+                        except (DspotError, TimeoutError) as exc:
                             d.outcome, d.error = "cut", f"{type(exc).__name__}: {exc}"
                         else:
                             want = hashlib.sha256(data[first : last + 1]).hexdigest()
                             d.outcome = "ok" if digest.hexdigest() == want else "wrong"
-        except GONE as exc:
+        except (DspotError, TimeoutError) as exc:
             if d.outcome == "failed":
                 d.error = f"{type(exc).__name__}: {exc}"
         finally:

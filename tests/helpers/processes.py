@@ -1,6 +1,6 @@
 """Real-process clusters for tests: node and gateway processes on loopback, and the waits
-that go with them. The one way the process, gateway, growth and end-to-end tests start
-processes (self-contained, so it can move into a library testing kit as it is).
+that go with them. The one way the process, gateway, growth, hostile-input and end-to-end tests
+start processes (the generic parts, ports and waits, come from :mod:`dspot.testing`).
 
     with process_cluster(tmp_path) as c:
         n1, n2, n3 = c.start_nodes(["n1", "n2", "n3"], quorum=True)
@@ -15,9 +15,7 @@ ends, failing or not; every wait is bounded.
 from __future__ import annotations
 
 import contextlib
-import random
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,64 +25,20 @@ from dspot_spotify.client import ApiClient, ApiError
 from dspot_spotify.devtls import ensure_dev_tls
 from dspot_spotify.process.supervisor import GatewaySpec, NodeProcess, NodeSpec, wait_for
 
+from dspot.testing import free_ports, poll_until
+
 __all__ = [
     "PASSWORD",
     "SECRET",
     "ProcessCluster",
-    "free_port_range",
-    "free_ports",
     "process_cluster",
     "retry_503",
-    "until",
 ]
 
 T = TypeVar("T")
 
 SECRET: Final = b"a test cluster secret for processes"
 PASSWORD: Final = "correct horse battery"
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports the kernel says are free right now."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def free_port_range(n: int) -> int:
-    """A base port such that ``base .. base + n - 1`` are all free."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000)
-        socks = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
-
-
-def until(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll ``predicate`` (real time) until it holds; AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def retry_503(call: Callable[[], T], timeout: float = 20.0) -> T:
@@ -197,7 +151,9 @@ class ProcessCluster:
         gateway.start()
         wait_for([gateway], "ready", timeout)
         want = len(self.procs) if healthy is None else healthy
-        until(lambda: gateway.healthy_nodes >= want, timeout, f"{want} healthy nodes")
+        poll_until(
+            lambda: gateway.healthy_nodes >= want, timeout=timeout, what=f"{want} healthy nodes"
+        )
         return gateway
 
     @property
