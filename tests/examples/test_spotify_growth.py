@@ -239,7 +239,7 @@ def test_a_new_node_installs_a_snapshot_and_serves_the_same_catalog(
         )
         return float(found.group(1)) if found else 0.0
 
-    until(lambda: restored("g4") >= 1, 30.0, "g4 to install a snapshot")
+    poll_until(lambda: restored("g4") >= 1, timeout=30.0, what="g4 to install a snapshot")
     paths = (
         "/api/songs?limit=50",
         "/api/albums?limit=50",

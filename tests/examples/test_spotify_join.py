@@ -18,9 +18,10 @@ from dspot_spotify.node import SpotifyNode
 from dspot.disk import LocalDisk
 from dspot.env import production_env
 from dspot.http import HttpClient
+from dspot.testing import wait_until
 from dspot.tokenring import TokenRingConfig
 from dspot.transport import TcpTransport
-from tests.examples.simcluster import CONFIG, SECRET, until
+from tests.examples.simcluster import CONFIG, SECRET
 
 RING = TokenRingConfig(max_batch=8, memory_entries=16, compact_every=4, keep_entries=1)
 """A snapshot every 4 entries applied, 1 kept before it: a newcomer cannot start from 1."""
@@ -58,7 +59,7 @@ async def _join_after_compaction(root: Path) -> dict[str, str]:
             for name in ("n1", "n2", "n3"):
                 await start(name)
             n1 = nodes["n1"]
-            await until(lambda: n1.has_quorum() and n1.ring.holder, 30.0)
+            await wait_until(lambda: n1.has_quorum() and n1.ring.holder, timeout=30.0)
             async with HttpClient(connect=TcpTransport().connect) as client:
                 base = f"http://{n1.http_bound_address}"
                 for i in range(USERS):
