@@ -22,7 +22,7 @@ def test_nodes_take_and_install_snapshots_and_end_with_the_history() -> None:
     assert result.violations == ()
     counts = sims[0].data["snapshots"]
     assert counts["taken"] >= 50 and counts["restored"] >= 1, counts
-    assert len(sims[0].data["history"]) >= 100
+    assert len(sims[0].data["log_history"]) >= 100
 
 
 def test_the_state_check_catches_a_snapshot_without_a_table(

@@ -2,11 +2,13 @@
 their own (what a token-ring snapshot of the catalog holds), replacing them from such a copy,
 and a digest of what they hold.
 
-**Which tables.** Exactly those :data:`~dspot_spotify.catalog.SCHEMA` creates, found by
-running it on a scratch database (:func:`layout`): a table added to the schema is in every
-snapshot without anyone listing it. The full-text tables travel as their content (their
-index is rebuilt on restore); their shadow tables, and every table of the node that is not
-the catalog's (the token ring's log, the blob index...), stay out.
+**Which tables.** Exactly those :data:`~dspot_spotify.catalog.SCHEMA` and the blob
+reference counts (``BLOB_SCHEMA``) create, found by running them on a scratch database
+(:func:`layout`): a table added to the schema is in every snapshot without anyone listing
+it. The triggers that keep the reference counts are made after the rows are copied, like
+the indexes, so copied rows are not counted twice. The full-text tables travel as their
+content (their index is rebuilt on restore); their shadow tables, and every table of the
+node that is not the catalog's (the token ring's log, the blob index...), stay out.
 
 **A copy.** :func:`export_file` takes it from the database *file* on a connection of its
 own: ``VACUUM INTO`` a new file (a consistent read of the last committed state, which does
@@ -19,8 +21,8 @@ catalog is row for row the one that was copied.
 **Replacing.** :func:`drop_and_create`, :func:`insert_rows` and :func:`finish_restore` run
 inside one write transaction of the caller: drop every catalog table, create it again
 without its indexes, copy the rows (in batches, so the caller can yield between them), then
-build the indexes and set the applied position. A crash before the commit leaves the old
-catalog as it was.
+build the indexes and triggers and set the applied position. A crash before the commit
+leaves the old catalog as it was.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any, Final
 import attrs
 
 from dspot_spotify.catalog._apply import POSITION_KEYS, set_applied_position
-from dspot_spotify.catalog._schema import SCHEMA, LogPosition
+from dspot_spotify.catalog._schema import BLOB_SCHEMA, SCHEMA, LogPosition
 from dspot_spotify.catalog._sql import Tx
 from dspot_spotify.catalog._sql import exec_ as _exec
 
@@ -81,7 +83,8 @@ class Layout:
     creates: tuple[str, ...]
     """The statements that create tables (in schema order)."""
     indexes: tuple[str, ...]
-    """The statements that create indexes (run after a bulk copy: faster)."""
+    """The statements that create indexes and triggers (run after a bulk copy: faster, and
+    a trigger must not count the copied rows again)."""
     stored: frozenset[str]
     """Every table the schema makes, full-text shadow tables included."""
 
@@ -110,18 +113,19 @@ def _columns(conn: Tx, table: str, *, without_rowid: bool) -> tuple[str, ...]:
 
 @functools.cache
 def layout() -> Layout:
-    """The catalog's tables, found by running :data:`SCHEMA` on a scratch database."""
+    """The catalog's tables, found by running :data:`SCHEMA` and ``BLOB_SCHEMA`` on a
+    scratch database."""
     conn = sqlite3.connect(":memory:")
     try:
         creates: list[str] = []
         indexes: list[str] = []
         seen: set[tuple[str, str]] = set()
-        for stmt in SCHEMA:
+        for stmt in (*SCHEMA, *BLOB_SCHEMA):
             conn.execute(stmt)
             rows = conn.execute("SELECT name, type FROM sqlite_master").fetchall()
             now = {(str(r[0]), str(r[1])) for r in rows}
             made = {kind for _name, kind in now - seen}
-            (indexes if made == {"index"} else creates).append(stmt)
+            (indexes if made <= {"index", "trigger"} and made else creates).append(stmt)
             seen = now
         listed = _table_list(conn)
         tables = sorted(

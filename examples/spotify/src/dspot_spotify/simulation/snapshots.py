@@ -5,7 +5,7 @@ snapshot installs and restores); and the check that every node's catalog equals 
 the whole history.
 
 The history — every entry applied anywhere, by ``seq`` — lives in the checker
-(``sim.data["history"]``), never in the nodes: :class:`CheckedMachine` reports each entry a
+(``sim.data["log_history"]``), never in the nodes: :class:`CheckedMachine` reports each entry a
 node applies, and a second node applying different bytes at the same ``seq`` is a fork.
 """
 
@@ -73,7 +73,7 @@ class CheckedMachine:
     node: str
 
     async def apply(self, entry: CommittedEntry) -> None:
-        history: dict[int, tuple[int, bytes]] = self.sim.data.setdefault("history", {})
+        history: dict[int, tuple[int, bytes]] = self.sim.data.setdefault("log_history", {})
         seq, epoch = entry.position.seq, entry.position.epoch
         first = history.setdefault(seq, (epoch, entry.data))
         if first != (epoch, entry.data):
@@ -266,7 +266,7 @@ async def check_state_is_history(sim: Simulation) -> None:
         if commit is not None:
             with anyio.move_on_after(10.0):
                 await spotify.ring.wait_applied(commit)
-    history: dict[int, tuple[int, bytes]] = sim.data.get("history", {})
+    history: dict[int, tuple[int, bytes]] = sim.data.get("log_history", {})
     top = max(history, default=0)
     want = replay(history, top)
     for name, spotify in running.items():
