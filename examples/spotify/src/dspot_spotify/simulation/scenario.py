@@ -225,7 +225,9 @@ SCENARIO = Scenario(
             SESSIONS,
             "clients that send no log position get read-your-writes and monotonic reads "
             "through the gateway (invariant 11)",
-            Sabotage({ServiceSabotage.NO_LOG_POSITIONS}, seeds=(5, 11, 12)),
+            # Replicas rarely lag since members hear of commits at once: of seeds 1-16
+            # only seed 3 lets a position-less client through to one that does.
+            Sabotage({ServiceSabotage.NO_LOG_POSITIONS}, seeds=(3,)),
         ),
         Check(
             PARTIAL_WRITE,
