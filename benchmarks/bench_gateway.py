@@ -130,10 +130,12 @@ def free_port() -> int:
 
 
 def free_base_port(count: int) -> int:
-    """A port P such that P .. P+count-1 are free (LocalCluster takes consecutive ports)."""
+    """A port P such that P .. P+count-1 are free (LocalCluster takes consecutive ports),
+    below the ephemeral range: a node started late must not find its port taken by some
+    client's outgoing connection."""
     rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000 - count)
+    for _ in range(500):
+        base = rng.randrange(20000, 32768 - count)
         if all(port_is_free(base + i) for i in range(count)):
             return base
     raise RuntimeError("no free port range")

@@ -37,10 +37,21 @@ QUICK: dict[str, list[str]] = {
     "http": ["--size-mib", "16", "--seconds", "2", "--idle", "200", "--rounds", "1"],
     "blobstore": ["--mib", "16", "--repair-mib", "64"],
     "gateway": ["--size-mib", "16", "--songs", "1000", "--seconds", "5"],
+    "scale": ["--quick"],
 }
 
 #: Order of the sections (others follow alphabetically).
-ORDER = ["sim", "rpc", "membership", "tokenring", "logmemory", "http", "blobstore", "gateway"]
+ORDER = [
+    "sim",
+    "rpc",
+    "membership",
+    "tokenring",
+    "logmemory",
+    "http",
+    "blobstore",
+    "gateway",
+    "scale",
+]
 
 
 def run_benchmarks(data: Path, quick: bool, only: list[str] | None, timeout: float) -> None:

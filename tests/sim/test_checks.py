@@ -68,6 +68,9 @@ GAPS = frozenset(
         (SERVICE, "gateway-observer"),
         (SERVICE, "final-ops"),
         (SERVICE, "liveness"),
+        # Shown to bite by tests/examples/test_spotify_compaction.py, which breaks the
+        # snapshot restore itself (not a mechanism a node is built without).
+        (SERVICE, "state-is-history"),
     }
 )
 """(scenario, check) pairs registered without a sabotage; ``"*"``: a common check."""

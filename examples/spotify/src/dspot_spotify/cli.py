@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from dspot.http import ServerConfig
+from dspot.tokenring import TokenRingConfig
 
 from dspot_spotify import __version__
 from dspot_spotify.client import ApiClient, ApiError
@@ -42,6 +43,8 @@ from dspot_spotify.tools import add_commands, run_command
 
 SABOTAGES = tuple(s.value for s in Sabotage if s is not Sabotage.NO_LOG_POSITIONS)
 GATEWAY_SABOTAGES = (Sabotage.NO_LOG_POSITIONS.value,)
+RING = TokenRingConfig()
+"""The token ring's defaults, which the node's compaction options start from."""
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -94,6 +97,27 @@ def _parser() -> argparse.ArgumentParser:
         "--cluster-size", type=int, default=1, help="initial number of nodes (majority base)"
     )
     node.add_argument("--name", help="node id on first start (default: generated; then kept)")
+    node.add_argument(
+        "--learner",
+        action="store_true",
+        help="join as a learner: this data directory is new (or lost) and the cluster already "
+        "has a log; it votes once it has caught up (ignored when the directory holds a log)",
+    )
+    node.add_argument(
+        "--compact-every",
+        type=int,
+        default=RING.compact_every,
+        metavar="N",
+        help=f"snapshot the catalog every N log entries applied (default {RING.compact_every})",
+    )
+    node.add_argument(
+        "--keep-entries",
+        type=int,
+        default=RING.keep_entries,
+        metavar="N",
+        help="log entries kept before the latest snapshot, for members a little behind "
+        f"(default {RING.keep_entries})",
+    )
     _cluster_tls_arguments(node)
     limits = ThrottleConfig()
     node.add_argument(
@@ -350,6 +374,10 @@ def _process_setup(args: argparse.Namespace) -> None:
 def _node(args: argparse.Namespace) -> int:
     if args.cluster_size < 1:
         raise ConfigError("--cluster-size must be at least 1")
+    if args.compact_every < 1:
+        raise ConfigError("--compact-every must be at least 1")
+    if args.keep_entries < 0:
+        raise ConfigError("--keep-entries must not be negative")
     _process_setup(args)
     for bug in args.sabotage:
         logging.getLogger("dspot_spotify").critical(
@@ -378,6 +406,9 @@ def _node(args: argparse.Namespace) -> int:
                 uploads_per_user=args.uploads_per_user,
             ),
             commit_notice=not args.no_commit_notice,
+            learner=args.learner,
+            compact_every=args.compact_every,
+            keep_entries=args.keep_entries,
         )
     )
 

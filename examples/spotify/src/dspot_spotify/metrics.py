@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from dspot.http import Handler, HTTPError, Request, Response
+from dspot.tokenring import Status
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -83,6 +84,20 @@ class NodeMetrics:
             ["kind"],
             registry=r,
         )
+        self.snapshots = Counter(
+            "dspot_catalog_snapshots",
+            "Catalog snapshots taken (the log compacted after each) or restored on this node "
+            "(in this process), by action.",
+            ["action"],
+            registry=r,
+        )
+        self.log = Gauge(
+            "dspot_tokenring_log",
+            "The token ring's log on this node: commit_index, base_index (the log starts "
+            "after it), snapshot_index, entries_on_disk and entries_in_memory.",
+            ["field"],
+            registry=r,
+        )
         self.blobs = Gauge("dspot_blobstore_blobs", "Blob copies stored on this node.", registry=r)
         self.blob_bytes = Gauge(
             "dspot_blobstore_bytes", "Bytes of blob copies stored on this node.", registry=r
@@ -149,6 +164,24 @@ class NodeMetrics:
         self.entries.labels(kind).inc()
         self.applied_epoch.set(epoch)
         self.applied_seq.set(seq)
+
+    def snapshot_restored(self, epoch: int, seq: int) -> None:
+        """Record a snapshot that replaced the catalog at ``(epoch, seq)``."""
+        self.snapshots.labels("restored").inc()
+        self.applied_epoch.set(epoch)
+        self.applied_seq.set(seq)
+
+    def set_log(self, status: Status, on_disk: int) -> None:
+        """The token ring's log figures, from its status and its count of entries on disk."""
+        fields = {
+            "commit_index": status.commit_index,
+            "base_index": status.base_index,
+            "snapshot_index": status.snapshot_index,
+            "entries_in_memory": status.in_memory,
+            "entries_on_disk": on_disk,
+        }
+        for field, value in fields.items():
+            self.log.labels(field).set(value)
 
     def set_members(self, rows: Iterable[Mapping[str, object]]) -> None:
         """Members by state and role, from member rows (``{"state", "role", ...}``)."""

@@ -7,13 +7,16 @@
         secret=b"cluster secret of 16+ bytes",
         seeds=["n2:7100", "n3:7100"],
         config=NodeConfig(cluster_size=3),
+        learner=False,             # True: a new disk joining a cluster that has a log
     )
     async with anyio.create_task_group() as tg:
         await tg.start(node.run)   # started once every part is up; runs until cancelled
 
 Every catalog change goes through the token ring as one entry of :mod:`dspot_spotify.catalog`
 and is applied, in log order, to the node's :class:`~dspot_spotify.replica.CatalogReplica`
-on ``env.disk``; audio and covers go to the replicated :class:`~dspot.blobstore.BlobStore`.
+on ``env.disk`` through a :class:`~dspot_spotify.statemachine.CatalogMachine`, which also
+takes and restores the snapshots that let the ring compact its log; audio and covers go to
+the replicated :class:`~dspot.blobstore.BlobStore`.
 The HTTP API (:mod:`dspot_spotify.api` and :mod:`dspot_spotify.subsonic`, routed by
 :func:`dspot_spotify.router.build_router`) is served over ``env.transport``, so the same code
 runs inside the deterministic simulation and over TCP.
@@ -41,7 +44,7 @@ from dspot.membership import Membership, VoterView
 from dspot.outbox import Inbox, Outbox
 from dspot.registry import Registry
 from dspot.rpc import RetryPolicy, RpcNode
-from dspot.tokenring import CommittedEntry, TokenRing
+from dspot.tokenring import CommittedEntry, StateMachine, TokenRing
 
 from dspot_spotify import catalog, survey
 from dspot_spotify.api.cluster import (
@@ -57,10 +60,11 @@ from dspot_spotify.collector import BlobCollector
 from dspot_spotify.config import HTTP_SERVICE, NodeConfig, Sabotage
 from dspot_spotify.events import EventHub
 from dspot_spotify.metrics import NodeMetrics
-from dspot_spotify.replica import CatalogReplica
+from dspot_spotify.replica import CatalogReplica, Effects
 from dspot_spotify.router import build_router
 from dspot_spotify.security import API_CSP, hardened
 from dspot_spotify.signin import SignIn
+from dspot_spotify.statemachine import CatalogMachine
 from dspot_spotify.throttle import UploadSlots
 from dspot_spotify.writer import (
     POSITION_META,
@@ -93,6 +97,7 @@ class SpotifyNode:
         secret: bytes,
         seeds: Sequence[str] = (),
         config: NodeConfig | None = None,
+        learner: bool = False,
     ) -> None:
         self.env = env
         self.rpc_address = rpc_address
@@ -102,6 +107,10 @@ class SpotifyNode:
         (a node listening on 0.0.0.0 must say where others reach it)."""
         self.seeds = list(seeds)
         self.config = config or NodeConfig()
+        self.learner = learner
+        """Join the token ring as a learner (see :class:`~dspot.tokenring.TokenRing`): set it
+        for a node whose disk is new and that joins a cluster that already has a log — never
+        for the nodes that bootstrap a cluster. Only read when the disk holds no ring yet."""
         self._secret = secret
         self.signer = TokenSigner(
             [derive_token_key(secret)],
@@ -110,6 +119,8 @@ class SpotifyNode:
         )
         self.credentials = CredentialBox(derive_box_key(secret))
         """Seals the per-user credentials that a protocol needs in clear (Subsonic)."""
+        self.events = EventHub(self.config.event_queue)
+        self.metrics = NodeMetrics(env.clock.now)
         self.replica = CatalogReplica(env.disk.db)
         self.signin = SignIn(
             env,
@@ -123,8 +134,17 @@ class SpotifyNode:
         """Uploads running per user."""
         self.looplag = LoopLagMonitor(env, watchdog=env.production)
         """How late this node's event loop runs a periodic timer (``/metrics``, status)."""
-        self.events = EventHub(self.config.event_queue)
-        self.metrics = NodeMetrics(env.clock.now)
+        self.machine = CatalogMachine(
+            self.replica,
+            offload=env.offload,
+            on_applied=self._applied,
+            on_restored=self._restored,
+            on_taken=self.metrics.snapshots.labels("taken").inc,
+            effects_for=self._effects,
+        )
+        self.ring_machine: StateMachine = self.machine
+        """What the token ring drives: :attr:`machine`, unless replaced before :meth:`run`
+        (the simulation wraps it to check every entry applied against its history)."""
         self._rpc: RpcNode | None = None
         self._membership: Membership | None = None
         self._ring: TokenRing | None = None
@@ -205,7 +225,14 @@ class SpotifyNode:
                 cfg.tokenring, min_members=max(cfg.tokenring.min_members, cfg.cluster_size)
             )
             self._ring = await stack.enter_async_context(
-                TokenRing(env, self._rpc, voters, ring_config, apply=self._apply)
+                TokenRing(
+                    env,
+                    self._rpc,
+                    voters,
+                    ring_config,
+                    state_machine=self.ring_machine,
+                    learner=self.learner,
+                )
             )
             tg = await stack.enter_async_context(anyio.create_task_group())
             self.background = tg
@@ -247,18 +274,23 @@ class SpotifyNode:
             task_status.started(self)
             await anyio.sleep_forever()
 
-    async def _apply(self, entry: CommittedEntry) -> None:
-        position = catalog.LogPosition(entry.position.epoch, entry.position.seq)
-        before = self.replica.position
+    def _effects(self, entry: CommittedEntry) -> Effects | None:
+        """The collector hears, in the applying transaction, of the blobs this node's own
+        entries leave unowned (every node applies the entry; one announces)."""
         mine = entry_origin(entry.entry_id) == self.env.node_id
-        effects = self.collector.announcer() if mine else None
-        await self.replica.apply(position, entry.data, effects=effects)
-        if before is not None and position <= before:
-            return  # already applied before a restart: not news
-        kind = _entry_kind(entry.data)
+        return self.collector.announcer() if mine else None
+
+    def _applied(self, position: catalog.LogPosition, data: bytes) -> None:
+        kind = _entry_kind(data)
         label = "batch" if "+" in kind else kind  # metric labels stay few
         self.metrics.entry_applied(label, position.epoch, position.seq)
         self._publish(CatalogEvent(type="catalog", position=format_position(position), kind=kind))
+
+    def _restored(self, position: catalog.LogPosition) -> None:
+        self.metrics.snapshot_restored(position.epoch, position.seq)
+        self._publish(
+            CatalogEvent(type="catalog", position=format_position(position), kind="snapshot")
+        )
 
     def _publish(self, event: CatalogEvent | MembershipChange | TokenEvent | QuorumEvent) -> None:
         self.events.publish(API_JSON.unstructure(event))

@@ -9,13 +9,14 @@ its entry was applied or rejected.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Concatenate, ParamSpec, TypeVar
 
 import anyio
 from dspot.disk import Database, Transaction
 
 from dspot_spotify import catalog
+from dspot_spotify.catalog import snapshot
 
 __all__ = ["CatalogReplica", "Effects"]
 
@@ -89,6 +90,19 @@ class CatalogReplica:
         self._position = after  # only once committed
         self._wake()
         return results
+
+    async def replace(
+        self, position: catalog.LogPosition, fill: Callable[[Transaction], Awaitable[None]]
+    ) -> None:
+        """Replace the whole catalog in one durable write transaction: ``fill`` drops and
+        fills the tables (:mod:`dspot_spotify.catalog.snapshot`), then ``position`` becomes
+        the last one applied. A crash before the commit leaves the old catalog and position;
+        readers wait for the transaction, and see the old catalog or the new one."""
+        async with self._db.transaction() as tx:
+            await fill(tx)
+            snapshot.finish_restore(tx, position)
+        self._position = position  # only once committed
+        self._wake()
 
     async def read(
         self, fn: Callable[Concatenate[catalog.Tx, P], T], *args: P.args, **kwargs: P.kwargs

@@ -390,6 +390,7 @@ async def metrics(api: Api, request: Request) -> Response:
     pos = node.replica.position or catalog.LogPosition(0, 0)
     m.applied_epoch.set(pos.epoch)
     m.applied_seq.set(pos.seq)
+    m.set_log(node.ring.status(), await node.ring.log_entries_on_disk())
     stats = node.blobs.stats()
     m.blobs.set(stats.blobs)
     m.blob_bytes.set(stats.bytes)

@@ -32,7 +32,9 @@ bookmarks, play queues, now playing, lyrics) and ``_subsonic`` (what only the Su
 asks); ``_blobs``: who owns the blobs (references, upload leases, the log's clock).
 
 Several changes of one request go in one :class:`Batch`, applied all or nothing, so a reader
-never sees part of a request.
+never sees part of a request. One public submodule is not re-exported here:
+:mod:`dspot_spotify.catalog.snapshot` (the catalog's tables as one unit, for token-ring
+snapshots).
 """
 
 from __future__ import annotations

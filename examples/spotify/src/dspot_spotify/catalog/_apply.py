@@ -165,3 +165,12 @@ def _record_rejection(
         "VALUES (?, ?, ?, ?, ?, ?)",
         (pos.epoch, pos.seq, kind, actor, reason, code),
     )
+
+
+POSITION_KEYS: Final = frozenset({"applied_epoch", "applied_seq"})
+"""The ``catalog_meta`` keys of the applied position."""
+
+
+def set_applied_position(tx: Tx, position: LogPosition) -> None:
+    """Record ``position`` as the last one applied (a snapshot restore sets it)."""
+    _set_position(tx, position)

@@ -13,11 +13,12 @@ import os
 import signal
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 from dspot.errors import AddressInUse
+from dspot.tokenring import TokenRingConfig
 
 from dspot_spotify.process.setup import (
     ConfigError,
@@ -31,6 +32,9 @@ from dspot_spotify.process.setup import (
     write_private,
 )
 from dspot_spotify.throttle import ThrottleConfig
+
+if TYPE_CHECKING:
+    from dspot_spotify.config import NodeConfig
 
 __all__ = ["NodeSettings", "serve_node", "throttle_config"]
 
@@ -70,15 +74,36 @@ class NodeSettings:
     """Off: members apply a committed entry up to a heartbeat late
     (:attr:`~dspot.tokenring.TokenRingConfig.commit_notify`), as every node did before the
     commit notice; tests of session guarantees use it so that replicas lag behind."""
+    learner: bool = False
+    """Join as a learner (see :attr:`~dspot_spotify.node.SpotifyNode.learner`)."""
+    compact_every: int = TokenRingConfig().compact_every
+    """Snapshot the catalog every this many log entries applied."""
+    keep_entries: int = TokenRingConfig().keep_entries
+    """Log entries kept before the latest snapshot."""
+
+    def node_config(self) -> NodeConfig:
+        """The node's configuration from these settings."""
+        from dspot_spotify.config import NodeConfig, Sabotage
+
+        ring = attrs.evolve(
+            TokenRingConfig(),
+            compact_every=self.compact_every,
+            keep_entries=self.keep_entries,
+            commit_notify=self.commit_notice,
+        )
+        return NodeConfig(
+            cluster_size=self.cluster_size,
+            throttle=self.throttle,
+            sabotage=frozenset(Sabotage(s) for s in self.sabotage),
+            tokenring=ring,
+        )
 
 
 async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
     from dspot.disk import LocalDisk
     from dspot.env import production_env
-    from dspot.tokenring import TokenRingConfig
     from dspot.transport import TcpTransport
 
-    from dspot_spotify.config import NodeConfig, Sabotage
     from dspot_spotify.node import SpotifyNode
 
     transport: Any = TcpTransport()
@@ -98,12 +123,8 @@ async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
                 http_advertise=settings.http_advertise,
                 secret=secret,
                 seeds=[s for s in settings.seeds if s != settings.rpc],
-                config=NodeConfig(
-                    cluster_size=settings.cluster_size,
-                    throttle=settings.throttle,
-                    sabotage=frozenset(Sabotage(s) for s in settings.sabotage),
-                    tokenring=TokenRingConfig(commit_notify=settings.commit_notice),
-                ),
+                config=settings.node_config(),
+                learner=settings.learner,
             )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_stop_on_signal, signals, tg.cancel_scope, node_id)

@@ -18,6 +18,7 @@ from dspot_spotify.simulation.checknames import (
 )
 from dspot_spotify.simulation.cluster import ATTEMPTS, CLIENTS, GATEWAY, SETTLE, SimGateway
 from dspot_spotify.simulation.sessions import check_sessions
+from dspot_spotify.simulation.snapshots import check_state_is_history
 from dspot_spotify.simulation.tracks import FINAL_TRACKS, WORKLOAD_TRACKS, tracks
 from dspot_spotify.simulation.workload import ZERO, Client, downloads, failures, songs, successes
 
@@ -104,6 +105,7 @@ async def final_checks(sim: Simulation, http: HttpClient) -> None:
         sim.violation(
             f"convergence: the nodes list different songs after heal ({sizes})", check=CONVERGENCE
         )
+    await check_state_is_history(sim)
     # Every acknowledged song streams byte-identical from every node (and through the
     # gateway), whole and by Range.
     for song in sorted(known.values(), key=lambda s: s.song_id):

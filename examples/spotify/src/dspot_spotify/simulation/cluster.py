@@ -22,6 +22,13 @@ from dspot_spotify.auth import ScryptParams
 from dspot_spotify.config import NodeConfig, Sabotage
 from dspot_spotify.gateway import Gateway, GatewayConfig
 from dspot_spotify.node import SpotifyNode
+from dspot_spotify.simulation.snapshots import (
+    RING,
+    CheckedMachine,
+    install_crasher,
+    is_wiped,
+    restart_later,
+)
 
 __all__ = [
     "ATTEMPTS",
@@ -105,6 +112,7 @@ def node_config(sim: Simulation) -> NodeConfig:
         collect_interval=0.5,
         position_gossip_interval=0.5,
         sabotage=sabotage(sim) - {Sabotage.NO_LOG_POSITIONS},
+        tokenring=RING,
     )
 
 
@@ -117,8 +125,13 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
         secret=SECRET,
         seeds=[f"{n}:{RPC_PORT}" for n in sim.names if n != me],
         config=node_config(sim),
+        learner=await is_wiped(sim, me, env.disk),
     )
-    await spotify.run(task_status=task_status)
+    spotify.ring_machine = CheckedMachine(spotify.machine, sim, me)
+    async with anyio.create_task_group() as tg:
+        await tg.start(spotify.run)
+        install_crasher(sim, spotify)
+        task_status.started(spotify)
 
 
 class SimGateway(Gateway):
@@ -172,20 +185,13 @@ def crash_source(sim: Simulation, kind: str, faults: FaultConfig) -> None:
     (``sim.data["tasks"]``)."""
     if kind != "crash_source":
         raise ValueError(f"unknown fault kind {kind!r}")
-    tasks: anyio.abc.TaskGroup | None = sim.data.get("tasks")
-    if tasks is None or len(sim.live()) < len(sim.names):
+    if "tasks" not in sim.data or len(sim.live()) < len(sim.names):
         return
     source = sim.data.get("stream_source")
     victim = source if source in sim.names else sim.rng.choice(sim.names)
     sim.fault("crash", node=victim, source=victim == source)
     sim.crash(victim)
-    until = min(sim.now() + sim.rng.uniform(faults.min_duration, faults.max_duration), sim.heal_at)
-
-    async def revive() -> None:
-        await anyio.sleep(until - sim.now())
-        await sim.start(victim)
-
-    tasks.start_soon(revive)
+    restart_later(sim, victim, sim.rng.uniform(faults.min_duration, faults.max_duration))
 
 
 def nemesis(config: FaultConfig) -> Nemesis:

@@ -23,6 +23,7 @@ from dspot_spotify.simulation.checknames import (
     READ_YOUR_WRITES,
     SEARCH,
     SESSIONS,
+    STATE,
     STREAM_BYTES,
 )
 from dspot_spotify.simulation.checks import check, check_gateway_is_observer, final_checks
@@ -40,8 +41,10 @@ from dspot_spotify.simulation.cluster import (
     nemesis,
     node,
 )
+from dspot_spotify.simulation.listener import Listener
 from dspot_spotify.simulation.ownership import check_ownership
 from dspot_spotify.simulation.sessions import SESSION_CLIENTS, SessionClient
+from dspot_spotify.simulation.snapshots import LISTENERS, disrupt
 from dspot_spotify.simulation.tracks import session_tracks, tracks
 from dspot_spotify.simulation.workload import Client, Streamer
 
@@ -65,6 +68,7 @@ async def workload(sim: Simulation) -> None:
         anyio.create_task_group() as outer,
     ):
         sim.data["tasks"] = outer
+        outer.start_soon(disrupt, sim)
         await outer.start(gateway.run)
         # Its read timeout outlasts the gateway's resume window: a resume is not a stall. It
         # finishes the download it is in at ``stop_at`` (no cut-off of our own making).
@@ -105,6 +109,17 @@ async def workload(sim: Simulation) -> None:
                 session = SessionClient(sim, name, i, http)
                 sessions.append(session)
                 tg.start_soon(session.run, stop_at)
+            for i in range(1, LISTENERS + 1):
+                listener = Listener(
+                    sim,
+                    f"l{i}",
+                    HttpClient(
+                        connect=sim.net.transport(f"l{i}").connect,
+                        timeouts=Timeouts(connect=2.0, read=6.0, write=6.0),
+                    ),
+                )
+                clients.append(listener)
+                tg.start_soon(listener.run, stop_at)
             await anyio.sleep(stop_at - sim.now())
             tg.cancel_scope.cancel()
         for client in clients:
@@ -202,10 +217,17 @@ SCENARIO = Scenario(
             "and every client and the gateway get work done after heal",
         ),
         Check(
+            STATE,
+            "after heal every node's catalog equals replaying the whole history, through "
+            "snapshots installed after cut-offs, wiped disks and crashes mid-install",
+        ),
+        Check(
             SESSIONS,
             "clients that send no log position get read-your-writes and monotonic reads "
             "through the gateway (invariant 11)",
-            Sabotage({ServiceSabotage.NO_LOG_POSITIONS}, seeds=(5, 11, 12)),
+            # Replicas rarely lag since members hear of commits at once: of seeds 1-16
+            # only seed 3 lets a position-less client through to one that does.
+            Sabotage({ServiceSabotage.NO_LOG_POSITIONS}, seeds=(3,)),
         ),
         Check(
             PARTIAL_WRITE,

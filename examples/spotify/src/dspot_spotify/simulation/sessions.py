@@ -221,8 +221,9 @@ class SessionClient:
             )
             self.judge(reply, (200, 201))
             song.update(json.loads(reply.body))
-            if reply.status == 200:  # already there (an earlier try went through)
-                return {}, {f"song:{song['id']}": sha}, None
+            # 200: already there. The tracks are this client's own, so an earlier try of
+            # ours stored it and its answer was lost (that op's outcome is unknown, and the
+            # song's id, the key it wrote, is learnt only now): the write is recorded here.
             return {f"song:{song['id']}": sha}, {}, _position(reply)
 
         if await self.op("upload", call) is not Outcome.OK or song.get("duplicate"):
