@@ -120,32 +120,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     _cluster_tls_arguments(node)
     limits = ThrottleConfig()
-    node.add_argument(
-        "--login-failures",
-        type=int,
-        default=limits.username.free,
-        help="failed sign-ins per username before it must wait, doubling each time "
-        f"(default {limits.username.free})",
-    )
-    node.add_argument(
-        "--address-failures",
-        type=int,
-        default=limits.address.free,
-        help="failed sign-ins per client address before it must wait "
-        f"(default {limits.address.free})",
-    )
-    node.add_argument(
-        "--hash-limit",
-        type=int,
-        default=limits.hash_limit,
-        help=f"password hashes run at once (default {limits.hash_limit})",
-    )
-    node.add_argument(
-        "--uploads-per-user",
-        type=int,
-        default=limits.uploads_per_user,
-        help=f"uploads one user may run at once (default {limits.uploads_per_user})",
-    )
+    for flag, default, what in (
+        (
+            "--login-failures",
+            limits.username.free,
+            "failed sign-ins per username before it must wait, doubling each time",
+        ),
+        (
+            "--address-failures",
+            limits.address.free,
+            "failed sign-ins per client address before it must wait",
+        ),
+        ("--hash-limit", limits.hash_limit, "password hashes run at once"),
+        ("--uploads-per-user", limits.uploads_per_user, "uploads one user may run at once"),
+    ):
+        node.add_argument(flag, type=int, default=default, help=f"{what} (default {default})")
     node.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     # Deliberate bugs that chaos tests switch on to prove their checks bite; not for use.
     node.add_argument(

@@ -197,7 +197,7 @@ SCENARIO = Scenario(
             DURABILITY,
             "every acknowledged song is listed by every node and streams byte-identical from "
             "each after heal (invariant 1)",
-            Sabotage({BlobStoreMechanism.SYNC_BEFORE_ACK}, seeds=(1,), adapt=_crashes_only),
+            Sabotage({BlobStoreMechanism.SYNC_BEFORE_ACK}, seeds=(2,), adapt=_crashes_only),
         ),
         Check(CONVERGENCE, "after heal every node lists the same songs (invariant 2)"),
         Check(READ_YOUR_WRITES, "a node answering with a client's log position lists its songs"),
@@ -225,9 +225,10 @@ SCENARIO = Scenario(
             SESSIONS,
             "clients that send no log position get read-your-writes and monotonic reads "
             "through the gateway (invariant 11)",
-            # Replicas rarely lag since members hear of commits at once: of seeds 1-16
-            # only seed 3 lets a position-less client through to one that does.
-            Sabotage({ServiceSabotage.NO_LOG_POSITIONS}, seeds=(3,)),
+            # Replicas rarely lag since members hear of commits at once: few seeds let a
+            # position-less client through to one that does (seed 1 with the log applied
+            # off the event loop, seed 3 before).
+            Sabotage({ServiceSabotage.NO_LOG_POSITIONS}, seeds=(1,)),
         ),
         Check(
             PARTIAL_WRITE,
