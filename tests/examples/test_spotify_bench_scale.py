@@ -1,7 +1,9 @@
 """``benchmarks/bench_scale.py --quick`` runs to the end against real node processes: the
 catalog filled through the API, the log compacted within its configured bound, a fresh node
-and a restarted one each catching up by installing a snapshot. (The figures themselves are
-the benchmark's business; only what must hold on any machine is checked here.)"""
+catching up by installing a snapshot (the log's start is compacted away) and a restarted one
+catching up at all (by snapshot or from the log: how many entries its downtime spans depends
+on how the ring batched the writes). (The figures themselves are the benchmark's business;
+only what must hold on any machine is checked here.)"""
 
 from __future__ import annotations
 
@@ -37,6 +39,6 @@ def test_the_quick_scale_benchmark_runs_and_compacts(tmp_path: Path) -> None:
     joined = tables["a fresh fourth node (--learner) joins"]
     assert int(joined["note"].split()[0]) >= 1, joined  # "N snapshot(s) installed"
     caught = next(t for title, t in tables.items() if title.startswith("a node down"))
-    assert int(caught["note"].split()[0]) >= 1, caught
+    assert dict(map(tuple, caught["rows"]))["restart until applied them all"] > 0, caught
     reads = tables["reads on one node"]["rows"]
     assert all(row[4] == 0 for row in reads), reads  # no errors
