@@ -146,7 +146,8 @@ describe("the play queue on the server (Subsonic savePlayQueue / getPlayQueue)",
     });
     setup(server.handler);
     await waitFor(() => expect(screen.getByTestId("now-playing").textContent).toBe("Blue Tone"));
-    expect(audio().currentTime).toBe(73.25);
+    // The title shows as soon as the queue is in; the position is applied just after.
+    await waitFor(() => expect(audio().currentTime).toBe(73.25));
     expect(HTMLMediaElement.prototype.play).not.toHaveBeenCalled();
     const user = userEvent.setup();
     await user.click(screen.getByRole("button", { name: "Queue" }));
