@@ -122,6 +122,7 @@ export function PlayerProvider({ children }: { children: ReactNode }) {
     playing,
     position: () => audio.current?.currentTime ?? 0,
     savedAt: start.savedAt,
+    savedPosition: start.position,
     touched: () => touched.current,
     adopt: (songs, index, position) => {
       resume.current = { serial: queueRef.current.serial + 1, position };

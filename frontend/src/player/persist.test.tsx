@@ -201,6 +201,11 @@ describe("the play queue on the server (Subsonic savePlayQueue / getPlayQueue)",
     await new Promise((r) => setTimeout(r, 20));
     expect(screen.getByTestId("now-playing").textContent).toBe("Second Tone");
     expect(calls.some((c) => c.url.pathname === "/api/songs/s3")).toBe(false);
+    // ...and gives the server this newer copy (the last page's save may have been cut short).
+    await waitFor(() => expect(server.saves.length).toBe(1));
+    expect(server.saves[0].getAll("id")).toEqual(["s2"]);
+    expect(server.saves[0].get("current")).toBe("s2");
+    expect(server.saves[0].get("position")).toBe("5000");
   });
 });
 

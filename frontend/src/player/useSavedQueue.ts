@@ -38,8 +38,10 @@ interface Options {
   playing: boolean;
   /** Seconds into the current song now. */
   position: () => number;
-  /** When the queue the app started with was saved (ms; 0: nothing was). */
+  /** When the queue the app started with was saved (ms; 0: nothing was)... */
   savedAt: number;
+  /** ...and the position in its current song it was saved with (seconds). */
+  savedPosition: number;
   /** Whether the user did anything with the player since the page loaded. */
   touched: () => boolean;
   /** Put another device's queue in place, paused at `position` seconds. */
@@ -49,7 +51,9 @@ interface Options {
 /**
  * Save the queue locally on every change and every few seconds of playback, and on the
  * server (when it keeps queues) shortly after a change, on pause and every half minute of
- * playback; at start, adopt the server's queue if it is newer and the user has not begun.
+ * playback; at start, adopt the server's queue if it is newer and the user has not begun,
+ * or give the server this browser's copy if that is newer (a save the last page could not
+ * finish, cut short by a reload or a lost connection).
  * Returns the handler for the audio element's time updates.
  */
 export function useSavedQueue({
@@ -59,6 +63,7 @@ export function useSavedQueue({
   playing,
   position,
   savedAt,
+  savedPosition,
   touched,
   adopt,
 }: Options): () => void {
@@ -67,6 +72,7 @@ export function useSavedQueue({
   latest.current = { queue, position };
   const lastLocal = useRef(0);
   const lastRemote = useRef(0);
+  const start = useRef(queue);
 
   const saveHere = useCallback(() => {
     if (!userId) return;
@@ -91,7 +97,14 @@ export function useSavedQueue({
     let live = true;
     void (async () => {
       const saved = await r.load();
-      if (!live || !saved || saved.changed <= savedAt || touched()) return;
+      if (!live || touched()) return;
+      const here = start.current;
+      if (savedAt > 0 && (!saved || saved.changed < savedAt) && here.items.length > 0) {
+        lastRemote.current = Date.now();
+        void r.save(here, savedPosition);
+        return;
+      }
+      if (!saved || saved.changed <= savedAt) return;
       const songs = await remoteSongs(api, saved.ids);
       if (!live || songs.length === 0 || touched()) return;
       const index = Math.max(
@@ -108,7 +121,6 @@ export function useSavedQueue({
   }, [api, userId]);
 
   // Every change of the queue (not the one the page started with).
-  const start = useRef(queue);
   useEffect(() => {
     if (queue.items === start.current.items && queue.index === start.current.index) return;
     saveHere();
