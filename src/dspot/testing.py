@@ -252,6 +252,8 @@ class StaticView:
         self._reachable = reachable
         self.down: set[str] = set()
         """Members this view reports dead whatever the directory says."""
+        self.joined = True
+        """What :attr:`~dspot.membership.RingView.joined` answers (a test may clear it)."""
 
     @classmethod
     def fixed(

@@ -226,6 +226,27 @@ def test_delete_tombstones_survive_a_returning_replica() -> None:
     run_cluster(body, nodes=4)
 
 
+def test_a_node_that_has_not_joined_refuses_to_delete() -> None:
+    """A restarted or wiped node knows only itself until it joins: it must not take itself
+    for every owner and acknowledge a delete the owners never saw (blobstore-swim, seed 153)."""
+    data = blob(3000, seed=4)
+    sha = hashlib.sha256(data).hexdigest()
+
+    async def body(sim: Simulation) -> None:
+        s = store(sim, "n1")
+        await s.put(chunks(data), sha256=sha)
+        await anyio.sleep(1)
+        before = holders(sim, sha)
+        s.view.joined = False  # type: ignore[attr-defined]
+        with pytest.raises(DeleteIncomplete, match="not yet joined"):
+            await s.delete(sha)
+        assert holders(sim, sha) == before
+        s.view.joined = True  # type: ignore[attr-defined]
+        assert await s.delete(sha) == 3
+
+    run_cluster(body, nodes=3)
+
+
 def test_stats_report_bytes_and_under_replication() -> None:
     async def body(sim: Simulation) -> None:
         s = store(sim, "n1")

@@ -427,9 +427,16 @@ class BlobStore:
         Returns how many members recorded the tombstone. Raises :class:`DeleteIncomplete`
         unless every owner recorded it, owners counted over the *configured* membership
         (dead members included): a node cut off from the others sees only itself alive and
-        must not believe it deleted a blob the others still hold. Repair spreads the
-        tombstone from the owners to every other holder.
+        must not believe it deleted a blob the others still hold; for the same reason a node
+        whose view has not yet :attr:`~dspot.membership.RingView.joined` (restarted or
+        wiped, knowing only itself) refuses. Repair spreads the tombstone from the owners to
+        every other holder.
         """
+        if not self.view.joined:
+            raise DeleteIncomplete(
+                f"not deleting {sha256}: this node has not yet joined the cluster, so it does "
+                "not know the blob's owners"
+            )
         deleted_at = self.env.clock.wall()
         plan = plan_delete(sha256, self.view.live(), self.view.configured(), self.placement)
         acked: list[str] = []

@@ -48,6 +48,10 @@ class VoterView:
     def self_id(self) -> str:
         return self.view.self_id
 
+    @property
+    def joined(self) -> bool:
+        return self.view.joined
+
     def members(self) -> list[Member]:
         return [m for m in self.view.members() if not is_observer(m)]
 

@@ -84,6 +84,14 @@ class RingView(Protocol):
     @property
     def self_id(self) -> str: ...
 
+    @property
+    def joined(self) -> bool:
+        """Whether this node has exchanged state with the cluster (at once for a node that
+        knows no one to join). Until then the view holds little more than the node itself
+        and says nothing about the others: a restarted or wiped node must not act on it as
+        if it were the whole cluster."""
+        ...
+
     def members(self) -> list[Member]:
         """Every known member, whatever its state, ordered by node id."""
         ...
