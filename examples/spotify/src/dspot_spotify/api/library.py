@@ -24,6 +24,7 @@ from dspot_spotify.api.route import (
     INVALID,
     NOT_FOUND,
     Handler,
+    Param,
     Route,
 )
 from dspot_spotify.api.schema import json_schema
@@ -114,30 +115,6 @@ async def list_artists(api: Api, request: Request) -> Response:
     return api.reply(page)
 
 
-async def get_artist(api: Api, request: Request) -> Response:
-    await api.authenticate(request)
-    return api.reply(await artist(api, request.path_params["artist_id"]))
-
-
-async def update_artist(api: Api, request: Request) -> Response:
-    claims = await api.authenticate(request)
-    patch = changes(await read_json(request, ArtistPatch))
-    current = await artist(api, request.path_params["artist_id"])
-    fields = {name: getattr(current, name) for name in ARTIST_EDITABLE} | patch
-    entry = catalog.UpdateArtist(
-        actor=claims.user_id, at=api.node.now_ms(), artist_id=current.id, **fields
-    )
-    pos = await api.writer.commit(entry)
-    return api.reply(await artist(api, current.id), position=pos)
-
-
-async def delete_artist(api: Api, request: Request) -> Response:
-    claims = await api.authenticate(request)
-    current = await artist(api, request.path_params["artist_id"])
-    entry = catalog.DeleteArtist(actor=claims.user_id, at=api.node.now_ms(), artist_id=current.id)
-    return api.written(await api.writer.commit(entry))
-
-
 async def list_albums(api: Api, request: Request) -> Response:
     await api.authenticate(request)
     page = await api.paged(
@@ -151,28 +128,54 @@ async def list_albums(api: Api, request: Request) -> Response:
     return api.reply(page)
 
 
-async def get_album(api: Api, request: Request) -> Response:
-    await api.authenticate(request)
-    return api.reply(await album(api, request.path_params["album_id"]))
+def _get(kind: str, show: Callable[[Api, str], Awaitable[Any]]) -> Handler:
+    """``GET`` of one artist or album: ``show`` it (404 if there is none)."""
+
+    async def get(api: Api, request: Request) -> Response:
+        await api.authenticate(request)
+        return api.reply(await show(api, request.path_params[f"{kind}_id"]))
+
+    return get
 
 
-async def update_album(api: Api, request: Request) -> Response:
-    claims = await api.authenticate(request)
-    patch = changes(await read_json(request, AlbumPatch))
-    current = await album(api, request.path_params["album_id"])
-    fields = {name: getattr(current, name) for name in (*ALBUM_EDITABLE, "cover_sha256")}
-    entry = catalog.UpdateAlbum(
-        actor=claims.user_id, at=api.node.now_ms(), album_id=current.id, **(fields | patch)
-    )
-    pos = await api.writer.commit(entry)
-    return api.reply(await album(api, current.id), position=pos)
+def _update(
+    kind: str,
+    show: Callable[[Api, str], Awaitable[Any]],
+    patch_type: type,
+    keep: tuple[str, ...],
+    entry: Callable[..., catalog.Entry],
+) -> Handler:
+    """``PATCH`` of one artist or album: the fields in ``keep`` as they are, overridden
+    by the patch, committed as ``entry``; answers the thing as its ``GET`` shows it."""
+
+    async def update(api: Api, request: Request) -> Response:
+        claims = await api.authenticate(request)
+        patch = changes(await read_json(request, patch_type))
+        current = await show(api, request.path_params[f"{kind}_id"])
+        fields = {name: getattr(current, name) for name in keep} | patch
+        ids = {f"{kind}_id": current.id}
+        pos = await api.writer.commit(
+            entry(actor=claims.user_id, at=api.node.now_ms(), **ids, **fields)
+        )
+        return api.reply(await show(api, current.id), position=pos)
+
+    return update
 
 
-async def delete_album(api: Api, request: Request) -> Response:
-    claims = await api.authenticate(request)
-    current = await album(api, request.path_params["album_id"])
-    entry = catalog.DeleteAlbum(actor=claims.user_id, at=api.node.now_ms(), album_id=current.id)
-    return api.written(await api.writer.commit(entry))
+def _delete(
+    kind: str, show: Callable[[Api, str], Awaitable[Any]], entry: Callable[..., catalog.Entry]
+) -> Handler:
+    """``DELETE`` of one artist or album (404 if there is none), committed as ``entry``."""
+
+    async def delete(api: Api, request: Request) -> Response:
+        claims = await api.authenticate(request)
+        current = await show(api, request.path_params[f"{kind}_id"])
+        ids = {f"{kind}_id": current.id}
+        return api.written(
+            await api.writer.commit(entry(actor=claims.user_id, at=api.node.now_ms(), **ids))
+        )
+
+    return delete
 
 
 async def list_genres(api: Api, request: Request) -> Response:
@@ -247,42 +250,103 @@ def _like_routes(target: catalog.LikeTarget, reply: Any) -> tuple[Route, ...]:
 
 
 _PATCH_ERRORS: Final = (BAD_REQUEST, FORBIDDEN, NOT_FOUND, INVALID)
-_ARTIST: Final = "/api/artists/{artist_id}"
-_ALBUM: Final = "/api/albums/{album_id}"
+
+
+def _editable_routes(
+    kind: str,
+    show: Callable[[Api, str], Awaitable[Any]],
+    list_handler: Handler,
+    *,
+    query: tuple[Param, ...],
+    page: Any,
+    detail: type,
+    patch: type,
+    keep: tuple[str, ...],
+    update: Callable[..., catalog.Entry],
+    delete: Callable[..., catalog.Entry],
+    summaries: tuple[str, str, str, str],
+) -> tuple[Route, ...]:
+    """The routes of artists or albums: list and search, then get, change and delete one
+    (``summaries`` in that order)."""
+    tag, one = f"{kind}s", f"/api/{kind}s/{{{kind}_id}}"
+    listed, shown, changed, deleted = summaries
+    return (
+        Route(
+            method="GET",
+            path=f"/api/{kind}s",
+            handler=list_handler,
+            summary=listed,
+            tag=tag,
+            query=query,
+            reply=page,
+            errors=(BAD_REQUEST, INVALID),
+        ),
+        Route(
+            method="GET",
+            path=one,
+            handler=_get(kind, show),
+            summary=shown,
+            tag=tag,
+            reply=detail,
+            errors=(NOT_FOUND,),
+        ),
+        Route(
+            method="PATCH",
+            path=one,
+            handler=_update(kind, show, patch, keep, update),
+            summary=changed,
+            tag=tag,
+            body=patch,
+            reply=detail,
+            write=True,
+            errors=_PATCH_ERRORS,
+        ),
+        Route(
+            method="DELETE",
+            path=one,
+            handler=_delete(kind, show, delete),
+            summary=deleted,
+            tag=tag,
+            ok=204,
+            ok_description="Deleted",
+            write=True,
+            errors=(FORBIDDEN, NOT_FOUND, CONFLICT),
+        ),
+    )
+
 
 ROUTES: Final = (
     *_like_routes("song", Song),
     *_like_routes("album", AlbumDetail),
     *_like_routes("artist", ArtistDetail),
-    Route(
-        method="GET",
-        path="/api/me/likes",
-        handler=_liked(catalog.liked_songs, Song.of),
-        summary="The songs I like, most recently liked first",
-        tag="songs",
-        query=(PAGE, LIMIT),
-        reply=catalog.Page[Song],
-        errors=(BAD_REQUEST, INVALID),
-    ),
-    Route(
-        method="GET",
-        path="/api/me/likes/albums",
-        handler=_liked(catalog.liked_albums, _same),
-        summary="The albums I like, most recently liked first",
-        tag="albums",
-        query=(PAGE, LIMIT),
-        reply=catalog.Page[catalog.AlbumView],
-        errors=(BAD_REQUEST, INVALID),
-    ),
-    Route(
-        method="GET",
-        path="/api/me/likes/artists",
-        handler=_liked(catalog.liked_artists, _same),
-        summary="The artists I like, most recently liked first",
-        tag="artists",
-        query=(PAGE, LIMIT),
-        reply=catalog.Page[catalog.ArtistView],
-        errors=(BAD_REQUEST, INVALID),
+    *(
+        Route(
+            method="GET",
+            path=path,
+            handler=_liked(query, item),
+            summary=f"The {tag} I like, most recently liked first",
+            tag=tag,
+            query=(PAGE, LIMIT),
+            reply=reply,
+            errors=(BAD_REQUEST, INVALID),
+        )
+        for path, tag, query, item, reply in (
+            ("/api/me/likes", "songs", catalog.liked_songs, Song.of, catalog.Page[Song]),
+            (
+                "/api/me/likes/albums",
+                "albums",
+                catalog.liked_albums,
+                _same,
+                catalog.Page[catalog.AlbumView],
+            ),
+            (
+                "/api/me/likes/artists",
+                "artists",
+                catalog.liked_artists,
+                _same,
+                catalog.Page[catalog.ArtistView],
+            ),
+        )
     ),
     Route(
         method="GET",
@@ -292,86 +356,40 @@ ROUTES: Final = (
         tag="songs",
         reply=GenreList,
     ),
-    Route(
-        method="GET",
-        path="/api/artists",
-        handler=list_artists,
-        summary="List and search artists",
-        tag="artists",
+    *_editable_routes(
+        "artist",
+        artist,
+        list_artists,
         query=(Q, GENRE, PAGE, LIMIT),
-        reply=catalog.Page[catalog.ArtistView],
-        errors=(BAD_REQUEST, INVALID),
+        page=catalog.Page[catalog.ArtistView],
+        detail=ArtistDetail,
+        patch=ArtistPatch,
+        keep=ARTIST_EDITABLE,
+        update=catalog.UpdateArtist,
+        delete=catalog.DeleteArtist,
+        summaries=(
+            "List and search artists",
+            "An artist with albums and singles",
+            "Rename an artist (creator or admin)",
+            "Delete an artist without albums or songs (creator or admin)",
+        ),
     ),
-    Route(
-        method="GET",
-        path=_ARTIST,
-        handler=get_artist,
-        summary="An artist with albums and singles",
-        tag="artists",
-        reply=ArtistDetail,
-        errors=(NOT_FOUND,),
-    ),
-    Route(
-        method="PATCH",
-        path=_ARTIST,
-        handler=update_artist,
-        summary="Rename an artist (creator or admin)",
-        tag="artists",
-        body=ArtistPatch,
-        reply=ArtistDetail,
-        write=True,
-        errors=_PATCH_ERRORS,
-    ),
-    Route(
-        method="DELETE",
-        path=_ARTIST,
-        handler=delete_artist,
-        summary="Delete an artist without albums or songs (creator or admin)",
-        tag="artists",
-        ok=204,
-        ok_description="Deleted",
-        write=True,
-        errors=(FORBIDDEN, NOT_FOUND, CONFLICT),
-    ),
-    Route(
-        method="GET",
-        path="/api/albums",
-        handler=list_albums,
-        summary="List and search albums",
-        tag="albums",
+    *_editable_routes(
+        "album",
+        album,
+        list_albums,
         query=(Q, ARTIST_PARAM, GENRE, PAGE, LIMIT),
-        reply=catalog.Page[catalog.AlbumView],
-        errors=(BAD_REQUEST, INVALID),
-    ),
-    Route(
-        method="GET",
-        path=_ALBUM,
-        handler=get_album,
-        summary="An album with its tracks",
-        tag="albums",
-        reply=AlbumDetail,
-        errors=(NOT_FOUND,),
-    ),
-    Route(
-        method="PATCH",
-        path=_ALBUM,
-        handler=update_album,
-        summary="Edit an album (creator or admin)",
-        tag="albums",
-        body=AlbumPatch,
-        reply=AlbumDetail,
-        write=True,
-        errors=_PATCH_ERRORS,
-    ),
-    Route(
-        method="DELETE",
-        path=_ALBUM,
-        handler=delete_album,
-        summary="Delete an album without songs (creator or admin); an unused cover goes too",
-        tag="albums",
-        ok=204,
-        ok_description="Deleted",
-        write=True,
-        errors=(FORBIDDEN, NOT_FOUND, CONFLICT),
+        page=catalog.Page[catalog.AlbumView],
+        detail=AlbumDetail,
+        patch=AlbumPatch,
+        keep=(*ALBUM_EDITABLE, "cover_sha256"),
+        update=catalog.UpdateAlbum,
+        delete=catalog.DeleteAlbum,
+        summaries=(
+            "List and search albums",
+            "An album with its tracks",
+            "Edit an album (creator or admin)",
+            "Delete an album without songs (creator or admin); an unused cover goes too",
+        ),
     ),
 )
