@@ -1,14 +1,7 @@
 // App-wide state: the API client, the session and who the user is (admin or not), the
 // read-only banner, and the songs, albums and artists the user likes.
-import {
-  createContext,
-  useCallback,
-  useContext,
-  useEffect,
-  useMemo,
-  useState,
-  type ReactNode,
-} from "react";
+import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
+import { useMemoObject } from "./memo";
 import { ApiClient, ApiError, getMe, isAdmin } from "../api/client";
 import type { Me } from "../api/types";
 import type { Page, Session, Song } from "../api/types";
@@ -136,39 +129,22 @@ export function AppProvider({ api, children }: { api: ApiClient; children: React
   const [likedArtists, toggleArtistLike] = useLikes(api, session, "artists", notify);
   const toggleLike = useCallback((song: Song) => toggleSong(song.id), [toggleSong]);
 
-  const value = useMemo(
-    () => ({
-      api,
-      session,
-      me,
-      admin,
-      readOnly,
-      setReadOnly,
-      liked,
-      toggleLike,
-      likedAlbums,
-      toggleAlbumLike,
-      likedArtists,
-      toggleArtistLike,
-      notify,
-      toast,
-    }),
-    [
-      api,
-      session,
-      me,
-      admin,
-      readOnly,
-      liked,
-      toggleLike,
-      likedAlbums,
-      toggleAlbumLike,
-      likedArtists,
-      toggleArtistLike,
-      notify,
-      toast,
-    ],
-  );
+  const value = useMemoObject({
+    api,
+    session,
+    me,
+    admin,
+    readOnly,
+    setReadOnly,
+    liked,
+    toggleLike,
+    likedAlbums,
+    toggleAlbumLike,
+    likedArtists,
+    toggleArtistLike,
+    notify,
+    toast,
+  });
   return <AppContext.Provider value={value}>{children}</AppContext.Provider>;
 }
 

@@ -1,14 +1,7 @@
 // The signed-in user's playlists, shared by the playlist pages and the "Add to playlist"
 // menus of song rows.
-import {
-  createContext,
-  useCallback,
-  useContext,
-  useEffect,
-  useMemo,
-  useState,
-  type ReactNode,
-} from "react";
+import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
+import { useMemoObject } from "./memo";
 import { ApiError } from "../api/client";
 import type { Playlist, PlaylistItem, Song } from "../api/types";
 import { useApp } from "./context";
@@ -61,10 +54,7 @@ export function PlaylistsProvider({ children }: { children: ReactNode }) {
     },
     [api, notify, refresh],
   );
-  const value = useMemo(
-    () => ({ playlists, error, refresh, addSong }),
-    [playlists, error, refresh, addSong],
-  );
+  const value = useMemoObject({ playlists, error, refresh, addSong });
   return <PlaylistsContext.Provider value={value}>{children}</PlaylistsContext.Provider>;
 }
 
