@@ -16,7 +16,7 @@ import {
 import { useCluster } from "../cluster/ClusterProvider";
 import type { LiveStatus } from "../cluster/live";
 import { STATE_COLOURS, formatBytes, ringLayout } from "../cluster/state";
-import { ErrorBox, Loading } from "../components/States";
+import { ErrorBox, FormError, Loading } from "../components/States";
 
 /** Re-render every `ms` (rates and "seconds ago" move on without events). */
 export function useNow(ms: number): number {
@@ -381,11 +381,7 @@ function ReplicaFinder({
           </li>
         ))}
       </ul>
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
       {song && replicas && replicas.song_id === song.id && (
         <table className="members" aria-label={`Copies of ${song.title}`}>
           <thead>

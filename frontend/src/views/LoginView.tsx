@@ -2,6 +2,7 @@
 import { useState, type FormEvent } from "react";
 import { ApiError } from "../api/client";
 import { useApp } from "../app/context";
+import { FormError } from "../components/States";
 
 export function LoginView() {
   const { api } = useApp();
@@ -68,11 +69,7 @@ export function LoginView() {
               required
             />
           </label>
-          {error && (
-            <p className="form-error" role="alert">
-              {error}
-            </p>
-          )}
+          <FormError error={error} />
           <button type="submit" className="primary" disabled={busy}>
             {busy ? "Please wait…" : signin ? "Sign in" : "Sign up"}
           </button>

@@ -9,7 +9,7 @@ import type { Playlist, PlaylistDetail } from "../api/types";
 import { formatTotal, plural } from "../components/format";
 import { Icon } from "../components/Icon";
 import { SongTable } from "../components/SongTable";
-import { Empty, ErrorBox, LoadFailed, Loading } from "../components/States";
+import { Empty, ErrorBox, FormError, LoadFailed, Loading } from "../components/States";
 import { usePlayer } from "../player/Player";
 
 export function PlaylistsView() {
@@ -53,11 +53,7 @@ export function PlaylistsView() {
           <Icon name="plus" /> Create playlist
         </button>
       </form>
-      {formError && (
-        <p className="form-error" role="alert">
-          {formError}
-        </p>
-      )}
+      <FormError error={formError} />
       {error ? (
         <ErrorBox error={error} onRetry={refresh} />
       ) : playlists === null ? (

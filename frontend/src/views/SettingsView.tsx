@@ -13,7 +13,7 @@ import {
 } from "../api/client";
 import { useApp, useLoad } from "../app/context";
 import { Icon } from "../components/Icon";
-import { ErrorBox, Loading } from "../components/States";
+import { ErrorBox, FormError, Loading } from "../components/States";
 
 /** The URL a Subsonic app is given: this server, without the API's `/rest`. */
 export function serverUrl(base: string, origin = window.location.origin): string {
@@ -157,11 +157,7 @@ function SubsonicSection() {
                 New app password and API key
               </button>
             )}
-            {error && (
-              <p className="form-error" role="alert">
-                {error}
-              </p>
-            )}
+            <FormError error={error} />
           </div>
         </>
       ) : null}
@@ -253,11 +249,7 @@ function PasswordSection() {
             />
           </label>
         ))}
-        {error && (
-          <p className="form-error" role="alert">
-            {error}
-          </p>
-        )}
+        <FormError error={error} />
         <button type="submit" className="primary" disabled={busy}>
           Change password
         </button>

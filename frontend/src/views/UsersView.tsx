@@ -11,7 +11,7 @@ import {
 } from "../api/client";
 import type { UserPatch, UserRow } from "../api/types";
 import { useApp, useLoad } from "../app/context";
-import { Empty, ErrorBox, Loading } from "../components/States";
+import { Empty, ErrorBox, FormError, Loading } from "../components/States";
 
 type Roles = UserRow["roles"];
 
@@ -231,11 +231,7 @@ function ResetPassword({ user, onDone }: { user: UserRow; onDone: () => void }) 
       <button type="button" className="text-button" onClick={onDone}>
         Cancel
       </button>
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
     </form>
   );
 }
