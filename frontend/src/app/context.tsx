@@ -2,7 +2,7 @@
 // read-only banner, and the songs, albums and artists the user likes.
 import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
 import { useMemoObject } from "./memo";
-import { ApiClient, ApiError, getMe, isAdmin } from "../api/client";
+import { ApiClient, ApiError, asApiError, getMe, isAdmin } from "../api/client";
 import type { Me } from "../api/types";
 import type { Page, Session, Song } from "../api/types";
 
@@ -169,7 +169,7 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
       (data) => !ctl.signal.aborted && setState({ data, error: null, loading: false }),
       (e: unknown) => {
         if (ctl.signal.aborted) return;
-        const error = e instanceof ApiError ? e : new ApiError(0, "Error", String(e));
+        const error = asApiError(e);
         setState({ data: null, error, loading: false });
       },
     );

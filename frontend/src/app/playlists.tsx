@@ -2,7 +2,7 @@
 // menus of song rows.
 import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
 import { useMemoObject } from "./memo";
-import { ApiError } from "../api/client";
+import { ApiError, asApiError, errorText } from "../api/client";
 import type { Playlist, PlaylistItem, Song } from "../api/types";
 import { useApp } from "./context";
 
@@ -32,8 +32,7 @@ export function PlaylistsProvider({ children }: { children: ReactNode }) {
         setPlaylists(r.items);
         setError(null);
       },
-      (e: unknown) =>
-        live && setError(e instanceof ApiError ? e : new ApiError(0, "Error", String(e))),
+      (e: unknown) => live && setError(asApiError(e)),
     );
     return () => {
       live = false;
@@ -47,9 +46,7 @@ export function PlaylistsProvider({ children }: { children: ReactNode }) {
         notify(`Added “${song.title}” to ${playlist.name}`);
         refresh();
       } catch (e) {
-        notify(
-          `Could not add to ${playlist.name}: ${e instanceof ApiError ? e.detail : String(e)}`,
-        );
+        notify(`Could not add to ${playlist.name}: ${errorText(e)}`);
       }
     },
     [api, notify, refresh],

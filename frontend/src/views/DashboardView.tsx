@@ -3,7 +3,7 @@
 // blobs and address, the songs below the replication factor and why, the recent events, and
 // where the copies of a chosen song are.
 import { useEffect, useState } from "react";
-import { ApiError } from "../api/client";
+import { errorText } from "../api/client";
 import type { Cluster, Page, Replicas, Song } from "../api/types";
 import { useApp } from "../app/context";
 import {
@@ -347,7 +347,7 @@ function ReplicaFinder({
           setReplicas(r);
           setError(null);
         },
-        (e: unknown) => live && setError(e instanceof ApiError ? e.detail : String(e)),
+        (e: unknown) => live && setError(errorText(e)),
       );
     void load();
     const timer = setInterval(() => void load(), 5000);

@@ -1,6 +1,6 @@
 // Sign in / sign up.
 import { useState, type FormEvent } from "react";
-import { ApiError } from "../api/client";
+import { errorText } from "../api/client";
 import { useApp } from "../app/context";
 import { FormError } from "../components/States";
 
@@ -20,7 +20,7 @@ export function LoginView() {
       if (mode === "signin") await api.login(username.trim(), password);
       else await api.register(username.trim(), password);
     } catch (err) {
-      setError(err instanceof ApiError ? err.detail : String(err));
+      setError(errorText(err));
     } finally {
       setBusy(false);
     }

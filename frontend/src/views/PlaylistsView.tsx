@@ -1,7 +1,7 @@
 // Playlists: the list with a form to create one, and one playlist's page (rename, play,
 // reorder, remove songs, delete).
 import { useEffect, useState, type FormEvent } from "react";
-import { ApiError } from "../api/client";
+import { errorText } from "../api/client";
 import { useApp, useLoad } from "../app/context";
 import { usePlaylists } from "../app/playlists";
 import { Link, useRouter } from "../app/router";
@@ -31,7 +31,7 @@ export function PlaylistsView() {
       notify(`Created ${p.name}`);
       navigate(`/playlists/${p.id}`);
     } catch (err) {
-      setFormError(err instanceof ApiError ? err.detail : String(err));
+      setFormError(errorText(err));
     } finally {
       setBusy(false);
     }
@@ -121,7 +121,7 @@ export function PlaylistView({ id }: { id: string }) {
       pl.setData(await run());
       refresh();
     } catch (e) {
-      notify(`${failure}: ${e instanceof ApiError ? e.detail : String(e)}`);
+      notify(`${failure}: ${errorText(e)}`);
     } finally {
       setBusy(false);
     }
@@ -151,7 +151,7 @@ export function PlaylistView({ id }: { id: string }) {
       refresh();
       navigate("/playlists");
     } catch (e) {
-      notify(`Could not delete: ${e instanceof ApiError ? e.detail : String(e)}`);
+      notify(`Could not delete: ${errorText(e)}`);
     }
   };
   const songs = p.items.map((i) => i.song);

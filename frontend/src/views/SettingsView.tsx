@@ -3,9 +3,9 @@
 // changing the account password and, for admins, whether apps may use account passwords.
 import { useId, useRef, useState, type FormEvent } from "react";
 import {
-  ApiError,
   changeMyPassword,
   changeSettings,
+  errorText,
   getSettings,
   getSubsonicCredentials,
   isMissingEndpoint,
@@ -107,7 +107,7 @@ function SubsonicSection() {
       creds.setData(await rotateSubsonicCredentials(api));
       setConfirming(false);
     } catch (e) {
-      setError(e instanceof ApiError ? e.detail : String(e));
+      setError(errorText(e));
     } finally {
       setBusy(false);
     }
@@ -220,9 +220,7 @@ function PasswordSection() {
       setError(
         isMissingEndpoint(err)
           ? "This server cannot change passwords yet (it has no /api/me/password)."
-          : err instanceof ApiError
-            ? err.detail
-            : String(err),
+          : errorText(err),
       );
     } finally {
       setBusy(false);
@@ -275,7 +273,7 @@ function AppSignInSection() {
           : "Apps must now use app passwords.",
       );
     } catch (e) {
-      notify(`Could not change it: ${e instanceof ApiError ? e.detail : String(e)}`);
+      notify(`Could not change it: ${errorText(e)}`);
     } finally {
       setBusy(false);
     }

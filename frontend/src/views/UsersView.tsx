@@ -3,7 +3,7 @@
 // api/pending.ts; while the server does not offer it, the page says so.
 import { useState, type FormEvent } from "react";
 import {
-  ApiError,
+  errorText,
   isMissingEndpoint,
   listUsers,
   resetUserPassword,
@@ -28,7 +28,7 @@ const NOT_OFFERED =
 
 function reason(e: unknown): string {
   if (isMissingEndpoint(e)) return "this server does not offer that yet";
-  return e instanceof ApiError ? e.detail : String(e);
+  return errorText(e);
 }
 
 export function UsersView() {
