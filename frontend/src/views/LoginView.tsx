@@ -1,7 +1,7 @@
 // Sign in / sign up.
 import { useState, type FormEvent } from "react";
-import { errorText } from "../api/client";
 import { useApp } from "../app/context";
+import { useAction } from "../app/action";
 import { FormError } from "../components/States";
 
 export function LoginView() {
@@ -9,21 +9,15 @@ export function LoginView() {
   const [mode, setMode] = useState<"signin" | "signup">("signin");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      if (mode === "signin") await api.login(username.trim(), password);
-      else await api.register(username.trim(), password);
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
+    await run(() =>
+      mode === "signin"
+        ? api.login(username.trim(), password)
+        : api.register(username.trim(), password),
+    );
   };
 
   const signin = mode === "signin";

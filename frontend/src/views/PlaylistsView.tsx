@@ -3,6 +3,7 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { errorText } from "../api/client";
 import { useApp, useLoad } from "../app/context";
+import { useAction } from "../app/action";
 import { usePlaylists } from "../app/playlists";
 import { Link, useRouter } from "../app/router";
 import type { Playlist, PlaylistDetail } from "../api/types";
@@ -17,24 +18,17 @@ export function PlaylistsView() {
   const { playlists, error, refresh } = usePlaylists();
   const { navigate } = useRouter();
   const [name, setName] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [formError, setFormError] = useState<string | null>(null);
+  const { busy, error: formError, run } = useAction();
   const create = async (e: FormEvent) => {
     e.preventDefault();
     if (!name.trim()) return;
-    setBusy(true);
-    setFormError(null);
-    try {
+    await run(async () => {
       const p = await api.post<Playlist>("/api/playlists", { name: name.trim() });
       setName("");
       refresh();
       notify(`Created ${p.name}`);
       navigate(`/playlists/${p.id}`);
-    } catch (err) {
-      setFormError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <section aria-labelledby="playlists-h">

@@ -12,6 +12,7 @@ import {
   rotateSubsonicCredentials,
 } from "../api/client";
 import { useApp, useLoad } from "../app/context";
+import { useAction } from "../app/action";
 import { Icon } from "../components/Icon";
 import { ErrorBox, FormError, Loading } from "../components/States";
 
@@ -98,20 +99,12 @@ function SubsonicSection() {
   const { api } = useApp();
   const creds = useLoad((signal) => getSubsonicCredentials(api, signal), [api]);
   const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const rotate = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const { busy, error, run } = useAction();
+  const rotate = () =>
+    run(async () => {
       creds.setData(await rotateSubsonicCredentials(api));
       setConfirming(false);
-    } catch (e) {
-      setError(errorText(e));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   const url = serverUrl(api.base);
   return (
     <section aria-labelledby="subsonic-h" className="settings-section">
@@ -201,30 +194,23 @@ function PasswordSection() {
   const [old, setOld] = useState("");
   const [fresh, setFresh] = useState("");
   const [again, setAgain] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, setError, run } = useAction((err) =>
+    isMissingEndpoint(err)
+      ? "This server cannot change passwords yet (it has no /api/me/password)."
+      : errorText(err),
+  );
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (fresh !== again) {
       setError("The new passwords differ.");
       return;
     }
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await changeMyPassword(api, old, fresh);
       // Changing the password signs out every session of the user, this one included.
       notify("Password changed: sign in with the new one.");
       api.logout();
-    } catch (err) {
-      setError(
-        isMissingEndpoint(err)
-          ? "This server cannot change passwords yet (it has no /api/me/password)."
-          : errorText(err),
-      );
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   const fields: [string, string, (v: string) => void, string][] = [
     ["Current password", old, setOld, "current-password"],
