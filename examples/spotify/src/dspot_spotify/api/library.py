@@ -17,6 +17,7 @@ from dspot.http import Request, Response
 
 from dspot_spotify import catalog
 from dspot_spotify.api.context import LIMIT, PAGE, Api
+from dspot_spotify.api.resource import delete_one, get_one, update_one
 from dspot_spotify.api.route import (
     BAD_REQUEST,
     CONFLICT,
@@ -30,7 +31,7 @@ from dspot_spotify.api.route import (
 from dspot_spotify.api.schema import json_schema
 from dspot_spotify.api.songs import ARTIST as ARTIST_PARAM
 from dspot_spotify.api.songs import GENRE, Q, Song
-from dspot_spotify.api.wire import changes, patch_of, read_json
+from dspot_spotify.api.wire import patch_of
 
 __all__ = [
     "ALBUM_EDITABLE",
@@ -126,56 +127,6 @@ async def list_albums(api: Api, request: Request) -> Response:
         genre=GENRE.read(request),
     )
     return api.reply(page)
-
-
-def _get(kind: str, show: Callable[[Api, str], Awaitable[Any]]) -> Handler:
-    """``GET`` of one artist or album: ``show`` it (404 if there is none)."""
-
-    async def get(api: Api, request: Request) -> Response:
-        await api.authenticate(request)
-        return api.reply(await show(api, request.path_params[f"{kind}_id"]))
-
-    return get
-
-
-def _update(
-    kind: str,
-    show: Callable[[Api, str], Awaitable[Any]],
-    patch_type: type,
-    keep: tuple[str, ...],
-    entry: Callable[..., catalog.Entry],
-) -> Handler:
-    """``PATCH`` of one artist or album: the fields in ``keep`` as they are, overridden
-    by the patch, committed as ``entry``; answers the thing as its ``GET`` shows it."""
-
-    async def update(api: Api, request: Request) -> Response:
-        claims = await api.authenticate(request)
-        patch = changes(await read_json(request, patch_type))
-        current = await show(api, request.path_params[f"{kind}_id"])
-        fields = {name: getattr(current, name) for name in keep} | patch
-        ids = {f"{kind}_id": current.id}
-        pos = await api.writer.commit(
-            entry(actor=claims.user_id, at=api.node.now_ms(), **ids, **fields)
-        )
-        return api.reply(await show(api, current.id), position=pos)
-
-    return update
-
-
-def _delete(
-    kind: str, show: Callable[[Api, str], Awaitable[Any]], entry: Callable[..., catalog.Entry]
-) -> Handler:
-    """``DELETE`` of one artist or album (404 if there is none), committed as ``entry``."""
-
-    async def delete(api: Api, request: Request) -> Response:
-        claims = await api.authenticate(request)
-        current = await show(api, request.path_params[f"{kind}_id"])
-        ids = {f"{kind}_id": current.id}
-        return api.written(
-            await api.writer.commit(entry(actor=claims.user_id, at=api.node.now_ms(), **ids))
-        )
-
-    return delete
 
 
 async def list_genres(api: Api, request: Request) -> Response:
@@ -284,7 +235,7 @@ def _editable_routes(
         Route(
             method="GET",
             path=one,
-            handler=_get(kind, show),
+            handler=get_one(kind, show),
             summary=shown,
             tag=tag,
             reply=detail,
@@ -293,7 +244,7 @@ def _editable_routes(
         Route(
             method="PATCH",
             path=one,
-            handler=_update(kind, show, patch, keep, update),
+            handler=update_one(kind, show, patch, keep, update),
             summary=changed,
             tag=tag,
             body=patch,
@@ -304,7 +255,7 @@ def _editable_routes(
         Route(
             method="DELETE",
             path=one,
-            handler=_delete(kind, show, delete),
+            handler=delete_one(kind, show, delete),
             summary=deleted,
             tag=tag,
             ok=204,
