@@ -18,8 +18,13 @@ process with a certificate from the development CA
    **through the HTTP API of the nodes** (``--upload-workers`` concurrent uploads, round
    robin over the nodes; every node has applied them all before measuring) — then
    ``GET /api/songs?q=WORD&limit=20`` from ``--clients`` concurrent clients, each on its own
-   keep-alive connection, for ``--seconds``: through the gateway (HTTPS), and against one
-   node directly (plain HTTP) in the same run. p50/p99 latency and requests/s of each.
+   keep-alive connection, for ``--seconds``: through the gateway (HTTPS), against one node
+   directly (plain HTTP), and against the peer — the same catalog query on a copy of node 1's
+   SQLite file served by uvicorn+starlette (``_search_peer.py``) — in the same run.
+   Requests/s (and the ratio to the peer), p50/p99 latency, and the worst node's event-loop
+   lag p99 during each load (from the ``/metrics`` histograms scraped before and after).
+   Targets (issue 14): a node >= 1.0x the peer; the gateway >= 0.6x with p99 <= 100 ms;
+   loop lag p99 <= 20 ms.
 
 The load generator runs in this process on the same machine as the servers, as do the
 servers of both sides; on a 2-core machine the figures are dominated by CPU sharing.
@@ -50,6 +55,7 @@ from typing import Any
 
 from _machine import machine_line, stop
 from _results import Results, add_json_option
+from _search_peer import copy_catalog, lag_buckets, lag_quantile_ms
 
 NGINX = "/usr/sbin/nginx"
 MiB = 1024 * 1024
@@ -469,7 +475,8 @@ def main() -> None:
             if "download" in parts:
                 bench_download(args, results, tmp, tls, admin, gateway, node_urls, token, stack)
             if "search" in parts:
-                bench_search(args, results, tmp, gateway, node_urls, token)
+                node_db = cluster.procs[0].spec.data / "disk" / "meta.sqlite3"
+                bench_search(args, results, tmp, gateway, node_urls, token, node_db, stack)
     results.write()
 
 
@@ -546,6 +553,8 @@ def bench_search(
     gateway: Target | None,
     node_urls: list[str],
     token: str,
+    node_db: Path,
+    stack: contextlib.ExitStack,
 ) -> None:
     print(f"uploading {args.songs} songs through the API ({args.upload_workers} at a time)")
     took = upload_catalog(node_urls, token, args.songs, args.upload_workers, tmp)
@@ -559,28 +568,84 @@ def bench_search(
             None,
         )
     direct = Target("one node directly (plain HTTP)", node_urls[0], token, None)
-    runs = [("gateway (HTTPS)", gateway), (direct.name, direct)]
+    peer = search_peer(tmp, node_db, stack)
+    runs = [("gateway (HTTPS)", gateway), (direct.name, direct), (PEER, peer)]
     sides: dict[str, list[dict[str, float]]] = {}
+    lag_p99: dict[str, float] = {}
     for seed, (label, target) in enumerate(runs, start=1):
         if target is not None:
+            before = [lag_buckets(url) for url in node_urls]
             sides[label] = [search_load(target, args.clients, args.seconds, seed)]
+            after = [lag_buckets(url) for url in node_urls]
+            if target is not peer:  # the worst node's loop lag p99 during this load
+                lag_p99[label] = max(
+                    lag_quantile_ms(b, a, 0.99) for b, a in zip(before, after, strict=True)
+                )
     print(f"\nsearch, {args.songs} songs, {args.clients} clients, {args.seconds:g} s each")
-    print(f"{'path':<32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'path':<36} {'req/s':>8} {'vs peer':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f" {'loop lag p99':>13}"
+    )
     rows = []
+    base = sides[PEER][0]["rate"] if PEER in sides else None
     for label, [r] in sides.items():
-        print(f"{label:<32} {r['rate']:>8.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}")
+        ratio = r["rate"] / base if base else None
+        lag = lag_p99.get(label)
+        print(
+            f"{label:<36} {r['rate']:>8.0f} {'-' if ratio is None else f'{ratio:.2f}x':>8}"
+            f" {r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}"
+            f" {'-' if lag is None else f'{lag:.0f} ms':>13}"
+        )
         rows.append(
-            [label, round(r["rate"]), round(r["p50"], 1), round(r["p99"], 1), int(r["errors"])]
+            [
+                *(label, round(r["rate"]), None if ratio is None else round(ratio, 2)),
+                *(round(r["p50"], 1), round(r["p99"], 1), int(r["errors"])),
+                None if lag is None else round(lag, 1),
+            ]
         )
     results.table(
         f"search GET /api/songs?q=WORD&limit=20 on {args.songs:,} songs, "
         f"{args.clients} concurrent clients, {args.seconds:g} s",
-        ["path", "req/s", "p50 ms", "p99 ms", "errors"],
+        ["path", "req/s", "vs peer", "p50 ms", "p99 ms", "errors", "loop lag p99 ms"],
         rows,
-        plot={"x": 0, "y": [2, 3], "ylabel": "latency ms"},
+        plot={"x": 0, "y": [3, 4], "ylabel": "latency ms"},
         note=f"catalog uploaded through the nodes' API in {took:.0f} s; each client keeps one "
-        "connection; the gateway spreads queries over the nodes, the direct row asks one node",
+        "connection; the gateway spreads queries over the nodes, the direct row asks one node; "
+        "the peer runs the same catalog query on a copy of node 1's SQLite file, served by "
+        "uvicorn+starlette (benchmarks/_search_peer.py); loop lag: the worst node's p99 "
+        "during that load, from the /metrics histograms",
     )
+    if base:
+        node, gw = sides[direct.name][0], sides.get("gateway (HTTPS)", [None])[0]
+        results.target("search: one node >= 1.0x the uvicorn+starlette peer", node["rate"] >= base)
+        results.target(
+            "search: gateway >= 0.6x the peer with p99 <= 100 ms",
+            None if gw is None else gw["rate"] >= 0.6 * base and gw["p99"] <= 100,
+        )
+    if lag_p99:
+        results.target("loop lag p99 <= 20 ms under the search load", max(lag_p99.values()) <= 20)
+
+
+PEER = "uvicorn+starlette peer (plain HTTP)"
+
+
+def search_peer(tmp: Path, node_db: Path, stack: contextlib.ExitStack) -> Target | None:
+    """The peer on a copy of ``node_db``, or None (said) when uvicorn is not installed."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        print(f"skipping the uvicorn+starlette peer: {e}")
+        return None
+    db = tmp / "peer.sqlite3"
+    copy_catalog(node_db, db)
+    port = free_port()
+    script = Path(__file__).with_name("_search_peer.py")
+    proc = stack.enter_context(
+        popen([sys.executable, str(script), str(port), str(db)], tmp / "peer.log")
+    )
+    wait_until("the peer", lambda: socket.create_connection(("127.0.0.1", port), 1), 30, proc)
+    return Target(PEER, f"http://127.0.0.1:{port}", None, None)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,7 @@ describe("the cluster page", () => {
     loop_lag_worst_ms: 2,
     loop_lag_p99_ms: 1,
     orphaned_bytes: 0,
+    restarts: null,
   });
   const threeNodes: Cluster = {
     ...cluster(true),

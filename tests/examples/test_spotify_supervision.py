@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from dspot_spotify.client import ApiClient
 
 from dspot.testing import poll_until
 from tests.helpers.processes import up
@@ -42,6 +43,16 @@ def test_up_restarts_a_killed_node(tmp_path: Path) -> None:
         assert new != old
         os.kill(new, 0)  # alive
         assert proc.poll() is None
+        # The cluster says so: the restart count reaches every member's view (and status).
+        api = ApiClient(f"http://127.0.0.1:{base + 1}")
+        api.login("admin", PASSWORD)
+
+        def restarts() -> dict[str, int | None]:
+            doc = api.json("GET", "/api/cluster")
+            return {m["id"]: m["restarts"] for m in doc["members"] if m["role"] == "voter"}
+
+        poll_until(lambda: restarts().get("node2") == 1, timeout=30.0, what="node2's restarts")
+        assert set(restarts().values()) == {0, 1}  # node1 and node3 never restarted
     assert proc.returncode == 0, out.read_text()  # the restarted node stopped cleanly too
 
 

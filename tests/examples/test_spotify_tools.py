@@ -434,6 +434,7 @@ CLUSTER_DOC = {
             "bytes": 3_400_000,
             "loop_lag_worst_ms": 120.4,
             "loop_lag_p99_ms": 2.5,
+            "restarts": 2,
         },
         {
             "id": "gw",
@@ -472,16 +473,16 @@ def test_render_status_shows_members_token_and_songs_at_risk() -> None:
     header = next(i for i, line in enumerate(lines) if line.startswith("ID"))
     assert lines[header].split() == [
         *("ID", "ROLE", "STATE", "HTTP", "RPC", "LOG", "BLOBS", "BYTES"),
-        *("STALL", "1m", "LAG", "p99"),
+        *("STALL", "1m", "LAG", "p99", "RESTARTS"),
     ]
     rows = [line.split() for line in lines[header + 1 : header + 4]]
     assert rows == [
-        ["gw", "observer", "alive", "-", "10.0.0.9:7000", "-", "-", "-", "-", "-"],
+        ["gw", "observer", "alive", "-", "10.0.0.9:7000", "-", "-", "-", "-", "-", "-"],
         [
             *("n2", "*", "voter", "alive", "10.0.0.2:8080", "10.0.0.2:7000", "2.17", "12"),
-            *("3.4", "MB", "120", "ms", "2.5", "ms"),
+            *("3.4", "MB", "120", "ms", "2.5", "ms", "2"),
         ],
-        ["n3", "voter", "dead", "10.0.0.3:8080", "10.0.0.3:7000", "-", "-", "-", "-", "-"],
+        ["n3", "voter", "dead", "10.0.0.3:8080", "10.0.0.3:7000", "-", "-", "-", "-", "-", "-"],
     ]
     assert "  Lonely (s1): 1 of 3 copies" in lines
 

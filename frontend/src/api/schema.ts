@@ -835,6 +835,8 @@ export interface components {
             loop_lag_p99_ms: number | null;
             /** @description bytes of its copies that no entry owns, to collect */
             orphaned_bytes: number | null;
+            /** @description how many times its supervisor (`dspot-spotify up`) restarted it after it exited (null when it runs unsupervised) */
+            restarts: number | null;
         };
         /** @description A member joined, changed state, left, or changed its metadata. */
         MembershipChange: {

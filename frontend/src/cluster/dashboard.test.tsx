@@ -30,6 +30,7 @@ const member = (id: string, state: Member["state"], extra: Partial<Member> = {})
   loop_lag_worst_ms: 4.2,
   loop_lag_p99_ms: 1,
   orphaned_bytes: 0,
+  restarts: null,
   ...extra,
 });
 
@@ -42,7 +43,7 @@ const doc: Cluster = {
   replication: 2,
   members: [
     member("n1", "alive"),
-    member("n2", "alive"),
+    member("n2", "alive", { restarts: 7 }),
     member("n3", "dead", { log_position: null, blobs: null, bytes: null, orphaned_bytes: null }),
     member("gateway", "alive", {
       role: "observer",
@@ -86,6 +87,8 @@ describe("cluster dashboard", () => {
     expect(within(n1).getByText("3.41")).toBeTruthy();
     expect(within(n1).getByText("12")).toBeTruthy();
     expect(within(n1).getByText("3.0 MiB")).toBeTruthy();
+    const n2 = within(members).getByRole("row", { name: /^n2/ });
+    expect(within(n2).getByText("7")).toBeTruthy(); // restarted by its supervisor
     const n3 = within(members).getByRole("row", { name: /^n3/ });
     expect(within(n3).getByText("dead")).toBeTruthy();
     expect(within(members).getByRole("row", { name: /gateway/ }).textContent).toContain("observer");

@@ -178,6 +178,9 @@ export function ClusterPanel({
                 <th scope="col" title="Worst event-loop stall in the last minute">
                   Stall (1 min)
                 </th>
+                <th scope="col" title="Times its supervisor restarted it after it exited">
+                  Restarts
+                </th>
                 <th scope="col" className="col-address">
                   Address
                 </th>
@@ -197,6 +200,7 @@ export function ClusterPanel({
                   <td>
                     {m.loop_lag_worst_ms == null ? "—" : `${Math.round(m.loop_lag_worst_ms)} ms`}
                   </td>
+                  <td>{m.restarts ?? "—"}</td>
                   <td className="col-address muted">{m.http ?? m.address}</td>
                 </tr>
               ))}

@@ -13,11 +13,15 @@ from dspot_spotify.auth import DEFAULT_SCRYPT, ScryptParams
 from dspot_spotify.throttle import ThrottleConfig
 from dspot_spotify.upload import DEFAULT_MAX_UPLOAD
 
-__all__ = ["HTTP_SERVICE", "WRITE_BEHIND_DELAY", "NodeConfig", "Sabotage"]
+__all__ = ["HTTP_SERVICE", "RESTARTS_META", "WRITE_BEHIND_DELAY", "NodeConfig", "Sabotage"]
 
 HTTP_SERVICE = "spotify-http"
 """The registry service under which every node publishes its HTTP API (the gateway
 resolves it)."""
+
+RESTARTS_META = "restarts"
+"""The membership metadata key under which a supervised node or gateway gossips how many
+times its supervisor restarted it (``status`` and ``/api/cluster`` show it)."""
 
 
 class Sabotage(Mechanism):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import anyio
@@ -98,8 +98,12 @@ class SpotifyNode:
         seeds: Sequence[str] = (),
         config: NodeConfig | None = None,
         learner: bool = False,
+        meta: Mapping[str, str] | None = None,
     ) -> None:
+        """``meta``: membership metadata this member gossips besides its registrations (its
+        supervisor's restart count, for instance)."""
         self.env = env
+        self.meta = dict(meta or {})
         self.rpc_address = rpc_address
         self.http_address = http_address
         self.http_advertise = http_advertise
@@ -217,7 +221,7 @@ class SpotifyNode:
                 )
             )
             self._membership = await stack.enter_async_context(
-                Membership(env, self._rpc, cfg.membership, seeds=self.seeds)
+                Membership(env, self._rpc, cfg.membership, seeds=self.seeds, meta=self.meta)
             )
             # Observers (the gateway) gossip with us but neither vote nor hold blobs.
             voters = VoterView(self._membership)

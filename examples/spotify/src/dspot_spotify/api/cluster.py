@@ -23,7 +23,7 @@ from dspot_spotify.api.context import Api
 from dspot_spotify.api.route import NOT_FOUND, Route
 from dspot_spotify.api.schema import json_schema
 from dspot_spotify.api.wire import API_JSON
-from dspot_spotify.config import HTTP_SERVICE
+from dspot_spotify.config import HTTP_SERVICE, RESTARTS_META
 from dspot_spotify.events import Event
 from dspot_spotify.metrics import CONTENT_TYPE
 from dspot_spotify.parts import NodeParts
@@ -99,6 +99,13 @@ class Member:
     )
     orphaned_bytes: int | None = attrs.field(
         metadata=json_schema(description="bytes of its copies that no entry owns, to collect")
+    )
+    restarts: int | None = attrs.field(
+        default=None,
+        metadata=json_schema(
+            description="how many times its supervisor (`dspot-spotify up`) restarted it after"
+            " it exited (null when it runs unsupervised)"
+        ),
     )
 
 
@@ -245,7 +252,13 @@ def member_row(
         loop_lag_worst_ms=status.loop_lag_worst_ms if status else None,
         loop_lag_p99_ms=status.loop_lag_p99_ms if status else None,
         orphaned_bytes=status.orphaned_bytes if status else None,
+        restarts=_restarts(member),
     )
+
+
+def _restarts(member: ClusterMember) -> int | None:
+    raw = member.meta.get(RESTARTS_META, "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
 
 
 def replication_factor(node: NodeParts) -> int:

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -175,10 +175,13 @@ class Gateway:
         frontend: Path | None = None,
         config: GatewayConfig | None = None,
         upstream_connect: Connector | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> None:
         """``upstream_connect`` reaches the nodes' HTTP APIs (default ``env.transport``'s:
-        give a plain one when the cluster's RPC transport is mutual TLS)."""
+        give a plain one when the cluster's RPC transport is mutual TLS); ``meta``: membership
+        metadata to gossip besides the observer role (its supervisor's restart count)."""
         self.env = env
+        self.meta = dict(meta or {})
         self._upstream_connect = upstream_connect
         self.listen = listen
         self.rpc_address = rpc_address
@@ -230,7 +233,11 @@ class Gateway:
             )
             membership = await stack.enter_async_context(
                 Membership(
-                    self.env, self.rpc, cfg.membership, seeds=self.seeds, meta=observer_meta()
+                    self.env,
+                    self.rpc,
+                    cfg.membership,
+                    seeds=self.seeds,
+                    meta=observer_meta(self.meta),
                 )
             )
             self._membership = membership

@@ -29,6 +29,7 @@ from dspot_spotify.process.setup import (
     cluster_tls,
     find_exception,
     read_secret,
+    restarts_meta,
     say,
     write_private,
 )
@@ -89,6 +90,7 @@ async def _serve(
         ssl_context=ssl_context,
         frontend=settings.frontend,
         upstream_connect=TcpTransport().connect,
+        meta=restarts_meta(),
         config=GatewayConfig(
             server=ServerConfig(max_connections=settings.max_connections),
             max_connections_per_client=settings.max_connections_per_client,

@@ -28,6 +28,7 @@ from dspot_spotify.process.setup import (
     is_wildcard,
     load_node_id,
     read_secret,
+    restarts_meta,
     say,
     write_private,
 )
@@ -125,6 +126,7 @@ async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
                 seeds=[s for s in settings.seeds if s != settings.rpc],
                 config=settings.node_config(),
                 learner=settings.learner,
+                meta=restarts_meta(),
             )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_stop_on_signal, signals, tg.cancel_scope, node_id)

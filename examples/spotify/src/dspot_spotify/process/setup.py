@@ -14,8 +14,11 @@ from typing import Any, Final
 
 import anyio
 
+from dspot_spotify.config import RESTARTS_META
+
 __all__ = [
     "MIN_SECRET_BYTES",
+    "RESTARTS_ENV",
     "ConfigError",
     "SplitTransport",
     "cluster_tls",
@@ -24,12 +27,22 @@ __all__ = [
     "load_node_id",
     "parse_address",
     "read_secret",
+    "restarts_meta",
     "say",
     "write_private",
     "write_secret",
 ]
 
 MIN_SECRET_BYTES: Final = 16
+
+RESTARTS_ENV: Final = "DSPOT_SPOTIFY_RESTARTS"
+"""How many times a supervisor (``dspot-spotify up``) restarted this process before."""
+
+
+def restarts_meta() -> dict[str, str]:
+    """This process's restart count as membership metadata (empty when not supervised)."""
+    raw = os.environ.get(RESTARTS_ENV, "")
+    return {RESTARTS_META: raw} if raw.isdigit() else {}
 
 
 class ConfigError(Exception):

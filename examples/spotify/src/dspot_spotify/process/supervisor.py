@@ -23,7 +23,7 @@ from typing import IO, Final
 
 import attrs
 
-from dspot_spotify.process.setup import write_secret
+from dspot_spotify.process.setup import RESTARTS_ENV, write_secret
 
 __all__ = [
     "GatewaySpec",
@@ -144,6 +144,9 @@ class NodeProcess:
         self._log: IO[str] | None = None
         self._reader: threading.Thread | None = None
         self._terminated = False
+        self.restarts = 0
+        """How many processes ran this spec before this one (told to it in its environment,
+        so ``status`` shows it)."""
 
     @property
     def pid(self) -> int:
@@ -161,7 +164,7 @@ class NodeProcess:
         # The log names addresses and users: owner only too.
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._log = os.fdopen(fd, "a", encoding="utf-8")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", RESTARTS_ENV: str(self.restarts)}
         self._proc = subprocess.Popen(
             self.spec.argv(),
             stdout=subprocess.PIPE,
@@ -432,6 +435,7 @@ class LocalCluster:
     def _restart(self, old: NodeProcess) -> NodeProcess:
         old.close()
         fresh = NodeProcess(old.spec, old.log_path)
+        fresh.restarts = old.restarts + 1
         fresh.start()
         if old is self.gateway:
             self.gateway = fresh

@@ -53,7 +53,10 @@ def render_status(doc: dict[str, Any]) -> str:
         f"under-replicated {_cell(doc.get('under_replicated'))}",
         "",
     ]
-    header = ("ID", "ROLE", "STATE", "HTTP", "RPC", "LOG", "BLOBS", "BYTES", "STALL 1m", "LAG p99")
+    header = (
+        *("ID", "ROLE", "STATE", "HTTP", "RPC", "LOG", "BLOBS", "BYTES"),
+        *("STALL 1m", "LAG p99", "RESTARTS"),
+    )
     rows = [header]
     for m in sorted(doc.get("members") or [], key=lambda m: str(m.get("id"))):
         size = m.get("bytes")
@@ -69,6 +72,7 @@ def render_status(doc: dict[str, Any]) -> str:
                 "-" if size is None else human_bytes(size),
                 _ms(m.get("loop_lag_worst_ms")),
                 _ms(m.get("loop_lag_p99_ms")),
+                _cell(m.get("restarts")),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
