@@ -13,7 +13,7 @@ import pytest
 from dspot_spotify.client import ApiClient
 
 from dspot.testing import poll_until
-from tests.helpers.processes import up
+from tests.helpers.processes import PASSWORD, up
 
 
 def healthy(base: int, node: int) -> bool:
