@@ -13,7 +13,7 @@ import anyio.abc
 import attrs
 import pytest
 
-from dspot.disk import LocalDisk, SimDisk, Transaction
+from dspot.disk import Disk, LocalDisk, SimDisk, Transaction
 from dspot.env import NodeEnv
 from dspot.outbox import (
     Backoff,
@@ -73,9 +73,15 @@ async def _pair(
     effect: Callable[[Transaction, InboxMessage], None] = _record,
     *,
     dedupe: bool = True,
+    sender_disk: Disk | None = None,
 ) -> AsyncIterator[Pair]:
+    """A :class:`Pair` whose inbox applies ``effect`` (with ``dedupe`` of redeliveries or
+    without); ``a`` writes to ``sender_disk`` if given (a real disk: its writes run in
+    worker threads)."""
     net = SimNetwork(random.Random(seed))
     a, b = Node(net, "a"), Node(net, "b")
+    if sender_disk is not None:
+        a.env = NodeEnv("a", net.transport("a"), sender_disk, random.Random("a"))
     if not dedupe:
         b.env.disabled = frozenset({OutboxMechanism.INBOX_DEDUPE})
     await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
@@ -235,22 +241,12 @@ def test_a_message_added_in_a_write_worker_thread_wakes_the_relay(tmp_path: Path
     before the relay's next poll."""
 
     async def main() -> None:
-        net = SimNetwork(random.Random(6))
         disk = await LocalDisk.open(tmp_path / "a")
-        a, b = Node(net, "a"), Node(net, "b")
-        a.env = NodeEnv("a", net.transport("a"), disk, random.Random("a"))
-        await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
         try:
-            async with (
-                RpcNode(a.env, listen="a:1") as rpc_a,
-                RpcNode(b.env, listen="b:1") as rpc_b,
-                anyio.create_task_group() as tg,
-            ):
-                inbox = Inbox(b.env, rpc_b)
-                inbox.handle("note", _record)
-                await tg.start(inbox.run)
-                outbox = Outbox(a.env, rpc_a, None, OutboxConfig(poll_interval=600.0))
-                await tg.start(outbox.run)
+            async with _pair(6, sender_disk=disk) as pair:
+                config = OutboxConfig(poll_interval=600.0)
+                outbox = Outbox(pair.a.env, pair.rpc_a, None, config)
+                await pair.tg.start(outbox.run)
                 await anyio.sleep(0.05)  # the relay has looked and waits to be woken
                 threads: list[int] = []
 
@@ -261,8 +257,7 @@ def test_a_message_added_in_a_write_worker_thread_wakes_the_relay(tmp_path: Path
                 await disk.db.write(write)
                 assert threads != [threading.get_ident()]  # it did run in a worker thread
                 await wait_until(lambda: outbox._delivered == 1, timeout=10)
-                assert await _got(b.disk) == [b"from a worker"]
-                tg.cancel_scope.cancel()
+                assert await _got(pair.b.disk) == [b"from a worker"]
         finally:
             await disk.aclose()
 
