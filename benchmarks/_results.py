@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -84,6 +85,18 @@ class Results:
 
     def note(self, text: str) -> None:
         self.doc["notes"].append(text)
+
+    def example_missing(self, module: str) -> bool:
+        """Whether ``module`` of the example service cannot be imported; if so, says so, notes
+        it in the document and writes it (the benchmark then stops)."""
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            print(f"skipping: the example service is not installed ({e})")
+            self.note("Not run: the example service is not installed.")
+            self.write()
+            return True
+        return False
 
     def write(self) -> None:
         """Write the document to ``--json PATH`` (nothing when the option was not given)."""

@@ -53,7 +53,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _machine import machine_line
+from _machine import machine_line, stop
 from _results import Results, add_json_option
 from _search_peer import copy_catalog, lag_buckets, lag_quantile_ms
 
@@ -183,12 +183,7 @@ def popen(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def nginx_conf(port: int, root: Path, workdir: Path, cert: Path, key: Path) -> Path:
@@ -424,12 +419,7 @@ def main() -> None:
     print(machine_line())
     print(f"load average before the run: {os.getloadavg()[0]:.2f}")
     results = Results("gateway", "Example service: the HTTPS gateway", args)
-    try:
-        import dspot_spotify.devtls  # noqa: F401
-    except ImportError as e:
-        print(f"skipping: the example service is not installed ({e})")
-        results.note("Not run: the example service is not installed.")
-        results.write()
+    if results.example_missing("dspot_spotify.devtls"):
         return
     why = gateway_available()
     if why:

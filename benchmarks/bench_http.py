@@ -31,6 +31,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from _machine import stop
+
 JSON_DOC = {"id": "3f1c", "title": "Song", "seconds": 215, "tags": ["a", "b"]}
 NGINX = "/usr/sbin/nginx"
 
@@ -166,12 +168,7 @@ def running(kind: str, root: str, workdir: Path) -> Iterator[tuple[int, int]]:
             pid = int(children[0]) if children else proc.pid
         yield port, pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def download_rate(port: int, size: int, repeats: int = 3) -> float:

@@ -180,12 +180,7 @@ def main() -> None:
     print(machine_line())
     print(f"load average before the run: {os.getloadavg()[0]:.2f}", flush=True)
     results = Results("scale", "Example service: catalog scale and log compaction", args)
-    try:
-        import dspot_spotify  # noqa: F401
-    except ImportError as e:
-        print(f"skipping: the example service is not installed ({e})")
-        results.note("Not run: the example service is not installed.")
-        results.write()
+    if results.example_missing("dspot_spotify"):
         return
     if args.songs < 100_000:
         results.note(

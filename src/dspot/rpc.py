@@ -36,6 +36,7 @@ import attrs
 from dspot import wire
 from dspot._frame_io import FrameSender, read_frame, send_frame
 from dspot._handshake import ClientHandshake, Peer, ServerHandshake, handshake_proof, refusal
+from dspot._taskgroup import enter_task_group
 from dspot._wakeup import Waiter, current_time, waiter
 from dspot.env import Mechanism, NodeEnv
 from dspot.errors import (
@@ -229,18 +230,14 @@ class RpcNode:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        try:
-            if self._listen_at is not None:
-                self._listener = await self.env.transport.listen(self._listen_at)
-                self.address = self._listener.address
-                self._tg.start_soon(self._listener.serve, self._serve_connection)
-        except BaseException:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
-            raise
+        self._tg = await enter_task_group(self._listen)
         return self
+
+    async def _listen(self, tg: anyio.abc.TaskGroup) -> None:
+        if self._listen_at is not None:
+            self._listener = await self.env.transport.listen(self._listen_at)
+            self.address = self._listener.address
+            tg.start_soon(self._listener.serve, self._serve_connection)
 
     async def __aexit__(
         self,

@@ -4,7 +4,7 @@ replica at increasing positions; ``seed_*`` fill it with users and music."""
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dspot_spotify import catalog as c
 from dspot_spotify.auth import ScryptParams, hash_password
@@ -12,7 +12,7 @@ from dspot_spotify.auth import ScryptParams, hash_password
 if TYPE_CHECKING:
     from tests.examples.conftest import Db
 
-__all__ = ["FAST", "HASH", "SHA", "Log", "seed_music", "seed_users", "sha"]
+__all__ = ["FAST", "HASH", "SHA", "Log", "new_song", "seed_music", "seed_users", "sha"]
 
 FAST = ScryptParams(n=2**4, r=1, p=1)
 HASH = hash_password("correct horse", token_bytes=random.Random(0).randbytes, params=FAST)
@@ -21,6 +21,18 @@ SHA = "a" * 64
 
 def sha(n: int) -> str:
     return f"{n:064x}"
+
+
+def new_song(song_id: str, title: str, artist_id: str, **more: Any) -> c.CreateSong:
+    """A one-second song of one byte uploaded by ana (``more``: other fields)."""
+    fields: dict[str, Any] = {
+        "actor": "ana",
+        "duration": 1.0,
+        "blob_sha256": SHA,
+        "mime": "audio/mpeg",
+        "size": 1,
+    }
+    return c.CreateSong(song_id=song_id, title=title, artist_id=artist_id, **(fields | more))
 
 
 class Log:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import anyio
 import attrs
@@ -24,6 +24,7 @@ import trio
 from dspot_spotify.auth import ScryptParams
 from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_file
 from dspot_spotify.node import NodeConfig
+from mutagen.flac import FLAC
 
 from dspot.blobstore import BlobStoreConfig
 from dspot.disk import LocalDisk
@@ -41,6 +42,17 @@ ADMIN = ("admin", "admin web password")
 ALICE = ("alice", "alice web password")
 BOB = ("bob", "bob web password")  # never asks for Subsonic credentials
 COVER = make_cover_png(random.Random(8), 32)
+
+
+@contextmanager
+def running_node(data: Path) -> Iterator[NodeThread]:
+    """A :class:`NodeThread` on ``data``, started, and closed at the end."""
+    node = NodeThread(data)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.close()
 
 
 class NodeThread:
@@ -89,6 +101,12 @@ class NodeThread:
                 tg.cancel_scope.cancel()
         finally:
             await disk.aclose()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The node's HTTP host and port."""
+        host, _, port = self.base.removeprefix("http://").rpartition(":")
+        return host, int(port)
 
     def close(self) -> None:
         if self._token is not None and self._stop is not None:
@@ -201,21 +219,49 @@ def opensonic(server: Server, **kw: Any) -> Iterator[Any]:
 
 
 def make_song(
-    path: Path, title: str, album: str | None, track: int, year: int, genre: str
+    path: Path,
+    title: str,
+    album: str | None,
+    track: int,
+    year: int,
+    genre: str,
+    *,
+    artist: str = "The Replicas",
+    cover: bytes | None = None,
+    lyrics: str | None = None,
 ) -> bytes:
+    """A second of FLAC (the same for the same title) tagged so, written to ``path``; its
+    bytes."""
     rng = random.Random(zlib.crc32(title.encode()))
     path.write_bytes(encode_audio(synthesize(rng, 1.0), 22050, "flac"))
     tag_file(
         path,
         title=title,
-        artist="The Replicas",
+        artist=artist,
         album=album,
         track=track,
         year=year,
         genre=genre,
-        cover=COVER if album else None,
+        cover=cover,
     )
+    if lyrics is not None:
+        tagged = FLAC(path)
+        tagged["lyrics"] = lyrics
+        tagged.save()
     return path.read_bytes()
+
+
+def upload(base: str, token: str, audio: bytes, filename: str) -> dict[str, Any]:
+    """``POST /api/songs`` of ``audio`` as ``filename``; the new song (asserts 201)."""
+    reply = http(
+        f"{base}/api/songs?filename={quote(filename)}",
+        method="POST",
+        body=audio,
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert reply.status == 201, reply.body
+    song: dict[str, Any] = reply.json()
+    return song
 
 
 def register(base: str, username: str, password: str) -> User:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from dspot_spotify import catalog as c
 
-from .catalog_log import HASH, SHA, Log, seed_music, seed_users, sha
+from .catalog_log import HASH, SHA, Log, new_song, seed_music, seed_users, sha
 from .conftest import Db
 
 # --------------------------------------------------------------------------- entries
@@ -186,20 +186,7 @@ def test_undecodable_entry_is_recorded_as_rejection(db: Db) -> None:
 def test_rejection_changes_nothing_but_the_rejection_log(db: Db, log: Log) -> None:
     seed_music(log)
     before = {name: rows for name, rows in db.dump() if name not in ("rejections", "catalog_meta")}
-    log.rejected(
-        c.CreateSong(
-            actor="ana",
-            at=log.at(),
-            song_id="s9",
-            title="x",
-            artist_id="nobody",
-            duration=1,
-            blob_sha256=SHA,
-            mime="audio/mpeg",
-            size=1,
-        ),
-        "unknown artist",
-    )
+    log.rejected(new_song("s9", "x", "nobody", at=log.at()), "unknown artist")
     after = {name: rows for name, rows in db.dump() if name not in ("rejections", "catalog_meta")}
     assert after == before
     [rej] = c.rejections(db.q)
@@ -431,18 +418,7 @@ def test_search_filters_and_pagination(db: Db, log: Log) -> None:
         "Sorry",
     }
     # best match first: a title hit outranks an album-name hit
-    log.ok(
-        c.CreateSong(
-            actor="ana",
-            song_id="s8",
-            title="Kid",
-            artist_id="beyonce",
-            duration=1.0,
-            blob_sha256=SHA,
-            mime="audio/mpeg",
-            size=1,
-        )
-    )
+    log.ok(new_song("s8", "Kid", "beyonce"))
     assert [s.id for s in c.list_songs(db.q, q="kid").items] == ["s8", "s6"]
     log.ok(c.DeleteSong(actor="ana", song_id="s8"))
     assert [s.id for s in c.list_songs(db.q, q="para andr").items] == ["s5"]

@@ -87,23 +87,20 @@ def test_concurrent_first_uploads_converge_on_one_artist(db: Db) -> None:
     log = Log(db)
     seed_users(log)
     # two gateways plan from the same (stale) state, then both lists reach the log
-    a = entries_for_upload(
-        db.q,
-        tags("A", "New Artist", "Debut"),
-        actor="ana",
-        at=1,
-        song_id="sa",
-        blob_sha256="a" * 64,
-        size=1,
-    )
-    b = entries_for_upload(
-        db.q,
-        tags("B", "new artist", "DEBUT"),
-        actor="ana",
-        at=2,
-        song_id="sb",
-        blob_sha256="b" * 64,
-        size=1,
+    a, b = (
+        entries_for_upload(
+            db.q,
+            tags(title, artist, album),
+            actor="ana",
+            at=at,
+            song_id=f"s{title.lower()}",
+            blob_sha256=title.lower() * 64,
+            size=1,
+        )
+        for at, title, artist, album in (
+            (1, "A", "New Artist", "Debut"),
+            (2, "B", "new artist", "DEBUT"),
+        )
     )
     results = [log(e) for e in [*a, *b]]
     assert [r.status for r in results] == [

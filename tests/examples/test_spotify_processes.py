@@ -8,10 +8,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from dspot_spotify.client import ApiClient, ApiError
 from dspot_spotify.demo import encode_audio, synthesize, tag_file
 
 from dspot.testing import free_port_range, free_ports, poll_until
-from tests.helpers.processes import PASSWORD, ProcessCluster, retry_503
+from tests.helpers.processes import PASSWORD, ProcessCluster, retry_503, up
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -128,61 +126,15 @@ def test_a_node_with_the_wrong_secret_never_joins(processes: ProcessCluster) -> 
 
 def _run_up(root: Path, base: int, port: int) -> str:
     """One ``dspot-spotify up`` until it says it is serving, then Ctrl-C; returns its output."""
-    out_path = root.with_name(root.name + f"-up-{time.monotonic_ns()}.out")
-    cmd = [
-        sys.executable,
-        "-m",
-        "dspot_spotify.cli",
-        "up",
-        "--nodes",
-        "3",
-        "--data",
-        str(root),
-        "--base-port",
-        str(base),
-        "--port",
-        str(port),
-        "--admin-password",
-        PASSWORD,
-        "--demo-artists",
-        "1",
-        "--demo-seconds",
-        "1.5",
-    ]
-    with open(out_path, "w") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            umask=0o022,  # the usual one: files are private only if made so
-        )
-        try:
-            poll_until(
-                lambda: "Press Ctrl-C" in out_path.read_text() or proc.poll() is not None,
-                timeout=90.0,
-                what="up to finish starting",
-            )
-            assert proc.poll() is None, out_path.read_text()
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(30) == 0, out_path.read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            _kill_leftover_nodes(root)
+    demo = ("--demo-artists", "1", "--demo-seconds", "1.5")
+    with up(root, *demo, base=base, port=port) as (proc, out_path, _):
+        pass
     text = out_path.read_text()
+    assert proc.returncode == 0, text
     # Every node process and the gateway are gone (each removes its pid file on a clean exit).
     assert not list(root.glob("node*/node.pid")), text
     assert not (root / "gateway" / "gateway.pid").exists(), text
     return text
-
-
-def _kill_leftover_nodes(root: Path) -> None:
-    for pid_file in [*root.glob("node*/node.pid"), *root.glob("gateway/gateway.pid")]:
-        with contextlib.suppress(ValueError, OSError):
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 def mode(path: Path) -> int:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +25,14 @@ from tests.examples.subsonic_node import (
     ALICE,
     BOB,
     COVER,
-    NodeThread,
     Server,
     api_json,
     http,
     make_song,
     opensonic,
     register,
+    running_node,
+    upload,
     with_subsonic,
 )
 
@@ -41,9 +40,7 @@ from tests.examples.subsonic_node import (
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("subsonic")
-    node = NodeThread(data)
-    node.start()
-    try:
+    with running_node(data) as node:
         base = node.base
         admin = with_subsonic(base, register(base, *ADMIN))
         alice = with_subsonic(base, register(base, *ALICE))
@@ -56,21 +53,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             ("Split Brain", None, 1, 2019, "Rock"),
         ]
         for title, album, track, year, genre in specs:
-            audio = make_song(data / f"{title}.flac", title, album, track, year, genre)
-            reply = http(
-                f"{base}/api/songs?filename={urllib.request.quote(title)}.flac",
-                method="POST",
-                body=audio,
-                headers={"authorization": f"Bearer {alice.token}"},
-            )
-            assert reply.status == 201, reply.body
-            song = reply.json()
+            cover = COVER if album else None
+            audio = make_song(data / f"{title}.flac", title, album, track, year, genre, cover=cover)
+            song = upload(base, alice.token, audio, f"{title}.flac")
             songs[song["id"]] = audio
             ids[title] = song["id"]
-        host, _, port = base.removeprefix("http://").rpartition(":")
-        yield Server(base, host, int(port), admin, alice, bob, songs, ids, data)
-    finally:
-        node.close()
+        yield Server(base, *node.address, admin, alice, bob, songs, ids, data)
 
 
 # -- authentication ---------------------------------------------------------------------------
@@ -507,7 +495,8 @@ def test_form_post_and_suffixes(server: Server) -> None:
 def test_credentials_and_stars_replicate(tmp_path: Path) -> None:
     """Three nodes on the simulated network: credentials made on one node check on another,
     and a star written through one node is read on a third (with ``X-Log-Position``)."""
-    audio = make_song(tmp_path / "song.flac", "Quorum Blues", "Token Ring", 1, 2026, "Jazz")
+    song = ("Quorum Blues", "Token Ring", 1, 2026, "Jazz")
+    audio = make_song(tmp_path / "song.flac", *song, cover=COVER)
 
     async def main() -> None:
         async with cluster() as c:

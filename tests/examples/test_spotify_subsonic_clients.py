@@ -27,17 +27,18 @@ import attrs
 import knuckles
 import libopensonic
 import pytest
-from dspot_spotify.demo import encode_audio, make_cover_png, synthesize, tag_file
+from dspot_spotify.demo import make_cover_png
 from dspot_spotify.subsonic import ENDPOINTS, XMLNS
-from mutagen.flac import FLAC
 
 from tests.examples.subsonic_node import (
-    NodeThread,
     User,
     api_json,
     http,
+    make_song,
     opensonic,
     register,
+    running_node,
+    upload,
 )
 from tests.helpers.prerequisites import REPO
 
@@ -80,42 +81,10 @@ class Library:
         )
 
 
-def song_file(
-    path: Path,
-    title: str,
-    artist: str,
-    album: str | None,
-    track: int,
-    genre: str,
-    *,
-    cover: bool,
-    lyrics: str | None = None,
-) -> bytes:
-    rng = random.Random(zlib.crc32(title.encode()))
-    path.write_bytes(encode_audio(synthesize(rng, 1.0), 22050, "flac"))
-    tag_file(
-        path,
-        title=title,
-        artist=artist,
-        album=album,
-        track=track,
-        year=2026,
-        genre=genre,
-        cover=COVER if cover else None,
-    )
-    if lyrics is not None:
-        tagged = FLAC(path)
-        tagged["lyrics"] = lyrics
-        tagged.save()
-    return path.read_bytes()
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
     data = tmp_path_factory.mktemp("clients")
-    node = NodeThread(data)
-    node.start()
-    try:
+    with running_node(data) as node:
         base = node.base
         admin = register(base, *ADMIN)
         carol = register(base, *CAROL)
@@ -127,31 +96,22 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
             ("Paxos Swing", "Other Band", "Consensus", 1, "Jazz", True, None),
         ]
         for title, artist, album, track, genre, cover, lyrics in specs:
-            audio = song_file(
+            audio = make_song(
                 data / f"{title}.flac",
                 title,
-                artist,
                 album,
                 track,
+                2026,
                 genre,
-                cover=cover,
+                artist=artist,
+                cover=COVER if cover else None,
                 lyrics=lyrics,
             )
-            reply = http(
-                f"{base}/api/songs?filename=x.flac",
-                method="POST",
-                body=audio,
-                headers={"authorization": f"Bearer {carol.token}"},
-            )
-            assert reply.status == 201, reply.body
-            ids[title] = reply.json()["id"]
+            ids[title] = upload(base, carol.token, audio, "x.flac")["id"]
         songs = {t: api_json(f"{base}/api/songs/{i}", token=carol.token) for t, i in ids.items()}
         albums = {s["album_title"]: s["album_id"] for s in songs.values() if s["album_id"]}
         artists = {s["artist_name"]: s["artist_id"] for s in songs.values()}
-        host, _, port = base.removeprefix("http://").rpartition(":")
-        yield Library(base, host, int(port), admin, carol, ids, albums, artists)
-    finally:
-        node.close()
+        yield Library(base, *node.address, admin, carol, ids, albums, artists)
 
 
 def body(conn: Any, response: Any) -> bytes:

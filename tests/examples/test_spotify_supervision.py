@@ -3,60 +3,17 @@ only says so."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dspot_spotify.client import ApiClient
 
-from dspot.testing import free_port_range, free_ports, poll_until
-from tests.helpers.processes import PASSWORD
-
-
-@contextlib.contextmanager
-def up(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
-    """``dspot-spotify up --no-demo`` until it serves; yields (process, output file, base
-    port); Ctrl-C at the end (every process killed whatever happens)."""
-    base = free_port_range(7)
-    [port] = free_ports(1)
-    out_path = root.with_name(root.name + ".out")
-    cmd = [
-        *(sys.executable, "-m", "dspot_spotify.cli", "up", "--nodes", "3"),
-        *("--data", str(root), "--base-port", str(base), "--port", str(port)),
-        *("--admin-password", PASSWORD, "--no-demo", *extra),
-    ]
-    with open(out_path, "w") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        try:
-            poll_until(
-                lambda: "Press Ctrl-C" in out_path.read_text() or proc.poll() is not None,
-                timeout=90.0,
-                what="up to finish starting",
-            )
-            assert proc.poll() is None, out_path.read_text()
-            yield proc, out_path, base
-            proc.send_signal(signal.SIGINT)
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for pid_file in [*root.glob("node*/node.pid"), *root.glob("gateway/gateway.pid")]:
-                with contextlib.suppress(ValueError, OSError):
-                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+from dspot.testing import poll_until
+from tests.helpers.processes import PASSWORD, up
 
 
 def healthy(base: int, node: int) -> bool:
@@ -76,7 +33,7 @@ def kill_node(root: Path, name: str) -> int:
 
 def test_up_restarts_a_killed_node(tmp_path: Path) -> None:
     root = tmp_path / "cluster"
-    with up(root) as (proc, out, base):
+    with up(root, "--no-demo") as (proc, out, base):
         old = kill_node(root, "node2")
         poll_until(lambda: "node2 restarted" in out.read_text(), timeout=30.0, what="the restart")
         text = out.read_text()
@@ -102,7 +59,7 @@ def test_up_restarts_a_killed_node(tmp_path: Path) -> None:
 @pytest.mark.parametrize("flag", ["--no-restart"])
 def test_up_without_restarts_only_says_so(tmp_path: Path, flag: str) -> None:
     root = tmp_path / "cluster"
-    with up(root, flag) as (_proc, out, base):
+    with up(root, "--no-demo", flag) as (_proc, out, base):
         kill_node(root, "node3")
         poll_until(
             lambda: "node3 exited with status -9" in out.read_text(),

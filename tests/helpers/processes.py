@@ -15,7 +15,10 @@ ends, failing or not; every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -25,7 +28,7 @@ from dspot_spotify.client import ApiClient, ApiError
 from dspot_spotify.devtls import ensure_dev_tls
 from dspot_spotify.process.supervisor import GatewaySpec, NodeProcess, NodeSpec, wait_for
 
-from dspot.testing import free_ports, poll_until
+from dspot.testing import free_port_range, free_ports, poll_until
 
 __all__ = [
     "PASSWORD",
@@ -33,6 +36,7 @@ __all__ = [
     "ProcessCluster",
     "process_cluster",
     "retry_503",
+    "up",
 ]
 
 T = TypeVar("T")
@@ -196,3 +200,48 @@ def process_cluster(root: Path, secret: bytes = SECRET) -> Iterator[ProcessClust
         yield cluster
     finally:
         cluster.kill_all()
+
+
+@contextlib.contextmanager
+def up(
+    root: Path, *extra: str, base: int | None = None, port: int | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
+    """``dspot-spotify up`` of three nodes on ``root`` (with ``extra`` arguments) until it
+    says it serves; yields (process, output file, base port). Ctrl-C at the end, waiting
+    for it to stop (its exit status: ``returncode``); whatever happens, every process of
+    it is killed. ``base`` (7 ports from it) and ``port`` (the gateway's): free ones by
+    default."""
+    base = free_port_range(7) if base is None else base
+    [port] = free_ports(1) if port is None else [port]
+    out_path = root.with_name(root.name + f"-up-{time.monotonic_ns()}.out")
+    cmd = [
+        *(sys.executable, "-m", "dspot_spotify.cli", "up", "--nodes", "3"),
+        *("--data", str(root), "--base-port", str(base), "--port", str(port)),
+        *("--admin-password", PASSWORD, *extra),
+    ]
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            umask=0o022,  # the usual one: files are private only if made so
+        )
+        try:
+            poll_until(
+                lambda: "Press Ctrl-C" in out_path.read_text() or proc.poll() is not None,
+                timeout=90.0,
+                what="up to finish starting",
+            )
+            assert proc.poll() is None, out_path.read_text()
+            yield proc, out_path, base
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pid_file in [*root.glob("node*/node.pid"), *root.glob("gateway/gateway.pid")]:
+                with contextlib.suppress(ValueError, OSError):
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
+import anyio.abc
+import attrs
 import pytest
 
-from dspot.disk import LocalDisk, SimDisk, Transaction
+from dspot.disk import Disk, LocalDisk, SimDisk, Transaction
 from dspot.env import NodeEnv
 from dspot.outbox import (
     Backoff,
@@ -51,21 +55,54 @@ async def _got(disk: SimDisk) -> list[bytes]:
     return [bytes(r[0]) for r in rows]
 
 
+@attrs.frozen
+class Pair:
+    """Sender ``a`` and receiver ``b`` on one simulated network, both serving RPC; ``b``'s
+    inbox runs in ``tg`` and records every ``note`` in its table ``got``."""
+
+    net: SimNetwork
+    a: Node
+    b: Node
+    rpc_a: RpcNode
+    tg: anyio.abc.TaskGroup
+
+
+@contextlib.asynccontextmanager
+async def _pair(
+    seed: int,
+    effect: Callable[[Transaction, InboxMessage], None] = _record,
+    *,
+    dedupe: bool = True,
+    sender_disk: Disk | None = None,
+) -> AsyncIterator[Pair]:
+    """A :class:`Pair` whose inbox applies ``effect`` (with ``dedupe`` of redeliveries or
+    without); ``a`` writes to ``sender_disk`` if given (a real disk: its writes run in
+    worker threads)."""
+    net = SimNetwork(random.Random(seed))
+    a, b = Node(net, "a"), Node(net, "b")
+    if sender_disk is not None:
+        a.env = NodeEnv("a", net.transport("a"), sender_disk, random.Random("a"))
+    if not dedupe:
+        b.env.disabled = frozenset({OutboxMechanism.INBOX_DEDUPE})
+    await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
+    async with (
+        RpcNode(a.env, listen="a:1") as rpc_a,
+        RpcNode(b.env, listen="b:1") as rpc_b,
+        anyio.create_task_group() as tg,
+    ):
+        inbox = Inbox(b.env, rpc_b)
+        inbox.handle("note", effect)
+        await tg.start(inbox.run)
+        yield Pair(net, a, b, rpc_a, tg)
+        tg.cancel_scope.cancel()
+
+
 def test_messages_commit_with_the_transaction_and_arrive_in_order_once() -> None:
     async def main() -> None:
-        net = SimNetwork(random.Random(1))
-        a, b = Node(net, "a"), Node(net, "b")
-        await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
-        async with (
-            RpcNode(a.env, listen="a:1") as rpc_a,
-            RpcNode(b.env, listen="b:1") as rpc_b,
-            anyio.create_task_group() as tg,
-        ):
-            outbox = Outbox(a.env, rpc_a, None, OutboxConfig(batch=3))
+        async with _pair(1) as pair:
+            a, b, tg = pair.a, pair.b, pair.tg
+            outbox = Outbox(a.env, pair.rpc_a, None, OutboxConfig(batch=3))
             await outbox.open()
-            inbox = Inbox(b.env, rpc_b)
-            inbox.handle("note", _record)
-            await tg.start(inbox.run)
             # A rolled-back transaction takes its message with it.
             with pytest.raises(RuntimeError):
                 async with a.disk.db.transaction() as tx:
@@ -80,7 +117,6 @@ def test_messages_commit_with_the_transaction_and_arrive_in_order_once() -> None
             assert await _got(b.disk) == [f"m{i}".encode() for i in range(10)]
             stats = await outbox.stats()
             assert stats.pending == 0 and stats.delivered == 10 and stats.oldest_age is None
-            tg.cancel_scope.cancel()
 
     run_with_mock_clock(main)
 
@@ -131,19 +167,8 @@ def test_relay_retries_through_a_partition_and_resumes_after_a_crash() -> None:
 @pytest.mark.parametrize("dedupe", [True, False])
 def test_inbox_applies_a_redelivered_message_once(dedupe: bool) -> None:
     async def main() -> None:
-        net = SimNetwork(random.Random(3))
-        a, b = Node(net, "a"), Node(net, "b")
-        if not dedupe:
-            b.env.disabled = frozenset({OutboxMechanism.INBOX_DEDUPE})
-        await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
-        async with (
-            RpcNode(a.env, listen="a:1") as rpc_a,
-            RpcNode(b.env, listen="b:1") as rpc_b,
-            anyio.create_task_group() as tg,
-        ):
-            inbox = Inbox(b.env, rpc_b)
-            inbox.handle("note", _record)
-            await tg.start(inbox.run)
+        async with _pair(3, dedupe=dedupe) as pair:
+            a, b, tg, rpc_a = pair.a, pair.b, pair.tg, pair.rpc_a
             outbox = Outbox(a.env, rpc_a)
             await outbox.open()
             async with a.disk.db.transaction() as tx:
@@ -161,7 +186,6 @@ def test_inbox_applies_a_redelivered_message_once(dedupe: bool) -> None:
             await anyio.sleep(1)
             got = await _got(b.disk)
             assert got == ([b"once"] if dedupe else [b"once", b"once"])
-            tg.cancel_scope.cancel()
 
     run_with_mock_clock(main)
 
@@ -185,9 +209,6 @@ def test_inbox_forgets_ids_after_the_window() -> None:
 
 def test_a_failing_effect_rolls_back_its_batch_and_is_retried() -> None:
     async def main() -> None:
-        net = SimNetwork(random.Random(5))
-        a, b = Node(net, "a"), Node(net, "b")
-        await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
         failures = [2]
 
         def flaky(tx: Transaction, message: InboxMessage) -> None:
@@ -196,15 +217,9 @@ def test_a_failing_effect_rolls_back_its_batch_and_is_retried() -> None:
                 failures[0] -= 1
                 raise ValueError("not yet")
 
-        async with (
-            RpcNode(a.env, listen="a:1") as rpc_a,
-            RpcNode(b.env, listen="b:1") as rpc_b,
-            anyio.create_task_group() as tg,
-        ):
-            inbox = Inbox(b.env, rpc_b)
-            inbox.handle("note", flaky)
-            await tg.start(inbox.run)
-            outbox = Outbox(a.env, rpc_a, None, OutboxConfig(backoff_cap=0.5))
+        async with _pair(5, flaky) as pair:
+            a, b, tg = pair.a, pair.b, pair.tg
+            outbox = Outbox(a.env, pair.rpc_a, None, OutboxConfig(backoff_cap=0.5))
             await outbox.open()
             async with a.disk.db.transaction() as tx:
                 for i in range(3):
@@ -216,7 +231,6 @@ def test_a_failing_effect_rolls_back_its_batch_and_is_retried() -> None:
             stats = await outbox.stats()
             assert stats.retries >= 3
             assert stats.by_destination == {"nowhere": 1}
-            tg.cancel_scope.cancel()
 
     run_with_mock_clock(main)
 
@@ -227,22 +241,12 @@ def test_a_message_added_in_a_write_worker_thread_wakes_the_relay(tmp_path: Path
     before the relay's next poll."""
 
     async def main() -> None:
-        net = SimNetwork(random.Random(6))
         disk = await LocalDisk.open(tmp_path / "a")
-        a, b = Node(net, "a"), Node(net, "b")
-        a.env = NodeEnv("a", net.transport("a"), disk, random.Random("a"))
-        await b.disk.db.executescript("CREATE TABLE got (id TEXT, body BLOB)")
         try:
-            async with (
-                RpcNode(a.env, listen="a:1") as rpc_a,
-                RpcNode(b.env, listen="b:1") as rpc_b,
-                anyio.create_task_group() as tg,
-            ):
-                inbox = Inbox(b.env, rpc_b)
-                inbox.handle("note", _record)
-                await tg.start(inbox.run)
-                outbox = Outbox(a.env, rpc_a, None, OutboxConfig(poll_interval=600.0))
-                await tg.start(outbox.run)
+            async with _pair(6, sender_disk=disk) as pair:
+                config = OutboxConfig(poll_interval=600.0)
+                outbox = Outbox(pair.a.env, pair.rpc_a, None, config)
+                await pair.tg.start(outbox.run)
                 await anyio.sleep(0.05)  # the relay has looked and waits to be woken
                 threads: list[int] = []
 
@@ -253,8 +257,7 @@ def test_a_message_added_in_a_write_worker_thread_wakes_the_relay(tmp_path: Path
                 await disk.db.write(write)
                 assert threads != [threading.get_ident()]  # it did run in a worker thread
                 await wait_until(lambda: outbox._delivered == 1, timeout=10)
-                assert await _got(b.disk) == [b"from a worker"]
-                tg.cancel_scope.cancel()
+                assert await _got(pair.b.disk) == [b"from a worker"]
         finally:
             await disk.aclose()
 

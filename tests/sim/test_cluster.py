@@ -8,7 +8,24 @@ import anyio
 import anyio.abc
 
 from dspot.env import NodeEnv
-from dspot.sim import FaultConfig, Scenario, Simulation, run_seed
+from dspot.sim import FaultConfig, NodeMain, Scenario, Simulation, run_seed
+
+
+def _without_faults(
+    name: str, node: NodeMain, *, nodes: int, duration: float, **more: Any
+) -> Scenario:
+    """A scenario of ``nodes`` nodes running ``node`` with no fault injected (no check
+    unless ``more`` gives one)."""
+    more.setdefault("check", lambda sim: None)
+    return Scenario(
+        name=name,
+        description="",
+        node=node,
+        nodes=nodes,
+        duration=duration,
+        faults=FaultConfig(kinds=()),
+        **more,
+    )
 
 
 async def _writer(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
@@ -46,15 +63,8 @@ def test_crash_keeps_synced_writes_and_loses_unsynced_ones() -> None:
         if sim.data["files"] != ["f/synced"]:
             sim.violation(f"files {sim.data['files']}", check="files")
 
-    scenario = Scenario(
-        name="crash-disk",
-        description="",
-        node=_writer,
-        check=check,
-        workload=_crash_and_restart,
-        nodes=1,
-        duration=2,
-        faults=FaultConfig(kinds=()),
+    scenario = _without_faults(
+        "crash-disk", _writer, nodes=1, duration=2, check=check, workload=_crash_and_restart
     )
     assert run_seed(scenario, 1).violations == ()
 
@@ -67,16 +77,7 @@ def test_node_exceptions_become_violations_not_a_dead_simulation() -> None:
         await anyio.sleep(0.5)
         raise KeyError("bug in node code")
 
-    scenario = Scenario(
-        name="buggy",
-        description="",
-        node=buggy,
-        check=lambda sim: None,
-        nodes=2,
-        duration=1,
-        faults=FaultConfig(kinds=()),
-    )
-    result = run_seed(scenario, 1)
+    result = run_seed(_without_faults("buggy", buggy, nodes=2, duration=1), 1)
     assert len(result.violations) == 2
     assert "bug in node code" in result.violations[0]
 
@@ -94,15 +95,6 @@ def test_what_a_crashed_node_does_before_its_next_checkpoint_is_not_a_bug() -> N
             sim.crash("n1")
         raise KeyError(f"{env.node_id} after the crash")
 
-    scenario = Scenario(
-        name="zombie",
-        description="",
-        node=node,
-        check=lambda sim: None,
-        nodes=2,
-        duration=1,
-        faults=FaultConfig(kinds=()),
-    )
-    result = run_seed(scenario, 1)
+    result = run_seed(_without_faults("zombie", node, nodes=2, duration=1), 1)
     assert len(result.violations) == 1
     assert "n2 after the crash" in result.violations[0]

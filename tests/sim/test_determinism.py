@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 
-import anyio
-
 from dspot.sim import (
     TraceLog,
     combined_trace_hash,
@@ -18,24 +16,12 @@ from dspot.sim import (
     trace_hash_in_subprocess,
 )
 from dspot.testing import run_with_mock_clock
+from tests.helpers.scheduling import tied_wakeup_order
 
 
 def _tied_wakeup_order(seed: int) -> list[int]:
-    """30 tasks sleeping until the same virtual instant: the order they wake in."""
-    order: list[int] = []
-
-    async def sleeper(i: int) -> None:
-        await anyio.sleep(1)
-        order.append(i)
-
-    async def main() -> None:
-        async with anyio.create_task_group() as tg:
-            for i in range(30):
-                tg.start_soon(sleeper, i)
-
     with deterministic_trio(seed):
-        run_with_mock_clock(main)
-    return order
+        return tied_wakeup_order(run_with_mock_clock)
 
 
 def test_trio_still_offers_deterministic_scheduling() -> None:
@@ -51,22 +37,7 @@ def test_pinned_scheduler_orders_tied_tasks_by_seed() -> None:
 def test_unpinned_scheduler_is_not_reproducible() -> None:
     """The reason the pinning exists: without it trio shuffles ties differently each run."""
 
-    def unpinned() -> list[int]:
-        order: list[int] = []
-
-        async def sleeper(i: int) -> None:
-            await anyio.sleep(1)
-            order.append(i)
-
-        async def main() -> None:
-            async with anyio.create_task_group() as tg:
-                for i in range(30):
-                    tg.start_soon(sleeper, i)
-
-        run_with_mock_clock(main)
-        return order
-
-    runs = {tuple(unpinned()) for _ in range(8)}
+    runs = {tuple(tied_wakeup_order(run_with_mock_clock)) for _ in range(8)}
     assert len(runs) > 1
 
 

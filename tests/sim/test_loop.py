@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -10,6 +11,7 @@ import anyio.to_thread
 import pytest
 
 from dspot.sim import SimulationDeadlock, VirtualTimeLoop, run_virtual
+from tests.helpers.scheduling import tied_wakeup_order
 
 
 def test_time_jumps_to_the_next_timer() -> None:
@@ -40,21 +42,20 @@ def test_threads_are_refused() -> None:
         run_virtual(main, 1)
 
 
-def _tied_wakeup_order(seed: int, loop: type[VirtualTimeLoop] = VirtualTimeLoop) -> list[int]:
-    """30 tasks sleeping until the same virtual instant: the order they wake in."""
-    order: list[int] = []
+Main = Callable[[], Awaitable[None]]
 
-    async def sleeper(i: int) -> None:
-        await anyio.sleep(1)
-        order.append(i)
 
-    async def main() -> None:
-        async with anyio.create_task_group() as tg:
-            for i in range(30):
-                tg.start_soon(sleeper, i)
+def _run_on(loop: type[VirtualTimeLoop], seed: int) -> Callable[[Main], None]:
+    """Runs an async function to its end on ``loop`` seeded with ``seed``."""
 
-    anyio.run(main, backend="asyncio", backend_options={"loop_factory": lambda: loop(seed)})
-    return order
+    def run(main: Main) -> None:
+        anyio.run(main, backend="asyncio", backend_options={"loop_factory": lambda: loop(seed)})
+
+    return run
+
+
+def _tied_wakeup_order(seed: int) -> list[int]:
+    return tied_wakeup_order(_run_on(VirtualTimeLoop, seed))
 
 
 def test_tied_tasks_run_in_an_order_the_seed_fixes() -> None:
@@ -88,7 +89,7 @@ def _cancellation_order(seed: int, padding: list[int], loop: type[VirtualTimeLoo
             await anyio.sleep(1)
             tg.cancel_scope.cancel()
 
-    anyio.run(main, backend="asyncio", backend_options={"loop_factory": lambda: loop(seed)})
+    _run_on(loop, seed)(main)
     return order
 
 

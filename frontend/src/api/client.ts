@@ -32,6 +32,16 @@ export class ApiError extends Error {
   }
 }
 
+/** What a failure says to the user: an API error's detail, anything else as text. */
+export function errorText(e: unknown): string {
+  return e instanceof ApiError ? e.detail : String(e);
+}
+
+/** Any failure as an ApiError (one that is not, such as a network failure: status 0). */
+export function asApiError(e: unknown): ApiError {
+  return e instanceof ApiError ? e : new ApiError(0, "Error", String(e));
+}
+
 /** Turn a response body (problem JSON, other JSON, text) into an ApiError. */
 export function problemError(status: number, statusText: string, body: string): ApiError {
   try {

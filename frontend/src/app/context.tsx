@@ -1,15 +1,8 @@
 // App-wide state: the API client, the session and who the user is (admin or not), the
 // read-only banner, and the songs, albums and artists the user likes.
-import {
-  createContext,
-  useCallback,
-  useContext,
-  useEffect,
-  useMemo,
-  useState,
-  type ReactNode,
-} from "react";
-import { ApiClient, ApiError, getMe, isAdmin } from "../api/client";
+import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
+import { useMemoObject } from "./memo";
+import { ApiClient, ApiError, asApiError, getMe, isAdmin } from "../api/client";
 import type { Me } from "../api/types";
 import type { Page, Session, Song } from "../api/types";
 
@@ -136,39 +129,22 @@ export function AppProvider({ api, children }: { api: ApiClient; children: React
   const [likedArtists, toggleArtistLike] = useLikes(api, session, "artists", notify);
   const toggleLike = useCallback((song: Song) => toggleSong(song.id), [toggleSong]);
 
-  const value = useMemo(
-    () => ({
-      api,
-      session,
-      me,
-      admin,
-      readOnly,
-      setReadOnly,
-      liked,
-      toggleLike,
-      likedAlbums,
-      toggleAlbumLike,
-      likedArtists,
-      toggleArtistLike,
-      notify,
-      toast,
-    }),
-    [
-      api,
-      session,
-      me,
-      admin,
-      readOnly,
-      liked,
-      toggleLike,
-      likedAlbums,
-      toggleAlbumLike,
-      likedArtists,
-      toggleArtistLike,
-      notify,
-      toast,
-    ],
-  );
+  const value = useMemoObject({
+    api,
+    session,
+    me,
+    admin,
+    readOnly,
+    setReadOnly,
+    liked,
+    toggleLike,
+    likedAlbums,
+    toggleAlbumLike,
+    likedArtists,
+    toggleArtistLike,
+    notify,
+    toast,
+  });
   return <AppContext.Provider value={value}>{children}</AppContext.Provider>;
 }
 
@@ -193,7 +169,7 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
       (data) => !ctl.signal.aborted && setState({ data, error: null, loading: false }),
       (e: unknown) => {
         if (ctl.signal.aborted) return;
-        const error = e instanceof ApiError ? e : new ApiError(0, "Error", String(e));
+        const error = asApiError(e);
         setState({ data: null, error, loading: false });
       },
     );

@@ -1,15 +1,8 @@
 // The signed-in user's playlists, shared by the playlist pages and the "Add to playlist"
 // menus of song rows.
-import {
-  createContext,
-  useCallback,
-  useContext,
-  useEffect,
-  useMemo,
-  useState,
-  type ReactNode,
-} from "react";
-import { ApiError } from "../api/client";
+import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
+import { useMemoObject } from "./memo";
+import { ApiError, asApiError, errorText } from "../api/client";
 import type { Playlist, PlaylistItem, Song } from "../api/types";
 import { useApp } from "./context";
 
@@ -39,8 +32,7 @@ export function PlaylistsProvider({ children }: { children: ReactNode }) {
         setPlaylists(r.items);
         setError(null);
       },
-      (e: unknown) =>
-        live && setError(e instanceof ApiError ? e : new ApiError(0, "Error", String(e))),
+      (e: unknown) => live && setError(asApiError(e)),
     );
     return () => {
       live = false;
@@ -54,17 +46,12 @@ export function PlaylistsProvider({ children }: { children: ReactNode }) {
         notify(`Added “${song.title}” to ${playlist.name}`);
         refresh();
       } catch (e) {
-        notify(
-          `Could not add to ${playlist.name}: ${e instanceof ApiError ? e.detail : String(e)}`,
-        );
+        notify(`Could not add to ${playlist.name}: ${errorText(e)}`);
       }
     },
     [api, notify, refresh],
   );
-  const value = useMemo(
-    () => ({ playlists, error, refresh, addSong }),
-    [playlists, error, refresh, addSong],
-  );
+  const value = useMemoObject({ playlists, error, refresh, addSong });
   return <PlaylistsContext.Provider value={value}>{children}</PlaylistsContext.Provider>;
 }
 

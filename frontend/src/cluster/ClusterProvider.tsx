@@ -10,7 +10,7 @@ import {
   useState,
   type ReactNode,
 } from "react";
-import { ApiError } from "../api/client";
+import { ApiError, asApiError } from "../api/client";
 import type { Cluster } from "../api/types";
 import { useApp } from "../app/context";
 import { noActivity, noteEvent, type Activity } from "./activity";
@@ -64,7 +64,7 @@ export function ClusterProvider({ children }: { children: ReactNode }) {
           setCluster(c);
           setError(null);
         },
-        (e: unknown) => setError(e instanceof ApiError ? e : new ApiError(0, "Error", String(e))),
+        (e: unknown) => setError(asApiError(e)),
       )
       .finally(() => {
         inflight.current = false;

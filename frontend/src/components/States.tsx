@@ -79,6 +79,16 @@ export function LoadFailed({
   return <ErrorBox error={error} onRetry={onRetry} />;
 }
 
+// A form's error under its fields (nothing without one), read out as soon as it shows.
+export function FormError({ error }: { error: string | null | undefined }) {
+  if (!error) return null;
+  return (
+    <p className="form-error" role="alert">
+      {error}
+    </p>
+  );
+}
+
 export function Empty({ children }: { children: ReactNode }) {
   return <div className="state empty">{children}</div>;
 }

@@ -6,12 +6,12 @@ import {
   useCallback,
   useContext,
   useEffect,
-  useMemo,
   useReducer,
   useRef,
   useState,
   type ReactNode,
 } from "react";
+import { useMemoObject } from "../app/memo";
 import { useApp } from "../app/context";
 import { Link } from "../app/router";
 import type { Song } from "../api/types";
@@ -254,40 +254,23 @@ export function PlayerProvider({ children }: { children: ReactNode }) {
     setError("This song cannot be played right now.");
   };
 
-  const value = useMemo(
-    () => ({
-      queue,
-      dispatch,
-      song,
-      playing,
-      time,
-      duration,
-      volume,
-      buffering,
-      error,
-      play,
-      toggle,
-      seek,
-      next,
-      previous,
-      setVolume: setVolumeState,
-    }),
-    [
-      queue,
-      song,
-      playing,
-      time,
-      duration,
-      volume,
-      buffering,
-      error,
-      play,
-      toggle,
-      seek,
-      next,
-      previous,
-    ],
-  );
+  const value = useMemoObject({
+    queue,
+    dispatch,
+    song,
+    playing,
+    time,
+    duration,
+    volume,
+    buffering,
+    error,
+    play,
+    toggle,
+    seek,
+    next,
+    previous,
+    setVolume: setVolumeState,
+  });
 
   return (
     <PlayerContext.Provider value={value}>

@@ -1,6 +1,6 @@
 // The library's home: albums as a cover grid, each card with a play button.
 import { useState } from "react";
-import { ApiError } from "../api/client";
+import { errorText } from "../api/client";
 import { useApp, useLoad } from "../app/context";
 import { Link } from "../app/router";
 import type { Album, AlbumDetail, Page } from "../api/types";
@@ -50,7 +50,7 @@ function AlbumPlayButton({ album }: { album: Album }) {
       if (detail.tracks.length) player.play(detail.tracks);
       else notify(`${album.title} has no songs.`);
     } catch (e) {
-      notify(`Could not play ${album.title}: ${e instanceof ApiError ? e.detail : String(e)}`);
+      notify(`Could not play ${album.title}: ${errorText(e)}`);
     } finally {
       setBusy(false);
     }

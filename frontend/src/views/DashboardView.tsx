@@ -3,7 +3,7 @@
 // blobs and address, the songs below the replication factor and why, the recent events, and
 // where the copies of a chosen song are.
 import { useEffect, useState } from "react";
-import { ApiError } from "../api/client";
+import { errorText } from "../api/client";
 import type { Cluster, Page, Replicas, Song } from "../api/types";
 import { useApp } from "../app/context";
 import {
@@ -16,7 +16,7 @@ import {
 import { useCluster } from "../cluster/ClusterProvider";
 import type { LiveStatus } from "../cluster/live";
 import { STATE_COLOURS, formatBytes, ringLayout } from "../cluster/state";
-import { ErrorBox, Loading } from "../components/States";
+import { ErrorBox, FormError, Loading } from "../components/States";
 
 /** Re-render every `ms` (rates and "seconds ago" move on without events). */
 export function useNow(ms: number): number {
@@ -351,7 +351,7 @@ function ReplicaFinder({
           setReplicas(r);
           setError(null);
         },
-        (e: unknown) => live && setError(e instanceof ApiError ? e.detail : String(e)),
+        (e: unknown) => live && setError(errorText(e)),
       );
     void load();
     const timer = setInterval(() => void load(), 5000);
@@ -385,11 +385,7 @@ function ReplicaFinder({
           </li>
         ))}
       </ul>
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
       {song && replicas && replicas.song_id === song.id && (
         <table className="members" aria-label={`Copies of ${song.title}`}>
           <thead>

@@ -1,28 +1,23 @@
 // Sign in / sign up.
 import { useState, type FormEvent } from "react";
-import { ApiError } from "../api/client";
 import { useApp } from "../app/context";
+import { useAction } from "../app/action";
+import { FormError } from "../components/States";
 
 export function LoginView() {
   const { api } = useApp();
   const [mode, setMode] = useState<"signin" | "signup">("signin");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      if (mode === "signin") await api.login(username.trim(), password);
-      else await api.register(username.trim(), password);
-    } catch (err) {
-      setError(err instanceof ApiError ? err.detail : String(err));
-    } finally {
-      setBusy(false);
-    }
+    await run(() =>
+      mode === "signin"
+        ? api.login(username.trim(), password)
+        : api.register(username.trim(), password),
+    );
   };
 
   const signin = mode === "signin";
@@ -68,11 +63,7 @@ export function LoginView() {
               required
             />
           </label>
-          {error && (
-            <p className="form-error" role="alert">
-              {error}
-            </p>
-          )}
+          <FormError error={error} />
           <button type="submit" className="primary" disabled={busy}>
             {busy ? "Please wait…" : signin ? "Sign in" : "Sign up"}
           </button>

@@ -1,15 +1,16 @@
 // Playlists: the list with a form to create one, and one playlist's page (rename, play,
 // reorder, remove songs, delete).
 import { useEffect, useState, type FormEvent } from "react";
-import { ApiError } from "../api/client";
+import { errorText } from "../api/client";
 import { useApp, useLoad } from "../app/context";
+import { useAction } from "../app/action";
 import { usePlaylists } from "../app/playlists";
 import { Link, useRouter } from "../app/router";
 import type { Playlist, PlaylistDetail } from "../api/types";
 import { formatTotal, plural } from "../components/format";
 import { Icon } from "../components/Icon";
 import { SongTable } from "../components/SongTable";
-import { Empty, ErrorBox, LoadFailed, Loading } from "../components/States";
+import { Empty, ErrorBox, FormError, LoadFailed, Loading } from "../components/States";
 import { usePlayer } from "../player/Player";
 
 export function PlaylistsView() {
@@ -17,24 +18,17 @@ export function PlaylistsView() {
   const { playlists, error, refresh } = usePlaylists();
   const { navigate } = useRouter();
   const [name, setName] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [formError, setFormError] = useState<string | null>(null);
+  const { busy, error: formError, run } = useAction();
   const create = async (e: FormEvent) => {
     e.preventDefault();
     if (!name.trim()) return;
-    setBusy(true);
-    setFormError(null);
-    try {
+    await run(async () => {
       const p = await api.post<Playlist>("/api/playlists", { name: name.trim() });
       setName("");
       refresh();
       notify(`Created ${p.name}`);
       navigate(`/playlists/${p.id}`);
-    } catch (err) {
-      setFormError(err instanceof ApiError ? err.detail : String(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <section aria-labelledby="playlists-h">
@@ -53,11 +47,7 @@ export function PlaylistsView() {
           <Icon name="plus" /> Create playlist
         </button>
       </form>
-      {formError && (
-        <p className="form-error" role="alert">
-          {formError}
-        </p>
-      )}
+      <FormError error={formError} />
       {error ? (
         <ErrorBox error={error} onRetry={refresh} />
       ) : playlists === null ? (
@@ -125,7 +115,7 @@ export function PlaylistView({ id }: { id: string }) {
       pl.setData(await run());
       refresh();
     } catch (e) {
-      notify(`${failure}: ${e instanceof ApiError ? e.detail : String(e)}`);
+      notify(`${failure}: ${errorText(e)}`);
     } finally {
       setBusy(false);
     }
@@ -155,7 +145,7 @@ export function PlaylistView({ id }: { id: string }) {
       refresh();
       navigate("/playlists");
     } catch (e) {
-      notify(`Could not delete: ${e instanceof ApiError ? e.detail : String(e)}`);
+      notify(`Could not delete: ${errorText(e)}`);
     }
   };
   const songs = p.items.map((i) => i.song);

@@ -3,17 +3,18 @@
 // changing the account password and, for admins, whether apps may use account passwords.
 import { useId, useRef, useState, type FormEvent } from "react";
 import {
-  ApiError,
   changeMyPassword,
   changeSettings,
+  errorText,
   getSettings,
   getSubsonicCredentials,
   isMissingEndpoint,
   rotateSubsonicCredentials,
 } from "../api/client";
 import { useApp, useLoad } from "../app/context";
+import { useAction } from "../app/action";
 import { Icon } from "../components/Icon";
-import { ErrorBox, Loading } from "../components/States";
+import { ErrorBox, FormError, Loading } from "../components/States";
 
 /** The URL a Subsonic app is given: this server, without the API's `/rest`. */
 export function serverUrl(base: string, origin = window.location.origin): string {
@@ -98,20 +99,12 @@ function SubsonicSection() {
   const { api } = useApp();
   const creds = useLoad((signal) => getSubsonicCredentials(api, signal), [api]);
   const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const rotate = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const { busy, error, run } = useAction();
+  const rotate = () =>
+    run(async () => {
       creds.setData(await rotateSubsonicCredentials(api));
       setConfirming(false);
-    } catch (e) {
-      setError(e instanceof ApiError ? e.detail : String(e));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   const url = serverUrl(api.base);
   return (
     <section aria-labelledby="subsonic-h" className="settings-section">
@@ -157,11 +150,7 @@ function SubsonicSection() {
                 New app password and API key
               </button>
             )}
-            {error && (
-              <p className="form-error" role="alert">
-                {error}
-              </p>
-            )}
+            <FormError error={error} />
           </div>
         </>
       ) : null}
@@ -205,32 +194,23 @@ function PasswordSection() {
   const [old, setOld] = useState("");
   const [fresh, setFresh] = useState("");
   const [again, setAgain] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, setError, run } = useAction((err) =>
+    isMissingEndpoint(err)
+      ? "This server cannot change passwords yet (it has no /api/me/password)."
+      : errorText(err),
+  );
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (fresh !== again) {
       setError("The new passwords differ.");
       return;
     }
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await changeMyPassword(api, old, fresh);
       // Changing the password signs out every session of the user, this one included.
       notify("Password changed: sign in with the new one.");
       api.logout();
-    } catch (err) {
-      setError(
-        isMissingEndpoint(err)
-          ? "This server cannot change passwords yet (it has no /api/me/password)."
-          : err instanceof ApiError
-            ? err.detail
-            : String(err),
-      );
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   const fields: [string, string, (v: string) => void, string][] = [
     ["Current password", old, setOld, "current-password"],
@@ -253,11 +233,7 @@ function PasswordSection() {
             />
           </label>
         ))}
-        {error && (
-          <p className="form-error" role="alert">
-            {error}
-          </p>
-        )}
+        <FormError error={error} />
         <button type="submit" className="primary" disabled={busy}>
           Change password
         </button>
@@ -283,7 +259,7 @@ function AppSignInSection() {
           : "Apps must now use app passwords.",
       );
     } catch (e) {
-      notify(`Could not change it: ${e instanceof ApiError ? e.detail : String(e)}`);
+      notify(`Could not change it: ${errorText(e)}`);
     } finally {
       setBusy(false);
     }

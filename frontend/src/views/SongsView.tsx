@@ -102,58 +102,46 @@ export function SongsView() {
           value={text}
           onChange={(e) => setText(e.target.value)}
         />
-        <select
-          aria-label="Genre"
-          className="filter"
+        <FilterSelect
+          label="Genre"
           value={genreValue}
-          onChange={(e) => update({ genre: e.target.value })}
-        >
-          <option value="">All genres</option>
-          {genre && !known && <option value={genre}>{genre}</option>}
-          {genreItems.map((g) => (
-            <option key={g.genre} value={g.genre}>
-              {g.genre} ({g.songs})
-            </option>
-          ))}
-        </select>
-        <select
-          aria-label="Artist"
-          className="filter"
+          onChange={(genre) => update({ genre })}
+          options={[
+            ["", "All genres"],
+            ...(genre && !known ? [[genre, genre] as const] : []),
+            ...genreItems.map((g) => [g.genre, `${g.genre} (${g.songs})`] as const),
+          ]}
+        />
+        <FilterSelect
+          label="Artist"
           value={artist}
-          onChange={(e) => update({ artist: e.target.value, album: "" })}
-        >
-          <option value="">All artists</option>
-          {artists.data?.items.map((a) => (
-            <option key={a.id} value={a.id}>
-              {a.name}
-            </option>
-          ))}
-        </select>
-        <select
-          aria-label="Album"
-          className="filter"
+          onChange={(artist) => update({ artist, album: "" })}
+          options={[
+            ["", "All artists"],
+            ...(artists.data?.items.map((a) => [a.id, a.name] as const) ?? []),
+          ]}
+        />
+        <FilterSelect
+          label="Album"
           value={album}
-          onChange={(e) => update({ album: e.target.value })}
-        >
-          <option value="">All albums</option>
-          {albums.data?.items.map((a) => (
-            <option key={a.id} value={a.id}>
-              {a.title}
-            </option>
-          ))}
-        </select>
-        <select
-          aria-label="Sort"
-          className="filter"
+          onChange={(album) => update({ album })}
+          options={[
+            ["", "All albums"],
+            ...(albums.data?.items.map((a) => [a.id, a.title] as const) ?? []),
+          ]}
+        />
+        <FilterSelect
+          label="Sort"
           value={sort}
-          onChange={(e) => update({ sort: e.target.value })}
-        >
-          <option value="">{q ? "Best match" : "Title"}</option>
-          <option value="title">Title</option>
-          <option value="recent">Recently added</option>
-          <option value="plays">Most played</option>
-          <option value="likes">Most liked</option>
-        </select>
+          onChange={(sort) => update({ sort })}
+          options={[
+            ["", q ? "Best match" : "Title"],
+            ["title", "Title"],
+            ["recent", "Recently added"],
+            ["plays", "Most played"],
+            ["likes", "Most liked"],
+          ]}
+        />
       </form>
       {songs.loading && !songs.data ? (
         <Loading />
@@ -182,6 +170,29 @@ export function SongsView() {
         </>
       ) : null}
     </section>
+  );
+}
+
+// One filter of the song list: a select whose options are (value, text) pairs.
+function FilterSelect(props: {
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  options: readonly (readonly [string, string])[];
+}) {
+  return (
+    <select
+      aria-label={props.label}
+      className="filter"
+      value={props.value}
+      onChange={(e) => props.onChange(e.target.value)}
+    >
+      {props.options.map(([value, text]) => (
+        <option key={value} value={value}>
+          {text}
+        </option>
+      ))}
+    </select>
   );
 }
 

@@ -2,7 +2,7 @@
 // bar and a cancel button; then what the server read from their tags (or why it refused them,
 // or that the library already had them).
 import { useEffect, useReducer, useRef, useState, type DragEvent } from "react";
-import { ApiError, type UploadHandle } from "../api/client";
+import { ApiError, errorText, type UploadHandle } from "../api/client";
 import { useApp } from "../app/context";
 import { Link } from "../app/router";
 import { formatDuration } from "../components/format";
@@ -64,7 +64,7 @@ export function UploadView() {
           dispatch({
             type: "failed",
             id: item.id,
-            error: e instanceof ApiError ? e.detail : String(e),
+            error: errorText(e),
           });
         },
       )
@@ -93,7 +93,7 @@ export function UploadView() {
       dispatch({
         type: "failed",
         id: item.id,
-        error: `could not remove it: ${e instanceof ApiError ? e.detail : String(e)}`,
+        error: `could not remove it: ${errorText(e)}`,
       });
     }
   };

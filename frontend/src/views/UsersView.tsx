@@ -3,7 +3,7 @@
 // api/pending.ts; while the server does not offer it, the page says so.
 import { useState, type FormEvent } from "react";
 import {
-  ApiError,
+  errorText,
   isMissingEndpoint,
   listUsers,
   resetUserPassword,
@@ -11,7 +11,7 @@ import {
 } from "../api/client";
 import type { UserPatch, UserRow } from "../api/types";
 import { useApp, useLoad } from "../app/context";
-import { Empty, ErrorBox, Loading } from "../components/States";
+import { Empty, ErrorBox, FormError, Loading } from "../components/States";
 
 type Roles = UserRow["roles"];
 
@@ -28,7 +28,7 @@ const NOT_OFFERED =
 
 function reason(e: unknown): string {
   if (isMissingEndpoint(e)) return "this server does not offer that yet";
-  return e instanceof ApiError ? e.detail : String(e);
+  return errorText(e);
 }
 
 export function UsersView() {
@@ -231,11 +231,7 @@ function ResetPassword({ user, onDone }: { user: UserRow; onDone: () => void }) 
       <button type="button" className="text-button" onClick={onDone}>
         Cancel
       </button>
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
     </form>
   );
 }

@@ -19,6 +19,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from dspot._taskgroup import enter_task_group
 from dspot.env import NodeEnv
 from dspot.errors import DspotError, HandshakeFailed, RemoteError
 from dspot.membership._config import MembershipConfig
@@ -161,14 +162,7 @@ class Membership:
         self._stopped.set()
 
     async def __aenter__(self) -> Self:
-        self._cm_tg = anyio.create_task_group()
-        await self._cm_tg.__aenter__()
-        try:
-            await self._cm_tg.start(self.run)
-        except BaseException:
-            self._cm_tg.cancel_scope.cancel()
-            await self._cm_tg.__aexit__(None, None, None)
-            raise
+        self._cm_tg = await enter_task_group(lambda tg: tg.start(self.run))
         return self
 
     async def __aexit__(

@@ -81,8 +81,11 @@ class _Handle(asyncio.Handle):
         self._args = None  # type: ignore[assignment]
 
 
-class _TimerHandle(asyncio.TimerHandle):
+class _TimerHandle(asyncio.TimerHandle, _Handle):
+    """asyncio's TimerHandle, made as :class:`_Handle` is."""
+
     __slots__ = ()
+    _loop: VirtualTimeLoop
 
     def __init__(
         self,
@@ -92,13 +95,7 @@ class _TimerHandle(asyncio.TimerHandle):
         loop: VirtualTimeLoop,
         context: Context | None,
     ) -> None:
-        self._context = context if context is not None else copy_context()
-        self._loop = loop
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = None
+        _Handle.__init__(self, callback, args, loop, context)
         self._when = when
         self._scheduled = True
 

@@ -19,6 +19,7 @@ from typing import Self
 import anyio
 import anyio.abc
 
+from dspot._taskgroup import enter_task_group
 from dspot.disk import DiskFault
 from dspot.env import NodeEnv
 from dspot.errors import RemoteError, RpcError
@@ -174,11 +175,12 @@ class TokenRing:
             base=loaded.log.base_index,
             applied=applied,
         )
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._timer_loop)
-        self._tg.start_soon(self._apply_loop)
+        self._tg = await enter_task_group(self._start_loops)
         return self
+
+    async def _start_loops(self, tg: anyio.abc.TaskGroup) -> None:
+        tg.start_soon(self._timer_loop)
+        tg.start_soon(self._apply_loop)
 
     async def __aexit__(
         self,

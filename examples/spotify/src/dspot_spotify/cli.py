@@ -349,8 +349,9 @@ def _cluster_tls_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-ca", type=Path, help="CA that signed every member's certificate")
 
 
-def _process_setup(args: argparse.Namespace) -> None:
-    """Checks and logging shared by the ``node`` and ``gateway`` processes."""
+def _process_setup(args: argparse.Namespace, sabotaged: str) -> None:
+    """Checks and logging shared by the ``node`` and ``gateway`` processes; ``sabotaged``
+    (``%s``: the sabotage) is logged loudly for every ``--sabotage`` switched on."""
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     logging.basicConfig(
@@ -358,6 +359,8 @@ def _process_setup(args: argparse.Namespace) -> None:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for bug in args.sabotage:
+        logging.getLogger("dspot_spotify").critical(sabotaged, bug)
 
 
 def _node(args: argparse.Namespace) -> int:
@@ -367,13 +370,11 @@ def _node(args: argparse.Namespace) -> int:
         raise ConfigError("--compact-every must be at least 1")
     if args.keep_entries < 0:
         raise ConfigError("--keep-entries must not be negative")
-    _process_setup(args)
-    for bug in args.sabotage:
-        logging.getLogger("dspot_spotify").critical(
-            "SABOTAGED NODE: %s is switched on; this node misbehaves on purpose "
-            "(a test's check must catch it). Never run it in production.",
-            bug,
-        )
+    _process_setup(
+        args,
+        "SABOTAGED NODE: %s is switched on; this node misbehaves on purpose "
+        "(a test's check must catch it). Never run it in production.",
+    )
     return serve_node(
         NodeSettings(
             data=args.data,
@@ -416,14 +417,12 @@ def _gateway(args: argparse.Namespace) -> int:
 
     if not args.join:
         raise ConfigError("--join needs at least one node's RPC address")
-    _process_setup(args)
-    for bug in args.sabotage:
-        logging.getLogger("dspot_spotify").critical(
-            "SABOTAGED GATEWAY: %s is switched on; clients without X-Log-Position lose their "
-            "session guarantees on purpose (a chaos test's check must catch it). Never run it "
-            "in production.",
-            bug,
-        )
+    _process_setup(
+        args,
+        "SABOTAGED GATEWAY: %s is switched on; clients without X-Log-Position lose their "
+        "session guarantees on purpose (a chaos test's check must catch it). Never run it "
+        "in production.",
+    )
     return serve_gateway(
         GatewaySettings(
             listen=args.listen,

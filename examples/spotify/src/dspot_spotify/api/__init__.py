@@ -5,7 +5,9 @@ resource: :mod:`~dspot_spotify.api.accounts`, :mod:`~dspot_spotify.api.songs`,
 events, metrics, health). Each declares its request and response bodies as attrs classes and
 its routes as :class:`~dspot_spotify.api.route.Route` records; :mod:`~dspot_spotify.api.
 openapi` generates the OpenAPI document from them (the reference of every route, shape and
-status), :mod:`~dspot_spotify.api.wire` holds the one JSON converter and the input limits.
+status), :mod:`~dspot_spotify.api.wire` holds the one JSON converter and the input limits,
+:mod:`~dspot_spotify.api.resource` the get/change/delete handlers songs, albums and artists
+share.
 
 Writes go through the :class:`~dspot_spotify.writer.CatalogWriter` that the Subsonic API
 shares. **Writes on a minority side** of a partition answer 503 with the detail

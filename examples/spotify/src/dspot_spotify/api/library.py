@@ -17,6 +17,7 @@ from dspot.http import Request, Response
 
 from dspot_spotify import catalog
 from dspot_spotify.api.context import LIMIT, PAGE, Api
+from dspot_spotify.api.resource import delete_one, get_one, update_one
 from dspot_spotify.api.route import (
     BAD_REQUEST,
     CONFLICT,
@@ -24,12 +25,13 @@ from dspot_spotify.api.route import (
     INVALID,
     NOT_FOUND,
     Handler,
+    Param,
     Route,
 )
 from dspot_spotify.api.schema import json_schema
 from dspot_spotify.api.songs import ARTIST as ARTIST_PARAM
 from dspot_spotify.api.songs import GENRE, Q, Song
-from dspot_spotify.api.wire import changes, patch_of, read_json
+from dspot_spotify.api.wire import patch_of
 
 __all__ = [
     "ALBUM_EDITABLE",
@@ -114,30 +116,6 @@ async def list_artists(api: Api, request: Request) -> Response:
     return api.reply(page)
 
 
-async def get_artist(api: Api, request: Request) -> Response:
-    await api.authenticate(request)
-    return api.reply(await artist(api, request.path_params["artist_id"]))
-
-
-async def update_artist(api: Api, request: Request) -> Response:
-    claims = await api.authenticate(request)
-    patch = changes(await read_json(request, ArtistPatch))
-    current = await artist(api, request.path_params["artist_id"])
-    fields = {name: getattr(current, name) for name in ARTIST_EDITABLE} | patch
-    entry = catalog.UpdateArtist(
-        actor=claims.user_id, at=api.node.now_ms(), artist_id=current.id, **fields
-    )
-    pos = await api.writer.commit(entry)
-    return api.reply(await artist(api, current.id), position=pos)
-
-
-async def delete_artist(api: Api, request: Request) -> Response:
-    claims = await api.authenticate(request)
-    current = await artist(api, request.path_params["artist_id"])
-    entry = catalog.DeleteArtist(actor=claims.user_id, at=api.node.now_ms(), artist_id=current.id)
-    return api.written(await api.writer.commit(entry))
-
-
 async def list_albums(api: Api, request: Request) -> Response:
     await api.authenticate(request)
     page = await api.paged(
@@ -149,30 +127,6 @@ async def list_albums(api: Api, request: Request) -> Response:
         genre=GENRE.read(request),
     )
     return api.reply(page)
-
-
-async def get_album(api: Api, request: Request) -> Response:
-    await api.authenticate(request)
-    return api.reply(await album(api, request.path_params["album_id"]))
-
-
-async def update_album(api: Api, request: Request) -> Response:
-    claims = await api.authenticate(request)
-    patch = changes(await read_json(request, AlbumPatch))
-    current = await album(api, request.path_params["album_id"])
-    fields = {name: getattr(current, name) for name in (*ALBUM_EDITABLE, "cover_sha256")}
-    entry = catalog.UpdateAlbum(
-        actor=claims.user_id, at=api.node.now_ms(), album_id=current.id, **(fields | patch)
-    )
-    pos = await api.writer.commit(entry)
-    return api.reply(await album(api, current.id), position=pos)
-
-
-async def delete_album(api: Api, request: Request) -> Response:
-    claims = await api.authenticate(request)
-    current = await album(api, request.path_params["album_id"])
-    entry = catalog.DeleteAlbum(actor=claims.user_id, at=api.node.now_ms(), album_id=current.id)
-    return api.written(await api.writer.commit(entry))
 
 
 async def list_genres(api: Api, request: Request) -> Response:
@@ -247,42 +201,103 @@ def _like_routes(target: catalog.LikeTarget, reply: Any) -> tuple[Route, ...]:
 
 
 _PATCH_ERRORS: Final = (BAD_REQUEST, FORBIDDEN, NOT_FOUND, INVALID)
-_ARTIST: Final = "/api/artists/{artist_id}"
-_ALBUM: Final = "/api/albums/{album_id}"
+
+
+def _editable_routes(
+    kind: str,
+    show: Callable[[Api, str], Awaitable[Any]],
+    list_handler: Handler,
+    *,
+    query: tuple[Param, ...],
+    page: Any,
+    detail: type,
+    patch: type,
+    keep: tuple[str, ...],
+    update: Callable[..., catalog.Entry],
+    delete: Callable[..., catalog.Entry],
+    summaries: tuple[str, str, str, str],
+) -> tuple[Route, ...]:
+    """The routes of artists or albums: list and search, then get, change and delete one
+    (``summaries`` in that order)."""
+    tag, one = f"{kind}s", f"/api/{kind}s/{{{kind}_id}}"
+    listed, shown, changed, deleted = summaries
+    return (
+        Route(
+            method="GET",
+            path=f"/api/{kind}s",
+            handler=list_handler,
+            summary=listed,
+            tag=tag,
+            query=query,
+            reply=page,
+            errors=(BAD_REQUEST, INVALID),
+        ),
+        Route(
+            method="GET",
+            path=one,
+            handler=get_one(kind, show),
+            summary=shown,
+            tag=tag,
+            reply=detail,
+            errors=(NOT_FOUND,),
+        ),
+        Route(
+            method="PATCH",
+            path=one,
+            handler=update_one(kind, show, patch, keep, update),
+            summary=changed,
+            tag=tag,
+            body=patch,
+            reply=detail,
+            write=True,
+            errors=_PATCH_ERRORS,
+        ),
+        Route(
+            method="DELETE",
+            path=one,
+            handler=delete_one(kind, show, delete),
+            summary=deleted,
+            tag=tag,
+            ok=204,
+            ok_description="Deleted",
+            write=True,
+            errors=(FORBIDDEN, NOT_FOUND, CONFLICT),
+        ),
+    )
+
 
 ROUTES: Final = (
     *_like_routes("song", Song),
     *_like_routes("album", AlbumDetail),
     *_like_routes("artist", ArtistDetail),
-    Route(
-        method="GET",
-        path="/api/me/likes",
-        handler=_liked(catalog.liked_songs, Song.of),
-        summary="The songs I like, most recently liked first",
-        tag="songs",
-        query=(PAGE, LIMIT),
-        reply=catalog.Page[Song],
-        errors=(BAD_REQUEST, INVALID),
-    ),
-    Route(
-        method="GET",
-        path="/api/me/likes/albums",
-        handler=_liked(catalog.liked_albums, _same),
-        summary="The albums I like, most recently liked first",
-        tag="albums",
-        query=(PAGE, LIMIT),
-        reply=catalog.Page[catalog.AlbumView],
-        errors=(BAD_REQUEST, INVALID),
-    ),
-    Route(
-        method="GET",
-        path="/api/me/likes/artists",
-        handler=_liked(catalog.liked_artists, _same),
-        summary="The artists I like, most recently liked first",
-        tag="artists",
-        query=(PAGE, LIMIT),
-        reply=catalog.Page[catalog.ArtistView],
-        errors=(BAD_REQUEST, INVALID),
+    *(
+        Route(
+            method="GET",
+            path=path,
+            handler=_liked(query, item),
+            summary=f"The {tag} I like, most recently liked first",
+            tag=tag,
+            query=(PAGE, LIMIT),
+            reply=reply,
+            errors=(BAD_REQUEST, INVALID),
+        )
+        for path, tag, query, item, reply in (
+            ("/api/me/likes", "songs", catalog.liked_songs, Song.of, catalog.Page[Song]),
+            (
+                "/api/me/likes/albums",
+                "albums",
+                catalog.liked_albums,
+                _same,
+                catalog.Page[catalog.AlbumView],
+            ),
+            (
+                "/api/me/likes/artists",
+                "artists",
+                catalog.liked_artists,
+                _same,
+                catalog.Page[catalog.ArtistView],
+            ),
+        )
     ),
     Route(
         method="GET",
@@ -292,86 +307,40 @@ ROUTES: Final = (
         tag="songs",
         reply=GenreList,
     ),
-    Route(
-        method="GET",
-        path="/api/artists",
-        handler=list_artists,
-        summary="List and search artists",
-        tag="artists",
+    *_editable_routes(
+        "artist",
+        artist,
+        list_artists,
         query=(Q, GENRE, PAGE, LIMIT),
-        reply=catalog.Page[catalog.ArtistView],
-        errors=(BAD_REQUEST, INVALID),
+        page=catalog.Page[catalog.ArtistView],
+        detail=ArtistDetail,
+        patch=ArtistPatch,
+        keep=ARTIST_EDITABLE,
+        update=catalog.UpdateArtist,
+        delete=catalog.DeleteArtist,
+        summaries=(
+            "List and search artists",
+            "An artist with albums and singles",
+            "Rename an artist (creator or admin)",
+            "Delete an artist without albums or songs (creator or admin)",
+        ),
     ),
-    Route(
-        method="GET",
-        path=_ARTIST,
-        handler=get_artist,
-        summary="An artist with albums and singles",
-        tag="artists",
-        reply=ArtistDetail,
-        errors=(NOT_FOUND,),
-    ),
-    Route(
-        method="PATCH",
-        path=_ARTIST,
-        handler=update_artist,
-        summary="Rename an artist (creator or admin)",
-        tag="artists",
-        body=ArtistPatch,
-        reply=ArtistDetail,
-        write=True,
-        errors=_PATCH_ERRORS,
-    ),
-    Route(
-        method="DELETE",
-        path=_ARTIST,
-        handler=delete_artist,
-        summary="Delete an artist without albums or songs (creator or admin)",
-        tag="artists",
-        ok=204,
-        ok_description="Deleted",
-        write=True,
-        errors=(FORBIDDEN, NOT_FOUND, CONFLICT),
-    ),
-    Route(
-        method="GET",
-        path="/api/albums",
-        handler=list_albums,
-        summary="List and search albums",
-        tag="albums",
+    *_editable_routes(
+        "album",
+        album,
+        list_albums,
         query=(Q, ARTIST_PARAM, GENRE, PAGE, LIMIT),
-        reply=catalog.Page[catalog.AlbumView],
-        errors=(BAD_REQUEST, INVALID),
-    ),
-    Route(
-        method="GET",
-        path=_ALBUM,
-        handler=get_album,
-        summary="An album with its tracks",
-        tag="albums",
-        reply=AlbumDetail,
-        errors=(NOT_FOUND,),
-    ),
-    Route(
-        method="PATCH",
-        path=_ALBUM,
-        handler=update_album,
-        summary="Edit an album (creator or admin)",
-        tag="albums",
-        body=AlbumPatch,
-        reply=AlbumDetail,
-        write=True,
-        errors=_PATCH_ERRORS,
-    ),
-    Route(
-        method="DELETE",
-        path=_ALBUM,
-        handler=delete_album,
-        summary="Delete an album without songs (creator or admin); an unused cover goes too",
-        tag="albums",
-        ok=204,
-        ok_description="Deleted",
-        write=True,
-        errors=(FORBIDDEN, NOT_FOUND, CONFLICT),
+        page=catalog.Page[catalog.AlbumView],
+        detail=AlbumDetail,
+        patch=AlbumPatch,
+        keep=(*ALBUM_EDITABLE, "cover_sha256"),
+        update=catalog.UpdateAlbum,
+        delete=catalog.DeleteAlbum,
+        summaries=(
+            "List and search albums",
+            "An album with its tracks",
+            "Edit an album (creator or admin)",
+            "Delete an album without songs (creator or admin); an unused cover goes too",
+        ),
     ),
 )

@@ -24,6 +24,7 @@ from dspot.http import HTTPError, Request, Response
 
 from dspot_spotify import catalog
 from dspot_spotify.api.context import LIMIT, PAGE, Api
+from dspot_spotify.api.resource import delete_one, get_one, update_one
 from dspot_spotify.api.route import (
     BAD_REQUEST,
     FORBIDDEN,
@@ -36,7 +37,7 @@ from dspot_spotify.api.route import (
     binary,
 )
 from dspot_spotify.api.schema import json_schema
-from dspot_spotify.api.wire import changes, patch_of, read_json
+from dspot_spotify.api.wire import patch_of
 from dspot_spotify.auth import TokenClaims
 from dspot_spotify.config import WRITE_BEHIND_DELAY, Sabotage
 from dspot_spotify.ingest import entries_for_upload
@@ -226,9 +227,8 @@ async def list_songs(api: Api, request: Request) -> Response:
     return api.reply(page)
 
 
-async def get_song(api: Api, request: Request) -> Response:
-    await api.authenticate(request)
-    return api.reply(Song.of(await api.song(request.path_params["song_id"])))
+async def _song(api: Api, song_id: str) -> Song:
+    return Song.of(await api.song(song_id))
 
 
 async def stream(api: Api, request: Request) -> Response:
@@ -249,36 +249,12 @@ async def cover(api: Api, request: Request) -> Response:
     return cover_response(data, song.cover_sha256)
 
 
-async def _commit_and_show(api: Api, song_id: str, entry: catalog.Entry) -> Response:
-    """Commit ``entry`` and answer with the song as it is now."""
-    pos = await api.writer.commit(entry)
-    return api.reply(Song.of(await api.song(song_id)), position=pos)
-
-
 async def record_play(api: Api, request: Request) -> Response:
     claims = await api.authenticate(request)
     song_id = request.path_params["song_id"]
     entry = catalog.RecordPlay(actor=claims.user_id, at=api.node.now_ms(), song_id=song_id)
-    return await _commit_and_show(api, song_id, entry)
-
-
-async def update_song(api: Api, request: Request) -> Response:
-    claims = await api.authenticate(request)
-    patch = changes(await read_json(request, SongPatch))
-    song = await api.song(request.path_params["song_id"])
-    # Read, modify, write: the entry carries every field, the unchanged ones as read here.
-    fields = {name: getattr(song, name) for name in SONG_EDITABLE} | patch
-    entry = catalog.UpdateSong(
-        actor=claims.user_id, at=api.node.now_ms(), song_id=song.id, **fields
-    )
-    return await _commit_and_show(api, song.id, entry)
-
-
-async def delete_song(api: Api, request: Request) -> Response:
-    claims = await api.authenticate(request)
-    song = await api.song(request.path_params["song_id"])
-    entry = catalog.DeleteSong(actor=claims.user_id, at=api.node.now_ms(), song_id=song.id)
-    return api.written(await api.writer.commit(entry))
+    pos = await api.writer.commit(entry)
+    return api.reply(await _song(api, song_id), position=pos)
 
 
 Q: Final = TextParam("q", "full-text search")
@@ -327,7 +303,7 @@ ROUTES: Final = (
     Route(
         method="GET",
         path=SONG,
-        handler=get_song,
+        handler=get_one("song", _song),
         summary="One song",
         tag="songs",
         reply=Song,
@@ -336,7 +312,7 @@ ROUTES: Final = (
     Route(
         method="PATCH",
         path=SONG,
-        handler=update_song,
+        handler=update_one("song", _song, SongPatch, SONG_EDITABLE, catalog.UpdateSong),
         summary="Edit a song's tags (creator or admin); `null` clears album, track, year",
         tag="songs",
         body=SongPatch,
@@ -347,7 +323,7 @@ ROUTES: Final = (
     Route(
         method="DELETE",
         path=SONG,
-        handler=delete_song,
+        handler=delete_one("song", _song, catalog.DeleteSong),
         summary="Delete a song (creator or admin); unused blobs are collected later",
         tag="songs",
         ok=204,

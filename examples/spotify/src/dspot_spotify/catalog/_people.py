@@ -14,6 +14,7 @@ from dspot_spotify.catalog._queries import (
     album_view,
     artist_view,
     paging,
+    rows_page,
     song_views,
 )
 from dspot_spotify.catalog._schema import SETTINGS, LogPosition
@@ -63,11 +64,8 @@ def _user(r: Sequence[Any]) -> UserRecord:
 def list_users(tx: Tx, *, page: int = 1, limit: int = 50) -> Page[UserRecord]:
     """Every user, by username (for admins)."""
     page, limit = paging(page, limit)
-    total = int(_scalar(tx, "SELECT COUNT(*) FROM users"))
-    rows = _exec(
-        tx, f"{_USER_SELECT} ORDER BY username LIMIT ? OFFSET ?", (limit, (page - 1) * limit)
-    )
-    return Page(tuple(_user(r) for r in rows), page, limit, total)
+    users = f"{_USER_SELECT} ORDER BY username"
+    return rows_page(tx, "SELECT COUNT(*) FROM users", users, (), page, limit).map(_user)
 
 
 def all_users(tx: Tx) -> list[UserRecord]:
@@ -202,45 +200,47 @@ def get_playlist(tx: Tx, playlist_id: str) -> PlaylistDetail | None:
     return PlaylistDetail(playlist=_playlist_view(row), items=items)
 
 
+def _liked(
+    tx: Tx, likes: str, rows_sql: str, user_id: str, page: int, limit: int
+) -> Page[Sequence[Any]]:
+    """Page ``page`` of a user's rows of the ``likes`` table as ``rows_sql`` selects them
+    (``?``: the user; most recently liked first)."""
+    page, limit = paging(page, limit)
+    count = f"SELECT COUNT(*) FROM {likes} WHERE user_id = ?"
+    return rows_page(tx, count, rows_sql, (user_id,), page, limit)
+
+
 def liked_songs(tx: Tx, user_id: str, *, page: int = 1, limit: int = 50) -> Page[SongView]:
     """Songs a user likes, most recently liked first."""
-    page, limit = paging(page, limit)
-    total = int(_scalar(tx, "SELECT COUNT(*) FROM likes WHERE user_id = ?", (user_id,)))
-    rows = _exec(
+    found = _liked(
         tx,
+        "likes",
         f"SELECT {SONG_COLUMNS} FROM likes l JOIN songs s ON s.id = l.song_id "
         "JOIN artists ar ON ar.id = s.artist_id LEFT JOIN albums al "
-        "ON al.id = s.album_id WHERE l.user_id = ? ORDER BY l.at DESC, s.id "
-        "LIMIT ? OFFSET ?",
-        (user_id, limit, (page - 1) * limit),
+        "ON al.id = s.album_id WHERE l.user_id = ? ORDER BY l.at DESC, s.id",
+        user_id,
+        page,
+        limit,
     )
-    return Page(song_views(tx, rows), page, limit, total)
+    return Page(song_views(tx, found.items), found.page, found.limit, found.total)
 
 
 def liked_albums(tx: Tx, user_id: str, *, page: int = 1, limit: int = 50) -> Page[AlbumView]:
     """Albums a user likes, most recently liked first."""
-    page, limit = paging(page, limit)
-    total = int(_scalar(tx, "SELECT COUNT(*) FROM album_likes WHERE user_id = ?", (user_id,)))
-    rows = _exec(
-        tx,
+    rows = (
         f"{ALBUM_SELECT} JOIN album_likes l ON l.album_id = al.id WHERE l.user_id = ? "
-        "ORDER BY l.at DESC, al.id LIMIT ? OFFSET ?",
-        (user_id, limit, (page - 1) * limit),
+        "ORDER BY l.at DESC, al.id"
     )
-    return Page(tuple(album_view(r) for r in rows), page, limit, total)
+    return _liked(tx, "album_likes", rows, user_id, page, limit).map(album_view)
 
 
 def liked_artists(tx: Tx, user_id: str, *, page: int = 1, limit: int = 50) -> Page[ArtistView]:
     """Artists a user likes, most recently liked first."""
-    page, limit = paging(page, limit)
-    total = int(_scalar(tx, "SELECT COUNT(*) FROM artist_likes WHERE user_id = ?", (user_id,)))
-    rows = _exec(
-        tx,
+    rows = (
         f"{ARTIST_SELECT} JOIN artist_likes l ON l.artist_id = ar.id WHERE l.user_id = ? "
-        "ORDER BY l.at DESC, ar.id LIMIT ? OFFSET ?",
-        (user_id, limit, (page - 1) * limit),
+        "ORDER BY l.at DESC, ar.id"
     )
-    return Page(tuple(artist_view(r) for r in rows), page, limit, total)
+    return _liked(tx, "artist_likes", rows, user_id, page, limit).map(artist_view)
 
 
 def blob_references(tx: Tx, sha256: str) -> int:

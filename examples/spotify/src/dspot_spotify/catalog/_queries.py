@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
+import attrs
+
 from dspot_spotify.catalog._sql import Tx
 from dspot_spotify.catalog._sql import exec_ as _exec
 from dspot_spotify.catalog._sql import one as _one
@@ -38,6 +40,60 @@ def paging(page: int, limit: int) -> tuple[int, int]:
     if limit < 1:
         raise ValueError("limit must be 1 or more")
     return page, min(limit, MAX_LIMIT)
+
+
+def rows_page(
+    tx: Tx, count_sql: str, rows_sql: str, params: Sequence[Any], page: int, limit: int
+) -> Page[Sequence[Any]]:
+    """Page ``page`` of ``limit`` raw rows (both as :func:`paging` gave them): ``count_sql``
+    counts every row, ``rows_sql`` (to which ``LIMIT ? OFFSET ?`` is added) selects them;
+    both take ``params``."""
+    total = int(_scalar(tx, count_sql, params))
+    rows = _exec(tx, f"{rows_sql} LIMIT ? OFFSET ?", [*params, limit, (page - 1) * limit])
+    return Page(tuple(rows), page, limit, total)
+
+
+@attrs.define
+class _Filters:
+    """The filters of one listing: the joins, the conditions and their parameters."""
+
+    joins: str = ""
+    where: list[str] = attrs.field(factory=list)
+    params: list[Any] = attrs.field(factory=list)
+
+    def add(self, condition: str, value: Any) -> None:
+        """``condition`` on ``value`` (one ``?``), unless ``value`` is None."""
+        if value is not None:
+            self.where.append(condition)
+            self.params.append(value)
+
+    def genre(self, condition: str, genre: str | None) -> None:
+        """``condition`` on ``genre`` with its white space folded, unless it is None."""
+        self.add(condition, None if genre is None else " ".join(genre.split()))
+
+    def text(self, q: str | None, fts_table: str, rowid: str) -> bool:
+        """Match ``q`` in ``fts_table`` (whose rowid is ``rowid``); False if it has no
+        words (no filter then)."""
+        fts = fts_query(q)
+        if fts is None:
+            return False
+        self.joins = f" JOIN {fts_table} f ON f.rowid = {rowid}"
+        self.add(f"{fts_table} MATCH ?", fts)
+        return True
+
+    def page(
+        self, tx: Tx, count_from: str, select: str, order: str, page: int, limit: int
+    ) -> Page[Sequence[Any]]:
+        """Page ``page`` of the rows ``select`` finds under these filters, by ``order``."""
+        cond = (" WHERE " + " AND ".join(self.where)) if self.where else ""
+        return rows_page(
+            tx,
+            f"SELECT COUNT(*) {count_from}{self.joins}{cond}",
+            f"{select}{self.joins}{cond} ORDER BY {order}",
+            self.params,
+            page,
+            limit,
+        )
 
 
 ALBUM_COVER: Final = (
@@ -122,34 +178,15 @@ def list_songs(
     page, limit = paging(page, limit)
     if sort is not None and sort not in _SONG_SORTS:
         raise ValueError(f"sort must be one of {', '.join(_SONG_SORTS)}")
-    joins = ""
-    where: list[str] = []
-    params: list[Any] = []
     order = _SONG_SORTS[sort or "title"]
-    fts = fts_query(q)
-    if fts is not None:
-        joins = " JOIN songs_fts f ON f.rowid = s.n"
-        where.append("songs_fts MATCH ?")
-        params.append(fts)
-        if sort is None:  # title > artist > album
-            order = "bm25(songs_fts, 10.0, 4.0, 2.0), " + order
-    if artist_id is not None:
-        where.append("s.artist_id = ?")
-        params.append(artist_id)
-    if album_id is not None:
-        where.append("s.album_id = ?")
-        params.append(album_id)
-    if genre is not None:
-        where.append("s.id IN (SELECT song_id FROM song_genres WHERE genre = ?)")
-        params.append(" ".join(genre.split()))
-    cond = (" WHERE " + " AND ".join(where)) if where else ""
-    total = int(_scalar(tx, f"SELECT COUNT(*) {SONG_FROM}{joins}{cond}", params))
-    rows = _exec(
-        tx,
-        f"SELECT {SONG_COLUMNS} {SONG_FROM}{joins}{cond} ORDER BY {order} LIMIT ? OFFSET ?",
-        [*params, limit, (page - 1) * limit],
-    )
-    return Page(song_views(tx, rows), page, limit, total)
+    filters = _Filters()
+    if filters.text(q, "songs_fts", "s.n") and sort is None:  # title > artist > album
+        order = "bm25(songs_fts, 10.0, 4.0, 2.0), " + order
+    filters.add("s.artist_id = ?", artist_id)
+    filters.add("s.album_id = ?", album_id)
+    filters.genre("s.id IN (SELECT song_id FROM song_genres WHERE genre = ?)", genre)
+    found = filters.page(tx, SONG_FROM, f"SELECT {SONG_COLUMNS} {SONG_FROM}", order, page, limit)
+    return Page(song_views(tx, found.items), page, limit, found.total)
 
 
 ALBUM_FROM: Final = "FROM albums al JOIN artists ar ON ar.id = al.artist_id"
@@ -191,33 +228,17 @@ def list_albums(
     ``genre`` keeps albums with at least one song of that genre.
     """
     page, limit = paging(page, limit)
-    joins = ""
-    where: list[str] = []
-    params: list[Any] = []
     order = "al.title COLLATE NOCASE, al.id"
-    fts = fts_query(q)
-    if fts is not None:
-        joins = " JOIN albums_fts f ON f.rowid = al.n"
-        where.append("albums_fts MATCH ?")
-        params.append(fts)
+    filters = _Filters()
+    if filters.text(q, "albums_fts", "al.n"):
         order = "bm25(albums_fts, 10.0, 4.0), " + order
-    if artist_id is not None:
-        where.append("al.artist_id = ?")
-        params.append(artist_id)
-    if genre is not None:
-        where.append(
-            "al.id IN (SELECT s.album_id FROM songs s JOIN song_genres g "
-            "ON g.song_id = s.id WHERE g.genre = ?)"
-        )
-        params.append(" ".join(genre.split()))
-    cond = (" WHERE " + " AND ".join(where)) if where else ""
-    total = int(_scalar(tx, f"SELECT COUNT(*) {ALBUM_FROM}{joins}{cond}", params))
-    rows = _exec(
-        tx,
-        f"{ALBUM_SELECT}{joins}{cond} ORDER BY {order} LIMIT ? OFFSET ?",
-        [*params, limit, (page - 1) * limit],
+    filters.add("al.artist_id = ?", artist_id)
+    filters.genre(
+        "al.id IN (SELECT s.album_id FROM songs s JOIN song_genres g "
+        "ON g.song_id = s.id WHERE g.genre = ?)",
+        genre,
     )
-    return Page(tuple(album_view(r) for r in rows), page, limit, total)
+    return filters.page(tx, ALBUM_FROM, ALBUM_SELECT, order, page, limit).map(album_view)
 
 
 ARTIST_SELECT: Final = (
@@ -235,30 +256,16 @@ def list_artists(
 ) -> Page[ArtistView]:
     """Artists matching ``q`` (name search) and ``genre`` (has a song of it), by name."""
     page, limit = paging(page, limit)
-    joins = ""
-    where: list[str] = []
-    params: list[Any] = []
     order = "ar.name COLLATE NOCASE, ar.id"
-    fts = fts_query(q)
-    if fts is not None:
-        joins = " JOIN artists_fts f ON f.rowid = ar.n"
-        where.append("artists_fts MATCH ?")
-        params.append(fts)
+    filters = _Filters()
+    if filters.text(q, "artists_fts", "ar.n"):
         order = "bm25(artists_fts), " + order
-    if genre is not None:
-        where.append(
-            "ar.id IN (SELECT s.artist_id FROM songs s JOIN song_genres g "
-            "ON g.song_id = s.id WHERE g.genre = ?)"
-        )
-        params.append(" ".join(genre.split()))
-    cond = (" WHERE " + " AND ".join(where)) if where else ""
-    total = int(_scalar(tx, f"SELECT COUNT(*) FROM artists ar{joins}{cond}", params))
-    rows = _exec(
-        tx,
-        f"{ARTIST_SELECT}{joins}{cond} ORDER BY {order} LIMIT ? OFFSET ?",
-        [*params, limit, (page - 1) * limit],
+    filters.genre(
+        "ar.id IN (SELECT s.artist_id FROM songs s JOIN song_genres g "
+        "ON g.song_id = s.id WHERE g.genre = ?)",
+        genre,
     )
-    return Page(tuple(artist_view(r) for r in rows), page, limit, total)
+    return filters.page(tx, "FROM artists ar", ARTIST_SELECT, order, page, limit).map(artist_view)
 
 
 def search(tx: Tx, q: str, *, limit: int = 5) -> SearchResults:

@@ -134,105 +134,33 @@ class Topology:
                 if addr is None:
                     continue
                 port = h.port(network)
-                run(
-                    [
-                        "ip",
-                        "link",
-                        "add",
-                        network,
-                        "netns",
-                        h.ns,
-                        "type",
-                        "veth",
-                        "peer",
-                        "name",
-                        port,
-                        "netns",
-                        sw,
-                    ]
-                )
+                veth = ["ip", "link", "add", network, "netns", h.ns, "type", "veth"]
+                run([*veth, "peer", "name", port, "netns", sw])
                 run(["ip", "-n", sw, "link", "set", port, "master", network, "up"])
                 run(["ip", "-n", h.ns, "addr", "add", f"{addr}/24", "dev", network])
                 run(["ip", "-n", h.ns, "link", "set", network, "up"])
                 # The slow class that delay faults feed (priority 1:20); 1:10 is the rest.
-                tc = ["tc", "-n", sw]
-                run(
-                    [
-                        *tc,
-                        "qdisc",
-                        "add",
-                        "dev",
-                        port,
-                        "root",
-                        "handle",
-                        "1:",
-                        "htb",
-                        "default",
-                        "10",
-                        "r2q",
-                        "1000",
-                    ]
-                )
-                run(
-                    [
-                        *tc,
-                        "class",
-                        "add",
-                        "dev",
-                        port,
-                        "parent",
-                        "1:",
-                        "classid",
-                        "1:10",
-                        "htb",
-                        "rate",
-                        "10gbit",
-                    ]
-                )
-                run(
-                    [
-                        *tc,
-                        "class",
-                        "add",
-                        "dev",
-                        port,
-                        "parent",
-                        "1:",
-                        "classid",
-                        "1:20",
-                        "htb",
-                        "rate",
-                        "2mbit",
-                        "ceil",
-                        "2mbit",
-                    ]
-                )
+                root = ["tc", "-n", sw, "qdisc", "add", "dev", port, "root", "handle", "1:"]
+                run([*root, "htb", "default", "10", "r2q", "1000"])
+                self._htb_class("add", port, "1:10", "10gbit")
+                self._htb_class("add", port, "1:20", "2mbit", ceil="2mbit")
         self.apply_rules([], [])
 
     def set_slow_rate(self, kbit: int) -> None:
         """The rate of every port's slow class: how much a delayed packet waits."""
         for h in self.hosts.values():
             for port in h.ports():
-                run(
-                    [
-                        "tc",
-                        "-n",
-                        self.switch,
-                        "class",
-                        "change",
-                        "dev",
-                        port,
-                        "parent",
-                        "1:",
-                        "classid",
-                        "1:20",
-                        "htb",
-                        "rate",
-                        f"{kbit}kbit",
-                        "ceil",
-                        f"{kbit}kbit",
-                    ]
-                )
+                self._htb_class("change", port, "1:20", f"{kbit}kbit", ceil=f"{kbit}kbit")
+
+    def _htb_class(
+        self, verb: str, port: str, classid: str, rate: str, *, ceil: str | None = None
+    ) -> None:
+        """``tc class add`` or ``change``: the HTB class ``classid`` under ``port``'s root."""
+        argv = ["tc", "-n", self.switch, "class", verb, "dev", port, "parent", "1:"]
+        argv += ["classid", classid, "htb", "rate", rate]
+        if ceil is not None:
+            argv += ["ceil", ceil]
+        run(argv)
 
     def apply_rules(self, bridge_rules: Sequence[str], netdev_chains: Sequence[str]) -> None:
         """Replace every fault rule at once (one nft transaction): ``bridge_rules`` go into

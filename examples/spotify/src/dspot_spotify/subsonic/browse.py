@@ -26,7 +26,6 @@ from dspot_spotify.subsonic.protocol import (
     MISSING_PARAMETER,
     MUSIC_FOLDER_ID,
     NOT_AUTHORIZED,
-    NOT_FOUND,
     SubsonicError,
     artist_element,
     iso,
@@ -178,10 +177,7 @@ async def get_artist(call: Call) -> Mapping[str, Any]:
             }
         }
 
-    result = await call.read(query)
-    if result is None:
-        raise SubsonicError(NOT_FOUND, f"no artist {artist_id}")
-    return result
+    return await call.found("artist", artist_id, query)
 
 
 async def get_album(call: Call) -> Mapping[str, Any]:
@@ -196,10 +192,7 @@ async def get_album(call: Call) -> Mapping[str, Any]:
         [element] = album_elements(tx, me.id, [album])
         return {"album": {**element, "song": children(tx, me.id, detail.tracks)}}
 
-    result = await call.read(query)
-    if result is None:
-        raise SubsonicError(NOT_FOUND, f"no album {album_id}")
-    return result
+    return await call.found("album", album_id, query)
 
 
 async def get_song(call: Call) -> Mapping[str, Any]:
@@ -210,10 +203,7 @@ async def get_song(call: Call) -> Mapping[str, Any]:
         song = catalog.get_song(tx, song_id)
         return None if song is None else {"song": children(tx, me.id, [song])[0]}
 
-    result = await call.read(query)
-    if result is None:
-        raise SubsonicError(NOT_FOUND, f"no song {song_id}")
-    return result
+    return await call.found("song", song_id, query)
 
 
 # -- lists -----------------------------------------------------------------------------------------

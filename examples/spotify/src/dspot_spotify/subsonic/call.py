@@ -72,12 +72,17 @@ class Call:
             at = self.node.now_ms()
             self.written.append(await self.writer.commit_all(entries, actor=self.me.id, at=at))
 
+    async def found(self, what: str, item_id: str, fn: Callable[[catalog.Tx], T | None]) -> T:
+        """``fn(tx)`` on this node's replica; error 70 ``no {what} {item_id}`` when it is
+        None."""
+        found = await self.read(fn)
+        if found is None:
+            raise SubsonicError(NOT_FOUND, f"no {what} {item_id}")
+        return found
+
     async def song(self, song_id: str) -> catalog.SongView:
         """The song ``song_id`` (error 70 if there is none)."""
-        song = await self.read(catalog.get_song, song_id)
-        if song is None:
-            raise SubsonicError(NOT_FOUND, f"no song {song_id}")
-        return song
+        return await self.found("song", song_id, lambda tx: catalog.get_song(tx, song_id))
 
     async def visible_user(self, username: str) -> catalog.UserRecord:
         """The user named ``username``: oneself, or anyone for an admin (50 otherwise)."""
