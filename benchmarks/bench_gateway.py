@@ -370,7 +370,7 @@ def search_load(target: Target, clients: int, seconds: float, seed: int) -> dict
 
 def upload_catalog(node_urls: list[str], token: str, songs: int, workers: int, tmp: Path) -> float:
     """Upload ``songs`` tiny songs through the nodes' API; returns the seconds it took."""
-    from dspot_spotify.client import ApiClient
+    from dspot_spotify.client import ApiClient, ApiError
 
     folder = tmp / "catalog"
     folder.mkdir()
@@ -382,14 +382,22 @@ def upload_catalog(node_urls: list[str], token: str, songs: int, workers: int, t
         path = folder / f"song{i}.wav"
         small_song(path, i)
         client = ApiClient(node_urls[i % len(node_urls)], token=token, timeout=60)
-        for attempt in range(5):
+        give_up = time.monotonic() + 300
+        attempt = 0
+        while True:
+            # Transient answers are retried: a 503 while the ring settles, a 429 because one
+            # user may upload only a few songs at once per node (more workers than that wait).
             try:
                 client.upload(path)
                 break
-            except Exception:  # a 503 while the ring settles: retry a few times
-                if attempt == 4:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+            except ApiError as e:
+                status, detail = e.status, e.detail
+            except (OSError, http.client.HTTPException) as e:
+                status, detail = 0, repr(e)
+            if status not in (0, 429, 502, 503, 504) or time.monotonic() > give_up:
+                raise RuntimeError(f"upload of song {i}: {status} {detail}")
+            attempt += 1
+            time.sleep(min(2.0, 0.1 * attempt))
         path.unlink()
         with lock:
             done[0] += 1
