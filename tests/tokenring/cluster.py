@@ -50,6 +50,8 @@ class Cluster:
         self.scopes: dict[str, anyio.CancelScope] = {}
         self.boots = 0
         self.tg = tg
+        self.ledger_class: type[Ledger] = Ledger
+        """The state machine of members started from now on (with ``ledgers``)."""
 
     async def start(
         self,
@@ -84,7 +86,7 @@ class Cluster:
         async def apply(entry: CommittedEntry) -> None:
             applied.append(entry)
 
-        ledger = Ledger(env.disk.db, lambda state: self.states.__setitem__(name, state))
+        ledger = self.ledger_class(env.disk.db, lambda state: self.states.__setitem__(name, state))
         scope = anyio.CancelScope()
         self.scopes[name] = scope
         try:

@@ -29,11 +29,17 @@ from dspot.tokenring._output import (
     SnapshotOffer,
     Status,
 )
-from dspot.tokenring._snapshot import SnapshotReader, SnapshotWriter, StateMachine
+from dspot.tokenring._snapshot import (
+    AppliesBatches,
+    SnapshotReader,
+    SnapshotWriter,
+    StateMachine,
+)
 
 __all__ = [
     "Append",
     "AppendReply",
+    "AppliesBatches",
     "ApplyCallback",
     "CommitTimeout",
     "CommittedEntry",

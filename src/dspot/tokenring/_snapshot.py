@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -119,6 +119,18 @@ class StateMachine(Protocol):
         """Replace the whole state with the snapshot's, **atomically**: a crash halfway
         must leave the old state (the ring restores again after the restart). Afterwards
         :meth:`applied_index` must say ``snapshot.index``, durably if the state is."""
+
+
+@runtime_checkable
+class AppliesBatches(Protocol):
+    """A :class:`StateMachine` that can also apply several entries at once: the ring then
+    hands it every run of committed entries it reads together (up to a few hundred while a
+    member catches up; one or two in the steady state) instead of one call each, so a
+    durable state pays one commit per run, not one per entry."""
+
+    async def apply_batch(self, entries: Sequence[CommittedEntry]) -> None:
+        """Apply consecutive committed entries, in order, **atomically**: after a crash
+        :meth:`StateMachine.applied_index` says the last of them or the index before."""
 
 
 def encode_header(header: SnapshotHeader) -> bytes:
