@@ -62,6 +62,10 @@ class RpcMechanism(Mechanism):
     DECODE_GUARD = "rpc.decode_guard"
     """Frame meta parsed within limits, every failure a FrameError (without it: plain
     ``json.loads``, catching ``ValueError`` only, as before issue 13)."""
+    CONTAIN = "rpc.contain"
+    """An unexpected exception on one connection (serving it or reading its responses)
+    costs that connection: logged, traced as ``conn.crash``, closed (off: it propagates, to
+    the listener and on to the node, as any exception left uncaught would)."""
 
 
 Req = TypeVar("Req")
@@ -212,6 +216,7 @@ class RpcNode:
         self._dedupe = env.enabled(RpcMechanism.DEDUPE)
         self._boot_check = env.enabled(RpcMechanism.BOOT_CHECK)
         self._loads = wire.loads if env.enabled(RpcMechanism.DECODE_GUARD) else _unguarded_loads
+        self._contain = env.enabled(RpcMechanism.CONTAIN)
         self.duplicate_rate = 0.0
         """Fault injection: probability that a request frame is sent twice (as a network
         retransmission at the message level would); the duplicate's response is ignored."""
@@ -440,6 +445,8 @@ class RpcNode:
             exc = e
         except Exception as e:
             # Whatever goes wrong on one connection costs that connection, never the node.
+            if not self._contain:
+                raise
             self._log.exception("closing connection to %s after an unexpected error", address)
             self.env.trace("conn.crash", error=type(e).__name__)
             exc = e
@@ -479,6 +486,8 @@ class RpcNode:
         except Exception as exc:
             # Nothing from one connection may reach the listener's task group (and take
             # every other connection, and the node, with it): log it, close this one.
+            if not self._contain:
+                raise
             self._log.exception("%s closing a connection after an unexpected error", self.node_id)
             self.env.trace("conn.crash", error=type(exc).__name__)
         finally:

@@ -58,7 +58,6 @@ GAPS = frozenset(
         ("blobstore", "ops-resume"),
         ("*", "stranger-500"),
         ("*", "stranger-fresh-connection"),
-        ("*", "node-died"),
         (SERVICE, "convergence"),
         (SERVICE, "read-your-writes"),
         (SERVICE, "search"),
