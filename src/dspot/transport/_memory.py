@@ -314,7 +314,7 @@ class SimListener:
                     if self._contain:
                         tg.start_soon(_run_handler, handler, stream, self._net.trace)
                     else:  # TransportMechanism.CONTAIN off (sabotage tests only)
-                        tg.start_soon(handler, stream)
+                        tg.start_soon(_run_bare, handler, stream)
             except anyio.ClosedResourceError:
                 pass
 
@@ -327,6 +327,10 @@ class SimListener:
 
     async def aclose(self) -> None:
         self.close_now()  # no checkpoint: see SimStream.aclose
+
+
+async def _run_bare(handler: StreamHandler, stream: SimStream) -> None:
+    await handler(stream)
 
 
 async def _run_handler(handler: StreamHandler, stream: SimStream, trace: Tracer) -> None:
