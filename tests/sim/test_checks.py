@@ -56,7 +56,6 @@ GAPS = frozenset(
         ("registry", "granted"),
         ("tokenring", "entry-data"),
         ("blobstore", "ops-resume"),
-        ("*", "stranger-500"),
         ("*", "stranger-fresh-connection"),
         (SERVICE, "convergence"),
         (SERVICE, "read-your-writes"),

@@ -261,7 +261,7 @@ class SpotifyNode:
             answer = position_headers(build_router(self), lambda: self.replica.position)
             handler = self.metrics.instrument(answer)
             http_config = hardened(cfg.http, csp=API_CSP)
-            self._http = HttpServer(handler, http_config, clock=env.clock)
+            self._http = HttpServer(handler, http_config, clock=env.clock, disabled=env.disabled)
             listener = await env.transport.listen(self.http_address)
             stack.push_async_callback(listener.aclose)
             self._http_bound = listener.address

@@ -6,8 +6,16 @@ from __future__ import annotations
 import anyio
 import attrs
 from dspot.blobstore import BlobStoreMechanism
-from dspot.http import HttpClient, Timeouts
-from dspot.sim import Check, FaultConfig, Sabotage, Scenario, Simulation, StrangerConfig
+from dspot.http import HttpClient, HttpMechanism, Timeouts
+from dspot.sim import (
+    STRANGER_500,
+    Check,
+    FaultConfig,
+    Sabotage,
+    Scenario,
+    Simulation,
+    StrangerConfig,
+)
 
 from dspot_spotify.config import Sabotage as ServiceSabotage
 from dspot_spotify.simulation.checknames import (
@@ -150,6 +158,14 @@ def _crashes_only(scenario: Scenario) -> Scenario:
     return attrs.evolve(scenario, faults=FaultConfig(kinds=("crash",)))
 
 
+def _nested_bodies(scenario: Scenario) -> Scenario:
+    """The stranger sends only deeply nested JSON, to the API's JSON endpoints."""
+    aimed = attrs.evolve(
+        STRANGER, attacks=("nested",), http_paths=("/api/auth/login", "/api/auth/register")
+    )
+    return attrs.evolve(scenario, stranger=aimed)
+
+
 STRANGER = StrangerConfig(
     http_paths=(
         "/api/auth/login",
@@ -193,6 +209,11 @@ SCENARIO = Scenario(
     ),
     nemesis=nemesis,
     checks=(
+        Check(
+            STRANGER_500,
+            "no answer to the hostile stranger is a 500, even to JSON nested thousands deep",
+            Sabotage({HttpMechanism.JSON_GUARD}, seeds=(1,), adapt=_nested_bodies, duration=12.0),
+        ),
         Check(
             DURABILITY,
             "every acknowledged song is listed by every node and streams byte-identical from "
