@@ -58,7 +58,6 @@ GAPS = frozenset(
         ("blobstore", "ops-resume"),
         ("*", "stranger-fresh-connection"),
         (SERVICE, "convergence"),
-        (SERVICE, "read-your-writes"),
         (SERVICE, "search"),
         (SERVICE, "stream-bytes"),
         (SERVICE, "http-answer"),

@@ -41,6 +41,10 @@ class Sabotage(Mechanism):
     NO_LOG_POSITIONS = "no-log-positions"
     """The gateway forwards no log positions of its own: a client that sends none (a
     Subsonic app, curl) gets neither read-your-writes nor monotonic reads."""
+    NO_CATCH_UP = "no-catch-up"
+    """A node answers a read from its replica as it is, ignoring the log position the
+    client says it has seen (``X-Log-Position``): a write acknowledged by one node may be
+    missing from the next node's answer (no read-your-writes across nodes)."""
     COLLECT_PENDING = "collect-pending"
     """The blob collector ignores upload leases and the blobs' own age: it deletes a blob
     an upload has stored but not yet referred to."""
