@@ -52,6 +52,15 @@ class Sabotage(Mechanism):
     """Check sign-in passwords the old way: scrypt on the event loop, inside a transaction
     holding the database's writer lock. Membership probes and the token ring wait behind
     every hash, so a login flood gets live members declared dead."""
+    NO_STREAM_RESUME = "no-stream-resume"
+    """The gateway relays a song stream from one node only: when that node breaks off
+    mid-stream the download is cut instead of resuming on another at the same offset."""
+
+
+GATEWAY_SABOTAGES: frozenset[Sabotage] = frozenset(
+    {Sabotage.NO_LOG_POSITIONS, Sabotage.NO_STREAM_RESUME}
+)
+"""The sabotages that live in the gateway (the others in the nodes)."""
 
 
 WRITE_BEHIND_DELAY = 3.0
