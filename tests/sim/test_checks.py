@@ -58,8 +58,6 @@ GAPS = frozenset(
         ("blobstore", "ops-resume"),
         ("*", "stranger-fresh-connection"),
         (SERVICE, "search"),
-        (SERVICE, "http-answer"),
-        (SERVICE, "gateway-observer"),
         (SERVICE, "final-ops"),
         (SERVICE, "liveness"),
         # Shown to bite by tests/examples/test_spotify_compaction.py, which breaks the

@@ -224,7 +224,7 @@ class SpotifyNode:
                 Membership(env, self._rpc, cfg.membership, seeds=self.seeds, meta=self.meta)
             )
             # Observers (the gateway) gossip with us but neither vote nor hold blobs.
-            voters = VoterView(self._membership)
+            voters = VoterView(self._membership, disabled=env.disabled)
             ring_config = attrs.evolve(
                 cfg.tokenring, min_members=max(cfg.tokenring.min_members, cfg.cluster_size)
             )
