@@ -58,8 +58,6 @@ GAPS = frozenset(
         ("blobstore", "ops-resume"),
         ("*", "stranger-fresh-connection"),
         (SERVICE, "search"),
-        (SERVICE, "final-ops"),
-        (SERVICE, "liveness"),
         # Shown to bite by tests/examples/test_spotify_compaction.py, which breaks the
         # snapshot restore itself (not a mechanism a node is built without).
         (SERVICE, "state-is-history"),

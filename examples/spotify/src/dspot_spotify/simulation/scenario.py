@@ -8,6 +8,7 @@ import attrs
 from dspot.blobstore import BlobStoreMechanism
 from dspot.http import HttpClient, HttpMechanism, Timeouts
 from dspot.membership import MembershipMechanism
+from dspot.registry import RegistryMechanism
 from dspot.sim import (
     STRANGER_500,
     Check,
@@ -266,11 +267,19 @@ SCENARIO = Scenario(
             "the gateway is an observer: in membership, not in the ring",
             Sabotage({MembershipMechanism.OBSERVERS_APART}, seeds=(1,)),
         ),
-        Check(FINAL_OPS, "after heal every node registers, logs in, uploads and lists"),
+        Check(
+            FINAL_OPS,
+            "after heal every node registers, logs in, uploads and lists",
+            # A candidate that keeps its epoch cannot win votes already cast in it: once the
+            # token is lost no member regenerates it, and no write commits again.
+            Sabotage({TokenRingMechanism.EPOCH_BUMP}, seeds=(1,)),
+        ),
         Check(
             LIVENESS,
             f"liveness: no operation started {SETTLE:g}s after heal fails on every node tried, "
             "and every client and the gateway get work done after heal",
+            # Leases published once lapse: the gateway resolves no node ("no healthy node").
+            Sabotage({RegistryMechanism.RENEW}, seeds=(1,)),
         ),
         Check(
             STATE,
