@@ -62,6 +62,10 @@ class RpcMechanism(Mechanism):
     DECODE_GUARD = "rpc.decode_guard"
     """Frame meta parsed within limits, every failure a FrameError (without it: plain
     ``json.loads``, catching ``ValueError`` only, as before issue 13)."""
+    RECONNECT = "rpc.reconnect"
+    """A connection that broke is dropped from the node's connection cache, so the next
+    attempt connects anew (off: it stays cached, and every later call to that address
+    fails on it: a pool that never evicts dead connections)."""
     CONTAIN = "rpc.contain"
     """An unexpected exception on one connection (serving it or reading its responses)
     costs that connection: logged, traced as ``conn.crash``, closed (off: it propagates, to
@@ -217,6 +221,7 @@ class RpcNode:
         self._boot_check = env.enabled(RpcMechanism.BOOT_CHECK)
         self._loads = wire.loads if env.enabled(RpcMechanism.DECODE_GUARD) else _unguarded_loads
         self._contain = env.enabled(RpcMechanism.CONTAIN)
+        self._reconnect = env.enabled(RpcMechanism.RECONNECT)
         self.duplicate_rate = 0.0
         """Fault injection: probability that a request frame is sent twice (as a network
         retransmission at the message level would); the duplicate's response is ignored."""
@@ -312,7 +317,7 @@ class RpcNode:
                 last_try = attempt + 1 >= policy.attempts
                 budget = remaining if last_try else min(remaining, policy.attempt_timeout)
                 attempt_deadline = now + budget
-                if conn is None or conn.closed:
+                if conn is None or (conn.closed and self._reconnect):
                     conn = None
                     with anyio.fail_after(budget):
                         conn = await self._connection(address)
@@ -391,12 +396,12 @@ class RpcNode:
 
     async def _connection(self, address: str) -> _Outbound:
         conn = self._outbound.get(address)
-        if conn is not None and not conn.closed:
+        if conn is not None and (not conn.closed or not self._reconnect):
             return conn
         lock = self._connecting.setdefault(address, anyio.Lock())
         async with lock:
             conn = self._outbound.get(address)
-            if conn is not None and not conn.closed:
+            if conn is not None and (not conn.closed or not self._reconnect):
                 return conn
             stream = await self.env.transport.connect(address, timeout=self.connect_timeout)
             try:
@@ -455,7 +460,7 @@ class RpcNode:
 
     async def _discard(self, address: str, conn: _Outbound) -> None:
         conn.fail_all(_ConnectionLost(f"connection to {address} abandoned"))
-        if self._outbound.get(address) is conn:
+        if self._outbound.get(address) is conn and self._reconnect:
             del self._outbound[address]
         await anyio.aclose_forcefully(conn.stream)
 

@@ -51,11 +51,9 @@ GAPS = frozenset(
         # short seeds. The xfail test below fails (strictly) once this set is empty.
         ("rpc", "acked-ran"),
         ("rpc", "payload-intact"),
-        ("rpc", "calls-resume"),
         ("outbox", "right-receiver"),
         ("registry", "granted"),
         ("tokenring", "entry-data"),
-        ("blobstore", "ops-resume"),
         ("*", "stranger-fresh-connection"),
         (SERVICE, "search"),
         # Shown to bite by tests/examples/test_spotify_compaction.py, which breaks the

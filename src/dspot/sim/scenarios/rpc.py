@@ -183,6 +183,8 @@ SCENARIO = register(
                 RESUMES,
                 f"liveness: after heal every ordered pair of nodes exchanges calls again, and "
                 f"no call started {SETTLE:g}s after heal fails",
+                # Connections broken by crashes stay cached: calls to those nodes fail for good.
+                Sabotage({RpcMechanism.RECONNECT}, seeds=(1,), duration=20.0),
             ),
         ),
     )
