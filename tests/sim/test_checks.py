@@ -55,10 +55,6 @@ GAPS = frozenset(
         ("registry", "granted"),
         ("tokenring", "entry-data"),
         ("*", "stranger-fresh-connection"),
-        (SERVICE, "search"),
-        # Shown to bite by tests/examples/test_spotify_compaction.py, which breaks the
-        # snapshot restore itself (not a mechanism a node is built without).
-        (SERVICE, "state-is-history"),
     }
 )
 """(scenario, check) pairs registered without a sabotage; ``"*"``: a common check."""

@@ -52,6 +52,9 @@ class Sabotage(Mechanism):
     """Check sign-in passwords the old way: scrypt on the event loop, inside a transaction
     holding the database's writer lock. Membership probes and the token ring wait behind
     every hash, so a login flood gets live members declared dead."""
+    SNAPSHOT_WITHOUT_SEARCH = "snapshot-without-search"
+    """A node installing a catalog snapshot restores the tables but not the full-text
+    tables' content: the songs it held are listed but no search finds them."""
     NO_STREAM_RESUME = "no-stream-resume"
     """The gateway relays a song stream from one node only: when that node breaks off
     mid-stream the download is cut instead of resuming on another at the same offset."""

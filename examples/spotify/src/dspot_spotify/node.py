@@ -145,6 +145,7 @@ class SpotifyNode:
             on_restored=self._restored,
             on_taken=self.metrics.snapshots.labels("taken").inc,
             effects_for=self._effects,
+            restore_search=Sabotage.SNAPSHOT_WITHOUT_SEARCH not in self.config.sabotage,
         )
         self.ring_machine: StateMachine = self.machine
         """What the token ring drives: :attr:`machine`, unless replaced before :meth:`run`

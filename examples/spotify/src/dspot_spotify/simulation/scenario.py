@@ -241,7 +241,12 @@ SCENARIO = Scenario(
             "a node answering with a client's log position lists its songs",
             Sabotage({ServiceSabotage.NO_CATCH_UP}, seeds=(1,)),
         ),
-        Check(SEARCH, "a search finds the songs whose titles it names"),
+        Check(
+            SEARCH,
+            "a search finds the songs whose titles it names",
+            # A node that installed a snapshot lists its songs but finds none of them.
+            Sabotage({ServiceSabotage.SNAPSHOT_WITHOUT_SEARCH}, seeds=(1,)),
+        ),
         Check(
             STREAM_BYTES,
             "every stream answer has the status and exact bytes asked for",
@@ -285,6 +290,10 @@ SCENARIO = Scenario(
             STATE,
             "after heal every node's catalog equals replaying the whole history, through "
             "snapshots installed after cut-offs, wiped disks and crashes mid-install",
+            # The full-text tables left out of an installed snapshot: the catalog differs
+            # from the history replayed (tests/examples/test_spotify_compaction.py also
+            # breaks the restore itself).
+            Sabotage({ServiceSabotage.SNAPSHOT_WITHOUT_SEARCH}, seeds=(2,)),
         ),
         Check(
             SESSIONS,
