@@ -62,6 +62,10 @@ class RpcMechanism(Mechanism):
     DECODE_GUARD = "rpc.decode_guard"
     """Frame meta parsed within limits, every failure a FrameError (without it: plain
     ``json.loads``, catching ``ValueError`` only, as before issue 13)."""
+    CALL_IDS = "rpc.call_ids"
+    """Each call's id, under which a server remembers its answer, is random: unique across
+    the caller's restarts (off: a counter from 1 in each incarnation, so a restarted caller
+    reuses ids a server still remembers, and its new calls get old answers, never run)."""
     RECONNECT = "rpc.reconnect"
     """A connection that broke is dropped from the node's connection cache, so the next
     attempt connects anew (off: it stays cached, and every later call to that address
@@ -222,6 +226,8 @@ class RpcNode:
         self._loads = wire.loads if env.enabled(RpcMechanism.DECODE_GUARD) else _unguarded_loads
         self._contain = env.enabled(RpcMechanism.CONTAIN)
         self._reconnect = env.enabled(RpcMechanism.RECONNECT)
+        self._random_call_ids = env.enabled(RpcMechanism.CALL_IDS)
+        self._calls = 0
         self.duplicate_rate = 0.0
         """Fault injection: probability that a request frame is sent twice (as a network
         retransmission at the message level would); the duplicate's response is ignored."""
@@ -302,7 +308,11 @@ class RpcNode:
         timeout = self.call_timeout if timeout is None else timeout
         name, body, payload = wire.encode_body(request)
         idempotent = wire.is_idempotent(type(request))
-        call_id = self.env.ids.token(8).hex()
+        if self._random_call_ids:
+            call_id = self.env.ids.token(8).hex()
+        else:
+            self._calls += 1
+            call_id = str(self._calls)
         now = current_time()
         deadline = now + timeout
         sent_to_boot: str | None = None

@@ -49,7 +49,6 @@ GAPS = frozenset(
     {
         # Checks no sabotage trips yet: no mechanism whose absence shows the bug in a few
         # short seeds. The xfail test below fails (strictly) once this set is empty.
-        ("rpc", "acked-ran"),
         ("rpc", "payload-intact"),
         ("outbox", "right-receiver"),
         ("registry", "granted"),
