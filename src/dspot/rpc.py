@@ -62,6 +62,9 @@ class RpcMechanism(Mechanism):
     DECODE_GUARD = "rpc.decode_guard"
     """Frame meta parsed within limits, every failure a FrameError (without it: plain
     ``json.loads``, catching ``ValueError`` only, as before issue 13)."""
+    AUTH = "rpc.auth"
+    """A server admits a connection only once the client proved the cluster secret (off:
+    any AUTH frame will do, and a stranger may call every handler, membership's too)."""
     CALL_IDS = "rpc.call_ids"
     """Each call's id, under which a server remembers its answer, is random: unique across
     the caller's restarts (off: a counter from 1 in each incarnation, so a restarted caller
@@ -227,6 +230,7 @@ class RpcNode:
         self._contain = env.enabled(RpcMechanism.CONTAIN)
         self._reconnect = env.enabled(RpcMechanism.RECONNECT)
         self._random_call_ids = env.enabled(RpcMechanism.CALL_IDS)
+        self._auth = env.enabled(RpcMechanism.AUTH)
         self._calls = 0
         self.duplicate_rate = 0.0
         """Fault injection: probability that a request frame is sent twice (as a network
@@ -565,7 +569,9 @@ class RpcNode:
     async def _server_handshake(self, stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Peer:
         hello = await _read_frame(stream, decoder)
         nonce = self.env.secure_token(16).hex()
-        handshake = ServerHandshake(self.secret, self.node_id, self.boot, nonce, self._loads)
+        handshake = ServerHandshake(
+            self.secret, self.node_id, self.boot, nonce, self._loads, authenticate=self._auth
+        )
         await _send_frame(stream, handshake.answer_hello(hello))
         try:
             frame = await _read_frame(stream, decoder)

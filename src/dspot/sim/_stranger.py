@@ -17,6 +17,10 @@ with an HTTP error; that tells which garbage suits it. Then one attack, chosen b
 ``http``        requests an HTTP server must refuse: TRACE and unknown methods, HTTP/2.0,
                 Content-Length with Transfer-Encoding, invalid or surrogate JSON, JSON of
                 the wrong types, text/plain bodies
+``forge``       (not in the default set) a HELLO, an AUTH with a wrong proof, then a
+                membership gossip from the stranger as a member whose metadata is
+                ``StrangerConfig.forged_meta`` (a registration no one made): what a node
+                that admits the unproved reaches
 
 On an HTTP listener each attack takes its HTTP form (a cut request, a 40 KB header or a
 terabyte Content-Length, a deeply nested or huge JSON body, a 5,000-digit header, a
@@ -44,10 +48,12 @@ import anyio
 import anyio.abc
 import attrs
 
+from dspot import wire
 from dspot.errors import PeerUnavailable, connection_errors
+from dspot.membership import Gossip, Member
 from dspot.sim._checks import STRANGER_500, STRANGER_CRASH, STRANGER_SERVED
 from dspot.sim._cluster import Simulation
-from dspot.wire import DEFAULT_MAX_FRAME, PREAUTH_MAX_FRAME
+from dspot.wire import DEFAULT_MAX_FRAME, PREAUTH_MAX_FRAME, Frame, Kind
 
 ATTACKS = ("noise", "truncated", "oversize", "nested", "huge", "wrong_auth", "drip", "http")
 
@@ -75,6 +81,8 @@ class StrangerConfig:
     drip_bytes: int = 40
     http_paths: tuple[str, ...] = ("/",)
     """Paths HTTP attacks aim at (a service passes its API's, e.g. ``/api/auth/login``)."""
+    forged_meta: tuple[tuple[str, str], ...] = ()
+    """The metadata the ``forge`` attack claims for the stranger as a member."""
     also: tuple[str, ...] = ()
     """Hosts on the simulated network that are no node of the cluster but are attacked
     too, e.g. a gateway the workload runs. Their listeners are found the same way while
@@ -240,6 +248,8 @@ class Stranger:
                     background.start_soon(self._drip, transport, address, protocol, rng)
                 elif attack == "wrong_auth":
                     await self._wrong_auth(transport, address, rng)
+                elif attack == "forge" and protocol == "rpc":
+                    await self._forge(transport, address, rng)
                 else:
                     if protocol == "http" or attack == "http":
                         data = _http_payload(attack, rng.choice(cfg.http_paths), rng)
@@ -301,6 +311,27 @@ class Stranger:
                 await stream.send(_hello(rng))
                 await stream.receive()  # the HELLO_ACK (or an HTTP error)
                 await stream.send(_frame(_AUTH, b"auth", b'{"proof":' + quoted + b"}"))
+                while True:
+                    await stream.receive()
+        except PeerUnavailable:
+            pass
+        finally:
+            await anyio.aclose_forcefully(stream)
+
+    async def _forge(self, transport: Any, address: str, rng: random.Random) -> None:
+        origin = Member(HOST, f"{HOST}:1", incarnation=1, meta=dict(self.config.forged_meta))
+        name, body, payload = wire.encode_body(Gossip(origin))
+        meta = wire.dumps({"call": rng.randbytes(8).hex(), "body": body})
+        request = b"".join(Frame(Kind.REQUEST, 1, name, meta, payload).encode())
+        try:
+            stream = await transport.connect(address, timeout=5.0)
+        except PeerUnavailable:
+            return
+        try:
+            with anyio.move_on_after(self.config.answer_window), connection_errors("stranger"):
+                await stream.send(_hello(rng))
+                await stream.receive()  # the HELLO_ACK
+                await stream.send(_frame(_AUTH, b"auth", b'{"proof":"00"}') + request)
                 while True:
                     await stream.receive()
         except PeerUnavailable:
