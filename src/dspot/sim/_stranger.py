@@ -302,6 +302,20 @@ class Stranger:
             [rng.randbytes(32).hex().encode(), b"\\u00e9", b"\\ud800", b"12", b"null", b"[[[]]]"]
         )
         quoted = proof if proof[:1] in (b"1", b"n", b"[") else b'"' + proof + b'"'
+        await self._unproved(transport, address, rng, b'{"proof":' + quoted + b"}")
+
+    async def _forge(self, transport: Any, address: str, rng: random.Random) -> None:
+        origin = Member(HOST, f"{HOST}:1", incarnation=1, meta=dict(self.config.forged_meta))
+        name, body, payload = wire.encode_body(Gossip(origin))
+        meta = wire.dumps({"call": rng.randbytes(8).hex(), "body": body})
+        request = b"".join(Frame(Kind.REQUEST, 1, name, meta, payload).encode())
+        await self._unproved(transport, address, rng, b'{"proof":"00"}', then=request)
+
+    async def _unproved(
+        self, transport: Any, address: str, rng: random.Random, auth: bytes, then: bytes = b""
+    ) -> None:
+        """A HELLO, an AUTH frame with meta ``auth`` that proves nothing, then ``then``;
+        read whatever comes back until the server hangs up (or a while passes)."""
         try:
             stream = await transport.connect(address, timeout=5.0)
         except PeerUnavailable:
@@ -310,28 +324,7 @@ class Stranger:
             with anyio.move_on_after(self.config.answer_window), connection_errors("stranger"):
                 await stream.send(_hello(rng))
                 await stream.receive()  # the HELLO_ACK (or an HTTP error)
-                await stream.send(_frame(_AUTH, b"auth", b'{"proof":' + quoted + b"}"))
-                while True:
-                    await stream.receive()
-        except PeerUnavailable:
-            pass
-        finally:
-            await anyio.aclose_forcefully(stream)
-
-    async def _forge(self, transport: Any, address: str, rng: random.Random) -> None:
-        origin = Member(HOST, f"{HOST}:1", incarnation=1, meta=dict(self.config.forged_meta))
-        name, body, payload = wire.encode_body(Gossip(origin))
-        meta = wire.dumps({"call": rng.randbytes(8).hex(), "body": body})
-        request = b"".join(Frame(Kind.REQUEST, 1, name, meta, payload).encode())
-        try:
-            stream = await transport.connect(address, timeout=5.0)
-        except PeerUnavailable:
-            return
-        try:
-            with anyio.move_on_after(self.config.answer_window), connection_errors("stranger"):
-                await stream.send(_hello(rng))
-                await stream.receive()  # the HELLO_ACK
-                await stream.send(_frame(_AUTH, b"auth", b'{"proof":"00"}') + request)
+                await stream.send(_frame(_AUTH, b"auth", auth) + then)
                 while True:
                     await stream.receive()
         except PeerUnavailable:
