@@ -51,7 +51,6 @@ GAPS = frozenset(
         # short seeds. The xfail test below fails (strictly) once this set is empty.
         ("rpc", "payload-intact"),
         ("outbox", "right-receiver"),
-        ("tokenring", "entry-data"),
         ("*", "stranger-fresh-connection"),
     }
 )
