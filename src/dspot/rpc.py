@@ -63,6 +63,21 @@ class RpcMechanism(Mechanism):
     DECODE_GUARD = "rpc.decode_guard"
     """Frame meta parsed within limits, every failure a FrameError (without it: plain
     ``json.loads``, catching ``ValueError`` only, as before issue 13)."""
+    AUTH = "rpc.auth"
+    """A server admits a connection only once the client proved the cluster secret (off:
+    any AUTH frame will do, and a stranger may call every handler, membership's too)."""
+    CALL_IDS = "rpc.call_ids"
+    """Each call's id, under which a server remembers its answer, is random: unique across
+    the caller's restarts (off: a counter from 1 in each incarnation, so a restarted caller
+    reuses ids a server still remembers, and its new calls get old answers, never run)."""
+    RECONNECT = "rpc.reconnect"
+    """A connection that broke is dropped from the node's connection cache, so the next
+    attempt connects anew (off: it stays cached, and every later call to that address
+    fails on it: a pool that never evicts dead connections)."""
+    CONTAIN = "rpc.contain"
+    """An unexpected exception on one connection (serving it or reading its responses)
+    costs that connection: logged, traced as ``conn.crash``, closed (off: it propagates, to
+    the listener and on to the node, as any exception left uncaught would)."""
 
 
 Req = TypeVar("Req")
@@ -213,6 +228,11 @@ class RpcNode:
         self._dedupe = env.enabled(RpcMechanism.DEDUPE)
         self._boot_check = env.enabled(RpcMechanism.BOOT_CHECK)
         self._loads = wire.loads if env.enabled(RpcMechanism.DECODE_GUARD) else _unguarded_loads
+        self._contain = env.enabled(RpcMechanism.CONTAIN)
+        self._reconnect = env.enabled(RpcMechanism.RECONNECT)
+        self._random_call_ids = env.enabled(RpcMechanism.CALL_IDS)
+        self._auth = env.enabled(RpcMechanism.AUTH)
+        self._calls = 0
         self.duplicate_rate = 0.0
         """Fault injection: probability that a request frame is sent twice (as a network
         retransmission at the message level would); the duplicate's response is ignored."""
@@ -289,7 +309,11 @@ class RpcNode:
         timeout = self.call_timeout if timeout is None else timeout
         name, body, payload = wire.encode_body(request)
         idempotent = wire.is_idempotent(type(request))
-        call_id = self.env.ids.token(8).hex()
+        if self._random_call_ids:
+            call_id = self.env.ids.token(8).hex()
+        else:
+            self._calls += 1
+            call_id = str(self._calls)
         now = current_time()
         deadline = now + timeout
         sent_to_boot: str | None = None
@@ -304,7 +328,7 @@ class RpcNode:
                 last_try = attempt + 1 >= policy.attempts
                 budget = remaining if last_try else min(remaining, policy.attempt_timeout)
                 attempt_deadline = now + budget
-                if conn is None or conn.closed:
+                if conn is None or (conn.closed and self._reconnect):
                     conn = None
                     with anyio.fail_after(budget):
                         conn = await self._connection(address)
@@ -383,12 +407,12 @@ class RpcNode:
 
     async def _connection(self, address: str) -> _Outbound:
         conn = self._outbound.get(address)
-        if conn is not None and not conn.closed:
+        if conn is not None and (not conn.closed or not self._reconnect):
             return conn
         lock = self._connecting.setdefault(address, anyio.Lock())
         async with lock:
             conn = self._outbound.get(address)
-            if conn is not None and not conn.closed:
+            if conn is not None and (not conn.closed or not self._reconnect):
                 return conn
             stream = await self.env.transport.connect(address, timeout=self.connect_timeout)
             try:
@@ -437,6 +461,8 @@ class RpcNode:
             exc = e
         except Exception as e:
             # Whatever goes wrong on one connection costs that connection, never the node.
+            if not self._contain:
+                raise
             self._log.exception("closing connection to %s after an unexpected error", address)
             self.env.trace("conn.crash", error=type(e).__name__)
             exc = e
@@ -445,7 +471,7 @@ class RpcNode:
 
     async def _discard(self, address: str, conn: _Outbound) -> None:
         conn.fail_all(_ConnectionLost(f"connection to {address} abandoned"))
-        if self._outbound.get(address) is conn:
+        if self._outbound.get(address) is conn and self._reconnect:
             del self._outbound[address]
         await anyio.aclose_forcefully(conn.stream)
 
@@ -476,6 +502,8 @@ class RpcNode:
         except Exception as exc:
             # Nothing from one connection may reach the listener's task group (and take
             # every other connection, and the node, with it): log it, close this one.
+            if not self._contain:
+                raise
             self._log.exception("%s closing a connection after an unexpected error", self.node_id)
             self.env.trace("conn.crash", error=type(exc).__name__)
         finally:
@@ -538,7 +566,9 @@ class RpcNode:
     async def _server_handshake(self, stream: anyio.abc.ByteStream, decoder: FrameDecoder) -> Peer:
         hello = await _read_frame(stream, decoder)
         nonce = self.env.secure_token(16).hex()
-        handshake = ServerHandshake(self.secret, self.node_id, self.boot, nonce, self._loads)
+        handshake = ServerHandshake(
+            self.secret, self.node_id, self.boot, nonce, self._loads, authenticate=self._auth
+        )
         await _send_frame(stream, handshake.answer_hello(hello))
         try:
             frame = await _read_frame(stream, decoder)

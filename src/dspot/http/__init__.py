@@ -61,7 +61,7 @@ from dspot.http._router import Router
 from dspot.http._server import KNOWN_METHODS, SERVED_METHODS, HttpServer, ServerConfig, access_log
 from dspot.http._static import StaticFiles, content_type_for, safe_relative_path
 from dspot.http._tls import MINIMUM_TLS, client_ssl_context, server_ssl_context
-from dspot.http._validate import JsonLimits
+from dspot.http._validate import HttpMechanism, JsonLimits
 from dspot.http._websocket import (
     WebSocket,
     WebSocketClosed,
@@ -87,6 +87,7 @@ __all__ = [
     "Headers",
     "HttpClient",
     "HttpClientError",
+    "HttpMechanism",
     "HttpProtocolError",
     "HttpServer",
     "InvalidRequest",

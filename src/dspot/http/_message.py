@@ -223,6 +223,8 @@ class Request:
     max_body_size: int = 16 * 1024 * 1024
     json_limits: JsonLimits = attrs.field(factory=JsonLimits)
     """Limits :meth:`json` applies unless given others (from :class:`ServerConfig`)."""
+    json_guard: bool = True
+    """False: :meth:`json` parses without checking limits first (sabotage tests only)."""
     _receive: BodyReceiver = _no_body
     _body: bytes | None = None
     _consumed: bool = False
@@ -337,7 +339,7 @@ class Request:
             finally:
                 self.max_body_size = allowed
         assert self._body is not None
-        raw = parse_json_body(self._body, limits)
+        raw = parse_json_body(self._body, limits, guarded=self.json_guard)
         try:
             return converter.structure(raw, cls)
         except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as e:

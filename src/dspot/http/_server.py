@@ -16,7 +16,7 @@ import logging
 import math
 import re
 import ssl
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any, Protocol
 
 import anyio
@@ -27,13 +27,13 @@ import h11
 import sniffio
 from anyio.streams.tls import TLSStream
 
-from dspot.env import Clock, Tracer, null_tracer
+from dspot.env import Clock, Mechanism, Tracer, null_tracer
 from dspot.errors import STREAM_ERRORS
 from dspot.http._conditional import http_date
 from dspot.http._message import Handler, Headers, Request, Response, WebSocketUpgrade
 from dspot.http._problem import HTTPError, Problem, status_phrase
 from dspot.http._range import FileSlice
-from dspot.http._validate import JsonLimits
+from dspot.http._validate import HttpMechanism, JsonLimits
 from dspot.transport import ProtocolStream, can_send_file, send_file
 
 access_log = logging.getLogger("dspot.http.access")
@@ -137,7 +137,8 @@ class HttpServer:
     ``Date``: it never reads the system clock behind the caller's back, so a simulation
     that forgets to pass its clock still replays exactly.
     ``trace`` (a node's ``env.trace``) hears of every connection that ended in an unexpected
-    error.
+    error. ``disabled`` (a node's ``env.disabled``): :class:`HttpMechanism` s it is built
+    without, for sabotage tests.
     """
 
     def __init__(
@@ -147,8 +148,10 @@ class HttpServer:
         *,
         clock: Clock | None = None,
         trace: Tracer = null_tracer,
+        disabled: Iterable[Mechanism] = (),
     ) -> None:
         self.handler = handler
+        self.json_guard = HttpMechanism.JSON_GUARD not in set(disabled)
         self.config = config or ServerConfig()
         self._clock = clock
         self._trace = trace
@@ -512,6 +515,7 @@ class _ServerConnection:
             client=self.peer,
             max_body_size=self.config.max_body_size,
             json_limits=self.config.json_limits,
+            json_guard=self.server.json_guard,
             receive=self._receive_body,
         )
         # Which of the two frames the body? Proxies disagree (request smuggling): the body

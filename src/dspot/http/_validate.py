@@ -19,16 +19,28 @@ integer malformed, too long, or out of range    400
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import attrs
 
 from dspot._json import JsonRejected, JsonTooDeep, JsonTooLarge, loads_limited
+from dspot.env import Mechanism
 from dspot.http._problem import HTTPError
 
 JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$", re.ASCII | re.IGNORECASE)
 _INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+
+
+class HttpMechanism(Mechanism):
+    """What sabotage tests can build an :class:`~dspot.http.HttpServer` without
+    (``HttpServer(disabled=env.disabled)``)."""
+
+    JSON_GUARD = "http.json_guard"
+    """Request bodies are parsed with their size and nesting depth checked before the
+    parser runs, every failure a 400 or 413 (off: plain ``json.loads`` catching
+    ``ValueError`` only, whose ``RecursionError`` on a deeply nested body is a 500)."""
 
 
 @attrs.frozen
@@ -57,8 +69,16 @@ def check_json_content_type(content_type: str | None, limits: JsonLimits) -> Non
         )
 
 
-def parse_json_body(data: bytes, limits: JsonLimits) -> Any:
-    """``data`` as JSON within ``limits``: 413 when too large, 400 for anything else wrong."""
+def parse_json_body(data: bytes, limits: JsonLimits, *, guarded: bool = True) -> Any:
+    """``data`` as JSON within ``limits``: 413 when too large, 400 for anything else wrong.
+
+    ``guarded=False``: :attr:`HttpMechanism.JSON_GUARD` switched off (sabotage tests only).
+    """
+    if not guarded:
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise HTTPError(400, f"body is not valid JSON: {e}") from None
     try:
         return loads_limited(
             data,

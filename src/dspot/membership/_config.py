@@ -28,6 +28,10 @@ class MembershipMechanism(Mechanism):
     (off: one lost ping or ack fails the round)."""
     SUSPICION = "membership.suspicion"
     """A failed probe round makes a member suspect, not dead (off: dead at once)."""
+    OBSERVERS_APART = "membership.observers_apart"
+    """A :class:`~dspot.membership.VoterView` leaves observers out, so the token ring and
+    the blob store never count one (off: a gateway that joined as an observer is counted
+    in quorums, ring order and data placement like any member)."""
 
 
 @attrs.frozen

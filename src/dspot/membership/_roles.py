@@ -10,12 +10,14 @@ components look at the cluster through :class:`VoterView`, which leaves observer
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from dspot.env import Mechanism
+from dspot.membership._config import MembershipMechanism
 from dspot.membership._view import Member, MembershipEvent, RingView
 
 __all__ = ["OBSERVER", "ROLE_KEY", "VoterView", "is_observer", "observer_meta"]
@@ -38,11 +40,17 @@ class VoterView:
     """``view`` without its observers: what the token ring and the blob store should see.
 
     Majorities, ring order and data placement are computed over voters only, so an
-    observer joining or dying never changes a quorum or moves a blob.
+    observer joining or dying never changes a quorum or moves a blob. ``disabled`` (the
+    node's ``env.disabled``): :attr:`MembershipMechanism.OBSERVERS_APART` off lets
+    observers through (sabotage tests only).
     """
 
-    def __init__(self, view: RingView) -> None:
+    def __init__(self, view: RingView, *, disabled: Iterable[Mechanism] = ()) -> None:
         self.view = view
+        self._apart = MembershipMechanism.OBSERVERS_APART not in set(disabled)
+
+    def _observer(self, member: Member) -> bool:
+        return self._apart and is_observer(member)
 
     @property
     def self_id(self) -> str:
@@ -53,17 +61,17 @@ class VoterView:
         return self.view.joined
 
     def members(self) -> list[Member]:
-        return [m for m in self.view.members() if not is_observer(m)]
+        return [m for m in self.view.members() if not self._observer(m)]
 
     def live(self) -> list[Member]:
-        return [m for m in self.view.live() if not is_observer(m)]
+        return [m for m in self.view.live() if not self._observer(m)]
 
     def configured(self) -> list[Member]:
-        return [m for m in self.view.configured() if not is_observer(m)]
+        return [m for m in self.view.configured() if not self._observer(m)]
 
     def get(self, node_id: str) -> Member | None:
         member = self.view.get(node_id)
-        return None if member is None or is_observer(member) else member
+        return None if member is None or self._observer(member) else member
 
     def subscribe(self) -> AbstractAsyncContextManager[MemoryObjectReceiveStream[MembershipEvent]]:
         return self._subscribe()
@@ -75,7 +83,7 @@ class VoterView:
         async def pump(events: MemoryObjectReceiveStream[MembershipEvent]) -> None:
             async with send:
                 async for event in events:
-                    if not is_observer(event.member):
+                    if not self._observer(event.member):
                         await send.send(event)
 
         async with receive, self.view.subscribe() as events, anyio.create_task_group() as tg:

@@ -6,7 +6,16 @@ sees, ``_nemesis.py`` for fault injection, ``_stranger.py`` for the hostile stra
 and ``_trace.py`` for the replay hash.
 """
 
-from dspot.sim._checks import COMMON_CHECKS, NODE_DIED, Check, Sabotage, check_names
+from dspot.sim._checks import (
+    COMMON_CHECKS,
+    NODE_DIED,
+    STRANGER_500,
+    STRANGER_CRASH,
+    STRANGER_SERVED,
+    Check,
+    Sabotage,
+    check_names,
+)
 from dspot.sim._cluster import SIM_WALL_BASE, NodeMain, SimNode, Simulation
 from dspot.sim._determinism import deterministic_trio, scheduler_pinning_available
 from dspot.sim._faults import FaultRecord, FaultSpan
@@ -39,6 +48,9 @@ __all__ = [
     "FAULT_KINDS",
     "NODE_DIED",
     "SIM_WALL_BASE",
+    "STRANGER_500",
+    "STRANGER_CRASH",
+    "STRANGER_SERVED",
     "Check",
     "Declaration",
     "FaultConfig",

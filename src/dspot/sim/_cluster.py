@@ -31,7 +31,7 @@ from dspot.env import EventLoopClock, Mechanism, NodeEnv
 from dspot.sim._checks import NODE_DIED
 from dspot.sim._faults import FaultRecord, FaultSpan
 from dspot.sim._trace import TraceLog
-from dspot.transport import LinkModel, SimNetwork
+from dspot.transport import LinkModel, SimNetwork, TransportMechanism
 
 SIM_WALL_BASE = 1_767_225_600.0  # virtual wall clock starts at 2026-01-01T00:00:00Z
 
@@ -168,7 +168,10 @@ class Simulation:
         node.cpu.inline = CpuMechanism.OFFLOAD in self.disabled
         node.env = NodeEnv(
             node_id=name,
-            transport=CpuGatedTransport(self.net.transport(name), node.cpu),
+            transport=CpuGatedTransport(
+                self.net.transport(name, contain=TransportMechanism.CONTAIN not in self.disabled),
+                node.cpu,
+            ),
             disk=node.disk,
             rng=random.Random(f"node:{self.seed}:{name}:{node.incarnation}"),
             clock=EventLoopClock(wall_base=SIM_WALL_BASE),

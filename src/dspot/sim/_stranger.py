@@ -17,6 +17,13 @@ with an HTTP error; that tells which garbage suits it. Then one attack, chosen b
 ``http``        requests an HTTP server must refuse: TRACE and unknown methods, HTTP/2.0,
                 Content-Length with Transfer-Encoding, invalid or surrogate JSON, JSON of
                 the wrong types, text/plain bodies
+``forge``       (not in the default set) a HELLO, an AUTH with a wrong proof, then a
+                membership gossip from the stranger as a member whose metadata is
+                ``StrangerConfig.forged_meta`` (a registration no one made): what a node
+                that admits the unproved reaches
+``forge_entry`` (not in the default set) the same unproved handshake, then token-ring
+                appends from a holder of a far newer epoch: one to learn the end of the
+                member's log, then an entry no one submitted after it, committed
 
 On an HTTP listener each attack takes its HTTP form (a cut request, a 40 KB header or a
 terabyte Content-Length, a deeply nested or huge JSON body, a 5,000-digit header, a
@@ -44,10 +51,14 @@ import anyio
 import anyio.abc
 import attrs
 
-from dspot.errors import PeerUnavailable, connection_errors
+from dspot import wire
+from dspot._frame_io import read_frame
+from dspot.errors import FrameError, PeerUnavailable, connection_errors
+from dspot.membership import Gossip, Member
 from dspot.sim._checks import STRANGER_500, STRANGER_CRASH, STRANGER_SERVED
 from dspot.sim._cluster import Simulation
-from dspot.wire import DEFAULT_MAX_FRAME, PREAUTH_MAX_FRAME
+from dspot.tokenring import Append, AppendReply, Entry
+from dspot.wire import DEFAULT_MAX_FRAME, PREAUTH_MAX_FRAME, Frame, FrameDecoder, Kind
 
 ATTACKS = ("noise", "truncated", "oversize", "nested", "huge", "wrong_auth", "drip", "http")
 
@@ -75,6 +86,8 @@ class StrangerConfig:
     drip_bytes: int = 40
     http_paths: tuple[str, ...] = ("/",)
     """Paths HTTP attacks aim at (a service passes its API's, e.g. ``/api/auth/login``)."""
+    forged_meta: tuple[tuple[str, str], ...] = ()
+    """The metadata the ``forge`` attack claims for the stranger as a member."""
     also: tuple[str, ...] = ()
     """Hosts on the simulated network that are no node of the cluster but are attacked
     too, e.g. a gateway the workload runs. Their listeners are found the same way while
@@ -240,6 +253,10 @@ class Stranger:
                     background.start_soon(self._drip, transport, address, protocol, rng)
                 elif attack == "wrong_auth":
                     await self._wrong_auth(transport, address, rng)
+                elif attack == "forge" and protocol == "rpc":
+                    await self._forge(transport, address, rng)
+                elif attack == "forge_entry" and protocol == "rpc":
+                    await self._forge_entry(transport, address, rng)
                 else:
                     if protocol == "http" or attack == "http":
                         data = _http_payload(attack, rng.choice(cfg.http_paths), rng)
@@ -292,6 +309,64 @@ class Stranger:
             [rng.randbytes(32).hex().encode(), b"\\u00e9", b"\\ud800", b"12", b"null", b"[[[]]]"]
         )
         quoted = proof if proof[:1] in (b"1", b"n", b"[") else b'"' + proof + b'"'
+        await self._unproved(transport, address, rng, b'{"proof":' + quoted + b"}")
+
+    async def _forge(self, transport: Any, address: str, rng: random.Random) -> None:
+        origin = Member(HOST, f"{HOST}:1", incarnation=1, meta=dict(self.config.forged_meta))
+        name, body, payload = wire.encode_body(Gossip(origin))
+        meta = wire.dumps({"call": rng.randbytes(8).hex(), "body": body})
+        request = b"".join(Frame(Kind.REQUEST, 1, name, meta, payload).encode())
+        await self._unproved(transport, address, rng, b'{"proof":"00"}', then=request)
+
+    async def _forge_entry(self, transport: Any, address: str, rng: random.Random) -> None:
+        try:
+            stream = await transport.connect(address, timeout=5.0)
+        except PeerUnavailable:
+            return
+        decoder = FrameDecoder(DEFAULT_MAX_FRAME)
+
+        async def call(msg_id: int, request: Any) -> Any:
+            name, body, payload = wire.encode_body(request)
+            meta = wire.dumps({"call": rng.randbytes(8).hex(), "body": body})
+            await stream.send(b"".join(Frame(Kind.REQUEST, msg_id, name, meta, payload).encode()))
+            frame = await read_frame(stream, decoder)
+            if frame.kind is not Kind.RESPONSE:
+                return None  # refused (the proof was checked) or an error
+            return wire.decode_body(frame.name, wire.loads(frame.meta)["body"], frame.payload)
+
+        epoch = 1 << 40
+        try:
+            with anyio.move_on_after(self.config.answer_window), connection_errors("stranger"):
+                await stream.send(_hello(rng))
+                await read_frame(stream, decoder)  # the HELLO_ACK
+                await stream.send(_frame(_AUTH, b"auth", b'{"proof":"00"}'))
+                probe = Append.build(
+                    epoch=epoch, hop=0, holder=HOST, prev_index=1 << 40, prev_epoch=0,
+                    commit=0, token=False, entries=(),
+                )  # fmt: skip
+                reply = await call(1, probe)
+                if not isinstance(reply, AppendReply) or reply.ok:
+                    return
+                last = reply.conflict_index - 1
+                forged = Entry(epoch, "forged", b"no one submitted this")
+                for prev_epoch in range(64):  # the epoch of the member's last entry
+                    append = Append.build(
+                        epoch=epoch, hop=0, holder=HOST, prev_index=last,
+                        prev_epoch=prev_epoch, commit=last + 1, token=False, entries=[forged],
+                    )  # fmt: skip
+                    reply = await call(2 + prev_epoch, append)
+                    if not isinstance(reply, AppendReply) or reply.ok:
+                        return
+        except (PeerUnavailable, FrameError):
+            pass
+        finally:
+            await anyio.aclose_forcefully(stream)
+
+    async def _unproved(
+        self, transport: Any, address: str, rng: random.Random, auth: bytes, then: bytes = b""
+    ) -> None:
+        """A HELLO, an AUTH frame with meta ``auth`` that proves nothing, then ``then``;
+        read whatever comes back until the server hangs up (or a while passes)."""
         try:
             stream = await transport.connect(address, timeout=5.0)
         except PeerUnavailable:
@@ -300,7 +375,7 @@ class Stranger:
             with anyio.move_on_after(self.config.answer_window), connection_errors("stranger"):
                 await stream.send(_hello(rng))
                 await stream.receive()  # the HELLO_ACK (or an HTTP error)
-                await stream.send(_frame(_AUTH, b"auth", b'{"proof":' + quoted + b"}"))
+                await stream.send(_frame(_AUTH, b"auth", auth) + then)
                 while True:
                     await stream.receive()
         except PeerUnavailable:

@@ -1,7 +1,14 @@
 """Pluggable transports: a simulated network and TCP/TLS behind one interface (re-exports)."""
 
 from dspot.transport._asyncio_stream import ProtocolStream, can_send_file, send_file
-from dspot.transport._base import Listener, StreamHandler, Transport, join_address, split_address
+from dspot.transport._base import (
+    Listener,
+    StreamHandler,
+    Transport,
+    TransportMechanism,
+    join_address,
+    split_address,
+)
 from dspot.transport._memory import LinkModel, MemoryTransport, SimListener, SimNetwork, SimStream
 from dspot.transport._tcp import TcpListener, TcpTransport
 
@@ -17,6 +24,7 @@ __all__ = [
     "TcpListener",
     "TcpTransport",
     "Transport",
+    "TransportMechanism",
     "can_send_file",
     "join_address",
     "send_file",

@@ -16,7 +16,18 @@ from typing import Protocol, runtime_checkable
 
 import anyio.abc
 
+from dspot.env import Mechanism
 from dspot.errors import DspotError
+
+
+class TransportMechanism(Mechanism):
+    """What sabotage tests can build a node's transport without (``NodeEnv.disabled``)."""
+
+    CONTAIN = "transport.contain"
+    """A listener runs each connection's handler so that an exception escaping it costs
+    that connection only: logged, traced as ``conn.crash``, closed (off: it ends the
+    listener's task group, and every connection and the node with it)."""
+
 
 StreamHandler = Callable[[anyio.abc.ByteStream], Awaitable[None]]
 

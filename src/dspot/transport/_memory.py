@@ -292,10 +292,11 @@ class SimStream(anyio.abc.ByteStream):
 class SimListener:
     """Accepts simulated connections at one ``host:port``."""
 
-    def __init__(self, net: SimNetwork, host: str, port: int) -> None:
+    def __init__(self, net: SimNetwork, host: str, port: int, *, contain: bool = True) -> None:
         self._net = net
         self._host = host
         self._port = port
+        self._contain = contain
         self._send, self._receive = anyio.create_memory_object_stream[SimStream](math.inf)
         self._closed = False
 
@@ -310,7 +311,10 @@ class SimListener:
         async with anyio.create_task_group() as tg:
             try:
                 async for stream in self._receive:
-                    tg.start_soon(_run_handler, handler, stream, self._net.trace)
+                    if self._contain:
+                        tg.start_soon(_run_handler, handler, stream, self._net.trace)
+                    else:  # TransportMechanism.CONTAIN off (sabotage tests only)
+                        tg.start_soon(_run_bare, handler, stream)
             except anyio.ClosedResourceError:
                 pass
 
@@ -323,6 +327,10 @@ class SimListener:
 
     async def aclose(self) -> None:
         self.close_now()  # no checkpoint: see SimStream.aclose
+
+
+async def _run_bare(handler: StreamHandler, stream: SimStream) -> None:
+    await handler(stream)
 
 
 async def _run_handler(handler: StreamHandler, stream: SimStream, trace: Tracer) -> None:
@@ -381,10 +389,11 @@ class SimNetwork:
 
     # -- topology -------------------------------------------------------------------------
 
-    def transport(self, host: str) -> MemoryTransport:
-        """A transport whose connections originate from ``host`` (created if new)."""
+    def transport(self, host: str, *, contain: bool = True) -> MemoryTransport:
+        """A transport whose connections originate from ``host`` (created if new);
+        ``contain=False``: its listeners let a connection's exception through (sabotage)."""
         self._host(host)
-        return MemoryTransport(self, host)
+        return MemoryTransport(self, host, contain=contain)
 
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)
@@ -541,7 +550,7 @@ class SimNetwork:
         if h is not None and h.listeners.get(port) is listener:
             del h.listeners[port]
 
-    async def listen(self, host: str, address: str) -> SimListener:
+    async def listen(self, host: str, address: str, *, contain: bool = True) -> SimListener:
         want_host, port = split_address(address)
         if want_host != host:
             raise DspotError(f"host {host!r} cannot listen on {address!r}")
@@ -555,7 +564,7 @@ class SimNetwork:
             h.next_port += 1
         if port in h.listeners:
             raise AddressInUse(f"{address} is already in use")
-        listener = SimListener(self, host, port)
+        listener = SimListener(self, host, port, contain=contain)
         h.listeners[port] = listener
         self.trace("net.listen", host=host, port=port)
         await anyio.lowlevel.checkpoint()
@@ -617,12 +626,13 @@ class SimNetwork:
 class MemoryTransport:
     """The :class:`~dspot.transport.Transport` of one host on a :class:`SimNetwork`."""
 
-    def __init__(self, net: SimNetwork, host: str) -> None:
+    def __init__(self, net: SimNetwork, host: str, *, contain: bool = True) -> None:
         self._net = net
         self.host = host
+        self._contain = contain
 
     async def connect(self, address: str, *, timeout: float = 10.0) -> anyio.abc.ByteStream:
         return await self._net.connect(self.host, address, timeout)
 
     async def listen(self, address: str) -> SimListener:
-        return await self._net.listen(self.host, address)
+        return await self._net.listen(self.host, address, contain=self._contain)

@@ -31,6 +31,7 @@ from dspot.tokenring import TokenRingConfig
 
 from dspot_spotify import __version__
 from dspot_spotify.client import ApiClient, ApiError
+from dspot_spotify.config import GATEWAY_SABOTAGES as IN_GATEWAY
 from dspot_spotify.config import Sabotage
 from dspot_spotify.demo import DEFAULT_FORMATS, FORMATS, generate_demo_library
 from dspot_spotify.gateway.pool import GatewayConfig
@@ -41,8 +42,8 @@ from dspot_spotify.tags import MediaError, TrackTags, read_tags
 from dspot_spotify.throttle import ThrottleConfig
 from dspot_spotify.tools import add_commands, run_command
 
-SABOTAGES = tuple(s.value for s in Sabotage if s is not Sabotage.NO_LOG_POSITIONS)
-GATEWAY_SABOTAGES = (Sabotage.NO_LOG_POSITIONS.value,)
+SABOTAGES = tuple(s.value for s in Sabotage if s not in IN_GATEWAY)
+GATEWAY_SABOTAGES = tuple(s.value for s in Sabotage if s in IN_GATEWAY)
 RING = TokenRingConfig()
 """The token ring's defaults, which the node's compaction options start from."""
 

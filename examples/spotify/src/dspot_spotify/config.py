@@ -41,6 +41,10 @@ class Sabotage(Mechanism):
     NO_LOG_POSITIONS = "no-log-positions"
     """The gateway forwards no log positions of its own: a client that sends none (a
     Subsonic app, curl) gets neither read-your-writes nor monotonic reads."""
+    NO_CATCH_UP = "no-catch-up"
+    """A node answers a read from its replica as it is, ignoring the log position the
+    client says it has seen (``X-Log-Position``): a write acknowledged by one node may be
+    missing from the next node's answer (no read-your-writes across nodes)."""
     COLLECT_PENDING = "collect-pending"
     """The blob collector ignores upload leases and the blobs' own age: it deletes a blob
     an upload has stored but not yet referred to."""
@@ -48,6 +52,18 @@ class Sabotage(Mechanism):
     """Check sign-in passwords the old way: scrypt on the event loop, inside a transaction
     holding the database's writer lock. Membership probes and the token ring wait behind
     every hash, so a login flood gets live members declared dead."""
+    SNAPSHOT_WITHOUT_SEARCH = "snapshot-without-search"
+    """A node installing a catalog snapshot restores the tables but not the full-text
+    tables' content: the songs it held are listed but no search finds them."""
+    NO_STREAM_RESUME = "no-stream-resume"
+    """The gateway relays a song stream from one node only: when that node breaks off
+    mid-stream the download is cut instead of resuming on another at the same offset."""
+
+
+GATEWAY_SABOTAGES: frozenset[Sabotage] = frozenset(
+    {Sabotage.NO_LOG_POSITIONS, Sabotage.NO_STREAM_RESUME}
+)
+"""The sabotages that live in the gateway (the others in the nodes)."""
 
 
 WRITE_BEHIND_DELAY = 3.0

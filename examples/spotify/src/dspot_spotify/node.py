@@ -145,6 +145,7 @@ class SpotifyNode:
             on_restored=self._restored,
             on_taken=self.metrics.snapshots.labels("taken").inc,
             effects_for=self._effects,
+            restore_search=Sabotage.SNAPSHOT_WITHOUT_SEARCH not in self.config.sabotage,
         )
         self.ring_machine: StateMachine = self.machine
         """What the token ring drives: :attr:`machine`, unless replaced before :meth:`run`
@@ -224,7 +225,7 @@ class SpotifyNode:
                 Membership(env, self._rpc, cfg.membership, seeds=self.seeds, meta=self.meta)
             )
             # Observers (the gateway) gossip with us but neither vote nor hold blobs.
-            voters = VoterView(self._membership)
+            voters = VoterView(self._membership, disabled=env.disabled)
             ring_config = attrs.evolve(
                 cfg.tokenring, min_members=max(cfg.tokenring.min_members, cfg.cluster_size)
             )
@@ -261,7 +262,7 @@ class SpotifyNode:
             answer = position_headers(build_router(self), lambda: self.replica.position)
             handler = self.metrics.instrument(answer)
             http_config = hardened(cfg.http, csp=API_CSP)
-            self._http = HttpServer(handler, http_config, clock=env.clock)
+            self._http = HttpServer(handler, http_config, clock=env.clock, disabled=env.disabled)
             listener = await env.transport.listen(self.http_address)
             stack.push_async_callback(listener.aclose)
             self._http_bound = listener.address

@@ -54,6 +54,7 @@ class CatalogMachine:
     catalog, ``on_taken()`` after a snapshot was taken: the node publishes events and counts
     them. ``effects_for(entry)`` names what else to do in the transaction that applies
     ``entry`` (the node's blob collector hears of blobs its own entries leave unowned).
+    ``restore_search=False`` installs snapshots without the full-text tables (sabotage).
     """
 
     def __init__(
@@ -65,8 +66,10 @@ class CatalogMachine:
         on_restored: Restored | None = None,
         on_taken: Callable[[], None] | None = None,
         effects_for: EffectsFor | None = None,
+        restore_search: bool = True,
     ) -> None:
         self.replica = replica
+        self._restore_search = restore_search
         self._effects_for = effects_for
         self._offload = offload
         self._on_applied = on_applied
@@ -148,6 +151,8 @@ class CatalogMachine:
         copy = await self._open_copy(snap, path)
         try:
             plans = await self._offload(snapshot.read_plans, copy)
+            if not self._restore_search:  # Sabotage.SNAPSHOT_WITHOUT_SEARCH
+                plans = [p for p in plans if not p.table.virtual]
 
             async def fill(tx: Transaction) -> None:
                 snapshot.drop_and_create(tx)

@@ -136,6 +136,8 @@ class CatalogWriter:
         if value is None:
             return
         pos = parse_position(value)
+        if Sabotage.NO_CATCH_UP in self.node.config.sabotage:
+            return
         limit = self.node.config.read_wait_timeout
         wait = request.headers.get(LOG_WAIT_HEADER)
         if wait is not None:

@@ -41,7 +41,7 @@ from dspot.blobstore import (
 from dspot.disk import SimDisk
 from dspot.env import NodeEnv
 from dspot.membership import Membership, MemberState
-from dspot.rpc import RetryPolicy, RpcNode
+from dspot.rpc import RetryPolicy, RpcMechanism, RpcNode
 from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import Simulation
 from dspot.sim._nemesis import FAULT_KINDS, FaultConfig, Nemesis
@@ -446,6 +446,8 @@ SCENARIO = register(
                 RESUMES,
                 f"liveness: {SETTLE:g}s after heal every node's puts and reads succeed, none "
                 "fails (invariant 7)",
+                # Connections broken by crashes stay cached: calls to those nodes fail for good.
+                Sabotage({RpcMechanism.RECONNECT}, seeds=(1,)),
             ),
         ),
     )

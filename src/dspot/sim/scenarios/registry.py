@@ -12,15 +12,17 @@ TTL ago. And after heal every node resolves every node's endpoint again.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 
 from dspot.env import NodeEnv
 from dspot.membership import Membership
 from dspot.registry import Registry, RegistryMechanism
-from dspot.rpc import RpcNode
+from dspot.rpc import RpcMechanism, RpcNode
 from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import SIM_WALL_BASE, Simulation
 from dspot.sim._scenario import Scenario, register
@@ -91,6 +93,14 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
                 tg.start_soon(service)
 
 
+def forger(scenario: Scenario) -> Scenario:
+    """The stranger only tries to join membership with a registration of ``api`` it never
+    made (refused unless nodes admit connections that did not prove the secret)."""
+    lease = json.dumps({"endpoint": "stranger:8080", "meta": {}, "expires": 1e12}, sort_keys=True)
+    stranger = StrangerConfig(attacks=("forge",), forged_meta=(("svc/api/main", lease),))
+    return attrs.evolve(scenario, stranger=stranger)
+
+
 def _lease_end(
     key: Key,
     t: float,
@@ -149,7 +159,11 @@ SCENARIO = register(
                 "no resolved endpoint's lease ended more than one TTL before (invariant 6)",
                 Sabotage({RegistryMechanism.EXPIRY}, seeds=(1,), duration=20.0),
             ),
-            Check(GRANTED, "every resolved endpoint was registered (a lease was granted)"),
+            Check(
+                GRANTED,
+                "every resolved endpoint was registered (a lease was granted)",
+                Sabotage({RpcMechanism.AUTH}, seeds=(1,), adapt=forger, duration=15.0),
+            ),
             Check(
                 RESOLVES,
                 f"liveness: {SETTLE:g}s after heal every node resolves every node's endpoint",

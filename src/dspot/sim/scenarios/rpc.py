@@ -22,10 +22,11 @@ from dspot import wire
 from dspot.env import NodeEnv
 from dspot.errors import RpcError
 from dspot.rpc import Peer, RetryPolicy, RpcMechanism, RpcNode
-from dspot.sim._checks import STRANGER_CRASH, Check, Sabotage
+from dspot.sim._checks import NODE_DIED, STRANGER_CRASH, Check, Sabotage
 from dspot.sim._cluster import Simulation
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
+from dspot.transport import TransportMechanism
 
 AT_MOST_ONCE = "at-most-once"
 ACKED_RAN = "acked-ran"
@@ -156,17 +157,40 @@ SCENARIO = register(
                 "no non-idempotent Incr runs twice (retries, duplicates, restarts)",
                 Sabotage({RpcMechanism.DEDUPE}, seeds=(1,), duration=20.0),
             ),
-            Check(ACKED_RAN, "every acknowledged Incr ran"),
+            Check(
+                ACKED_RAN,
+                "every acknowledged Incr ran",
+                # A restarted caller's counter-based call ids repeat ones a server still
+                # remembers: the server answers its new calls from old calls' responses.
+                Sabotage({RpcMechanism.CALL_IDS}, seeds=(1,)),
+            ),
             Check(
                 STRANGER_CRASH,
                 "no exception escapes a connection handler while the stranger attacks",
                 Sabotage({RpcMechanism.DECODE_GUARD}, seeds=(5, 6), duration=15.0),
+            ),
+            Check(
+                NODE_DIED,
+                "no exception escapes a node's code, even one a hostile frame provokes",
+                # The unguarded decoder's RecursionError on a deeply nested frame, with
+                # neither the RPC server nor the listener containing it per connection.
+                Sabotage(
+                    {
+                        RpcMechanism.DECODE_GUARD,
+                        RpcMechanism.CONTAIN,
+                        TransportMechanism.CONTAIN,
+                    },
+                    seeds=(5, 6),
+                    duration=15.0,
+                ),
             ),
             Check(PAYLOAD, "every Read returns the payload the server sent"),
             Check(
                 RESUMES,
                 f"liveness: after heal every ordered pair of nodes exchanges calls again, and "
                 f"no call started {SETTLE:g}s after heal fails",
+                # Connections broken by crashes stay cached: calls to those nodes fail for good.
+                Sabotage({RpcMechanism.RECONNECT}, seeds=(1,), duration=20.0),
             ),
         ),
     )

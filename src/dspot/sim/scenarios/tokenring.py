@@ -52,7 +52,7 @@ import attrs
 from dspot.disk import Database
 from dspot.env import NodeEnv
 from dspot.membership import Membership, RingView
-from dspot.rpc import RpcNode
+from dspot.rpc import RpcMechanism, RpcNode
 from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import Simulation
 from dspot.sim._nemesis import FaultConfig
@@ -429,6 +429,12 @@ def check(sim: Simulation) -> None:
         sim.violation("no submit succeeded at all", check=RESUMES)
 
 
+def entry_forger(scenario: Scenario) -> Scenario:
+    """The stranger only tries to append an entry of its own to members' logs (refused
+    unless nodes admit connections that did not prove the secret)."""
+    return attrs.evolve(scenario, stranger=StrangerConfig(attacks=("forge_entry",)))
+
+
 SCENARIO = register(
     Scenario(
         name="tokenring",
@@ -447,7 +453,11 @@ SCENARIO = register(
                 "no two members apply different entries at one seq",
                 Sabotage({TokenRingMechanism.MAJORITY}, seeds=(1,)),
             ),
-            Check(ENTRY_DATA, "every applied entry carries the data it was submitted with"),
+            Check(
+                ENTRY_DATA,
+                "every applied entry carries the data it was submitted with",
+                Sabotage({RpcMechanism.AUTH}, seeds=(1,), adapt=entry_forger),
+            ),
             Check(
                 READ_YOUR_WRITES,
                 "a member that applied an acknowledged submit's seq holds that entry there",

@@ -467,6 +467,8 @@ class Gateway:
                     return
                 except DspotError as e:
                     self.pool.failed(ep)
+                    if Sabotage.NO_STREAM_RESUME in self.config.sabotage:
+                        raise
                     log.warning(
                         "node %s broke off %s at byte %d (%r): resuming elsewhere",
                         ep.instance,

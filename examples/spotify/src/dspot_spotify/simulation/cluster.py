@@ -19,7 +19,7 @@ from dspot.sim import SIM_WALL_BASE, FaultConfig, Nemesis, Simulation
 from dspot.transport import LinkModel
 
 from dspot_spotify.auth import ScryptParams
-from dspot_spotify.config import NodeConfig, Sabotage
+from dspot_spotify.config import GATEWAY_SABOTAGES, NodeConfig, Sabotage
 from dspot_spotify.gateway import Gateway, GatewayConfig
 from dspot_spotify.node import SpotifyNode
 from dspot_spotify.simulation.snapshots import (
@@ -111,7 +111,7 @@ def node_config(sim: Simulation) -> NodeConfig:
         blob_grace=BLOB_GRACE,
         collect_interval=0.5,
         position_gossip_interval=0.5,
-        sabotage=sabotage(sim) - {Sabotage.NO_LOG_POSITIONS},
+        sabotage=sabotage(sim) - GATEWAY_SABOTAGES,
         tokenring=RING,
     )
 
@@ -148,7 +148,7 @@ class SimGateway(Gateway):
             ssl_context=None,
             config=GatewayConfig(
                 attempts=ATTEMPTS,
-                sabotage=sabotage(sim) & {Sabotage.NO_LOG_POSITIONS},
+                sabotage=sabotage(sim) & GATEWAY_SABOTAGES,
                 served_by=True,  # the checks read it
             ),
         )
@@ -182,7 +182,10 @@ def crash_source(sim: Simulation, kind: str, faults: FaultConfig) -> None:
     """The ``crash_source`` fault: crash (and later restart, by heal at the latest) the node
     serving the streaming client's download when there is one, else a random node; never
     while another node is down. Restarts run in the workload's task group
-    (``sim.data["tasks"]``)."""
+    (``sim.data["tasks"]``). Also the ``rot`` fault (:func:`rot`)."""
+    if kind == "rot":
+        rot(sim)
+        return
     if kind != "crash_source":
         raise ValueError(f"unknown fault kind {kind!r}")
     if "tasks" not in sim.data or len(sim.live()) < len(sim.names):
@@ -194,6 +197,19 @@ def crash_source(sim: Simulation, kind: str, faults: FaultConfig) -> None:
     restart_later(sim, victim, sim.rng.uniform(faults.min_duration, faults.max_duration))
 
 
+def rot(sim: Simulation) -> None:
+    """The ``rot`` fault: one bit of a stored blob's file flips on a random node's disk
+    (bit rot; the copies on other nodes stay intact)."""
+    name = sim.rng.choice(sim.names)
+    disk = sim.nodes[name].disk
+    # SimDisk's state read directly: the fault must not go through the code under test.
+    files = sorted(f for f, data in disk._files.items() if f.startswith("blobs/") and data)
+    if files:
+        victim = sim.rng.choice(files)
+        disk.corrupt_file(victim)
+        sim.fault("rot", node=name, file=victim)
+
+
 def nemesis(config: FaultConfig) -> Nemesis:
-    """The default nemesis, plus the ``crash_source`` fault."""
+    """The default nemesis, plus the ``crash_source`` and ``rot`` faults."""
     return Nemesis(config, on_fault=functools.partial(crash_source, faults=config))

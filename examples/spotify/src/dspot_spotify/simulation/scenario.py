@@ -6,8 +6,19 @@ from __future__ import annotations
 import anyio
 import attrs
 from dspot.blobstore import BlobStoreMechanism
-from dspot.http import HttpClient, Timeouts
-from dspot.sim import Check, FaultConfig, Sabotage, Scenario, Simulation, StrangerConfig
+from dspot.http import HttpClient, HttpMechanism, Timeouts
+from dspot.membership import MembershipMechanism
+from dspot.registry import RegistryMechanism
+from dspot.sim import (
+    STRANGER_500,
+    Check,
+    FaultConfig,
+    Sabotage,
+    Scenario,
+    Simulation,
+    StrangerConfig,
+)
+from dspot.tokenring import TokenRingMechanism
 
 from dspot_spotify.config import Sabotage as ServiceSabotage
 from dspot_spotify.simulation.checknames import (
@@ -150,6 +161,20 @@ def _crashes_only(scenario: Scenario) -> Scenario:
     return attrs.evolve(scenario, faults=FaultConfig(kinds=("crash",)))
 
 
+def _bit_rot(scenario: Scenario) -> Scenario:
+    """Bit rot of stored blobs as the only fault, every second or so."""
+    faults = FaultConfig(kinds=("rot",), warmup=4.0, min_gap=0.5, max_gap=1.5)
+    return attrs.evolve(scenario, faults=faults)
+
+
+def _nested_bodies(scenario: Scenario) -> Scenario:
+    """The stranger sends only deeply nested JSON, to the API's JSON endpoints."""
+    aimed = attrs.evolve(
+        STRANGER, attacks=("nested",), http_paths=("/api/auth/login", "/api/auth/register")
+    )
+    return attrs.evolve(scenario, stranger=aimed)
+
+
 STRANGER = StrangerConfig(
     http_paths=(
         "/api/auth/login",
@@ -194,32 +219,81 @@ SCENARIO = Scenario(
     nemesis=nemesis,
     checks=(
         Check(
+            STRANGER_500,
+            "no answer to the hostile stranger is a 500, even to JSON nested thousands deep",
+            Sabotage({HttpMechanism.JSON_GUARD}, seeds=(1,), adapt=_nested_bodies, duration=12.0),
+        ),
+        Check(
             DURABILITY,
             "every acknowledged song is listed by every node and streams byte-identical from "
             "each after heal (invariant 1)",
             Sabotage({BlobStoreMechanism.SYNC_BEFORE_ACK}, seeds=(2,), adapt=_crashes_only),
         ),
-        Check(CONVERGENCE, "after heal every node lists the same songs (invariant 2)"),
-        Check(READ_YOUR_WRITES, "a node answering with a client's log position lists its songs"),
-        Check(SEARCH, "a search finds the songs whose titles it names"),
-        Check(STREAM_BYTES, "every stream answer has the status and exact bytes asked for"),
-        Check(HTTP_ANSWER, "every answer is one the API documents (no unexpected status)"),
+        Check(
+            CONVERGENCE,
+            "after heal every node lists the same songs (invariant 2)",
+            # A member given a snapshot as of the commit index never gets the log tail
+            # after the snapshot's own index: its catalog stays behind for good.
+            Sabotage({TokenRingMechanism.SNAPSHOT_TAIL}, seeds=(2,)),
+        ),
+        Check(
+            READ_YOUR_WRITES,
+            "a node answering with a client's log position lists its songs",
+            Sabotage({ServiceSabotage.NO_CATCH_UP}, seeds=(1,)),
+        ),
+        Check(
+            SEARCH,
+            "a search finds the songs whose titles it names",
+            # A node that installed a snapshot lists its songs but finds none of them.
+            Sabotage({ServiceSabotage.SNAPSHOT_WITHOUT_SEARCH}, seeds=(1,)),
+        ),
+        Check(
+            STREAM_BYTES,
+            "every stream answer has the status and exact bytes asked for",
+            # Without read verification a rotten copy is served as it is (with it, the same
+            # seeds report nothing: the block is refused and read from another replica).
+            Sabotage({BlobStoreMechanism.READ_VERIFY}, seeds=(1,), adapt=_bit_rot),
+        ),
+        Check(
+            HTTP_ANSWER,
+            "every answer is one the API documents (no unexpected status)",
+            # A replica that does not catch up to the client's position does not know the
+            # session the client just signed in with: 401 "token revoked".
+            Sabotage({ServiceSabotage.NO_CATCH_UP}, seeds=(2,)),
+        ),
         Check(
             GATEWAY_STREAM,
             "a download through the gateway is byte-identical, and cut off only when the "
             "gateway could not resume it elsewhere",
+            Sabotage({ServiceSabotage.NO_STREAM_RESUME}, seeds=(6,)),
         ),
-        Check(GATEWAY_OBSERVER, "the gateway is an observer: in membership, not in the ring"),
-        Check(FINAL_OPS, "after heal every node registers, logs in, uploads and lists"),
+        Check(
+            GATEWAY_OBSERVER,
+            "the gateway is an observer: in membership, not in the ring",
+            Sabotage({MembershipMechanism.OBSERVERS_APART}, seeds=(1,)),
+        ),
+        Check(
+            FINAL_OPS,
+            "after heal every node registers, logs in, uploads and lists",
+            # A candidate that keeps its epoch cannot win votes already cast in it: once the
+            # token is lost no member regenerates it, and no write commits again.
+            Sabotage({TokenRingMechanism.EPOCH_BUMP}, seeds=(1,)),
+        ),
         Check(
             LIVENESS,
             f"liveness: no operation started {SETTLE:g}s after heal fails on every node tried, "
             "and every client and the gateway get work done after heal",
+            # Leases published once lapse: the gateway resolves no node ("no healthy node").
+            Sabotage({RegistryMechanism.RENEW}, seeds=(1,)),
         ),
         Check(
             STATE,
             "after heal every node's catalog equals replaying the whole history, through "
             "snapshots installed after cut-offs, wiped disks and crashes mid-install",
+            # The full-text tables left out of an installed snapshot: the catalog differs
+            # from the history replayed (tests/examples/test_spotify_compaction.py also
+            # breaks the restore itself).
+            Sabotage({ServiceSabotage.SNAPSHOT_WITHOUT_SEARCH}, seeds=(2,)),
         ),
         Check(
             SESSIONS,
