@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 
 import anyio
 import pytest
 from dspot_spotify.api import LOG_POSITION_HEADER
 from dspot_spotify.config import Sabotage
 from dspot_spotify.gateway import relay
+from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.simulation import downloads, scenario
 from dspot_spotify.simulation.cluster import GATEWAY, GATEWAY_PORT, HTTP_PORT, RPC_PORT
 
@@ -18,6 +21,8 @@ from dspot.rpc import RpcMechanism
 from dspot.sim import Simulation, run_seed
 from dspot.testing import run_with_mock_clock
 from tests.examples.simcluster import cluster, url
+
+SERVICE = "dspot_spotify.simulation:scenario"
 
 
 def test_scenario_passes_its_seeds_with_faults() -> None:
@@ -37,6 +42,30 @@ def test_scenario_passes_its_seeds_with_faults() -> None:
     ports = {a.split(":")[1] for a in attacked if not a.startswith(GATEWAY)}
     assert ports == {str(RPC_PORT), str(HTTP_PORT)}, attacked
     assert {f"{GATEWAY}:{RPC_PORT}", f"{GATEWAY}:{GATEWAY_PORT}"} <= attacked
+
+
+def test_the_scenario_replays_in_another_process() -> None:
+    """``--check-determinism`` on two seeds: each rerun in a fresh interpreter with another
+    ``PYTHONHASHSEED`` gives the same trace hash. (Nodes' ``/metrics``, which the stranger
+    fetches, once carried prometheus_client's ``*_created`` wall-clock series: no replay.)"""
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "dspot", "sim", "--scenario", SERVICE),
+            *("--seeds", "1-2", "--check-determinism"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert out.returncode == 0 and "NOT deterministic" not in out.stdout, out.stdout[-3000:]
+
+
+def test_metrics_hold_no_wall_clock_series() -> None:
+    metrics = NodeMetrics(lambda: 12.5)
+    metrics.observe_request("GET", "/api/songs", 200, 0.25)
+    text = metrics.render().decode()
+    assert "dspot_http_requests_total" in text and "_created" not in text
 
 
 def test_without_the_decode_guard_the_stranger_in_the_service_finds_it() -> None:

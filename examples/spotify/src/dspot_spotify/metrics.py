@@ -10,12 +10,13 @@ also kept current by the node as they change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from dspot.http import Handler, HTTPError, Request, Response
 from dspot.tokenring import Status
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
 
 __all__ = ["CONTENT_TYPE", "UNMATCHED_ROUTE", "NodeMetrics"]
 
@@ -197,5 +198,19 @@ class NodeMetrics:
     # -- exposing --------------------------------------------------------------------------
 
     def render(self) -> bytes:
-        """The registry in Prometheus text format (content type :data:`CONTENT_TYPE`)."""
-        return generate_latest(self.registry)
+        """The registry in Prometheus text format (content type :data:`CONTENT_TYPE`),
+        without the ``*_created`` series: they hold the real time each series was made,
+        which the node's clock does not govern (a simulated run would not replay)."""
+        return generate_latest(_WithoutCreated(self.registry))
+
+
+class _WithoutCreated:
+    """A registry's metrics with their ``_created`` samples left out."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
