@@ -137,14 +137,19 @@ class BlobCollector:
             self.node.env.log(logging.ERROR, "spotify.SABOTAGE.collector_off")
         rounds = 0
         while True:
-            with anyio.move_on_after(config.collect_interval):
+            with anyio.move_on_after(config.collect_interval) as waited:
                 await self._wake.wait()
             self._wake = anyio.Event()
+            # The sweep and the orphaned-bytes count look at every local copy: only on the
+            # periodic rounds, not on each wake-up (every upload wakes every voter; counting
+            # all copies each time made uploads slow down as the catalog grew).
+            periodic = waited.cancelled_caught or rounds == 0
             try:
-                if rounds % 10 == 0:
-                    await self.sweep()
-                rounds += 1
-                await self.collect_once()
+                if periodic:
+                    if rounds % 10 == 0:
+                        await self.sweep()
+                    rounds += 1
+                await self.collect_once(measure=periodic)
             except anyio.get_cancelled_exc_class():
                 raise
             except Exception as e:  # a disk or ring hiccup: try again next round
@@ -175,8 +180,9 @@ class BlobCollector:
             owned |= {h for h, row in rows.items() if row.unowned_since(clock) is None}
         return owned
 
-    async def collect_once(self) -> int:
-        """Drop the local copies whose grace period is over; returns how many."""
+    async def collect_once(self, *, measure: bool = True) -> int:
+        """Drop the local copies whose grace period is over; returns how many. ``measure``:
+        also recount :attr:`orphaned_bytes` (a look at every local copy)."""
         node = self.node
         db = node.env.disk.db
         # An announcement may arrive before this replica applied its entry: wait for it.
@@ -186,7 +192,8 @@ class BlobCollector:
             for r in await db.execute("SELECT sha256, epoch, seq FROM blob_watch", sync=False)
             if catalog.LogPosition(int(r[1]), int(r[2])) <= applied
         ]
-        await self._measure()
+        if measure:
+            await self._measure()
         if not watched or not node.has_quorum():
             return 0
         grace = int(node.config.blob_grace * 1000)
