@@ -14,6 +14,7 @@ Run as ``python benchmarks/_search_peer.py PORT DBFILE`` (``bench_gateway.py`` d
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import sys
@@ -80,16 +81,24 @@ def lag_buckets(url: str) -> dict[float, float]:
 
 
 def lag_quantile_ms(before: dict[float, float], after: dict[float, float], q: float) -> float:
-    """The ``q`` quantile of the lags measured between two scrapes (the upper bound of its
-    bucket, in ms; ``inf`` beyond the last bound)."""
+    """The ``q`` quantile of the lags measured between two scrapes, in ms, estimated as
+    Prometheus' ``histogram_quantile`` does: linearly inside the bucket that holds it (from
+    the bucket's lower bound, 0 for the first); ``inf`` beyond the last bound."""
     bounds = sorted(after)
     counts = [after[b] - before.get(b, 0.0) for b in bounds]
     total = counts[-1] if counts else 0.0
     if total <= 0:
         return float("nan")
+    rank = q * total
+    lower, below = 0.0, 0.0
     for bound, seen in zip(bounds, counts, strict=True):
-        if seen >= q * total:
-            return bound * 1000
+        if seen >= rank:
+            if math.isinf(bound):
+                return float("inf")
+            inside = seen - below
+            share = (rank - below) / inside if inside else 1.0
+            return (lower + (bound - lower) * share) * 1000
+        lower, below = bound, seen
     return float("inf")
 
 

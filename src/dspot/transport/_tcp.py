@@ -129,7 +129,12 @@ class TcpListener:
     async def aclose(self) -> None:
         for scope in list(self._accept_scopes):
             scope.cancel()  # an accept waiting on the socket would never see it close
-        await self._listener.aclose()
+        # Shielded: closing a socket takes no time, and anyio's checkpoint inside it raised
+        # a fresh cancellation from this cleanup on asyncio, which AsyncExitStack chained
+        # into a __context__ cycle (CPython's _fix_exception_context when the next exit
+        # re-raised it) that anyio's task group then walked forever: a node never stopped.
+        with anyio.CancelScope(shield=True):
+            await self._listener.aclose()
 
 
 class TcpTransport:

@@ -82,18 +82,30 @@ class _Filters:
         return True
 
     def page(
-        self, tx: Tx, count_from: str, select: str, order: str, page: int, limit: int
+        self, tx: Tx, key: str, count_from: str, select: str, order: str, page: int, limit: int
     ) -> Page[Sequence[Any]]:
-        """Page ``page`` of the rows ``select`` finds under these filters, by ``order``."""
+        """Page ``page`` of the rows ``select`` finds under these filters, by ``order``.
+
+        ``key`` is ``select``'s first column, unique per row; ``count_from`` is the FROM
+        clause the filters and ``order`` need (every song has its artist, every album its
+        artist, so those joins are left out of counting and ordering). The page is found by ``key``
+        alone and only its rows are then selected in full: SQLite's sorter would otherwise
+        compute every column (joins, subqueries) of every match before keeping ``limit``."""
         cond = (" WHERE " + " AND ".join(self.where)) if self.where else ""
-        return rows_page(
-            tx,
-            f"SELECT COUNT(*) {count_from}{self.joins}{cond}",
-            f"{select}{self.joins}{cond} ORDER BY {order}",
-            self.params,
-            page,
-            limit,
-        )
+        total = int(_scalar(tx, f"SELECT COUNT(*) {count_from}{self.joins}{cond}", self.params))
+        keys = [
+            r[0]
+            for r in _exec(
+                tx,
+                f"SELECT {key} {count_from}{self.joins}{cond} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*self.params, limit, (page - 1) * limit],
+            )
+        ]
+        rows: dict[Any, Sequence[Any]] = {}
+        if keys:
+            marks = ",".join("?" * len(keys))
+            rows = {r[0]: r for r in _exec(tx, f"{select} WHERE {key} IN ({marks})", keys)}
+        return Page(tuple(rows[k] for k in keys), page, limit, total)
 
 
 ALBUM_COVER: Final = (
@@ -185,7 +197,9 @@ def list_songs(
     filters.add("s.artist_id = ?", artist_id)
     filters.add("s.album_id = ?", album_id)
     filters.genre("s.id IN (SELECT song_id FROM song_genres WHERE genre = ?)", genre)
-    found = filters.page(tx, SONG_FROM, f"SELECT {SONG_COLUMNS} {SONG_FROM}", order, page, limit)
+    found = filters.page(
+        tx, "s.id", "FROM songs s", f"SELECT {SONG_COLUMNS} {SONG_FROM}", order, page, limit
+    )
     return Page(song_views(tx, found.items), page, limit, found.total)
 
 
@@ -238,7 +252,9 @@ def list_albums(
         "ON g.song_id = s.id WHERE g.genre = ?)",
         genre,
     )
-    return filters.page(tx, ALBUM_FROM, ALBUM_SELECT, order, page, limit).map(album_view)
+    return filters.page(tx, "al.id", "FROM albums al", ALBUM_SELECT, order, page, limit).map(
+        album_view
+    )
 
 
 ARTIST_SELECT: Final = (
@@ -265,7 +281,9 @@ def list_artists(
         "ON g.song_id = s.id WHERE g.genre = ?)",
         genre,
     )
-    return filters.page(tx, "FROM artists ar", ARTIST_SELECT, order, page, limit).map(artist_view)
+    return filters.page(tx, "ar.id", "FROM artists ar", ARTIST_SELECT, order, page, limit).map(
+        artist_view
+    )
 
 
 def search(tx: Tx, q: str, *, limit: int = 5) -> SearchResults:

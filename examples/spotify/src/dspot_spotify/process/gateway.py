@@ -27,10 +27,12 @@ from dspot_spotify.process.setup import (
     ConfigError,
     SplitTransport,
     cluster_tls,
+    event_loop,
     find_exception,
     read_secret,
     restarts_meta,
     say,
+    settle_heap,
     write_private,
 )
 
@@ -103,6 +105,7 @@ async def _serve(
         async with anyio.create_task_group() as tg:
             await tg.start(gateway.run)
             assert gateway.rpc is not None
+            settle_heap()
             say(f"gateway {settings.name} ready: https {gateway.bound} rpc {gateway.rpc.address}")
             tg.start_soon(_report_nodes, gateway, settings.name)
             async for signum in signals:
@@ -140,8 +143,9 @@ def serve_gateway(settings: GatewaySettings) -> int:
     if settings.pid_file is not None:
         settings.pid_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_private(settings.pid_file, f"{os.getpid()}\n")
+    backend = event_loop()
     try:
-        anyio.run(_serve, settings, secret, ssl_context, cluster_rpc, backend="trio")
+        anyio.run(_serve, settings, secret, ssl_context, cluster_rpc, backend=backend)
     except BaseException as exc:
         found = find_exception(exc, (KeyboardInterrupt, AddressInUse, socket.gaierror))
         if isinstance(found, AddressInUse | socket.gaierror):

@@ -24,12 +24,14 @@ from dspot_spotify.process.setup import (
     ConfigError,
     SplitTransport,
     cluster_tls,
+    event_loop,
     find_exception,
     is_wildcard,
     load_node_id,
     read_secret,
     restarts_meta,
     say,
+    settle_heap,
     write_private,
 )
 from dspot_spotify.throttle import ThrottleConfig
@@ -131,6 +133,7 @@ async def _serve(settings: NodeSettings, secret: bytes, node_id: str) -> None:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_stop_on_signal, signals, tg.cancel_scope, node_id)
                 await tg.start(node.run)
+                settle_heap()
                 say(f"node {node_id} ready: rpc {node.rpc.address} http {node.http_bound_address}")
                 tg.start_soon(_watch_quorum, node)
             say(f"node {node_id} stopped")
@@ -177,8 +180,9 @@ def serve_node(settings: NodeSettings) -> int:
     node_id = load_node_id(settings.data, settings.name)
     pid_file = settings.data / "node.pid"
     write_private(pid_file, f"{os.getpid()}\n")
+    backend = event_loop()
     try:
-        anyio.run(_serve, settings, secret, node_id, backend="trio")
+        anyio.run(_serve, settings, secret, node_id, backend=backend)
     except BaseException as exc:
         found = find_exception(exc, (ConfigError, KeyboardInterrupt, AddressInUse, socket.gaierror))
         if isinstance(found, ConfigError):
