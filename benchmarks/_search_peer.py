@@ -2,12 +2,12 @@
 
 The peer answers ``GET /api/songs?q=WORD&limit=N`` the way a conventional Python web stack
 would: uvicorn + starlette in one process over plain HTTP, the endpoint a plain function
-(starlette runs it in its thread pool), one read-only SQLite connection per thread on a copy
-of a node's catalog file, running the catalog's own query (:func:`dspot_spotify.catalog.
-list_songs`: the same FTS5 ``MATCH`` and BM25 order) and answering the same JSON shape
-(:class:`dspot_spotify.api.songs.Song`, by the API's converter). The node does the same work
-behind its own HTTP server, read pool and log position checks: the ratio is ours against the
-usual way of serving one SQLite query.
+(starlette runs it in its thread pool), one read-only SQLite connection per thread (with the
+node readers' page cache size) on a copy of a node's catalog file, running the catalog's own
+query (:func:`dspot_spotify.catalog.list_songs`: the same FTS5 ``MATCH`` and BM25 order) and
+answering the same JSON shape (:class:`dspot_spotify.api.songs.Song`, by the API's
+converter). The node does the same work behind its own HTTP server, read pool and log
+position checks: the ratio is ours against the usual way of serving one SQLite query.
 
 Run as ``python benchmarks/_search_peer.py PORT DBFILE`` (``bench_gateway.py`` does).
 """
@@ -22,6 +22,8 @@ import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from dspot.disk._local import READER_CACHE_KIB
 
 __all__ = ["copy_catalog", "lag_buckets", "lag_quantile_ms", "main"]
 
@@ -52,6 +54,7 @@ def app(db: Path) -> Any:
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")  # as the node's readers
             local.conn = conn
         return conn
 

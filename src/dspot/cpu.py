@@ -49,8 +49,10 @@ DEFAULT_KIND_COSTS: Mapping[str, float] = {
 
 DEFAULT_BYTE_COSTS: Mapping[str, float] = {
     "sha256": 1 / 1.0e9,  # about 1 GB/s
+    "blob.repair": 10e-6,  # per copy held: an anti-entropy round's owners and plan
 }
-"""Seconds per byte of a named kind of work, added to its fixed cost."""
+"""Seconds per byte of a named kind of work, added to its fixed cost (for ``blob.repair``,
+per copy: its ``size`` counts copies, not bytes)."""
 
 
 @attrs.frozen(hash=False)

@@ -85,6 +85,11 @@ _tmp_counter = itertools.count()
 DEFAULT_READERS = 4
 """Reader connections (and worker threads) a LocalDisk serves reads with."""
 
+READER_CACHE_KIB = 8192
+"""Page cache of each reader connection (SQLite's default is 2 MiB). A full-text search over
+10,000 songs in a 23 MB catalog read its pages from the operating system again and again
+with 2 MiB: 369 searches/s on one thread against 572 with 8 MiB (more gained little)."""
+
 P = ParamSpec("P")
 T = TypeVar("T")
 _DIR_MODE = 0o700
@@ -579,6 +584,7 @@ def _open_sync(
             reader = _connect(root / _DB_NAME)
             pool.append(reader)
             reader.execute("PRAGMA query_only=ON")
+            reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
         files, nbytes = _scan(root / _FILES_DIR, remove_temps=True)
     except BaseException:
         for c in [conn, *pool]:
