@@ -49,10 +49,8 @@ DEFAULT_KIND_COSTS: Mapping[str, float] = {
 
 DEFAULT_BYTE_COSTS: Mapping[str, float] = {
     "sha256": 1 / 1.0e9,  # about 1 GB/s
-    "blob.repair": 10e-6,  # per copy held: an anti-entropy round's owners and plan
 }
-"""Seconds per byte of a named kind of work, added to its fixed cost (for ``blob.repair``,
-per copy: its ``size`` counts copies, not bytes)."""
+"""Seconds per byte of a named kind of work, added to its fixed cost."""
 
 
 @attrs.frozen(hash=False)

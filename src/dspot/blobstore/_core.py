@@ -400,20 +400,27 @@ class RepairRound:
         self.me = me
         self.address = address
         self.live = list(live)
-        self.held = list(held)
         self.placement = placement
         self.members = {m.node_id: m for m in self.live}
         self.owners_of: dict[str, list[Member]] = {}
         self.asks: dict[str, list[str]] = {}
         """Node → the hashes to ask it about (those it owns, among the copies held here)."""
-        for sha, _ in self.held:
-            owners = placement.owners(sha, self.live)
+        self._status: dict[tuple[str, str], Holding] = {}
+        self._unreachable: set[str] = set()
+        self.held: list[tuple[str, float]] = []
+        self.add(held)
+
+    def add(self, held: Iterable[tuple[str, float]]) -> None:
+        """Take more local copies into the round (a caller with many copies adds them in
+        slices, letting its event loop run between them)."""
+        me = self.me
+        for sha, stored_at in held:
+            self.held.append((sha, stored_at))
+            owners = self.placement.owners(sha, self.live)
             self.owners_of[sha] = owners
             for m in owners:
                 if m.node_id != me:
                     self.asks.setdefault(m.node_id, []).append(sha)
-        self._status: dict[tuple[str, str], Holding] = {}
-        self._unreachable: set[str] = set()
 
     def batches(self, node: str, size: int) -> list[list[str]]:
         hashes = self.asks.get(node, [])
@@ -432,6 +439,12 @@ class RepairRound:
         return item is not None and item.present
 
     def plan(self) -> RepairPlan:
+        """What to do about every copy held."""
+        return self.plan_part(self.held)
+
+    def plan_part(self, held: Sequence[tuple[str, float]]) -> RepairPlan:
+        """What to do about ``held``, copies already in the round: the plans of the slices
+        of :attr:`held`, concatenated, are :meth:`plan`."""
         me = self.me
         want = self.placement.count(len(self.live))
         me_hop = hop(self.members[me]) if me in self.members else None
@@ -440,7 +453,7 @@ class RepairRound:
         drops: list[Drop] = []
         fetches: list[FetchOrder] = []
         under = 0
-        for sha, stored_at in self.held:
+        for sha, stored_at in held:
             owners = self.owners_of[sha]
             tombs = [
                 r.deleted_at

@@ -10,13 +10,21 @@ replica; a read that meets a corrupt block queues the same healing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import Protocol
 
 import anyio
+import anyio.lowlevel
 
 from dspot.blobstore._config import BlobStoreConfig, BlobStoreMechanism
-from dspot.blobstore._core import FetchOrder, ReadCursor, RepairRound, delete_wins, heal_sources
+from dspot.blobstore._core import (
+    FetchOrder,
+    ReadCursor,
+    RepairPlan,
+    RepairRound,
+    delete_wins,
+    heal_sources,
+)
 from dspot.blobstore._errors import BlobStoreError, IntegrityError, Tombstoned
 from dspot.blobstore._local import LocalBlobs
 from dspot.blobstore._messages import Done, Fetch, Holding, Hop
@@ -25,10 +33,6 @@ from dspot.disk import DiskFault
 from dspot.env import NodeEnv
 from dspot.membership._view import EventKind, Member, RingView
 from dspot.rpc import Peer
-
-REPAIR_KIND = "blob.repair"
-"""The offloaded work of an anti-entropy round (:class:`~dspot.cpu.CostModel` prices it per
-copy held)."""
 
 
 class Peers(Protocol):
@@ -116,18 +120,14 @@ class Repairer:
             await self.local.expire_tombstones(horizon)
         if not live:
             return
-        # Building the round and its plan is pure CPU that grows with the copies held (about
-        # 10 us a copy: a tenth of a second at 10,000, every repair_interval): off the loop.
-        round_ = await self.env.offload(
-            RepairRound,
-            self.view.self_id,
-            self._peers.address,
-            live,
-            held,
-            self.placement,
-            kind=REPAIR_KIND,
-            size=len(held),
-        )
+        # Owners and the plan cost about 10 us a copy: a tenth of a second at 10,000 copies,
+        # every repair_interval. Done in slices, the loop runs between them. (A worker thread
+        # would not help: pure-Python work holds the GIL, and the loop then waits for it at
+        # every system call.)
+        round_ = RepairRound(self.view.self_id, self._peers.address, live, (), self.placement)
+        for part in _slices(held):
+            round_.add(part)
+            await anyio.lowlevel.checkpoint()
 
         async def query(node: str) -> None:
             for batch in round_.batches(node, cfg.repair_batch):
@@ -140,7 +140,15 @@ class Repairer:
         async with anyio.create_task_group() as tg:
             for node in sorted(round_.asks):
                 tg.start_soon(query, node)
-        plan = await self.env.offload(round_.plan, kind=REPAIR_KIND, size=len(held))
+        parts = []
+        for part in _slices(held):
+            parts.append(round_.plan_part(part))
+            await anyio.lowlevel.checkpoint()
+        plan = RepairPlan(
+            [d for p in parts for d in p.drops],
+            [f for p in parts for f in p.fetches],
+            sum(p.under_replicated for p in parts),
+        )
         for drop in plan.drops:
             if drop.deleted_at is not None:
                 await self.local.drop(drop.sha256, deleted_at=drop.deleted_at)
@@ -258,3 +266,12 @@ class Repairer:
                 self.healed += 1
             else:
                 self.env.trace("blob.heal.fail", sha256=sha)
+
+
+REPAIR_SLICE = 256
+"""Copies a repair round handles between two turns of the event loop (a few ms)."""
+
+
+def _slices(held: Sequence[tuple[str, float]]) -> Iterator[Sequence[tuple[str, float]]]:
+    for i in range(0, len(held), REPAIR_SLICE):
+        yield held[i : i + REPAIR_SLICE]

@@ -430,7 +430,7 @@ SCENARIO = register(
             Check(
                 DELETED,
                 "a deleted blob has no copy on a live member after heal",
-                Sabotage({BlobStoreMechanism.TOMBSTONES}, seeds=(2,), adapt=churning),
+                Sabotage({BlobStoreMechanism.TOMBSTONES}, seeds=(1,), adapt=churning),
             ),
             Check(
                 READABLE,
