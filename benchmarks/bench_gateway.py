@@ -18,16 +18,17 @@ process with a certificate from the development CA
    **through the HTTP API of the nodes** (``--upload-workers`` concurrent uploads, round
    robin over the nodes; every node has applied them all before measuring) — then
    ``GET /api/songs?q=WORD&limit=20`` from ``--clients`` concurrent clients, each on its own
-   keep-alive connection, for ``--seconds``: through the gateway (HTTPS), against one node
-   directly (plain HTTP), and against the peer — the same catalog query on a copy of node 1's
-   SQLite file served by uvicorn+starlette (``_search_peer.py``) — in the same run.
+   keep-alive connection (``wrk`` when installed), for ``--seconds``: against one node
+   directly (plain HTTP), through the gateway (HTTPS), and against the peer — the same
+   catalog query on a copy of node 1's SQLite file served by uvicorn+starlette
+   (``_search_peer.py``) — in the same run, in that order.
    Requests/s (and the ratio to the peer), p50/p99 latency, and the worst node's event-loop
    lag p99 during each load (from the ``/metrics`` histograms scraped before and after).
    Targets (issue 14): a node >= 1.0x the peer; the gateway >= 0.6x with p99 <= 100 ms;
    loop lag p99 <= 20 ms.
 
-The load generator runs in this process on the same machine as the servers, as do the
-servers of both sides; on a 2-core machine the figures are dominated by CPU sharing.
+The load generator (wrk, or this process's threads) runs on the same machine as the servers,
+as do the servers of both sides; on a 2-core machine the figures are dominated by CPU sharing.
 """
 
 from __future__ import annotations
@@ -633,7 +634,7 @@ def bench_search(
         )
     direct = Target("one node directly (plain HTTP)", node_urls[0], token, None)
     peer = search_peer(tmp, node_db, stack)
-    runs = [("gateway (HTTPS)", gateway), (direct.name, direct), (PEER, peer)]
+    runs = [(direct.name, direct), ("gateway (HTTPS)", gateway), (PEER, peer)]
     sides: dict[str, list[dict[str, float]]] = {}
     lag_p99: dict[str, float] = {}
     for seed, (label, target) in enumerate(runs, start=1):
