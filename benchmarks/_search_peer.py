@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dspot.disk._local import READER_CACHE_KIB
+from dspot.disk import READER_CACHE_KIB
 
 __all__ = ["copy_catalog", "lag_buckets", "lag_quantile_ms", "main"]
 

@@ -17,10 +17,11 @@ from dspot.disk._base import (
     Transaction,
     validate_name,
 )
-from dspot.disk._local import LocalDisk
+from dspot.disk._local import READER_CACHE_KIB, LocalDisk
 from dspot.disk._sim import SimDisk
 
 __all__ = [
+    "READER_CACHE_KIB",
     "Database",
     "Disk",
     "DiskFault",
