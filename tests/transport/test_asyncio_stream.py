@@ -4,6 +4,7 @@ fairness, sendfile, and closing; real sockets on loopback, real clock."""
 from __future__ import annotations
 
 import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -221,5 +222,27 @@ def test_closing_the_listener_ends_serve() -> None:
                 tg.start_soon(listener.serve, lambda s: s.aclose())
                 await anyio.sleep(0.05)
                 await listener.aclose()  # serve returns: the task group can finish
+
+    run(main)
+
+
+def test_the_peer_address_survives_the_peer_resetting_the_connection() -> None:
+    """The client resets the connection (SO_LINGER 0): the server side still says who it
+    was. Asking the socket then fails with ENOTCONN, which once killed a gateway from the
+    line that logs a failed connection."""
+
+    async def main() -> None:
+        async with pair() as (server, client):
+            expected = server.extra(anyio.abc.SocketAttribute.remote_address)
+            raw = client.extra(anyio.abc.SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await client.aclose()
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError, OSError)):
+                await server.receive()
+            raw_server = server.extra(anyio.abc.SocketAttribute.raw_socket)
+            with pytest.raises(OSError):
+                raw_server.getpeername()  # what the attribute used to ask
+            assert server.extra(anyio.abc.SocketAttribute.remote_address) == expected
+            assert server.extra(anyio.abc.SocketAttribute.remote_port) == expected[1]
 
     run(main)

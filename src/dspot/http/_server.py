@@ -119,7 +119,12 @@ class StreamListener(Protocol):
 
 
 def _peer(stream: anyio.abc.ByteStream) -> str | None:
-    addr = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    """The client's address for logs; None when unknown (a socket the client already reset
+    may no longer say)."""
+    try:
+        addr = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    except OSError:
+        return None
     if isinstance(addr, tuple) and len(addr) >= 2:
         return f"{addr[0]}:{addr[1]}"
     return None if addr is None else str(addr)

@@ -123,14 +123,22 @@ class ProtocolStream(anyio.abc.ByteStream):
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
         sock: socket.socket = self._transport.get_extra_info("socket")
-        return {
+        # The addresses the transport read when the connection was made: asking the socket
+        # now fails (ENOTCONN) once the peer has reset it, and a server logging who
+        # disconnected must not die of that.
+        local = self._transport.get_extra_info("sockname")
+        peer = self._transport.get_extra_info("peername")
+        attributes: dict[Any, Callable[[], Any]] = {
             SocketAttribute.family: lambda: sock.family,
-            SocketAttribute.local_address: lambda: sock.getsockname(),
-            SocketAttribute.remote_address: lambda: sock.getpeername(),
-            SocketAttribute.local_port: lambda: sock.getsockname()[1],
-            SocketAttribute.remote_port: lambda: sock.getpeername()[1],
             SocketAttribute.raw_socket: lambda: sock,
         }
+        if local is not None:
+            attributes[SocketAttribute.local_address] = lambda: local
+            attributes[SocketAttribute.local_port] = lambda: local[1]
+        if peer is not None:
+            attributes[SocketAttribute.remote_address] = lambda: peer
+            attributes[SocketAttribute.remote_port] = lambda: peer[1]
+        return attributes
 
     async def _fairness(self) -> None:
         self._eager += 1
