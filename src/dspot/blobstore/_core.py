@@ -382,6 +382,16 @@ class RepairPlan:
     under_replicated: int
     """Copies whose owners hold fewer than min(R, live)."""
 
+    @classmethod
+    def concat(cls, parts: Iterable[RepairPlan]) -> RepairPlan:
+        """The plans of consecutive slices of a round's copies, as one plan."""
+        parts = list(parts)
+        return cls(
+            [d for p in parts for d in p.drops],
+            [f for p in parts for f in p.fetches],
+            sum(p.under_replicated for p in parts),
+        )
+
 
 class RepairRound:
     """One anti-entropy round of one node: which owners to ask about which copies, their

@@ -144,11 +144,7 @@ class Repairer:
         for part in _slices(held):
             parts.append(round_.plan_part(part))
             await anyio.lowlevel.checkpoint()
-        plan = RepairPlan(
-            [d for p in parts for d in p.drops],
-            [f for p in parts for f in p.fetches],
-            sum(p.under_replicated for p in parts),
-        )
+        plan = RepairPlan.concat(parts)
         for drop in plan.drops:
             if drop.deleted_at is not None:
                 await self.local.drop(drop.sha256, deleted_at=drop.deleted_at)

@@ -170,10 +170,6 @@ async def open_stream(
         raise
 
 
-RAW_BODY_MIN = 1024 * 1024
-"""Bodies of at least this many bytes (with a content-length) are read past h11."""
-
-
 class _Connection:
     """One pooled connection: a byte stream and its client-side h11 state."""
 
@@ -261,11 +257,6 @@ class ClientResponse:
         conn = self._conn
         if conn is None:
             raise HttpClientError("response body already consumed or closed")
-        length = self._raw_length()
-        if length is not None:
-            async for chunk in self._iter_raw(conn, length):
-                yield chunk
-            return
         try:
             while True:
                 event = await conn.next_event(self._read_timeout)
@@ -282,54 +273,6 @@ class ClientResponse:
                 self._conn = None
                 with anyio.CancelScope(shield=True):
                     await conn.aclose()
-
-    def _raw_length(self) -> int | None:
-        """The body's length when it is worth reading past h11: a large body of known length
-        (not chunked; a response that can have one). h11 would copy every byte once more
-        through its receive buffer; for a song relayed by the gateway that copy costs more
-        than the new connection the next request then opens (the raw path closes this one:
-        h11 never saw the body, so it cannot be reused)."""
-        length = self.headers.get("content-length")
-        if (
-            length is None
-            or not length.isdigit()
-            or int(length) < RAW_BODY_MIN
-            or self.method == "HEAD"
-            or self.status in (204, 304)
-            or "transfer-encoding" in self.headers
-        ):
-            return None
-        return int(length)
-
-    async def _iter_raw(self, conn: _Connection, length: int) -> AsyncIterator[bytes]:
-        """Yield ``length`` body bytes straight from the stream, then close the connection."""
-        try:
-            buffered, _ = conn.h11.trailing_data
-            if len(buffered) > length:
-                raise HttpProtocolError("the server sent more than its content-length")
-            left = length - len(buffered)
-            if buffered:
-                yield bytes(buffered)
-            while left:
-                try:
-                    with anyio.fail_after(self._read_timeout):
-                        data = await conn.stream.receive(min(left, 1024 * 1024))
-                except TimeoutError:
-                    raise ReadTimeout("no data from server in time") from None
-                except anyio.EndOfStream:
-                    raise ServerDisconnected(
-                        f"connection closed in the response body ({left} bytes short)"
-                    ) from None
-                except STREAM_ERRORS as e:
-                    raise ServerDisconnected(f"connection lost while receiving: {e!r}") from e
-                if len(data) > left:
-                    raise HttpProtocolError("the server sent more than its content-length")
-                left -= len(data)
-                yield data
-        finally:
-            self._conn = None
-            with anyio.CancelScope(shield=True):
-                await conn.aclose()
 
     async def read(self) -> bytes:
         """The whole body."""
