@@ -2,7 +2,7 @@
 asserted. Run by hand:
 
     python benchmarks/bench_blobstore.py [--mib 64] [--repeat 5] [--repair-mib 1024]
-        [--backend asyncio] [--only upload|rss|repair ...]
+        [--backend asyncio] [--only upload|rss|repair ...] [--keep-cache]
 
 1. Upload of one ``--mib`` blob with R=3, W=2 against R=1 (target: <= 1.5x), ``--repeat``
    times each, R=1 and R=3 alternating so both see the same machine load; the medians and
@@ -46,6 +46,9 @@ from dspot.testing import ScriptedMembership
 from dspot.transport import TcpTransport
 
 MiB = 1024 * 1024
+KEEP_CACHE = False
+"""``--keep-cache``: copies keep their pages in the OS page cache (``drop_behind_writes`` off),
+to compare with the default in the same session."""
 
 
 async def source(total: int, seed: int, piece: int = MiB) -> AsyncIterator[bytes]:
@@ -127,7 +130,11 @@ async def bench_upload_and_read(mib: int, repeat: int) -> None:
         order = (1, 3) if i % 2 == 0 else (3, 1)
         for replicas in order:
             with tempfile.TemporaryDirectory() as tmp:
-                config = BlobStoreConfig(replicas=replicas, write_quorum=min(2, replicas))
+                config = BlobStoreConfig(
+                    replicas=replicas,
+                    write_quorum=min(2, replicas),
+                    drop_behind_writes=not KEEP_CACHE,
+                )
                 cluster = Cluster(Path(tmp), config)
                 async with anyio.create_task_group() as tg:
                     for n in range(3):
@@ -221,7 +228,12 @@ async def serve_child(name: str, root: str, members: str, replicas: int, quorum:
             listen = address
     # No repair round during the run: it would move earlier uploads (placed by upload id, the
     # hash being unknown up front) to their hash's owners while later ones are timed.
-    config = BlobStoreConfig(replicas=replicas, write_quorum=quorum, repair_interval=3600.0)
+    config = BlobStoreConfig(
+        replicas=replicas,
+        write_quorum=quorum,
+        repair_interval=3600.0,
+        drop_behind_writes=not KEEP_CACHE,
+    )
     async with await LocalDisk.open(Path(root) / name) as disk:
         env = production_env(name, TcpTransport(), disk, seed=1)
         async with RpcNode(env, listen=listen, secret=b"bench") as rpc:
@@ -244,7 +256,7 @@ async def bench_upload_processes(mib: int, repeat: int, backend: str) -> None:
         for i in range(3):
             # The replicas' own replication setting plays no part in an upload they receive.
             cmd = [sys.executable, __file__, "--serve", f"p{i}", tmp, members, "3", "2"]
-            cmd += ["--backend", backend]
+            cmd += ["--backend", backend] + (["--keep-cache"] if KEEP_CACHE else [])
             proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before timing
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE
             )
@@ -267,7 +279,11 @@ async def bench_upload_processes(mib: int, repeat: int, backend: str) -> None:
                 for replicas, disk in ((1, disk1), (3, disk3)):
                     env = production_env(f"client-r{replicas}", TcpTransport(), disk, seed=replicas)
                     rpc = await tg.start(_client_rpc, env)
-                    config = BlobStoreConfig(replicas=replicas, write_quorum=min(2, replicas))
+                    config = BlobStoreConfig(
+                        replicas=replicas,
+                        write_quorum=min(2, replicas),
+                        drop_behind_writes=not KEEP_CACHE,
+                    )
                     stores[replicas] = BlobStore(env, rpc, directory.view(env.node_id), config)
                     await tg.start(stores[replicas].run)
                     await stores[replicas].put(source(MiB, 90 + replicas))  # warm up
@@ -377,8 +393,13 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=["upload", "rss", "repair"])
     parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--keep-cache", action="store_true", help="copies stay in the page cache (the old way)"
+    )
     add_json_option(parser)
     args = parser.parse_args()
+    global KEEP_CACHE
+    KEEP_CACHE = args.keep_cache
     if args.serve:
         name, root, members, replicas, quorum = args.serve
         anyio.run(
@@ -389,7 +410,8 @@ def main() -> None:
         anyio.run(rss_child, args.mib, 8, backend=args.backend)
         return
     print(machine_line())
-    print(f"backend: {args.backend}")
+    cache = "kept in" if KEEP_CACHE else "dropped from"
+    print(f"backend: {args.backend}; copies {cache} the page cache")
     parts = args.only or ["upload", "rss", "repair"]
     if "upload" in parts:
         print(f"load average before the uploads: {os.getloadavg()[0]:.2f}")

@@ -174,3 +174,43 @@ async def test_directories_and_files_are_private_from_creation(
 
 def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
+
+
+def _resident_pages(path: Path) -> int:
+    """Pages of ``path`` in the OS page cache (``mincore`` over a mapping of the file)."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
+    libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = path.stat().st_size
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    vec = (ctypes.c_ubyte * pages)()
+    with open(path, "rb") as f:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, f.fileno(), 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap")
+        try:
+            if libc.mincore(addr, size, vec) != 0:
+                raise OSError(ctypes.get_errno(), "mincore")
+        finally:
+            libc.munmap(addr, size)
+    return sum(v & 1 for v in vec)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
+async def test_a_file_written_without_cache_leaves_the_page_cache(local_disk: LocalDisk) -> None:
+    data = os.urandom(4 << 20)
+    for name, cache in (("keep/a", True), ("drop/a", False)):
+        async with local_disk.create(name, cache=cache) as writer:
+            await writer.write(data)
+            await writer.commit()
+    kept = _resident_pages(local_disk.root / "files" / "keep" / "a")
+    dropped = _resident_pages(local_disk.root / "files" / "drop" / "a")
+    assert kept > 0.9 * (len(data) // 4096)  # just written: every page still cached
+    assert dropped < 0.1 * (len(data) // 4096)
+    assert await local_disk.read("drop/a") == data  # read back from the disk

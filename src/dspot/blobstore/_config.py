@@ -57,6 +57,11 @@ class BlobStoreConfig:
     repair_parallel: int = 4
     fetch_timeout: float = 120.0
     scrub_interval: float = 300.0
+    drop_behind_writes: bool = True
+    """A copy's pages leave the OS page cache once it is durable (see
+    :meth:`dspot.disk.Disk.create`): uploads are written once and streamed later, and a cache
+    growing by every uploaded byte made each further upload slower (64 MiB, R=3, one process
+    per node on a 2-core VM: 0.61 s with the pages kept, 0.39 s dropped)."""
     read_passes: int = 3
     """How many times a read walks the replica list before giving up."""
     tombstone_ttl: float = 7 * 86400.0

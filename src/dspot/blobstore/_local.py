@@ -132,8 +132,10 @@ class LocalBlobs:
         block_size: int,
         offload: Offload = run_inline,
         disabled: frozenset[Mechanism] = frozenset(),
+        cache_writes: bool = True,
     ) -> None:
         self.disk = disk
+        self._cache_writes = cache_writes
         self._verify_reads = BlobStoreMechanism.READ_VERIFY not in disabled
         self._tombstoning = BlobStoreMechanism.TOMBSTONES not in disabled
         self.block_size = block_size
@@ -196,7 +198,8 @@ class LocalBlobs:
         """Start writing a new copy into a fresh file named after ``file_id``;
         ``blocks=False`` when the block digests will come with the commit."""
         name = f"{PREFIX}{file_id[:2]}/{file_id}"
-        return Ingest(self, self.disk.create(name), self.block_size, blocks=blocks)
+        writer = self.disk.create(name, cache=self._cache_writes)
+        return Ingest(self, writer, self.block_size, blocks=blocks)
 
     async def _publish(
         self,

@@ -128,6 +128,7 @@ class BlobStore:
             block_size=self.config.block_size,
             offload=env.offload,
             disabled=env.disabled,
+            cache_writes=not self.config.drop_behind_writes,
         )
         self._rng = env.child_rng("blobstore")
         self._suspect: dict[str, float] = {}

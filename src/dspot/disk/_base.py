@@ -361,8 +361,14 @@ class Disk(abc.ABC):
     db: Database
 
     @abc.abstractmethod
-    def create(self, name: str) -> FileWriter:
-        """Start writing a file; it appears under ``name`` only when committed."""
+    def create(self, name: str, *, cache: bool = True) -> FileWriter:
+        """Start writing a file; it appears under ``name`` only when committed.
+
+        ``cache=False`` is for files written once and read later, if at all (audio): once a
+        synced commit has made the bytes durable, their pages leave the operating system's
+        page cache, so a steady stream of uploads does not keep claiming fresh memory for
+        pages nobody reads (HDFS datanodes' "drop cache behind writes"). A disk without a
+        page cache ignores it."""
 
     async def write_file(self, name: str, data: bytes, *, sync: bool = True) -> None:
         """Create, write and commit a whole file in one call (for small files)."""

@@ -101,6 +101,16 @@ def _private_opener(path: str, flags: int) -> int:
     return os.open(path, flags, _FILE_MODE)
 
 
+def _sync(fd: int, cache: bool) -> None:
+    """Make a file's bytes durable (rule 1); ``cache=False`` then drops its now clean pages
+    from the page cache. On a 2-core VM here, writing 64 MiB files one after another cost
+    0.15 s of system time each once the cache had grown by about 600 MiB (fresh pages are
+    expensive to hand out), against 0.018 s each when every file dropped its pages."""
+    os.fsync(fd)
+    if not cache and hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 def _fsync_dir(path: Path) -> None:
     if os.name == "nt":  # Windows cannot open a directory for fsync
         return
@@ -337,9 +347,10 @@ class _LocalDatabase(SqliteDatabase):
 
 
 class _LocalFileWriter(FileWriter):
-    def __init__(self, disk: LocalDisk, name: str) -> None:
+    def __init__(self, disk: LocalDisk, name: str, *, cache: bool) -> None:
         super().__init__(name)
         self._disk = disk
+        self._cache = cache
         self._final = disk._path(name)
         self._tmp: Path | None = None
         self._file: anyio.AsyncFile[bytes] | None = None
@@ -377,7 +388,7 @@ class _LocalFileWriter(FileWriter):
                 f = await self._open()
                 await f.flush()
                 if sync:
-                    await anyio.to_thread.run_sync(os.fsync, f.wrapped.fileno())  # rule 1
+                    await anyio.to_thread.run_sync(_sync, f.wrapped.fileno(), self._cache)
                 await f.aclose()
                 assert self._tmp is not None
                 async with disk._files_lock:
@@ -476,9 +487,9 @@ class LocalDisk(Disk):
             old_size = 0
         self._bytes += new_size - old_size
 
-    def create(self, name: str) -> FileWriter:
+    def create(self, name: str, *, cache: bool = True) -> FileWriter:
         self._check_open()
-        writer = _LocalFileWriter(self, name)
+        writer = _LocalFileWriter(self, name, cache=cache)
         self._writers.add(writer)
         return writer
 

@@ -377,7 +377,7 @@ class SimDisk(Disk):
 
     # -- Disk -----------------------------------------------------------------------------
 
-    def create(self, name: str) -> FileWriter:
+    def create(self, name: str, *, cache: bool = True) -> FileWriter:
         validate_name(name)
         self._check_open()
         return _SimFileWriter(self, name)
