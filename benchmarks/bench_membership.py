@@ -35,6 +35,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 from _results import Results, add_json_option
 
 from dspot.env import NodeEnv
@@ -62,11 +63,19 @@ CONFIGS = {
 }
 
 
+@attrs.define
+class Ground:
+    """Every dead/suspect event seen, the configuration, and the crash."""
+
+    config: MembershipConfig = attrs.Factory(MembershipConfig)
+    log: list[tuple[float, str, str, str]] = attrs.Factory(list)
+    crash: tuple[float, str] = (0.0, "")
+
+
 async def bench_node(
     env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]
 ) -> None:
-    log: list[tuple[float, str, str, str]] = sim.data.setdefault("log", [])
-    config: MembershipConfig = sim.data["config"]
+    log, config = sim.state(Ground).log, sim.state(Ground).config
     seeds = [f"{n}:{PORT}" for n in sim.names[:3] if n != env.node_id]
     async with RpcNode(env, listen=f"{env.node_id}:{PORT}", secret=SECRET) as rpc:
         membership = Membership(env, rpc, config, seeds=seeds)
@@ -81,7 +90,7 @@ async def bench_workload(sim: Simulation) -> None:
     crash_at = WARMUP + sim.rng.uniform(0.0, 1.0)
     await anyio.sleep(crash_at)
     victim = sim.rng.choice(sim.names)
-    sim.data["crash"] = (sim.now(), victim)
+    sim.state(Ground).crash = (sim.now(), victim)
     sim.crash(victim)
     await anyio.sleep(sim.duration - sim.now())
 
@@ -104,15 +113,15 @@ def one_run(args: tuple[str, int, float, int, float]) -> dict[str, Any]:
     box: dict[str, Simulation] = {}
 
     def setup(sim: Simulation) -> None:
-        sim.data["config"] = CONFIGS[config_name]
+        sim.state(Ground).config = CONFIGS[config_name]
         box["sim"] = sim
 
     run_seed(scenario, seed, setup=setup)
-    data = box["sim"].data
-    crashed_at, victim = data["crash"]
+    data = box["sim"].state(Ground)
+    crashed_at, victim = data.crash
     detected: dict[str, float] = {}
     false_positives = 0
-    for when, observer, kind, subject in data["log"]:
+    for when, observer, kind, subject in data.log:
         if kind != "dead":
             continue
         if subject == victim and when >= crashed_at:

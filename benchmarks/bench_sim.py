@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 from _machine import machine_line
 from _results import Results, add_json_option
 
@@ -25,6 +26,12 @@ from dspot.env import NodeEnv
 from dspot.rpc import Peer, RpcNode
 from dspot.sim import FaultConfig, Scenario, Simulation, run_seed
 from dspot.sim.scenarios.rpc import Read, Value
+
+
+@attrs.define
+class Calls:
+    n: int = 0
+    """Calls answered over the run."""
 
 
 async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
@@ -39,7 +46,7 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
             while True:
                 await anyio.sleep(0.1)
                 await rpc.call(f"{dst}:7000", Read(0))
-                sim.data["calls"] = sim.data.get("calls", 0) + 1
+                sim.state(Calls).n += 1
 
         async with anyio.create_task_group() as tg:
             for dst in sim.names:
@@ -52,7 +59,7 @@ def _run(loop: str, nodes: int, virtual: float) -> tuple[int, int, float]:
     calls: dict[str, int] = {}
 
     def check(sim: Simulation) -> None:
-        calls["n"] = sim.data.get("calls", 0)
+        calls["n"] = sim.state(Calls).n
 
     scenario = Scenario(
         name="bench",

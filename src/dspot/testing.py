@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar, TypeVarTuple, Unpack
+from typing import TypeVar, TypeVarTuple, Unpack
 
 import anyio
 import attrs
@@ -152,15 +152,9 @@ class ScriptedMembership:
         return directory
 
     @classmethod
-    def shared(cls, data: dict[str, Any], names: list[str], port: int) -> ScriptedMembership:
-        """The one directory a simulation's nodes share, kept in ``sim.data`` (made on first
-        use with every node alive at ``name:port``)."""
-        found = data.get("membership")
-        if found is None:
-            found = data["membership"] = cls.of({n: f"{n}:{port}" for n in names})
-        if not isinstance(found, ScriptedMembership):
-            raise TypeError("sim.data['membership'] is not a ScriptedMembership")
-        return found
+    def on_port(cls, names: list[str], port: int) -> ScriptedMembership:
+        """A directory of ``names``, every one alive at ``name:port`` (a simulation's nodes)."""
+        return cls.of({n: f"{n}:{port}" for n in names})
 
     def view(self, self_id: str) -> StaticView:
         """Node ``self_id``'s view of this directory."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 
 from dspot.blobstore import BlobStore, BlobStoreConfig
 from dspot.env import Mechanism, NodeEnv
@@ -33,12 +34,23 @@ SMALL = BlobStoreConfig(
 )
 
 
+@attrs.define
+class Harness:
+    """The cluster's shared directory and configuration."""
+
+    config: BlobStoreConfig = SMALL
+    directory: ScriptedMembership | None = None
+
+
 def directory(sim: Simulation) -> ScriptedMembership:
-    return ScriptedMembership.shared(sim.data, sim.names, PORT)
+    harness = sim.state(Harness)
+    if harness.directory is None:
+        harness.directory = ScriptedMembership.on_port(sim.names, PORT)
+    return harness.directory
 
 
 async def _node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
-    config: BlobStoreConfig = sim.data.get("config", SMALL)
+    config = sim.state(Harness).config
     retry = RetryPolicy(attempts=3, max_delay=0.2, attempt_timeout=1.0)
     async with RpcNode(
         env, listen=f"{env.node_id}:{PORT}", secret=b"s", call_timeout=3.0, retry=retry
@@ -68,7 +80,7 @@ def run_cluster(
         trace=TraceLog(),
         link=LinkModel(),
     )
-    sim.data["config"] = config
+    sim.state(Harness).config = config
     sim.disabled = disabled
 
     async def main() -> None:

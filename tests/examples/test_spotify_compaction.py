@@ -10,6 +10,7 @@ import attrs
 import pytest
 from dspot_spotify.catalog import snapshot
 from dspot_spotify.simulation import scenario
+from dspot_spotify.simulation.ground import Ground
 
 from dspot.sim import Simulation, run_seed
 
@@ -20,9 +21,10 @@ def test_nodes_take_and_install_snapshots_and_end_with_the_history() -> None:
     sims: list[Simulation] = []
     result = run_seed(scenario(), SEED, setup=sims.append)
     assert result.violations == ()
-    counts = sims[0].data["snapshots"]
+    ground = sims[0].state(Ground)
+    counts = ground.snapshots
     assert counts["taken"] >= 50 and counts["restored"] >= 1, counts
-    assert len(sims[0].data["log_history"]) >= 100
+    assert len(ground.log_history) >= 100
 
 
 def test_the_state_check_catches_a_snapshot_without_a_table(

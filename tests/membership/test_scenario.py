@@ -11,6 +11,7 @@ import pytest
 from dspot.env import Mechanism
 from dspot.membership import MembershipMechanism
 from dspot.sim import FaultConfig, RunResult, Simulation, check_seeds, get_scenario, run_seed
+from dspot.sim.scenarios.membership import Ground
 from dspot.transport import LinkModel
 
 
@@ -21,7 +22,7 @@ def _quiet(caplog: pytest.LogCaptureFixture) -> None:
 
 def run(
     seed: int, disabled: frozenset[Mechanism] | set[Mechanism] = frozenset(), **kw: Any
-) -> tuple[RunResult, dict[str, Any]]:
+) -> tuple[RunResult, Ground]:
     scenario = attrs.evolve(get_scenario("membership"), **kw)
     data: dict[str, Any] = {}
 
@@ -29,7 +30,7 @@ def run(
         data["sim"] = sim
 
     result = run_seed(scenario, seed, setup=prepare, disabled=disabled)
-    return result, data["sim"].data
+    return result, data["sim"].state(Ground)
 
 
 # A steady 5 % loss and no other fault: every false positive is a violation.
@@ -46,16 +47,16 @@ def test_a_seed_replays_to_the_same_trace() -> None:
     first, data = run(3)
     again, _ = run(3)
     assert first.trace_hash == again.trace_hash
-    assert data["membership.detections_checked"] > 0  # the detection check had work to do
+    assert data.detections_checked > 0  # the detection check had work to do
 
 
 def test_sabotage_without_suspicion_or_indirect_probes_loss_makes_false_positives() -> None:
     off = {MembershipMechanism.SUSPICION, MembershipMechanism.INDIRECT_PROBES}
     sabotaged = [run(seed, disabled=off, **LOSSY) for seed in (1, 2)]
-    assert sum(data["membership.false_positives"] for _, data in sabotaged) > 0
+    assert sum(data.false_positives for _, data in sabotaged) > 0
     assert any("declared running" in v for result, _ in sabotaged for v in result.violations)
 
     for seed in (1, 2):
         result, data = run(seed, **LOSSY)
         assert result.violations == ()
-        assert data["membership.false_positives"] == 0
+        assert data.false_positives == 0

@@ -6,9 +6,11 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 
 from dspot.env import NodeEnv
-from dspot.sim import FaultConfig, NodeMain, Scenario, Simulation, run_seed
+from dspot.sim import FaultConfig, NodeMain, Scenario, Simulation, TraceLog, run_seed
+from dspot.transport import LinkModel
 
 
 def _without_faults(
@@ -28,11 +30,17 @@ def _without_faults(
     )
 
 
+@attrs.define
+class _Seen:
+    seen: list[list[str]] = attrs.Factory(list)
+    files: list[str] = attrs.Factory(list)
+
+
 async def _writer(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
     db = env.disk.db
     await db.executescript("CREATE TABLE IF NOT EXISTS notes (text TEXT)")
     rows = await db.execute("SELECT text FROM notes ORDER BY text")
-    sim.data.setdefault("seen", []).append([r[0] for r in rows])
+    sim.state(_Seen).seen.append([r[0] for r in rows])
     task_status.started(env.node_id)
     if not rows:
         async with db.transaction(sync=True) as tx:
@@ -53,15 +61,16 @@ async def _crash_and_restart(sim: Simulation) -> None:
     sim.crash("n1")
     await sim.start("n1")
     files = await sim.nodes["n1"].disk.list_files()
-    sim.data["files"] = files
+    sim.state(_Seen).files = files
 
 
 def test_crash_keeps_synced_writes_and_loses_unsynced_ones() -> None:
     def check(sim: Simulation) -> None:
-        if sim.data["seen"] != [[], ["synced"]]:
-            sim.violation(f"saw {sim.data['seen']}", check="seen")
-        if sim.data["files"] != ["f/synced"]:
-            sim.violation(f"files {sim.data['files']}", check="files")
+        seen = sim.state(_Seen)
+        if seen.seen != [[], ["synced"]]:
+            sim.violation(f"saw {seen.seen}", check="seen")
+        if seen.files != ["f/synced"]:
+            sim.violation(f"files {seen.files}", check="files")
 
     scenario = _without_faults(
         "crash-disk", _writer, nodes=1, duration=2, check=check, workload=_crash_and_restart
@@ -98,3 +107,22 @@ def test_what_a_crashed_node_does_before_its_next_checkpoint_is_not_a_bug() -> N
     result = run_seed(_without_faults("zombie", node, nodes=2, duration=1), 1)
     assert len(result.violations) == 1
     assert "n2 after the crash" in result.violations[0]
+
+
+def test_state_is_one_typed_instance_per_kind_and_per_run() -> None:
+    def make() -> Simulation:
+        return Simulation(
+            seed=1,
+            node_names=["n1"],
+            node_main=_writer,
+            duration=1.0,
+            heal_at=0.0,
+            trace=TraceLog(),
+            link=LinkModel(),
+        )
+
+    sim = make()
+    seen = sim.state(_Seen)
+    seen.files.append("x")
+    assert sim.state(_Seen) is seen  # the same object wherever it is asked for
+    assert make().state(_Seen).files == []  # another run starts from the defaults

@@ -18,6 +18,7 @@ from dspot.sim import (
     get_scenario,
     run_seed,
 )
+from dspot.sim.scenarios import liveness
 from dspot.transport import LinkModel
 
 
@@ -33,14 +34,14 @@ def run(seed: int, *, inline: bool = False) -> tuple[RunResult, dict[str, Any]]:
     result = run_seed(
         get_scenario("liveness"), seed, setup=lambda sim: box.update(sim=sim), disabled=disabled
     )
-    return result, box["sim"].data
+    return result, box["sim"].state(liveness.Ground).summary
 
 
 def test_offloaded_flood_keeps_every_member_alive_and_every_loop_quick() -> None:
     for seed in (1, 2):
         result, data = run(seed)
         assert result.violations == ()
-        summary = data["liveness.summary"]
+        summary = data
         assert summary["work"] > 3000  # the users kept the workers busy all along
         assert summary["deaths"] > 0  # crashes were detected...
         assert summary["excused"] == summary["deaths"]  # ...and every death was a real fault
@@ -51,7 +52,7 @@ def test_offloaded_flood_keeps_every_member_alive_and_every_loop_quick() -> None
 
 def test_sabotage_the_same_work_on_the_loop_gets_live_members_declared_dead() -> None:
     result, data = run(1, inline=True)
-    assert data["liveness.summary"]["false_deaths"] > 0
+    assert data["false_deaths"] > 0
     assert any("dead at" in v and "liveness first" in v for v in result.violations)
     assert any("event loop lagged" in v and "scrypt" in v for v in result.violations)
 

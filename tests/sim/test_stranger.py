@@ -58,9 +58,22 @@ class Thing:
     name: str
 
 
+@attrs.define
+class Ground:
+    """Who served whom, and the handlers' sabotage switches."""
+
+    served: list[tuple[str, str, str, float]] = attrs.Factory(list)
+    """``(caller, callee, rpc|http, when)`` of every answered call."""
+    unguarded_json: bool = False
+    """``/raw`` parses bodies by hand (a 500 on bad JSON)."""
+    closing_listener: bool = False
+    """``/close`` ends the node's listener."""
+
+
 async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
     """RPC and HTTP on every node; each calls the others over both, every half second."""
-    served: list[tuple[str, str, str, float]] = sim.data.setdefault("served", [])
+    ground = sim.state(Ground)
+    served = ground.served
     router = Router()
     listener = await env.transport.listen(f"{env.node_id}:80")
 
@@ -75,13 +88,13 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
 
     @router.post("/raw")
     async def raw(request: Request) -> Response:
-        if sim.data.get("unguarded_json"):  # a handler that parses bodies by hand
+        if ground.unguarded_json:  # a handler that parses bodies by hand
             return Response.json(json.loads(await request.body()))
         return Response.json(await request.json(Thing))
 
     @router.get("/close")
     async def close(request: Request) -> Response:
-        if sim.data.get("closing_listener"):  # a handler that ends the listener
+        if ground.closing_listener:  # a handler that ends the listener
             await listener.aclose()
         return Response.text("ok")
 
@@ -129,7 +142,7 @@ async def _closing(listener: Any) -> AsyncIterator[None]:
 
 def check(sim: Simulation) -> None:
     """After heal, every node is served by every other, over RPC and over HTTP."""
-    served: list[tuple[str, str, str, float]] = sim.data.get("served", [])
+    served = sim.state(Ground).served
     after = {(src, dst, kind) for src, dst, kind, t in served if t > sim.heal_at + SETTLE}
     for src in sim.names:
         for dst in sim.names:
@@ -215,7 +228,7 @@ def test_without_the_decode_guard_the_rpc_sweep_reports_a_violation() -> None:
 )
 def test_each_http_check_reports_a_violation(flag: str, path: str, expected: str) -> None:
     def sabotage(sim: Simulation) -> None:
-        sim.data[flag] = True
+        setattr(sim.state(Ground), flag, True)
 
     scenario = attrs.evolve(SCENARIO, stranger=StrangerConfig(http_paths=(path,)))
     found = _first_violation(scenario, range(1, 21), setup=sabotage)

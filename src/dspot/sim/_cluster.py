@@ -19,7 +19,7 @@ import random
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -58,6 +58,9 @@ class SimNode:
     scope: anyio.CancelScope | None = None
     env: NodeEnv | None = None
     down_since: FaultSpan | None = None
+
+
+S = TypeVar("S")
 
 
 class Simulation:
@@ -99,8 +102,7 @@ class Simulation:
         self.tripped: list[str] = []
         """The check that reported each of :attr:`violations` (same order)."""
         self.faults = 0
-        self.data: dict[str, Any] = {}
-        """Scratch space where a scenario's nodes, workload and checker share ground truth."""
+        self._state: dict[type, object] = {}
         self.disabled: frozenset[Mechanism] = frozenset()
         """Mechanisms every node is built without (``NodeEnv.disabled``): sabotage tests."""
         self._main = node_main
@@ -126,6 +128,15 @@ class Simulation:
             tg.cancel_scope.cancel()
         for node in self.nodes.values():
             node.up = False
+
+    def state(self, kind: type[S]) -> S:
+        """This run's one instance of ``kind``, made with ``kind()`` on first use: the typed
+        ground truth a scenario's nodes, workload and checks share (one attrs class per
+        scenario, fields with defaults)."""
+        found = self._state.get(kind)
+        if found is None:
+            found = self._state[kind] = kind()
+        return cast(S, found)
 
     def now(self) -> float:
         return anyio.current_time()

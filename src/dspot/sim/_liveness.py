@@ -23,7 +23,6 @@ from dspot.sim._cluster import Simulation
 
 __all__ = ["Declaration", "check_no_false_deaths", "declarations", "watch_membership"]
 
-_KEY = "liveness.declarations"
 _WATCHED = {EventKind.SUSPECT: "suspect", EventKind.DEAD: "dead"}
 
 
@@ -38,10 +37,14 @@ class Declaration:
     incarnation: int
 
 
+@attrs.define
+class _Declared:
+    found: list[Declaration] = attrs.Factory(list)
+
+
 def declarations(sim: Simulation) -> list[Declaration]:
     """Every declaration recorded so far, in the order they were made."""
-    found: list[Declaration] = sim.data.setdefault(_KEY, [])
-    return found
+    return sim.state(_Declared).found
 
 
 async def watch_membership(

@@ -82,8 +82,34 @@ def content(data_id: str, size: int) -> bytes:
     return random.Random(data_id).randbytes(size)
 
 
+@attrs.define
+class Ground:
+    """The shared directory and what the clients were told, kept outside the nodes."""
+
+    directory: ScriptedMembership | None = None
+    acked: dict[str, tuple[str, int]] = attrs.Factory(dict)
+    """sha256 → ``(content id, size)`` of every acknowledged upload."""
+    deleting: dict[str, float] = attrs.Factory(dict)
+    """Blobs a client began deleting (when)."""
+    deleted: dict[str, float] = attrs.Factory(dict)
+    """Blobs whose delete was acknowledged (when)."""
+    committed_on: dict[str, dict[str, None]] = attrs.Factory(dict)
+    """Node → blobs it acknowledged as a synced copy."""
+    failed: list[tuple[str, str, float, str]] = attrs.Factory(list)
+    """``(operation, node, started, error)`` of every failed client operation."""
+    succeeded: list[tuple[str, str, float]] = attrs.Factory(list)
+    """``(operation, node, started)`` of every successful client operation."""
+    excused: dict[str, str] = attrs.Factory(dict)
+    """Blobs every copy of which a wipe destroyed (why)."""
+    left: list[str] = attrs.Factory(list)
+    """Members that churned out and have not rejoined."""
+
+
 def _directory(sim: Simulation) -> ScriptedMembership:
-    return ScriptedMembership.shared(sim.data, sim.names, PORT)
+    ground = sim.state(Ground)
+    if ground.directory is None:
+        ground.directory = ScriptedMembership.on_port(sim.names, PORT)
+    return ground.directory
 
 
 async def _pieces(data: bytes, rng: random.Random) -> AsyncGenerator[bytes, None]:
@@ -128,12 +154,9 @@ async def swim_node(
 
 
 async def _client(env: NodeEnv, sim: Simulation, store: BlobStore) -> None:
-    acked: dict[str, tuple[str, int]] = sim.data.setdefault("acked", {})
-    deleting: dict[str, float] = sim.data.setdefault("deleting", {})
-    deleted: dict[str, float] = sim.data.setdefault("deleted", {})
-    committed_on: dict[str, dict[str, None]] = sim.data.setdefault("committed_on", {})
-    failed: list[tuple[str, str, float, str]] = sim.data.setdefault("failed", [])
-    succeeded: list[tuple[str, str, float]] = sim.data.setdefault("succeeded", [])
+    ground = sim.state(Ground)
+    acked, deleting, deleted = ground.acked, ground.deleting, ground.deleted
+    committed_on, failed, succeeded = ground.committed_on, ground.failed, ground.succeeded
     me = env.node_id
     rng = env.child_rng("client")
     settled = sim.heal_at + SETTLE
@@ -229,8 +252,7 @@ def _copies(sim: Simulation, names: list[str] | None = None) -> dict[str, list[s
 
 def _install_hooks(sim: Simulation) -> None:
     """Wrap crash and wipe so the checker sees each disk just before and after."""
-    excused: dict[str, str] = sim.data.setdefault("excused", {})
-    committed_on: dict[str, dict[str, None]] = sim.data.setdefault("committed_on", {})
+    excused, committed_on = sim.state(Ground).excused, sim.state(Ground).committed_on
     crash, wipe = sim.crash, sim.wipe
 
     def checked_crash(name: str) -> None:
@@ -260,7 +282,7 @@ def _install_hooks(sim: Simulation) -> None:
 def on_fault(sim: Simulation, kind: str) -> None:
     rng = sim.rng
     if kind == "corrupt":
-        acked: dict[str, tuple[str, int]] = sim.data.get("acked", {})
+        acked = sim.state(Ground).acked
         name = rng.choice(sim.names)
         disk = sim.nodes[name].disk
         copies = _copies(sim)
@@ -276,7 +298,7 @@ def on_fault(sim: Simulation, kind: str) -> None:
             disk.corrupt_file(victim)
             sim.fault("corrupt", node=name, file=victim)
     elif kind == "churn":
-        left: list[str] = sim.data.setdefault("left", [])
+        left = sim.state(Ground).left
         if left:
             back = left.pop(0)
             sim.fault("churn", node=back, action="join")
@@ -289,7 +311,7 @@ def on_fault(sim: Simulation, kind: str) -> None:
 async def _membership_oracle(sim: Simulation) -> None:
     directory = _directory(sim)
     while True:
-        left: list[str] = sim.data.setdefault("left", [])
+        left = sim.state(Ground).left
         for name in sim.names:
             state = directory.state(name)
             if name in left:
@@ -308,16 +330,17 @@ async def _membership_oracle(sim: Simulation) -> None:
 
 
 def _members_live(sim: Simulation) -> list[str]:
-    left: list[str] = sim.data.get("left", [])
+    left = sim.state(Ground).left
     return [n for n in sim.names if sim.nodes[n].up and n not in left]
 
 
 def _skip(sim: Simulation, sha: str) -> bool:
-    return sha in sim.data.get("deleting", {}) or sha in sim.data.get("excused", {})
+    ground = sim.state(Ground)
+    return sha in ground.deleting or sha in ground.excused
 
 
 async def _check_replication(sim: Simulation) -> None:
-    acked: dict[str, tuple[str, int]] = sim.data.get("acked", {})
+    acked = sim.state(Ground).acked
     live = _members_live(sim)
     copies = _copies(sim, live)
     want = min(R, len(live))
@@ -331,13 +354,13 @@ async def _check_replication(sim: Simulation) -> None:
                 f"heal, want {want}",
                 check=REPLICATED,
             )
-    for sha in sim.data.get("deleted", {}):
+    for sha in sim.state(Ground).deleted:
         if sha in copies:
             sim.violation(f"deleted blob {sha} is back on {copies[sha]}", check=DELETED)
 
 
 async def _check_readable(sim: Simulation) -> None:
-    acked: dict[str, tuple[str, int]] = sim.data.get("acked", {})
+    acked = sim.state(Ground).acked
     live = _members_live(sim)
     for i, sha in enumerate(list(acked)):
         if _skip(sim, sha):
@@ -361,7 +384,7 @@ async def workload(sim: Simulation) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(_membership_oracle, sim)
         await anyio.sleep(sim.heal_at)
-        sim.data["left"] = []  # everyone who churned out rejoins at heal
+        sim.state(Ground).left.clear()  # everyone who churned out rejoins at heal
         await anyio.sleep(REPAIR_BOUND)
         await _check_replication(sim)
         await anyio.sleep(max(0.0, sim.duration - sim.now() - 3.0))
@@ -383,8 +406,7 @@ def churning(scenario: Scenario) -> Scenario:
 
 
 def check(sim: Simulation) -> None:
-    failed: list[tuple[str, str, float, str]] = sim.data.get("failed", [])
-    succeeded: list[tuple[str, str, float]] = sim.data.get("succeeded", [])
+    failed, succeeded = sim.state(Ground).failed, sim.state(Ground).succeeded
     settled = sim.heal_at + SETTLE
     for kind, node_name, started, error in failed:
         if started > settled and not (kind == "read" and _skip(sim, error.split(":")[0])):

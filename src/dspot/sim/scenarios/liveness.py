@@ -71,9 +71,20 @@ def _password_hash(password: bytes) -> bytes:
     return hashlib.sha256(password).digest()  # priced as scrypt by the cost model
 
 
+@attrs.define
+class Ground:
+    """What the nodes did, for the checks."""
+
+    work: dict[str, int] = attrs.Factory(dict)
+    """Requests each node's users got done."""
+    monitors: list[tuple[str, LoopLagMonitor]] = attrs.Factory(list)
+    summary: dict[str, Any] = attrs.Factory(dict)
+    """What :func:`check` found (for tests and the trace)."""
+
+
 async def _user(env: NodeEnv, sim: Simulation, index: int) -> None:
     rng = env.child_rng(f"user{index}")
-    done: dict[str, int] = sim.data.setdefault("liveness.work", {})
+    done = sim.state(Ground).work
     while True:
         await env.offload(_password_hash, b"hunter2", kind="scrypt")
         await env.disk.db.read(_search, rng.choice(WORDS))
@@ -86,7 +97,7 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
     await env.disk.db.executescript(_SCHEMA)
     await env.disk.db.write(_fill)
     monitor = LoopLagMonitor(env, interval=0.05, warn_after=STALL)
-    sim.data.setdefault("liveness.monitors", []).append((name, monitor))
+    sim.state(Ground).monitors.append((name, monitor))
     seeds = [f"{n}:{PORT}" for n in sim.names[:3] if n != name]
     async with RpcNode(env, listen=f"{name}:{PORT}", secret=SECRET, connect_timeout=1.0) as rpc:
         membership = Membership(env, rpc, CONFIG, seeds=seeds)
@@ -107,8 +118,8 @@ def _starved(scenario: Scenario) -> Scenario:
 def check(sim: Simulation) -> None:
     summary = check_no_false_deaths(sim, grace=CONFIG.detection_bound(len(sim.names)))
     worst = 0.0
-    monitor: LoopLagMonitor
-    for name, monitor in sim.data.get("liveness.monitors", []):
+    ground = sim.state(Ground)
+    for name, monitor in ground.monitors:
         worst = max(worst, monitor.recorder.max)
         if monitor.stalls:
             last = monitor.stalls[-1]
@@ -118,13 +129,13 @@ def check(sim: Simulation) -> None:
                 f"{last.running or '?'})",
                 check="no-stall",
             )
-    work: dict[str, int] = sim.data.get("liveness.work", {})
+    work = ground.work
     for name in sim.names:
         if work.get(name, 0) < 10:
             sim.violation(
                 f"{name}'s users got only {work.get(name, 0)} requests done", check="work-done"
             )
-    sim.data["liveness.summary"] = {**summary, "worst_lag": worst, "work": sum(work.values())}
+    ground.summary = {**summary, "worst_lag": worst, "work": sum(work.values())}
     sim.trace.record("liveness.summary", **summary, worst_lag=round(worst, 6))
 
 

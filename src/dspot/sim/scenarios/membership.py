@@ -3,7 +3,7 @@
 Every node runs :class:`~dspot.membership.Membership` over its RPC node. The last node joins
 late; the one before it leaves gracefully mid-run and rejoins; every node changes its
 metadata once. Ground truth (when each membership instance ran, and why it stopped) and
-every event each instance saw are kept in ``sim.data``, outside the nodes.
+every event each instance saw are kept in the run's :class:`Ground`, outside the nodes.
 
 Checks:
 
@@ -17,7 +17,7 @@ Checks:
 
 False positives during the fault phase (a live node declared dead, which a partition or a
 loss spike can legitimately cause) are counted, traced as ``op.membership.false_positive``
-and left in ``sim.data["membership.false_positives"]``; they are not violations.
+and left in :attr:`Ground.false_positives`; they are not violations.
 """
 
 from __future__ import annotations
@@ -75,9 +75,29 @@ class Holder:
     life: Life | None = None
 
 
+Log = list[tuple[float, str, int, str, str, int]]
+"""``(when, observer, its instance, event kind, about whom, their incarnation)``."""
+FinalViews = dict[str, list[tuple[str, str, int, tuple[tuple[str, str], ...]]]]
+
+
+@attrs.define
+class Ground:
+    """Ground truth and every event each membership instance saw, for the checks."""
+
+    config: MembershipConfig = CONFIG
+    log: Log = attrs.Factory(list)
+    lives: list[Life] = attrs.Factory(list)
+    """Every membership instance that ran: when, where, and why it stopped."""
+    final: FinalViews = attrs.Factory(dict)
+    """Each running member's view at the end."""
+    detections_checked: int = 0
+    """(Crash, observer) pairs the detection check looked at."""
+    false_positives: int = 0
+    """Running members declared dead (during faults they are not violations)."""
+
+
 def _config(sim: Simulation) -> MembershipConfig:
-    config: MembershipConfig = sim.data.get("membership.config", CONFIG)
-    return config
+    return sim.state(Ground).config
 
 
 async def _record(
@@ -87,7 +107,7 @@ async def _record(
     *,
     task_status: anyio.abc.TaskStatus[None],
 ) -> None:
-    log: list[tuple[float, str, int, str, str, int]] = sim.data.setdefault("membership.log", [])
+    log = sim.state(Ground).log
     async with membership.subscribe() as events:
         task_status.started()
         event: MembershipEvent
@@ -100,7 +120,7 @@ async def _record(
 
 async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
     name = env.node_id
-    lives: list[Life] = sim.data.setdefault("membership.lives", [])
+    lives = sim.state(Ground).lives
     config = _config(sim)
     rng = env.child_rng("scenario")
     first_boot = sim.nodes[name].incarnation == 1
@@ -153,7 +173,7 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
 async def workload(sim: Simulation) -> None:
     """Let the nodes run; just before the end, snapshot every running member's view."""
     await anyio.sleep(sim.duration - 0.001)
-    final: dict[str, list[tuple[str, str, int, tuple[tuple[str, str], ...]]]] = {}
+    final: FinalViews = {}
     for name in sim.names:
         holder = sim.nodes[name].handle if sim.nodes[name].up else None
         if isinstance(holder, Holder) and holder.membership is not None:
@@ -161,13 +181,11 @@ async def workload(sim: Simulation) -> None:
                 (m.node_id, m.state.value, m.incarnation, tuple(sorted(m.meta.items())))
                 for m in holder.membership.members()
             ]
-    sim.data["membership.final"] = final
+    sim.state(Ground).final = final
     await anyio.sleep(0.001)
 
 
-def _view_at(
-    log: list[tuple[float, str, int, str, str, int]], observer: Life, subject: str, t: float
-) -> str:
+def _view_at(log: Log, observer: Life, subject: str, t: float) -> str:
     """The subject's state in one instance's view just after time ``t`` ('' if unknown)."""
     state = ""
     for when, node, index, kind, about, _inc in log:
@@ -191,8 +209,8 @@ _STATE_AFTER = {
 def check(sim: Simulation) -> None:
     config = _config(sim)
     bound = config.detection_bound(len(sim.names))
-    lives: list[Life] = sim.data.get("membership.lives", [])
-    log: list[tuple[float, str, int, str, str, int]] = sim.data.get("membership.log", [])
+    ground = sim.state(Ground)
+    lives, log = ground.lives, ground.log
     end = sim.duration
     crashes = [x for x in lives if x.reason == "crash" and x.end is not None]
     checked = 0
@@ -228,7 +246,7 @@ def check(sim: Simulation) -> None:
                     f"{bound:.2f}s later",
                     check=DETECTION,
                 )
-    sim.data["membership.detections_checked"] = checked
+    ground.detections_checked = checked
 
     false_positives = 0
     for when, node, _index, kind, about, inc in log:
@@ -248,14 +266,12 @@ def check(sim: Simulation) -> None:
                 f"{node} declared running {about} dead at {when:.3f}s, after faults healed",
                 check=NO_FALSE_DEATH,
             )
-    sim.data["membership.false_positives"] = false_positives
+    ground.false_positives = false_positives
     sim.trace.record(
         "membership.summary", false_positives=false_positives, detections_checked=checked
     )
 
-    final: dict[str, list[tuple[str, str, int, tuple[tuple[str, str], ...]]]] = sim.data.get(
-        "membership.final", {}
-    )
+    final = ground.final
     running_now = sorted(x.node for x in lives if x.end is None or x.reason == "end")
     if not final:
         sim.violation("no member was running at the end", check=CONVERGENCE)

@@ -27,7 +27,14 @@ import attrs
 from dspot.disk import Transaction
 from dspot.env import NodeEnv
 from dspot.membership import MemberState
-from dspot.outbox import Inbox, InboxMessage, Outbox, OutboxConfig, OutboxMechanism
+from dspot.outbox import (
+    Inbox,
+    InboxMessage,
+    Outbox,
+    OutboxConfig,
+    OutboxMechanism,
+    OutboxStats,
+)
 from dspot.rpc import RetryPolicy, RpcNode
 from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import Simulation
@@ -54,8 +61,22 @@ CREATE TABLE IF NOT EXISTS applied (
 """
 
 
+@attrs.define
+class Ground:
+    """The shared directory, and what survives on each disk at the end, for the checks."""
+
+    directory: ScriptedMembership | None = None
+    stats: dict[str, OutboxStats] = attrs.Factory(dict)
+    """Each sender's outbox just before the end."""
+    truth: dict[str, dict[str, list[tuple[Any, ...]]]] = attrs.Factory(dict)
+    """Each node's ``orders`` and ``applied`` rows after the final crash."""
+
+
 def _directory(sim: Simulation) -> ScriptedMembership:
-    return ScriptedMembership.shared(sim.data, sim.names, PORT)
+    ground = sim.state(Ground)
+    if ground.directory is None:
+        ground.directory = ScriptedMembership.on_port(sim.names, PORT)
+    return ground.directory
 
 
 def _apply(tx: Transaction, message: InboxMessage) -> None:
@@ -123,7 +144,7 @@ async def workload(sim: Simulation) -> None:
             outbox = sim.nodes[name].handle
             if outbox is not None:
                 stats[name] = await outbox.stats()
-        sim.data["stats"] = stats
+        sim.state(Ground).stats = stats
         tg.cancel_scope.cancel()
     # Ground truth: what survives on each disk.
     truth: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
@@ -136,7 +157,7 @@ async def workload(sim: Simulation) -> None:
                 "SELECT op, sender, n FROM applied ORDER BY row", sync=False
             ),
         }
-    sim.data["truth"] = truth
+    sim.state(Ground).truth = truth
 
 
 def outages(scenario: Scenario) -> Scenario:
@@ -146,7 +167,8 @@ def outages(scenario: Scenario) -> Scenario:
 
 
 def check(sim: Simulation) -> None:
-    truth: dict[str, dict[str, list[tuple[Any, ...]]]] = sim.data.get("truth", {})
+    ground = sim.state(Ground)
+    truth = ground.truth
     if not truth:
         sim.violation("no ground truth collected", check=DRAINED)
         return
@@ -154,7 +176,7 @@ def check(sim: Simulation) -> None:
     for sender, tables in truth.items():
         for op, dst, n in tables["orders"]:
             committed[(sender, op)] = (dst, n)
-    for sender, stats in sim.data.get("stats", {}).items():
+    for sender, stats in ground.stats.items():
         if stats.pending:
             message = f"{sender}: {stats.pending} messages still in the outbox at the end"
             sim.violation(message, check=DRAINED)

@@ -38,6 +38,18 @@ SETTLE = 6.0
 Key = tuple[str, str]
 
 
+@attrs.define
+class Ground:
+    """Leases as granted and withdrawn, and what resolvers saw, for the checks."""
+
+    renewals: dict[Key, list[tuple[float, float]]] = attrs.Factory(dict)
+    """``(granted at, expires at)`` of every lease each registration really published."""
+    withdrawn: dict[Key, list[float]] = attrs.Factory(dict)
+    """When each registration was withdrawn."""
+    resolved: list[tuple[float, str, list[Key]]] = attrs.Factory(list)
+    """``(when, resolver, registrations found)`` of every resolve."""
+
+
 class _RecordingRegistry(Registry):
     """A registry that tells the simulation each lease it really grants or withdraws."""
 
@@ -46,15 +58,15 @@ class _RecordingRegistry(Registry):
     def _publish(self) -> None:
         super()._publish()
         now = self.env.clock.wall()
-        renewals: dict[Key, list[tuple[float, float]]] = self.sim.data.setdefault("renewals", {})
+        renewals = self.sim.state(Ground).renewals
         for reg in self._mine.values():
             renewals.setdefault((self.view.self_id, reg.instance), []).append((now, now + reg.ttl))
 
 
 async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
     me = env.node_id
-    resolved: list[tuple[float, str, list[Key]]] = sim.data.setdefault("resolved", [])
-    withdrawn: dict[Key, list[float]] = sim.data.setdefault("withdrawn", {})
+    ground = sim.state(Ground)
+    resolved, withdrawn = ground.resolved, ground.withdrawn
     rng = env.child_rng("scenario")
     async with RpcNode(env, listen=f"{me}:{PORT}", secret=SECRET) as rpc:
         seeds = [f"{n}:{PORT}" for n in sim.names[:2] if n != me]
@@ -117,9 +129,8 @@ def _lease_end(
 
 
 def check(sim: Simulation) -> None:
-    renewals: dict[Key, list[tuple[float, float]]] = sim.data.get("renewals", {})
-    withdrawn: dict[Key, list[float]] = sim.data.get("withdrawn", {})
-    resolved: list[tuple[float, str, list[Key]]] = sim.data.get("resolved", [])
+    ground = sim.state(Ground)
+    renewals, withdrawn, resolved = ground.renewals, ground.withdrawn, ground.resolved
     stale = 0
     for t, who, found in resolved:
         for key in found:

@@ -62,11 +62,28 @@ class Value:
     payload: bytes
 
 
+@attrs.define
+class Ground:
+    """What the nodes did, for the checks."""
+
+    executed: dict[str, int] = attrs.Factory(dict)
+    """Times each ``Incr`` op ran on its callee."""
+    acked: list[tuple[str, str, str, float]] = attrs.Factory(list)
+    """``(op, caller, callee, when)`` of every acknowledged ``Incr``."""
+    failed: list[tuple[str, str, float, float, str]] = attrs.Factory(list)
+    """``(caller, callee, started, ended, error)`` of every failed call."""
+    answered: list[tuple[str, str, float]] = attrs.Factory(list)
+    """``(caller, callee, when)`` of every answered call."""
+
+
 async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
-    executed: dict[str, int] = sim.data.setdefault("executed", {})
-    acked: list[tuple[str, str, str, float]] = sim.data.setdefault("acked", [])
-    failed: list[tuple[str, str, float, float, str]] = sim.data.setdefault("failed", [])
-    answered: list[tuple[str, str, float]] = sim.data.setdefault("answered", [])
+    ground = sim.state(Ground)
+    executed, acked, failed, answered = (
+        ground.executed,
+        ground.acked,
+        ground.failed,
+        ground.answered,
+    )
     counter = 0
 
     async def incr(req: Incr, peer: Peer) -> IncrOk:
@@ -116,16 +133,15 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
 
 
 def check(sim: Simulation) -> None:
-    executed: dict[str, int] = sim.data.get("executed", {})
-    acked: list[tuple[str, str, str, float]] = sim.data.get("acked", [])
-    failed: list[tuple[str, str, float, float, str]] = sim.data.get("failed", [])
+    ground = sim.state(Ground)
+    executed, acked, failed = ground.executed, ground.acked, ground.failed
     for op, src, dst, _ in acked:
         if executed.get(op, 0) < 1:
             sim.violation(f"acknowledged Incr {op} ({src}->{dst}) never ran", check=ACKED_RAN)
     for op, count in executed.items():
         if count > 1:
             sim.violation(f"non-idempotent Incr {op} ran {count} times", check=AT_MOST_ONCE)
-    answered: list[tuple[str, str, float]] = sim.data.get("answered", [])
+    answered = ground.answered
     resumed = {(src, dst) for src, dst, t in answered if t > sim.heal_at}
     for src in sim.names:
         for dst in sim.names:

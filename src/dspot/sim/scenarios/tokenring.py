@@ -21,7 +21,7 @@ touch it: the full history (``seq`` → entry) lives in the checker, never in th
 **View**: the ring runs on real SWIM membership (:class:`~dspot.membership.Membership`,
 every other node as a seed), with ``min_members`` set to the cluster size so a restarted
 node that knows only itself never counts itself a majority. Setting
-``sim.data["view"] = "oracle"`` (before the nodes start) runs it instead on an oracle view
+``sim.state(Ground).oracle_view = True`` (before the nodes start) runs it instead on an oracle view
 fed by the simulation's knowledge of who is up and reachable.
 
 Checks (DESIGN.md invariants 2, 3, 7):
@@ -182,13 +182,33 @@ def _reachable(sim: Simulation, a: str, b: str) -> bool:
     return sim.nodes[b].up and not sim.net.is_blocked(a, b) and not sim.net.is_blocked(b, a)
 
 
+@attrs.define
+class Ground:
+    """The full history and what each member did, kept outside the nodes for the checks."""
+
+    oracle_view: bool = False
+    """Run the ring on an oracle view instead of SWIM (set before the nodes start)."""
+    committed: dict[int, tuple[int, str]] = attrs.Factory(dict)
+    """``seq`` → ``(epoch, entry id)``, as first applied anywhere: the full history."""
+    acked: list[tuple[str, int, int, str, float]] = attrs.Factory(list)
+    """``(entry id, seq, epoch, submitter, submitted at)`` of every acknowledged submit."""
+    failed: list[tuple[str, str, float, str]] = attrs.Factory(list)
+    """``(entry id, submitter, submitted at, error)`` of every failed submit."""
+    states: dict[str, LedgerState] = attrs.Factory(dict)
+    """Each member's ledger state as last saved."""
+    snapshots: dict[str, int] = attrs.Factory(dict)
+    """Snapshots ``taken`` and ``restored`` over the whole run."""
+    restart: list[tuple[float, str]] = attrs.Factory(list)
+    """``(when, node)``: members to start again (crashed during an install, or wiped)."""
+    wiped: list[str] = attrs.Factory(list)
+    """Nodes whose disks were lost, in order."""
+    install_rng: random.Random | None = None
+
+
 async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
     me = env.node_id
-    data = sim.data
-    committed: dict[int, tuple[int, str]] = data.setdefault("committed", {})
-    acked: list[tuple[str, int, int, str, float]] = data.setdefault("acked", [])
-    failed: list[tuple[str, str, float, str]] = data.setdefault("failed", [])
-    states: dict[str, LedgerState] = data.setdefault("states", {})
+    ground = sim.state(Ground)
+    committed, acked, failed, states = ground.committed, ground.acked, ground.failed, ground.states
     rng = env.child_rng("tokenring-workload")
 
     def report(state: LedgerState) -> None:
@@ -216,13 +236,13 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
     async with contextlib.AsyncExitStack() as stack:
         rpc = await stack.enter_async_context(RpcNode(env, listen=f"{me}:{PORT}", secret=SECRET))
         view: RingView
-        if data.get("view") == "oracle":
+        if ground.oracle_view:
             addresses = {n: f"{n}:{PORT}" for n in sim.names}
             view = StaticView.fixed(me, addresses, reachable=lambda a, b: _reachable(sim, a, b))
         else:
             seeds = [f"{n}:{PORT}" for n in sim.names if n != me]
             view = await stack.enter_async_context(Membership(env, rpc, seeds=seeds))
-        machine = _Checked(ledger, apply, data.setdefault("snapshots", {}))
+        machine = _Checked(ledger, apply, ground.snapshots)
         ring = await stack.enter_async_context(
             TokenRing(
                 env,
@@ -284,13 +304,16 @@ class _Checked:
 
 def _install_crasher(sim: Simulation, me: str) -> Any:
     """Crash this member at a step of a snapshot install, now and then, before heal."""
-    rng: random.Random = sim.data.setdefault("install-rng", random.Random(f"install:{sim.seed}"))
+    ground = sim.state(Ground)
+    if ground.install_rng is None:
+        ground.install_rng = random.Random(f"install:{sim.seed}")
+    rng = ground.install_rng
 
     async def step(name: str) -> None:
         if sim.now() < sim.heal_at - 3.0 and rng.random() < INSTALL_CRASH[name]:
             sim.fault("crash_installing", node=me, step=name)
             sim.crash(me)
-            sim.data.setdefault("restart", []).append((sim.now() + rng.uniform(0.5, 2.0), me))
+            ground.restart.append((sim.now() + rng.uniform(0.5, 2.0), me))
             await anyio.lowlevel.checkpoint()  # cancelled here: the crash takes effect
 
     return step
@@ -307,7 +330,7 @@ async def _read_back(sim: Simulation, me: str, eid: str, seq: int, other: str) -
         await ring.wait_applied(LogPosition(seq, 0))
         if target.incarnation != incarnation or not target.up:
             return
-        got = sim.data["committed"].get(seq)
+        got = sim.state(Ground).committed.get(seq)
         if got is not None and got[1] != eid:
             message = f"{me} wrote {eid} at seq {seq} but {other} has {got[1]} there"
             sim.violation(message, check=READ_YOUR_WRITES)
@@ -339,7 +362,7 @@ async def workload(sim: Simulation) -> None:
             sim.fault("cut_off", node=victim, seconds=round(length, 3))
             pairs = sim.net.partition([[victim], [n for n in sim.names if n != victim]])
             heal_cut = now + length
-        restart: list[tuple[float, str]] = sim.data.get("restart", [])
+        restart = sim.state(Ground).restart
         for item in sorted(restart):
             if item[0] <= now:
                 restart.remove(item)
@@ -349,7 +372,7 @@ async def workload(sim: Simulation) -> None:
 def _wipe(sim: Simulation, rng: random.Random) -> None:
     """Lose one node's disk, unless a node that lost it earlier has not caught up yet: a
     cluster where most members lost their disks has lost its log, and cannot recover."""
-    wiped: list[str] = sim.data.setdefault("wiped", [])
+    wiped = sim.state(Ground).wiped
     for name in wiped:
         ring = sim.nodes[name].handle
         if not isinstance(ring, TokenRing) or ring.core.learner:
@@ -362,7 +385,7 @@ def _wipe(sim: Simulation, rng: random.Random) -> None:
     wiped.append(victim)
     sim.crash(victim)
     sim.wipe(victim)
-    sim.data.setdefault("restart", []).append((sim.now() + rng.uniform(1.0, 4.0), victim))
+    sim.state(Ground).restart.append((sim.now() + rng.uniform(1.0, 4.0), victim))
 
 
 POWER_LOSS = FaultConfig(
@@ -377,10 +400,8 @@ def power_loss(scenario: Scenario) -> Scenario:
 
 
 def check(sim: Simulation) -> None:
-    history: dict[int, tuple[int, str]] = sim.data.get("committed", {})
-    states: dict[str, LedgerState] = sim.data.get("states", {})
-    acked: list[tuple[str, int, int, str, float]] = sim.data.get("acked", [])
-    failed: list[tuple[str, str, float, str]] = sim.data.get("failed", [])
+    ground = sim.state(Ground)
+    history, states, acked, failed = ground.committed, ground.states, ground.acked, ground.failed
     # State = history: each member's state is the full history replayed to its position.
     final = {name: states.get(name, LedgerState()) for name in sim.names}
     for name, state in final.items():

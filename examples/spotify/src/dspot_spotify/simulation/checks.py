@@ -16,7 +16,8 @@ from dspot_spotify.simulation.checknames import (
     GATEWAY_STREAM,
     LIVENESS,
 )
-from dspot_spotify.simulation.cluster import ATTEMPTS, CLIENTS, GATEWAY, SETTLE, SimGateway
+from dspot_spotify.simulation.cluster import ATTEMPTS, CLIENTS, GATEWAY, SETTLE
+from dspot_spotify.simulation.ground import Ground
 from dspot_spotify.simulation.sessions import check_sessions
 from dspot_spotify.simulation.snapshots import check_state_is_history
 from dspot_spotify.simulation.tracks import FINAL_TRACKS, WORKLOAD_TRACKS, tracks
@@ -167,7 +168,7 @@ def check_gateway_streams(sim: Simulation) -> None:
     """Downloads through the gateway: never cut off unless a resume failed, and all complete
     once the faults have healed and settled."""
     settled = sim.heal_at + SETTLE
-    gateway: SimGateway | None = sim.data.get("gateway")
+    gateway = sim.state(Ground).gateway
     resume_failures = gateway.resume_failures if gateway is not None else []
     done = downloads(sim)
     for d in done:

@@ -22,6 +22,7 @@ from dspot_spotify.auth import ScryptParams
 from dspot_spotify.config import GATEWAY_SABOTAGES, NodeConfig, Sabotage
 from dspot_spotify.gateway import Gateway, GatewayConfig
 from dspot_spotify.node import SpotifyNode
+from dspot_spotify.simulation.ground import Ground
 from dspot_spotify.simulation.snapshots import (
     RING,
     CheckedMachine,
@@ -182,15 +183,16 @@ def crash_source(sim: Simulation, kind: str, faults: FaultConfig) -> None:
     """The ``crash_source`` fault: crash (and later restart, by heal at the latest) the node
     serving the streaming client's download when there is one, else a random node; never
     while another node is down. Restarts run in the workload's task group
-    (``sim.data["tasks"]``). Also the ``rot`` fault (:func:`rot`)."""
+    (:attr:`Ground.tasks`). Also the ``rot`` fault (:func:`rot`)."""
     if kind == "rot":
         rot(sim)
         return
     if kind != "crash_source":
         raise ValueError(f"unknown fault kind {kind!r}")
-    if "tasks" not in sim.data or len(sim.live()) < len(sim.names):
+    ground = sim.state(Ground)
+    if ground.tasks is None or len(sim.live()) < len(sim.names):
         return
-    source = sim.data.get("stream_source")
+    source = ground.stream_source
     victim = source if source in sim.names else sim.rng.choice(sim.names)
     sim.fault("crash", node=victim, source=victim == source)
     sim.crash(victim)

@@ -52,6 +52,7 @@ from dspot_spotify.simulation.cluster import (
     nemesis,
     node,
 )
+from dspot_spotify.simulation.ground import Ground
 from dspot_spotify.simulation.listener import Listener
 from dspot_spotify.simulation.ownership import check_ownership
 from dspot_spotify.simulation.sessions import SESSION_CLIENTS, SessionClient
@@ -70,7 +71,7 @@ async def workload(sim: Simulation) -> None:
     for name in sim.names:
         sim.net.set_link(GATEWAY, name, GATEWAY_LINK)
     gateway = SimGateway(sim, gateway_env(sim))
-    sim.data["gateway"] = gateway
+    sim.state(Ground).gateway = gateway
     async with (
         HttpClient(
             connect=sim.net.transport("checker").connect,
@@ -78,7 +79,7 @@ async def workload(sim: Simulation) -> None:
         ) as checker_http,
         anyio.create_task_group() as outer,
     ):
-        sim.data["tasks"] = outer
+        sim.state(Ground).tasks = outer
         outer.start_soon(disrupt, sim)
         await outer.start(gateway.run)
         # Its read timeout outlasts the gateway's resume window: a resume is not a stall. It
@@ -151,7 +152,7 @@ async def workload(sim: Simulation) -> None:
         # Blobs have owners once the faults healed and a grace period passed (inv. 12).
         await check_ownership(sim, bound=BLOB_GRACE + 15.0)
         check_gateway_is_observer(sim)
-        sim.data["gateway_resumed"] = gateway.resumed
+        sim.state(Ground).gateway_resumed = gateway.resumed
         sim.trace.record("gateway.end", resumed=gateway.resumed)
         outer.cancel_scope.cancel()
 

@@ -37,6 +37,7 @@ from dspot.sim import Simulation
 
 from dspot_spotify.simulation.checknames import LIVENESS, PARTIAL_WRITE, SESSIONS
 from dspot_spotify.simulation.cluster import GATEWAY
+from dspot_spotify.simulation.ground import Ground
 from dspot_spotify.simulation.tracks import session_tracks
 from dspot_spotify.simulation.workload import Reply, base_url
 from dspot_spotify.writer import LOG_POSITION_HEADER
@@ -53,8 +54,7 @@ _REFUSED = ("no quorum", "no healthy node", "no node has reached", "has not reac
 
 def history(sim: Simulation) -> list[Operation]:
     """Every operation of the clients without positions, in the order they completed."""
-    found: list[Operation] = sim.data.setdefault("history", [])
-    return found
+    return sim.state(Ground).history
 
 
 def _position(reply: Reply) -> tuple[int, int] | None:

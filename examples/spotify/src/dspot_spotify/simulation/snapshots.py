@@ -5,7 +5,7 @@ snapshot installs and restores); and the check that every node's catalog equals 
 the whole history.
 
 The history — every entry applied anywhere, by ``seq`` — lives in the checker
-(``sim.data["log_history"]``), never in the nodes: :class:`CheckedMachine` reports each entry a
+(:attr:`Ground.log_history`), never in the nodes: :class:`CheckedMachine` reports each entry a
 node applies, and a second node applying different bytes at the same ``seq`` is a fork.
 """
 
@@ -27,6 +27,7 @@ from dspot_spotify import catalog
 from dspot_spotify.catalog import snapshot
 from dspot_spotify.node import SpotifyNode
 from dspot_spotify.simulation.checknames import STATE
+from dspot_spotify.simulation.ground import Ground
 from dspot_spotify.statemachine import CatalogMachine
 
 __all__ = [
@@ -73,7 +74,7 @@ class CheckedMachine:
     node: str
 
     async def apply(self, entry: CommittedEntry) -> None:
-        history: dict[int, tuple[int, bytes]] = self.sim.data.setdefault("log_history", {})
+        history = self.sim.state(Ground).log_history
         seq, epoch = entry.position.seq, entry.position.epoch
         first = history.setdefault(seq, (epoch, entry.data))
         if first != (epoch, entry.data):
@@ -97,19 +98,21 @@ class CheckedMachine:
 
 
 def _count(sim: Simulation, what: str) -> None:
-    counts: dict[str, int] = sim.data.setdefault("snapshots", {})
+    counts = sim.state(Ground).snapshots
     counts[what] = counts.get(what, 0) + 1
 
 
 def _rng(sim: Simulation) -> random.Random:
-    rng: random.Random = sim.data.setdefault("snapshot-rng", random.Random(f"snap:{sim.seed}"))
-    return rng
+    ground = sim.state(Ground)
+    if ground.snapshot_rng is None:
+        ground.snapshot_rng = random.Random(f"snap:{sim.seed}")
+    return ground.snapshot_rng
 
 
 def restart_later(sim: Simulation, name: str, delay: float) -> None:
     """Restart the crashed node ``name`` after ``delay`` seconds (by heal at the latest), in
-    the workload's task group (``sim.data["tasks"]``)."""
-    tasks: anyio.abc.TaskGroup | None = sim.data.get("tasks")
+    the workload's task group (:attr:`Ground.tasks`)."""
+    tasks = sim.state(Ground).tasks
     if tasks is None:
         return
     until = min(sim.now() + delay, sim.heal_at)
@@ -124,14 +127,16 @@ def restart_later(sim: Simulation, name: str, delay: float) -> None:
 def _may_crash(sim: Simulation) -> bool:
     """Crash a node only before heal (minus time to restart) and while every node is up."""
     return (
-        "tasks" in sim.data and sim.now() < sim.heal_at - 3.0 and len(sim.live()) == len(sim.names)
+        sim.state(Ground).tasks is not None
+        and sim.now() < sim.heal_at - 3.0
+        and len(sim.live()) == len(sim.names)
     )
 
 
 def _victim(sim: Simulation, rng: random.Random, avoid: str | None = None) -> str | None:
     """A running node whose loss leaves the others up and reaching each other (a majority
     that goes on without it, and so leaves it behind), if there is one."""
-    if "tasks" not in sim.data or sim.now() >= sim.heal_at - 3.0:
+    if sim.state(Ground).tasks is None or sim.now() >= sim.heal_at - 3.0:
         return None
     names = sim.names
     up = set(sim.live())
@@ -266,7 +271,7 @@ async def check_state_is_history(sim: Simulation) -> None:
         if commit is not None:
             with anyio.move_on_after(10.0):
                 await spotify.ring.wait_applied(commit)
-    history: dict[int, tuple[int, bytes]] = sim.data.get("log_history", {})
+    history = sim.state(Ground).log_history
     top = max(history, default=0)
     want = replay(history, top)
     for name, spotify in running.items():

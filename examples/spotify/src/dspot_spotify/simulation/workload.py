@@ -1,6 +1,6 @@
 """The scenario's clients: users talking HTTP to random nodes or the gateway, and the
 streaming client downloading the big song through the gateway; what they saw is kept in
-``sim.data`` for the checks."""
+the run's :class:`~dspot_spotify.simulation.ground.Ground` for the checks."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from dspot_spotify.simulation.checknames import (
     STREAM_BYTES,
 )
 from dspot_spotify.simulation.cluster import ATTEMPTS, GATEWAY, GATEWAY_PORT, HTTP_PORT
+from dspot_spotify.simulation.ground import Ground
 from dspot_spotify.simulation.tracks import WORKLOAD_TRACKS, Track, big_track, tracks
 from dspot_spotify.writer import LOG_POSITION_HEADER
 
@@ -86,23 +87,16 @@ class Reply:
         return json.loads(self.body)
 
 
-def _data(sim: Simulation) -> dict[str, Any]:
-    return sim.data
-
-
 def songs(sim: Simulation) -> dict[str, Song]:
-    found: dict[str, Song] = _data(sim).setdefault("songs", {})
-    return found
+    return sim.state(Ground).songs
 
 
 def failures(sim: Simulation) -> list[tuple[str, str, float, str]]:
-    found: list[tuple[str, str, float, str]] = _data(sim).setdefault("failed", [])
-    return found
+    return sim.state(Ground).failed
 
 
 def successes(sim: Simulation) -> list[tuple[str, str, float]]:
-    found: list[tuple[str, str, float]] = _data(sim).setdefault("succeeded", [])
-    return found
+    return sim.state(Ground).succeeded
 
 
 class Client:
@@ -387,8 +381,7 @@ class Download:
 
 
 def downloads(sim: Simulation) -> list[Download]:
-    found: list[Download] = _data(sim).setdefault("downloads", [])
-    return found
+    return sim.state(Ground).downloads
 
 
 class Streamer(Client):
@@ -413,7 +406,7 @@ class Streamer(Client):
                 async with await self.http.get(url, headers=self.headers(song.pos, extra)) as resp:
                     d.status = resp.status
                     d.served_by = resp.headers.get("x-served-by") or ""
-                    sim.data["stream_source"] = d.served_by
+                    sim.state(Ground).stream_source = d.served_by
                     if resp.status != (206 if extra else 200):
                         d.error = f"status {resp.status}: {(await resp.read())[:200]!r}"
                     else:
@@ -430,7 +423,7 @@ class Streamer(Client):
             if d.outcome == "failed":
                 d.error = f"{type(exc).__name__}: {exc}"
         finally:
-            sim.data.pop("stream_source", None)
+            sim.state(Ground).stream_source = None
         d.ended = sim.now()
         sim.op(
             "spotify.gateway_download",
