@@ -63,6 +63,33 @@ def test_loss_costs_retransmission_time_but_loses_no_bytes() -> None:
     run_with_mock_clock(main)
 
 
+@pytest.mark.parametrize("checksum", [True, False])
+def test_damaged_transmissions_are_resent_unless_the_checksum_is_off(checksum: bool) -> None:
+    sent = [b"%04d" % i for i in range(200)]
+
+    async def main() -> None:
+        net = SimNetwork(random.Random(5), link=LinkModel(latency=0.001, jitter=0, corrupt=0.2))
+        net.checksum = checksum
+        async with anyio.create_task_group() as tg:
+            client, server, listener = await _pair(net, tg)
+            start = anyio.current_time()
+            for item in sent:
+                await client.send(item)
+            got = b""
+            while len(got) < 800:
+                got += await server.receive()
+            if checksum:  # every damaged transmission was caught and resent: later, intact
+                assert got == b"".join(sent)
+                assert anyio.current_time() - start > 0.2
+            else:  # about one in five arrives with a bit flipped, on time
+                damaged = sum(got[i * 4 : i * 4 + 4] != item for i, item in enumerate(sent))
+                assert 20 < damaged < 70, damaged
+            await listener.aclose()
+            tg.cancel_scope.cancel()
+
+    run_with_mock_clock(main)
+
+
 def test_one_way_block_stops_bytes_until_heal() -> None:
     async def main() -> None:
         net = SimNetwork(random.Random(0))

@@ -116,6 +116,7 @@ class Simulation:
         nemesis: Any,
         stranger: Any = None,
     ) -> None:
+        self.net.checksum = TransportMechanism.CHECKSUM not in self.disabled
         async with anyio.create_task_group() as tg:
             self._tg = tg
             for name in self.nodes:

@@ -27,6 +27,10 @@ class TransportMechanism(Mechanism):
     """A listener runs each connection's handler so that an exception escaping it costs
     that connection only: logged, traced as ``conn.crash``, closed (off: it ends the
     listener's task group, and every connection and the node with it)."""
+    CHECKSUM = "transport.checksum"
+    """A segment damaged on a simulated link (``LinkModel.corrupt``) fails TCP's checksum
+    and is resent like a lost one (off: it is delivered with its flipped bit, as through
+    a path whose checksum missed it). Only the simulated network models it."""
 
 
 StreamHandler = Callable[[anyio.abc.ByteStream], Awaitable[None]]

@@ -48,6 +48,10 @@ class LinkModel:
     """Delay added by the first retransmission; each further loss doubles it."""
     bandwidth: float = 1.0e9
     """Bytes per second; large transfers take time, so faults can hit them mid-flight."""
+    corrupt: float = 0.0
+    """Probability that a transmission arrives with one bit flipped. TCP's checksum
+    rejects it and it is resent like a lost one, unless the network models no checksum
+    (:attr:`SimNetwork.checksum`)."""
 
 
 _log = logging.getLogger("dspot.transport")
@@ -260,6 +264,8 @@ class SimStream(anyio.abc.ByteStream):
         pipe = self._out
         net = self._net
         due = net.due_time(pipe, len(data))
+        if net.damages(pipe):
+            data = net.flip_a_bit(data)
         pipe.queue.append([due, data])
         pipe.buffered += len(data)
         reader = pipe.reader
@@ -383,6 +389,10 @@ class SimNetwork:
         """Traces a segment sent or delivered: ``(kind, conn, src, dst, nbytes)``; the
         simulation passes :meth:`~dspot.sim.TraceLog.segment`, the same event as
         ``trace(kind, conn=, src=, dst=, n=)`` made cheaply (one per message and hop)."""
+        self.checksum = True
+        """A transmission damaged by ``LinkModel.corrupt`` is caught and resent, as TCP's
+        checksum does (off: the damaged bytes are delivered; a sabotage of
+        ``TransportMechanism.CHECKSUM``)."""
 
     def _segment(self, kind: str, conn: int, src: str, dst: str, n: int) -> None:
         self.trace(kind, conn=conn, src=src, dst=dst, n=n)
@@ -530,9 +540,27 @@ class SimNetwork:
             delay += rto
             rto *= 2
             tries += 1
+        if model.corrupt and self.checksum:
+            while tries < 6 and self._rng.random() < model.corrupt:
+                delay += rto  # the checksum failed: resent like a lost segment
+                rto *= 2
+                tries += 1
         due = max(now + delay, pipe.last_due) + nbytes / model.bandwidth
         pipe.last_due = due
         return due
+
+    def damages(self, pipe: _Pipe) -> bool:
+        """Whether this transmission on ``pipe`` arrives damaged (never with the checksum)."""
+        model = self.link(pipe.src, pipe.dst)
+        return bool(model.corrupt) and not self.checksum and self._rng.random() < model.corrupt
+
+    def flip_a_bit(self, data: bytes) -> bytes:
+        """``data`` with one bit flipped at a random place (traced as ``net.damaged``)."""
+        damaged = bytearray(data)
+        at = self._rng.randrange(len(damaged))
+        damaged[at] ^= 1 << self._rng.randrange(8)
+        self.trace("net.damaged", at=at, n=len(data))
+        return bytes(damaged)
 
     def forget(self, conn: _Connection, stream: SimStream) -> None:
         a_pipe, b_pipe = conn.a_to_b, conn.b_to_a

@@ -158,6 +158,11 @@ def check(sim: Simulation) -> None:
         sim.violation("no call succeeded at all", check=RESUMES)
 
 
+def damaging(scenario: Scenario) -> Scenario:
+    """Every link damages 2 % of transmissions (a bit flipped), for the whole run."""
+    return attrs.evolve(scenario, link=attrs.evolve(scenario.link, corrupt=0.02))
+
+
 SCENARIO = register(
     Scenario(
         name="rpc",
@@ -200,7 +205,13 @@ SCENARIO = register(
                     duration=15.0,
                 ),
             ),
-            Check(PAYLOAD, "every Read returns the payload the server sent"),
+            Check(
+                PAYLOAD,
+                "every Read returns the payload the server sent",
+                # Bits flipped on the links reach the RPC layer when no checksum (TCP's,
+                # modelled by the simulated network) catches them.
+                Sabotage({TransportMechanism.CHECKSUM}, seeds=(1,), adapt=damaging, duration=10.0),
+            ),
             Check(
                 RESUMES,
                 f"liveness: after heal every ordered pair of nodes exchanges calls again, and "
