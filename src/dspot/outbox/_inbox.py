@@ -93,6 +93,10 @@ class Inbox:
     async def _on_deliver(self, req: Deliver, peer: Peer) -> Delivered:
         if not self._ready:
             raise RemoteError("unavailable", "inbox starting")
+        if req.to and req.to != self.env.node_id:
+            # The sender's view gave it an address that another member answers now: refuse,
+            # so it retries once its view is right, instead of applying someone else's mail.
+            raise RemoteError("wrong_receiver", f"batch for {req.to} reached {self.env.node_id}")
         unknown = sorted({e.kind for e in req.envelopes} - set(self._effects))
         if unknown:
             raise RemoteError("unknown_kind", f"no effect for {unknown}")

@@ -15,6 +15,10 @@ class OutboxMechanism(Mechanism):
     """Retry delays stop growing at ``OutboxConfig.backoff_cap``, so a destination back
     from an outage is retried within the cap (off: the delay doubles without bound, and a
     relay that failed often waits out the outage many times over)."""
+    RECEIVER_CHECK = "outbox.receiver_check"
+    """The relay names the member a batch is for and the inbox refuses a batch meant for
+    another (off: a batch sent to an address that another member now uses — a stale view, a
+    reused address — is applied there)."""
     INBOX_DEDUPE = "outbox.inbox_dedupe"
     """The inbox records each message id with its effect and skips ids it has seen (off: a
     redelivered message is applied again)."""

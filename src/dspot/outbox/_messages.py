@@ -28,6 +28,10 @@ class Deliver:
     sender: str
     envelopes: list[Envelope]
     payload: bytes
+    to: str = ""
+    """The member the batch is meant for, when the sender found its address through the
+    membership view ("" when it was given an address): the inbox refuses a batch meant for
+    another member (an address now used by someone else)."""
 
 
 @wire.message("outbox.delivered")

@@ -176,12 +176,14 @@ class Outbox:
                 with anyio.move_on_after(self.config.poll_interval):
                     await self._wake.wait()
 
-    def _resolve(self, destination: str) -> str:
+    def _resolve(self, destination: str) -> tuple[str, str]:
+        """The address to send ``destination``'s batches to, and the member they are for
+        ("" when ``destination`` is an address of its own)."""
         if self.view is not None:
             member = self.view.get(destination)
             if member is not None:
-                return member.address
-        return destination
+                return member.address, member.node_id
+        return destination, ""
 
     async def _worker(self, destination: str) -> None:
         cfg = self.config
@@ -228,10 +230,13 @@ class Outbox:
                     total += len(body)
                 if self.env.enabled(OutboxMechanism.SYNC_BEFORE_SEND):
                     await self.env.disk.sync()
+                address, member = self._resolve(destination)
+                if not self.env.enabled(OutboxMechanism.RECEIVER_CHECK):
+                    member = ""
                 try:
                     reply: Delivered = await self.rpc.call(
-                        self._resolve(destination),
-                        Deliver(self.env.node_id, envelopes, b"".join(bodies)),
+                        address,
+                        Deliver(self.env.node_id, envelopes, b"".join(bodies), member),
                         timeout=cfg.call_timeout,
                         retry=NO_RETRY,
                     )

@@ -38,7 +38,7 @@ from dspot.outbox import (
 from dspot.rpc import RetryPolicy, RpcNode
 from dspot.sim._checks import Check, Sabotage
 from dspot.sim._cluster import Simulation
-from dspot.sim._nemesis import FaultConfig
+from dspot.sim._nemesis import FaultConfig, Nemesis
 from dspot.sim._scenario import Scenario, register
 from dspot.sim._stranger import StrangerConfig
 from dspot.testing import ScriptedMembership
@@ -70,6 +70,8 @@ class Ground:
     """Each sender's outbox just before the end."""
     truth: dict[str, dict[str, list[tuple[Any, ...]]]] = attrs.Factory(dict)
     """Each node's ``orders`` and ``applied`` rows after the final crash."""
+    moved: dict[str, float] = attrs.Factory(dict)
+    """Members whose directory entry points at another member's address, and until when."""
 
 
 def _directory(sim: Simulation) -> ScriptedMembership:
@@ -126,13 +128,44 @@ async def _client(env: NodeEnv, sim: Simulation, rpc: RpcNode, outbox: Outbox) -
         sim.op("outbox.order", src=env.node_id, dst=dst, op=op, n=n, sync=sync)
 
 
+def on_fault(sim: Simulation, kind: str) -> None:
+    """``readdress``: the directory gives one member's address as another's (a stale view
+    after an address was reused), for a second or a few, ending by heal at the latest."""
+    if kind != "readdress":
+        raise ValueError(f"unknown fault kind {kind!r}")
+    ground = sim.state(Ground)
+    candidates = [n for n in sim.names if n not in ground.moved]
+    if len(candidates) < 2 or sim.now() >= sim.heal_at - 0.5:
+        return
+    victim, other = sim.rng.sample(candidates, 2)
+    directory = _directory(sim)
+    member = directory.get(victim)
+    assert member is not None
+    directory.put(attrs.evolve(member, address=f"{other}:{PORT}"))
+    ground.moved[victim] = min(sim.now() + sim.rng.uniform(1.0, 4.0), sim.heal_at)
+    sim.fault("readdress", node=victim, answered_by=other)
+
+
 async def _membership_oracle(sim: Simulation) -> None:
     directory = _directory(sim)
+    moved = sim.state(Ground).moved
     while True:
         for name in sim.names:
             want = MemberState.ALIVE if sim.nodes[name].up else MemberState.DEAD
             directory.set_state(name, want)
+        for name, until in sorted(moved.items()):
+            if sim.now() >= until:
+                member = directory.get(name)
+                assert member is not None
+                directory.put(attrs.evolve(member, address=f"{name}:{PORT}"))
+                del moved[name]
         await anyio.sleep(0.25)
+
+
+def readdressing(scenario: Scenario) -> Scenario:
+    """Readdressed members as the only fault, often."""
+    faults = FaultConfig(kinds=("readdress",), min_gap=0.3, max_gap=1.0)
+    return attrs.evolve(scenario, faults=faults)
 
 
 async def workload(sim: Simulation) -> None:
@@ -214,6 +247,8 @@ SCENARIO = register(
         nodes=5,
         duration=30.0,
         stranger=StrangerConfig(),
+        faults=FaultConfig(kinds=(*FaultConfig().kinds, "readdress")),
+        nemesis=lambda cfg: Nemesis(cfg, on_fault=on_fault),
         checks=(
             Check(
                 EXACTLY_ONCE,
@@ -225,7 +260,17 @@ SCENARIO = register(
                 "nothing is applied that its sender did not durably commit",
                 Sabotage({OutboxMechanism.SYNC_BEFORE_SEND}, seeds=(2,), duration=20.0),
             ),
-            Check(RECEIVER, "each message is applied by the receiver it was meant for"),
+            Check(
+                RECEIVER,
+                "each message is applied by the receiver it was meant for",
+                # Batches sent to a member's old address, which another member now answers.
+                Sabotage(
+                    {OutboxMechanism.RECEIVER_CHECK},
+                    seeds=(1,),
+                    adapt=readdressing,
+                    duration=20.0,
+                ),
+            ),
             Check(
                 ORDER,
                 "each sender's messages are applied in order per receiver",
