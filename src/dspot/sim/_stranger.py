@@ -24,6 +24,11 @@ with an HTTP error; that tells which garbage suits it. Then one attack, chosen b
 ``forge_entry`` (not in the default set) the same unproved handshake, then token-ring
                 appends from a holder of a far newer epoch: one to learn the end of the
                 member's log, then an entry no one submitted after it, committed
+``hoard``       (not in the default set) ``StrangerConfig.hoard`` connections opened at
+                once, each with the first bytes of a request, held for ``hoard_seconds``:
+                a client taking every connection a server will accept. The served check
+                after it connects from another host (``PASSER_BY``): the stranger itself
+                may be refused, everyone else must not be
 
 On an HTTP listener each attack takes its HTTP form (a cut request, a 40 KB header or a
 terabyte Content-Length, a deeply nested or huge JSON body, a 5,000-digit header, a
@@ -34,10 +39,10 @@ The checks, as violations of the run: no node dies (the cluster already records 
 exception escaping a node); no exception escapes a connection handler, even if a guard
 further out contains it (``conn.crash`` in the trace); no HTTP answer to the stranger is a
 500; and after every attack a fresh connection to the same listener is accepted and served
-(a HELLO_ACK from RPC, an HTTP response from HTTP) while its node is still the same
-incarnation. A drip runs in the background while that check is made, so it also proves a
-slow client holds nobody else up. The scenario's own checkers then show that the members
-kept serving each other.
+(a HELLO_ACK from RPC, an HTTP response from HTTP; a 503 "too many connections" is a
+refusal, not service) while its node is still the same incarnation. A drip runs in the
+background while that check is made, so it also proves a slow client holds nobody else up.
+The scenario's own checkers then show that the members kept serving each other.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ ATTACKS = ("noise", "truncated", "oversize", "nested", "huge", "wrong_auth", "dr
 
 HOST = "stranger"
 """The stranger's host name on the simulated network (in no partition: it reaches all)."""
+PASSER_BY = "passer-by"
+"""The host that checks a listener still serves others after a ``hoard`` (no partition)."""
 
 _HEADER = struct.Struct(">2sBBQHII")
 _HELLO, _AUTH = 1, 3
@@ -88,6 +95,13 @@ class StrangerConfig:
     """Paths HTTP attacks aim at (a service passes its API's, e.g. ``/api/auth/login``)."""
     forged_meta: tuple[tuple[str, str], ...] = ()
     """The metadata the ``forge`` attack claims for the stranger as a member."""
+    hoard: int = 80
+    """Connections the ``hoard`` attack opens and holds."""
+    hoard_seconds: float = 15.0
+    """How long the ``hoard`` attack holds them (unless the server closes them first)."""
+    aim: tuple[str, ...] = ()
+    """When set, only the listeners at these addresses are attacked (a sabotage run aimed at
+    one)."""
     also: tuple[str, ...] = ()
     """Hosts on the simulated network that are no node of the cluster but are attacked
     too, e.g. a gateway the workload runs. Their listeners are found the same way while
@@ -236,7 +250,12 @@ class Stranger:
             while True:
                 await anyio.sleep(rng.uniform(cfg.min_gap, cfg.max_gap))
                 hosts = [*sim.live(), *cfg.also]
-                targets = [(n, a) for n in hosts for a in self._addresses(sim, n)]
+                targets = [
+                    (n, a)
+                    for n in hosts
+                    for a in self._addresses(sim, n)
+                    if not cfg.aim or a in cfg.aim
+                ]
                 if not targets:
                     continue
                 node, address = rng.choice(targets)
@@ -249,8 +268,13 @@ class Stranger:
                     self._protocol[address] = protocol
                 attack = rng.choice(cfg.attacks)
                 sim.trace.record("stranger.attack", node=node, address=address, attack=attack)
+                prober = transport
                 if attack == "drip":
                     background.start_soon(self._drip, transport, address, protocol, rng)
+                elif attack == "hoard":
+                    held = await self._hoard(transport, address, protocol)
+                    background.start_soon(self._release, held)
+                    prober = sim.net.transport(PASSER_BY)
                 elif attack == "wrong_auth":
                     await self._wrong_auth(transport, address, rng)
                 elif attack == "forge" and protocol == "rpc":
@@ -268,7 +292,7 @@ class Stranger:
                             f"{node} answered the stranger's {attack} with a 500",
                             check=STRANGER_500,
                         )
-                await self._check_served(sim, transport, node, incarnation, address, rng, attack)
+                await self._check_served(sim, prober, node, incarnation, address, rng, attack)
 
     def _addresses(self, sim: Simulation, node: str) -> list[str]:
         """What ``node`` listens on, and what it listened on before in this incarnation (a
@@ -303,6 +327,35 @@ class Stranger:
         finally:
             await anyio.aclose_forcefully(stream)
         return got
+
+    async def _hoard(self, transport: Any, address: str, protocol: str) -> list[Any]:
+        """Open ``hoard`` connections to ``address``, each with the first bytes of a
+        request; return the ones the server accepted."""
+        start = (
+            b"GET / HTTP/1.1\r\n" if protocol == "http" else _HEADER.pack(b"DS", 1, 1, 0, 5, 0, 0)
+        )
+        held = []
+        for _ in range(self.config.hoard):
+            try:
+                stream = await transport.connect(address, timeout=5.0)
+            except PeerUnavailable:
+                continue
+            try:
+                with connection_errors("stranger"):
+                    await stream.send(start)
+            except PeerUnavailable:
+                await anyio.aclose_forcefully(stream)
+                continue
+            held.append(stream)
+        return held
+
+    async def _release(self, held: list[Any]) -> None:
+        """Hold the hoarded connections for ``hoard_seconds``, then close them."""
+        try:
+            await anyio.sleep(self.config.hoard_seconds)
+        finally:
+            for stream in held:
+                await anyio.aclose_forcefully(stream)
 
     async def _wrong_auth(self, transport: Any, address: str, rng: random.Random) -> None:
         proof = rng.choice(
@@ -423,12 +476,16 @@ class Stranger:
                 await stream.send(request)
                 while len(got) < 12:
                     got += await stream.receive()
+                while got[9:12] == b"503" and b"too many" not in got and len(got) < 4096:
+                    got += await stream.receive()  # a refusal for a full server says so
         except PeerUnavailable:
             pass
         finally:
             await anyio.aclose_forcefully(stream)
         if got.startswith(b"DS"):
             return "rpc"
+        if got.startswith(b"HTTP/") and got[9:12] == b"503":
+            return "http:full" if b"too many connections" in got else "http"
         if got.startswith(b"HTTP/"):
             return "http:500" if got[9:12] == b"500" else "http"
         return "other" if got else None

@@ -58,10 +58,13 @@ class Sabotage(Mechanism):
     NO_STREAM_RESUME = "no-stream-resume"
     """The gateway relays a song stream from one node only: when that node breaks off
     mid-stream the download is cut instead of resuming on another at the same offset."""
+    NO_CLIENT_CAP = "no-client-cap"
+    """The gateway admits any number of connections from one client address: a client that
+    opens and holds connections takes the whole global cap, and everyone else is refused."""
 
 
 GATEWAY_SABOTAGES: frozenset[Sabotage] = frozenset(
-    {Sabotage.NO_LOG_POSITIONS, Sabotage.NO_STREAM_RESUME}
+    {Sabotage.NO_LOG_POSITIONS, Sabotage.NO_STREAM_RESUME, Sabotage.NO_CLIENT_CAP}
 )
 """The sabotages that live in the gateway (the others in the nodes)."""
 

@@ -255,9 +255,10 @@ class Gateway:
             tg = await stack.enter_async_context(anyio.create_task_group())
             await tg.start(self._pool.run)
             self._server = HttpServer(self.handle, server_cfg, clock=self.env.clock)
-            listener = PerClientListener(
-                await self.env.transport.listen(self.listen), cfg.max_connections_per_client
-            )
+            per_client = cfg.max_connections_per_client
+            if Sabotage.NO_CLIENT_CAP in cfg.sabotage:
+                per_client = cfg.server.max_connections + 1  # never reached
+            listener = PerClientListener(await self.env.transport.listen(self.listen), per_client)
             self.listener = listener
             stack.push_async_callback(listener.aclose)
             self.bound = listener.address

@@ -15,6 +15,7 @@ from dspot.blobstore import BlobStoreConfig, BlobStoreMechanism
 from dspot.disk import SimDisk
 from dspot.env import EventLoopClock, NodeEnv
 from dspot.errors import ConnectionLost
+from dspot.http import ServerConfig
 from dspot.sim import SIM_WALL_BASE, FaultConfig, Nemesis, Simulation
 from dspot.transport import LinkModel
 
@@ -135,6 +136,12 @@ async def node(env: NodeEnv, sim: Simulation, *, task_status: anyio.abc.TaskStat
         task_status.started(spotify)
 
 
+GATEWAY_MAX_CONNECTIONS: Final = 64
+"""The simulated gateway's global connection cap (the stranger's ``hoard`` holds more)."""
+GATEWAY_MAX_PER_CLIENT: Final = 16
+"""Connections one simulated client address may hold at the gateway."""
+
+
 class SimGateway(Gateway):
     """The gateway, recording when it tried to resume a broken song stream and could not:
     the only case where its client may see a body cut off."""
@@ -149,6 +156,9 @@ class SimGateway(Gateway):
             ssl_context=None,
             config=GatewayConfig(
                 attempts=ATTEMPTS,
+                # Caps small enough for the stranger's hoard to reach the global one.
+                server=ServerConfig(max_connections=GATEWAY_MAX_CONNECTIONS),
+                max_connections_per_client=GATEWAY_MAX_PER_CLIENT,
                 sabotage=sabotage(sim) & GATEWAY_SABOTAGES,
                 served_by=True,  # the checks read it
             ),

@@ -11,6 +11,7 @@ from dspot.membership import MembershipMechanism
 from dspot.registry import RegistryMechanism
 from dspot.sim import (
     STRANGER_500,
+    STRANGER_SERVED,
     Check,
     FaultConfig,
     Sabotage,
@@ -43,6 +44,7 @@ from dspot_spotify.simulation.cluster import (
     CLIENTS,
     GATEWAY,
     GATEWAY_LINK,
+    GATEWAY_PORT,
     QUIET,
     SETTLE,
     STOP_BEFORE_END,
@@ -168,6 +170,13 @@ def _bit_rot(scenario: Scenario) -> Scenario:
     return attrs.evolve(scenario, faults=faults)
 
 
+def _hoarding(scenario: Scenario) -> Scenario:
+    """The stranger only hoards connections, at the gateway's HTTP listener (more than its
+    global cap)."""
+    aimed = attrs.evolve(STRANGER, attacks=("hoard",), aim=(f"{GATEWAY}:{GATEWAY_PORT}",))
+    return attrs.evolve(scenario, stranger=aimed)
+
+
 def _nested_bodies(scenario: Scenario) -> Scenario:
     """The stranger sends only deeply nested JSON, to the API's JSON endpoints."""
     aimed = attrs.evolve(
@@ -223,6 +232,12 @@ SCENARIO = Scenario(
             STRANGER_500,
             "no answer to the hostile stranger is a 500, even to JSON nested thousands deep",
             Sabotage({HttpMechanism.JSON_GUARD}, seeds=(1,), adapt=_nested_bodies, duration=12.0),
+        ),
+        Check(
+            STRANGER_SERVED,
+            "after each attack a fresh connection is accepted and served; one client "
+            "holding connections does not lock others out of the gateway",
+            Sabotage({ServiceSabotage.NO_CLIENT_CAP}, seeds=(1,), adapt=_hoarding, duration=12.0),
         ),
         Check(
             DURABILITY,
