@@ -186,6 +186,32 @@ def test_frame_decoder_handles_one_byte_at_a_time() -> None:
     assert decoder.buffered == 0
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_frame_decoder_splits_large_payloads_from_the_frames_after_them(seed: int) -> None:
+    # Large payloads arrive as many reads, the last holding the start of the next frames;
+    # feeds may come several at a time before frames are taken.
+    rng = random.Random(seed)
+    frames = [
+        wire.Frame(wire.Kind.REQUEST, i, "blob.chunk", b"{}", rng.randbytes(size))
+        for i, size in enumerate([300_000, 7, 1 << 20, 262_144, 0, 600_001, 3])
+    ]
+    data = b"".join(b"".join(f.encode()) for f in frames)
+    decoder = wire.FrameDecoder()
+    out = []
+    pos = 0
+    while pos < len(data):
+        n = rng.choice([1, 100, 65536, 262144, 1 << 20])
+        decoder.feed(data[pos : pos + n])
+        pos += n
+        if rng.random() < 0.7:
+            while (frame := decoder.next_frame()) is not None:
+                out.append(frame)
+    while (frame := decoder.next_frame()) is not None:
+        out.append(frame)
+    assert out == frames
+    assert decoder.buffered == 0
+
+
 def test_frame_decoder_rejects_oversize_before_buffering_it() -> None:
     decoder = wire.FrameDecoder(max_frame=1000)
     decoder.feed(wire.HEADER.pack(b"DS", 1, int(wire.Kind.REQUEST), 1, 1, 10, 5000))
