@@ -52,6 +52,14 @@ class Peers(Protocol):
         ...
 
 
+def repair_pause(config: BlobStoreConfig, took: float) -> float:
+    """How long to wait for the next periodic repair round after one that took ``took``
+    seconds: ``repair_interval``, or longer so rounds take at most ``repair_duty`` of the
+    time."""
+    duty = min(max(config.repair_duty, 1e-3), 1.0)
+    return max(config.repair_interval, took * (1.0 / duty - 1.0))
+
+
 class Repairer:
     """Repair, fetch, scrub and heal for one node's copies."""
 
@@ -97,17 +105,20 @@ class Repairer:
                     self._wake_repair.set()
 
     async def _repair_loop(self) -> None:
+        pause = self.config.repair_interval
         while True:
-            with anyio.move_on_after(self.config.repair_interval):
+            with anyio.move_on_after(pause):
                 await self._wake_repair.wait()
             self._wake_repair = anyio.Event()
             await anyio.sleep(self._rng.uniform(0.0, 0.2))  # let a burst of events settle
+            started = self.env.clock.now()
             try:
                 await self.repair_once()
             except (DiskFault, anyio.ClosedResourceError):
                 raise
             except BlobStoreError as exc:
                 self.env.log(30, "blob.repair.error", error=repr(exc))
+            pause = repair_pause(self.config, self.env.clock.now() - started)
 
     async def repair_once(self) -> None:
         """One anti-entropy round over every copy this node holds (see :class:`RepairRound`)."""
