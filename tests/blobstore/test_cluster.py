@@ -172,7 +172,13 @@ def test_corrupt_block_is_never_served_and_read_moves_on() -> None:
     run_cluster(body, nodes=4)
 
 
-def test_dead_member_is_re_replicated_and_join_rebalances() -> None:
+@pytest.mark.parametrize("window", [4096, 3])
+def test_dead_member_is_re_replicated_and_join_rebalances(
+    monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    # With a window of 3 copies, every round goes through its copies in several windows.
+    monkeypatch.setattr("dspot.blobstore._repair.REPAIR_WINDOW", window)
+
     async def body(sim: Simulation) -> None:
         s = store(sim, "n1")
         shas = [await s.put(chunks(blob(2000, seed=i))) for i in range(10)]
