@@ -126,3 +126,16 @@ def test_state_is_one_typed_instance_per_kind_and_per_run() -> None:
     seen.files.append("x")
     assert sim.state(_Seen) is seen  # the same object wherever it is asked for
     assert make().state(_Seen).files == []  # another run starts from the defaults
+
+
+def test_scenarios_is_callable_after_a_scenario_module_was_imported() -> None:
+    # Importing a built-in scenario's module first binds dspot.sim.scenarios to the package.
+    import subprocess
+    import sys
+
+    code = (
+        "import dspot.sim.scenarios.rpc\n"
+        "from dspot.sim import scenarios\n"
+        "assert 'rpc' in scenarios() and 'outbox' in scenarios()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
