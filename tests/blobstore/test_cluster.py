@@ -360,24 +360,26 @@ def test_a_replica_forwards_each_chunk_before_it_writes_it() -> None:
     run_cluster(body, nodes=4)
 
 
-@pytest.mark.parametrize(("duty", "fewest", "most"), [(0.1, 3, 7), (1.0, 25, 40)])
-def test_periodic_repair_rounds_take_at_most_their_duty_of_the_time(
-    monkeypatch: pytest.MonkeyPatch, duty: float, fewest: int, most: int
+@pytest.mark.parametrize(("pace", "fewest", "most"), [(0.5, 4, 7), (1000.0, 60, 100)])
+def test_periodic_repair_rounds_come_less_often_on_a_large_store(
+    monkeypatch: pytest.MonkeyPatch, pace: float, fewest: int, most: int
 ) -> None:
-    # Rounds that take 2 s (a large catalog): with a duty of 0.1 the next periodic round
-    # waits 18 s; with 1.0, only repair_interval (1 s).
+    # 10 copies at 0.5 copies/s: a periodic round every 20 s; at 1000/s, every second.
     from dspot.blobstore._repair import Repairer
 
     rounds: list[float] = []
 
-    async def slow_round(self: Repairer) -> None:
+    async def counted_round(self: Repairer) -> None:
         rounds.append(anyio.current_time())
-        await anyio.sleep(2.0)
-
-    monkeypatch.setattr(Repairer, "repair_once", slow_round)
 
     async def body(sim: Simulation) -> None:
+        s = store(sim, "n1")
+        for i in range(10):
+            await s.put(chunks(blob(100, seed=i)))
+        monkeypatch.setattr(Repairer, "repair_once", counted_round)
         await anyio.sleep(100.0)
 
-    run_cluster(body, nodes=1, config=attrs.evolve(SMALL, repair_duty=duty))
+    run_cluster(
+        body, nodes=1, config=attrs.evolve(SMALL, replicas=1, write_quorum=1, repair_pace=pace)
+    )
     assert fewest <= len(rounds) <= most, rounds

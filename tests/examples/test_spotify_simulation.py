@@ -16,7 +16,7 @@ from dspot_spotify.gateway import relay
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.simulation import downloads, scenario
 from dspot_spotify.simulation.cluster import GATEWAY, GATEWAY_PORT, HTTP_PORT, RPC_PORT
-from dspot_spotify.simulation.ground import Ground
+from dspot_spotify.simulation.workload import Clients
 
 from dspot.rpc import RpcMechanism
 from dspot.sim import Simulation, run_seed
@@ -39,7 +39,7 @@ def test_scenario_passes_its_seeds_with_faults() -> None:
         events = (json.loads(line) for line in trace.getvalue().splitlines())
         attacked |= {e["address"] for e in events if e["k"] == "stranger.attack"}
     assert all(any(d.outcome == "ok" for d in downloads(sim)) for sim in sims)
-    assert sum(sim.state(Ground).gateway_resumed for sim in sims) >= 1
+    assert sum(sim.state(Clients).gateway_resumed for sim in sims) >= 1
     ports = {a.split(":")[1] for a in attacked if not a.startswith(GATEWAY)}
     assert ports == {str(RPC_PORT), str(HTTP_PORT)}, attacked
     assert {f"{GATEWAY}:{RPC_PORT}", f"{GATEWAY}:{GATEWAY_PORT}"} <= attacked

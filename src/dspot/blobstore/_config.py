@@ -54,12 +54,12 @@ class BlobStoreConfig:
     """A partial upload with no traffic for this long is aborted (its coordinator is gone)."""
     repair_interval: float = 5.0
     """Seconds between periodic repair rounds (a member joining, leaving or dying starts one
-    at once), and at least ``repair_duty`` of the time apart (below)."""
-    repair_duty: float = 0.1
-    """Most of the time periodic repair rounds take: a round walks every copy this node
-    holds and asks the other owners about each, so its cost grows with the catalog; after a
-    round of T seconds the next periodic one waits at least T * (1 / repair_duty - 1). At
-    46,000 songs, rounds every 5 s took about a third of each node's CPU during an import."""
+    at once), or more on a large store (``repair_pace``)."""
+    repair_pace: float = 2000.0
+    """Copies per second that periodic repair rounds go through at most: a round walks every
+    copy this node holds and asks the other owners about each, so a node holding N copies
+    starts one every max(repair_interval, N / repair_pace) seconds. At 46,000 songs, rounds
+    every 5 s took about a third of each node's CPU during an import."""
     repair_batch: int = 512
     repair_parallel: int = 4
     fetch_timeout: float = 120.0

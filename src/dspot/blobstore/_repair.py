@@ -52,12 +52,12 @@ class Peers(Protocol):
         ...
 
 
-def repair_pause(config: BlobStoreConfig, took: float) -> float:
-    """How long to wait for the next periodic repair round after one that took ``took``
-    seconds: ``repair_interval``, or longer so rounds take at most ``repair_duty`` of the
-    time."""
-    duty = min(max(config.repair_duty, 1e-3), 1.0)
-    return max(config.repair_interval, took * (1.0 / duty - 1.0))
+def repair_pause(config: BlobStoreConfig, copies: int) -> float:
+    """Seconds from one periodic repair round to the next on a node holding ``copies``:
+    ``repair_interval``, or longer so rounds go through at most ``repair_pace`` copies a
+    second. (Copies, not the round's duration: a round that waited out an unreachable owner
+    must not put off the next one.)"""
+    return max(config.repair_interval, copies / max(config.repair_pace, 1e-9))
 
 
 class Repairer:
@@ -111,14 +111,13 @@ class Repairer:
                 await self._wake_repair.wait()
             self._wake_repair = anyio.Event()
             await anyio.sleep(self._rng.uniform(0.0, 0.2))  # let a burst of events settle
-            started = self.env.clock.now()
             try:
                 await self.repair_once()
             except (DiskFault, anyio.ClosedResourceError):
                 raise
             except BlobStoreError as exc:
                 self.env.log(30, "blob.repair.error", error=repr(exc))
-            pause = repair_pause(self.config, self.env.clock.now() - started)
+            pause = repair_pause(self.config, self.local.count)
 
     async def repair_once(self) -> None:
         """One anti-entropy round over every copy this node holds (see :class:`RepairRound`)."""

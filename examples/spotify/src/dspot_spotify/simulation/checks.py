@@ -17,11 +17,18 @@ from dspot_spotify.simulation.checknames import (
     LIVENESS,
 )
 from dspot_spotify.simulation.cluster import ATTEMPTS, CLIENTS, GATEWAY, SETTLE
-from dspot_spotify.simulation.ground import Ground
 from dspot_spotify.simulation.sessions import check_sessions
 from dspot_spotify.simulation.snapshots import check_state_is_history
 from dspot_spotify.simulation.tracks import FINAL_TRACKS, WORKLOAD_TRACKS, tracks
-from dspot_spotify.simulation.workload import ZERO, Client, downloads, failures, songs, successes
+from dspot_spotify.simulation.workload import (
+    ZERO,
+    Client,
+    Clients,
+    downloads,
+    failures,
+    songs,
+    successes,
+)
 
 __all__ = ["check", "check_gateway_is_observer", "check_gateway_streams", "final_checks"]
 
@@ -168,7 +175,7 @@ def check_gateway_streams(sim: Simulation) -> None:
     """Downloads through the gateway: never cut off unless a resume failed, and all complete
     once the faults have healed and settled."""
     settled = sim.heal_at + SETTLE
-    gateway = sim.state(Ground).gateway
+    gateway = sim.state(Clients).gateway
     resume_failures = gateway.resume_failures if gateway is not None else []
     done = downloads(sim)
     for d in done:

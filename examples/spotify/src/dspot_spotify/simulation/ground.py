@@ -5,36 +5,21 @@ ground truth, kept outside the nodes where crashes cannot touch it (one per run,
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
 
 import anyio.abc
 import attrs
 from dspot.history import Operation
-
-if TYPE_CHECKING:
-    from dspot_spotify.simulation.cluster import SimGateway
-    from dspot_spotify.simulation.workload import Download, Song
 
 __all__ = ["Ground"]
 
 
 @attrs.define
 class Ground:
-    """One run's ground truth."""
+    """One run's ground truth (what the clients saw is in
+    :class:`~dspot_spotify.simulation.workload.Clients`)."""
 
-    songs: dict[str, Song] = attrs.Factory(dict)
-    """Songs the clients uploaded and were told exist, by id."""
-    failed: list[tuple[str, str, float, str]] = attrs.Factory(list)
-    """``(client, operation, started, error)`` of every failed client operation."""
-    succeeded: list[tuple[str, str, float]] = attrs.Factory(list)
-    """``(client, operation, started)`` of every successful client operation."""
-    downloads: list[Download] = attrs.Factory(list)
-    """Every download through the gateway."""
     stream_source: str | None = None
     """The node serving the gateway download in progress, if any (the fault crashes it)."""
-    gateway: SimGateway | None = None
-    gateway_resumed: int = 0
-    """Downloads the gateway resumed on another node, over the run."""
     tasks: anyio.abc.TaskGroup | None = None
     """The workload's task group, where crashed nodes are restarted (``None`` before)."""
     history: list[Operation] = attrs.Factory(list)

@@ -60,7 +60,7 @@ from dspot_spotify.simulation.ownership import check_ownership
 from dspot_spotify.simulation.sessions import SESSION_CLIENTS, SessionClient
 from dspot_spotify.simulation.snapshots import LISTENERS, disrupt
 from dspot_spotify.simulation.tracks import session_tracks, tracks
-from dspot_spotify.simulation.workload import Client, Streamer
+from dspot_spotify.simulation.workload import Client, Clients, Streamer
 
 __all__ = ["SCENARIO", "STRANGER", "scenario", "workload"]
 
@@ -73,7 +73,7 @@ async def workload(sim: Simulation) -> None:
     for name in sim.names:
         sim.net.set_link(GATEWAY, name, GATEWAY_LINK)
     gateway = SimGateway(sim, gateway_env(sim))
-    sim.state(Ground).gateway = gateway
+    sim.state(Clients).gateway = gateway
     async with (
         HttpClient(
             connect=sim.net.transport("checker").connect,
@@ -154,7 +154,7 @@ async def workload(sim: Simulation) -> None:
         # Blobs have owners once the faults healed and a grace period passed (inv. 12).
         await check_ownership(sim, bound=BLOB_GRACE + 15.0)
         check_gateway_is_observer(sim)
-        sim.state(Ground).gateway_resumed = gateway.resumed
+        sim.state(Clients).gateway_resumed = gateway.resumed
         sim.trace.record("gateway.end", resumed=gateway.resumed)
         outer.cancel_scope.cancel()
 

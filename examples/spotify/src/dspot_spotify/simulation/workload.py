@@ -22,7 +22,13 @@ from dspot_spotify.simulation.checknames import (
     SEARCH,
     STREAM_BYTES,
 )
-from dspot_spotify.simulation.cluster import ATTEMPTS, GATEWAY, GATEWAY_PORT, HTTP_PORT
+from dspot_spotify.simulation.cluster import (
+    ATTEMPTS,
+    GATEWAY,
+    GATEWAY_PORT,
+    HTTP_PORT,
+    SimGateway,
+)
 from dspot_spotify.simulation.ground import Ground
 from dspot_spotify.simulation.tracks import WORKLOAD_TRACKS, Track, big_track, tracks
 from dspot_spotify.writer import LOG_POSITION_HEADER
@@ -87,16 +93,34 @@ class Reply:
         return json.loads(self.body)
 
 
+@attrs.define
+class Clients:
+    """What the clients did and were told, and the gateway they used: one per run, from
+    ``sim.state(Clients)``."""
+
+    songs: dict[str, Song] = attrs.Factory(dict)
+    """Songs the clients uploaded and were told exist, by id."""
+    failed: list[tuple[str, str, float, str]] = attrs.Factory(list)
+    """``(client, operation, started, error)`` of every failed client operation."""
+    succeeded: list[tuple[str, str, float]] = attrs.Factory(list)
+    """``(client, operation, started)`` of every successful client operation."""
+    downloads: list[Download] = attrs.Factory(list)
+    """Every download through the gateway."""
+    gateway: SimGateway | None = None
+    gateway_resumed: int = 0
+    """Downloads the gateway resumed on another node, over the run."""
+
+
 def songs(sim: Simulation) -> dict[str, Song]:
-    return sim.state(Ground).songs
+    return sim.state(Clients).songs
 
 
 def failures(sim: Simulation) -> list[tuple[str, str, float, str]]:
-    return sim.state(Ground).failed
+    return sim.state(Clients).failed
 
 
 def successes(sim: Simulation) -> list[tuple[str, str, float]]:
-    return sim.state(Ground).succeeded
+    return sim.state(Clients).succeeded
 
 
 class Client:
@@ -381,7 +405,7 @@ class Download:
 
 
 def downloads(sim: Simulation) -> list[Download]:
-    return sim.state(Ground).downloads
+    return sim.state(Clients).downloads
 
 
 class Streamer(Client):
