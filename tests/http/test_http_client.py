@@ -20,8 +20,10 @@ from dspot.http import (
     Response,
     Router,
     ServerConfig,
+    ServerDisconnected,
     Timeouts,
 )
+from dspot.http._client import DIRECT_BODY_MIN
 from dspot.testing import run_with_mock_clock
 from tests.http.helpers import Net
 
@@ -221,3 +223,89 @@ def test_early_413_is_returned_while_uploading() -> None:
             assert (await r.json())["status"] == 413
 
     run_with_mock_clock(main)
+
+
+def _pattern(n: int) -> bytes:
+    return bytes(i * 7 % 251 for i in range(n))
+
+
+def test_a_large_body_arrives_whole_and_its_connection_is_reused(net: Net) -> None:
+    """Bodies of DIRECT_BODY_MIN bytes or more are read past h11; the bytes, the end of the
+    body and the pooled connection must be exactly as on the h11 path."""
+    sizes = [DIRECT_BODY_MIN - 1, DIRECT_BODY_MIN, 3 * 1024 * 1024 + 5]
+
+    async def main() -> None:
+        app = make_app()
+
+        @app.get("/big/{n}")
+        async def big(request: Request) -> Response:
+            return Response(
+                200,
+                [("content-type", "application/octet-stream")],
+                _pattern(int(request.path_params["n"])),
+            )
+
+        async with net.serving(app) as (_, addr), HttpClient(net.connect) as c:
+            first = await (await c.get(f"http://{addr}/peer")).read()
+            for n in sizes:
+                r = await c.get(f"http://{addr}/big/{n}")
+                assert await r.read() == _pattern(n)
+                chunks = [x async for x in (await c.get(f"http://{addr}/big/{n}")).iter_bytes()]
+                assert b"".join(chunks) == _pattern(n)
+                # the same connection serves the next request
+                assert await (await c.get(f"http://{addr}/peer")).read() == first
+            assert c.idle_connections == 1
+
+    net.run(main)
+
+
+async def _raw_server(answers: list[bytes], *, task_status: anyio.abc.TaskStatus[int]) -> None:
+    """A TCP server answering each request on one connection with the next raw answer."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            for answer in answers:
+                seen = b""
+                while b"\r\n\r\n" not in seen:
+                    seen += await stream.receive()
+                await stream.send(answer)
+
+    async with listener:
+        task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
+        await listener.serve(serve)
+
+
+def test_a_large_body_cut_short_is_an_error_not_a_short_body() -> None:
+    body = _pattern(200_000)
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 300000\r\n\r\n"
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(_raw_server, [head + body])
+            async with HttpClient() as c:
+                r = await c.get(f"http://127.0.0.1:{port}/")
+                with pytest.raises(ServerDisconnected, match="100000 bytes missing"):
+                    await r.read()
+                assert c.idle_connections == 0
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+
+
+def test_a_large_body_with_connection_close_is_not_pooled() -> None:
+    body = _pattern(100_000)
+    close = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 100000\r\n\r\n" + body
+    old = b"HTTP/1.0 200 OK\r\ncontent-length: 100000\r\n\r\n" + body
+    keep = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n" + body
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for answer, pooled in ((close, 0), (old, 0), (keep, 1)):
+                port = await tg.start(_raw_server, [answer])
+                async with HttpClient() as c:
+                    assert await (await c.get(f"http://127.0.0.1:{port}/")).read() == body
+                    assert c.idle_connections == pooled
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)

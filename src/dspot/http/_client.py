@@ -41,6 +41,12 @@ T = TypeVar("T")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
+DIRECT_BODY_MIN = 64 * 1024
+"""A response body with a ``content-length`` at least this large is read straight from the
+stream, not through h11: h11 would copy every byte into its buffer and out again (measured
+on the gateway relaying a 64 MiB song: about 15 % of its CPU)."""
+RECEIVE_SIZE = 1024 * 1024
+
 
 class Connector(Protocol):
     """``transport.connect``: opens a byte stream to ``"host:port"``."""
@@ -208,7 +214,7 @@ class _Connection:
                 return event  # type: ignore[return-value]
             try:
                 with anyio.fail_after(timeout):
-                    data = await self.stream.receive(1024 * 1024)
+                    data = await self.stream.receive(RECEIVE_SIZE)
             except TimeoutError:
                 raise ReadTimeout("no data from server in time") from None
             except anyio.EndOfStream:
@@ -247,6 +253,7 @@ class ClientResponse:
         self._conn: _Connection | None = conn
         self._read_timeout = read_timeout
         self._content: bytes | None = None
+        self._direct = _direct_length(conn, response, method)
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
         """Yield the body as it arrives (backpressure: nothing is read ahead)."""
@@ -257,6 +264,10 @@ class ClientResponse:
         conn = self._conn
         if conn is None:
             raise HttpClientError("response body already consumed or closed")
+        if self._direct is not None:
+            async for chunk in self._iter_direct(conn, self._direct):
+                yield chunk
+            return
         try:
             while True:
                 event = await conn.next_event(self._read_timeout)
@@ -268,6 +279,46 @@ class ClientResponse:
                     return
                 else:
                     raise ServerDisconnected(f"connection closed in the response body ({event!r})")
+        finally:
+            if self._conn is not None:
+                self._conn = None
+                with anyio.CancelScope(shield=True):
+                    await conn.aclose()
+
+    async def _iter_direct(self, conn: _Connection, length: int) -> AsyncIterator[bytes]:
+        """The body's ``length`` bytes read straight from the stream (h11 has parsed the head
+        and holds what arrived with it). The connection goes back to the pool with a fresh
+        h11 state when the server keeps it alive."""
+        prefix, closed = conn.h11.trailing_data
+        remaining = length
+        try:
+            if len(prefix) > remaining:
+                raise HttpProtocolError("invalid response from the server: more than its body")
+            if prefix:
+                remaining -= len(prefix)
+                yield prefix
+            while remaining:
+                if closed:
+                    raise anyio.EndOfStream
+                try:
+                    with anyio.fail_after(self._read_timeout):
+                        data = await conn.stream.receive(min(remaining, RECEIVE_SIZE))
+                except TimeoutError:
+                    raise ReadTimeout("no data from server in time") from None
+                except anyio.EndOfStream:
+                    raise ServerDisconnected(
+                        f"connection closed in the response body ({remaining} bytes missing)"
+                    ) from None
+                except STREAM_ERRORS as e:
+                    raise ServerDisconnected(f"connection lost while receiving: {e!r}") from e
+                remaining -= len(data)
+                yield data
+            self._conn = None
+            if _keeps_alive(self.http_version, self.headers):
+                conn.h11 = h11.Connection(h11.CLIENT)
+                await self._client._release(conn)
+            else:
+                await conn.aclose()
         finally:
             if self._conn is not None:
                 self._conn = None
@@ -314,6 +365,32 @@ class ClientResponse:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def _direct_length(conn: _Connection, response: h11.Response, method: str) -> int | None:
+    """The body length when the body can be read straight from the stream: a plain
+    ``content-length`` body of at least :data:`DIRECT_BODY_MIN` bytes, after a request that
+    was sent whole (so nothing of ours is still in h11's hands)."""
+    if method == "HEAD" or response.status_code < 200 or response.status_code in (204, 304):
+        return None
+    if conn.h11.our_state is not h11.DONE or conn.h11.their_state is not h11.SEND_BODY:
+        return None
+    length = None
+    for name, value in response.headers:
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length":
+            length = int(value)  # h11 has checked it is one non-negative integer
+    return length if length is not None and length >= DIRECT_BODY_MIN else None
+
+
+def _keeps_alive(http_version: str, headers: Headers) -> bool:
+    """Whether the server keeps the connection open after this response (HTTP/1.1 without
+    ``Connection: close``)."""
+    if http_version != "1.1":
+        return False
+    tokens = ",".join(headers.get_all("connection")).lower().split(",")
+    return "close" not in (t.strip() for t in tokens)
 
 
 class HttpClient:
@@ -383,8 +460,12 @@ class HttpClient:
         return _Connection(key, stream)
 
     async def _release(self, conn: _Connection) -> None:
-        if not self._closed and conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
-            conn.h11.start_next_cycle()
+        states = (conn.h11.our_state, conn.h11.their_state)
+        # DONE/DONE: a response read through h11; IDLE/IDLE: a fresh state after a body read
+        # straight from the stream.
+        if not self._closed and states in ((h11.DONE, h11.DONE), (h11.IDLE, h11.IDLE)):
+            if states[0] is h11.DONE:
+                conn.h11.start_next_cycle()
             pool = self._idle.setdefault(conn.key, [])
             if len(pool) < self.max_idle_per_host:
                 conn.idle_since = anyio.current_time()
