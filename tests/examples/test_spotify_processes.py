@@ -242,3 +242,14 @@ def test_a_node_on_every_interface_must_say_where_it_is_reached(
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "--http-advertise" in done.stderr
+
+
+def test_node_and_gateway_processes_do_not_load_numpy() -> None:
+    """numpy is for making demo audio; a node or gateway that imported it (through the
+    CLI's demo command) carried about 10 MiB more RSS and 80 ms more start-up."""
+    code = (
+        "import sys, dspot_spotify.cli, dspot_spotify.process.node, "
+        "dspot_spotify.process.gateway; print('numpy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
