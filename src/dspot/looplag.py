@@ -27,7 +27,6 @@ import math
 import sys
 import threading
 import time
-import traceback
 from types import FrameType
 
 import anyio
@@ -255,15 +254,19 @@ def _describe(frame: FrameType | None, depth: int = 3) -> str:
     if frame is None:
         return ""
     picked: list[str] = []
-    for entry in reversed(traceback.extract_stack(frame, limit=40)):
-        if any(
-            f"/{m}/" in entry.filename or entry.filename.endswith(f"/{m}.py") for m in _SKIP_MODULES
-        ):
-            continue
-        short = "/".join(entry.filename.rsplit("/", 2)[-2:])
-        picked.append(f"{entry.name} ({short}:{entry.lineno})")
-        if len(picked) == depth:
+    # The frames themselves, innermost first: traceback.extract_stack would also read every
+    # source file on the stack into linecache (measured: 3.8 MB kept by a node).
+    for _ in range(40):
+        if frame is None:
             break
+        code = frame.f_code
+        filename = code.co_filename
+        if not any(f"/{m}/" in filename or filename.endswith(f"/{m}.py") for m in _SKIP_MODULES):
+            short = "/".join(filename.rsplit("/", 2)[-2:])
+            picked.append(f"{code.co_name} ({short}:{frame.f_lineno})")
+            if len(picked) == depth:
+                break
+        frame = frame.f_back
     return " < ".join(picked)
 
 
