@@ -265,8 +265,10 @@ class ClientResponse:
         if conn is None:
             raise HttpClientError("response body already consumed or closed")
         if self._direct is not None:
-            async for chunk in self._iter_direct(conn, self._direct):
-                yield chunk
+            # Closed here, not at garbage collection, when our reader stops early.
+            async with contextlib.aclosing(self._iter_direct(conn, self._direct)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
             return
         try:
             while True:
