@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json as jsonlib
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -287,7 +287,7 @@ class ClientResponse:
                 with anyio.CancelScope(shield=True):
                     await conn.aclose()
 
-    async def _iter_direct(self, conn: _Connection, length: int) -> AsyncIterator[bytes]:
+    async def _iter_direct(self, conn: _Connection, length: int) -> AsyncGenerator[bytes, None]:
         """The body's ``length`` bytes read straight from the stream (h11 has parsed the head
         and holds what arrived with it). The connection goes back to the pool with a fresh
         h11 state when the server keeps it alive."""

@@ -33,7 +33,7 @@ from dspot_spotify import __version__
 from dspot_spotify.client import ApiClient, ApiError
 from dspot_spotify.config import GATEWAY_SABOTAGES as IN_GATEWAY
 from dspot_spotify.config import Sabotage
-from dspot_spotify.demo import DEFAULT_FORMATS, FORMATS, generate_demo_library
+from dspot_spotify.formats import DEFAULT_FORMATS, FORMATS
 from dspot_spotify.gateway.pool import GatewayConfig
 from dspot_spotify.process.node import NodeSettings, serve_node, throttle_config
 from dspot_spotify.process.setup import ConfigError, parse_address
@@ -300,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.artists < 1:
             print("dspot-spotify: --artists must be at least 1", file=sys.stderr)
             return 2
+        from dspot_spotify.demo import generate_demo_library  # numpy: not in node processes
+
         tracks = generate_demo_library(
             args.dir, seed=args.seed, artists=args.artists, formats=args.formats
         )
@@ -572,6 +574,8 @@ def _import_demo(client: ApiClient, root: Path, args: argparse.Namespace) -> Non
         return
     music = root / "demo-music"
     print(f"generating the demo library in {music} ...", flush=True)
+    from dspot_spotify.demo import generate_demo_library
+
     tracks = generate_demo_library(
         music,
         artists=args.demo_artists,

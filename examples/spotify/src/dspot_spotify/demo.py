@@ -20,9 +20,11 @@ import struct
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import attrs
+import numpy as np
+import numpy.typing as npt
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import APIC, ID3, TALB, TCON, TDRC, TIT2, TPE1, TPE2, TRCK
 from mutagen.mp3 import MP3
@@ -32,6 +34,7 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
+from dspot_spotify.formats import DEFAULT_FORMATS, FORMATS
 from dspot_spotify.tags import sniff_format
 
 __all__ = [
@@ -46,26 +49,7 @@ __all__ = [
     "tag_file",
 ]
 
-if TYPE_CHECKING:
-    # numpy is imported where audio is made, not by this module: the node and gateway
-    # processes import it (for FORMATS) and never synthesize (numpy costs ~10 MiB of RSS).
-    import numpy as np
-    import numpy.typing as npt
-
-    Samples = npt.NDArray[np.float32]
-
-#: Format name → file extension. ``ogg`` is Ogg Vorbis, ``opus`` is Ogg Opus.
-FORMATS: Final[dict[str, str]] = {
-    "mp3": ".mp3",
-    "flac": ".flac",
-    "ogg": ".ogg",
-    "opus": ".opus",
-    "wav": ".wav",
-    "m4a": ".m4a",
-}
-#: Formats used (one per album, cycling) when none are given: no optional dependency needed.
-DEFAULT_FORMATS: Final[tuple[str, ...]] = ("mp3", "flac", "ogg", "opus", "wav")
-
+Samples = npt.NDArray[np.float32]
 
 # --------------------------------------------------------------------------- PNG covers
 
@@ -151,8 +135,6 @@ _TABLE_SIZE: Final = 4096
 
 def _wavetable(voice: _Voice) -> npt.NDArray[np.float64]:
     """One cycle of the voice's waveform (harmonics summed), for fast table lookup."""
-    import numpy as np
-
     phase = np.arange(_TABLE_SIZE, dtype=np.float64) / _TABLE_SIZE
     table = np.zeros(_TABLE_SIZE, dtype=np.float64)
     for k, h in enumerate(voice.harmonics, start=1):
@@ -164,8 +146,6 @@ def _note(
     buf: Samples, sr: int, start: float, length: float, midi: float, amp: float, voice: _Voice
 ) -> None:
     """Add one enveloped note into ``buf`` (in place)."""
-    import numpy as np
-
     i0 = int(start * sr)
     n = min(int(length * sr), len(buf) - i0, int(voice.decay * 7 * sr))
     if n <= 0:
@@ -184,8 +164,6 @@ def synthesize(rng: random.Random, seconds: float, sr: int = 44100) -> Samples:
 
     The length is ``seconds`` rounded up to whole bars (a one-second tail included).
     """
-    import numpy as np
-
     root = rng.randint(48, 59)
     scale = rng.choice((_MAJOR, _MINOR))
     prog = rng.choice(_PROGRESSIONS)
@@ -297,8 +275,6 @@ def _encode_m4a(samples: Samples, sr: int) -> bytes:
         import av
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError("M4A needs PyAV: pip install 'dspot-spotify[m4a]'") from exc
-    import numpy as np
-
     buf = io.BytesIO()
     with av.open(buf, "w", format="ipod", options={"fflags": "+bitexact"}) as out:
         stream = out.add_stream("aac", rate=sr, layout="mono")
