@@ -117,6 +117,16 @@ def test_readdressed_members_get_only_their_own_mail_with_the_receiver_check() -
     assert result.violations == ()
 
 
+def test_position_less_clients_read_their_writes_on_jittery_links_with_positions() -> None:
+    """The sessions sabotage's run (links with jitter, so replicas lag), with the gateway
+    forwarding log positions: no client without positions sees the past."""
+    from dspot_spotify.simulation.checknames import SESSIONS
+    from dspot_spotify.simulation.scenario import _jittery
+
+    result = run_seed(_jittery(get_scenario("dspot_spotify.simulation:scenario")), 1)
+    assert SESSIONS not in result.checks
+
+
 def test_a_hoarding_stranger_locks_no_one_out_of_the_gateway_with_the_client_cap() -> None:
     """The fresh-connection sabotage's run (the stranger holds more connections than the
     gateway's global cap), with the per-client cap: clean for the whole scenario."""

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
+import attrs
 import pytest
 
 from dspot.disk import LocalDisk, SimDisk
@@ -27,7 +28,7 @@ from dspot.tokenring import (
 from dspot.tokenring._snapshot import SnapshotHeader, read_header, write_snapshot
 from dspot.tokenring._store import LogStore
 from dspot.tokenring._transfer import SnapshotReceiver
-from dspot.transport import SimNetwork
+from dspot.transport import LinkModel, SimNetwork
 from tests.tokenring.cluster import Cluster, CrashAt, run
 
 NAMES = ["n1", "n2", "n3"]
@@ -194,6 +195,85 @@ def test_a_snapshot_with_a_bad_checksum_is_never_published() -> None:
         assert (await read_header(receiver_disk, got.name))[0] == header
 
     run_with_mock_clock(main)
+
+
+def test_senders_taking_turns_each_resume_their_own_snapshot() -> None:
+    """Token holders take turns, each offering its own snapshot from offset 0: the receiver
+    answers each with where its snapshot stopped, so no turn's bytes are sent twice."""
+
+    async def main() -> None:
+        disk, receiver_disk = SimDisk(random.Random(1)), SimDisk(random.Random(2))
+        metas = []
+        for i in range(3):
+            header = SnapshotHeader(7 + i, 2, [], ["a"])
+            metas.append(await write_snapshot(disk, f"s{i}", header, _Blob(b"%d" % i * 1000)))
+        blobs = [await disk.read(m.name) for m in metas]
+        receiver = SnapshotReceiver(_env(receiver_disk), "in/", keep=3)
+        sent = 0
+
+        async def no_step(step: str) -> None:
+            pass
+
+        async def turn(i: int, chunks: int) -> SnapshotMeta | None:
+            """One holder's turn: start over at 0, follow the receiver, send ``chunks``."""
+            nonlocal sent
+            meta, offset = metas[i], 0
+            for _ in range(chunks + 1):
+                payload = blobs[i][offset : offset + 40]
+                msg = InstallSnapshot(1, i, "abcd"[i], meta.index, 2, meta.size, meta.sha256,
+                                      meta.data_offset, offset, payload)  # fmt: skip
+                got, offset = await receiver.receive(msg, no_step)
+                sent += len(payload)
+                if got is not None:
+                    return got
+            return None
+
+        for _ in range(4):  # four rounds of three turns, five chunks of 40 bytes each
+            for i in range(3):
+                assert await turn(i, 4) is None
+        # Every turn but a snapshot's first re-sends only its first chunk (to learn where
+        # to resume): 200 + 3 * 160 bytes of each kept.
+        assert sorted(receiver.partial.values()) == [680, 680, 680]
+        assert sent == 3 * 4 * 200
+        got = None
+        while got is None:
+            got = await turn(1, 4)
+        assert await receiver_disk.read(got.name) == blobs[1]
+        # The one at a lower index is moot now and dropped; the one at a higher index kept.
+        assert list(receiver.partial) == ["in/000000000009-" + metas[2].sha256[:16]]
+        # At most ``keep``: a fourth snapshot pushes out the least recently extended.
+        meta = await write_snapshot(disk, "s3", SnapshotHeader(20, 2, [], ["a"]), _Blob(b"x" * 300))
+        metas.append(meta)
+        blobs.append(await disk.read("s3"))
+        receiver = SnapshotReceiver(_env(SimDisk(random.Random(3))), "in/", keep=2)
+        for i in (0, 2, 0, 3):
+            await turn(i, 1)
+        assert sorted(receiver.partial) == ["in/000000000007-" + metas[0].sha256[:16],
+                                            "in/000000000020-" + meta.sha256[:16]]  # fmt: skip
+
+    run_with_mock_clock(main)
+
+
+def test_a_learner_gets_a_snapshot_that_takes_many_token_turns_to_send() -> None:
+    """The snapshot needs many chunks and the token moves on every few of them (each
+    member offering its own snapshot): the learner still installs one, and soon."""
+    config = attrs.evolve(CONFIG, snapshot_chunk=8, idle_hold_time=0.05, compact_every=10)
+
+    async def body(c: Cluster) -> None:
+        c.crash("n3")
+        c.disks["n3"].wipe()
+        c.views["n1"].down = c.views["n2"].down = {"n3"}
+        for batch in range(12):  # each member snapshots at its own index
+            await c.fill(7, f"b{batch}-", via=["n1", "n2"])
+        c.views["n1"].down = c.views["n2"].down = set()
+        c.net.set_default_link(LinkModel(latency=0.01))  # ~200 chunks: a few seconds
+        started = anyio.current_time()
+        ring = await c.start("n3", learner=True)
+        await _converged(c, NAMES, timeout=60)
+        assert ring.core.snapshot is not None
+        assert anyio.current_time() - started < 20
+
+    run(body, NAMES, config, ledgers=True)
 
 
 class _Blob:

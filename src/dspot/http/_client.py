@@ -213,16 +213,24 @@ class _Connection:
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
             try:
-                with anyio.fail_after(timeout):
-                    data = await self.stream.receive(RECEIVE_SIZE)
-            except TimeoutError:
-                raise ReadTimeout("no data from server in time") from None
+                data = await self.receive(RECEIVE_SIZE, timeout)
             except anyio.EndOfStream:
                 data = b""  # h11 decides whether that ends the response or breaks it
                 self._eof = True
-            except STREAM_ERRORS as e:
-                raise ServerDisconnected(f"connection lost while receiving: {e!r}") from e
             self.h11.receive_data(data)
+
+    async def receive(self, max_bytes: int, timeout: float) -> bytes:
+        """Bytes from the stream (``anyio.EndOfStream`` at its end), or the client's errors:
+        :class:`ReadTimeout`, :class:`ServerDisconnected`."""
+        try:
+            with anyio.fail_after(timeout):
+                return await self.stream.receive(max_bytes)
+        except TimeoutError:
+            raise ReadTimeout("no data from server in time") from None
+        except anyio.EndOfStream:
+            raise  # one of STREAM_ERRORS, but the caller decides what an end means
+        except STREAM_ERRORS as e:
+            raise ServerDisconnected(f"connection lost while receiving: {e!r}") from e
 
     async def aclose(self) -> None:
         await anyio.aclose_forcefully(self.stream)
@@ -303,24 +311,18 @@ class ClientResponse:
                 if closed:
                     raise anyio.EndOfStream
                 try:
-                    with anyio.fail_after(self._read_timeout):
-                        data = await conn.stream.receive(min(remaining, RECEIVE_SIZE))
-                except TimeoutError:
-                    raise ReadTimeout("no data from server in time") from None
+                    data = await conn.receive(min(remaining, RECEIVE_SIZE), self._read_timeout)
                 except anyio.EndOfStream:
                     raise ServerDisconnected(
                         f"connection closed in the response body ({remaining} bytes missing)"
                     ) from None
-                except STREAM_ERRORS as e:
-                    raise ServerDisconnected(f"connection lost while receiving: {e!r}") from e
                 remaining -= len(data)
                 yield data
+            # Kept alive (``_direct_length`` took only responses after which h11 left our
+            # side DONE, not MUST_CLOSE): back to the pool with a fresh h11 state.
             self._conn = None
-            if _keeps_alive(self.http_version, self.headers):
-                conn.h11 = h11.Connection(h11.CLIENT)
-                await self._client._release(conn)
-            else:
-                await conn.aclose()
+            conn.h11 = h11.Connection(h11.CLIENT)
+            await self._client._release(conn)
         finally:
             if self._conn is not None:
                 self._conn = None
@@ -372,7 +374,8 @@ class ClientResponse:
 def _direct_length(conn: _Connection, response: h11.Response, method: str) -> int | None:
     """The body length when the body can be read straight from the stream: a plain
     ``content-length`` body of at least :data:`DIRECT_BODY_MIN` bytes, after a request that
-    was sent whole (so nothing of ours is still in h11's hands)."""
+    was sent whole, on a connection that stays open (h11 leaves our side ``DONE`` only then:
+    ``Connection: close`` or HTTP/1.0 makes it ``MUST_CLOSE``)."""
     if method == "HEAD" or response.status_code < 200 or response.status_code in (204, 304):
         return None
     if conn.h11.our_state is not h11.DONE or conn.h11.their_state is not h11.SEND_BODY:
@@ -384,15 +387,6 @@ def _direct_length(conn: _Connection, response: h11.Response, method: str) -> in
         if name == b"content-length":
             length = int(value)  # h11 has checked it is one non-negative integer
     return length if length is not None and length >= DIRECT_BODY_MIN else None
-
-
-def _keeps_alive(http_version: str, headers: Headers) -> bool:
-    """Whether the server keeps the connection open after this response (HTTP/1.1 without
-    ``Connection: close``)."""
-    if http_version != "1.1":
-        return False
-    tokens = ",".join(headers.get_all("connection")).lower().split(",")
-    return "close" not in (t.strip() for t in tokens)
 
 
 class HttpClient:
