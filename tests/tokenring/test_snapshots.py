@@ -317,6 +317,28 @@ def test_the_store_and_snapshot_files_on_the_production_disk(tmp_path: Path) -> 
     anyio.run(main)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[]",
+        b'{"index":1,"epoch":2,"ids":[["a",1]],"members":[]}',
+        b'{"index":true,"epoch":2,"ids":[],"members":[]}',
+        b'{"index":1,"epoch":2,"ids":[],"members":[3]}',
+        b"{not json",
+    ],
+)
+def test_a_malformed_snapshot_header_is_refused_with_its_file_named(body: bytes) -> None:
+    async def main() -> None:
+        disk = SimDisk(random.Random(1))
+        async with disk.create("snap") as writer:
+            await writer.write(b"DSPOTSN1" + len(body).to_bytes(4, "big") + body)
+            await writer.commit()
+        with pytest.raises(ValueError, match="bad snapshot header in snap"):
+            await read_header(disk, "snap")
+
+    run_with_mock_clock(main)
+
+
 def test_a_state_machine_that_applies_batches_gets_the_log_in_runs() -> None:
     """A member that replays its log hands an ``AppliesBatches`` machine runs of entries,
     one call each, not one call per entry (a durable state then pays one commit per run:
