@@ -34,6 +34,7 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
+from dspot._wakeup import current_time
 from dspot.env import Mechanism
 from dspot.transport import Listener, StreamHandler, Transport
 
@@ -154,7 +155,7 @@ class SimCpu:
 
     async def on_loop(self, seconds: float, what: str) -> None:
         """Keep the node's loop busy for ``seconds`` (after work already queued on it)."""
-        now = anyio.current_time()
+        now = current_time()
         start = max(now, self.busy_until)
         end = start + seconds
         self.busy_until = end
@@ -172,12 +173,12 @@ class SimCpu:
         in order, so a message that arrived during a stall is handled when that stall ends.
         """
         until = self.busy_until
-        if until > anyio.current_time():
+        if until > current_time():
             await anyio.sleep_until(until)
 
     def stalled(self) -> bool:
         """Whether the loop is busy right now."""
-        return self.busy_until > anyio.current_time()
+        return self.busy_until > current_time()
 
     def busy_with(self, start: float, end: float) -> str:
         """What kept the loop busy between ``start`` and ``end`` (``""`` if nothing known).

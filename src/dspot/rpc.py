@@ -602,7 +602,7 @@ class RpcNode:
         if self._boot_check and meta.get("boot") != self.boot:
             return _error("outcome_unknown", "the server restarted since the first attempt")
         key = (peer.node_id, str(meta.get("call")))
-        now = anyio.current_time()
+        now = current_time()
         self._expire(now)
         done = self._executed.get(key)
         self.env.trace("rpc.exec", call=key[1], peer=key[0], repeat=done is not None)
