@@ -9,8 +9,9 @@ directory, the given compaction settings), then:
 
 1. **Fill**: ``--songs`` tiny distinct tagged WAV files uploaded **through the nodes' HTTP
    API** (each is several catalog entries and an R=3 blob); every node has applied them all
-   before anything is measured. At 35 to 70 songs/s on a 2-core machine, 100,000 songs take
-   half an hour to 50 minutes and 1,000,000 five to eight hours.
+   before anything is measured. The two full runs on a 2-core machine filled at 20 to 34
+   songs/s (slower while the catalog grows and while anything else runs), so 100,000 songs
+   take 50 to 85 minutes and 1,000,000 would take 8 to 14 hours.
 2. **Memory and disk**: each node's RSS (``/proc/PID/status``) against its RSS before the
    fill (the peer); the database file; the catalog's own size (a snapshot copy made with the
    node's snapshot code); log entries ever committed against those still on disk (target:
