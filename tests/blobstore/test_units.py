@@ -143,6 +143,33 @@ def test_local_copy_round_trip_verification_and_reconcile() -> None:
     run_with_mock_clock(main)
 
 
+def test_the_held_hashes_follow_every_copy_added_and_dropped() -> None:
+    """``held()`` is kept sorted between changes: each add or drop shows at once, and a
+    caller's list is its own."""
+
+    async def main() -> None:
+        local = LocalBlobs(SimDisk(random.Random(1)), block_size=100)
+        await local.open()
+        blobs = [random.Random(i).randbytes(50) for i in range(5)]
+        shas = []
+        for i, data in enumerate(blobs):
+            ingest = local.ingest(f"upload-{i}")
+            await ingest.write(data)
+            shas.append((await ingest.commit(None, stored_at=float(i))).sha256)
+            assert local.held() == sorted(shas)
+        mine = local.held()
+        mine.clear()
+        assert local.held() == sorted(shas)
+        assert local.hashes() == sorted((sha, float(shas.index(sha))) for sha in shas)
+        assert await local.drop(shas[2], deleted_at=9.0)
+        assert local.held() == sorted(shas[:2] + shas[3:])
+        again = LocalBlobs(local.disk, block_size=100)  # loaded from disk
+        await again.open()
+        assert again.held() == local.held()
+
+    run_with_mock_clock(main)
+
+
 def test_scripted_membership_view_and_events() -> None:
     async def main() -> None:
         directory = ScriptedMembership()

@@ -272,7 +272,7 @@ class Repairer:
     async def scrub_once(self) -> int:
         """Verify every local copy; queue corrupt ones for healing. Returns how many."""
         bad = 0
-        for sha, _ in self.local.hashes():
+        for sha in self.local.held():
             copy = self.local.get(sha)
             if copy is None:
                 continue
