@@ -42,7 +42,7 @@ from dspot.disk import LocalDisk
 from dspot.env import NodeEnv, production_env
 from dspot.membership import MemberState
 from dspot.rpc import RpcNode
-from dspot.testing import ScriptedMembership
+from dspot.testing import ScriptedMembership, free_ports
 from dspot.transport import TcpTransport
 
 MiB = 1024 * 1024
@@ -205,18 +205,6 @@ async def rss_child(mib: int, parallel: int) -> None:
     print(f"{base} {started} {peak} {elapsed}")
 
 
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    for sock in socks:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in socks]
-    for sock in socks:
-        sock.close()
-    return ports
-
-
 async def serve_child(name: str, root: str, members: str, replicas: int, quorum: int) -> None:
     """One node in its own process (``--serve``); runs until its stdin closes."""
     directory = ScriptedMembership()
@@ -250,7 +238,7 @@ async def bench_upload_processes(mib: int, repeat: int, backend: str) -> None:
     per replication setting, are non-member nodes in this process and take turns, so every
     R=3 upload has an R=1 peer measured next to it against the same three processes."""
     with tempfile.TemporaryDirectory() as tmp:
-        ports = _free_ports(3)
+        ports = free_ports(3)
         members = ",".join(f"p{i}=127.0.0.1:{port}" for i, port in enumerate(ports))
         procs = []
         for i in range(3):

@@ -58,6 +58,8 @@ from _machine import machine_line, stop
 from _results import Results, add_json_option
 from _search_peer import copy_catalog, lag_buckets, lag_quantile_ms
 
+from dspot.testing import free_port_range, free_ports
+
 NGINX = "/usr/sbin/nginx"
 MiB = 1024 * 1024
 
@@ -119,33 +121,6 @@ NOUNS = [
 
 
 # --- processes -------------------------------------------------------------------------------
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_base_port(count: int) -> int:
-    """A port P such that P .. P+count-1 are free (LocalCluster takes consecutive ports),
-    below the ephemeral range: a node started late must not find its port taken by some
-    client's outgoing connection."""
-    rng = random.Random()
-    for _ in range(500):
-        base = rng.randrange(20000, 32768 - count)
-        if all(port_is_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no free port range")
 
 
 def wait_until(what: str, check: Any, timeout: float, proc: subprocess.Popen[Any] | None) -> Any:
@@ -499,12 +474,12 @@ def main() -> None:
         tmp = Path(tmpdir)
         os.chmod(tmp, 0o755)  # nginx workers may run as an unprivileged user
         tls = ensure_dev_tls(tmp / "tls")
-        cluster = LocalCluster(tmp / "cluster", args.nodes, free_base_port(2 * args.nodes))
+        cluster = LocalCluster(tmp / "cluster", args.nodes, free_port_range(2 * args.nodes))
         print(f"starting {args.nodes} nodes and the gateway", flush=True)
         with cluster.running(timeout=120), contextlib.ExitStack() as stack:
             rpcs = [proc.spec.rpc for proc in cluster.procs]
             node_urls = [proc.url for proc in cluster.procs]
-            gport = free_port()
+            gport = free_ports(1)[0]
             gateway_cmd = [
                 sys.executable,
                 "-m",
@@ -515,7 +490,7 @@ def main() -> None:
                 "--join",
                 ",".join(rpcs),
                 "--rpc",
-                f"127.0.0.1:{free_port()}",
+                f"127.0.0.1:{free_ports(1)[0]}",
                 "--secret-file",
                 str(cluster.secret_file),
                 "--cert",
@@ -572,7 +547,7 @@ def bench_download(
     if os.path.exists(NGINX):
         workdir = tmp / "nginx"
         workdir.mkdir()
-        nport = free_port()
+        nport = free_ports(1)[0]
         conf = nginx_conf(nport, root, workdir, tls.cert, tls.key)
         nproc = stack.enter_context(
             popen([NGINX, "-c", str(conf), "-p", str(workdir)], workdir / "out.log")
@@ -707,7 +682,7 @@ def search_peer(tmp: Path, node_db: Path, stack: contextlib.ExitStack) -> Target
         return None
     db = tmp / "peer.sqlite3"
     copy_catalog(node_db, db)
-    port = free_port()
+    port = free_ports(1)[0]
     script = Path(__file__).with_name("_search_peer.py")
     proc = stack.enter_context(
         popen([sys.executable, str(script), str(port), str(db)], tmp / "peer.log")

@@ -33,6 +33,8 @@ from pathlib import Path
 
 from _machine import stop
 
+from dspot.testing import free_ports
+
 JSON_DOC = {"id": "3f1c", "title": "Song", "seconds": 215, "tags": ["a", "b"]}
 NGINX = "/usr/sbin/nginx"
 
@@ -131,12 +133,6 @@ http {{
 # --- orchestration ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -151,7 +147,7 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15
 @contextlib.contextmanager
 def running(kind: str, root: str, workdir: Path) -> Iterator[tuple[int, int]]:
     """Start server ``kind``; yields (port, pid of the process serving)."""
-    port = free_port()
+    port = free_ports(1)[0]
     if kind == "nginx":
         cmd = [NGINX, "-c", str(nginx_conf(port, root, workdir)), "-p", str(workdir)]
     else:

@@ -43,7 +43,9 @@ from typing import Any
 
 from _machine import machine_line
 from _results import Results, add_json_option
-from bench_gateway import ADJECTIVES, NOUNS, free_base_port, upload_catalog
+from bench_gateway import ADJECTIVES, NOUNS, upload_catalog
+
+from dspot.testing import free_port_range
 
 MiB = 1024 * 1024
 QUICK = {"songs": 150, "writes": 100, "seconds": 1.0, "compact_every": 50, "keep_entries": 10}
@@ -120,7 +122,7 @@ class Nodes:
         self.secret = root / "cluster-secret"
         root.mkdir(parents=True, exist_ok=True)
         write_secret(self.secret)
-        self.base = free_base_port(8)
+        self.base = free_port_range(8)
         self.seeds = tuple(f"127.0.0.1:{self.base + 2 * i}" for i in range(3))
         self.procs: dict[str, Any] = {}
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import socket
 import statistics
 import tempfile
 import threading
@@ -28,6 +27,7 @@ from _results import Results, add_json_option
 from _ringnodes import ring_members
 
 from dspot.disk import LocalDisk
+from dspot.testing import free_ports
 from dspot.tokenring import TokenRingConfig
 
 ENTRY = b"x" * 64
@@ -87,16 +87,6 @@ async def bench_sqlite(entries: int, concurrency: int, tmp: Path) -> Result:
         return _summary(latencies, time.perf_counter() - start)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def bench_pysyncobj(nodes: int, entries: int, concurrency: int, tmp: Path) -> Result | None:
     try:
         from pysyncobj import SyncObj, SyncObjConf, replicated
@@ -113,7 +103,7 @@ def bench_pysyncobj(nodes: int, entries: int, concurrency: int, tmp: Path) -> Re
             self.entries.append(data)
             return len(self.entries)
 
-    addrs = [f"127.0.0.1:{p}" for p in _free_ports(nodes)]
+    addrs = [f"127.0.0.1:{p}" for p in free_ports(nodes)]
     objs = [
         Log(
             a,

@@ -85,37 +85,59 @@ def poll_until(
 # -- loopback ports -------------------------------------------------------------------------
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct loopback ports the kernel says are free right now."""
+def _listening_ports() -> range:
+    """Ports a test server may take: below the kernel's ephemeral range.
+
+    The kernel hands ports from ``ip_local_port_range`` to outgoing connections, so a port
+    found free there can be taken as a source port between the check and the server's
+    ``bind``; the cluster's own connections between nodes make that likely.
+    """
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return range(10000, max(low, 10000 + 2000))
+
+
+def _bindable(ports: range) -> bool:
     socks: list[socket.socket] = []
     try:
-        for _ in range(n):
+        for port in ports:
             s = socket.socket()
             socks.append(s)
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
+            s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
     finally:
         for s in socks:
             s.close()
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free right now, outside the ephemeral range."""
+    found: list[int] = []
+    while len(found) < n:
+        port = free_port_range(1)
+        if port not in found:
+            found.append(port)
+    return found
+
+
 def free_port_range(n: int) -> int:
-    """A base port such that ``base .. base + n - 1`` are all free on loopback."""
+    """A base port such that ``base .. base + n - 1`` are all free on loopback.
+
+    The ports lie below the kernel's ephemeral range, where no outgoing connection takes
+    them between this check and the caller's ``bind``.
+    """
+    allowed = _listening_ports()
     rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
+    for _ in range(500):
+        base = rng.randrange(allowed.start, allowed.stop - n)
+        if _bindable(range(base, base + n)):
             return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
     raise RuntimeError("no free port range")
 
 
