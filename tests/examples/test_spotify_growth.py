@@ -144,7 +144,8 @@ def test_a_new_node_joins_and_receives_its_share(cluster: Cluster, music: Path) 
 
     # The newcomer serves the catalog and the audio like the others, once it has applied
     # the log: holding its blobs says nothing of that (blobs follow membership), and until
-    # then it does not know the session (a client that sends no log position gets 401).
+    # then it does not know the session (a client that sends no log position gets 503
+    # ``behind``).
     c4 = cluster.client("g4")
 
     def serves_catalog() -> bool:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import anyio
+import attrs
 import pytest
 from dspot_spotify.api import LOG_POSITION_HEADER
 from dspot_spotify.config import Sabotage
@@ -21,7 +22,7 @@ from dspot_spotify.simulation.workload import Clients
 from dspot.rpc import RpcMechanism
 from dspot.sim import Simulation, run_seed
 from dspot.testing import run_with_mock_clock
-from tests.examples.simcluster import cluster, url
+from tests.examples.simcluster import CONFIG, cluster, url
 
 SERVICE = "dspot_spotify.simulation:scenario"
 
@@ -119,6 +120,40 @@ def test_a_fresh_token_waits_for_its_log_position_on_a_lagging_node() -> None:
                 )
                 assert resp.status == 200, await resp.text()
                 await resp.read()
+
+    run_with_mock_clock(main)
+
+
+@pytest.mark.parametrize("sabotaged", [False, True], ids=["behind", "revoke-unknown-users"])
+def test_a_replica_that_does_not_know_a_token_user_says_it_is_behind(sabotaged: bool) -> None:
+    """A client that sends no ``X-Log-Position`` (curl, a Subsonic app, a client routed by
+    DNS) and reaches a node that has not applied its sign-up gets 503 ``behind`` with
+    ``Retry-After``, then 200 once the node caught up; never 401, which would sign it out.
+    Sabotaged (:attr:`Sabotage.REVOKE_UNKNOWN_USERS`), the same request gets 401."""
+
+    async def main() -> None:
+        sabotage = frozenset({Sabotage.REVOKE_UNKNOWN_USERS}) if sabotaged else frozenset()
+        async with cluster(config=attrs.evolve(CONFIG, sabotage=sabotage)) as c:
+            c.net.partition([["n1", "n2", "client"], ["n3"]])
+            c.net.unblock([("client", "n3"), ("n3", "client")])
+            resp = await c.register("n1", "grace", "grace's password")
+            assert resp.status == 201, await resp.text()
+            auth = {"authorization": f"Bearer {json.loads(await resp.read())['token']}"}
+            resp = await c.client.get(url("n3", "/api/songs"), headers=auth)
+            body = json.loads(await resp.read())
+            if sabotaged:
+                assert (resp.status, body["detail"]) == (401, "token revoked")
+                return
+            assert resp.status == 503, body
+            assert body["code"] == "behind" and resp.headers.get("retry-after") == "1"
+            c.net.heal()
+            with anyio.fail_after(30):
+                while (resp := await c.client.get(url("n3", "/api/songs"), headers=auth)).status:
+                    await resp.read()
+                    if resp.status != 503:
+                        break
+                    await anyio.sleep(1.0)
+            assert resp.status == 200
 
     run_with_mock_clock(main)
 

@@ -1108,7 +1108,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No quorum (`read-only: no quorum`), the replica has not reached the requested log position yet, or stored data (a song's file, a cover) cannot be reached right now, or every password hasher is busy; retry later */
+        /** @description No quorum (`read-only: no quorum`), the replica has not reached the requested log position or does not know the token's account yet, or stored data (a song's file, a cover) cannot be reached right now, or every password hasher is busy; retry later */
         Unavailable: {
             headers: {
                 [name: string]: unknown;

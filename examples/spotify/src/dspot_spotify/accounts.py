@@ -31,6 +31,7 @@ __all__ = [
     "AccountDisabled",
     "InvalidCredentials",
     "SubsonicSecrets",
+    "UserNotApplied",
     "authenticate_token",
     "check_login",
     "check_new_account",
@@ -56,6 +57,14 @@ class InvalidCredentials(ValueError):
 class AccountDisabled(ValueError):
     """The right password of a user an admin disabled (HTTP 403): said only to someone who
     proved the password."""
+
+
+class UserNotApplied(LookupError):
+    """A genuine token of a user this replica has not applied yet (HTTP 503, retry).
+
+    Users are never deleted, so a signed token naming a user the replica does not have was
+    issued by a node further along the log: this one is behind, the token is not revoked.
+    """
 
 
 def registration(
@@ -126,15 +135,19 @@ def login_verdict(user: catalog.UserRecord | None, ok: bool) -> catalog.UserReco
 def authenticate_token(
     tx: catalog.Tx, signer: TokenSigner, token: str, *, now_ms: int
 ) -> TokenClaims:
-    """The claims of a genuine, unexpired, unrevoked token, else :class:`InvalidToken`."""
+    """The claims of a genuine, unexpired, unrevoked token, else :class:`InvalidToken`
+    (:class:`UserNotApplied` when this replica does not know its user yet)."""
     claims = signer.verify(token, now_ms=now_ms)
     check_not_revoked(tx, claims)
     return claims
 
 
 def check_not_revoked(tx: catalog.Tx, claims: TokenClaims) -> None:
-    """:class:`InvalidToken` if the (signature-checked) token was revoked, its user removed
-    or disabled, or it is of an older token generation (a password change since)."""
+    """:class:`InvalidToken` if the (signature-checked) token was revoked, its user disabled,
+    or it is of an older token generation (a password change since);
+    :class:`UserNotApplied` if this replica does not know its user yet."""
+    if catalog.get_user(tx, claims.user_id) is None:
+        raise UserNotApplied(claims.user_id)
     if catalog.is_token_revoked(
         tx,
         token_id=claims.token_id,

@@ -55,6 +55,10 @@ class Sabotage(Mechanism):
     SNAPSHOT_WITHOUT_SEARCH = "snapshot-without-search"
     """A node installing a catalog snapshot restores the tables but not the full-text
     tables' content: the songs it held are listed but no search finds them."""
+    REVOKE_UNKNOWN_USERS = "revoke-unknown-users"
+    """A replica that does not know a token's user yet answers 401 "token revoked" instead
+    of 503 ``behind``: a client that reaches a lagging node just after signing up is signed
+    out."""
     NO_STREAM_RESUME = "no-stream-resume"
     """The gateway relays a song stream from one node only: when that node breaks off
     mid-stream the download is cut instead of resuming on another at the same offset."""

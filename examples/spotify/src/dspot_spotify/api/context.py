@@ -7,7 +7,10 @@ browser loads without headers (a song's stream and cover, the event WebSocket) a
 the token as ``?token=<token>``: an opt-in per route, since a URL ends up in histories and
 logs. The token's signature and expiry are checked first, so a forged token is refused at
 once; then the request waits for its ``X-Log-Position`` (a user registered there may be
-unknown here until then), then the replica says whether the token was revoked.
+unknown here until then), then the replica says whether the token was revoked. A replica
+that does not know the token's user yet (the client sent no position, or it was not reached
+in time) answers 503 ``behind`` with ``Retry-After``, not 401: users are never deleted, so
+the token is genuine and this replica is behind the node that issued it.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from dspot.http import HTTPError, Request, Response
 from dspot_spotify import accounts, catalog
 from dspot_spotify.api.wire import API_JSON, IntParam
 from dspot_spotify.auth import InvalidToken, TokenClaims
+from dspot_spotify.config import Sabotage
 from dspot_spotify.parts import NodeParts
 from dspot_spotify.sealing import PasswordSealer
-from dspot_spotify.writer import LOG_POSITION_HEADER, CatalogWriter, format_position
+from dspot_spotify.writer import BEHIND, LOG_POSITION_HEADER, CatalogWriter, format_position
 
 __all__ = ["LIMIT", "MAX_PAGE", "PAGE", "Api"]
 
@@ -69,6 +73,15 @@ class Api:
             await self.read(accounts.check_not_revoked, claims)
         except InvalidToken as e:
             raise HTTPError(401, str(e), headers=_CHALLENGE) from None
+        except accounts.UserNotApplied:
+            if Sabotage.REVOKE_UNKNOWN_USERS in node.config.sabotage:
+                raise HTTPError(401, "token revoked", headers=_CHALLENGE) from None
+            raise HTTPError(
+                503,
+                "this replica has not applied this account yet",
+                headers=[("retry-after", "1")],
+                extensions={"code": BEHIND},
+            ) from None
         return claims
 
     async def user(

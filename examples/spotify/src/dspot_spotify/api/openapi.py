@@ -63,8 +63,9 @@ _PROBLEM_NAMES: Final[Mapping[int, tuple[str, str]]] = {
     503: (
         "Unavailable",
         "No quorum (`read-only: no quorum`), the replica has not reached the requested "
-        "log position yet, or stored data (a song's file, a cover) cannot be reached right "
-        "now, or every password hasher is busy; retry later",
+        "log position or does not know the token's account yet, or stored data (a song's "
+        "file, a cover) cannot be reached right now, or every password hasher is busy; "
+        "retry later",
     ),
 }
 _POSITION: Final[Schema] = {"type": "string", "pattern": POSITION_PATTERN}

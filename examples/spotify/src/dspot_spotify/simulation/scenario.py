@@ -281,8 +281,10 @@ SCENARIO = Scenario(
             HTTP_ANSWER,
             "every answer is one the API documents (no unexpected status)",
             # A replica that does not catch up to the client's position does not know the
-            # session the client just signed in with: 401 "token revoked".
-            Sabotage({ServiceSabotage.NO_CATCH_UP}, seeds=(2,)),
+            # user the client just signed up as, and calls the token revoked: 401.
+            Sabotage(
+                {ServiceSabotage.NO_CATCH_UP, ServiceSabotage.REVOKE_UNKNOWN_USERS}, seeds=(2,)
+            ),
         ),
         Check(
             GATEWAY_STREAM,

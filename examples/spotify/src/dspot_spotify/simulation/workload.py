@@ -192,12 +192,9 @@ class Client:
                 last = f"{target}: {type(exc).__name__}: {exc}"
                 await anyio.sleep(0.2 + 0.3 * self.rng.random())
                 continue
-            # 401 for a token of ours is only retryable when we registered with an unknown
-            # outcome (409, then login): we have no log position to make a lagging node wait.
-            lagging = resp.status == 401 and self.registered_at is None and bool(self.auth)
             # The gateway's 502/504: the node it relayed to failed, the outcome is unknown.
             relay_failed = target == GATEWAY and resp.status in (502, 504)
-            if resp.status == 503 or lagging or relay_failed:
+            if resp.status == 503 or relay_failed:
                 last = f"{target}: {resp.status} {content[:200]!r}"
                 await anyio.sleep(0.3 + 0.5 * self.rng.random())
                 continue
