@@ -59,6 +59,7 @@ from dspot_spotify.auth import CredentialBox, TokenSigner, derive_box_key, deriv
 from dspot_spotify.collector import BlobCollector
 from dspot_spotify.config import HTTP_SERVICE, NodeConfig, Sabotage
 from dspot_spotify.events import EventHub
+from dspot_spotify.holdings import Surveys
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica, Effects
 from dspot_spotify.router import build_router
@@ -160,6 +161,14 @@ class SpotifyNode:
         """The task group of the running node (work that outlives a request)."""
         self.collector = BlobCollector(self, CatalogWriter(self))
         """Deletes blob copies that no catalog entry owns (:mod:`dspot_spotify.collector`)."""
+        self.surveys = Surveys(
+            env.clock,
+            lambda: self.replica.position,
+            lambda: self.replica.read(catalog.song_blobs),
+            lambda members, hashes: survey.survey(self, members, hashes),
+        )
+        """Who holds which song's audio, shared by the cluster documents (``/api/cluster``,
+        ``/metrics``, the event stream's hello)."""
         self._http_bound: str | None = None
 
     # -- running parts -------------------------------------------------------------------

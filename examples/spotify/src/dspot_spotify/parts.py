@@ -23,6 +23,7 @@ from dspot.tokenring import TokenRing
 from dspot_spotify.auth import CredentialBox, TokenSigner
 from dspot_spotify.config import NodeConfig
 from dspot_spotify.events import EventHub
+from dspot_spotify.holdings import Surveys
 from dspot_spotify.metrics import NodeMetrics
 from dspot_spotify.replica import CatalogReplica
 from dspot_spotify.signin import SignIn
@@ -52,6 +53,7 @@ class NodeParts(Protocol):
     events: EventHub
     metrics: NodeMetrics
     background: anyio.abc.TaskGroup | None
+    surveys: Surveys
     """Where work that outlives a request runs (the node's own task group)."""
 
     @property

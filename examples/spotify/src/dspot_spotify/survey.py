@@ -14,6 +14,12 @@ than the blob store's target for the current cluster, ``min(R, live voters)`` (t
 repair restores; with R above the live count no repair could ever satisfy R itself). Right
 after a crash the dead node still counts as live but cannot answer, so its songs show up as
 under-replicated until it is declared dead and repair has copied them again.
+
+**Sliced, and shared.** At 100,000 songs a survey is several passes over 100,000 hashes on
+each member: every pass here gives the event loop a turn every
+:data:`~dspot_spotify.holdings.SLICE` of them, and a node's
+:class:`~dspot_spotify.holdings.Surveys` shares one survey among the cluster documents that
+want it at about the same time.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Sequence
 from typing import Final
 
 import anyio
+import anyio.lowlevel
 import attrs
 from dspot import wire
 from dspot.errors import DspotError, RemoteError
@@ -29,6 +36,7 @@ from dspot.membership import Member, MemberState
 from dspot.rpc import Peer, RetryPolicy
 
 from dspot_spotify import catalog
+from dspot_spotify.holdings import SLICE, MemberStatus
 from dspot_spotify.parts import NodeParts
 
 __all__ = [
@@ -81,20 +89,6 @@ class StatusReply:
     """Bytes of copies no catalog entry owns, awaiting collection."""
 
 
-@attrs.frozen
-class MemberStatus:
-    """One member's answer: applied log position, blob totals, and which asked hashes it
-    holds (indexes into the list that was asked about)."""
-
-    log_position: catalog.LogPosition
-    blobs: int
-    bytes: int
-    held: frozenset[int]
-    loop_lag_worst_ms: float = 0.0
-    loop_lag_p99_ms: float = 0.0
-    orphaned_bytes: int = 0
-
-
 def _lag_us(node: NodeParts) -> tuple[int, int]:
     """The node's worst recent and p99 loop lag, in whole microseconds."""
     snap = node.looplag.snapshot()
@@ -106,7 +100,7 @@ _LAG_CAP: Final = 3600.0  # a p99 beyond the last bucket is infinite: say "an ho
 
 
 def _pack(hashes: Sequence[str]) -> bytes:
-    return b"".join(bytes.fromhex(h) for h in hashes)
+    return bytes.fromhex("".join(hashes))
 
 
 def _bitmap(flags: Sequence[bool]) -> bytes:
@@ -123,6 +117,30 @@ def _bits(bitmap: bytes, count: int, offset: int) -> set[int]:
     }
 
 
+async def _held_bitmap(node: NodeParts, payload: bytes) -> bytes:
+    """The bitmap of which of the digests in ``payload`` this node holds, a slice per turn."""
+    local = node.blobs.local
+    out = bytearray()
+    step = SLICE * _DIGEST
+    for start in range(0, len(payload), step):
+        if start:
+            await anyio.lowlevel.checkpoint()
+        hexes = payload[start : start + step].hex()
+        out += _bitmap([local.get(hexes[i : i + 64]) is not None for i in range(0, len(hexes), 64)])
+    return bytes(out)
+
+
+async def _held_bits(bitmap: bytes, count: int, offset: int) -> set[int]:
+    """:func:`_bits` a slice per turn."""
+    found: set[int] = set()
+    for start in range(0, count, SLICE):
+        if start:
+            await anyio.lowlevel.checkpoint()
+        part = bitmap[start // 8 : (start + SLICE) // 8]
+        found |= _bits(part, min(SLICE, count - start), offset + start)
+    return found
+
+
 def serve_status(node: NodeParts) -> None:
     """Serve ``spotify.status`` on ``node``'s RPC (call once its blob store runs)."""
 
@@ -130,7 +148,7 @@ def serve_status(node: NodeParts) -> None:
         if len(req.payload) % _DIGEST:
             raise RemoteError("invalid", "payload is not a list of 32-byte digests")
         local = node.blobs.local
-        digests = [req.payload[i : i + _DIGEST] for i in range(0, len(req.payload), _DIGEST)]
+        bitmap = await _held_bitmap(node, req.payload)
         pos = node.replica.position or catalog.LogPosition(0, 0)
         worst, p99 = _lag_us(node)
         return StatusReply(
@@ -138,7 +156,7 @@ def serve_status(node: NodeParts) -> None:
             log_seq=pos.seq,
             blobs=local.count,
             blob_bytes=local.bytes,
-            payload=_bitmap([local.get(d.hex()) is not None for d in digests]),
+            payload=bitmap,
             loop_lag_worst_us=worst,
             loop_lag_p99_us=p99,
             orphaned_bytes=node.collector.orphaned_bytes,
@@ -147,14 +165,20 @@ def serve_status(node: NodeParts) -> None:
     node.rpc.handle(StatusRequest, on_status)
 
 
-def _local_status(node: NodeParts, hashes: Sequence[str]) -> MemberStatus:
+async def _local_status(node: NodeParts, hashes: Sequence[str]) -> MemberStatus:
     local = node.blobs.local
+    held: list[int] = []
+    for start in range(0, len(hashes), SLICE):
+        if start:
+            await anyio.lowlevel.checkpoint()
+        part = hashes[start : start + SLICE]
+        held.extend(start + i for i, h in enumerate(part) if local.get(h) is not None)
     worst, p99 = _lag_us(node)
     return MemberStatus(
         log_position=node.replica.position or catalog.LogPosition(0, 0),
         blobs=local.count,
         bytes=local.bytes,
-        held=frozenset(i for i, h in enumerate(hashes) if local.get(h) is not None),
+        held=frozenset(held),
         loop_lag_worst_ms=worst / 1000,
         loop_lag_p99_ms=p99 / 1000,
         orphaned_bytes=node.collector.orphaned_bytes,
@@ -175,7 +199,7 @@ async def _ask(node: NodeParts, member: Member, hashes: Sequence[str]) -> Member
                     timeout=STATUS_TIMEOUT,
                     retry=_STATUS_RETRY,
                 )
-                held |= _bits(reply.payload, len(batch), start)
+                held |= await _held_bits(reply.payload, len(batch), start)
     except (DspotError, TimeoutError):  # down, partitioned, not started, too slow
         return None
     assert reply is not None
@@ -203,8 +227,8 @@ async def survey(
 
     async with anyio.create_task_group() as tg:
         for m in members:
-            if m.node_id == me:
-                found[me] = _local_status(node, hashes)
-            else:
+            if m.node_id != me:
                 tg.start_soon(one, m)
+        if any(m.node_id == me for m in members):
+            found[me] = await _local_status(node, hashes)
     return found

@@ -273,24 +273,15 @@ async def cluster_document(node: NodeParts) -> Cluster:
     """The ``/api/cluster`` document, as this node sees the cluster now."""
     voters = node.blobs.view
     members = node.membership.members()
-    songs = await node.replica.read(catalog.song_blobs)
-    hashes = list(dict.fromkeys(sha for _, _, sha in songs))
-    index = {sha: i for i, sha in enumerate(hashes)}
     asked = [m for m in members if not is_observer(m) and m.state in LIVE]
-    statuses = await survey(node, asked, hashes)
     live = voters.live()
     wanted = node.blobs.placement.count(len(live))
-    copies = [0] * len(hashes)
-    for m in live:
-        status = statuses.get(m.node_id)
-        if status is not None:
-            for i in status.held:
-                copies[i] += 1
-    under = [
-        UnderReplicated(id=song_id, title=title, copies=copies[index[sha]], wanted=wanted)
-        for song_id, title, sha in songs
-        if copies[index[sha]] < wanted
-    ]
+    held = await node.surveys.holdings(asked, live, wanted, listed=MAX_LISTED)
+    statuses = held.statuses
+    under = tuple(
+        UnderReplicated(id=song_id, title=title, copies=copies, wanted=wanted)
+        for song_id, title, copies in held.under_listed
+    )
     http = _http_endpoints(node)
     ring = node.ring
     return Cluster(
@@ -301,10 +292,10 @@ async def cluster_document(node: NodeParts) -> Cluster:
         ring=tuple(ring_order([m.node_id for m in voters.configured()])),
         replication=replication_factor(node),
         members=tuple(member_row(node, m, statuses.get(m.node_id), http) for m in members),
-        songs=len(songs),
-        under_replicated=len(under),
+        songs=held.songs,
+        under_replicated=held.under,
         orphaned_bytes=sum(s.orphaned_bytes for s in statuses.values() if s is not None),
-        under_replicated_songs=tuple(under[:MAX_LISTED]),
+        under_replicated_songs=under,
     )
 
 
