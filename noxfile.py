@@ -26,7 +26,8 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]", *_examples())
     for missing in _missing_for_tests():
         session.warn(f"{missing}: the tests that need it will be skipped")
-    session.run("pytest", "-q", *session.posargs)
+    # The slowest tests, so the run's time budget (25 minutes on two cores) stays visible.
+    session.run("pytest", "-q", "--durations=25", *session.posargs)
 
 
 def _missing_for_tests() -> list[str]:
