@@ -5,8 +5,9 @@ and every scrape of ``/metrics`` needs it; at 100,000 songs one survey
 (:func:`dspot_spotify.survey.survey`) is several passes over 100,000 hashes on each member.
 So a node's :class:`Surveys` shares one survey among concurrent callers and reuses it for
 :data:`SURVEY_MAX_AGE` seconds while the catalog position, the members asked and the live
-voters stay the same; the song list itself is reused until the replica applies another
-entry. Its own passes give the event loop a turn every :data:`SLICE` hashes.
+voters stay the same. What it keeps is small (the members' totals, at most ``listed``
+songs), not the song list or who holds each song. Its own passes give the event loop a turn
+every :data:`SLICE` hashes.
 """
 
 from __future__ import annotations
@@ -51,21 +52,11 @@ Statuses = dict[str, MemberStatus | None]
 
 
 @attrs.frozen
-class _Songs:
-    """Every song's ``(id, title, sha256)`` as of one catalog position, and the distinct
-    hashes asked about (``slot[i]``: the index of song ``i``'s hash in ``hashes``)."""
-
-    position: catalog.LogPosition | None
-    songs: list[tuple[str, str, str]]
-    hashes: list[str]
-    slot: list[int]
-
-
-@attrs.frozen
 class Holdings:
-    """One survey's outcome: each asked member's status (None: no answer in time), the
-    number of songs, and those with fewer than ``wanted`` copies on the live voters (how
-    many, and the first ``listed`` of them as ``(id, title, copies)``)."""
+    """One survey's outcome: each asked member's status (None: no answer in time; its
+    ``held`` left empty once the copies are counted), the number of songs, and those with
+    fewer than ``wanted`` copies on the live voters (how many, and the first ``listed`` of
+    them as ``(id, title, copies)``)."""
 
     statuses: Statuses
     songs: int
@@ -100,7 +91,6 @@ class Surveys:
         self.max_age = max_age
         self.surveys = 0
         """Surveys run (each asks every member once)."""
-        self._songs: _Songs | None = None
         self._done: tuple[_Key, float, Holdings] | None = None
         self._running: tuple[_Key, anyio.Event] | None = None
 
@@ -129,7 +119,7 @@ class Surveys:
         self._running = mine
         try:
             started = clock.now()
-            found = await self._survey(position, asked, live, wanted, listed)
+            found = await self._survey(asked, live, wanted, listed)
             self._done = (key, started, found)
             return found
         finally:
@@ -138,17 +128,20 @@ class Surveys:
             mine[1].set()
 
     async def _survey(
-        self,
-        position: catalog.LogPosition | None,
-        asked: Sequence[Member],
-        live: Sequence[Member],
-        wanted: int,
-        listed: int,
+        self, asked: Sequence[Member], live: Sequence[Member], wanted: int, listed: int
     ) -> Holdings:
-        songs = await self._song_list(position)
+        songs = await self.songs()
         self.surveys += 1
-        statuses = await self.ask(asked, songs.hashes)
-        copies = [0] * len(songs.hashes)
+        index: dict[str, int] = {}
+        slot: list[int] = []  # song k's audio is hashes[slot[k]]
+        for k, (_, _, sha) in enumerate(songs):
+            if k and not k % SLICE:
+                await anyio.lowlevel.checkpoint()
+            slot.append(index.setdefault(sha, len(index)))
+        hashes = list(index)
+        del index
+        statuses = await self.ask(asked, hashes)
+        copies = [0] * len(hashes)
         for m in live:
             status = statuses.get(m.node_id)
             for n, i in enumerate(status.held if status is not None else ()):
@@ -157,26 +150,16 @@ class Surveys:
                 copies[i] += 1
         under = 0
         under_listed: list[tuple[str, str, int]] = []
-        for k, slot in enumerate(songs.slot):
+        for k, i in enumerate(slot):
             if k and not k % SLICE:
                 await anyio.lowlevel.checkpoint()
-            if copies[slot] < wanted:
+            if copies[i] < wanted:
                 under += 1
                 if len(under_listed) < listed:
-                    song_id, title, _ = songs.songs[k]
-                    under_listed.append((song_id, title, copies[slot]))
-        return Holdings(statuses, len(songs.songs), under, under_listed)
-
-    async def _song_list(self, position: catalog.LogPosition | None) -> _Songs:
-        """The songs as of ``position``: read again only after the replica moved on."""
-        if self._songs is not None and self._songs.position == position:
-            return self._songs
-        songs = await self.songs()
-        index: dict[str, int] = {}
-        slot: list[int] = []
-        for k, (_, _, sha) in enumerate(songs):
-            if k and not k % SLICE:
-                await anyio.lowlevel.checkpoint()
-            slot.append(index.setdefault(sha, len(index)))
-        self._songs = _Songs(position, songs, list(index), slot)
-        return self._songs
+                    song_id, title, _ = songs[k]
+                    under_listed.append((song_id, title, copies[i]))
+        kept: Statuses = {
+            n: None if st is None else attrs.evolve(st, held=frozenset())
+            for n, st in statuses.items()
+        }
+        return Holdings(kept, len(songs), under, under_listed)
