@@ -17,6 +17,7 @@ import re
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from dspot_spotify import tools
 from dspot_spotify.catalog import snapshot
 from dspot_spotify.client import ApiClient
 from dspot_spotify.demo import encode_audio, synthesize, tag_file
+from dspot_spotify.holdings import SURVEY_MAX_AGE
 from dspot_spotify.process.supervisor import NodeProcess, wait_for
 
 from dspot.testing import poll_until
@@ -188,6 +190,9 @@ def test_a_killed_node_is_re_replicated_and_its_songs_still_play(
     assert held[victim] > 0  # its copies are lost with it: the survivors must make new ones
     survivors = [n for n in ("k1", "k2", "k3", "k4") if n != victim]
 
+    # The first document after the kill must come from a new survey: a node answers from
+    # its last one for SURVEY_MAX_AGE seconds while the members it knows of are unchanged.
+    time.sleep(SURVEY_MAX_AGE + 0.1)
     cluster.procs[victim].kill()  # SIGKILL: no goodbye
     seen_under: list[int] = []
 
