@@ -281,6 +281,9 @@ def test_password_change_and_token_revocation(db: Db, log: Log) -> None:
         db.q, token_id="t3", user_id="ana", issued_at=changed - 1, generation=1
     )
     assert c.is_token_revoked(db.q, token_id="t3", user_id="ghost", issued_at=changed)
+    # ... which token_revoked tells apart: no such user here (not applied yet), not revoked
+    assert c.token_revoked(db.q, token_id="t3", user_id="ghost", issued_at=changed) is None
+    assert c.token_revoked(db.q, token_id="t1", user_id="ana", issued_at=changed) is True
     # expired revocations are pruned by later revocations
     log.ok(
         c.RevokeToken(

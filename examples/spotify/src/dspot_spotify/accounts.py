@@ -146,15 +146,16 @@ def check_not_revoked(tx: catalog.Tx, claims: TokenClaims) -> None:
     """:class:`InvalidToken` if the (signature-checked) token was revoked, its user disabled,
     or it is of an older token generation (a password change since);
     :class:`UserNotApplied` if this replica does not know its user yet."""
-    if catalog.get_user(tx, claims.user_id) is None:
-        raise UserNotApplied(claims.user_id)
-    if catalog.is_token_revoked(
+    revoked = catalog.token_revoked(
         tx,
         token_id=claims.token_id,
         user_id=claims.user_id,
         issued_at=claims.issued_at,
         generation=claims.generation,
-    ):
+    )
+    if revoked is None:
+        raise UserNotApplied(claims.user_id)
+    if revoked:
         raise InvalidToken("token revoked")
 
 

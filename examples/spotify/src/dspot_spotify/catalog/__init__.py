@@ -127,6 +127,7 @@ from dspot_spotify.catalog._people import (
     subsonic_account_password,
     subsonic_credentials,
     subsonic_credentials_by_api_key,
+    token_revoked,
     user_count,
     user_playlists,
 )
@@ -348,6 +349,7 @@ __all__ = [
     "subsonic_account_password",
     "subsonic_credentials",
     "subsonic_credentials_by_api_key",
+    "token_revoked",
     "top_song_ids",
     "user_count",
     "user_playlists",

@@ -122,18 +122,32 @@ def subsonic_credentials_by_api_key(tx: Tx, api_key: str) -> SubsonicCredentials
 def is_token_revoked(
     tx: Tx, *, token_id: str, user_id: str, issued_at: int, generation: int = 0
 ) -> bool:
-    """Whether a (signature-checked) token was revoked, its user removed or disabled, or it
-    is of an older token generation than the user's (a password change, a disabling since).
+    """Whether a (signature-checked) token was revoked, its user unknown here or disabled,
+    or it is of an older token generation than the user's (a password change, a disabling
+    since). :func:`token_revoked` tells an unknown user apart.
 
     A token of a *newer* generation than this replica knows was issued by a replica further
     along the log: it is genuine, and this one simply has not applied the change yet.
     """
+    revoked = token_revoked(
+        tx, token_id=token_id, user_id=user_id, issued_at=issued_at, generation=generation
+    )
+    return revoked is not False
+
+
+def token_revoked(
+    tx: Tx, *, token_id: str, user_id: str, issued_at: int, generation: int = 0
+) -> bool | None:
+    """As :func:`is_token_revoked`, but None when this replica has no such user (users are
+    never deleted: it has not applied the sign-up yet)."""
     row = _one(
         tx,
         "SELECT tokens_valid_after, disabled, token_generation FROM users WHERE id = ?",
         (user_id,),
     )
-    if row is None or issued_at < int(row[0]) or row[1] or generation < int(row[2]):
+    if row is None:
+        return None
+    if issued_at < int(row[0]) or row[1] or generation < int(row[2]):
         return True
     return _one(tx, "SELECT 1 FROM revoked_tokens WHERE token_id = ?", (token_id,)) is not None
 
