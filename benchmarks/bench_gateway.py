@@ -400,8 +400,22 @@ def thread_search_load(target: Target, clients: int, seconds: float, seed: int) 
 # --- the run ---------------------------------------------------------------------------------
 
 
-def upload_catalog(node_urls: list[str], token: str, songs: int, workers: int, tmp: Path) -> float:
-    """Upload ``songs`` tiny songs through the nodes' API; returns the seconds it took."""
+def uploader_tokens(node_url: str, first: str, count: int) -> list[str]:
+    """``first`` (a signed-in user's token) and the tokens of ``count - 1`` more accounts
+    registered on ``node_url``: a node runs only a few uploads of one user at once
+    (``uploads_per_user``), so a fill wider than that spreads its uploads over accounts."""
+    from dspot_spotify.client import ApiClient
+
+    client = ApiClient(node_url, timeout=60)
+    more = [client.register(f"uploader{k}", "bench-password-123")["token"] for k in range(1, count)]
+    return [first, *map(str, more)]
+
+
+def upload_catalog(
+    node_urls: list[str], tokens: list[str], songs: int, workers: int, tmp: Path
+) -> float:
+    """Upload ``songs`` tiny songs through the nodes' API, song ``i`` to node ``i mod
+    nodes`` as account ``i mod len(tokens)``; returns the seconds it took."""
     from dspot_spotify.client import ApiClient, ApiError
 
     folder = tmp / "catalog"
@@ -413,6 +427,7 @@ def upload_catalog(node_urls: list[str], token: str, songs: int, workers: int, t
     def one(i: int) -> None:
         path = folder / f"song{i}.wav"
         small_song(path, i)
+        token = tokens[i % len(tokens)]
         client = ApiClient(node_urls[i % len(node_urls)], token=token, timeout=60)
         give_up = time.monotonic() + 300
         attempt = 0
@@ -597,7 +612,7 @@ def bench_search(
     stack: contextlib.ExitStack,
 ) -> None:
     print(f"uploading {args.songs} songs through the API ({args.upload_workers} at a time)")
-    took = upload_catalog(node_urls, token, args.songs, args.upload_workers, tmp)
+    took = upload_catalog(node_urls, [token], args.songs, args.upload_workers, tmp)
     print(f"  catalog uploaded in {took:.0f} s ({args.songs / took:.0f} songs/s)", flush=True)
     nodes = [Target(f"node {i + 1}", url, token, None) for i, url in enumerate(node_urls)]
     for node in nodes:

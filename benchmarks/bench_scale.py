@@ -8,17 +8,20 @@ It starts three ``dspot-spotify node`` processes on loopback (real disks in a te
 directory, the given compaction settings), then:
 
 1. **Fill**: ``--songs`` tiny distinct tagged WAV files uploaded **through the nodes' HTTP
-   API** (each is several catalog entries and an R=3 blob); every node has applied them all
-   before anything is measured. The two full runs on a 2-core machine filled at 20 to 34
-   songs/s (slower while the catalog grows and while anything else runs), so 100,000 songs
-   take 50 to 85 minutes and 1,000,000 would take 8 to 14 hours.
+   API** (each is several catalog entries and an R=3 blob), ``--upload-workers`` at a time
+   spread over ``--uploaders`` accounts (a node runs only two uploads of one user at once);
+   every node has applied them all before anything is measured. On a 2-core machine the
+   fill runs at about 50 songs/s with the defaults (32 uploads as 8 users; 20 to 34 with 8
+   uploads as one user), so 100,000 songs take about 35 minutes and 1,000,000 would take
+   six hours or more.
 2. **Memory and disk**: each node's RSS (``/proc/PID/status``) against its RSS before the
    fill (the peer); the database file; the catalog's own size (a snapshot copy made with the
    node's snapshot code); log entries ever committed against those still on disk (target:
    on disk within ``--compact-every`` + ``--keep-entries``).
 3. **Reads on one node**: sequential ``GET /api/songs?q=WORD`` (search) and
    ``GET /api/albums?offset=N`` (album list) for ``--seconds`` each, p50/p99 against
-   ``GET /healthz`` on the same node (the HTTP floor).
+   ``GET /healthz`` on the same node (the HTTP floor), with the node's event-loop lag p99
+   during each (from its ``/metrics`` histogram, scraped before and after).
 4. **A fresh fourth node** started with ``--learner``: seconds from its start until it serves
    the whole catalog (snapshot install + tail), against the seconds it took to print
    ``ready`` (the process's own start).
@@ -43,7 +46,8 @@ from typing import Any
 
 from _machine import machine_line
 from _results import Results, add_json_option
-from bench_gateway import ADJECTIVES, NOUNS, upload_catalog
+from _search_peer import lag_buckets, lag_quantile_ms
+from bench_gateway import ADJECTIVES, NOUNS, upload_catalog, uploader_tokens
 
 from dspot.testing import free_port_range
 
@@ -173,7 +177,10 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="read load per kind")
     p.add_argument("--compact-every", type=int, default=10_000)
     p.add_argument("--keep-entries", type=int, default=1_000)
-    p.add_argument("--upload-workers", type=int, default=8)
+    p.add_argument("--upload-workers", type=int, default=32)
+    p.add_argument(
+        "--uploaders", type=int, default=8, help="accounts the fill's uploads are spread over"
+    )
     p.add_argument("--quick", action="store_true", help=f"smoke-test sizes ({QUICK})")
     add_json_option(p)
     args = p.parse_args()
@@ -213,9 +220,13 @@ def run(args: argparse.Namespace, results: Results, tmp: Path) -> None:
         admin.token = token
 
         # 1. fill
-        print(f"uploading {args.songs} songs through the API ({args.upload_workers} at a time)")
+        print(
+            f"uploading {args.songs} songs through the API ({args.upload_workers} at a time, "
+            f"as {args.uploaders} users)"
+        )
+        tokens = uploader_tokens(s1.url, token, args.uploaders)
         took = upload_catalog(
-            [s.url for s in (s1, s2, s3)], token, args.songs, args.upload_workers, tmp
+            [s.url for s in (s1, s2, s3)], tokens, args.songs, args.upload_workers, tmp
         )
         print(f"  {args.songs} songs in {took:.0f} s ({args.songs / took:.0f} songs/s)", flush=True)
 
@@ -289,17 +300,26 @@ def run(args: argparse.Namespace, results: Results, tmp: Path) -> None:
         read_rows = []
         print(f"\nreads on one node, sequential, {args.seconds:g} s each")
         for label, paths in reads:
+            lag_before = lag_buckets(s1.url)
             r = latencies(s1.url, token, paths, args.seconds)
+            lag = lag_quantile_ms(lag_before, lag_buckets(s1.url), 0.99)
             print(
                 f"{label:<42} p50 {r['p50']:7.1f} ms  p99 {r['p99']:7.1f} ms  "
-                f"({r['requests']} requests, {r['errors']} errors)"
+                f"({r['requests']} requests, {r['errors']} errors; loop lag p99 {lag:.1f} ms)"
             )
             read_rows.append(
-                [label, round(r["p50"], 2), round(r["p99"], 2), r["requests"], r["errors"]]
+                [
+                    label,
+                    round(r["p50"], 2),
+                    round(r["p99"], 2),
+                    r["requests"],
+                    r["errors"],
+                    round(lag, 1),
+                ]
             )
         results.table(
             f"reads on one node, {args.songs:,} songs, one client, {args.seconds:g} s each",
-            ["request", "p50 ms", "p99 ms", "requests", "errors"],
+            ["request", "p50 ms", "p99 ms", "requests", "errors", "node loop lag p99 ms"],
             read_rows,
             plot={"x": 0, "y": [1, 2], "ylabel": "latency ms"},
         )

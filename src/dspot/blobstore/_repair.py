@@ -123,7 +123,7 @@ class Repairer:
         """One anti-entropy round over every copy this node holds (see :class:`RepairRound`)."""
         cfg = self.config
         live = self.view.live()
-        held = self.local.hashes()
+        held = self.local.held()
         horizon = self.env.clock.wall() - cfg.tombstone_ttl
         oldest = self.local.oldest_tombstone()
         if oldest is not None and oldest < horizon:
@@ -137,9 +137,9 @@ class Repairer:
         unreachable: set[str] = set()
         under = 0
         for start in range(0, len(held), REPAIR_WINDOW):
-            under += await self._repair_window(
-                held[start : start + REPAIR_WINDOW], live, unreachable
-            )
+            # Stamped a window at a time: a copy dropped since the round began is left out.
+            window = self.local.stamped(held[start : start + REPAIR_WINDOW])
+            under += await self._repair_window(window, live, unreachable)
         self.under = under
 
     async def _repair_window(
