@@ -16,9 +16,10 @@ process with a certificate from the development CA
    HTTP inside the cluster network). Target (issue 14): gateway >= 0.6x nginx (issue 6 asked 0.4x).
 2. **Search**: a catalog of ``--songs`` songs — tiny distinct tagged WAV files uploaded
    **through the HTTP API of the nodes** (``--upload-workers`` concurrent uploads, round
-   robin over the nodes; every node has applied them all before measuring) — then
-   ``GET /api/songs?q=WORD&limit=20`` from ``--clients`` concurrent clients, each on its own
-   keep-alive connection (``wrk`` when installed), for ``--seconds``: against one node
+   robin over the nodes and over ``--uploaders`` accounts; every node has applied them all
+   before measuring) — then ``GET /api/songs?q=WORD&limit=20`` from ``--clients``
+   concurrent clients, each on its own keep-alive connection (``wrk`` when installed), for
+   ``--seconds``: against one node
    directly (plain HTTP), through the gateway (HTTPS), and against the peer — the same
    catalog query on a copy of node 1's SQLite file served by uvicorn+starlette
    (``_search_peer.py``) — in the same run, in that order.
@@ -465,6 +466,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="interleaved download rounds")
     p.add_argument("--songs", type=int, default=10000, help="catalog size for the search")
     p.add_argument("--upload-workers", type=int, default=16)
+    p.add_argument(
+        "--uploaders", type=int, default=4, help="accounts the catalog's uploads are spread over"
+    )
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--seconds", type=float, default=20, help="search load per side")
     p.add_argument("--only", action="append", choices=["download", "search"])
@@ -611,8 +615,12 @@ def bench_search(
     node_db: Path,
     stack: contextlib.ExitStack,
 ) -> None:
-    print(f"uploading {args.songs} songs through the API ({args.upload_workers} at a time)")
-    took = upload_catalog(node_urls, [token], args.songs, args.upload_workers, tmp)
+    print(
+        f"uploading {args.songs} songs through the API ({args.upload_workers} at a time, "
+        f"as {args.uploaders} users)"
+    )
+    tokens = uploader_tokens(node_urls[0], token, args.uploaders)
+    took = upload_catalog(node_urls, tokens, args.songs, args.upload_workers, tmp)
     print(f"  catalog uploaded in {took:.0f} s ({args.songs / took:.0f} songs/s)", flush=True)
     nodes = [Target(f"node {i + 1}", url, token, None) for i, url in enumerate(node_urls)]
     for node in nodes:
