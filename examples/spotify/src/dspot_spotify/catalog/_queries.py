@@ -60,6 +60,7 @@ class _Filters:
     joins: str = ""
     where: list[str] = attrs.field(factory=list)
     params: list[Any] = attrs.field(factory=list)
+    fts_table: str | None = None
 
     def add(self, condition: str, value: Any) -> None:
         """``condition`` on ``value`` (one ``?``), unless ``value`` is None."""
@@ -78,6 +79,7 @@ class _Filters:
         if fts is None:
             return False
         self.joins = f" JOIN {fts_table} f ON f.rowid = {rowid}"
+        self.fts_table = fts_table
         self.add(f"{fts_table} MATCH ?", fts)
         return True
 
@@ -92,7 +94,14 @@ class _Filters:
         alone and only its rows are then selected in full: SQLite's sorter would otherwise
         compute every column (joins, subqueries) of every match before keeping ``limit``."""
         cond = (" WHERE " + " AND ".join(self.where)) if self.where else ""
-        total = int(_scalar(tx, f"SELECT COUNT(*) {count_from}{self.joins}{cond}", self.params))
+        if self.fts_table is not None and len(self.where) == 1:
+            # Text alone: the index has one row per listed row (the apply code keeps it so),
+            # and counting its matches skips a join per match (at 100,000 songs a common
+            # word's count took 15 ms with the join, 0.5 ms without).
+            count = f"SELECT COUNT(*) FROM {self.fts_table}{cond}"
+        else:
+            count = f"SELECT COUNT(*) {count_from}{self.joins}{cond}"
+        total = int(_scalar(tx, count, self.params))
         keys = [
             r[0]
             for r in _exec(
