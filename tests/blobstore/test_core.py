@@ -155,11 +155,13 @@ def test_replica_refuses_a_commit_that_does_not_match_what_it_wrote() -> None:
     for seq, n in enumerate([100, 100, 50]):
         r.arrive(seq, 0.0)
         r.written(seq, n)
-    blocks = 32 * 4  # 250 bytes in blocks of 64
+    blocks = 16 * 4  # 250 bytes in blocks of 64, XXH3-128 digests
     assert r.commit_refusal(3, 250, 64, blocks) is None
+    assert r.commit_refusal(3, 250, 64, 32 * 4) is None  # a coordinator sending sha256 ones
     assert r.commit_refusal(4, 250, 64, blocks) == "have 3 chunks, 250 bytes"
     assert r.commit_refusal(3, 251, 64, blocks) == "have 3 chunks, 250 bytes"
-    assert r.commit_refusal(3, 250, 64, blocks - 32) is not None
+    assert r.commit_refusal(3, 250, 64, blocks - 16) is not None
+    assert r.commit_refusal(3, 250, 64, 24 * 4) is not None
     assert r.commit_refusal(3, 250, 0, 0) is not None
     r.fail("disk: gone")
     assert r.commit_refusal(3, 250, 64, blocks) == "disk: gone"

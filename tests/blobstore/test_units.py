@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ from dspot.blobstore import (
     Tombstoned,
     is_content_address,
 )
+from dspot.blobstore._hashing import BLOCK_DIGEST, SHA256_BLOCK_DIGEST, digest_width
 from dspot.blobstore._store import _rechunk
 from dspot.disk import LocalDisk, SimDisk
 from dspot.env import run_in_thread
@@ -41,8 +43,16 @@ def test_block_hasher_is_independent_of_how_bytes_are_cut() -> None:
     digest, blocks = whole.finish()
     assert (digest, blocks) == pieces.finish()
     assert digest == hashlib.sha256(data).hexdigest()
-    assert len(blocks) == 32 * 10  # ceil(10000 / 1024)
-    assert blocks[:32] == hashlib.sha256(data[:1024]).digest()
+    assert len(blocks) == 16 * 10  # ceil(10000 / 1024) XXH3-128 digests
+    assert blocks[:16] == xxhash.xxh3_128_digest(data[:1024])
+    assert digest_width(len(data), 1024, blocks) == BLOCK_DIGEST
+    legacy = BlockHasher(1024, width=SHA256_BLOCK_DIGEST)
+    legacy.update(data)
+    _, old_blocks = legacy.finish()
+    assert old_blocks[:32] == hashlib.sha256(data[:1024]).digest()
+    assert digest_width(len(data), 1024, old_blocks) == SHA256_BLOCK_DIGEST
+    assert digest_width(len(data), 1024, old_blocks[:-1]) is None
+    assert digest_width(0, 1024, b"") == BLOCK_DIGEST
 
 
 def test_content_address_format() -> None:
@@ -260,9 +270,12 @@ def test_concurrent_writers_of_the_same_content_leave_one_copy() -> None:
     run_with_mock_clock(main)
 
 
-def test_checksums_verified_in_a_worker_thread_on_a_real_disk(tmp_path: Path) -> None:
-    """Production reads verify blocks off the event loop (``run_in_thread``): the same
-    promises as inline: right bytes, and a corrupt block is refused, others still served."""
+@pytest.mark.parametrize("width", [BLOCK_DIGEST, SHA256_BLOCK_DIGEST])
+def test_checksums_verified_on_a_real_disk(tmp_path: Path, width: int) -> None:
+    """Production reads verify every block they serve: XXH3 block checksums on the loop, a
+    copy stored with sha256 block digests (before XXH3) in a worker thread (``run_in_thread``).
+    The same promises either way: right bytes, a corrupt block refused, others still served,
+    and the copy's digests kept across a restart."""
 
     async def main() -> None:
         disk = await LocalDisk.open(tmp_path / "disk")
@@ -270,9 +283,21 @@ def test_checksums_verified_in_a_worker_thread_on_a_real_disk(tmp_path: Path) ->
             local = LocalBlobs(disk, block_size=100, offload=run_in_thread)
             await local.open()
             data = random.Random(3).randbytes(1000)
-            ingest = local.ingest("upload-1")
+            ingest = local.ingest("upload-1", blocks=False)
             await ingest.write(data)
-            copy = await ingest.commit(hashlib.sha256(data).hexdigest(), stored_at=1.0)
+            hasher = BlockHasher(100, whole=False, width=width)
+            hasher.update(data)
+            copy = await ingest.commit(
+                hashlib.sha256(data).hexdigest(),
+                stored_at=1.0,
+                blocks=hasher.finish()[1],
+                block_size=100,
+            )
+            assert len(copy.blocks) == 10 * width
+            assert await local.verify(copy)
+            local = LocalBlobs(disk, block_size=100, offload=run_in_thread)
+            await local.open()
+            assert local.get(copy.sha256) == copy
             assert await local.read(copy, 0, 1000) == data
             assert await local.read(copy, 150, 500) == data[150:650]
             path = tmp_path / "disk" / "files" / copy.file

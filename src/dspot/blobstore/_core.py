@@ -89,7 +89,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import attrs
 
 from dspot.blobstore._errors import BlobUnavailable, IntegrityError, UploadFailed
-from dspot.blobstore._hashing import BLOCK_DIGEST
+from dspot.blobstore._hashing import DIGEST_WIDTHS
 from dspot.blobstore._messages import Holding, Hop
 from dspot.blobstore._placement import BlobPlacement
 from dspot.membership._view import Member
@@ -290,13 +290,17 @@ class ChainReplica:
     def commit_refusal(self, chunks: int, size: int, block_size: int, blocks: int) -> str | None:
         """Why this replica cannot commit what the coordinator announced (``None``: it can).
 
-        ``blocks`` is the byte length of the block digests that came with the commit.
+        ``blocks`` is the byte length of the block digests that came with the commit: one
+        digest a block, of a width :func:`digest_width` knows (a coordinator from before the
+        XXH3 block checksums sends sha256 ones).
         """
         if self.failed is not None:
             return self.failed
         if self.next_seq != chunks or self.size != size:
             return f"have {self.next_seq} chunks, {self.size} bytes"
-        if block_size < 1 or blocks != -(-size // block_size) * BLOCK_DIGEST:
+        if block_size < 1 or all(
+            blocks != -(-size // block_size) * width for width in DIGEST_WIDTHS
+        ):
             return f"{blocks} bytes of block digests for {size} bytes in blocks of {block_size}"
         return None
 
