@@ -383,3 +383,44 @@ def test_periodic_repair_rounds_come_less_often_on_a_large_store(
         body, nodes=1, config=attrs.evolve(SMALL, replicas=1, write_quorum=1, repair_pace=pace)
     )
     assert fewest <= len(rounds) <= most, rounds
+
+
+def test_quiet_repair_rounds_back_off_and_a_change_brings_them_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rounds that find nothing to do come ever less often (twice the pause each, up to
+    ``repair_idle_interval``); a copy added here brings the next one back to the base pace."""
+    from dspot.blobstore._repair import Repairer
+
+    rounds: list[float] = []
+    real = Repairer.repair_once
+
+    async def counted_round(self: Repairer) -> None:
+        if self.view.self_id == "n1":
+            rounds.append(anyio.current_time())
+        await real(self)
+
+    async def body(sim: Simulation) -> None:
+        s = store(sim, "n1")
+        for i in range(3):
+            await s.put(chunks(blob(100, seed=i)))
+        monkeypatch.setattr(Repairer, "repair_once", counted_round)
+        await anyio.sleep(200.0)
+        quiet = len(rounds)
+        await s.put(chunks(blob(100, seed=99)))
+        added = anyio.current_time()
+        await anyio.sleep(40.0)
+        # The first round after the upload sees the change (not quiet): the next comes at
+        # the base pace, not 20 s later.
+        after = [t for t in rounds[quiet:] if t > added]
+        assert len(after) >= 2 and after[1] - after[0] < 2.0, (added, after)
+
+    run_cluster(
+        body,
+        nodes=3,
+        config=attrs.evolve(SMALL, repair_interval=1.0, repair_idle_interval=20.0),
+    )
+    gaps = [b - a for a, b in itertools.pairwise(rounds)]
+    # Without the back-off: a round about every second, 200 in 200 s.
+    assert len([t for t in rounds if t <= rounds[0] + 200.0]) <= 20, gaps
+    assert max(gaps) >= 19.0 and max(gaps) <= 21.5, gaps

@@ -60,6 +60,12 @@ class BlobStoreConfig:
     copy this node holds and asks the other owners about each, so a node holding N copies
     starts one every max(repair_interval, N / repair_pace) seconds. At 46,000 songs, rounds
     every 5 s took about a third of each node's CPU during an import."""
+    repair_idle_interval: float = 60.0
+    """Longest pause between periodic repair rounds while they find nothing to do: each quiet
+    round (no copy missing, surplus or unreachable owner, and no copy added or dropped here
+    since the last) doubles the pause, from the one above up to this; any round that finds
+    work goes back to it. At 10,000 copies a round every 5 s kept each idle node of a 3-node
+    cluster about 13 % busy (asking owners and answering them)."""
     repair_batch: int = 512
     repair_parallel: int = 4
     fetch_timeout: float = 120.0

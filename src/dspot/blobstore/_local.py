@@ -170,6 +170,9 @@ class LocalBlobs:
         """The held hashes in order, kept in order as copies come and go (sorting a store
         of 100,000 copies anew took tens of milliseconds, on the event loop, each time)."""
         self._tombstones: dict[str, float] = {}
+        self.changes = 0
+        """Bumped whenever a copy is added, replaced or dropped (repair backs off while it
+        stays put)."""
 
     async def open(self) -> None:
         """Create the schema, reconcile files with rows after a crash, load the index.
@@ -295,6 +298,7 @@ class LocalBlobs:
         copy = Copy(digest, writer.name, size, block_size, blocks, stored_at)
         self._copies[digest] = _row(copy)
         bisect.insort(self._sorted, digest)
+        self.changes += 1
         self.count += 1
         self.bytes += size
         return copy
@@ -318,6 +322,7 @@ class LocalBlobs:
             )
         new = attrs.evolve(old, file=ingest.writer.name, block_size=self.block_size, blocks=blocks)
         self._copies[sha256] = _row(new)
+        self.changes += 1
         await self._delete_file(old.file)
         return new
 
@@ -340,6 +345,7 @@ class LocalBlobs:
         if copy is None or self._copies.pop(sha256, None) is None:
             return False
         del self._sorted[bisect.bisect_left(self._sorted, sha256)]
+        self.changes += 1
         self.count -= 1
         self.bytes -= copy.size
         await self._delete_file(copy.file)

@@ -1,6 +1,7 @@
 """Keeping copies where they belong: repair rounds, fetches, scrub and healing.
 
-The driver of :class:`~dspot.blobstore._core.RepairRound`: every ``repair_interval`` (and
+The driver of :class:`~dspot.blobstore._core.RepairRound`: every ``repair_interval`` (less
+often on a large store or while rounds find nothing to do, see :func:`repair_pause`; at once
 when the view changes) it asks the owners about the copies held here, carries out the plan
 (drop, hand off, ask owners to fetch), and serves ``blob.fetch`` by streaming a copy from
 the sources it is given. Scrub re-verifies every copy and heals a corrupt one from another
@@ -52,12 +53,16 @@ class Peers(Protocol):
         ...
 
 
-def repair_pause(config: BlobStoreConfig, copies: int) -> float:
+def repair_pause(config: BlobStoreConfig, copies: int, quiet_rounds: int = 0) -> float:
     """Seconds from one periodic repair round to the next on a node holding ``copies``:
     ``repair_interval``, or longer so rounds go through at most ``repair_pace`` copies a
     second. (Copies, not the round's duration: a round that waited out an unreachable owner
-    must not put off the next one.)"""
-    return max(config.repair_interval, copies / max(config.repair_pace, 1e-9))
+    must not put off the next one.) After ``quiet_rounds`` rounds in a row that found nothing
+    to do, twice as long for each, up to ``repair_idle_interval``."""
+    base = max(config.repair_interval, copies / max(config.repair_pace, 1e-9))
+    if quiet_rounds <= 0:
+        return base
+    return max(base, min(config.repair_idle_interval, base * 2.0 ** min(quiet_rounds, 32)))
 
 
 class Repairer:
@@ -83,6 +88,10 @@ class Repairer:
         self._wake_repair = anyio.Event()
         self._wake_scrub = anyio.Event()
         self.under = 0
+        self.quiet_rounds = 0
+        """Periodic rounds in a row that found nothing to do (they back off, see
+        :func:`repair_pause`)."""
+        self._changes_seen = -1
         self.fetched = 0
         self.handed_off = 0
         self.corrupt = 0
@@ -117,12 +126,13 @@ class Repairer:
                 raise
             except BlobStoreError as exc:
                 self.env.log(30, "blob.repair.error", error=repr(exc))
-            pause = repair_pause(self.config, self.local.count)
+            pause = repair_pause(self.config, self.local.count, self.quiet_rounds)
 
     async def repair_once(self) -> None:
         """One anti-entropy round over every copy this node holds (see :class:`RepairRound`)."""
         cfg = self.config
         live = self.view.live()
+        changes, self._changes_seen = self._changes_seen, self.local.changes
         held = self.local.held()
         horizon = self.env.clock.wall() - cfg.tombstone_ttl
         oldest = self.local.oldest_tombstone()
@@ -135,18 +145,22 @@ class Repairer:
         # round over 10,000 copies peaked at 9.4 MiB of Python objects, growing with the
         # store, against 5.1 MiB in windows of 4,096.
         unreachable: set[str] = set()
-        under = 0
+        under = acted = 0
         for start in range(0, len(held), REPAIR_WINDOW):
             # Stamped a window at a time: a copy dropped since the round began is left out.
             window = self.local.stamped(held[start : start + REPAIR_WINDOW])
-            under += await self._repair_window(window, live, unreachable)
+            found = await self._repair_window(window, live, unreachable)
+            under += found.under_replicated
+            acted += len(found.drops) + len(found.fetches)
         self.under = under
+        quiet = not (under or acted or unreachable) and changes == self.local.changes
+        self.quiet_rounds = self.quiet_rounds + 1 if quiet else 0
 
     async def _repair_window(
         self, held: Sequence[tuple[str, float]], live: list[Member], unreachable: set[str]
-    ) -> int:
+    ) -> RepairPlan:
         """Repair ``held`` (part of a round); owners in ``unreachable`` (which it extends)
-        are not asked. Returns how many of those copies are under-replicated."""
+        are not asked. Returns the plan it carried out."""
         cfg = self.config
         # Owners and the plan cost about 10 us a copy: done in slices, the loop runs between
         # them. (A worker thread would not help: pure-Python work holds the GIL, and the loop
@@ -195,7 +209,7 @@ class Repairer:
             for order in plan.fetches:
                 await limiter.acquire()
                 tg.start_soon(order_fetch, order)
-        return plan.under_replicated
+        return plan
 
     # -- copying between replicas ------------------------------------------------------------
 
