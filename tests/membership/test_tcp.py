@@ -13,6 +13,7 @@ from dspot.disk import SimDisk
 from dspot.env import NodeEnv
 from dspot.membership import Membership, MembershipConfig, MemberState
 from dspot.rpc import RpcNode
+from dspot.testing import wait_until
 from dspot.transport import TcpTransport
 
 SECRET = b"the real cluster secret"
@@ -68,3 +69,37 @@ def test_wrong_secret_is_refused_over_tcp(caplog: pytest.LogCaptureFixture) -> N
     messages = [r.getMessage() for r in caplog.records]
     assert any("mallory membership.refused" in m for m in messages), messages
     assert any("refused a connection" in m and "mallory" in m for m in messages), messages
+
+
+def test_metadata_updates_are_logged_below_info(caplog: pytest.LogCaptureFixture) -> None:
+    """A member's new metadata (a service node publishes its log position a few times a
+    second) is routine: logged at DEBUG, while a join stays at INFO."""
+    caplog.set_level(logging.DEBUG, logger="dspot")
+
+    async def main() -> None:
+        a_env, b_env = env_for("a"), env_for("b")
+        async with (
+            RpcNode(a_env, listen="127.0.0.1:0", secret=SECRET) as a_rpc,
+            Membership(a_env, a_rpc, FAST) as a,
+            RpcNode(b_env, listen="127.0.0.1:0", secret=SECRET) as b_rpc,
+        ):
+            assert a_rpc.address is not None
+            async with Membership(b_env, b_rpc, FAST, seeds=[a_rpc.address]) as b:
+                await wait_until(lambda: len(a.members()) == 2, timeout=5)
+                b.update_meta({"position": "1.7"})
+
+                def seen() -> bool:
+                    member = a.get("b")
+                    return member is not None and member.meta.get("position") == "1.7"
+
+                await wait_until(seen, timeout=5)
+
+    trio.run(main)
+    levels = {
+        (r.getMessage().split()[1], r.levelno)
+        for r in caplog.records
+        if "membership." in r.getMessage()
+    }
+    assert ("membership.updated", logging.DEBUG) in levels, levels
+    assert ("membership.joined", logging.INFO) in levels, levels
+    assert not any(m == "membership.updated" and lvl >= logging.INFO for m, lvl in levels)

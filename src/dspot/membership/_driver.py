@@ -34,8 +34,11 @@ from dspot.membership._messages import (
     Sync,
     SyncReply,
 )
-from dspot.membership._view import Member, MembershipEvent
+from dspot.membership._view import EventKind, Member, MembershipEvent
 from dspot.rpc import NO_RETRY, Peer, RpcNode
+
+_LOG_LEVELS = {EventKind.DEAD: logging.WARNING, EventKind.UPDATED: logging.DEBUG}
+"""How each kind of event is logged; the others at INFO."""
 
 
 class Membership:
@@ -214,7 +217,9 @@ class Membership:
                 member=member.node_id,
                 incarnation=member.incarnation,
             )
-            level = logging.WARNING if event.kind.value == "dead" else logging.INFO
+            # A member's metadata changes often (a service node publishes its log position
+            # a few times a second while it applies): routine, so not at INFO.
+            level = _LOG_LEVELS.get(event.kind, logging.INFO)
             self.env.log(
                 level,
                 f"membership.{event.kind.value}",
