@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -39,31 +41,38 @@ def env_for(name: str) -> NodeEnv:
     )
 
 
+@contextlib.asynccontextmanager
+async def two_members() -> AsyncIterator[tuple[Membership, Membership, list[str]]]:
+    """Members ``a`` and ``b`` (joined through ``a``) with the cluster secret, and their
+    addresses."""
+    a_env, b_env = env_for("a"), env_for("b")
+    async with (
+        RpcNode(a_env, listen="127.0.0.1:0", secret=SECRET) as a_rpc,
+        Membership(a_env, a_rpc, FAST) as a,
+        RpcNode(b_env, listen="127.0.0.1:0", secret=SECRET) as b_rpc,
+    ):
+        assert a_rpc.address is not None and b_rpc.address is not None
+        async with Membership(b_env, b_rpc, FAST, seeds=[a_rpc.address]) as b:
+            yield a, b, [a_rpc.address, b_rpc.address]
+
+
 def test_wrong_secret_is_refused_over_tcp(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="dspot")
 
     async def main() -> None:
-        a_env, b_env, bad_env = env_for("a"), env_for("b"), env_for("mallory")
-        async with (
-            RpcNode(a_env, listen="127.0.0.1:0", secret=SECRET) as a_rpc,
-            Membership(a_env, a_rpc, FAST) as a,
-            RpcNode(b_env, listen="127.0.0.1:0", secret=SECRET) as b_rpc,
-        ):
-            assert a_rpc.address is not None
-            async with Membership(b_env, b_rpc, FAST, seeds=[a_rpc.address]) as b:
-                assert b.joined
-                async with (
-                    RpcNode(bad_env, listen="127.0.0.1:0", secret=b"guess") as bad_rpc,
-                    Membership(
-                        bad_env, bad_rpc, FAST, seeds=[a_rpc.address, b_rpc.address or ""]
-                    ) as bad,
-                ):
-                    await anyio.sleep(1.0)
-                    assert not bad.joined
-                    assert [m.node_id for m in bad.members()] == ["mallory"]
-                    for view in (a, b):
-                        assert [m.node_id for m in view.members()] == ["a", "b"]
-                        assert all(m.state is MemberState.ALIVE for m in view.members())
+        bad_env = env_for("mallory")
+        async with two_members() as (a, b, addresses):
+            assert b.joined
+            async with (
+                RpcNode(bad_env, listen="127.0.0.1:0", secret=b"guess") as bad_rpc,
+                Membership(bad_env, bad_rpc, FAST, seeds=addresses) as bad,
+            ):
+                await anyio.sleep(1.0)
+                assert not bad.joined
+                assert [m.node_id for m in bad.members()] == ["mallory"]
+                for view in (a, b):
+                    assert [m.node_id for m in view.members()] == ["a", "b"]
+                    assert all(m.state is MemberState.ALIVE for m in view.members())
 
     trio.run(main)
     messages = [r.getMessage() for r in caplog.records]
@@ -77,22 +86,15 @@ def test_metadata_updates_are_logged_below_info(caplog: pytest.LogCaptureFixture
     caplog.set_level(logging.DEBUG, logger="dspot")
 
     async def main() -> None:
-        a_env, b_env = env_for("a"), env_for("b")
-        async with (
-            RpcNode(a_env, listen="127.0.0.1:0", secret=SECRET) as a_rpc,
-            Membership(a_env, a_rpc, FAST) as a,
-            RpcNode(b_env, listen="127.0.0.1:0", secret=SECRET) as b_rpc,
-        ):
-            assert a_rpc.address is not None
-            async with Membership(b_env, b_rpc, FAST, seeds=[a_rpc.address]) as b:
-                await wait_until(lambda: len(a.members()) == 2, timeout=5)
-                b.update_meta({"position": "1.7"})
+        async with two_members() as (a, b, _):
+            await wait_until(lambda: len(a.members()) == 2, timeout=5)
+            b.update_meta({"position": "1.7"})
 
-                def seen() -> bool:
-                    member = a.get("b")
-                    return member is not None and member.meta.get("position") == "1.7"
+            def seen() -> bool:
+                member = a.get("b")
+                return member is not None and member.meta.get("position") == "1.7"
 
-                await wait_until(seen, timeout=5)
+            await wait_until(seen, timeout=5)
 
     trio.run(main)
     levels = {
