@@ -64,6 +64,55 @@ def test_known_hash_places_on_owners_and_wrong_hash_is_refused() -> None:
     run_cluster(body, nodes=5)
 
 
+def _garble_writes(s: Any) -> None:
+    """Make replica ``s`` write other bytes than it received (a fault between the network
+    and its disk, after the bytes left the coordinator's hash)."""
+    ingest = s.local.ingest
+
+    def garbled(file_id: str, *, vouched: bool = False, f: Any = ingest) -> Any:
+        made = f(file_id, vouched=vouched)
+        write = made.write
+
+        async def flipped(piece: bytes) -> None:
+            await write(bytes([piece[0] ^ 1]) + piece[1:] if piece else piece)
+
+        made.write = flipped
+        return made
+
+    s.local.ingest = garbled
+
+
+@pytest.mark.parametrize("garbled", [1, 2])
+def test_a_replica_that_wrote_other_bytes_does_not_commit(garbled: int) -> None:
+    """Replicas check their copy against the coordinator's block checksums, not by hashing
+    it whole: a replica whose bytes differ refuses the commit; with too few left the upload
+    fails as an integrity error and no node keeps the bytes."""
+    data = blob(20_000, seed=9)
+    sha = hashlib.sha256(data).hexdigest()
+
+    async def body(sim: Simulation) -> None:
+        s = store(sim, "n1")
+        chain = [m.node_id for m in s.placement.owners(sha, s.view.live())]
+        for name in chain[:garbled]:
+            _garble_writes(store(sim, name))
+        if garbled == 1:
+            result = await s.put_detailed(chunks(data), sha256=sha)
+            assert sorted(result.replicas) == sorted(chain[1:])
+            await anyio.sleep(0.5)
+            assert chain[0] not in holders(sim, sha)
+            for name in sim.names:
+                assert await store(sim, name).read(sha) == data
+        else:
+            with pytest.raises(IntegrityError, match="block digests"):
+                await s.put(chunks(data), sha256=sha)
+            await anyio.sleep(0.5)
+            assert holders(sim, sha) == [] or holders(sim, sha) == [chain[2]]
+            for name in chain[:2]:
+                assert store(sim, name).local.get(sha) is None
+
+    run_cluster(body, nodes=3)
+
+
 def test_unknown_hash_upload_is_handed_over_to_its_owners() -> None:
     async def body(sim: Simulation) -> None:
         s = store(sim, "n1")
@@ -337,9 +386,9 @@ def test_a_replica_forwards_each_chunk_before_it_writes_it() -> None:
             s._receiver._forward = spy_forward
             ingest = s.local.ingest
 
-            def spy_ingest(file_id: str, *, blocks: bool = True, name: str = name,
+            def spy_ingest(file_id: str, *, vouched: bool = False, name: str = name,
                            f: Any = ingest) -> Any:  # fmt: skip
-                made = f(file_id, blocks=blocks)
+                made = f(file_id, vouched=vouched)
                 write, written = made.write, itertools.count()
 
                 async def spy_write(piece: bytes) -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from dspot.blobstore import (
     BlobPlacement,
     BlockHasher,
+    Copy,
     CorruptCopy,
     IntegrityError,
     LocalBlobs,
@@ -270,6 +271,51 @@ def test_concurrent_writers_of_the_same_content_leave_one_copy() -> None:
     run_with_mock_clock(main)
 
 
+def test_a_vouched_copy_is_checked_against_the_coordinators_digests() -> None:
+    """An upload's replica does not hash the blob whole: its block checksums must equal the
+    ones the coordinator sent. Digests of another kind or block size are checked by hashing
+    the written file again (content address included); anything else is refused and the
+    file discarded."""
+
+    def digests(data: bytes, block_size: int, width: int = BLOCK_DIGEST) -> bytes:
+        hasher = BlockHasher(block_size, whole=False, width=width)
+        hasher.update(data)
+        return hasher.finish()[1]
+
+    async def main() -> None:
+        disk = SimDisk(random.Random(1))
+        local = LocalBlobs(disk, block_size=100)
+        await local.open()
+        rng = random.Random(4)
+
+        async def commit(data: bytes, sha: str, blocks: bytes, block_size: int = 100) -> Copy:
+            ingest = local.ingest(f"u{rng.random()}", vouched=True)
+            await ingest.write(data[:250])
+            await ingest.write(data[250:])
+            return await ingest.commit(sha, stored_at=1.0, blocks=blocks, block_size=block_size)
+
+        for block_size, width in [(100, BLOCK_DIGEST), (100, SHA256_BLOCK_DIGEST), (64, 16)]:
+            data = rng.randbytes(1000)
+            sha = hashlib.sha256(data).hexdigest()
+            good = digests(data, block_size, width)
+            copy = await commit(data, sha, good, block_size)
+            assert (copy.sha256, copy.blocks, copy.block_size) == (sha, good, block_size)
+            assert await local.read(copy, 0, 1000) == data
+            other = rng.randbytes(1000)
+            wrong = digests(other, block_size, width)  # bytes the coordinator did not send
+            with pytest.raises(IntegrityError):
+                await commit(data, hashlib.sha256(other).hexdigest(), wrong, block_size)
+            if width == SHA256_BLOCK_DIGEST:  # the right blocks, a wrong content address
+                with pytest.raises(IntegrityError, match="hashes to"):
+                    await commit(other, sha, digests(other, block_size, width), block_size)
+        data = rng.randbytes(1000)
+        with pytest.raises(IntegrityError, match="do not fit"):
+            await commit(data, hashlib.sha256(data).hexdigest(), b"x" * 24 * 10)
+        assert len(await disk.list_files("blobs/")) == 3  # only the three good copies
+
+    run_with_mock_clock(main)
+
+
 @pytest.mark.parametrize("width", [BLOCK_DIGEST, SHA256_BLOCK_DIGEST])
 def test_checksums_verified_on_a_real_disk(tmp_path: Path, width: int) -> None:
     """Production reads verify every block they serve: XXH3 block checksums on the loop, a
@@ -283,7 +329,7 @@ def test_checksums_verified_on_a_real_disk(tmp_path: Path, width: int) -> None:
             local = LocalBlobs(disk, block_size=100, offload=run_in_thread)
             await local.open()
             data = random.Random(3).randbytes(1000)
-            ingest = local.ingest("upload-1", blocks=False)
+            ingest = local.ingest("upload-1", vouched=True)
             await ingest.write(data)
             hasher = BlockHasher(100, whole=False, width=width)
             hasher.update(data)

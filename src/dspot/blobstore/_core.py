@@ -22,17 +22,18 @@ order whatever order they arrive in. Its answer for chunk ``i`` lists itself and
 successors that hold every chunk up to ``i``; a replica whose forward fails is *cut* and
 stops forwarding (its successor would hold a gap), so the tail simply stops being counted.
 
-*Hashing, once per hop.* The coordinator computes the block digests (one sha256 per
-``block_size`` bytes, what a replica later checks before serving a range) and, when the
-caller did not give it, the whole-blob sha256. A replica computes only the whole-blob sha256
-of the bytes it wrote, one pass, and takes the block digests from the commit request.
+*Hashing, once per upload.* The coordinator computes the whole-blob sha256 (the content
+address; a hash the caller gave is checked against it) and the block digests (one XXH3-128
+per ``block_size`` bytes, what a replica later checks before serving a range), one pass. A
+replica computes only the block digests of the bytes it wrote (about 30 times cheaper than a
+sha256 pass) and compares them with the ones in the commit request.
 
 *Commit.* When every chunk is acknowledged, the coordinator asks each replica that holds
 every chunk to commit (:meth:`ChunkTally.commit_targets`). A replica refuses unless it
 wrote exactly the announced chunks and bytes and the block digests have the right length
-(:meth:`ChainReplica.commit_refusal`), then checks its sha256 against the content address,
-syncs the file and its row, and answers. :class:`CommitQuorum` counts the answers: the
-upload is acknowledged once ``write_quorum`` replicas committed.
+(:meth:`ChainReplica.commit_refusal`), then checks its block digests against the
+coordinator's, syncs the file and its row, and answers. :class:`CommitQuorum` counts the
+answers: the upload is acknowledged once ``write_quorum`` replicas committed.
 
 *Deletes and tombstones.* A delete records a tombstone (the deleter's wall-clock time) on
 every live member and must reach every owner over the live and the configured membership
@@ -54,15 +55,18 @@ sources that made no progress. *Healing* a corrupt copy fetches from the owners 
 Why acknowledged uploads survive (invariant 1)
 ----------------------------------------------
 1. *W verified, synced copies.* :class:`CommitQuorum` counts only replicas that answered
-   ``ok``, and a replica answers ``ok`` only after its own sha256 of the bytes it wrote equals
-   the content address and the file and row are synced (``BlobStoreMechanism.SYNC_BEFORE_ACK``,
-   switched off only by the sabotage test that shows the scenario's checker notices). A blob whose
-   checksum fails is never acknowledged: with the hash unknown up front, the coordinator's
-   digest names it and every replica checks against that; with the hash given, the replicas
-   check against it.
+   ``ok``, and a replica answers ``ok`` only after the block digests of the bytes it wrote
+   equal the coordinator's and the file and row are synced
+   (``BlobStoreMechanism.SYNC_BEFORE_ACK``, switched off only by the sabotage test that shows
+   the scenario's checker notices). The coordinator computed those digests and the content
+   address over the bytes it sent, so a replica whose digests match holds exactly the bytes
+   the address names (a 128-bit checksum per block: transit and disk errors, not forgers, who
+   would have to be cluster members). A blob whose hash differs from one the caller gave is
+   never committed anywhere.
 2. *Block digests are right for those bytes.* The coordinator computes them over the bytes
-   it sends; a replica whose whole-blob hash matches holds exactly those bytes, so the
-   digests it stores describe its copy. A wrong length is refused outright.
+   it sends and the replica checks them against its own; a wrong length is refused outright.
+   Digests of another kind (a coordinator of an older version sends sha256 ones) are checked
+   by hashing the written file again, whole-blob sha256 included.
 3. *No gaps.* A replica writes chunks in sequence order only and counts a successor only for
    acknowledgements that successor gave for every chunk so far, so a replica named in
    :meth:`ChunkTally.commit_targets` holds the whole stream (and checks chunk and byte counts

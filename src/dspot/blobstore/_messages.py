@@ -47,8 +47,9 @@ class PutCommit:
     """The coordinator's wall clock when the upload began (a delete after it wins)."""
     block_size: int
     payload: bytes
-    """The block digests (one sha256 per ``block_size`` bytes), computed by the coordinator
-    over the bytes it sent; the replica stores them once its whole-blob hash matches."""
+    """The block digests (one XXH3-128 per ``block_size`` bytes), computed by the coordinator
+    over the bytes it sent; the replica stores them once its own digests of the bytes it
+    wrote match them."""
 
 
 @wire.message("blob.abort", idempotent=True)

@@ -1,10 +1,11 @@
 """A replica's side of uploads: the ``blob.chunk``, ``blob.commit`` and ``blob.abort``
 handlers around :class:`~dspot.blobstore._core.ChainReplica`.
 
-Per chunk: pass it to the successor at once (before hashing or writing it here), then hash
-it — one sha256 pass, off the event loop — and write it once every earlier chunk is written;
-answer when both are done. Per blob, at commit: check the core's refusal rules, verify the
-sha256 against the content address, sync file, directory and row once, and answer.
+Per chunk: pass it to the successor at once (before hashing or writing it here), then take
+its block checksums (XXH3, on the loop) and write it once every earlier chunk is written;
+answer when both are done. Per blob, at commit: check the core's refusal rules, check the
+block checksums against the coordinator's (which hashed the blob, once for the whole chain),
+sync file, directory and row once, and answer.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class UploadReceiver:
             if req.upload in self._committed:
                 raise RemoteError("unknown_upload", f"upload {req.upload} already committed")
             state = ChainReplica(self.me, req.downstream, now)
-            up = _Upload(state, self.local.ingest(self.env.ids(), blocks=False))
+            up = _Upload(state, self.local.ingest(self.env.ids(), vouched=True))
             self.uploads[req.upload] = up
         state = up.state
         if state.arrive(req.seq, now) is Arrival.REPEAT:

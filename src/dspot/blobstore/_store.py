@@ -8,10 +8,11 @@ What to send where, who must commit, which copy loses to a tombstone and what a 
 does are asked of the core, never decided here.
 
 Upload path, per chunk: the coordinator sends it to the chain's head and hashes it while it
-travels; each replica forwards it to its successor as soon as it arrives, then hashes it
-(one sha256 pass, in a worker thread in production) and writes it in sequence order. At the
-end each full replica verifies, syncs the file, its directory and its row once, and answers;
-the coordinator returns once ``write_quorum`` did.
+travels (the whole-blob sha256 and the block checksums, one pass, in a worker thread in
+production); each replica forwards it to its successor as soon as it arrives, then takes its
+block checksums (XXH3, cheap) and writes it in sequence order. At the end each full replica
+checks its block checksums against the coordinator's, syncs the file, its directory and its
+row once, and answers; the coordinator returns once ``write_quorum`` did.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from dspot.blobstore._errors import (
     BlobUnavailable,
     CorruptCopy,
     DeleteIncomplete,
+    IntegrityError,
 )
 from dspot.blobstore._hashing import BlockHasher, is_content_address
 from dspot.blobstore._local import Copy, LocalBlobs
@@ -216,9 +218,9 @@ class BlobStore:
         chain = upload_chain(sha256 or upload, self.view.live(), self.placement)
         self.env.trace("blob.put.start", upload=upload, chain=[h.node for h in chain])
         tally = ChunkTally(upload, chain)
-        # The replicas check the whole-blob hash themselves; compute it here only to name
-        # the blob when the caller did not.
-        hasher = BlockHasher(cfg.block_size, whole=sha256 is None)
+        # The one whole-blob hash of the upload: the replicas check their copies against the
+        # block checksums computed here with it, so a given ``sha256`` is checked here too.
+        hasher = BlockHasher(cfg.block_size)
         limiter = anyio.Semaphore(cfg.window)
 
         async def send(seq: int, data: bytes) -> None:
@@ -248,8 +250,10 @@ class BlobStore:
                     tg.start_soon(send, tally.next_seq(), data)
                     await self.env.offload(hasher.update, data)  # while the chunk travels
             digest, blocks = hasher.finish()
+            if sha256 is not None and digest != sha256:
+                raise IntegrityError(f"upload {upload}: content hashes to {digest}, not {sha256}")
             targets = tally.commit_targets(cfg.write_quorum)
-            content = sha256 or digest
+            content = digest
             commit = PutCommit(
                 upload, content, hasher.size, tally.sent, began, cfg.block_size, blocks
             )

@@ -331,6 +331,11 @@ class FileWriter(abc.ABC):
         """Append ``data`` to the file being written."""
 
     @abc.abstractmethod
+    async def read_written(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset`` of what was written so far, before the
+        commit: to check a file before publishing it."""
+
+    @abc.abstractmethod
     async def commit(self, *, sync: bool = True) -> None:
         """Atomically publish the file under its name, replacing any old one.
 

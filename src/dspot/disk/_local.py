@@ -376,6 +376,15 @@ class _LocalFileWriter(FileWriter):
         await f.write(data)
         self.bytes_written += len(data)
 
+    async def read_written(self, offset: int, length: int) -> bytes:
+        self._check_writable()
+        self._disk._check_open()
+        check_range(offset, length)
+        f = await self._open()
+        await f.flush()
+        assert self._tmp is not None
+        return await anyio.to_thread.run_sync(_read_range, self._tmp, offset, length)
+
     async def commit(self, *, sync: bool = True) -> None:
         self._check_writable()
         self._disk._check_open()

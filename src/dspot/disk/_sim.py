@@ -190,6 +190,13 @@ class _SimFileWriter(FileWriter):
         self._buffer += data
         self.bytes_written += len(data)
 
+    async def read_written(self, offset: int, length: int) -> bytes:
+        self._check()
+        check_range(offset, length)
+        await self._disk._io()
+        self._check()
+        return bytes(self._buffer[offset : offset + length])
+
     async def commit(self, *, sync: bool = True) -> None:
         self._check()
         await self._disk._io()
