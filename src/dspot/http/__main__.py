@@ -18,6 +18,7 @@ from dspot.env import EventLoopClock, real_wall_base
 from dspot.http._server import HttpServer, ServerConfig
 from dspot.http._static import StaticFiles
 from dspot.http._tls import server_ssl_context
+from dspot.logs import background_logging
 from dspot.transport import TcpTransport, join_address
 
 
@@ -63,12 +64,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    anyio.run(serve, args, backend=args.backend)
+    level = logging.WARNING if args.quiet else logging.INFO
+    with background_logging(sys.stderr, level=level, fmt="%(asctime)s %(name)s %(message)s"):
+        anyio.run(serve, args, backend=args.backend)
     return 0
 
 

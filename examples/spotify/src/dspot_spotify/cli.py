@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -21,12 +22,13 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from dspot.http import ServerConfig
+from dspot.logs import background_logging
 from dspot.tokenring import TokenRingConfig
 
 from dspot_spotify import __version__
@@ -352,18 +354,18 @@ def _cluster_tls_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-ca", type=Path, help="CA that signed every member's certificate")
 
 
-def _process_setup(args: argparse.Namespace, sabotaged: str) -> None:
-    """Checks and logging shared by the ``node`` and ``gateway`` processes; ``sabotaged``
-    (``%s``: the sabotage) is logged loudly for every ``--sabotage`` switched on."""
+@contextlib.contextmanager
+def _process_setup(args: argparse.Namespace, sabotaged: str) -> Iterator[None]:
+    """Checks and logging shared by the ``node`` and ``gateway`` processes, for the process's
+    life; ``sabotaged`` (``%s``: the sabotage) is logged loudly for every ``--sabotage``
+    switched on. The log goes to stderr from a thread of its own, so a reader that stalls
+    never stalls the event loop (:func:`dspot.logs.background_logging`)."""
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for bug in args.sabotage:
-        logging.getLogger("dspot_spotify").critical(sabotaged, bug)
+    with background_logging(sys.stderr, level=logging.WARNING if args.quiet else logging.INFO):
+        for bug in args.sabotage:
+            logging.getLogger("dspot_spotify").critical(sabotaged, bug)
+        yield
 
 
 def _node(args: argparse.Namespace) -> int:
@@ -373,11 +375,15 @@ def _node(args: argparse.Namespace) -> int:
         raise ConfigError("--compact-every must be at least 1")
     if args.keep_entries < 0:
         raise ConfigError("--keep-entries must not be negative")
-    _process_setup(
+    with _process_setup(
         args,
         "SABOTAGED NODE: %s is switched on; this node misbehaves on purpose "
         "(a test's check must catch it). Never run it in production.",
-    )
+    ):
+        return _serve_node(args)
+
+
+def _serve_node(args: argparse.Namespace) -> int:
     return serve_node(
         NodeSettings(
             data=args.data,
@@ -416,16 +422,20 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from dspot_spotify.process.gateway import GatewaySettings, serve_gateway
-
     if not args.join:
         raise ConfigError("--join needs at least one node's RPC address")
-    _process_setup(
+    with _process_setup(
         args,
         "SABOTAGED GATEWAY: %s is switched on; clients without X-Log-Position lose their "
         "session guarantees on purpose (a chaos test's check must catch it). Never run it "
         "in production.",
-    )
+    ):
+        return _serve_gateway(args)
+
+
+def _serve_gateway(args: argparse.Namespace) -> int:
+    from dspot_spotify.process.gateway import GatewaySettings, serve_gateway
+
     return serve_gateway(
         GatewaySettings(
             listen=args.listen,
