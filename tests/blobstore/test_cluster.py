@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 from typing import Any
@@ -109,6 +110,56 @@ def test_a_replica_that_wrote_other_bytes_does_not_commit(garbled: int) -> None:
             assert holders(sim, sha) == [] or holders(sim, sha) == [chain[2]]
             for name in chain[:2]:
                 assert store(sim, name).local.get(sha) is None
+
+    run_cluster(body, nodes=3)
+
+
+def _fill_disk(s: Any) -> None:
+    """Make every upload write on replica ``s`` fail as on a full disk."""
+    ingest = s.local.ingest
+
+    def full(file_id: str, *, vouched: bool = False, f: Any = ingest) -> Any:
+        made = f(file_id, vouched=vouched)
+
+        async def no_space(piece: bytes) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        made.write = no_space
+        return made
+
+    s.local.ingest = full
+
+
+def test_a_replica_that_fails_uploads_goes_last_in_the_chain() -> None:
+    """A replica that failed an upload (here: its disk is full) goes to the end of the
+    coordinator's chains for ``failed_replica_last`` seconds, where its failure cuts only the
+    tail: the upload that met it at the head fails, the next ones succeed on the others."""
+
+    async def body(sim: Simulation) -> None:
+        s = store(sim, "n1")
+        live = s.view.live()
+
+        def headed_by(node: str, start: int) -> tuple[bytes, str]:
+            for seed in itertools.count(start):
+                data = blob(3000, seed=seed)
+                sha = hashlib.sha256(data).hexdigest()
+                if s.placement.owners(sha, live)[0].node_id == node:
+                    return data, sha
+            raise AssertionError
+
+        _fill_disk(store(sim, "n3"))
+        data, sha = headed_by("n3", 100)
+        with pytest.raises(UploadFailed):
+            await s.put(chunks(data), sha256=sha)
+        for start in (200, 300, 400):  # the same failure would meet each of these
+            data, sha = headed_by("n3", start)
+            result = await s.put_detailed(chunks(data), sha256=sha)
+            assert sorted(result.replicas) == ["n1", "n2"]
+            assert await store(sim, "n2").read(sha) == data
+        await anyio.sleep(s.config.failed_replica_last + 1)
+        data, sha = headed_by("n3", 500)  # its time is up: back in its place, failing again
+        with pytest.raises(UploadFailed):
+            await s.put(chunks(data), sha256=sha)
 
     run_cluster(body, nodes=3)
 

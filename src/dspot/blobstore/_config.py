@@ -75,6 +75,11 @@ class BlobStoreConfig:
     :meth:`dspot.disk.Disk.create`): uploads are written once and streamed later, and a cache
     growing by every uploaded byte made each further upload slower (64 MiB, R=3, one process
     per node on a 2-core VM: 0.61 s with the pages kept, 0.39 s dropped)."""
+    failed_replica_last: float = 60.0
+    """Seconds a replica that failed an upload (a chunk, its commit, or its successor's
+    forward) goes to the end of this coordinator's upload chains, where its failure cuts
+    only the chain's tail: with R=3 and W=2 one node with a full disk then costs each upload
+    a copy instead of failing two in three of them."""
     read_passes: int = 3
     """How many times a read walks the replica list before giving up."""
     tombstone_ttl: float = 7 * 86400.0

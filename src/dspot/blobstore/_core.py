@@ -88,7 +88,7 @@ node holding a copy can stay away and come back.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -122,14 +122,19 @@ def hop(member: Member) -> Hop:
     return Hop(member.node_id, member.address)
 
 
-def upload_chain(key: str, live: Sequence[Member], placement: BlobPlacement) -> list[Hop]:
+def upload_chain(
+    key: str, live: Sequence[Member], placement: BlobPlacement, *, last: Collection[str] = ()
+) -> list[Hop]:
     """The replicas of a new upload, in chain order: the owners of ``key`` (the content
-    address when known, else the upload id). Raises :class:`UploadFailed` when fewer than
-    ``write_quorum`` members are live."""
+    address when known, else the upload id), those in ``last`` (replicas that failed an
+    upload lately) moved to the end. A replica that fails cuts the chain after it, so a full
+    or failing disk at the tail costs one copy, where at the head it fails the upload.
+    Raises :class:`UploadFailed` when fewer than ``write_quorum`` members are live."""
     owners = placement.owners(key, list(live))
     if len(owners) < placement.write_quorum:
         raise UploadFailed(f"{len(owners)} live members, write quorum is {placement.write_quorum}")
-    return [hop(m) for m in owners]
+    hops = [hop(m) for m in owners]
+    return [h for h in hops if h.node not in last] + [h for h in hops if h.node in last]
 
 
 class ChunkTally:
@@ -161,6 +166,17 @@ class ChunkTally:
     def complete(self) -> list[Hop]:
         """The replicas that acknowledged every chunk sent."""
         return [h for h in self.chain if self._held.get(h.node, 0) == self.sent]
+
+    def culprit(self) -> str | None:
+        """The replica to blame when the stream did not reach every replica: the head when a
+        chunk call failed, else the first replica in chain order that misses a chunk (one
+        whose successor failed cuts the chain, so the successor is the first missing)."""
+        if self.error is not None:
+            return self.chain[0].node
+        for h in self.chain:
+            if self._held.get(h.node, 0) != self.sent:
+                return h.node
+        return None
 
     def commit_targets(self, write_quorum: int) -> list[Hop]:
         """Who to ask to commit once every chunk is answered; raises :class:`UploadFailed`

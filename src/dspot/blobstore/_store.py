@@ -134,6 +134,8 @@ class BlobStore:
         )
         self._rng = env.child_rng("blobstore")
         self._suspect: dict[str, float] = {}
+        self._failed_replicas: dict[str, float] = {}
+        """Replica → until when it goes last in upload chains (``failed_replica_last``)."""
         self._peers = _PeerCalls(self)
         self._receiver = UploadReceiver(
             env, view.self_id, self.local, self.config, self._peers.forward
@@ -215,7 +217,9 @@ class BlobStore:
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
         upload = self.env.ids()
         began = self.env.clock.wall()
-        chain = upload_chain(sha256 or upload, self.view.live(), self.placement)
+        now = self.env.clock.now()
+        last = [n for n, until in sorted(self._failed_replicas.items()) if until > now]
+        chain = upload_chain(sha256 or upload, self.view.live(), self.placement, last=last)
         self.env.trace("blob.put.start", upload=upload, chain=[h.node for h in chain])
         tally = ChunkTally(upload, chain)
         # The one whole-blob hash of the upload: the replicas check their copies against the
@@ -249,6 +253,7 @@ class BlobStore:
                         break
                     tg.start_soon(send, tally.next_seq(), data)
                     await self.env.offload(hasher.update, data)  # while the chunk travels
+            self._replica_failed(tally.culprit(), tally.error or "a chunk did not reach it")
             digest, blocks = hasher.finish()
             if sha256 is not None and digest != sha256:
                 raise IntegrityError(f"upload {upload}: content hashes to {digest}, not {sha256}")
@@ -285,6 +290,8 @@ class BlobStore:
                 reason = repr(exc)
             finally:
                 quorum.answered(hop.node, ok, reason)
+                if not ok and reason != "deleted":
+                    self._replica_failed(hop.node, f"commit: {reason}")
                 if quorum.settled:
                     settled.set()
 
@@ -293,6 +300,21 @@ class BlobStore:
             self._tg.start_soon(commit, hop)
         await settled.wait()
         return quorum.result()
+
+    def _replica_failed(self, node: str | None, reason: str) -> None:
+        """Put ``node`` last in this coordinator's upload chains for a while."""
+        if node is None:
+            return
+        now = self.env.clock.now()
+        if self._failed_replicas.get(node, 0.0) <= now:
+            self.env.log(
+                logging.WARNING,
+                "blob.replica.last",
+                replica=node,
+                error=reason,
+                seconds=self.config.failed_replica_last,
+            )
+        self._failed_replicas[node] = now + self.config.failed_replica_last
 
     async def _abort_everywhere(self, upload: str, chain: list[Hop]) -> None:
         async with anyio.create_task_group() as tg:

@@ -38,7 +38,7 @@ from dspot_spotify.config import Sabotage
 from dspot_spotify.formats import DEFAULT_FORMATS, FORMATS
 from dspot_spotify.gateway.pool import GatewayConfig
 from dspot_spotify.process.node import NodeSettings, serve_node, throttle_config
-from dspot_spotify.process.setup import ConfigError, parse_address
+from dspot_spotify.process.setup import ConfigError, NodeStopped, parse_address
 from dspot_spotify.process.supervisor import LocalCluster, NodeFailed, default_frontend
 from dspot_spotify.tags import MediaError, TrackTags, read_tags
 from dspot_spotify.throttle import ThrottleConfig
@@ -292,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"dspot-spotify {args.command}: {e}", file=sys.stderr)
         return 2
+    except NodeStopped as e:
+        print(f"dspot-spotify {args.command}: {e}", file=sys.stderr)
+        return e.status
     if args.command == "dev-tls":
         from dspot_spotify.devtls import issue_member_cert
 

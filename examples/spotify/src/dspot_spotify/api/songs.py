@@ -19,7 +19,7 @@ from typing import Final, Literal
 
 import anyio
 import attrs
-from dspot.blobstore import BlobStoreError, IntegrityError
+from dspot.blobstore import BlobStoreError, IntegrityError, UploadFailed
 from dspot.http import HTTPError, Request, Response
 
 from dspot_spotify import catalog
@@ -190,8 +190,14 @@ async def _store_blobs(api: Api, spool: SpooledUpload, found: InspectedUpload) -
     try:
         # Closed here even when a put stops half-way: a generator left to the garbage
         # collector is closed from outside any task (the simulation's loop refuses that).
-        async with contextlib.aclosing(spool.chunks()) as audio:
-            await blobs.put(audio, sha256=spool.sha256)
+        try:
+            async with contextlib.aclosing(spool.chunks()) as audio:
+                await blobs.put(audio, sha256=spool.sha256)
+        except UploadFailed:
+            # Once more: a replica that failed (a full disk, say) is now last in the chain,
+            # where it costs a copy instead of the upload.
+            async with contextlib.aclosing(spool.chunks()) as audio:
+                await blobs.put(audio, sha256=spool.sha256)
         if found.cover is not None and found.cover_sha256 is not None:
             async with contextlib.aclosing(_once(found.cover)) as cover:
                 await blobs.put(cover, sha256=found.cover_sha256)

@@ -22,8 +22,10 @@ from dspot.tokenring import TokenRingConfig
 
 from dspot_spotify.process.setup import (
     ConfigError,
+    NodeStopped,
     SplitTransport,
     cluster_tls,
+    disk_full,
     event_loop,
     find_exception,
     is_wildcard,
@@ -192,6 +194,13 @@ def serve_node(settings: NodeSettings) -> int:
         if isinstance(found, socket.gaierror):
             raise ConfigError(
                 f"cannot listen on {settings.rpc} / {settings.http}: {found}"
+            ) from None
+        full = disk_full(exc)
+        if found is None and full is not None:
+            raise NodeStopped(
+                f"node {node_id} stopped: the disk under {settings.data} is full ({full}). "
+                "The other nodes go on without it; free some space there and start it "
+                "again: it catches up from them."
             ) from None
         if found is None:
             raise

@@ -4,10 +4,12 @@ failures into one-line :class:`ConfigError` messages."""
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import re
 import secrets
+import sqlite3
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +53,30 @@ def restarts_meta() -> dict[str, str]:
 
 class ConfigError(Exception):
     """A bad command-line setting, reported as one line without a traceback."""
+
+
+class NodeStopped(Exception):
+    """The process stopped on a condition its operator must fix (not a bug): reported as one
+    line without a traceback, exit status :attr:`status` (75, EX_TEMPFAIL: try again once
+    it is fixed)."""
+
+    status = 75
+
+
+def disk_full(exc: BaseException) -> BaseException | None:
+    """The error in ``exc`` (looking inside exception groups) that says a disk is full:
+    ``ENOSPC`` or ``EDQUOT`` from the file system, ``SQLITE_FULL`` from SQLite."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return exc
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == (
+        sqlite3.SQLITE_FULL
+    ):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := disk_full(inner)) is not None:
+                return found
+    return None
 
 
 def parse_address(text: str) -> str:
