@@ -289,10 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _up(args)
         if args.command == "gateway":
             return _gateway(args)
-    except ConfigError as e:
-        print(f"dspot-spotify {args.command}: {e}", file=sys.stderr)
-        return 2
-    except NodeStopped as e:
+    except (ConfigError, NodeStopped) as e:
         print(f"dspot-spotify {args.command}: {e}", file=sys.stderr)
         return e.status
     if args.command == "dev-tls":
@@ -359,10 +356,9 @@ def _cluster_tls_arguments(parser: argparse.ArgumentParser) -> None:
 
 @contextlib.contextmanager
 def _process_setup(args: argparse.Namespace, sabotaged: str) -> Iterator[None]:
-    """Checks and logging shared by the ``node`` and ``gateway`` processes, for the process's
-    life; ``sabotaged`` (``%s``: the sabotage) is logged loudly for every ``--sabotage``
-    switched on. The log goes to stderr from a thread of its own, so a reader that stalls
-    never stalls the event loop (:func:`dspot.logs.background_logging`)."""
+    """Checks and logging of the ``node`` and ``gateway`` processes, for their life (the log
+    goes to stderr from a thread: :func:`dspot.logs.background_logging`); ``sabotaged``
+    (``%s``: the sabotage) is logged loudly for every ``--sabotage`` switched on."""
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     with background_logging(sys.stderr, level=logging.WARNING if args.quiet else logging.INFO):
@@ -383,36 +379,32 @@ def _node(args: argparse.Namespace) -> int:
         "SABOTAGED NODE: %s is switched on; this node misbehaves on purpose "
         "(a test's check must catch it). Never run it in production.",
     ):
-        return _serve_node(args)
-
-
-def _serve_node(args: argparse.Namespace) -> int:
-    return serve_node(
-        NodeSettings(
-            data=args.data,
-            rpc=args.rpc,
-            http=args.http,
-            seeds=tuple(args.seeds),
-            secret_file=args.secret_file,
-            cluster_size=args.cluster_size,
-            name=args.name,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            tls_ca=args.tls_ca,
-            http_advertise=args.http_advertise,
-            sabotage=tuple(args.sabotage),
-            throttle=throttle_config(
-                login_failures=args.login_failures,
-                address_failures=args.address_failures,
-                hash_limit=args.hash_limit,
-                uploads_per_user=args.uploads_per_user,
-            ),
-            commit_notice=not args.no_commit_notice,
-            learner=args.learner,
-            compact_every=args.compact_every,
-            keep_entries=args.keep_entries,
+        return serve_node(
+            NodeSettings(
+                data=args.data,
+                rpc=args.rpc,
+                http=args.http,
+                seeds=tuple(args.seeds),
+                secret_file=args.secret_file,
+                cluster_size=args.cluster_size,
+                name=args.name,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                tls_ca=args.tls_ca,
+                http_advertise=args.http_advertise,
+                sabotage=tuple(args.sabotage),
+                throttle=throttle_config(
+                    login_failures=args.login_failures,
+                    address_failures=args.address_failures,
+                    hash_limit=args.hash_limit,
+                    uploads_per_user=args.uploads_per_user,
+                ),
+                commit_notice=not args.no_commit_notice,
+                learner=args.learner,
+                compact_every=args.compact_every,
+                keep_entries=args.keep_entries,
+            )
         )
-    )
 
 
 # -- up -----------------------------------------------------------------------------------
@@ -425,6 +417,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _gateway(args: argparse.Namespace) -> int:
+    from dspot_spotify.process.gateway import GatewaySettings, serve_gateway
+
     if not args.join:
         raise ConfigError("--join needs at least one node's RPC address")
     with _process_setup(
@@ -433,33 +427,27 @@ def _gateway(args: argparse.Namespace) -> int:
         "session guarantees on purpose (a chaos test's check must catch it). Never run it "
         "in production.",
     ):
-        return _serve_gateway(args)
-
-
-def _serve_gateway(args: argparse.Namespace) -> int:
-    from dspot_spotify.process.gateway import GatewaySettings, serve_gateway
-
-    return serve_gateway(
-        GatewaySettings(
-            listen=args.listen,
-            join=tuple(args.join),
-            secret_file=args.secret_file,
-            cert=args.cert,
-            key=args.key,
-            rpc=args.rpc,
-            frontend=args.frontend,
-            name=args.name,
-            pid_file=args.pid_file,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            tls_ca=args.tls_ca,
-            max_connections=args.max_connections,
-            max_connections_per_client=args.max_connections_per_client,
-            positions=args.positions,
-            sabotage=tuple(args.sabotage),
-            served_by=args.served_by,
+        return serve_gateway(
+            GatewaySettings(
+                listen=args.listen,
+                join=tuple(args.join),
+                secret_file=args.secret_file,
+                cert=args.cert,
+                key=args.key,
+                rpc=args.rpc,
+                frontend=args.frontend,
+                name=args.name,
+                pid_file=args.pid_file,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                tls_ca=args.tls_ca,
+                max_connections=args.max_connections,
+                max_connections_per_client=args.max_connections_per_client,
+                positions=args.positions,
+                sabotage=tuple(args.sabotage),
+                served_by=args.served_by,
+            )
         )
-    )
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -52,7 +52,10 @@ def restarts_meta() -> dict[str, str]:
 
 
 class ConfigError(Exception):
-    """A bad command-line setting, reported as one line without a traceback."""
+    """A bad command-line setting, reported as one line without a traceback (exit status
+    :attr:`status`, 2)."""
+
+    status = 2
 
 
 class NodeStopped(Exception):
