@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import random
 
 import anyio
@@ -189,6 +190,22 @@ async def test_close_and_restart_keep_unsynced_writes(sim_disk: SimDisk) -> None
     sim_disk.crash()  # a clean restart syncs nothing
     assert await _rows(sim_disk) == []
     assert not await sim_disk.exists("f")
+
+
+async def test_a_full_disk_refuses_file_bytes_but_keeps_its_database(sim_disk: SimDisk) -> None:
+    await _write(sim_disk, "before", b"kept")
+    await sim_disk.db.executescript("CREATE TABLE t (x INTEGER)")
+    sim_disk.files_full = True
+    with pytest.raises(OSError) as caught:
+        await _write(sim_disk, "blob", b"no room")
+    assert caught.value.errno == errno.ENOSPC
+    assert await sim_disk.list_files() == ["before"]  # nothing half-written is left
+    await _write(sim_disk, "empty", b"")  # no bytes: no room needed
+    await sim_disk.db.execute("INSERT INTO t VALUES (1)")
+    assert await _rows(sim_disk) == [1]
+    sim_disk.files_full = False
+    await _write(sim_disk, "blob", b"room again")
+    assert await sim_disk.read("blob") == b"room again"
 
 
 async def test_corrupt_file_flips_one_byte_durably(sim_disk: SimDisk) -> None:

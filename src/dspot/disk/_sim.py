@@ -23,6 +23,7 @@ would.
 
 from __future__ import annotations
 
+import errno
 import random
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -187,6 +188,8 @@ class _SimFileWriter(FileWriter):
         await self._disk._io()
         await self._disk._charge_file(len(data))
         self._check()
+        if data and self._disk.files_full:
+            raise OSError(errno.ENOSPC, "No space left on device (simulated)")
         self._buffer += data
         self.bytes_written += len(data)
 
@@ -225,6 +228,9 @@ class SimDisk(Disk):
       operation is still a checkpoint but takes no time.
     * :attr:`corrupt_read_rate` is the probability that one :meth:`read` returns data with
       one bit flipped (transient); :meth:`corrupt_file` flips one permanently (bit rot).
+    * :attr:`files_full` (settable at any time) makes every file write fail with ``ENOSPC``,
+      as on a full volume; the database keeps working (a node whose database is full cannot
+      go on: the service stops it, see ``dspot_spotify.process.setup.NodeStopped``).
     * :meth:`aclose` keeps the contents; :meth:`restart` reopens a closed disk as it was.
     """
 
@@ -240,6 +246,7 @@ class SimDisk(Disk):
         self.latency = latency
         self.latency_jitter = latency_jitter
         self.corrupt_read_rate = corrupt_read_rate
+        self.files_full = False
         self.cpu: SimCpu | None = None
         """The processor that pays for this disk's work (set by the simulation); ``None``
         makes work free (every operation is still a checkpoint)."""

@@ -3,8 +3,9 @@
 Between ``warmup`` and the simulation's ``heal_at`` it picks a fault every
 ``gap`` seconds (uniform), applies it, and undoes it after a while: node crash and
 restart (optionally with a disk wipe), partitions (random split, one node isolated,
-one-way block), loss and latency spikes, and slow disks; a scenario may add kinds of its
-own through ``on_fault``. Message duplication is not a network fault here (streams, like
+one-way block), loss and latency spikes, slow disks, and full disks (a node's file writes
+fail with ``ENOSPC``, its database still works); a scenario may add kinds of its own through
+``on_fault``. Message duplication is not a network fault here (streams, like
 TCP, never duplicate or reorder bytes): scenarios inject it at the RPC layer with
 ``RpcNode.duplicate_rate``. Overlapping partitions are undone one by one; loss and latency
 spikes replace the default link model while they last. At ``heal_at`` every fault is undone
@@ -24,7 +25,17 @@ import attrs
 from dspot.sim._faults import FaultSpan
 from dspot.transport import LinkModel
 
-FAULT_KINDS = ("crash", "partition", "isolate", "one_way", "loss", "latency", "slow_disk", "wipe")
+FAULT_KINDS = (
+    "crash",
+    "partition",
+    "isolate",
+    "one_way",
+    "loss",
+    "latency",
+    "slow_disk",
+    "wipe",
+    "full_disk",
+)
 
 
 @attrs.frozen
@@ -138,6 +149,16 @@ class Nemesis:
                     disk.latency, disk.latency_jitter = 0.0, 0.0
 
                 action = fast
+            elif kind == "full_disk":
+                victim = rng.choice(names)
+                disk = sim.nodes[victim].disk
+                disk.files_full = True
+                sim.fault(kind, node=victim)
+
+                def room(disk: Any = disk) -> None:
+                    disk.files_full = False
+
+                action = room
             elif self.on_fault is not None:
                 self.on_fault(sim, kind)
                 continue
@@ -146,7 +167,7 @@ class Nemesis:
             span = sim.record.begin(
                 kind,
                 now,
-                nodes=[victim] if kind == "slow_disk" else [],
+                nodes=[victim] if kind in ("slow_disk", "full_disk") else [],
                 cut=pairs,
                 degraded=kind in ("loss", "latency"),
             )
