@@ -142,10 +142,18 @@ class FrameDecoder:
         kind, msg_id, name, meta, size = self._head
         if self._have < size:
             return None
-        data = b"".join(self._chunks)
-        payload, rest = data[:size], data[size:]
-        if len(rest) == 0:
-            payload = data
+        chunks = self._chunks
+        extra = self._have - size  # bytes of the frames after this one, fed with its end
+        after: list[bytes | memoryview] = []
+        while extra:
+            last = memoryview(chunks.pop())
+            if len(last) > extra:
+                chunks.append(last[: len(last) - extra])
+                last = last[len(last) - extra :]
+            after.append(last)
+            extra -= len(last)
+        rest = b"".join(reversed(after))
+        payload = b"".join(chunks)  # the payload's one copy
         self._head = None
         self._chunks = []
         self._have = 0
