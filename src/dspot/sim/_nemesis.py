@@ -42,15 +42,8 @@ FAULT_KINDS = (
 class FaultConfig:
     """Which faults to inject and how often."""
 
-    kinds: tuple[str, ...] = (
-        "crash",
-        "partition",
-        "isolate",
-        "one_way",
-        "loss",
-        "latency",
-        "slow_disk",
-    )
+    kinds: tuple[str, ...] = tuple(k for k in FAULT_KINDS if k not in ("wipe", "full_disk"))
+    """Every kind but ``wipe`` and ``full_disk``, which only replicated stores can survive."""
     warmup: float = 1.0
     min_gap: float = 0.5
     max_gap: float = 3.0
