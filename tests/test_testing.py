@@ -99,3 +99,15 @@ def test_free_ports_can_be_bound() -> None:
     for port in [*free_ports(3), base, base + 2]:
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
+
+
+def test_ports_handed_out_are_never_handed_out_again() -> None:
+    """A range for the nodes and a port for the gateway are found free one after the other
+    and bound later; they must not overlap (a CI run saw the gateway's port inside the
+    nodes' range). The search is random, so many draws must all be disjoint."""
+    taken: set[int] = set()
+    for _ in range(200):
+        base = free_port_range(7)
+        ports = {base + i for i in range(7)} | set(free_ports(2))
+        assert taken.isdisjoint(ports)
+        taken |= ports

@@ -126,17 +126,25 @@ def free_ports(n: int) -> list[int]:
     return found
 
 
+_handed_out: set[int] = set()
+"""Ports this process has handed out: free when found, but the caller binds them later, so
+two calls (a range for the nodes, a port for the gateway) must never overlap."""
+
+
 def free_port_range(n: int) -> int:
     """A base port such that ``base .. base + n - 1`` are all free on loopback.
 
     The ports lie below the kernel's ephemeral range, where no outgoing connection takes
-    them between this check and the caller's ``bind``.
+    them between this check and the caller's ``bind``, and none of them was handed out
+    before by this process (the caller of an earlier call may not have bound it yet).
     """
     allowed = _listening_ports()
     rng = random.Random()
     for _ in range(500):
         base = rng.randrange(allowed.start, allowed.stop - n)
-        if _bindable(range(base, base + n)):
+        ports = range(base, base + n)
+        if _handed_out.isdisjoint(ports) and _bindable(ports):
+            _handed_out.update(ports)
             return base
     raise RuntimeError("no free port range")
 

@@ -73,7 +73,7 @@ GATEWAY_SABOTAGES: frozenset[Sabotage] = frozenset(
 """The sabotages that live in the gateway (the others in the nodes)."""
 
 
-WRITE_BEHIND_DELAY = 3.0
+WRITE_BEHIND_DELAY = 10.0
 """Seconds :attr:`Sabotage.ACK_BEFORE_SYNC` holds an acknowledged upload before storing it."""
 
 
