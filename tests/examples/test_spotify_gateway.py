@@ -453,8 +453,69 @@ def test_gets_are_retried_on_another_node_and_posts_are_not(
                 pool._next = 0
                 resp = await gw.handle(Request("GET", "/api/x", client="1.2.3.4:5"))
                 assert resp.status == 200 and resp.headers.get("x-served-by") == "good"
-                assert b"".join([c async for c in resp.body]) == b'{"node":"good"}'  # type: ignore[union-attr]
+                assert resp.body == b'{"node":"good"}'  # small: read whole, one write
                 assert len(hangups) >= 2
+            await server.shutdown()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main, backend="trio")
+
+
+def test_a_small_answer_cut_off_mid_way_is_retried_for_gets_only() -> None:
+    """A small body is read whole from the node before the client sees anything, so a node
+    that dies half-way through one costs a GET a retry on another node (not a cut-off body)
+    and a POST a clean 502 (it may have been applied: never sent twice)."""
+    from dspot.http import HTTPError, HttpServer, Request, Response, Router
+
+    async def main() -> None:
+        cut: list[bytes] = []
+
+        async def cut_off(stream: anyio.abc.ByteStream) -> None:
+            # Healthy to checks; any other request gets a head and half its body.
+            async with stream:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += await stream.receive()
+                if data.startswith(b"GET /healthz"):
+                    await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    return
+                cut.append(data)
+                await stream.send(b'HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n{"node":')
+
+        good = Router()
+
+        @good.get("/healthz")
+        async def healthz(request: Request) -> Response:
+            return Response.json({"status": "ok"})
+
+        @good.route("/api/x", ("GET", "POST"))
+        async def x(request: Request) -> Response:
+            return Response.json({"node": "good"})
+
+        async with (
+            await anyio.create_tcp_listener(local_host="127.0.0.1") as bad_listener,
+            await anyio.create_tcp_listener(local_host="127.0.0.1") as good_listener,
+            anyio.create_task_group() as tg,
+        ):
+            server = HttpServer(good)
+            tg.start_soon(bad_listener.serve, cut_off)
+            await tg.start(server.serve, good_listener)
+            async with gateway_over([("bad", bad_listener), ("good", good_listener)]) as (
+                gw,
+                pool,
+            ):
+                pool._next = 0
+                resp = await gw.handle(Request("GET", "/api/x", client="1.2.3.4:5"))
+                assert (resp.status, resp.body) == (200, b'{"node":"good"}')
+                assert resp.headers.get("x-served-by") == "good"
+                assert len(cut) == 1
+
+                await pool.check_all()
+                pool._next = 0
+                with pytest.raises(HTTPError) as err:
+                    await gw.handle(Request("POST", "/api/x", client="1.2.3.4:5"))
+                assert err.value.status == 502
+                assert len(cut) == 2
             await server.shutdown()
             tg.cancel_scope.cancel()
 

@@ -76,6 +76,10 @@ FORWARDED: Final = frozenset(
 )
 REPLAYABLE: Final = 64 * 1024
 """Request bodies up to this size are read whole before relaying, so they can be retried."""
+SMALL_RESPONSE: Final = 64 * 1024
+"""Response bodies up to this size (by their ``content-length``) are read whole from the node
+before the client sees the head: the client gets them in one write (one TLS record batch,
+one system call), and a node failing half-way through one is a retry, not a cut-off body."""
 STREAM_PATH: Final = re.compile(
     r"^(?:/api/songs/[^/]+/stream|/rest/(?:stream|download)(?:\.view)?)$"
 )
@@ -140,6 +144,14 @@ def _response_headers(resp: ClientResponse, ep: Endpoint, *, served_by: bool) ->
     drop |= {t.lower() for t in resp.headers.get_list("connection")}
     headers = Headers([(k, v) for k, v in resp.headers if k not in drop])
     return headers.add("x-served-by", ep.instance) if served_by else headers
+
+
+def _small(request: Request, resp: ClientResponse) -> bool:
+    """Whether the answer has a body of at most :data:`SMALL_RESPONSE` bytes."""
+    if request.method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
+        return False
+    length = resp.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) <= SMALL_RESPONSE
 
 
 def _span(resp: ClientResponse) -> tuple[int, int] | None:
@@ -390,8 +402,21 @@ class Gateway:
                 self.retried_behind += 1
                 await resp.aclose()
                 continue
+            whole_body = None
+            if _small(request, resp):
+                try:
+                    whole_body = await resp.read()
+                except DspotError as e:
+                    self._failed(ep, request, e)
+                    if retry_anyway:
+                        continue
+                    raise HTTPError(
+                        502, "the node failed while answering (the request may have been applied)"
+                    ) from None
+                finally:
+                    await resp.aclose()
             self.positions.saw(request, ep.instance, answered)
-            return self._response(request, ep, resp, headers)
+            return self._response(request, ep, resp, headers, whole_body)
         if behind is not None and required is not None:
             raise HTTPError(
                 503,
@@ -414,11 +439,18 @@ class Gateway:
         )
 
     def _response(
-        self, request: Request, ep: Endpoint, resp: ClientResponse, headers: Headers
+        self,
+        request: Request,
+        ep: Endpoint,
+        resp: ClientResponse,
+        headers: Headers,
+        whole_body: bytes | None,
     ) -> Response:
         out = _response_headers(resp, ep, served_by=self.config.served_by)
         if request.method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
             return Response(resp.status, out, b"")  # the client read it (no body): released
+        if whole_body is not None:
+            return Response(resp.status, out, whole_body)
         span = _span(resp)
         etag = resp.headers.get("etag")
         if (
