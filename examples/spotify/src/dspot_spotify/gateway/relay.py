@@ -76,6 +76,11 @@ FORWARDED: Final = frozenset(
 )
 REPLAYABLE: Final = 64 * 1024
 """Request bodies up to this size are read whole before relaying, so they can be retried."""
+UPSTREAM_IDLE_PER_NODE: Final = 64
+"""Idle keep-alive connections kept to each node. With fewer than the load keeps busy at
+once, connections are closed and opened again all the time: with the client's default of 8,
+32 clients searching over 3 nodes left 250 to 360 closed connections in 10 s (one request
+in 15 to 20 paid for a new one); with 64, only the health checks' 20."""
 SMALL_RESPONSE: Final = 64 * 1024
 """Response bodies up to this size (by their ``content-length``) are read whole from the node
 before the client sees the head: the client gets them in one write (one TLS record batch,
@@ -261,7 +266,12 @@ class Gateway:
             # One retry: a check must not fail on a keep-alive connection the node just closed.
             checks = await stack.enter_async_context(HttpClient(connect, retries=1))
             self._upstream = await stack.enter_async_context(
-                HttpClient(connect, timeouts=cfg.upstream, retries=1)
+                HttpClient(
+                    connect,
+                    timeouts=cfg.upstream,
+                    retries=1,
+                    max_idle_per_host=UPSTREAM_IDLE_PER_NODE,
+                )
             )
             self._pool = NodePool(registry, checks, cfg, self.env.child_rng("gateway"))
             tg = await stack.enter_async_context(anyio.create_task_group())
