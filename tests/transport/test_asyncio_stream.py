@@ -246,3 +246,40 @@ def test_the_peer_address_survives_the_peer_resetting_the_connection() -> None:
             assert server.extra(anyio.abc.SocketAttribute.remote_port) == expected[1]
 
     run(main)
+
+
+def test_connections_made_on_asyncio_are_protocol_streams_by_address_or_name() -> None:
+    """TcpTransport.connect on asyncio gives the lean stream on both ends, for an address and
+    for a name that resolves; refused everywhere is ConnectRefused, as with anyio's."""
+    from dspot.errors import ConnectRefused
+    from dspot.testing import free_ports
+
+    async def main() -> None:
+        transport = TcpTransport()
+        listener = await transport.listen("127.0.0.1:0")
+        port = listener.address.rsplit(":", 1)[1]
+        got: list[bytes] = []
+
+        async def echo(stream: anyio.abc.ByteStream) -> None:
+            async with stream:
+                data = await stream.receive()
+                got.append(data)
+                await stream.send(data.upper())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, echo)
+            for host in ("127.0.0.1", "localhost"):
+                stream = await transport.connect(f"{host}:{port}")
+                assert isinstance(stream, ProtocolStream)
+                async with stream:
+                    await stream.send(host.encode())
+                    assert await stream.receive() == host.upper().encode()
+            await listener.aclose()
+            tg.cancel_scope.cancel()
+        assert got == [b"127.0.0.1", b"localhost"]
+        [free] = free_ports(1)
+        for host in ("127.0.0.1", "localhost"):
+            with pytest.raises(ConnectRefused):
+                await transport.connect(f"{host}:{free}")
+
+    run(main)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import math
 import os
 import socket
@@ -35,7 +36,14 @@ import anyio.abc
 import sniffio
 from anyio.abc import SocketAttribute
 
-__all__ = ["READ_HIGH", "ProtocolStream", "accept_stream", "can_send_file", "send_file"]
+__all__ = [
+    "READ_HIGH",
+    "ProtocolStream",
+    "accept_stream",
+    "can_send_file",
+    "connect_stream",
+    "send_file",
+]
 
 READ_HIGH = 256 * 1024
 """Unread bytes at which a stream stops reading from its socket until some are consumed."""
@@ -324,6 +332,45 @@ async def accept_stream(listener: socket.socket) -> ProtocolStream:
         sock.close()
         raise
     return ProtocolStream(transport, protocol)
+
+
+async def connect_stream(host: str, port: int) -> ProtocolStream:
+    """A TCP connection to ``host:port`` as a :class:`ProtocolStream` (asyncio only).
+
+    The addresses ``host`` resolves to are tried in turn. Errors are those of
+    ``anyio.connect_tcp``'s kind: ``ConnectionRefusedError`` when every address refused,
+    another ``OSError`` (the first address's error as its cause) otherwise.
+    """
+    loop = asyncio.get_running_loop()
+    targets: list[tuple[socket.AddressFamily, Any]]
+    try:
+        ip = ipaddress.ip_address(host)  # a literal needs no resolver (a worker thread)
+    except ValueError:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        targets = [(family, address) for family, _, _, _, address in infos]
+    else:
+        targets = [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (ip.compressed, port))]
+    errors: list[OSError] = []
+    for family, address in targets:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            transport, protocol = await loop.connect_accepted_socket(_StreamProtocol, sock)
+        except OSError as exc:
+            sock.close()
+            errors.append(exc)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return ProtocolStream(transport, protocol)
+    if errors and all(isinstance(e, ConnectionRefusedError) for e in errors):
+        raise errors[0]
+    raise OSError(f"cannot connect to {host}:{port}: {errors or 'no address'}") from (
+        errors[0] if errors else None
+    )
 
 
 def can_send_file(stream: anyio.abc.ByteStream) -> bool:

@@ -32,7 +32,7 @@ from dspot.errors import (
     PeerUnavailable,
     handshake_failed,
 )
-from dspot.transport._asyncio_stream import accept_stream
+from dspot.transport._asyncio_stream import accept_stream, connect_stream
 from dspot.transport._base import StreamHandler, join_address, split_address
 
 log = logging.getLogger("dspot.transport")
@@ -157,7 +157,11 @@ class TcpTransport:
         host, port = split_address(address)
         try:
             with anyio.fail_after(timeout):
-                stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port)
+                stream: anyio.abc.ByteStream
+                if sniffio.current_async_library() == "asyncio":
+                    stream = await connect_stream(host, port)  # leaner (see _asyncio_stream)
+                else:
+                    stream = await anyio.connect_tcp(host, port)
                 if self.client_ssl is not None:
                     try:
                         stream = await TLSStream.wrap(
