@@ -16,7 +16,7 @@ import socket
 import ssl
 import sys
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -372,11 +372,33 @@ async def gateway_over(
         yield gw, pool
 
 
+@contextlib.asynccontextmanager
+async def bad_and_good(
+    bad: Callable[[anyio.abc.ByteStream], Awaitable[None]], good: Any
+) -> AsyncIterator[tuple[Any, Any]]:
+    """A gateway over two fake nodes, ``bad`` (handles raw connections) and ``good`` (a
+    router served by our HTTP server)."""
+    from dspot.http import HttpServer
+
+    async with (
+        await anyio.create_tcp_listener(local_host="127.0.0.1") as bad_listener,
+        await anyio.create_tcp_listener(local_host="127.0.0.1") as good_listener,
+        anyio.create_task_group() as tg,
+    ):
+        server = HttpServer(good)
+        tg.start_soon(bad_listener.serve, bad)
+        await tg.start(server.serve, good_listener)
+        async with gateway_over([("bad", bad_listener), ("good", good_listener)]) as gw_pool:
+            yield gw_pool
+        await server.shutdown()
+        tg.cancel_scope.cancel()
+
+
 def test_gets_are_retried_on_another_node_and_posts_are_not(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
 
-    from dspot.http import Headers, HTTPError, HttpServer, Request, Response, Router
+    from dspot.http import Headers, HTTPError, Request, Response, Router
 
     async def main() -> None:
         hangups: list[bytes] = []
@@ -408,55 +430,42 @@ def test_gets_are_retried_on_another_node_and_posts_are_not(
             posts_to_good.append(await request.body())
             return Response.json({"node": "good"}, status=201)
 
-        async with (
-            await anyio.create_tcp_listener(local_host="127.0.0.1") as bad_listener,
-            await anyio.create_tcp_listener(local_host="127.0.0.1") as good_listener,
-            anyio.create_task_group() as tg,
-        ):
-            server = HttpServer(good)
-            tg.start_soon(bad_listener.serve, hang_up)
-            await tg.start(server.serve, good_listener)
-            async with gateway_over([("bad", bad_listener), ("good", good_listener)]) as (
-                gw,
-                pool,
-            ):
-                assert [e.instance for e in pool.healthy()] == ["bad", "good"]
+        async with bad_and_good(hang_up, good) as (gw, pool):
+            assert [e.instance for e in pool.healthy()] == ["bad", "good"]
 
-                # A POST reached the bad node, which died: not sent again, 502.
-                chunks = [b'{"a": 1}', b""]
+            # A POST reached the bad node, which died: not sent again, 502.
+            chunks = [b'{"a": 1}', b""]
 
-                async def receive() -> bytes:
-                    return chunks.pop(0)
+            async def receive() -> bytes:
+                return chunks.pop(0)
 
-                post = Request(
-                    "POST",
-                    "/api/x",
-                    headers=Headers([("content-length", "8")]),
-                    client="1.2.3.4:5",
-                    receive=receive,
-                )
-                pool._next = 0
-                with pytest.raises(HTTPError) as err:
-                    await gw.handle(post)
-                assert err.value.status == 502
-                bad_address = pool.endpoints()[0].endpoint
-                assert bad_address not in str(err.value), "a 502 names no internal address"
-                assert bad_address in caplog.text  # the gateway's log does
-                assert len(hangups) == 1 and hangups[0].endswith(b'{"a": 1}')
-                assert b"x-forwarded-for: 1.2.3.4" in hangups[0].lower()
-                assert posts_to_good == []
-                assert [e.instance for e in pool.healthy()] == ["good"]  # taken out
+            post = Request(
+                "POST",
+                "/api/x",
+                headers=Headers([("content-length", "8")]),
+                client="1.2.3.4:5",
+                receive=receive,
+            )
+            pool._next = 0
+            with pytest.raises(HTTPError) as err:
+                await gw.handle(post)
+            assert err.value.status == 502
+            bad_address = pool.endpoints()[0].endpoint
+            assert bad_address not in str(err.value), "a 502 names no internal address"
+            assert bad_address in caplog.text  # the gateway's log does
+            assert len(hangups) == 1 and hangups[0].endswith(b'{"a": 1}')
+            assert b"x-forwarded-for: 1.2.3.4" in hangups[0].lower()
+            assert posts_to_good == []
+            assert [e.instance for e in pool.healthy()] == ["good"]  # taken out
 
-                # A GET that the bad node drops is answered by the good one.
-                await pool.check_all()
-                assert [e.instance for e in pool.healthy()] == ["bad", "good"]  # back in
-                pool._next = 0
-                resp = await gw.handle(Request("GET", "/api/x", client="1.2.3.4:5"))
-                assert resp.status == 200 and resp.headers.get("x-served-by") == "good"
-                assert resp.body == b'{"node":"good"}'  # small: read whole, one write
-                assert len(hangups) >= 2
-            await server.shutdown()
-            tg.cancel_scope.cancel()
+            # A GET that the bad node drops is answered by the good one.
+            await pool.check_all()
+            assert [e.instance for e in pool.healthy()] == ["bad", "good"]  # back in
+            pool._next = 0
+            resp = await gw.handle(Request("GET", "/api/x", client="1.2.3.4:5"))
+            assert resp.status == 200 and resp.headers.get("x-served-by") == "good"
+            assert resp.body == b'{"node":"good"}'  # small: read whole, one write
+            assert len(hangups) >= 2
 
     anyio.run(main, backend="trio")
 
@@ -465,7 +474,7 @@ def test_a_small_answer_cut_off_mid_way_is_retried_for_gets_only() -> None:
     """A small body is read whole from the node before the client sees anything, so a node
     that dies half-way through one costs a GET a retry on another node (not a cut-off body)
     and a POST a clean 502 (it may have been applied: never sent twice)."""
-    from dspot.http import HTTPError, HttpServer, Request, Response, Router
+    from dspot.http import HTTPError, Request, Response, Router
 
     async def main() -> None:
         cut: list[bytes] = []
@@ -492,32 +501,19 @@ def test_a_small_answer_cut_off_mid_way_is_retried_for_gets_only() -> None:
         async def x(request: Request) -> Response:
             return Response.json({"node": "good"})
 
-        async with (
-            await anyio.create_tcp_listener(local_host="127.0.0.1") as bad_listener,
-            await anyio.create_tcp_listener(local_host="127.0.0.1") as good_listener,
-            anyio.create_task_group() as tg,
-        ):
-            server = HttpServer(good)
-            tg.start_soon(bad_listener.serve, cut_off)
-            await tg.start(server.serve, good_listener)
-            async with gateway_over([("bad", bad_listener), ("good", good_listener)]) as (
-                gw,
-                pool,
-            ):
-                pool._next = 0
-                resp = await gw.handle(Request("GET", "/api/x", client="1.2.3.4:5"))
-                assert (resp.status, resp.body) == (200, b'{"node":"good"}')
-                assert resp.headers.get("x-served-by") == "good"
-                assert len(cut) == 1
+        async with bad_and_good(cut_off, good) as (gw, pool):
+            pool._next = 0
+            resp = await gw.handle(Request("GET", "/api/x", client="1.2.3.4:5"))
+            assert (resp.status, resp.body) == (200, b'{"node":"good"}')
+            assert resp.headers.get("x-served-by") == "good"
+            assert len(cut) == 1
 
-                await pool.check_all()
-                pool._next = 0
-                with pytest.raises(HTTPError) as err:
-                    await gw.handle(Request("POST", "/api/x", client="1.2.3.4:5"))
-                assert err.value.status == 502
-                assert len(cut) == 2
-            await server.shutdown()
-            tg.cancel_scope.cancel()
+            await pool.check_all()
+            pool._next = 0
+            with pytest.raises(HTTPError) as err:
+                await gw.handle(Request("POST", "/api/x", client="1.2.3.4:5"))
+            assert err.value.status == 502
+            assert len(cut) == 2
 
     anyio.run(main, backend="trio")
 

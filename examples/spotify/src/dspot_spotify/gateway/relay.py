@@ -377,6 +377,9 @@ class Gateway:
                 resp = await upstream.request(
                     method, f"http://{ep.endpoint}{target}", headers=headers, body=body
                 )
+                # A small body is read here, whole: a node failing half-way through it is
+                # then handled like one failing before answering.
+                whole_body = await resp.read() if _small(request, resp) else None
             except HTTPError:
                 raise  # the client's own body was bad (413, 408): not the node's fault
             except (ConnectRefused, ConnectTimeout, HandshakeFailed) as e:
@@ -412,19 +415,6 @@ class Gateway:
                 self.retried_behind += 1
                 await resp.aclose()
                 continue
-            whole_body = None
-            if _small(request, resp):
-                try:
-                    whole_body = await resp.read()
-                except DspotError as e:
-                    self._failed(ep, request, e)
-                    if retry_anyway:
-                        continue
-                    raise HTTPError(
-                        502, "the node failed while answering (the request may have been applied)"
-                    ) from None
-                finally:
-                    await resp.aclose()
             self.positions.saw(request, ep.instance, answered)
             return self._response(request, ep, resp, headers, whole_body)
         if behind is not None and required is not None:
