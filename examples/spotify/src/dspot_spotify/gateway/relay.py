@@ -48,32 +48,21 @@ from dspot.rpc import RpcNode
 from dspot_spotify import catalog
 from dspot_spotify.config import Sabotage
 from dspot_spotify.gateway.limits import PerClientListener
+from dspot_spotify.gateway.messages import (
+    body_span,
+    forward_headers,
+    is_small,
+    response_headers,
+)
 from dspot_spotify.gateway.pool import GatewayConfig, NodePool
 from dspot_spotify.gateway.positions import PositionTracker, read_position
 from dspot_spotify.security import WEB_APP_CSP, hardened
 from dspot_spotify.writer import LOG_POSITION_HEADER, LOG_WAIT_HEADER, format_position
 
-__all__ = ["FORWARDED", "HOP_BY_HOP", "NOT_BUILT_PAGE", "STREAM_PATH", "Gateway"]
+__all__ = ["NOT_BUILT_PAGE", "STREAM_PATH", "Gateway"]
 
 log = logging.getLogger("dspot_spotify.gateway")
 
-HOP_BY_HOP: Final = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# Set by the gateway itself: what a client sends under these names is not trusted.
-FORWARDED: Final = frozenset(
-    {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"}
-)
 REPLAYABLE: Final = 64 * 1024
 """Request bodies up to this size are read whole before relaying, so they can be retried."""
 UPSTREAM_IDLE_PER_NODE: Final = 64
@@ -81,16 +70,11 @@ UPSTREAM_IDLE_PER_NODE: Final = 64
 once, connections are closed and opened again all the time: with the client's default of 8,
 32 clients searching over 3 nodes left 250 to 360 closed connections in 10 s (one request
 in 15 to 20 paid for a new one); with 64, only the health checks' 20."""
-SMALL_RESPONSE: Final = 64 * 1024
-"""Response bodies up to this size (by their ``content-length``) are read whole from the node
-before the client sees the head: the client gets them in one write (one TLS record batch,
-one system call), and a node failing half-way through one is a retry, not a cut-off body."""
 STREAM_PATH: Final = re.compile(
     r"^(?:/api/songs/[^/]+/stream|/rest/(?:stream|download)(?:\.view)?)$"
 )
 """Song bodies that resume on another node when theirs breaks off: the REST API's stream and
 the Subsonic API's ``stream`` and ``download`` (music players)."""
-CONTENT_RANGE: Final = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 NOT_BUILT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dspot-spotify</title></head>
 <body>
@@ -128,50 +112,6 @@ class _Once:
         aclose = getattr(self.chunks, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-def _forward_headers(request: Request) -> Headers:
-    """The request's end-to-end headers plus ``X-Forwarded-*`` (the client's own are
-    replaced: only the gateway knows who connected)."""
-    drop = HOP_BY_HOP | FORWARDED | {"host", "expect"}  # 100-continue is answered here
-    drop |= {t.lower() for t in request.headers.get_list("connection")}
-    kept = [(k, v) for k, v in request.headers if k not in drop]
-    client = (request.client or "").rpartition(":")[0].strip("[]") or "unknown"
-    kept.append(("x-forwarded-for", client))
-    kept.append(("x-forwarded-proto", "https"))
-    if (host := request.headers.get("host")) is not None:
-        kept.append(("x-forwarded-host", host))
-    return Headers(kept)
-
-
-def _response_headers(resp: ClientResponse, ep: Endpoint, *, served_by: bool) -> Headers:
-    drop = HOP_BY_HOP | {"server", "date", "x-served-by"}
-    drop |= {t.lower() for t in resp.headers.get_list("connection")}
-    headers = Headers([(k, v) for k, v in resp.headers if k not in drop])
-    return headers.add("x-served-by", ep.instance) if served_by else headers
-
-
-def _small(request: Request, resp: ClientResponse) -> bool:
-    """Whether the answer has a body of at most :data:`SMALL_RESPONSE` bytes."""
-    if request.method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
-        return False
-    length = resp.headers.get("content-length")
-    return length is not None and length.isdigit() and int(length) <= SMALL_RESPONSE
-
-
-def _span(resp: ClientResponse) -> tuple[int, int] | None:
-    """The first and last byte positions a single-part 200/206 body covers (``None`` when
-    unknown, e.g. chunked or multipart)."""
-    if resp.status == 200:
-        length = resp.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > 0:
-            return 0, int(length) - 1
-        return None
-    if resp.status == 206:
-        m = CONTENT_RANGE.match(resp.headers.get("content-range", ""))
-        if m:
-            return int(m.group(1)), int(m.group(2))
-    return None
 
 
 class Gateway:
@@ -345,7 +285,7 @@ class Gateway:
         upstream = self._upstream
         assert upstream is not None
         target = self._target(request)
-        headers = _forward_headers(request)
+        headers = forward_headers(request)
         required = self._required(request)
         if required is not None:
             headers = headers.set(LOG_POSITION_HEADER, format_position(required))
@@ -379,7 +319,7 @@ class Gateway:
                 )
                 # A small body is read here, whole: a node failing half-way through it is
                 # then handled like one failing before answering.
-                whole_body = await resp.read() if _small(request, resp) else None
+                whole_body = await resp.read() if is_small(request, resp) else None
             except HTTPError:
                 raise  # the client's own body was bad (413, 408): not the node's fault
             except (ConnectRefused, ConnectTimeout, HandshakeFailed) as e:
@@ -446,12 +386,12 @@ class Gateway:
         headers: Headers,
         whole_body: bytes | None,
     ) -> Response:
-        out = _response_headers(resp, ep, served_by=self.config.served_by)
+        out = response_headers(resp, ep, served_by=self.config.served_by)
         if request.method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
             return Response(resp.status, out, b"")  # the client read it (no body): released
         if whole_body is not None:
             return Response(resp.status, out, whole_body)
-        span = _span(resp)
+        span = body_span(resp)
         etag = resp.headers.get("etag")
         if (
             request.method == "GET"
@@ -568,7 +508,7 @@ class Gateway:
         target = self._target(request)
         headers = [
             (k, v)
-            for k, v in _forward_headers(request)
+            for k, v in forward_headers(request)
             if k.startswith("x-forwarded-") or k in ("authorization", "cookie", "origin")
         ]
         tried: set[str] = set()
