@@ -53,21 +53,14 @@ def test_a_node_acknowledging_before_sync_fails_the_run(tmp_path: Path) -> None:
     seed 3 once lost nothing, and in one CI run neither seed 3 nor 4 did; the delay is now
     10 s (seeds 3 to 6 each caught it by hand), and seed 4 still runs when seed 3 passes:
     the sabotage must fail one of the two."""
-    texts = []
-    for seed in (3, 4):
-        code, text = chaos(
-            tmp_path / f"seed{seed}",
-            *("--nodes", "3", "--gateways", "1", "--duration", "45", "--heal-bound", "30"),
-            *("--nemesis", "kill", "--seed", str(seed), "--sabotage", "ack-before-sync"),
-        )
-        if code != 0:
-            assert code == 1, text
-            assert "FAIL  every download byte-identical" in text
-            assert f"FAILED (seed {seed}); rerun with:" in text
-            assert "--sabotage ack-before-sync" in text
-            return
-        texts.append(text)
-    raise AssertionError("neither seed caught the sabotage:\n" + "\n".join(texts))
+    sabotage_fails_one_seed(
+        tmp_path,
+        (3, 4),
+        ("--nodes", "3", "--gateways", "1", "--duration", "45", "--heal-bound", "30"),
+        ("--nemesis", "kill"),
+        sabotage="ack-before-sync",
+        check="every download byte-identical",
+    )
 
 
 def test_a_gateway_forwarding_no_positions_fails_the_run(tmp_path: Path) -> None:
@@ -79,19 +72,38 @@ def test_a_gateway_forwarding_no_positions_fails_the_run(tmp_path: Path) -> None
     Whether a read lands on a node while it is behind depends on real timing: seed 1 caught
     it in every run but one seen (a CI run where no node fell behind at a read), so a second
     seed runs when the first one passes; the sabotage must fail one of the two."""
+    sabotage_fails_one_seed(
+        tmp_path,
+        (1, 2),
+        ("--nodes", "3", "--gateways", "1", "--duration", "60", "--heal-bound", "30"),
+        ("--nemesis", "partition", "--clients", "rest-plain,rest-plain,subsonic,subsonic"),
+        sabotage="no-log-positions",
+        check="read-your-writes and monotonic reads",
+    )
+
+
+def sabotage_fails_one_seed(
+    tmp_path: Path,
+    seeds: tuple[int, ...],
+    *args: tuple[str, ...],
+    sabotage: str,
+    check: str,
+) -> None:
+    """Run the harness with ``args`` and ``--sabotage`` under each seed in turn until one
+    fails; it must fail on ``check`` and say how to rerun it. Whether a sabotage bites in a
+    given seed depends on real timing, so a second seed runs when the first passes."""
     texts = []
-    for seed in (1, 2):
+    for seed in seeds:
         code, text = chaos(
             tmp_path / f"seed{seed}",
-            *("--nodes", "3", "--gateways", "1", "--duration", "60", "--heal-bound", "30"),
-            *("--nemesis", "partition", "--clients", "rest-plain,rest-plain,subsonic,subsonic"),
-            *("--sabotage", "no-log-positions", "--seed", str(seed)),
+            *(a for group in args for a in group),
+            *("--seed", str(seed), "--sabotage", sabotage),
         )
         if code != 0:
             assert code == 1, text
-            assert "FAIL  read-your-writes and monotonic reads" in text
+            assert f"FAIL  {check}" in text
             assert f"FAILED (seed {seed}); rerun with:" in text
-            assert "--sabotage no-log-positions" in text
+            assert f"--sabotage {sabotage}" in text
             return
         texts.append(text)
-    raise AssertionError("neither seed caught the sabotage:\n" + "\n".join(texts))
+    raise AssertionError("no seed caught the sabotage:\n" + "\n".join(texts))

@@ -323,11 +323,17 @@ class ProtocolStream(anyio.abc.ByteStream):
 
 async def accept_stream(listener: socket.socket) -> ProtocolStream:
     """Accept one connection on a listening socket; a :class:`ProtocolStream` over it."""
-    loop = asyncio.get_running_loop()
-    sock, _ = await loop.sock_accept(listener)
+    sock, _ = await asyncio.get_running_loop().sock_accept(listener)
+    return await _stream_over(sock)
+
+
+async def _stream_over(sock: socket.socket) -> ProtocolStream:
+    """A :class:`ProtocolStream` over a connected socket (closed if that fails)."""
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport, protocol = await loop.connect_accepted_socket(_StreamProtocol, sock)
+        transport, protocol = await asyncio.get_running_loop().connect_accepted_socket(
+            _StreamProtocol, sock
+        )
     except BaseException:
         sock.close()
         raise
@@ -356,8 +362,6 @@ async def connect_stream(host: str, port: int) -> ProtocolStream:
         try:
             sock.setblocking(False)
             await loop.sock_connect(sock, address)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            transport, protocol = await loop.connect_accepted_socket(_StreamProtocol, sock)
         except OSError as exc:
             sock.close()
             errors.append(exc)
@@ -365,7 +369,7 @@ async def connect_stream(host: str, port: int) -> ProtocolStream:
         except BaseException:
             sock.close()
             raise
-        return ProtocolStream(transport, protocol)
+        return await _stream_over(sock)
     if errors and all(isinstance(e, ConnectionRefusedError) for e in errors):
         raise errors[0]
     raise OSError(f"cannot connect to {host}:{port}: {errors or 'no address'}") from (
