@@ -210,6 +210,7 @@ class _GatedStream(anyio.abc.ByteStream):
     def __init__(self, inner: anyio.abc.ByteStream, cpu: SimCpu) -> None:
         self._inner = inner
         self._cpu = cpu
+        self._nowait: Callable[[bytes], bool] | None = getattr(inner, "send_nowait", None)
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -223,6 +224,13 @@ class _GatedStream(anyio.abc.ByteStream):
     async def send(self, item: bytes) -> None:
         await self._cpu.resume()
         await self._inner.send(item)
+
+    def send_nowait(self, item: bytes) -> bool:
+        """What the inner stream's ``send_nowait`` does while the loop is free; ``False``
+        (nothing sent) while it is busy or when the inner stream has no such method."""
+        if self._nowait is None or self._cpu.stalled():
+            return False
+        return self._nowait(item)
 
     async def send_eof(self) -> None:
         await self._inner.send_eof()

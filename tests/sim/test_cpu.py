@@ -11,10 +11,12 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from dspot._frame_io import FrameSender, read_frame
 from dspot.cpu import CostModel, CpuGatedTransport, SimCpu
 from dspot.disk import ReadTransaction, SimDisk, Transaction
 from dspot.testing import run_with_mock_clock
 from dspot.transport import SimNetwork
+from dspot.wire import Frame, FrameDecoder, Kind
 
 SCRYPT = CostModel(kinds={"scrypt": 0.05}, per_byte={"sha256": 1e-9}, offload=0.001)
 
@@ -124,6 +126,49 @@ def test_a_stalled_node_neither_hears_nor_speaks() -> None:
         assert reply == b"PING"
         assert got[0][0] >= 0.5  # the handler ran only once the stall was over
         assert answered >= 0.5
+
+    run_with_mock_clock(main)
+
+
+def test_a_stalled_node_queues_its_frames_until_the_loop_is_free() -> None:
+    """RPC's frame sender hands a frame to the stream at once when the stream can take it
+    without waiting; a busy node's stream cannot, so the frame leaves when the stall ends.
+    Sent while the node is idle, the same frame arrives in one link latency."""
+
+    async def main() -> None:
+        net = SimNetwork(random.Random(1))
+        cpu = SimCpu(SCRYPT, inline=True)
+        busy = CpuGatedTransport(net.transport("busy"), cpu)
+        arrived: list[float] = []
+
+        async def receive(stream: anyio.abc.ByteStream) -> None:
+            decoder = FrameDecoder()
+            while True:
+                await read_frame(stream, decoder)
+                arrived.append(anyio.current_time())
+
+        listener = await net.transport("peer").listen("peer:1")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, receive)
+            stream = await busy.connect("peer:1")
+            sender = FrameSender(stream)
+            tg.start_soon(sender.run)
+            await anyio.sleep(0.1)
+            frame = Frame(Kind.REQUEST, 1, "ping", b"{}")
+            await sender.send(frame)
+            await anyio.sleep(0.1)
+            assert arrived and arrived[-1] - 0.1 < 0.01
+            stall_from = anyio.current_time()
+            tg.start_soon(cpu.on_loop, 0.5, "scrypt")
+            await anyio.sleep(0.01)
+            assert cpu.stalled()
+            await sender.send(frame)
+            await anyio.sleep(1.0)
+            assert len(arrived) == 2
+            assert arrived[-1] >= stall_from + 0.5  # left only once the loop was free
+            await stream.aclose()
+            await listener.aclose()
+            tg.cancel_scope.cancel()
 
     run_with_mock_clock(main)
 

@@ -196,6 +196,22 @@ def test_the_stranger_attacks_rpc_and_http_listeners_and_nothing_breaks() -> Non
     }
 
 
+def test_the_stranger_tells_an_http_listener_at_once() -> None:
+    """Its first probe of an unknown listener is an RPC hello ended by a blank line: an
+    HTTP server sees a whole (bad) request head and answers it at once, so the first attack
+    follows the first gap, not the server's 5 s header timeout (which cost a short run all
+    but one of its attacks)."""
+    config = StrangerConfig(aim=("n1:80",), attacks=("http",))
+    out = io.StringIO()
+    run_seed(attrs.evolve(SCENARIO, stranger=config, duration=10.0), 1, trace_out=out)
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    attacks = [e["t"] for e in events if e["k"] == "stranger.attack"]
+    assert attacks, "the stranger never attacked"
+    # warmup + the longest gap + a second to spare, against warmup + 5 s of header timeout
+    assert attacks[0] < config.warmup + config.max_gap + 1.0, attacks[:3]
+    assert len(attacks) >= 5, attacks
+
+
 def test_the_stranger_is_deterministic() -> None:
     first = run_seed(SCENARIO, 7)
     again = run_seed(SCENARIO, 7)

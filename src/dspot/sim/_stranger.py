@@ -464,6 +464,11 @@ class Stranger:
         if protocol == "http":
             path = rng.choice(self.config.http_paths)
             request = f"GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n".encode()
+        elif protocol is None:
+            # Unknown yet: a hello an RPC listener answers, ended by a blank line so an HTTP
+            # listener sees a whole (bad) request head and answers at once rather than
+            # waiting out its header timeout for the rest.
+            request = _hello(rng) + b"\r\n\r\n"
         else:
             request = _hello(rng)
         try:

@@ -46,6 +46,7 @@ from dspot_spotify.simulation.cluster import (
     GATEWAY,
     GATEWAY_LINK,
     GATEWAY_PORT,
+    HTTP_PORT,
     QUIET,
     SETTLE,
     STOP_BEFORE_END,
@@ -185,9 +186,13 @@ def _hoarding(scenario: Scenario) -> Scenario:
 
 
 def _nested_bodies(scenario: Scenario) -> Scenario:
-    """The stranger sends only deeply nested JSON, to the API's JSON endpoints."""
+    """The stranger sends only deeply nested JSON, to the API's JSON endpoints on the nodes'
+    HTTP listeners (an attack on an RPC listener would only spend the short run)."""
     aimed = attrs.evolve(
-        STRANGER, attacks=("nested",), http_paths=("/api/auth/login", "/api/auth/register")
+        STRANGER,
+        attacks=("nested",),
+        http_paths=("/api/auth/login", "/api/auth/register"),
+        aim=tuple(f"n{i}:{HTTP_PORT}" for i in range(1, scenario.nodes + 1)),
     )
     return attrs.evolve(scenario, stranger=aimed)
 
