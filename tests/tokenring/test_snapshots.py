@@ -374,3 +374,56 @@ def test_a_state_machine_that_applies_batches_gets_the_log_in_runs() -> None:
         assert len(runs) < len(replayed) / 10  # in runs, not one call per entry
 
     run(body, NAMES, TokenRingConfig(max_batch=4, min_members=3), ledgers=True)
+
+
+def test_deleting_old_snapshots_during_an_install_leaves_the_new_one() -> None:
+    """Found by the token-ring sweep (seed 43): a pass deleting old snapshot files took the
+    latest's name once, before its deletes; an install completing meanwhile made that name
+    stale, and the new snapshot, listed by then, was deleted as old — the member then died
+    restoring from it. Here a pass starts while an install has its file written but not yet
+    recorded: the new file must survive the pass, and the member must take it."""
+
+    async def body(c: Cluster) -> None:
+        folder = "tokenring/snapshots/"
+        await c.fill(30, "a")  # every member compacts: n3 has a snapshot of its own
+        c.isolate("n3")
+        await c.fill(45, "b", via=["n1", "n2"])
+        ring, disk = c.rings["n3"], c.disks["n3"]
+        assert ring.core.snapshot is not None
+        survived: list[bool] = []
+        # An old file the pass deletes first, slowly: the install completes meanwhile.
+        stale = f"{folder}000000000001-0000"
+        writer = disk.create(stale)
+        await writer.write(b"old")
+        await writer.commit()
+        real_delete = disk.delete
+
+        async def slow_delete(name: str, *, sync: bool = True) -> None:
+            if name == stale:
+                await anyio.sleep(1.0)
+            await real_delete(name, sync=sync)
+
+        disk.delete = slow_delete  # type: ignore[method-assign]
+
+        async def delete_pass(new: str) -> None:
+            await ring._delete_old_snapshots()
+            survived.append(new in await disk.list_files(folder))
+
+        async def during_install(step: str) -> None:
+            if step == "file" and not survived:
+                files = await disk.list_files(folder)
+                new = max(files)  # names start with the zero-padded index
+                assert ring.core.snapshot is not None and new != ring.core.snapshot.name
+                c.tg.start_soon(delete_pass, new)
+                await anyio.sleep(0.1)  # the pass has listed the files and is deleting
+
+        ring.on_install_step = during_install
+        c.heal()
+        await _converged(c, NAMES)
+        assert survived == [True]
+        snap = ring.core.snapshot
+        assert snap is not None and snap.index >= 40
+        assert snap.name in await disk.list_files(folder)
+        assert c.states["n3"] == c.states["n1"]
+
+    run(body, NAMES, CONFIG, ledgers=True)

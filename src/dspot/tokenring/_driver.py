@@ -169,7 +169,7 @@ class TokenRing:
         )
         self._applied = applied
         self._applied_epoch = self._core.epoch_at(applied)
-        await self._delete_old_snapshots()
+        await self._delete_old_snapshots(at_start=True)
         await self._refresh_view()
         self.env.trace(
             "tokenring.start",
@@ -571,13 +571,30 @@ class TokenRing:
         self.env.trace("tokenring.snapshot.take", index=index, base=core.base_index)
         await self._delete_old_snapshots()
 
-    async def _delete_old_snapshots(self) -> None:
-        """Delete snapshot files that are not the latest (nor in use)."""
-        keep = self.core.snapshot.name if self.core.snapshot is not None else None
+    async def _delete_old_snapshots(self, *, at_start: bool = False) -> None:
+        """Delete snapshot files older than the latest one (and not in use).
+
+        The latest is looked up again for every file: an install that completes during one
+        of the deletes moves it, and a name taken before would delete the new latest. A
+        file newer than the latest is a received or compacted snapshot on its way to
+        becoming it (or one refused, which a later snapshot passes): only ``at_start``,
+        when nothing is on its way, is every file but the latest deleted.
+        """
         for name in await self.env.disk.list_files(self._snapshots):
-            if name != keep and not self._reading[name]:
-                with contextlib.suppress(FileNotFoundError):
-                    await self.env.disk.delete(name, sync=False)
+            snap = self.core.snapshot
+            if (snap is not None and name == snap.name) or self._reading[name]:
+                continue
+            if not at_start and (snap is None or _snapshot_index(name) >= snap.index):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                await self.env.disk.delete(name, sync=False)
+
+
+def _snapshot_index(name: str) -> int:
+    """The log index in a snapshot file's name (``.../000000000024-<hex>``); -1 for a file
+    not named so (older than any snapshot: deleted)."""
+    stem = name.rsplit("/", 1)[-1].split("-", 1)[0]
+    return int(stem) if stem.isdigit() else -1
 
 
 async def _no_step(step: str) -> None:
