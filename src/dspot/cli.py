@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import random
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import IO
 
 import attrs
@@ -22,6 +20,7 @@ from dspot.sim import (
     scenarios,
     trace_hash_in_subprocess,
 )
+from dspot.sim._scenario import in_processes
 
 
 def _seed_range(text: str) -> range:
@@ -143,15 +142,8 @@ def _outcomes(
         for job in jobs:
             yield _run_seed(job, trace_out)
         return
-    # Worker processes import the scenario by name, so module:function scenarios work too.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)),
-        mp_context=context,
-        initializer=_worker_init,
-        initargs=(logging.getLogger().isEnabledFor(logging.INFO),),
-    ) as pool:
-        yield from pool.map(_run_seed, jobs)
+    verbose = logging.getLogger().isEnabledFor(logging.INFO)
+    yield from in_processes(_run_seed, jobs, workers, initializer=_worker_init, initargs=(verbose,))
 
 
 def _sim(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from dspot.sim import check_seeds
 
 
 def test_blobstore_scenario_holds_over_seeds() -> None:
-    results = check_seeds("blobstore", range(1, 11))
+    results = check_seeds("blobstore", range(1, 11), jobs=2)
     assert sum(r.faults for r in results) > 0
 
 

@@ -8,7 +8,8 @@ hashes must not depend on where the code lives). A last test does the same for a
 fails, whose violation carries a traceback.
 
 Time budget: about two minutes on two unloaded cores for all of it (each scenario's sweep
-is 20 seeds of its default length; ``nox -s sim`` runs the long 200-seed sweeps).
+is 20 seeds of its default length, in two processes; ``nox -s sim`` runs the long 200-seed
+sweeps).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _summary_hash(out: subprocess.CompletedProcess[str]) -> str:
 def test_scenario_sweep_passes_and_replays_from_another_checkout(
     name: str, elsewhere: Path
 ) -> None:
-    results = check_seeds(name, SWEEP)
+    results = check_seeds(name, SWEEP, jobs=2)
     assert sum(r.faults for r in results) > 0
     here = combined_trace_hash([r.trace_hash for r in results[: len(REPLAYED)]])
     seeds = f"{REPLAYED[0]}-{REPLAYED[-1]}"
@@ -104,3 +105,15 @@ def test_a_failing_run_replays_from_another_checkout(elsewhere: Path, tmp_path: 
         assert "died of an exception" in out.stdout and "gives up" in out.stdout
         hashes.append(_summary_hash(out))
     assert hashes[0] == hashes[1]
+
+
+def test_seeds_checked_in_processes_match_one_process_and_name_a_failing_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = check_seeds("rpc", range(1, 4), duration=5.0)
+    two = check_seeds("rpc", range(1, 4), duration=5.0, jobs=2)
+    assert [(r.seed, r.trace_hash) for r in two] == [(r.seed, r.trace_hash) for r in one]
+    (tmp_path / "crashing_scenario.py").write_text(_CRASHING)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the workers import it by name
+    with pytest.raises(AssertionError, match=r"seed 2: 2 violations.*gives up"):
+        check_seeds("crashing_scenario:scenario", [2, 3], jobs=2)

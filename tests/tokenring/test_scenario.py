@@ -19,7 +19,7 @@ from dspot.tokenring import TokenRingMechanism
 
 
 def test_seeds_pass() -> None:
-    results = check_seeds("tokenring", range(1, 21))
+    results = check_seeds("tokenring", range(1, 21), jobs=2)
     assert sum(r.faults for r in results) > 0
 
 

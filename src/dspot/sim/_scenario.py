@@ -9,12 +9,14 @@ fixes, and returns the violations, the number of faults injected and the trace h
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterable
-from typing import IO, Literal
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import IO, Any, Literal, TypeVar
 
 import anyio
 import attrs
@@ -31,6 +33,8 @@ from dspot.sim._stranger import Stranger, StrangerConfig
 from dspot.sim._trace import TraceLog
 from dspot.transport import LinkModel
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 Workload = Callable[[Simulation], Awaitable[None]]
 Checker = Callable[[Simulation], None]
 
@@ -239,23 +243,61 @@ def trace_hash_in_subprocess(
     return last.rsplit(" ", 1)[-1]
 
 
-def check_seeds(name: str, seeds: Iterable[int], **kwargs: int | float | None) -> list[RunResult]:
-    """Run ``seeds`` and fail (AssertionError) on the first violation, naming the rerun command.
+def in_processes(
+    fn: Callable[[_T], _R],
+    items: Sequence[_T],
+    jobs: int,
+    *,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> Iterator[_R]:
+    """``map(fn, items)``, results in order, run in ``jobs`` fresh (spawned) processes, or
+    here when ``jobs`` is 1 or there is one item. ``fn`` and the items must pickle; a
+    worker imports what it needs by name, so ``module:function`` scenarios work too."""
+    if jobs <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(items)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=initializer,
+        initargs=initargs,
+    )
+    try:
+        yield from pool.map(fn, items)
+    finally:
+        pool.shutdown(cancel_futures=True)  # a caller that stops early waits for no more
+
+
+def _run_named(job: tuple[str, int, int | None, float | None]) -> RunResult:
+    name, seed, nodes, duration = job
+    return run_seed(get_scenario(name), seed, nodes=nodes, duration=duration)
+
+
+def check_seeds(
+    name: str, seeds: Iterable[int], *, jobs: int = 1, **kwargs: int | float | None
+) -> list[RunResult]:
+    """Run ``seeds`` (in ``jobs`` processes) and fail (AssertionError) on the first
+    violation in seed order, naming the rerun command.
 
     This is the pytest integration: ``check_seeds("rpc", range(1, 21))`` in a test.
     """
-    scenario = get_scenario(name)
+    get_scenario(name)  # an unknown name fails here, not in a worker
     results = []
     nodes = kwargs.get("nodes")
     duration = kwargs.get("duration")
-    for seed in seeds:
-        result = run_seed(
-            scenario,
+    runs = [
+        (
+            name,
             seed,
-            nodes=int(nodes) if nodes is not None else None,
-            duration=float(duration) if duration is not None else None,
+            int(nodes) if nodes is not None else None,
+            float(duration) if duration is not None else None,
         )
+        for seed in seeds
+    ]
+    for result in in_processes(_run_named, runs, jobs):
         if result.violations:
+            seed = result.seed
             cmd = rerun_command(
                 name, seed, int(nodes) if nodes else None, float(duration) if duration else None
             )
