@@ -53,7 +53,7 @@ def test_the_scenario_replays_in_another_process() -> None:
     out = subprocess.run(
         [
             *(sys.executable, "-m", "dspot", "sim", "--scenario", SERVICE),
-            *("--seeds", "1-2", "--check-determinism"),
+            *("--seeds", "1-2", "--check-determinism", "--jobs", "2"),
         ],
         capture_output=True,
         text=True,
