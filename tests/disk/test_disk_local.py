@@ -214,3 +214,33 @@ async def test_a_file_written_without_cache_leaves_the_page_cache(local_disk: Lo
     assert kept > 0.9 * (len(data) // 4096)  # just written: every page still cached
     assert dropped < 0.1 * (len(data) // 4096)
     assert await local_disk.read("drop/a") == data  # read back from the disk
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
+async def test_a_file_written_without_cache_is_written_behind_every_few_mib(
+    local_disk: LocalDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each ``WRITE_BEHIND`` bytes of a ``cache=False`` file go to writeback as they are
+    written (the commit's fsync then has little left); a cached file waits for its commit."""
+    from dspot.disk import _local
+
+    handed: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def record(fd: int, offset: int, length: int, advice: int) -> None:
+        handed.append((offset, length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(_local.os, "posix_fadvise", record)
+    step, data = _local.WRITE_BEHIND, os.urandom(10 << 20)
+    for name, cache in (("keep/a", True), ("drop/a", False)):
+        async with local_disk.create(name, cache=cache) as writer:
+            for at in range(0, len(data), 1 << 20):
+                await writer.write(data[at : at + (1 << 20)])
+            before_commit = list(handed)
+            await writer.commit()
+        if cache:
+            assert before_commit == []
+    assert before_commit == [(0, step), (step, step)]  # 10 MiB: two whole steps
+    assert handed[-1] == (0, 0)  # then the whole file's pages, after the fsync
+    assert await local_disk.read("drop/a") == data

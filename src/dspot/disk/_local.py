@@ -60,7 +60,7 @@ import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import IO, Concatenate, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -109,6 +109,25 @@ def _sync(fd: int, cache: bool) -> None:
     os.fsync(fd)
     if not cache and hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+WRITE_BEHIND = 4 * 1024 * 1024
+"""Bytes a file created with ``cache=False`` collects before they are handed to the kernel's
+writeback (and their pages dropped), instead of all at the final fsync. Measured on a 2-core
+VM writing 64 MiB paced like an upload: the fsync at commit took 33-42 ms alone and 85-110 ms
+with three such files at once; handing over every 4 MiB left it 3-10 ms."""
+
+
+def _write_behind(file: IO[bytes], data: bytes, handed: int, written: int) -> int:
+    """Write ``data`` (which ends the file at ``written`` bytes). Once ``WRITE_BEHIND`` bytes
+    past ``handed`` are written, start their writeback now and drop their pages (Linux
+    starts writeback of dirty pages on ``POSIX_FADV_DONTNEED``); returns the new ``handed``."""
+    file.write(data)
+    if written - handed < WRITE_BEHIND or not hasattr(os, "posix_fadvise"):
+        return handed
+    file.flush()
+    os.posix_fadvise(file.fileno(), handed, written - handed, os.POSIX_FADV_DONTNEED)
+    return written
 
 
 def _fsync_dir(path: Path) -> None:
@@ -354,6 +373,7 @@ class _LocalFileWriter(FileWriter):
         self._final = disk._path(name)
         self._tmp: Path | None = None
         self._file: anyio.AsyncFile[bytes] | None = None
+        self._handed = 0  # bytes handed to writeback so far (cache=False)
 
     async def _open(self) -> anyio.AsyncFile[bytes]:
         if self._file is None:
@@ -373,7 +393,12 @@ class _LocalFileWriter(FileWriter):
         self._check_writable()
         self._disk._check_open()
         f = await self._open()
-        await f.write(data)
+        if self._cache:
+            await f.write(data)
+        else:  # written behind: the commit's fsync finds little left to write
+            self._handed = await anyio.to_thread.run_sync(
+                _write_behind, f.wrapped, data, self._handed, self.bytes_written + len(data)
+            )
         self.bytes_written += len(data)
 
     async def read_written(self, offset: int, length: int) -> bytes:
