@@ -119,4 +119,9 @@ def test_a_node_whose_disk_fills_up_stops_clearly_and_catches_up_later(tmp_path:
         s3.close()
         s3.start()
         wait_for([s3], "ready", 60)
-        poll_until(lambda: _listed(c, "s3", token) == 6, timeout=30, what="s3 caught up")
+        try:
+            # Locally 1-3 s; once on a loaded CI machine over 30 s (no log was kept then).
+            poll_until(lambda: _listed(c, "s3", token) == 6, timeout=60, what="s3 caught up")
+        except AssertionError as exc:
+            logs = "\n".join(f"--- {n}'s log ends:\n{c.log(n)[-4000:]}" for n in ("s3", "s1"))
+            raise AssertionError(f"{exc}\n{logs}") from None
