@@ -284,25 +284,14 @@ def check_seeds(
     """
     get_scenario(name)  # an unknown name fails here, not in a worker
     results = []
-    nodes = kwargs.get("nodes")
-    duration = kwargs.get("duration")
-    runs = [
-        (
-            name,
-            seed,
-            int(nodes) if nodes is not None else None,
-            float(duration) if duration is not None else None,
-        )
-        for seed in seeds
-    ]
-    for result in in_processes(_run_named, runs, jobs):
+    nodes, duration = kwargs.get("nodes"), kwargs.get("duration")
+    n = int(nodes) if nodes is not None else None
+    d = float(duration) if duration is not None else None
+    for result in in_processes(_run_named, [(name, seed, n, d) for seed in seeds], jobs):
         if result.violations:
-            seed = result.seed
-            cmd = rerun_command(
-                name, seed, int(nodes) if nodes else None, float(duration) if duration else None
-            )
+            cmd = rerun_command(name, result.seed, n, d)
             raise AssertionError(
-                f"scenario {name} seed {seed}: {len(result.violations)} violations, first: "
+                f"scenario {name} seed {result.seed}: {len(result.violations)} violations, first: "
                 f"{result.violations[0]}\nrerun: {cmd}"
             )
         results.append(result)
