@@ -33,6 +33,9 @@ from dspot.env import Mechanism, NodeEnv
 from dspot.membership import Member, MembershipEvent, MemberState
 
 PREFIX = "svc/"
+_PARSED_MAX = 4096
+"""Parsed leases a registry remembers before it forgets them all (a few per member and
+service at any time; old ones pile up as owners renew)."""
 
 
 class PublishingView(Protocol):
@@ -129,6 +132,9 @@ class Registry:
         self._mine: dict[str, _Registration] = {}
         self._changed = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
+        self._parsed: dict[tuple[str, str, str], Endpoint | None] = {}
+        """Leases already parsed, by (owner, key, JSON value): a gateway resolves on every
+        request, and a lease's text changes only when its owner renews it."""
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -193,13 +199,20 @@ class Registry:
         now = self.env.clock.wall()
         expiry = self.env.enabled(RegistryMechanism.EXPIRY)
         found: list[Endpoint] = []
+        prefix = f"{PREFIX}{service}/"
+        parsed = self._parsed
         for member in self.view.members():
             if member.state is not MemberState.ALIVE:
                 continue
-            for key in sorted(member.meta):
-                if not key.startswith(f"{PREFIX}{service}/"):
-                    continue
-                ep = _parse(member, key, member.meta[key])
+            for key in sorted(k for k in member.meta if k.startswith(prefix)):
+                value = member.meta[key]
+                memo = (member.node_id, key, value)
+                try:
+                    ep = parsed[memo]
+                except KeyError:
+                    if len(parsed) >= _PARSED_MAX:
+                        parsed.clear()  # renewals leave old texts behind; start over
+                    ep = parsed[memo] = _parse(member, key, value)
                 if ep is None or ep.service != service:
                     continue
                 if expiry and ep.expires < now:
