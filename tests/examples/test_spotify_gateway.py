@@ -394,6 +394,18 @@ async def bad_and_good(
         tg.cancel_scope.cancel()
 
 
+async def request_head_unless_check(stream: anyio.abc.ByteStream) -> bytes | None:
+    """A fake node's side: read a request head; answer a health check (None), else return
+    what was read."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive()
+    if data.startswith(b"GET /healthz"):
+        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        return None
+    return data
+
+
 def test_gets_are_retried_on_another_node_and_posts_are_not(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -470,6 +482,55 @@ def test_gets_are_retried_on_another_node_and_posts_are_not(
     anyio.run(main, backend="trio")
 
 
+def test_a_subsonic_write_sent_as_a_get_is_not_retried_on_another_node() -> None:
+    """Subsonic clients star, scrobble and edit playlists with GET. A node that reads such a
+    call and dies may have applied it, so the gateway answers 502 ("may have been applied")
+    instead of sending it to another node, whose answer (say, "no node has reached log
+    position") would tell the client that nothing happened; the node is asked once only
+    (its HTTP client does not resend it either). A Subsonic read is retried as any GET."""
+    from dspot.http import HTTPError, Request, Response, Router
+
+    async def main() -> None:
+        seen: list[bytes] = []
+
+        async def hang_up(stream: anyio.abc.ByteStream) -> None:
+            # Healthy to checks; reads any other request whole and dies without answering.
+            async with stream:
+                if (data := await request_head_unless_check(stream)) is not None:
+                    seen.append(data.split(b" ")[1])
+
+        good = Router()
+        answered: list[str] = []
+
+        @good.get("/healthz")
+        async def healthz(request: Request) -> Response:
+            return Response.json({"status": "ok"})
+
+        @good.get("/rest/{endpoint}")
+        async def rest(request: Request) -> Response:
+            answered.append(request.path_params["endpoint"])
+            return Response.json({"subsonic-response": {"status": "ok"}})
+
+        async with bad_and_good(hang_up, good) as (gw, pool):
+            for write in ("/rest/star.view?id=s1&u=alice&p=pw", "/rest/scrobble?id=s1"):
+                await pool.check_all()
+                pool._next = 0  # the bad node first
+                with pytest.raises(HTTPError) as err:
+                    await gw.handle(Request("GET", write, client="1.2.3.4:5"))
+                assert err.value.status == 502
+                assert "may have been applied" in str(err.value)
+            assert [p.split(b"?")[0] for p in seen] == [b"/rest/star.view", b"/rest/scrobble"]
+            assert answered == []
+
+            await pool.check_all()
+            pool._next = 0
+            resp = await gw.handle(Request("GET", "/rest/getStarred2?u=alice", client="1.2.3.4:5"))
+            assert resp.status == 200 and resp.headers.get("x-served-by") == "good"
+            assert answered == ["getStarred2"]
+
+    anyio.run(main, backend="trio")
+
+
 def test_a_small_answer_cut_off_mid_way_is_retried_for_gets_only() -> None:
     """A small body is read whole from the node before the client sees anything, so a node
     that dies half-way through one costs a GET a retry on another node (not a cut-off body)
@@ -482,11 +543,7 @@ def test_a_small_answer_cut_off_mid_way_is_retried_for_gets_only() -> None:
         async def cut_off(stream: anyio.abc.ByteStream) -> None:
             # Healthy to checks; any other request gets a head and half its body.
             async with stream:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += await stream.receive()
-                if data.startswith(b"GET /healthz"):
-                    await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                if (data := await request_head_unless_check(stream)) is None:
                     return
                 cut.append(data)
                 await stream.send(b'HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n{"node":')

@@ -183,20 +183,91 @@ def test_stale_keep_alive_connection_is_retried_transparently() -> None:
     run_with_mock_clock(main)
 
 
-def test_read_timeout() -> None:
-    net = Net("sim")
+@pytest.mark.parametrize("kind", ["sim", "transport-tcp-asyncio"])
+def test_read_timeout(kind: str) -> None:
+    """A server that never answers gives ReadTimeout after the read timeout, and the next
+    request gets a fresh connection. Over loopback TCP on asyncio the client times its reads
+    with the stream's own timer rather than a cancel scope."""
+    net = Net(kind)
+    limit = 5.0 if kind == "sim" else 0.3
 
     async def main() -> None:
         async with (
             net.serving(make_app()) as (_, addr),
-            HttpClient(net.connect, timeouts=Timeouts(read=5)) as c,
+            HttpClient(net.connect, timeouts=Timeouts(read=limit)) as c,
         ):
             start = anyio.current_time()
             with pytest.raises(ReadTimeout):
                 await c.get(f"http://{addr}/slow")
-            assert anyio.current_time() - start == pytest.approx(5, abs=0.1)
+            took = anyio.current_time() - start
+            if kind == "sim":
+                assert took == pytest.approx(limit, abs=0.1)
+            else:
+                assert limit - 0.05 < took < 5  # the handler sleeps 100 s
+            assert (await c.get(f"http://{addr}/peer")).status == 200
 
-    run_with_mock_clock(main)
+    net.run(main)
+
+
+def test_a_request_lost_with_its_server_is_not_reported_as_refused() -> None:
+    """A server reads a GET and dies (its listener closes too). The client sends the GET
+    again, and that retry finds nobody listening; still the error says the connection was
+    lost mid-request, not "refused": the server may have handled the request, and a caller
+    (a gateway) would otherwise take it as never delivered."""
+
+    async def main() -> None:
+        requests: list[bytes] = []
+        listener = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners[0]
+        assert isinstance(listener, anyio.abc.SocketListener)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+        async def die() -> None:
+            stream = await listener.accept()
+            await listener.aclose()  # the process is gone: nobody listens any more
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive()
+            requests.append(data)
+            await stream.aclose()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(die)
+            async with HttpClient(retries=2) as c:
+                with pytest.raises(ServerDisconnected):
+                    await c.get(f"http://127.0.0.1:{port}/star")
+        assert len(requests) == 1
+
+    anyio.run(main, backend="trio")
+
+
+@pytest.mark.parametrize(("idempotent", "sent"), [(None, 3), (False, 1)])
+def test_a_get_that_changes_something_is_sent_once(idempotent: bool | None, sent: int) -> None:
+    """A server that hangs up after reading each request: a GET is sent again (``retries``
+    times), one declared ``idempotent=False`` (a Subsonic star) only once."""
+
+    async def main() -> None:
+        requests: list[bytes] = []
+
+        async def hang_up(stream: anyio.abc.ByteStream) -> None:
+            async with stream:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += await stream.receive()
+                requests.append(data)
+
+        async with (
+            await anyio.create_tcp_listener(local_host="127.0.0.1") as listener,
+            anyio.create_task_group() as tg,
+        ):
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            tg.start_soon(listener.serve, hang_up)
+            async with HttpClient(retries=2, retry_backoff=0.01) as c:
+                with pytest.raises(ServerDisconnected):
+                    await c.request("GET", f"http://127.0.0.1:{port}/star", idempotent=idempotent)
+            tg.cancel_scope.cancel()
+        assert len(requests) == sent
+
+    anyio.run(main, backend="trio")
 
 
 def test_early_413_is_returned_while_uploading() -> None:

@@ -36,6 +36,7 @@ from dspot.errors import (
 from dspot.http._message import Headers, json_converter
 from dspot.http._problem import PROBLEM_JSON, Problem, status_phrase
 from dspot.http._server import _coalesce
+from dspot.transport import ProtocolStream
 
 T = TypeVar("T")
 
@@ -186,6 +187,9 @@ class _Connection:
         self.idle_since = 0.0
         self.reused = False
         self._eof = False
+        self._fast = stream if isinstance(stream, ProtocolStream) else None
+        """The stream, when it can time a send or receive without a cancel scope (plain TCP
+        on asyncio): a gateway makes two of those per relayed request."""
 
     async def send(self, event: h11.Event, timeout: float) -> None:
         try:
@@ -194,6 +198,9 @@ class _Connection:
             raise InvalidRequest(str(e)) from None
         for piece in _coalesce(pieces):
             try:
+                if self._fast is not None:
+                    await self._fast.send_within(timeout, piece)
+                    continue
                 with anyio.fail_after(timeout):
                     await self.stream.send(piece)
             except TimeoutError:
@@ -223,6 +230,11 @@ class _Connection:
         """Bytes from the stream (``anyio.EndOfStream`` at its end), or the client's errors:
         :class:`ReadTimeout`, :class:`ServerDisconnected`."""
         try:
+            if self._fast is not None:
+                data = await self._fast.receive_within(timeout, max_bytes)
+                if data is None:
+                    raise TimeoutError
+                return data
             with anyio.fail_after(timeout):
                 return await self.stream.receive(max_bytes)
         except TimeoutError:
@@ -479,11 +491,18 @@ class HttpClient:
         json: Any = None,
         converter: JsonConverter = json_converter,
         timeouts: Timeouts | None = None,
+        idempotent: bool | None = None,
     ) -> ClientResponse:
         """Send a request and return once the response head has arrived.
 
         ``body`` is bytes or an async iterable of chunks (sent chunked unless a
         ``content-length`` header is given); ``json`` is serialised through ``converter``.
+        ``idempotent`` says whether the request may be sent again after a connection failure
+        (default: by its method; ``False`` for a GET that changes something).
+
+        When a request went out and the connection failed, the error raised says so
+        (:class:`ServerDisconnected`) even if a retry then could not connect: the server may
+        have handled it, which a :class:`~dspot.errors.ConnectRefused` would deny.
         """
         if self._closed:
             raise HttpClientError("client is closed")
@@ -500,29 +519,40 @@ class HttpClient:
                 h = h.set("content-length", str(len(body)))
         elif "content-length" not in h:
             h = h.set("transfer-encoding", "chunked")
-        replayable = isinstance(body, bytes)
+        repeatable = isinstance(body, bytes) and (
+            method in IDEMPOTENT if idempotent is None else idempotent
+        )
         attempt = 0
+        sent: HttpClientError | None = None  # an attempt that went out and then failed
         while True:
             try:
                 conn = await self._acquire(parsed, t.connect)
             except ConnectRefused:
                 # Nobody listening (yet, or any more): worth another try for idempotent requests.
-                if not (replayable and method in IDEMPOTENT and attempt < self.retries):
-                    raise
-                await anyio.sleep(self.retry_backoff * (2**attempt))
-                attempt += 1
-                continue
+                if repeatable and attempt < self.retries:
+                    await anyio.sleep(self.retry_backoff * (2**attempt))
+                    attempt += 1
+                    continue
+                if sent is not None:
+                    raise sent from sent.__cause__  # the first failure, not the retry's
+                raise
+            except DspotError:  # a connect timeout, a failed handshake
+                if sent is not None:
+                    raise sent from sent.__cause__  # the first failure, not the retry's
+                raise
             try:
                 response = await self._exchange(conn, method, parsed.target, h, body, t)
             except HttpClientError as e:
                 await conn.aclose()
                 if isinstance(e, TimeoutError | InvalidRequest):
                     raise  # the server may be working on it / sending it again cannot help
-                retry = replayable and method in IDEMPOTENT and attempt < self.retries
-                if not retry:
-                    if isinstance(e, ServerDisconnected | HttpProtocolError):
-                        raise type(e)(f"{method} {url}: {e}") from e
-                    raise
+                failure = e
+                if isinstance(e, ServerDisconnected | HttpProtocolError):
+                    failure = type(e)(f"{method} {url}: {e}")
+                    failure.__cause__ = e
+                if not (repeatable and attempt < self.retries):
+                    raise failure from failure.__cause__
+                sent = failure
                 if not conn.reused:
                     await anyio.sleep(self.retry_backoff * (2**attempt))
                     attempt += 1

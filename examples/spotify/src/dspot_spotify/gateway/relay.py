@@ -57,6 +57,7 @@ from dspot_spotify.gateway.messages import (
 from dspot_spotify.gateway.pool import GatewayConfig, NodePool
 from dspot_spotify.gateway.positions import PositionTracker, read_position
 from dspot_spotify.security import WEB_APP_CSP, hardened
+from dspot_spotify.subsonic.protocol import WRITES, endpoint_name
 from dspot_spotify.writer import LOG_POSITION_HEADER, LOG_WAIT_HEADER, format_position
 
 __all__ = ["NOT_BUILT_PAGE", "STREAM_PATH", "Gateway"]
@@ -292,7 +293,12 @@ class Gateway:
             if LOG_WAIT_HEADER not in request.headers:
                 headers = headers.set(LOG_WAIT_HEADER, f"{self.config.position_wait:g}")
         method = request.method
-        retry_anyway = method in ("GET", "HEAD", "OPTIONS")
+        # A read may go to another node after the first failed half-way; a write (and a
+        # Subsonic write comes as a GET too) only when the first certainly did nothing.
+        writes = method not in ("GET", "HEAD", "OPTIONS") or (
+            endpoint_name(request.raw_path) in WRITES
+        )
+        retry_anyway = not writes
         length = request.headers.get("content-length", "0")
         has_body = "transfer-encoding" in request.headers or length not in ("", "0")
         whole: bytes | None = None
@@ -315,7 +321,11 @@ class Gateway:
             body: bytes | AsyncIterable[bytes] = whole or b"" if sent is None else sent
             try:
                 resp = await upstream.request(
-                    method, f"http://{ep.endpoint}{target}", headers=headers, body=body
+                    method,
+                    f"http://{ep.endpoint}{target}",
+                    headers=headers,
+                    body=body,
+                    idempotent=False if writes else None,
                 )
                 # A small body is read here, whole: a node failing half-way through it is
                 # then handled like one failing before answering.

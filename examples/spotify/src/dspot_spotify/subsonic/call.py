@@ -13,6 +13,7 @@ from dspot_spotify.parts import NodeParts
 from dspot_spotify.subsonic.protocol import (
     NOT_AUTHORIZED,
     NOT_FOUND,
+    WRITES,
     WRONG_CREDENTIALS,
     Params,
     SubsonicError,
@@ -47,6 +48,8 @@ class Call:
     user: catalog.UserRecord | None
     written: list[catalog.LogPosition] = attrs.field(factory=list)
     """Log positions of the call's writes (the last one goes out in ``X-Log-Position``)."""
+    endpoint: str = ""
+    """The endpoint's name: only those in :data:`WRITES` may write."""
 
     @property
     def me(self) -> catalog.UserRecord:
@@ -63,14 +66,22 @@ class Call:
 
     async def commit(self, entry: catalog.Entry) -> None:
         """Commit one write through the token ring and wait for its outcome."""
+        self._may_write()
         self.written.append(await self.writer.commit(entry))
 
     async def commit_all(self, entries: Sequence[catalog.Entry]) -> None:
         """Commit every change of the call as one entry, applied all or nothing (the user's,
         now); nothing when there is none."""
+        self._may_write()
         if entries:
             at = self.node.now_ms()
             self.written.append(await self.writer.commit_all(entries, actor=self.me.id, at=at))
+
+    def _may_write(self) -> None:
+        if self.endpoint not in WRITES:
+            # A gateway would retry this endpoint on another node after a failure (see
+            # WRITES): a write here is a bug, refused before anything is committed.
+            raise RuntimeError(f"Subsonic endpoint {self.endpoint!r} writes but is not in WRITES")
 
     async def found(self, what: str, item_id: str, fn: Callable[[catalog.Tx], T | None]) -> T:
         """``fn(tx)`` on this node's replica; error 70 ``no {what} {item_id}`` when it is

@@ -28,6 +28,35 @@ EXTENSIONS: Final[Mapping[str, tuple[int, ...]]] = {
 }
 """The OpenSubsonic extensions served, with their versions."""
 
+WRITES: Final = frozenset(
+    {
+        "star",
+        "unstar",
+        "scrobble",
+        "setRating",
+        "createPlaylist",
+        "updatePlaylist",
+        "deletePlaylist",
+        "savePlayQueue",
+        "createBookmark",
+        "deleteBookmark",
+    }
+)
+"""Endpoints that change the catalog. Clients send them as GET as often as POST, so a proxy
+cannot tell them from reads by the method: a gateway sends one to a second node only when
+the first certainly did nothing (it would otherwise answer for a write whose outcome it
+cannot know). A write from an endpoint not listed here is refused as a bug (:class:`Call`).
+"""
+
+
+def endpoint_name(path: str) -> str | None:
+    """The endpoint a ``/rest/NAME`` or ``/rest/NAME.view`` path calls, else None."""
+    if not path.startswith("/rest/"):
+        return None
+    name = path[len("/rest/") :].removesuffix(".view")
+    return name if name and "/" not in name else None
+
+
 MUSIC_FOLDER_ID: Final = 1
 MAX_LIST: Final = 500
 MAX_NUMBER: Final = 2**31 - 1

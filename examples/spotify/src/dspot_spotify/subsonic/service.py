@@ -69,7 +69,9 @@ class SubsonicApi:
             # Read your writes, for a client (or proxy) that sends X-Log-Position back.
             await self.writer.catch_up(request)
             user = None if name in PUBLIC else await self.auth.user(params, client_address(request))
-            result = await endpoint(Call(self.node, self.writer, request, params, user, written))
+            result = await endpoint(
+                Call(self.node, self.writer, request, params, user, written, name)
+            )
             response = result if isinstance(result, Response) else render(result, params)
         except SubsonicError as e:
             response = render_error(e, params)
