@@ -293,12 +293,11 @@ class Gateway:
             if LOG_WAIT_HEADER not in request.headers:
                 headers = headers.set(LOG_WAIT_HEADER, f"{self.config.position_wait:g}")
         method = request.method
-        # A read may go to another node after the first failed half-way; a write (and a
-        # Subsonic write comes as a GET too) only when the first certainly did nothing.
-        writes = method not in ("GET", "HEAD", "OPTIONS") or (
-            endpoint_name(request.raw_path) in WRITES
-        )
-        retry_anyway = not writes
+        # A read may go to another node after the first failed half-way; a write only when
+        # the first certainly did nothing. Subsonic writes come as GET too: neither the relay
+        # nor its HTTP client (which resends an idempotent method) may send one twice.
+        subsonic_write = endpoint_name(request.raw_path) in WRITES
+        retry_anyway = method in ("GET", "HEAD", "OPTIONS") and not subsonic_write
         length = request.headers.get("content-length", "0")
         has_body = "transfer-encoding" in request.headers or length not in ("", "0")
         whole: bytes | None = None
@@ -325,7 +324,7 @@ class Gateway:
                     f"http://{ep.endpoint}{target}",
                     headers=headers,
                     body=body,
-                    idempotent=False if writes else None,
+                    idempotent=False if subsonic_write else None,
                 )
                 # A small body is read here, whole: a node failing half-way through it is
                 # then handled like one failing before answering.
