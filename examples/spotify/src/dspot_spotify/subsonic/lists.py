@@ -122,9 +122,20 @@ async def _own_playlist(call: Call, playlist_id: str) -> catalog.PlaylistDetail:
 async def _playlist_element(
     call: Call, view: catalog.PlaylistView, *, entries: bool
 ) -> dict[str, Any]:
+    """A ``playlist`` element; with ``entries``, its header and its songs are read again
+    together, in one snapshot (``view`` may be older: a write between two reads would
+    otherwise give the old name and count with the new songs)."""
     me = call.me
 
     def query(tx: catalog.Tx) -> dict[str, Any]:
+        nonlocal view
+        songs: list[catalog.SongView] = []
+        if entries:
+            detail = catalog.get_playlist(tx, view.id)
+            if detail is None:
+                raise SubsonicError(NOT_FOUND, f"no playlist {view.id}")
+            view = detail.playlist
+            songs = [i.song for i in detail.items]
         owner = catalog.get_user(tx, view.owner_id)
         out: dict[str, Any] = {
             "id": view.id,
@@ -137,8 +148,6 @@ async def _playlist_element(
             "changed": iso(view.updated_at),
         }
         if entries:
-            detail = catalog.get_playlist(tx, view.id)
-            songs = [i.song for i in detail.items] if detail else []
             out["entry"] = children(tx, me.id, songs)
             out["coverArt"] = next((s.id for s in songs if s.cover_sha256), None)
         return out
