@@ -527,16 +527,12 @@ class HttpClient:
         while True:
             try:
                 conn = await self._acquire(parsed, t.connect)
-            except ConnectRefused:
-                # Nobody listening (yet, or any more): worth another try for idempotent requests.
-                if repeatable and attempt < self.retries:
+            except DspotError as e:  # refused, a connect timeout, a failed handshake
+                if isinstance(e, ConnectRefused) and repeatable and attempt < self.retries:
+                    # Nobody listening (yet, or any more): worth another try.
                     await anyio.sleep(self.retry_backoff * (2**attempt))
                     attempt += 1
                     continue
-                if sent is not None:
-                    raise sent from sent.__cause__  # the first failure, not the retry's
-                raise
-            except DspotError:  # a connect timeout, a failed handshake
                 if sent is not None:
                     raise sent from sent.__cause__  # the first failure, not the retry's
                 raise

@@ -70,7 +70,7 @@ class SubsonicApi:
             await self.writer.catch_up(request)
             user = None if name in PUBLIC else await self.auth.user(params, client_address(request))
             result = await endpoint(
-                Call(self.node, self.writer, request, params, user, written, name)
+                Call(self.node, self.writer, request, params, user, written, endpoint=name)
             )
             response = result if isinstance(result, Response) else render(result, params)
         except SubsonicError as e:
