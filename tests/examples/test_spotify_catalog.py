@@ -463,6 +463,54 @@ def test_search_filters_and_pagination(db: Db, log: Log) -> None:
     assert c.genres(db.q)[0] == ("Alternative Rock", 3)
 
 
+@pytest.mark.parametrize("ranked_max", [2000, 5])
+def test_search_by_relevance_pages_like_one_sql_order(
+    db: Db, log: Log, ranked_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text search scores its matches in the index alone and sorts only the best of
+    them in full: every page must hold the rows one SQL ``ORDER BY`` of every match gives,
+    ties in relevance (many here) ordered by title then id, as before. ``ranked_max`` 5
+    sends most pages down the plain query, which must agree too."""
+    import random
+
+    from dspot_spotify.catalog import _queries
+
+    monkeypatch.setattr(_queries, "_RANKED_MAX", ranked_max)
+    seed_music(log)
+    rng = random.Random(7)
+    words = ["amber", "Basalt", "cedar", "Delta", "ember", "fjord", "grove", "harbor"]
+    for i in range(40):  # titles of two words: the same score for "tide", ties galore
+        log.ok(new_song(f"t{i:02}", f"Tide {rng.choice(words)}", "radio"))
+    for i in range(6):  # three words: a lower score
+        log.ok(new_song(f"u{i}", f"{rng.choice(words)} tide {rng.choice(words)}", "beyonce"))
+    log.ok(new_song("v0", "Low", "radio", album_id="okc"))  # no hit
+    statements: list[str] = []
+
+    class Seen:
+        def execute(self, sql: str, params: Any = ()) -> Any:
+            statements.append(sql)
+            return db.q.execute(sql, params)
+
+    reference = [
+        str(r[0])
+        for r in db.q.execute(
+            "SELECT s.id FROM songs s JOIN songs_fts f ON f.rowid = s.n WHERE songs_fts MATCH ? "
+            "ORDER BY bm25(songs_fts, 10.0, 4.0, 2.0), s.title COLLATE NOCASE, s.id",
+            ['"tide"*'],
+        )
+    ]
+    assert len(reference) == 46
+    for limit in (1, 3, 7, 20, 50):
+        for page in range(1, 46 // limit + 3):
+            found = c.list_songs(Seen(), q="tide", page=page, limit=limit)
+            assert found.total == 46
+            assert [s.id for s in found.items] == reference[(page - 1) * limit : page * limit]
+    ranked = [q for q in statements if q.startswith("SELECT rowid, bm25(songs_fts")]
+    assert ranked, "the index alone scored the matches"
+    albums = c.list_albums(Seen(), q="radio")
+    assert [a.id for a in albums.items] == ["kida", "okc"] and albums.total == 2
+
+
 def test_sorting_search_box_and_users(db: Db, log: Log) -> None:
     seed_music(log)
     log.ok(c.RecordPlay(actor="bob", song_id="s6", count=9))

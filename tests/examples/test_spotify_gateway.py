@@ -406,11 +406,28 @@ async def request_head_unless_check(stream: anyio.abc.ByteStream) -> bytes | Non
     return data
 
 
+def good_node() -> Any:
+    """A fake node's router: healthy, and ``GET /api/x`` answers ``{"node": "good"}``."""
+    from dspot.http import Request, Response, Router
+
+    good = Router()
+
+    @good.get("/healthz")
+    async def healthz(request: Request) -> Response:
+        return Response.json({"status": "ok"})
+
+    @good.get("/api/x")
+    async def get_x(request: Request) -> Response:
+        return Response.json({"node": "good"})
+
+    return good
+
+
 def test_gets_are_retried_on_another_node_and_posts_are_not(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
 
-    from dspot.http import Headers, HTTPError, Request, Response, Router
+    from dspot.http import Headers, HTTPError, Request, Response
 
     async def main() -> None:
         hangups: list[bytes] = []
@@ -427,15 +444,7 @@ def test_gets_are_retried_on_another_node_and_posts_are_not(
                     return
                 hangups.append(data)
 
-        good = Router()
-
-        @good.get("/healthz")
-        async def healthz(request: Request) -> Response:
-            return Response.json({"status": "ok"})
-
-        @good.get("/api/x")
-        async def get_x(request: Request) -> Response:
-            return Response.json({"node": "good"})
+        good = good_node()
 
         @good.post("/api/x")
         async def post_x(request: Request) -> Response:
@@ -571,6 +580,50 @@ def test_a_small_answer_cut_off_mid_way_is_retried_for_gets_only() -> None:
                 await gw.handle(Request("POST", "/api/x", client="1.2.3.4:5"))
             assert err.value.status == 502
             assert len(cut) == 2
+
+    anyio.run(main, backend="trio")
+
+
+def test_a_node_that_falls_behind_gets_no_more_requests() -> None:
+    """Round robin, but a node with more than ``in_flight_slack`` requests in flight beyond
+    the least busy node is skipped: while one node sits on every request it gets (a stall),
+    it holds slack + 1 of them and the rest go to the other node. Plain round robin would
+    queue every second request behind the stalled one."""
+    from dspot.http import Request
+
+    async def main() -> None:
+        held: list[bytes] = []
+        release = anyio.Event()
+
+        async def slow(stream: anyio.abc.ByteStream) -> None:
+            async with stream:
+                if (data := await request_head_unless_check(stream)) is None:
+                    return
+                held.append(data)
+                await release.wait()
+                await stream.send(b'HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n{"node":"slow"}')
+
+        async with bad_and_good(slow, good_node()) as (gw, pool), anyio.create_task_group() as tg:
+            slow_ep = pool.endpoints()[0]
+            slack = gw.config.in_flight_slack
+            served: list[str | None] = []
+
+            async def ask() -> None:
+                resp = await gw.handle(Request("GET", "/api/x", client="1.2.3.4:5"))
+                served.append(resp.headers.get("x-served-by"))
+
+            pool._next = 0
+            total = 4 * (slack + 1)
+            with anyio.fail_after(5):
+                for sent in range(1, total + 1):
+                    tg.start_soon(ask)
+                    while len(served) + len(held) < sent:  # answered, or held by the slow node
+                        await anyio.wait_all_tasks_blocked()
+            assert pool.in_flight(slow_ep.endpoint) == slack + 1
+            assert served == ["good"] * (3 * (slack + 1))
+            release.set()
+        assert served.count("bad") == slack + 1 and len(held) == slack + 1  # the slow one
+        assert pool.in_flight(slow_ep.endpoint) == 0
 
     anyio.run(main, backend="trio")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
@@ -61,6 +62,9 @@ class _Filters:
     where: list[str] = attrs.field(factory=list)
     params: list[Any] = attrs.field(factory=list)
     fts_table: str | None = None
+    fts_rowid: str = ""
+    rank: str | None = None
+    """The relevance expression (``bm25(...)``) to order by first, when text is searched."""
 
     def add(self, condition: str, value: Any) -> None:
         """``condition`` on ``value`` (one ``?``), unless ``value`` is None."""
@@ -80,6 +84,7 @@ class _Filters:
             return False
         self.joins = f" JOIN {fts_table} f ON f.rowid = {rowid}"
         self.fts_table = fts_table
+        self.fts_rowid = rowid
         self.add(f"{fts_table} MATCH ?", fts)
         return True
 
@@ -94,6 +99,12 @@ class _Filters:
         alone and only its rows are then selected in full: SQLite's sorter would otherwise
         compute every column (joins, subqueries) of every match before keeping ``limit``."""
         cond = (" WHERE " + " AND ".join(self.where)) if self.where else ""
+        if self.rank is not None and self.fts_table is not None and len(self.where) == 1:
+            ranked = self._ranked_page(tx, key, count_from, select, order, page, limit)
+            if ranked is not None:
+                return ranked
+        if self.rank is not None:
+            order = f"{self.rank}, {order}"
         if self.fts_table is not None and len(self.where) == 1:
             # Text alone: the index has one row per listed row (the apply code keeps it so),
             # and counting its matches skips a join per match (at 100,000 songs a common
@@ -110,11 +121,63 @@ class _Filters:
                 [*self.params, limit, (page - 1) * limit],
             )
         ]
+        return self._rows(tx, key, select, keys, page, limit, total)
+
+    def _rows(
+        self,
+        tx: Tx,
+        key: str,
+        select: str,
+        keys: Sequence[Any],
+        page: int,
+        limit: int,
+        total: int,
+    ) -> Page[Sequence[Any]]:
+        """The page of the rows ``keys`` (in that order), each selected in full."""
         rows: dict[Any, Sequence[Any]] = {}
         if keys:
             marks = ",".join("?" * len(keys))
             rows = {r[0]: r for r in _exec(tx, f"{select} WHERE {key} IN ({marks})", keys)}
         return Page(tuple(rows[k] for k in keys), page, limit, total)
+
+    def _ranked_page(
+        self, tx: Tx, key: str, count_from: str, select: str, order: str, page: int, limit: int
+    ) -> Page[Sequence[Any]] | None:
+        """A text search's page by relevance, then ``order``: the same rows as ordering every
+        match by ``rank, order`` in SQL, for less work. The index scores every match alone
+        (which also counts them); only the matches scoring at least as well as the page's
+        last row (ties included) are joined to their rows and sorted in full. ``None`` when
+        that is most of the matches anyway (deep pages)."""
+        assert self.fts_table is not None and self.rank is not None
+        table = self.fts_table
+        scores = _exec(
+            tx, f"SELECT rowid, {self.rank} FROM {table} WHERE {table} MATCH ?", self.params
+        )
+        total = len(scores)  # the index has one row per listed row (see page())
+        wanted = page * limit
+        if total > wanted:
+            cutoff = heapq.nsmallest(wanted, (r for _, r in scores))[-1]
+            scores = [(n, r) for n, r in scores if r <= cutoff]
+        if len(scores) > _RANKED_MAX:
+            return None
+        keys: list[Any] = []
+        if scores:
+            values = ",".join(["(?,?)"] * len(scores))
+            keys = [
+                r[0]
+                for r in _exec(
+                    tx,
+                    f"SELECT {key} {count_from} JOIN (VALUES {values}) v "
+                    f"ON v.column1 = {self.fts_rowid} ORDER BY v.column2, {order} LIMIT ? OFFSET ?",
+                    [*(x for pair in scores for x in pair), limit, (page - 1) * limit],
+                )
+            ]
+        return self._rows(tx, key, select, keys, page, limit, total)
+
+
+_RANKED_MAX: Final = 2000
+"""Most matches :meth:`_Filters._ranked_page` sorts in full (4,000 parameters): past that
+(a deep page, or a page of ties) the plain query is as quick."""
 
 
 ALBUM_COVER: Final = (
@@ -202,7 +265,7 @@ def list_songs(
     order = _SONG_SORTS[sort or "title"]
     filters = _Filters()
     if filters.text(q, "songs_fts", "s.n") and sort is None:  # title > artist > album
-        order = "bm25(songs_fts, 10.0, 4.0, 2.0), " + order
+        filters.rank = "bm25(songs_fts, 10.0, 4.0, 2.0)"
     filters.add("s.artist_id = ?", artist_id)
     filters.add("s.album_id = ?", album_id)
     filters.genre("s.id IN (SELECT song_id FROM song_genres WHERE genre = ?)", genre)
@@ -254,7 +317,7 @@ def list_albums(
     order = "al.title COLLATE NOCASE, al.id"
     filters = _Filters()
     if filters.text(q, "albums_fts", "al.n"):
-        order = "bm25(albums_fts, 10.0, 4.0), " + order
+        filters.rank = "bm25(albums_fts, 10.0, 4.0)"
     filters.add("al.artist_id = ?", artist_id)
     filters.genre(
         "al.id IN (SELECT s.album_id FROM songs s JOIN song_genres g "
@@ -284,7 +347,7 @@ def list_artists(
     order = "ar.name COLLATE NOCASE, ar.id"
     filters = _Filters()
     if filters.text(q, "artists_fts", "ar.n"):
-        order = "bm25(artists_fts), " + order
+        filters.rank = "bm25(artists_fts)"
     filters.genre(
         "ar.id IN (SELECT s.artist_id FROM songs s JOIN song_genres g "
         "ON g.song_id = s.id WHERE g.genre = ?)",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
-from collections.abc import Set
+from collections.abc import Iterator, Set
 
 import anyio
 import anyio.abc
@@ -53,6 +54,10 @@ class GatewayConfig:
     node that has caught up."""
     sabotage: frozenset[Sabotage] = frozenset()
     """Deliberate bugs for tests (:attr:`Sabotage.NO_LOG_POSITIONS`); empty in production."""
+    in_flight_slack: int = 2
+    """A node gets the next request in its turn only while it has at most twice as many
+    requests in flight as the least busy node, plus this (:class:`NodePool`): round robin
+    while the nodes keep up, nothing more for one that falls behind."""
     served_by: bool = False
     """Say which node answered each relayed request in ``X-Served-By`` (its member id).
     Off by default: it tells anyone the cluster's node names. Tests, the simulation and the
@@ -63,8 +68,13 @@ class NodePool:
     """The nodes serving :data:`HTTP_SERVICE`, as the registry resolves them, minus those
     failing their health checks or their last request.
 
-    Picking is round robin over :class:`~dspot.registry.RegistryClient`'s candidates (which
-    also backs off from nodes that fail requests) restricted to healthy nodes.
+    Picking is round robin over the healthy candidates of
+    :class:`~dspot.registry.RegistryClient` (which also backs off from nodes that fail
+    requests), skipping a node with more requests in flight from this gateway than twice
+    the least busy one's plus ``in_flight_slack``: a node that stalls or slows down stops
+    getting requests instead of queueing a share of them. (Sending every request to the
+    least busy node was measured too: under the search benchmark's even load its p99
+    latency was 207-362 ms against 155-177 ms with round robin, in alternating runs.)
     """
 
     def __init__(
@@ -78,6 +88,7 @@ class NodePool:
         self._failed_at: dict[str, float] = {}  # when each last failed a request
         self._changed = anyio.Event()
         self._next = 0
+        self._in_flight: dict[str, int] = {}  # endpoint address -> requests awaiting answers
 
     def endpoints(self) -> list[Endpoint]:
         return self.registry.resolve(HTTP_SERVICE)
@@ -96,9 +107,30 @@ class NodePool:
             return None
         if not preferred:
             preferred = [e for e in self.healthy() if e.endpoint in usable]
-        ep = preferred[self._next % len(preferred)]
+        start = self._next % len(preferred)
         self._next += 1
-        return ep
+        turn = preferred[start:] + preferred[:start]
+        least = min(self._in_flight.get(e.endpoint, 0) for e in turn)
+        bound = 2 * least + self.config.in_flight_slack
+        return next(e for e in turn if self._in_flight.get(e.endpoint, 0) <= bound)
+
+    @contextlib.contextmanager
+    def asking(self, ep: Endpoint) -> Iterator[None]:
+        """Count a request to ``ep`` as in flight (for :meth:`pick`) until the block ends."""
+        key = ep.endpoint
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._in_flight[key] - 1
+            if left:
+                self._in_flight[key] = left
+            else:
+                del self._in_flight[key]
+
+    def in_flight(self, endpoint: str) -> int:
+        """Requests sent to ``endpoint`` still waiting for its answer."""
+        return self._in_flight.get(endpoint, 0)
 
     def failed(self, ep: Endpoint) -> None:
         """``ep`` failed a request: no more requests until its next check passes."""

@@ -319,16 +319,19 @@ class Gateway:
             sent = _Once(request.stream()) if has_body else None
             body: bytes | AsyncIterable[bytes] = whole or b"" if sent is None else sent
             try:
-                resp = await upstream.request(
-                    method,
-                    f"http://{ep.endpoint}{target}",
-                    headers=headers,
-                    body=body,
-                    idempotent=False if subsonic_write else None,
-                )
-                # A small body is read here, whole: a node failing half-way through it is
-                # then handled like one failing before answering.
-                whole_body = await resp.read() if is_small(request, resp) else None
+                # In flight until the answer's head (and a small body) is in: a streamed
+                # body costs the node little more than the copying.
+                with self.pool.asking(ep):
+                    resp = await upstream.request(
+                        method,
+                        f"http://{ep.endpoint}{target}",
+                        headers=headers,
+                        body=body,
+                        idempotent=False if subsonic_write else None,
+                    )
+                    # A small body is read here, whole: a node failing half-way through it
+                    # is then handled like one failing before answering.
+                    whole_body = await resp.read() if is_small(request, resp) else None
             except HTTPError:
                 raise  # the client's own body was bad (413, 408): not the node's fault
             except (ConnectRefused, ConnectTimeout, HandshakeFailed) as e:
