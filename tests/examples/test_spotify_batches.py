@@ -142,10 +142,12 @@ def test_a_lease_is_reported_as_a_blob_to_look_at_later(log: Log) -> None:
 def test_a_batch_may_refer_to_an_unowned_blob_only_under_a_live_lease(db: Db, log: Log) -> None:
     # No lease at all: refused.
     log.rejected(_upload(log, "s1", sha(1)), "lease is over", "conflict")
-    # A lease, but the log's clock has passed it (the commit came late): refused.
+    # A lease, but the log's clock has passed it (the commit came late): refused as
+    # "upload again" (503, as the API documents), not as a conflict with the catalog.
     log.ok(_lease(log, sha(1), seconds=5))
     log.ok(c.LogClock(at=log.at() + 10_000))
-    log.rejected(_upload(log, "s1", sha(1)), "lease is over", "conflict")
+    log.rejected(_upload(log, "s1", sha(1)), "lease on blob", "expired")
+    assert c.REJECT_STATUS["expired"] == 503
     assert c.get_song(db.q, "s1") is None
     # A live lease: accepted, and a blob already referenced needs none.
     log.ok(_lease(log, sha(1)))

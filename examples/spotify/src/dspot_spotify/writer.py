@@ -188,7 +188,9 @@ class CatalogWriter:
         result = await self.result(pos)
         if result.status == "rejected":
             code = result.code or "invalid"
-            raise HTTPError(catalog.REJECT_STATUS[code], result.reason, extensions={"code": code})
+            status = catalog.REJECT_STATUS[code]
+            retry = [("retry-after", "1")] if status == 503 else []
+            raise HTTPError(status, result.reason, headers=retry, extensions={"code": code})
 
     def require_quorum(self) -> None:
         """503 ``read-only: no quorum`` unless this node sees a majority."""

@@ -121,6 +121,12 @@ def require_leases(tx: Tx, before: Mapping[str, int]) -> None:
     for sha, refs in sorted(before.items()):
         row = now.get(sha)
         if refs == 0 and row is not None and row.refs > 0 and row.lease_until < clock:
+            if row.lease_until > 0:  # the upload's own lease ran out while it was committing
+                raise Reject(
+                    f"the upload's lease on blob {sha[:16]} ran out before its song was "
+                    "committed: upload again",
+                    "expired",
+                )
             raise Reject(
                 f"blob {sha[:16]} is not referenced and its upload lease is over: upload again",
                 "conflict",

@@ -212,14 +212,16 @@ class LogPosition:
     seq: int
 
 
-RejectCode = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict"]
-#: HTTP status for each rejection code.
+RejectCode = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "expired"]
+#: HTTP status for each rejection code. ``expired``: an upload's lease on its blobs ran out
+#: before its song was committed; nothing was done and the same upload may be sent again.
 REJECT_STATUS: Final[Mapping[str, int]] = {
     "invalid": 422,
     "unauthenticated": 401,
     "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
+    "expired": 503,
 }
 
 
