@@ -185,12 +185,7 @@ class CatalogWriter:
 
     async def outcome(self, pos: catalog.LogPosition) -> None:
         """Wait until ``pos`` is applied here; raise its rejection as a problem document."""
-        result = await self.result(pos)
-        if result.status == "rejected":
-            code = result.code or "invalid"
-            status = catalog.REJECT_STATUS[code]
-            retry = [("retry-after", "1")] if status == 503 else []
-            raise HTTPError(status, result.reason, headers=retry, extensions={"code": code})
+        _raise_rejection(await self.result(pos))
 
     def require_quorum(self) -> None:
         """503 ``read-only: no quorum`` unless this node sees a majority."""
@@ -225,7 +220,13 @@ class CatalogWriter:
     async def check(self, entry: catalog.Entry, *, leased: Sequence[str] = ()) -> None:
         """Raise what the log would answer ``entry`` now, as a problem document, without
         committing anything (``leased``: blobs to count as under a live lease)."""
-        result = await self.node.replica.check(entry, leased=leased)
-        if result.status == "rejected":
-            code = result.code or "invalid"
-            raise HTTPError(catalog.REJECT_STATUS[code], result.reason, extensions={"code": code})
+        _raise_rejection(await self.node.replica.check(entry, leased=leased))
+
+
+def _raise_rejection(result: catalog.ApplyResult) -> None:
+    """A rejected entry as its problem document (a 503 says when to try again)."""
+    if result.status == "rejected":
+        code = result.code or "invalid"
+        status = catalog.REJECT_STATUS[code]
+        retry = [("retry-after", "1")] if status == 503 else []
+        raise HTTPError(status, result.reason, headers=retry, extensions={"code": code})

@@ -98,11 +98,8 @@ class _Filters:
         alone and only its rows are then selected in full: SQLite's sorter would otherwise
         compute every column (joins, subqueries) of every match before keeping ``limit``."""
         cond = (" WHERE " + " AND ".join(self.where)) if self.where else ""
-        if self.rank is not None and self.fts_table is not None and len(self.where) == 1:
-            return self._ranked_page(tx, key, count_from, select, order, page, limit)
-        if self.rank is not None:
-            order = f"{self.rank}, {order}"
-        if self.fts_table is not None and len(self.where) == 1:
+        text_alone = self.fts_table is not None and len(self.where) == 1
+        if text_alone:
             # Text alone: the index has one row per listed row (the apply code keeps it so),
             # and counting its matches skips a join per match (at 100,000 songs a common
             # word's count took 15 ms with the join, 0.5 ms without).
@@ -110,48 +107,40 @@ class _Filters:
         else:
             count = f"SELECT COUNT(*) {count_from}{self.joins}{cond}"
         total = int(_scalar(tx, count, self.params))
-        keys = [
-            r[0]
-            for r in _exec(
-                tx,
-                f"SELECT {key} {count_from}{self.joins}{cond} ORDER BY {order} LIMIT ? OFFSET ?",
-                [*self.params, limit, (page - 1) * limit],
-            )
-        ]
-        return self._rows(tx, key, select, keys, page, limit, total)
-
-    def _rows(
-        self,
-        tx: Tx,
-        key: str,
-        select: str,
-        keys: Sequence[Any],
-        page: int,
-        limit: int,
-        total: int,
-    ) -> Page[Sequence[Any]]:
-        """The page of the rows ``keys`` (in that order), each selected in full."""
+        if text_alone and self.rank is not None:
+            keys = self._ranked_keys(tx, key, count_from, order, page, limit)
+        else:
+            if self.rank is not None:
+                order = f"{self.rank}, {order}"
+            keys = [
+                r[0]
+                for r in _exec(
+                    tx,
+                    f"SELECT {key} {count_from}{self.joins}{cond} ORDER BY {order} "
+                    "LIMIT ? OFFSET ?",
+                    [*self.params, limit, (page - 1) * limit],
+                )
+            ]
         rows: dict[Any, Sequence[Any]] = {}
         if keys:
             marks = ",".join("?" * len(keys))
             rows = {r[0]: r for r in _exec(tx, f"{select} WHERE {key} IN ({marks})", keys)}
         return Page(tuple(rows[k] for k in keys), page, limit, total)
 
-    def _ranked_page(
-        self, tx: Tx, key: str, count_from: str, select: str, order: str, page: int, limit: int
-    ) -> Page[Sequence[Any]]:
-        """A text search's page by relevance, then ``order``: the rows ordering every match
-        by ``rank, order`` gives, for less work. The index scores every match alone, once
+    def _ranked_keys(
+        self, tx: Tx, key: str, count_from: str, order: str, page: int, limit: int
+    ) -> list[Any]:
+        """The keys of a text search's page by relevance, then ``order``: those ordering every
+        match by ``rank, order`` gives, for less work. The index scores every match alone, once
         (``m``); the page's last score is found among the scores (``cut``), and only the
         matches scoring at least as well (ties included) are joined to their rows and sorted
-        in full. One statement, a page of rows out: the GIL is taken per row returned, and
+        in full. One statement, a page of keys out: the GIL is taken per row returned, and
         returning every score to Python made concurrent searches slower than the plain
         query (4 threads: 520 against 995 searches/s)."""
         assert self.fts_table is not None and self.rank is not None
         table = self.fts_table
-        total = int(_scalar(tx, f"SELECT COUNT(*) FROM {table} WHERE {table} MATCH ?", self.params))
         source = count_from.removeprefix("FROM ")
-        keys = [
+        return [
             r[0]
             for r in _exec(
                 tx,
@@ -163,7 +152,6 @@ class _Filters:
                 [*self.params, page * limit - 1, limit, (page - 1) * limit],
             )
         ]
-        return self._rows(tx, key, select, keys, page, limit, total)
 
 
 ALBUM_COVER: Final = (
