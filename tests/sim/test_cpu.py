@@ -69,6 +69,27 @@ def test_workers_bound_how_much_offloaded_work_overlaps() -> None:
     run_with_mock_clock(main)
 
 
+def test_cancelled_offloaded_work_gives_its_worker_back() -> None:
+    async def main() -> None:
+        cpu = SimCpu(SCRYPT, workers=1)
+
+        async def hash_once() -> None:
+            await cpu.offload(lambda: None, kind="scrypt")
+
+        with anyio.move_on_after(0.01):  # cancelled while holding the only worker
+            await cpu.offload(lambda: None, kind="scrypt")
+        with anyio.move_on_after(0.01):  # cancelled while waiting for it
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hash_once)
+                await anyio.lowlevel.checkpoint()  # the other task takes the worker
+                await hash_once()
+        t0 = anyio.current_time()
+        assert await cpu.offload(lambda: 7, kind="scrypt") == 7
+        assert anyio.current_time() - t0 == pytest.approx(0.05)  # no one holds the worker
+
+    run_with_mock_clock(main)
+
+
 def test_inline_work_stalls_the_loop_and_queues_behind_work_there() -> None:
     """The sabotage: each piece of inline work adds its cost to the loop's queue, and
     whoever waits for the loop (a timer through ``resume``) waits for the queue."""
