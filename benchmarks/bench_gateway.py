@@ -25,7 +25,9 @@ process with a certificate from the development CA
    catalog query on a copy of node 1's SQLite file served by uvicorn+starlette
    (``_search_peer.py``) — in the same run, in that order.
    Requests/s (and the ratio to the peer), p50/p99 latency, and the worst node's event-loop
-   lag p99 during each load (from the ``/metrics`` histograms scraped before and after).
+   lag p99 during each load (from the ``/metrics`` histograms scraped before and after),
+   next to its peer: the same lag monitor on an idle event loop in its own process during
+   the same load (``_bare_loop.py``), which shows what the machine's scheduling alone costs.
    Targets (issue 14): a node >= 1.0x the peer; the gateway >= 0.6x with p99 <= 100 ms;
    loop lag p99 <= 20 ms.
 
@@ -40,6 +42,7 @@ import concurrent.futures
 import contextlib
 import http.client
 import json
+import math
 import os
 import random
 import shutil
@@ -677,11 +680,14 @@ def bench_search(
     runs = [(direct.name, direct), ("gateway (HTTPS)", gateway), (PEER, peer)]
     sides: dict[str, list[dict[str, float]]] = {}
     lag_p99: dict[str, float] = {}
+    bare_p99: dict[str, float] = {}
     for seed, (label, target) in enumerate(runs, start=1):
         if target is not None:
             before = [lag_buckets(url) for url in node_urls]
-            sides[label] = [search_load(target, args.clients, args.seconds, seed)]
+            with bare_loop() as bare:
+                sides[label] = [search_load(target, args.clients, args.seconds, seed)]
             after = [lag_buckets(url) for url in node_urls]
+            bare_p99[label] = lag_quantile_ms({}, bare.buckets, 0.99)
             if target is not peer:  # the worst node's loop lag p99 during this load
                 lag_p99[label] = max(
                     lag_quantile_ms(b, a, 0.99) for b, a in zip(before, after, strict=True)
@@ -690,29 +696,34 @@ def bench_search(
     print(f"\nsearch, {args.songs} songs, {args.clients} clients ({tool}), {args.seconds:g} s each")
     print(
         f"{'path':<36} {'req/s':>8} {'vs peer':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-        f" {'loop lag p99':>13}"
+        f" {'loop lag p99':>13} {'idle loop p99':>14}"
     )
     rows = []
     base = sides[PEER][0]["rate"] if PEER in sides else None
     for label, [r] in sides.items():
         ratio = r["rate"] / base if base else None
         lag = lag_p99.get(label)
+        idle = bare_p99.get(label, math.nan)
         print(
             f"{label:<36} {r['rate']:>8.0f} {'-' if ratio is None else f'{ratio:.2f}x':>8}"
             f" {r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}"
-            f" {'-' if lag is None else f'{lag:.0f} ms':>13}"
+            f" {'-' if lag is None else f'{lag:.0f} ms':>13} {f'{idle:.0f} ms':>14}"
         )
         rows.append(
             [
                 *(label, round(r["rate"]), None if ratio is None else round(ratio, 2)),
                 *(round(r["p50"], 1), round(r["p99"], 1), int(r["errors"])),
                 None if lag is None else round(lag, 1),
+                None if math.isnan(idle) else round(idle, 1),
             ]
         )
     results.table(
         f"search GET /api/songs?q=WORD&limit=20 on {args.songs:,} songs, "
         f"{args.clients} concurrent clients, {args.seconds:g} s",
-        ["path", "req/s", "vs peer", "p50 ms", "p99 ms", "errors", "loop lag p99 ms"],
+        [
+            *("path", "req/s", "vs peer", "p50 ms", "p99 ms", "errors", "loop lag p99 ms"),
+            "idle loop lag p99 ms (peer)",
+        ],
         rows,
         plot={"x": 0, "y": [3, 4], "ylabel": "latency ms"},
         note=f"catalog uploaded through the nodes' API in {took:.0f} s; nodes idle again "
@@ -722,7 +733,9 @@ def bench_search(
         "the peer runs the same catalog query on a copy of node 1's SQLite file, served by "
         "uvicorn+starlette (benchmarks/_search_peer.py); loop lag: the worst node's p99 "
         "during that load, from the /metrics histograms (interpolated inside its bucket, as "
-        "Prometheus' histogram_quantile does)",
+        "Prometheus' histogram_quantile does); idle loop: the same monitor on an event loop "
+        "with nothing else to do, in its own process during the same load "
+        "(benchmarks/_bare_loop.py): what the machine's scheduling alone costs a timer",
     )
     if base:
         node, gw = sides[direct.name][0], sides.get("gateway (HTTPS)", [None])[0]
@@ -736,6 +749,32 @@ def bench_search(
 
 
 PEER = "uvicorn+starlette peer (plain HTTP)"
+
+
+class _BareLoop:
+    def __init__(self) -> None:
+        self.buckets: dict[float, float] = {}
+
+
+@contextlib.contextmanager
+def bare_loop() -> Iterator[_BareLoop]:
+    """Run the idle-loop peer (``_bare_loop.py``) for the duration of the block; its lag
+    histogram is in ``.buckets`` afterwards."""
+    result = _BareLoop()
+    script = Path(__file__).with_name("_bare_loop.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the idle-loop peer did not start")
+        yield result
+    finally:
+        proc.stdin.close()
+        out = proc.stdout.read()
+        proc.wait(timeout=30)
+    result.buckets = {float(k): float(v) for k, v in json.loads(out).items()}
 
 
 def search_peer(tmp: Path, node_db: Path, stack: contextlib.ExitStack) -> Target | None:
