@@ -170,7 +170,12 @@ async def _client(env: NodeEnv, sim: Simulation, store: BlobStore) -> None:
             # The liveness check wants a put and a read by every node in this window: make
             # sure each is tried (a run of 18 rolls without a put did happen, seed 105 of
             # blobstore-swim, and failed the check with nothing wrong in the store).
-            done = {kind for kind, node_name, t in succeeded if node_name == me and t > settled}
+            done = set()
+            for kind, node_name, t in reversed(succeeded):  # appended in time order
+                if t <= settled:
+                    break
+                if node_name == me:
+                    done.add(kind)
             if "put" not in done:
                 roll = 0.0
             elif "read" not in done and readable:
